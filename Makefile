@@ -1,0 +1,40 @@
+# Two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/data/dagster_home
+export ACS_KHAOS_DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: setup demo test dev lint bench clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+	mkdir -p $(DAGSTER_HOME)
+	test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+## Run the main job: a full integration cycle against the sandbox, through Dagster.
+demo: setup
+	$(BIN)/acs-khaos demo
+
+## Run the whole test suite.
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Start the Dagster UI (and daemon) on the same local instance the demo used.
+dev: setup
+	$(BIN)/dagster dev -w workspace.yaml
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+clean:
+	rm -rf data .pytest_cache

@@ -1,0 +1,182 @@
+"""The one settings model of the integration.
+
+Values come, in rising priority, from the defaults below, an optional YAML
+file (``ACS_KHAOS_CONFIG_FILE`` or ``--config``), and environment variables
+with the prefix ``ACS_KHAOS_`` (nested fields with ``__``, for example
+``ACS_KHAOS_KHAOS__SITES__SELLING=1``). Secrets are ``SecretStr`` so they never
+print; invalid settings fail at start with the field's name.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+UK_TIME_ZONE = "Europe/London"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class AcsSettings(BaseModel):
+    """The ACS partner API and file drop."""
+
+    base_url: str = "http://127.0.0.1:8701"
+    subscription_key: SecretStr = SecretStr("sandbox-acs-key")
+    account_code: str = Field("BRAND01", min_length=1, max_length=20, pattern=r"^[A-Za-z0-9_-]+$")
+    drop_folder: Path = Path("data/acs_drop")
+    page_size: int = Field(500, ge=1, le=5000)
+
+
+class KhaosSites(BaseModel):
+    """Khaos Control site ids. Each ACS stock bucket lands on exactly one site."""
+
+    selling: int = 1
+    hire_stock: int = 2
+    on_hire: int = 3
+    inspection: int = 4
+    refurbishment: int = 5
+    quarantine: int = 6
+
+    @model_validator(mode="after")
+    def _distinct(self) -> KhaosSites:
+        ids = list(self.model_dump().values())
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"khaos site ids must be distinct, got {self.model_dump()}")
+        return self
+
+
+class KhaosStages(BaseModel):
+    """Sales Invoice Manager stage ids."""
+
+    cancelled: int = 1
+    released: int = 9
+    acknowledged: int = 12
+    issue: int = 16
+    awaiting_stock: int = 18
+    issued: tuple[int, ...] = (70, 71, 72, 73)
+
+
+class KhaosSettings(BaseModel):
+    """The Khaos Control SOAP service."""
+
+    base_url: str = "http://127.0.0.1:8702"
+    exe_name: str = Field("KhaosControlWeb", pattern=r"^[A-Za-z0-9_.-]+$")
+    username: str = "integration"
+    password: SecretStr = SecretStr("sandbox-khaos-password")
+    sites: KhaosSites = KhaosSites()
+    stages: KhaosStages = KhaosStages()
+    export_batch_size: int = Field(100, ge=1, le=100)
+
+    @property
+    def soap_url(self) -> str:
+        return f"{self.base_url.rstrip('/')}/{self.exe_name}.exe/soap/IKosWeb"
+
+
+class HttpSettings(BaseModel):
+    """Timeouts and retry limits of the HTTP clients (reads only; writes go via the outbox)."""
+
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(30.0, gt=0)
+    max_connections: int = Field(10, ge=1)
+    read_retries: int = Field(4, ge=0)
+    backoff_initial_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
+    verify_tls: bool = True
+
+
+class OutboxSettings(BaseModel):
+    max_attempts: int = Field(6, ge=1)
+    backoff_initial_s: float = Field(2.0, ge=0)
+    backoff_max_s: float = Field(600.0, ge=0)
+    claim_batch: int = Field(50, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything the integration needs to run. See README "Configuration"."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ACS_KHAOS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    data_dir: Path = Path("data")
+    database_url: SecretStr | None = None
+    time_zone: str = UK_TIME_ZONE
+    acs: AcsSettings = AcsSettings()
+    khaos: KhaosSettings = KhaosSettings()
+    http: HttpSettings = HttpSettings()
+    outbox: OutboxSettings = OutboxSettings()
+    sync_mode: Literal["realtime", "batch"] = "batch"
+    variance_tolerance_units: int = Field(2, ge=0)
+    variance_tolerance_value: Decimal = Field(Decimal("50.00"), ge=0)
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        ZoneInfo(value)  # raises for an unknown zone
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'integration.sqlite').resolve()}"
+
+    @property
+    def drop_folder(self) -> Path:
+        folder = self.acs.drop_folder
+        return folder if folder.is_absolute() else self.data_dir.parent / folder
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("ACS_KHAOS_CONFIG_FILE")
+        if config_file:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return (*sources, file_secret_settings)
+
+
+class SettingsError(ValueError):
+    """Settings failed validation; the message names every bad field."""
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build and validate the settings, turning pydantic's error into one readable message."""
+    if config_file is not None:
+        os.environ["ACS_KHAOS_CONFIG_FILE"] = str(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
