@@ -12,7 +12,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from acs_khaos_dagster.domain.models import AcsProduct, Address, Contact, SalesOrder, Site, StockItem
+from acs_khaos_dagster.domain.models import (
+    AcsProduct,
+    Address,
+    Contact,
+    SalesOrder,
+    Site,
+    StockItem,
+)
 
 MANIFEST_NAME = "manifest.json"
 

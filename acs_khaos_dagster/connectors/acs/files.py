@@ -1,0 +1,675 @@
+"""Readers for ACS's CSV drops: the daily stock-units snapshot and the returns file.
+
+Both read with pyarrow (single pass, no per-row Python over good rows) and never
+drop a row silently:
+
+* a row that breaks the layout (wrong number of fields, unparseable timestamp,
+  empty ``sku``/``unique_sku``...) becomes a ``QuarantinedRow`` with its physical
+  line number, its raw text and the reason, and the good rows are kept;
+* an empty file, a header-only file and a file cut short (no line end after the
+  last line) are reported through flags and ``problems``, never raised;
+* a header missing required columns raises ``FileLayoutError`` naming the file
+  and the columns (the file as a whole cannot be used).
+
+Headers are matched case- and spacing-insensitively (``" Unique_Sku "`` is
+``unique_sku``); a UTF-8 byte-order mark, CRLF or LF line ends and quoted fields
+are accepted. A quoted field holding a line break is not supported (ACS's
+layout has none): its pieces are quarantined.
+
+Stock units: the ``status`` column is normalised once per *distinct* value via
+``domain.stock_status``. A unit listed twice counts once: its latest row by
+``last_event_at`` wins; when the latest rows tie with different statuses the
+unit gets ``CONFLICT_STATUS`` (bucket ``unknown``, never sellable) and is
+reported in ``conflicts``.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from acs_khaos_dagster.connectors.acs.file_layouts import (
+    RETURN_ACTIONS,
+    RETURN_GRADES,
+    RETURNS_LAYOUT,
+    STOCK_UNITS_LAYOUT,
+    FileLayout,
+    canonical_header,
+)
+from acs_khaos_dagster.domain.stock_status import (
+    CONFLICT_STATUS,
+    StatusPolicy,
+    StockBucket,
+    classify_statuses,
+)
+
+UTC_TS = pa.timestamp("us", tz="UTC")
+MONEY = pa.decimal128(12, 2)
+_READ_BLOCK_BYTES = 8 << 20
+_HAS_OFFSET = r"(?i)(?:z|[+-]\d\d(?::?\d\d)?)$"
+# A timestamp must carry a date and a time, a date a full date: a value cut short never parses.
+_TIMESTAMP_SHAPE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"
+_DATE_SHAPE = r"^\d{4}-\d{2}-\d{2}"
+
+
+class FileLayoutError(ValueError):
+    """The file's header cannot be read as the expected layout (nothing in it is used)."""
+
+    def __init__(self, path: Path, message: str, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(f"{path.name}: {message}")
+        self.path = path
+        self.missing = missing
+
+
+@dataclass(frozen=True)
+class QuarantinedRow:
+    line_number: int  # physical line in the file, the header being line 1
+    raw_text: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class StatusConflict:
+    """A unit whose latest rows (same ``last_event_at``) disagree on its status."""
+
+    unique_sku: str
+    sku: str
+    last_event_at: datetime
+    statuses: tuple[str, ...]  # the normalised statuses that disagree
+    line_numbers: tuple[int, ...]
+
+
+@dataclass
+class StockFileRead:
+    path: Path
+    units: pa.Table  # one row per unit; see STOCK_UNITS_SCHEMA
+    quarantined: list[QuarantinedRow]
+    conflicts: list[StatusConflict]
+    duplicates_removed: int
+    snapshot_at: datetime | None
+    account_code: str | None
+    rows_read: int  # data lines read (quarantined included, blank lines not)
+    problems: list[str] = field(default_factory=list)
+    empty: bool = False
+    header_only: bool = False
+    truncated: bool = False
+    blank_lines: int = 0
+
+    @property
+    def usable(self) -> bool:
+        """Whether the file holds a snapshot at all (it may still have quarantined rows)."""
+        return not (self.empty or self.header_only) and self.units.num_rows > 0
+
+
+@dataclass
+class ReturnsFileRead:
+    path: Path
+    returns: pa.Table  # one row per returned unit; see RETURNS_SCHEMA
+    quarantined: list[QuarantinedRow]
+    rows_read: int
+    problems: list[str] = field(default_factory=list)
+    empty: bool = False
+    header_only: bool = False
+    truncated: bool = False
+    blank_lines: int = 0
+    unknown_grades: int = 0
+    unknown_actions: int = 0
+
+
+_DICT = pa.dictionary(pa.int32(), pa.string())
+
+STOCK_UNITS_SCHEMA = pa.schema(
+    [
+        ("line_number", pa.int64()),
+        ("account_code", pa.string()),
+        ("snapshot_at", UTC_TS),
+        ("sku", pa.string()),
+        ("unique_sku", pa.string()),
+        ("rfid_epc", pa.string()),
+        ("status_raw", pa.string()),
+        ("status", _DICT),  # normalised
+        ("bucket", _DICT),  # StockBucket value under the policy used
+        ("location_code", pa.string()),
+        ("grade", pa.string()),
+        ("last_event_at", UTC_TS),
+        ("order_number", pa.string()),
+        ("expected_return_date", UTC_TS),
+    ]
+)
+
+RETURNS_SCHEMA = pa.schema(
+    [
+        ("line_number", pa.int64()),
+        ("return_ref", pa.string()),
+        ("order_number", pa.string()),  # null: an unexpected return
+        ("line_item_id", pa.string()),
+        ("sku", pa.string()),
+        ("unique_sku", pa.string()),
+        ("received_at", UTC_TS),
+        ("grade", pa.string()),  # upper-cased
+        ("grade_known", pa.bool_()),  # False: not A/B/C/BER (kept, flagged)
+        ("action_taken", pa.string()),  # upper-cased, spaces/dashes as "_"
+        ("action_known", pa.bool_()),
+        ("action_reason", pa.string()),
+        ("defect_codes", pa.list_(pa.string())),
+        ("repair_cost", MONEY),
+    ]
+)
+
+
+# --- shared reading --------------------------------------------------------------------
+
+
+@dataclass
+class _RawRead:
+    table: pa.Table  # every layout column as string, plus line_number
+    quarantined: list[QuarantinedRow]
+    problems: list[str]
+    empty: bool
+    header_only: bool
+    truncated: bool
+    blank_lines: int
+    rows_read: int
+    last_line_number: int
+
+
+def _empty_raw(layout: FileLayout, problem: str, *, empty: bool) -> _RawRead:
+    columns: dict[str, pa.Array] = {c: pa.array([], pa.string()) for c in layout.columns}
+    columns["line_number"] = pa.array([], pa.int64())
+    return _RawRead(
+        table=pa.table(columns),
+        quarantined=[],
+        problems=[problem],
+        empty=empty,
+        header_only=not empty,
+        truncated=False,
+        blank_lines=0,
+        rows_read=0,
+        last_line_number=0,
+    )
+
+
+def _read_header(path: Path, layout: FileLayout) -> tuple[list[str] | None, bool, bool]:
+    """(column names for pyarrow, has data after the header, file ends with a line end)."""
+    with path.open("rb") as handle:
+        first = handle.readline()
+        rest = handle.read(4096)
+        size = path.stat().st_size
+        ends_with_newline = True
+        if size:
+            handle.seek(size - 1)
+            ends_with_newline = handle.read(1) in (b"\n", b"\r")
+    try:
+        header_text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise FileLayoutError(path, "the header line is not UTF-8") from None
+    if not header_text.strip() and not rest.strip():
+        return None, False, ends_with_newline
+    names = next(csv.reader([header_text.rstrip("\r\n")]), [])
+    canonical = [canonical_header(n) for n in names]
+    seen: set[str] = set()
+    repeated = sorted({c for c in canonical if c in seen or seen.add(c)})  # type: ignore[func-returns-value]
+    if repeated:
+        raise FileLayoutError(path, f"repeated columns in the header: {', '.join(repeated)}")
+    missing = tuple(c for c in layout.required if c not in canonical)
+    if missing:
+        raise FileLayoutError(
+            path,
+            f"not a {layout.name} file: missing required columns {', '.join(missing)}",
+            missing,
+        )
+    return canonical, bool(rest.strip(b"\r\n\t ")), ends_with_newline
+
+
+def _read_lines(path: Path, wanted: set[int]) -> dict[int, str]:
+    """The raw text of the given physical lines (only used for the few quarantined rows)."""
+    found: dict[int, str] = {}
+    if not wanted:
+        return found
+    last = max(wanted)
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if number in wanted:
+                text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+                found[number] = text.lstrip("\ufeff") if number == 1 else text
+            if number >= last:
+                break
+    return found
+
+
+def _read_raw(path: Path, layout: FileLayout) -> _RawRead:
+    path = Path(path)
+    names, has_data, ends_with_newline = _read_header(path, layout)
+    if names is None:
+        return _empty_raw(layout, "file is empty", empty=True)
+    if not has_data:
+        return _empty_raw(layout, "file holds a header and no rows", empty=False)
+
+    pyarrow_names = [n if n in layout.columns else f"_ignored_{i}" for i, n in enumerate(names)]
+    ignored = [n for n in names if n not in layout.columns]
+    bad_width: list[tuple[int | None, str, int, int]] = []
+
+    def on_invalid_row(row: Any) -> str:
+        bad_width.append((row.number, row.text, row.expected_columns, row.actual_columns))
+        return "skip"
+
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(
+                column_names=pyarrow_names,
+                skip_rows=1,
+                use_threads=False,  # single-threaded so the handler gets line numbers
+                block_size=_READ_BLOCK_BYTES,
+            ),
+            parse_options=pacsv.ParseOptions(
+                invalid_row_handler=on_invalid_row, ignore_empty_lines=False
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={n: pa.string() for n in pyarrow_names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                include_columns=[n for n in pyarrow_names if not n.startswith("_ignored_")],
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        raise FileLayoutError(path, f"cannot be read as CSV: {exc}") from None
+
+    problems: list[str] = []
+    if ignored:
+        problems.append(f"ignored unknown columns: {', '.join(ignored)}")
+    for column in layout.columns:  # optional columns absent from the header read as empty
+        if column not in table.column_names:
+            table = table.append_column(column, pa.array([""] * table.num_rows, pa.string()))
+    table = table.select(list(layout.columns))
+
+    # Every physical data line is either a parsed row or an invalid one, in order.
+    invalid_numbers = np.array([n for n, *_ in bad_width if n is not None], dtype=np.int64)
+    total_lines = table.num_rows + len(bad_width)
+    all_numbers = np.arange(2, 2 + total_lines, dtype=np.int64)
+    row_numbers = all_numbers[~np.isin(all_numbers, invalid_numbers)]
+    table = table.append_column("line_number", pa.array(row_numbers[: table.num_rows]))
+    last_line_number = int(all_numbers[-1]) if total_lines else 1
+
+    blank = None
+    for column in layout.columns:
+        is_empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(table[column])), 0)
+        blank = is_empty if blank is None else pc.and_(blank, is_empty)
+    blank_lines = int(pc.sum(blank).as_py() or 0) if blank is not None else 0
+    if blank_lines:
+        table = table.filter(pc.invert(blank))
+        problems.append(f"{blank_lines} blank line(s) skipped")
+
+    truncated = not ends_with_newline
+    quarantined: list[QuarantinedRow] = []
+    for number, text, expected, actual in bad_width:
+        line = number if number is not None else -1
+        if truncated and line == last_line_number:
+            reason = f"file cut short: last line has {actual} of {expected} fields"
+        else:
+            reason = f"expected {expected} fields, found {actual}"
+        quarantined.append(QuarantinedRow(line, text, reason))
+    if truncated:
+        problems.append("file cut short: no line end after the last line")
+
+    return _RawRead(
+        table=table,
+        quarantined=quarantined,
+        problems=problems,
+        empty=False,
+        header_only=table.num_rows == 0 and not quarantined,
+        truncated=truncated,
+        blank_lines=blank_lines,
+        rows_read=table.num_rows + len(quarantined),
+        last_line_number=last_line_number,
+    )
+
+
+def _trimmed(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return pc.utf8_trim_whitespace(column)
+
+
+def _blank_to_null(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+
+
+def _by_distinct(
+    column: pa.ChunkedArray | pa.Array,
+    convert: Callable[[pa.Array], pa.Array],
+) -> pa.Array:
+    """Apply ``convert`` to each distinct value once and spread the result back over the rows."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    encoded = pc.dictionary_encode(column)
+    return pc.take(convert(encoded.dictionary), encoded.indices)
+
+
+def _parse_utc_values(values: pa.Array, shape: str = _TIMESTAMP_SHAPE) -> pa.Array:
+    """ISO-8601 strings → UTC timestamps (null when blank or unparseable; no offset means UTC)."""
+    series = values.to_pandas().str.strip()
+    series = series.where(series.str.match(shape, na=False), "")
+    has_offset = series.str.contains(_HAS_OFFSET, regex=True, na=False)
+    parsed = pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns, UTC]")
+    # Parse offset and naive values apart: pandas applies one value's offset to its neighbours.
+    for mask in (has_offset, ~has_offset):
+        part = series[mask & (series != "")]
+        if len(part):
+            parsed[part.index] = pd.to_datetime(
+                part, utc=True, errors="coerce", format="ISO8601"
+            )
+    return pa.array(parsed, type=UTC_TS, from_pandas=True)
+
+
+def _parse_utc(column: pa.ChunkedArray | pa.Array, *, date_only: bool = False) -> pa.Array:
+    shape = _DATE_SHAPE if date_only else _TIMESTAMP_SHAPE
+    return _by_distinct(column, lambda values: _parse_utc_values(values, shape))
+
+
+class _Reasons:
+    """Accumulates, vectorised, why each row is quarantined (null: the row is good)."""
+
+    def __init__(self, rows: int) -> None:
+        self.reason: pa.Array = pa.nulls(rows, pa.string())
+
+    def add(self, failed: pa.Array | pa.ChunkedArray, message: str) -> None:
+        failed = pc.fill_null(failed, False)
+        joined = pc.binary_join_element_wise(self.reason, pa.scalar(message), "; ")
+        self.reason = pc.if_else(
+            failed, pc.if_else(pc.is_null(self.reason), pa.scalar(message), joined), self.reason
+        )
+
+    def split(
+        self, path: Path, table: pa.Table, raw: _RawRead
+    ) -> tuple[pa.Table, list[QuarantinedRow]]:
+        bad = pc.is_valid(self.reason)
+        if not pc.any(bad).as_py():
+            return table, []
+        numbers = pc.filter(table["line_number"], bad).to_pylist()
+        reasons = pc.filter(self.reason, bad).to_pylist()
+        texts = _read_lines(path, set(numbers))
+        rows = []
+        for number, reason in zip(numbers, reasons, strict=True):
+            if raw.truncated and number == raw.last_line_number:
+                reason = f"file cut short: {reason}"
+            rows.append(QuarantinedRow(number, texts.get(number, ""), reason))
+        return table.filter(pc.invert(bad)), rows
+
+
+def _finish_quarantine(rows: list[QuarantinedRow]) -> list[QuarantinedRow]:
+    return sorted(rows, key=lambda r: r.line_number)
+
+
+# --- stock units -------------------------------------------------------------------------
+
+
+def _classify(
+    status_raw: pa.Array, policy: StatusPolicy | None
+) -> tuple[pa.DictionaryArray, pa.DictionaryArray]:
+    """(normalised status, bucket) as dictionary arrays; each distinct raw value classified once."""
+    encoded = pc.dictionary_encode(status_raw)
+    raw_values = encoded.dictionary.to_pylist()
+    mapping = classify_statuses(raw_values, policy)
+    statuses = sorted({mapping[v][0] for v in raw_values})
+    status_index = {s: i for i, s in enumerate(statuses)}
+    buckets = [b.value for b in StockBucket]
+    bucket_index = {b: i for i, b in enumerate(buckets)}
+    to_status = pa.array([status_index[mapping[v][0]] for v in raw_values], pa.int32())
+    to_bucket = pa.array([bucket_index[mapping[v][1].value] for v in raw_values], pa.int32())
+    status = pa.DictionaryArray.from_arrays(
+        pc.take(to_status, encoded.indices), pa.array(statuses, pa.string())
+    )
+    bucket = pa.DictionaryArray.from_arrays(
+        pc.take(to_bucket, encoded.indices), pa.array(buckets, pa.string())
+    )
+    return status, bucket
+
+
+def _resolve_duplicates(table: pa.Table) -> tuple[pa.Table, int, list[StatusConflict]]:
+    """Keep each unit's latest row; mark units whose latest rows disagree as conflicting."""
+    counts = table.group_by("unique_sku").aggregate([("unique_sku", "count")])
+    repeated = counts.filter(pc.greater(counts["unique_sku_count"], 1))["unique_sku"]
+    if len(repeated) == 0:
+        return table, 0, []
+    in_repeated = pc.is_in(table["unique_sku"], value_set=repeated.combine_chunks())
+    subset = (
+        table.filter(in_repeated)
+        .select(["line_number", "unique_sku", "sku", "status", "last_event_at"])
+        .to_pandas()
+    )
+    subset["status"] = subset["status"].astype(str)
+    latest = subset.groupby("unique_sku")["last_event_at"].transform("max")
+    top = subset[subset["last_event_at"] == latest].sort_values("line_number")
+    kept = top.drop_duplicates("unique_sku", keep="last")
+    statuses = top.groupby("unique_sku")["status"].agg(lambda s: tuple(sorted(set(s))))
+    conflicting = statuses[statuses.map(len) > 1]
+    conflicts = []
+    for unique_sku, values in conflicting.items():
+        rows = top[top["unique_sku"] == unique_sku]
+        conflicts.append(
+            StatusConflict(
+                unique_sku=str(unique_sku),
+                sku=str(rows["sku"].iloc[-1]),
+                last_event_at=rows["last_event_at"].iloc[-1].to_pydatetime(),
+                statuses=values,
+                line_numbers=tuple(int(n) for n in rows["line_number"]),
+            )
+        )
+    keep = pc.or_(
+        pc.invert(in_repeated),
+        pc.is_in(table["line_number"], value_set=pa.array(kept["line_number"], pa.int64())),
+    )
+    removed = len(subset) - len(kept)
+    table = table.filter(keep)
+    if conflicts:
+        marked = pc.is_in(
+            table["unique_sku"], value_set=pa.array([c.unique_sku for c in conflicts])
+        )
+        status = pc.if_else(marked, CONFLICT_STATUS, pc.cast(table["status"], pa.string()))
+        bucket = pc.if_else(
+            marked, StockBucket.UNKNOWN.value, pc.cast(table["bucket"], pa.string())
+        )
+        table = table.set_column(
+            table.schema.get_field_index("status"), "status", pc.dictionary_encode(status)
+        )
+        table = table.set_column(
+            table.schema.get_field_index("bucket"), "bucket", pc.dictionary_encode(bucket)
+        )
+    return table, removed, sorted(conflicts, key=lambda c: c.unique_sku)
+
+
+def read_stock_units(path: Path, policy: StatusPolicy | None = None) -> StockFileRead:
+    """Read a ``stock_units_*.csv`` snapshot. Raises only ``FileLayoutError`` (unusable header)."""
+    path = Path(path)
+    raw = _read_raw(path, STOCK_UNITS_LAYOUT)
+    table = raw.table
+    trimmed = {
+        c: _trimmed(table[c])
+        for c in ("account_code", "sku", "unique_sku", "rfid_epc", "location_code", "grade",
+                  "order_number")
+    }
+    snapshot_at = _parse_utc(table["snapshot_at"])
+    last_event_at = _parse_utc(table["last_event_at"])
+    expected_return = _parse_utc(table["expected_return_date"], date_only=True)
+    status_raw = table["status"]
+
+    reasons = _Reasons(table.num_rows)
+    reasons.add(pc.equal(trimmed["sku"], ""), "empty sku")
+    reasons.add(pc.equal(trimmed["unique_sku"], ""), "empty unique_sku")
+    reasons.add(pc.equal(_trimmed(status_raw), ""), "empty status")
+    reasons.add(pc.is_null(snapshot_at), "snapshot_at is not an ISO-8601 timestamp")
+    reasons.add(pc.is_null(last_event_at), "last_event_at is not an ISO-8601 timestamp")
+    reasons.add(
+        pc.and_(pc.is_null(expected_return), pc.not_equal(_trimmed(table["expected_return_date"]),
+                                                          "")),
+        "expected_return_date is not an ISO-8601 date",
+    )
+    typed = pa.table(
+        {
+            "line_number": table["line_number"],
+            "account_code": trimmed["account_code"],
+            "snapshot_at": snapshot_at,
+            "sku": trimmed["sku"],
+            "unique_sku": trimmed["unique_sku"],
+            "rfid_epc": _blank_to_null(trimmed["rfid_epc"]),
+            "status_raw": status_raw,
+            "location_code": _blank_to_null(trimmed["location_code"]),
+            "grade": _blank_to_null(trimmed["grade"]),
+            "last_event_at": last_event_at,
+            "order_number": _blank_to_null(trimmed["order_number"]),
+            "expected_return_date": expected_return,
+        }
+    )
+    good, quarantined = reasons.split(path, typed, raw)
+    status, bucket = _classify(good["status_raw"].combine_chunks(), policy)
+    good = good.append_column("status", status).append_column("bucket", bucket)
+    good = good.select(STOCK_UNITS_SCHEMA.names)
+    good, removed, conflicts = _resolve_duplicates(good)
+    good = good.cast(STOCK_UNITS_SCHEMA)
+
+    problems = list(raw.problems)
+    account_code = _single_value(good["account_code"], "account_code", problems, pick="mode")
+    snapshot = _single_value(good["snapshot_at"], "snapshot_at", problems, pick="max")
+    if removed:
+        problems.append(f"{removed} duplicate unit row(s) superseded by a later row")
+    if conflicts:
+        problems.append(f"{len(conflicts)} unit(s) with conflicting statuses made not sellable")
+    all_quarantined = _finish_quarantine(raw.quarantined + quarantined)
+    if all_quarantined:
+        problems.append(f"{len(all_quarantined)} row(s) quarantined")
+    return StockFileRead(
+        path=path,
+        units=good,
+        quarantined=all_quarantined,
+        conflicts=conflicts,
+        duplicates_removed=removed,
+        snapshot_at=snapshot,
+        account_code=account_code,
+        rows_read=raw.rows_read,
+        problems=problems,
+        empty=raw.empty,
+        header_only=raw.header_only,
+        truncated=raw.truncated,
+        blank_lines=raw.blank_lines,
+    )
+
+
+def _single_value(
+    column: pa.ChunkedArray, name: str, problems: list[str], pick: str
+) -> Any:
+    counts = pc.value_counts(column.combine_chunks()).to_pylist()
+    values = [c["values"] for c in counts if c["values"] not in (None, "")]
+    if not values:
+        return None
+    if len(values) > 1:
+        problems.append(f"{len(values)} different {name} values in one file")
+    if pick == "max":
+        return max(values)
+    best = max(counts, key=lambda c: (c["counts"], str(c["values"])))
+    return best["values"]
+
+
+# --- returns -------------------------------------------------------------------------
+
+
+def _parse_money_values(values: pa.Array) -> tuple[pa.Array, pa.Array]:
+    parsed: list[Decimal | None] = []
+    bad: list[bool] = []
+    for text in values.to_pylist():
+        cleaned = (text or "").strip().replace("£", "").replace(",", "")
+        if not cleaned:
+            parsed.append(None)
+            bad.append(False)
+            continue
+        try:
+            amount = Decimal(cleaned).quantize(Decimal("0.01"))
+            ok = amount.is_finite() and amount >= 0 and abs(amount) < Decimal("1e10")
+        except InvalidOperation:
+            amount, ok = None, False
+        parsed.append(amount if ok else None)
+        bad.append(not ok)
+    return pa.array(parsed, MONEY), pa.array(bad, pa.bool_())
+
+
+def _defect_lists(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    text = pc.replace_substring_regex(_trimmed(column), r"\s*\|\s*", "|")
+    text = pc.replace_substring_regex(text, r"\|{2,}", "|")
+    text = pc.utf8_trim(text, "|")
+    lists = pc.split_pattern(text, "|")
+    return pc.if_else(pc.equal(text, ""), pa.scalar([], pa.list_(pa.string())), lists)
+
+
+def read_returns(path: Path) -> ReturnsFileRead:
+    """Read a ``returns_*.csv`` file. Raises only ``FileLayoutError`` (unusable header)."""
+    path = Path(path)
+    raw = _read_raw(path, RETURNS_LAYOUT)
+    table = raw.table
+    received_at = _parse_utc(table["received_at"])
+    grade = pc.utf8_upper(_trimmed(table["grade"]))
+    action = pc.utf8_upper(
+        pc.replace_substring_regex(_trimmed(table["action_taken"]), r"[\s\-]+", "_")
+    )
+    cost_column = table["repair_cost"].combine_chunks()
+    encoded_cost = pc.dictionary_encode(cost_column)
+    cost_values, cost_bad = _parse_money_values(encoded_cost.dictionary)
+    repair_cost = pc.take(cost_values, encoded_cost.indices)
+    repair_cost_bad = pc.take(cost_bad, encoded_cost.indices)
+
+    reasons = _Reasons(table.num_rows)
+    for column in ("return_ref", "sku", "unique_sku"):
+        reasons.add(pc.equal(_trimmed(table[column]), ""), f"empty {column}")
+    reasons.add(pc.is_null(received_at), "received_at is not an ISO-8601 timestamp")
+    reasons.add(repair_cost_bad, "repair_cost is not an amount of money")
+    typed = pa.table(
+        {
+            "line_number": table["line_number"],
+            "return_ref": _trimmed(table["return_ref"]),
+            "order_number": _blank_to_null(_trimmed(table["order_number"])),
+            "line_item_id": _blank_to_null(_trimmed(table["line_item_id"])),
+            "sku": _trimmed(table["sku"]),
+            "unique_sku": _trimmed(table["unique_sku"]),
+            "received_at": received_at,
+            "grade": grade,
+            "grade_known": pc.is_in(grade, value_set=pa.array(RETURN_GRADES)),
+            "action_taken": action,
+            "action_known": pc.is_in(action, value_set=pa.array(RETURN_ACTIONS)),
+            "action_reason": _blank_to_null(_trimmed(table["action_reason"])),
+            "defect_codes": _defect_lists(table["defect_codes"]),
+            "repair_cost": repair_cost,
+        }
+    )
+    good, quarantined = reasons.split(path, typed, raw)
+    good = good.cast(RETURNS_SCHEMA)
+    problems = list(raw.problems)
+    unknown_grades = int(pc.sum(pc.invert(good["grade_known"])).as_py() or 0)
+    unknown_actions = int(pc.sum(pc.invert(good["action_known"])).as_py() or 0)
+    if unknown_grades:
+        problems.append(f"{unknown_grades} row(s) with a grade other than A, B, C, BER")
+    if unknown_actions:
+        problems.append(f"{unknown_actions} row(s) with an unknown action_taken")
+    all_quarantined = _finish_quarantine(raw.quarantined + quarantined)
+    if all_quarantined:
+        problems.append(f"{len(all_quarantined)} row(s) quarantined")
+    return ReturnsFileRead(
+        path=path,
+        returns=good,
+        quarantined=all_quarantined,
+        rows_read=raw.rows_read,
+        problems=problems,
+        empty=raw.empty,
+        header_only=raw.header_only,
+        truncated=raw.truncated,
+        blank_lines=raw.blank_lines,
+        unknown_grades=unknown_grades,
+        unknown_actions=unknown_actions,
+    )

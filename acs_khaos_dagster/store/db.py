@@ -1,0 +1,173 @@
+"""Engine and session factory for the integration's own database.
+
+SQLite (the default, a file under the data folder) and PostgreSQL run the same code. On
+SQLite every transaction starts with ``BEGIN IMMEDIATE``, so writers queue up instead of
+failing half-way with "database is locked"; a writer that has to wait says so in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def normalise_url(url: str) -> str:
+    """Pin PostgreSQL to psycopg2: SQLAlchemy 2.1 maps plain ``postgresql://`` to psycopg 3."""
+    for plain in ("postgresql://", "postgres://"):
+        if url.startswith(plain):
+            return "postgresql+psycopg2://" + url[len(plain) :]
+    return url
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _install_sqlite_events(engine: Engine, busy_timeout_ms: int) -> None:
+    database = engine.url.database or ":memory:"
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        # Take over transaction control from pysqlite so BEGIN IMMEDIATE is ours to emit.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        raw = conn.connection.dbapi_connection
+        cur = raw.cursor()
+        try:
+            # First try without waiting, so a wait can be reported before it happens.
+            cur.execute("PRAGMA busy_timeout=0")
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+            started = time.monotonic()
+            log.info(
+                "SQLite store %s: another writer holds the lock; waiting up to %.0f s",
+                database,
+                busy_timeout_ms / 1000,
+            )
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cur.execute("BEGIN IMMEDIATE")
+            log.info(
+                "SQLite store %s: got the write lock after %.2f s",
+                database,
+                time.monotonic() - started,
+            )
+        finally:
+            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+            cur.close()
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """Create the engine for ``url`` with the store's connection settings."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
+        _install_sqlite_events(engine, SQLITE_BUSY_TIMEOUT_MS)
+        return engine
+    return create_engine(url, echo=echo, pool_pre_ping=True, future=True)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    # Rows stay readable after commit: the API hands them back to callers.
+    return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+ALEMBIC_INI = Path(__file__).resolve().parent / "alembic.ini"
+_PG_MIGRATION_LOCK = 0x41434B48  # any constant; serialises concurrent upgrades on PostgreSQL
+
+
+def alembic_config(connection: Any = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config(str(ALEMBIC_INI))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade_to_head(engine: Engine) -> None:
+    """Run every pending migration in one transaction (several processes may start at once)."""
+    from alembic import command
+    from sqlalchemy import text
+
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+        command.upgrade(alembic_config(conn), "head")
+
+
+class Database:
+    """Engine, sessions and the clock; every store component works through one of these."""
+
+    def __init__(self, engine: Engine, clock: Clock = utc_now) -> None:
+        self.engine = engine
+        self.session_factory = make_session_factory(engine)
+        self._clock = clock
+
+    def now(self) -> datetime:
+        value = self._clock()
+        if value.tzinfo is None:
+            raise ValueError("the store's clock must return an aware datetime")
+        return value.astimezone(UTC)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def transaction(self, session: Session | None = None) -> Iterator[Session]:
+        """A unit of work: commits at the end, rolls back on error.
+
+        Given a caller's ``session``, joins it instead (the caller commits), so data, a
+        cursor and a ledger row can be written in one transaction.
+        """
+        if session is not None:
+            yield session
+            return
+        with self.session_factory() as new_session, new_session.begin():
+            yield new_session
+
+    def insert(self, table: Any) -> Any:
+        """An INSERT that understands ``on_conflict_do_*`` on both backends."""
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            return pg_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)

@@ -1,0 +1,74 @@
+"""Fixtures shared by the whole suite.
+
+Every test session gets its own data folder and a clean ``ACS_KHAOS_*``
+environment, so nothing on the developer's machine leaks into a test.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "ACS_KHAOS_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+)
+KEEP_ENV = {"ACS_KHAOS_REQUIRE_POSTGRES", "ACS_KHAOS_TEST_POSTGRES_URL"}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    saved = dict(os.environ)
+    for key in list(os.environ):
+        if key.startswith("ACS_KHAOS_") and key not in KEEP_ENV:
+            del os.environ[key]
+    data = tmp_path_factory.mktemp("data")
+    os.environ["ACS_KHAOS_DATA_DIR"] = str(data)
+    os.environ["ACS_KHAOS_ACS__DROP_FOLDER"] = str(data / "acs_drop")
+    os.environ.pop("DAGSTER_HOME", None)
+    yield data
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def postgres_required() -> bool:
+    return os.environ.get("ACS_KHAOS_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> str:
+    """The real PostgreSQL; skipped when it is down locally, a failure in CI."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        if postgres_required():
+            pytest.fail(
+                f"PostgreSQL is required (ACS_KHAOS_REQUIRE_POSTGRES=1) but unreachable: {exc}"
+            )
+        pytest.skip(f"PostgreSQL unreachable: {exc}")
+    return POSTGRES_ADMIN_URL
+
+
+@pytest.fixture
+def fresh_postgres_database(postgres_admin_url: str) -> Iterator[str]:
+    """An empty PostgreSQL database for one test, dropped afterwards; yields its URL."""
+    import sqlalchemy as sa
+
+    name = f"akd_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -1,0 +1,69 @@
+"""The settings model: defaults, file and environment, validation, secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from acs_khaos_dagster.config import SettingsError, load_settings
+
+
+def test_defaults_point_at_the_sandbox_in_uk_time() -> None:
+    settings = load_settings()
+    assert settings.time_zone == "Europe/London"
+    assert settings.khaos.stages.released == 9
+    assert settings.khaos.stages.acknowledged == 12
+    assert settings.http.verify_tls is True
+
+
+def test_environment_overrides_nested_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACS_KHAOS_KHAOS__SITES__SELLING", "11")
+    monkeypatch.setenv("ACS_KHAOS_ACS__ACCOUNT_CODE", "CASTORE")
+    settings = load_settings()
+    assert settings.khaos.sites.selling == 11
+    assert settings.acs.account_code == "CASTORE"
+
+
+def test_yaml_file_is_read_and_environment_wins_over_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "settings.yaml"
+    config.write_text("acs:\n  account_code: FROMFILE\nhttp:\n  read_timeout_s: 12\n")
+    monkeypatch.setenv("ACS_KHAOS_HTTP__READ_TIMEOUT_S", "7")
+    monkeypatch.delenv("ACS_KHAOS_CONFIG_FILE", raising=False)
+    settings = load_settings(config)
+    monkeypatch.delenv("ACS_KHAOS_CONFIG_FILE")
+    assert settings.acs.account_code == "FROMFILE"
+    assert settings.http.read_timeout_s == 7
+
+
+def test_invalid_setting_fails_with_a_message_naming_the_field(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACS_KHAOS_HTTP__READ_TIMEOUT_S", "-3")
+    with pytest.raises(SettingsError, match=r"http\.read_timeout_s"):
+        load_settings()
+
+
+def test_unknown_time_zone_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACS_KHAOS_TIME_ZONE", "Mars/Olympus_Mons")
+    with pytest.raises(SettingsError, match="time_zone"):
+        load_settings()
+
+
+def test_two_stock_buckets_on_one_khaos_site_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACS_KHAOS_KHAOS__SITES__QUARANTINE", "1")
+    with pytest.raises(SettingsError, match="distinct"):
+        load_settings()
+
+
+def test_secrets_never_appear_when_settings_are_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACS_KHAOS_ACS__SUBSCRIPTION_KEY", "sk-live-very-secret")
+    monkeypatch.setenv("ACS_KHAOS_KHAOS__PASSWORD", "hunter2-very-secret")
+    monkeypatch.setenv("ACS_KHAOS_DATABASE_URL", "postgresql://u:dbpass-very-secret@h/db")
+    settings = load_settings()
+    printed = repr(settings) + str(settings) + settings.model_dump_json()
+    for secret in ("sk-live-very-secret", "hunter2-very-secret", "dbpass-very-secret"):
+        assert secret not in printed
+    assert settings.acs.subscription_key.get_secret_value() == "sk-live-very-secret"
