@@ -1,0 +1,132 @@
+"""The integration's own durable store: outbox, exception queue, audit log, file ledger,
+cursors. Open it with ``Store.open(url)`` (migrates to head) or ``Store.from_settings()``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.orm import Session
+
+from acs_khaos_dagster.store.audit import AuditLog, default_actor
+from acs_khaos_dagster.store.cursors import Cursors
+from acs_khaos_dagster.store.db import Clock, Database, make_engine, upgrade_to_head, utc_now
+from acs_khaos_dagster.store.exceptions import ExceptionQueue, ExceptionType, Owner, OwnerTargets
+from acs_khaos_dagster.store.ledger import FileLedger, Quarantine
+from acs_khaos_dagster.store.outbox import (
+    Dispatcher,
+    DispatchReport,
+    EffectHandler,
+    Outbox,
+    OutboxStatus,
+)
+
+if TYPE_CHECKING:
+    from acs_khaos_dagster.config import OutboxSettings, Settings
+
+__all__ = [
+    "DispatchReport",
+    "Dispatcher",
+    "EffectHandler",
+    "ExceptionQueue",
+    "ExceptionType",
+    "FileLedger",
+    "Outbox",
+    "OutboxStatus",
+    "Owner",
+    "OwnerTargets",
+    "Quarantine",
+    "Store",
+    "default_actor",
+    "open_store",
+]
+
+
+class Store:
+    """Facade over one database: ``outbox``, ``exceptions``, ``audit``, ``ledger``, ``cursors``."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        owners: dict[str, str] | None = None,
+        targets: OwnerTargets | None = None,
+    ) -> None:
+        self.db = db
+        self.audit = AuditLog(db)
+        self.outbox = Outbox(db, self.audit)
+        self.exceptions = ExceptionQueue(
+            db, self.audit, self.outbox, owners=owners, targets=targets
+        )
+        self.ledger = FileLedger(db)
+        self.cursors = Cursors(db)
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        clock: Clock = utc_now,
+        migrate: bool = True,
+        owners: dict[str, str] | None = None,
+        targets: OwnerTargets | None = None,
+    ) -> Store:
+        engine = make_engine(url)
+        if migrate:
+            upgrade_to_head(engine)
+        return cls(Database(engine, clock), owners=owners, targets=targets)
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **kwargs: Any) -> Store:
+        if settings is None:
+            from acs_khaos_dagster.config import get_settings
+
+            settings = get_settings()
+        return cls.open(settings.resolved_database_url, **kwargs)
+
+    @property
+    def engine(self) -> Any:
+        return self.db.engine
+
+    def now(self) -> Any:
+        return self.db.now()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """One unit of work; pass its session to the components to write in it."""
+        with self.db.transaction() as session:
+            yield session
+
+    def dispatcher(
+        self,
+        handlers: Mapping[str, EffectHandler],
+        settings: OutboxSettings | None = None,
+        **kwargs: Any,
+    ) -> Dispatcher:
+        return Dispatcher(self, handlers, settings, **kwargs)
+
+    def approve(
+        self, *, actor: str, effect_id: int | None = None, exception_id: int | None = None
+    ) -> bool:
+        """Release a held effect, named directly or by its exception. True if it was released."""
+        if (effect_id is None) == (exception_id is None):
+            raise ValueError("give exactly one of effect_id or exception_id")
+        if exception_id is not None:
+            return self.exceptions.approve(exception_id, actor)
+        assert effect_id is not None
+        return self.outbox.approve(effect_id, actor)
+
+    def close(self) -> None:
+        self.db.engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_store(settings: Settings | None = None, **kwargs: Any) -> Store:
+    """Open (and migrate) the store named by ``settings`` (default: ``get_settings()``)."""
+    return Store.from_settings(settings, **kwargs)

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -30,6 +31,17 @@ class Quarantine:
     line_number: int
     raw: str
     reason: str
+
+
+def _as_quarantine(row: Any) -> Quarantine:
+    if isinstance(row, Quarantine):
+        return row
+    if isinstance(row, tuple):
+        return Quarantine(*row)
+    raw = getattr(row, "raw", None)
+    if raw is None:
+        raw = row.raw_text
+    return Quarantine(int(row.line_number), str(raw), str(row.reason))
 
 
 def file_sha256(path: Path) -> str:
@@ -141,11 +153,13 @@ class FileLedger:
     def add_quarantined_rows(
         self,
         file_id: int,
-        rows: Iterable[Quarantine | tuple[int, str, str]],
+        rows: Iterable[Quarantine | tuple[int, str, str] | Any],
         session: Session | None = None,
     ) -> int:
+        """Keep the bad rows with their reasons. Accepts ``Quarantine``, ``(line, raw, reason)``
+        tuples, or any object with ``line_number``, ``raw`` (or ``raw_text``) and ``reason``."""
         now = self._db.now()
-        items = [row if isinstance(row, Quarantine) else Quarantine(*row) for row in rows]
+        items = [_as_quarantine(row) for row in rows]
         with self._db.transaction(session) as s:
             s.add_all(
                 QuarantinedRow(

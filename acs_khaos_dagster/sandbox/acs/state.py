@@ -103,6 +103,7 @@ def _status_key(status: str) -> str:
 
 
 _READY_KEY = _status_key(READY)
+_IN_PICK_KEYS = frozenset(_status_key(s) for s in (ALLOCATED, PICKING, PACKED))
 
 
 def is_despatch_day(when: datetime) -> bool:
@@ -579,12 +580,18 @@ class AcsState:
     def _do_allocate(self, order: Order, when: datetime) -> None:
         shipments, short = self._plan(order)
         kept: list[list[PlanLine]] = []
+        used: set[str] = set()
         for lines in shipments:
             kept_lines: list[PlanLine] = []
             for line in lines:
-                ready = [u for u in self.units_by_sku.get(line.sku, [])
-                         if _status_key(u.status) == _READY_KEY]
-                taken = ready[: line.quantity]
+                candidates = self.units_by_sku.get(line.sku, [])
+                # Units the scenario already shows as allocated to this order come first.
+                ready = [u for u in candidates if u.order_number == order.number
+                         and _status_key(u.status) in _IN_PICK_KEYS] + [
+                    u for u in candidates if _status_key(u.status) == _READY_KEY
+                    and not u.order_number]
+                taken = [u for u in ready if u.unique_sku not in used][: line.quantity]
+                used.update(u.unique_sku for u in taken)
                 for unit in taken:
                     self._set_unit(unit, ALLOCATED, when, order_number=order.number)
                     line.unique_skus.append(unit.unique_sku)

@@ -41,7 +41,14 @@ from acs_khaos_dagster.connectors.khaos.xml import (
     sub,
     text_of,
 )
-from acs_khaos_dagster.domain.models import Invoice, Package, SalesOrder, Site, StockItem, StockLevel
+from acs_khaos_dagster.domain.models import (
+    Invoice,
+    Package,
+    SalesOrder,
+    Site,
+    StockItem,
+    StockLevel,
+)
 from acs_khaos_dagster.sandbox.khaos.state import (
     AdjustmentGroupRecord,
     KhaosBooks,

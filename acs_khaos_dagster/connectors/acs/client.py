@@ -1,0 +1,344 @@
+"""HTTP client of the ACS partner API (modelled contract in ``docs``/``contracts/acs.md``).
+
+Typed methods take and return ``domain.models`` records only; the JSON lives in
+``wire.py``. Failures are raised only as ``connectors.errors`` classes:
+
+===============================================  ===========================================
+what happened                                    raised
+===============================================  ===========================================
+401                                              ``AuthenticationError``
+404                                              ``NotFoundError``
+409 (``ORDER_LOCKED``)                           ``ConflictError``
+422 (``UNKNOWN_SKU``, ``INACTIVE_SKU``…)          ``PermanentError`` (``details`` = the errors)
+other 4xx                                        ``PermanentError``
+429                                              ``TransientError`` (``retry_after`` seconds)
+5xx                                              ``TransientError``
+connect error / connect or pool timeout          ``TransientError`` (nothing was sent)
+read timeout, reset, protocol error after send   ``AmbiguousError`` for a PUT,
+                                                 ``TransientError`` for a GET
+===============================================  ===========================================
+
+Reads (GET) are retried here with capped exponential backoff and full jitter,
+waiting at least what ``Retry-After`` says. Writes (PUT) are never retried here: the
+outbox owns resends, and after an ambiguous failure it must read ACS back first.
+No message, log line or repr ever carries the subscription key.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
+from typing import Any, Self
+from urllib.parse import quote
+
+import httpx
+from pydantic import SecretStr, ValidationError
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
+
+from acs_khaos_dagster.config import HttpSettings, Settings
+from acs_khaos_dagster.connectors.acs import wire
+from acs_khaos_dagster.connectors.errors import (
+    AmbiguousError,
+    AuthenticationError,
+    ConflictError,
+    ConnectorError,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+)
+from acs_khaos_dagster.domain.models import AcsOrder, AcsOrderStatus, AcsProduct, DespatchEvent
+
+log = logging.getLogger(__name__)
+
+SYSTEM = wire.SYSTEM
+KEY_HEADER = "Ocp-Apim-Subscription-Key"
+API_PREFIX = "/api/partner/v1"
+
+
+class _SubscriptionKeyAuth(httpx.Auth):
+    """Adds the key per request, so it is not a default header that a repr could show."""
+
+    def __init__(self, key: SecretStr) -> None:
+        self._key = key
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers[KEY_HEADER] = self._key.get_secret_value()
+        yield request
+
+    def __repr__(self) -> str:
+        return "_SubscriptionKeyAuth(key=**********)"
+
+
+@dataclass(frozen=True)
+class DespatchPage:
+    """One read of the despatch feed.
+
+    ``cursor`` is what to store and pass next time: the next page while ``has_more``,
+    otherwise the position to resume polling from once new events arrive.
+    """
+
+    events: list[DespatchEvent]
+    cursor: str | None
+    has_more: bool
+
+
+class AcsClient:
+    def __init__(
+        self,
+        base_url: str,
+        subscription_key: SecretStr | str,
+        account_code: str,
+        timeout: httpx.Timeout | HttpSettings | None = None,
+        *,
+        read_retries: int | None = None,
+        backoff_initial_s: float | None = None,
+        backoff_max_s: float | None = None,
+        max_connections: int | None = None,
+        verify: bool | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        http = timeout if isinstance(timeout, HttpSettings) else HttpSettings()
+        if isinstance(timeout, httpx.Timeout):
+            self._timeout = timeout
+        else:
+            self._timeout = httpx.Timeout(
+                connect=http.connect_timeout_s, read=http.read_timeout_s,
+                write=http.read_timeout_s, pool=http.connect_timeout_s,
+            )
+        self.base_url = base_url.rstrip("/")
+        self.account_code = account_code
+        self._key = (
+            subscription_key if isinstance(subscription_key, SecretStr)
+            else SecretStr(subscription_key)
+        )
+        self.read_retries = http.read_retries if read_retries is None else read_retries
+        self.backoff_initial_s = (
+            http.backoff_initial_s if backoff_initial_s is None else backoff_initial_s
+        )
+        self.backoff_max_s = http.backoff_max_s if backoff_max_s is None else backoff_max_s
+        connections = http.max_connections if max_connections is None else max_connections
+        self._sleep = sleep
+        self._random = random.Random()
+        self._http = httpx.Client(
+            base_url=self.base_url + API_PREFIX,
+            auth=_SubscriptionKeyAuth(self._key),
+            timeout=self._timeout,
+            limits=httpx.Limits(max_connections=connections,
+                                max_keepalive_connections=connections),
+            verify=http.verify_tls if verify is None else verify,
+            headers={"Accept": "application/json", "User-Agent": "acs-khaos-dagster"},
+            transport=transport,
+            follow_redirects=False,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **kwargs: Any) -> AcsClient:
+        return cls(
+            settings.acs.base_url, settings.acs.subscription_key, settings.acs.account_code,
+            settings.http, **kwargs,
+        )
+
+    def __repr__(self) -> str:
+        return f"AcsClient(base_url={self.base_url!r}, account_code={self.account_code!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- products ---------------------------------------------------------------
+
+    def put_product(self, product: AcsProduct) -> None:
+        """Register or update a SKU at ACS (a new one starts ``pending``)."""
+        self._write("put_product", f"/products/{_segment(product.sku)}.json",
+                    wire.product_to_wire(product, self.account_code))
+
+    def get_product(self, sku: str) -> AcsProduct:
+        data = self._read("get_product", f"/products/{_segment(sku)}.json")
+        return self._convert("get_product", wire.product_from_wire, data)
+
+    def iter_products(self, page_size: int = 500) -> Iterator[AcsProduct]:
+        """Every SKU ACS holds, with its status, following the cursors to the end."""
+        cursor: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": page_size}
+            if cursor:
+                params["cursor"] = cursor
+            data = self._read("list_products", "/products", params)
+            for item in self._convert("list_products", lambda d: d["products"], data):
+                yield self._convert("list_products", wire.product_from_wire, item)
+            cursor = data.get("next_cursor")
+            if not cursor:
+                return
+
+    # --- orders ------------------------------------------------------------------------
+
+    def put_order(self, order: AcsOrder) -> None:
+        """Create or replace (or cancel, with ``cancelled=True``) an order at ACS."""
+        body = wire.order_to_wire(order, self.account_code)
+        self._write("put_order", f"/orders/{_segment(order.order_number)}.json", body)
+
+    def get_order(self, order_number: str) -> AcsOrderStatus:
+        data = self._read("get_order", f"/orders/{_segment(order_number)}.json")
+        return self._convert("get_order", wire.order_status_from_wire, data)
+
+    # --- despatch feed --------------------------------------------------------------------
+
+    def read_despatch_page(self, cursor: str | None, limit: int = 500) -> DespatchPage:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        data = self._read("list_despatches", "/despatches", params)
+        events = [
+            self._convert("list_despatches", wire.despatch_from_wire, item)
+            for item in self._convert("list_despatches", lambda d: d["events"], data)
+        ]
+        next_cursor = data.get("next_cursor")
+        stored = next_cursor or data.get("resume_cursor") or cursor
+        return DespatchPage(events=events, cursor=stored, has_more=bool(next_cursor))
+
+    def read_despatches(
+        self, cursor: str | None, limit: int = 500
+    ) -> tuple[list[DespatchEvent], str | None]:
+        """One page of despatch events and the cursor to store for the next read.
+
+        Events come at least once and not necessarily in order: de-duplicate on
+        ``event_id``. The returned cursor is never ``None`` once something was read,
+        so storing it resumes after what was seen; an empty list means caught up.
+        """
+        page = self.read_despatch_page(cursor, limit)
+        return page.events, page.cursor
+
+    # --- transport ---------------------------------------------------------------------------
+
+    def _convert(self, operation: str, convert: Callable[[Any], Any], data: Any) -> Any:
+        try:
+            return convert(data)
+        except (KeyError, TypeError, ValueError, ValidationError) as exc:
+            raise wire.unexpected_response(operation, exc) from None
+
+    def _write(self, operation: str, path: str, body: dict[str, Any]) -> None:
+        """One PUT, never retried here."""
+        try:
+            response = self._http.put(path, json=body)
+        except httpx.TransportError as exc:
+            raise _transport_error(exc, operation, write=True) from None
+        _raise_for_status(response, operation)
+
+    def _read(self, operation: str, path: str, params: dict[str, Any] | None = None) -> Any:
+        """One GET, retried on transient failures with backoff, honouring ``Retry-After``."""
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=self._stop,
+            wait=self._wait,
+            sleep=self._sleep,
+            reraise=True,
+            before_sleep=self._log_retry,
+        )
+        for attempt in retrying:
+            with attempt:
+                try:
+                    response = self._http.get(path, params=params)
+                except httpx.TransportError as exc:
+                    raise _transport_error(exc, operation, write=False) from None
+                _raise_for_status(response, operation)
+                try:
+                    return response.json()
+                except ValueError:
+                    raise PermanentError("response is not JSON", system=SYSTEM,
+                                         operation=operation, code="UNEXPECTED_RESPONSE",
+                                         status_code=response.status_code) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _backoff(self, attempt_number: int) -> float:
+        ceiling = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (attempt_number - 1))
+        return self._random.uniform(0, ceiling)
+
+    def _stop(self, state: RetryCallState) -> bool:
+        if state.attempt_number > self.read_retries:
+            return True
+        exc = state.outcome.exception() if state.outcome else None
+        # A server asking for a longer pause than we would ever wait: let the caller schedule it.
+        retry_after = getattr(exc, "retry_after", None)
+        return retry_after is not None and retry_after > self.backoff_max_s
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None) or 0.0
+        return max(float(retry_after), self._backoff(state.attempt_number))
+
+    @staticmethod
+    def _log_retry(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        log.warning("ACS read failed (attempt %d), retrying: %s", state.attempt_number, exc)
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _transport_error(exc: httpx.TransportError, operation: str, *, write: bool) -> ConnectorError:
+    kind = type(exc).__name__
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return TransientError(f"could not connect ({kind}); nothing was sent", system=SYSTEM,
+                              operation=operation)
+    if write:
+        return AmbiguousError(
+            f"no complete answer after sending ({kind}); read the state back before resending",
+            system=SYSTEM, operation=operation,
+        )
+    return TransientError(f"no complete answer ({kind})", system=SYSTEM, operation=operation)
+
+
+def _errors_of(response: httpx.Response) -> list[dict[str, str]]:
+    try:
+        payload = response.json()
+    except ValueError:
+        return []
+    errors = payload.get("errors") if isinstance(payload, dict) else None
+    if not isinstance(errors, list):
+        return []
+    return [
+        {k: str(e.get(k, "")) for k in ("field", "code", "message")}
+        for e in errors if isinstance(e, dict)
+    ]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    raw = response.headers.get("Retry-After")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        return None  # an HTTP-date; rare at API gateways, fall back to our own backoff
+
+
+def _raise_for_status(response: httpx.Response, operation: str) -> None:
+    status = response.status_code
+    if status < 400:
+        return
+    errors = _errors_of(response)
+    code = errors[0]["code"] if errors else None
+    message = errors[0]["message"] if errors else response.reason_phrase or "error"
+    common: dict[str, Any] = {"system": SYSTEM, "operation": operation, "status_code": status,
+                              "code": code, "details": errors}
+    if status == 401 or status == 403:
+        raise AuthenticationError("subscription key refused", **common)
+    if status == 404:
+        raise NotFoundError(message, **common)
+    if status == 409:
+        raise ConflictError(message, **common)
+    if status == 429:
+        raise TransientError("rate limited", retry_after=_retry_after(response), **common)
+    if status >= 500 or status == 408:
+        raise TransientError(message, retry_after=_retry_after(response), **common)
+    raise PermanentError(message, **common)

@@ -1,0 +1,370 @@
+"""Typed client of the Khaos Control SOAP service (``IKosWeb``).
+
+- One pooled ``httpx.Client``; use as a context manager or call ``close()``.
+- Reads retry on ``TransientError`` with capped exponential backoff and full
+  jitter, honouring ``Retry-After`` (a server asking for longer than the cap ends
+  the retries at once: the caller reschedules). **Writes** (``Import…``,
+  ``MoveInvoices``) are sent exactly once: Khaos does not de-duplicate, so a
+  resend is the outbox's decision after reading back.
+- Errors are only those of ``connectors.errors``. A timeout, reset or protocol
+  error after the request went out is ``AmbiguousError`` for a write and
+  ``TransientError`` for a read.
+- The password is a ``SecretStr``; it is written only into the request body and
+  never into an exception, a log line or ``repr``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+import httpx
+from pydantic import SecretStr, ValidationError
+from tenacity import RetryCallState, Retrying, retry_if_exception_type
+
+from acs_khaos_dagster.connectors.errors import (
+    AmbiguousError,
+    AuthenticationError,
+    ConflictError,
+    NotFoundError,
+    PermanentError,
+    TransientError,
+)
+from acs_khaos_dagster.connectors.khaos import wire
+from acs_khaos_dagster.connectors.khaos.records import KhaosCustomerReturn
+from acs_khaos_dagster.connectors.khaos.uk_time import format_uk
+from acs_khaos_dagster.connectors.khaos.xml import (
+    SOAP_ACTION_PREFIX,
+    SoapFault,
+    UnsafeXmlError,
+    build_request,
+    parse_reply,
+)
+from acs_khaos_dagster.domain.models import (
+    CustomerReturn,
+    DespatchPosting,
+    Invoice,
+    SalesOrder,
+    Site,
+    StockAdjustmentGroup,
+    StockItem,
+    StockLevel,
+    WriteResult,
+)
+
+log = logging.getLogger(__name__)
+
+SYSTEM = "khaos"
+WRITE_OPERATIONS = frozenset(
+    {"MoveInvoices", "ImportDespatch", "ImportStockAdjustments", "ImportCustomerReturns",
+     "ImportOrders"}
+)
+T = TypeVar("T")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "").strip()
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+class KhaosClient:
+    def __init__(
+        self,
+        soap_url: str,
+        username: str,
+        password: SecretStr | str,
+        timeout: float = 30.0,
+        verify: bool = True,
+        *,
+        connect_timeout: float = 5.0,
+        read_retries: int = 4,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        max_connections: int = 10,
+        export_batch_size: int = wire.MAX_EXPORT_STOCK_CODES,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.soap_url = soap_url
+        self.username = username
+        self._password = password if isinstance(password, SecretStr) else SecretStr(password)
+        self.read_retries = read_retries
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.export_batch_size = min(export_batch_size, wire.MAX_EXPORT_STOCK_CODES)
+        self._sleep = sleep
+        self._http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            verify=verify,
+            limits=httpx.Limits(max_connections=max_connections,
+                                max_keepalive_connections=max_connections),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> KhaosClient:
+        """Build from ``config.Settings`` (its ``khaos`` and ``http`` sections)."""
+        k, h = settings.khaos, settings.http
+        return cls(
+            k.soap_url, k.username, k.password, timeout=h.read_timeout_s, verify=h.verify_tls,
+            connect_timeout=h.connect_timeout_s, read_retries=h.read_retries,
+            backoff_initial_s=h.backoff_initial_s, backoff_max_s=h.backoff_max_s,
+            max_connections=h.max_connections, export_batch_size=k.export_batch_size,
+        )
+
+    def __repr__(self) -> str:
+        return f"KhaosClient(soap_url={self.soap_url!r}, username={self.username!r})"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> KhaosClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- transport ----------------------------------------------------------------------
+
+    def _error(self, cls: type[Any], operation: str, message: str, **kw: Any) -> Any:
+        return cls(message, system=SYSTEM, operation=operation, **kw)
+
+    def _after_sending(self, operation: str, message: str) -> Exception:
+        if operation in WRITE_OPERATIONS:
+            return self._error(AmbiguousError, operation, message)
+        return self._error(TransientError, operation, message)
+
+    def _fault_error(self, operation: str, fault: SoapFault, status: int) -> Exception:
+        code, message = fault.code, fault.message
+        if code == "Server.Busy" or status == 429:
+            return self._error(TransientError, operation, message, status_code=status, code=code)
+        if code.startswith("Client.Authentication"):
+            return self._error(AuthenticationError, operation, message, status_code=status,
+                               code=code)
+        if code.startswith("Client.NotFound"):
+            return self._error(NotFoundError, operation, message, status_code=status, code=code)
+        if code.startswith("Client.Conflict"):
+            return self._error(ConflictError, operation, message, status_code=status, code=code)
+        if code.startswith("Client"):
+            return self._error(PermanentError, operation, message, status_code=status, code=code)
+        # Another server-side failure: we cannot tell whether a write got through.
+        if operation in WRITE_OPERATIONS:
+            return self._error(AmbiguousError, operation, message, status_code=status, code=code)
+        return self._error(TransientError, operation, message, status_code=status, code=code)
+
+    def _call(self, operation: str, params: Mapping[str, Any]) -> ET.Element | None:
+        """One attempt; returns the parsed ``return`` document."""
+        body = build_request(operation, self.username, self._password.get_secret_value(), params)
+        headers = {
+            "Content-Type": "text/xml; charset=utf-8",
+            "SOAPAction": f'"{SOAP_ACTION_PREFIX}{operation}"',
+        }
+        started = time.monotonic()
+        try:
+            response = self._http.post(self.soap_url, content=body, headers=headers)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            raise self._error(TransientError, operation,
+                              f"could not connect ({type(exc).__name__})") from None
+        except httpx.TimeoutException as exc:
+            raise self._after_sending(operation, f"no reply in time ({type(exc).__name__})"
+                                      ) from None
+        except httpx.HTTPError as exc:
+            raise self._after_sending(operation, f"connection failed ({type(exc).__name__})"
+                                      ) from None
+        status = response.status_code
+        log.debug("khaos %s -> HTTP %s in %.3fs", operation, status,
+                  time.monotonic() - started)
+        if status == 429:
+            raise self._error(TransientError, operation, "rate limited", status_code=429,
+                              retry_after=_retry_after(response))
+        try:
+            reply = parse_reply(response.content)
+        except UnsafeXmlError as exc:
+            if status >= 500:
+                raise self._error(TransientError, operation, f"server error ({exc})",
+                                  status_code=status) from None
+            if status in (401, 403):
+                raise self._error(AuthenticationError, operation, "access refused",
+                                  status_code=status) from None
+            if status == 404:
+                raise self._error(NotFoundError, operation, "no such SOAP endpoint",
+                                  status_code=status) from None
+            if status >= 400:
+                raise self._error(PermanentError, operation, "request refused",
+                                  status_code=status) from None
+            # A 200 we refuse to read: a write may have been applied all the same.
+            cls = AmbiguousError if operation in WRITE_OPERATIONS else PermanentError
+            raise self._error(cls, operation, f"unusable reply: {exc}",
+                              status_code=status) from None
+        if reply.fault is not None:
+            raise self._fault_error(operation, reply.fault, status)
+        if status >= 400:
+            raise self._error(TransientError if status >= 500 else PermanentError, operation,
+                              "error status without a fault", status_code=status)
+        return reply.document
+
+    def _wait(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        cap = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (state.attempt_number - 1))
+        delay = random.uniform(0, cap)  # full jitter
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return delay
+
+    def _should_stop(self, state: RetryCallState) -> bool:
+        if state.attempt_number > self.read_retries:
+            return True
+        exc = state.outcome.exception() if state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        # A server asking for more than our cap: hand back to the caller to reschedule.
+        return retry_after is not None and retry_after > self.backoff_max_s
+
+    def _read(self, operation: str, params: Mapping[str, Any],
+              parse: Callable[[ET.Element | None], T]) -> T:
+        retrying = Retrying(
+            retry=retry_if_exception_type(TransientError),
+            stop=self._should_stop,
+            wait=self._wait,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                document = self._call(operation, params)
+        return self._parse(operation, parse, document)
+
+    def _write(self, operation: str, params: Mapping[str, Any],
+               parse: Callable[[ET.Element | None], T]) -> T:
+        document = self._call(operation, params)
+        try:
+            return parse(document)
+        except (ValueError, ValidationError) as exc:
+            # Applied (the server said so) but the reply is unreadable: read back.
+            raise self._error(AmbiguousError, operation,
+                              f"reply not understood: {type(exc).__name__}") from None
+
+    def _parse(self, operation: str, parse: Callable[[ET.Element | None], T],
+               document: ET.Element | None) -> T:
+        try:
+            return parse(document)
+        except (ValueError, ValidationError) as exc:
+            raise self._error(PermanentError, operation,
+                              f"reply not understood: {type(exc).__name__}") from None
+
+    def _local_validation(self, operation: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except wire.WireValidationError as exc:
+            raise self._error(PermanentError, operation, str(exc),
+                              code="LOCAL_VALIDATION") from None
+
+    # --- reads ------------------------------------------------------------------------------
+
+    def get_sites(self) -> list[Site]:
+        return self._read("GetSiteList", {}, wire.parse_sites)
+
+    def get_stock_list(self, changed_since: datetime) -> list[str]:
+        return self._read("GetStockList", {"DateValue": format_uk(changed_since)},
+                          wire.parse_stock_codes)
+
+    def _batches(self, operation: str, codes: Iterable[str]) -> list[list[str]]:
+        cleaned = self._local_validation(
+            operation, lambda: list(dict.fromkeys(wire.clean_stock_code(c) for c in codes))
+        )
+        size = self.export_batch_size
+        return [cleaned[i:i + size] for i in range(0, len(cleaned), size)]
+
+    def export_stock(self, codes: Iterable[str]) -> list[StockItem]:
+        items: list[StockItem] = []
+        for batch in self._batches("ExportStock", codes):
+            doc = self._local_validation("ExportStock", lambda b=batch: wire.stock_codes_doc(b))
+            items.extend(self._read("ExportStock", {"StockCodes": doc}, wire.parse_stock_items))
+        return items
+
+    def export_stock_status(self, codes: Iterable[str], site_id: int | None) -> list[StockLevel]:
+        levels: list[StockLevel] = []
+        for batch in self._batches("ExportStockStatus", codes):
+            doc = self._local_validation("ExportStockStatus",
+                                         lambda b=batch: wire.stock_codes_doc(b))
+            levels.extend(self._read("ExportStockStatus", {"StockCodes": doc, "SiteID": site_id},
+                                     wire.parse_stock_status))
+        return levels
+
+    def export_orders(self, stage_ids: Iterable[int], site_id: int | None) -> list[SalesOrder]:
+        return self._read(
+            "ExportOrders",
+            {"InvoiceStageIDs": wire.id_list(stage_ids), "SiteID": site_id},
+            wire.parse_orders,
+        )
+
+    def export_order_status(
+        self,
+        order_ids: Iterable[int],
+        include_tracking: bool = True,
+        date_from: datetime | None = None,
+        date_to: datetime | None = None,
+    ) -> list[SalesOrder]:
+        params = {
+            "IDs": wire.id_list(order_ids),
+            "IncludeTracking": include_tracking,
+            "DateFrom": format_uk(date_from) if date_from else None,
+            "DateTo": format_uk(date_to) if date_to else None,
+        }
+        return self._read("ExportOrderStatusEx", params, wire.parse_orders)
+
+    def export_stock_adjustments(
+        self, group_ref: str | None = None, date_from: datetime | None = None
+    ) -> list[StockAdjustmentGroup]:
+        params = {"GroupRef": group_ref, "DateFrom": format_uk(date_from) if date_from else None}
+        return self._read("ExportStockAdjustments", params, wire.parse_adjustment_groups)
+
+    def export_customer_returns(
+        self, associated_ref: str | None = None, date_from: datetime | None = None
+    ) -> list[KhaosCustomerReturn]:
+        params = {
+            "AssociatedRef": associated_ref,
+            "DateFrom": format_uk(date_from) if date_from else None,
+        }
+        return self._read("ExportCustomerReturns", params, wire.parse_customer_returns)
+
+    # --- writes (never retried here) ---------------------------------------------------------
+
+    def move_invoices(self, invoice_ids: Iterable[int], stage_id: int) -> dict[int, bool | str]:
+        ids = list(invoice_ids)
+        if not ids:
+            return {}
+        return self._write(
+            "MoveInvoices",
+            {"InvoiceIDs": wire.id_list(ids), "DestinationStageID": stage_id},
+            wire.parse_move_results,
+        )
+
+    def import_despatch(self, posting: DespatchPosting) -> Invoice:
+        params = self._local_validation("ImportDespatch", lambda: wire.despatch_params(posting))
+        return self._write("ImportDespatch", params, wire.parse_despatch_result)
+
+    def import_stock_adjustments(self, group: StockAdjustmentGroup) -> WriteResult:
+        params = self._local_validation("ImportStockAdjustments",
+                                        lambda: wire.adjustment_params(group))
+
+        def parse(doc: ET.Element | None) -> WriteResult:
+            group_id, details = wire.parse_adjustment_result(doc)
+            return WriteResult(reference=str(group_id), details=details)
+
+        return self._write("ImportStockAdjustments", params, parse)
+
+    def import_customer_return(self, ret: CustomerReturn) -> WriteResult:
+        params = self._local_validation("ImportCustomerReturns", lambda: wire.return_params(ret))
+
+        def parse(doc: ET.Element | None) -> WriteResult:
+            return_id, details = wire.parse_return_result(doc)
+            return WriteResult(reference=str(return_id), details=details)
+
+        return self._write("ImportCustomerReturns", params, parse)

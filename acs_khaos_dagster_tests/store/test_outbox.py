@@ -1,0 +1,249 @@
+"""Outbox: recorded before sending, sent once, retried, parked, read back when unsure."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import timedelta
+
+from acs_khaos_dagster.config import OutboxSettings
+from acs_khaos_dagster.connectors.errors import (
+    AmbiguousError,
+    PermanentError,
+    TransientError,
+)
+from acs_khaos_dagster.store import Store
+from acs_khaos_dagster.store.outbox import backoff_delay
+from acs_khaos_dagster.store.schema import Effect
+
+from .conftest import FakeClock
+from .remote import FileRemote, ScriptedHandler
+
+FAST = OutboxSettings(max_attempts=3, backoff_initial_s=0, backoff_max_s=0)
+
+
+def transient(retry_after: float | None = None) -> TransientError:
+    return TransientError("busy", system="khaos", operation="post", retry_after=retry_after)
+
+
+def enqueue(store: Store, ref: str = "SO1", hold: bool = False) -> Effect:
+    return store.outbox.enqueue("post", "khaos", ref, f"post:{ref}", {"ref": ref}, hold=hold)
+
+
+def test_enqueue_is_recorded_before_anything_is_sent(store: Store) -> None:
+    handler = ScriptedHandler()
+    effect = enqueue(store)
+    assert effect.state == "pending"
+    assert handler.sends == []
+
+
+def test_duplicate_enqueue_returns_the_first_result_and_sends_nothing(store: Store) -> None:
+    handler = ScriptedHandler()
+    first = enqueue(store)
+    store.dispatcher({"post": handler}, FAST).drain()
+    again = enqueue(store)
+    store.dispatcher({"post": handler}, FAST).drain()
+    assert again.id == first.id
+    assert again.state == "done"
+    assert again.result == {"remote_id": "R-SO1"}
+    assert len(handler.sends) == 1
+
+
+def test_transient_failure_then_success_is_done_after_two_attempts(store: Store) -> None:
+    handler = ScriptedHandler(transient())
+    effect = enqueue(store)
+    store.dispatcher({"post": handler}, FAST).drain()
+    effect = store.outbox.get(effect.id)
+    assert effect.state == "done"
+    assert effect.attempts == 2
+    outcomes = [a.outcome for a in store.outbox.attempts(effect.id)]
+    assert outcomes == ["transient_error", "sent"]
+    assert store.outbox.attempts(effect.id)[0].error_class == "TransientError"
+
+
+def test_transient_until_the_limit_parks_with_an_integration_exception(store: Store) -> None:
+    handler = ScriptedHandler(transient(), transient(), transient(), transient())
+    effect = enqueue(store)
+    store.dispatcher({"post": handler}, FAST).drain()
+    effect = store.outbox.get(effect.id)
+    assert effect.state == "parked"
+    assert len(handler.sends) == FAST.max_attempts
+    [problem] = store.exceptions.list(type="effect_failed")
+    assert problem.row.owner == "integration"
+    assert problem.row.entity_ref == "post:SO1"
+    assert problem.row.effect_id == effect.id
+
+
+def test_retry_waits_for_the_backoff(store: Store, clock: FakeClock) -> None:
+    settings = OutboxSettings(max_attempts=5, backoff_initial_s=10, backoff_max_s=60)
+    handler = ScriptedHandler(transient())
+    effect = enqueue(store)
+    dispatcher = store.dispatcher({"post": handler}, settings, rng=random.Random(1))
+    dispatcher.drain()
+    assert store.outbox.get(effect.id).state == "pending"
+    assert len(handler.sends) == 1
+    clock.advance(seconds=11)
+    dispatcher.drain()
+    assert store.outbox.get(effect.id).state == "done"
+
+
+def test_backoff_is_capped_jittered_and_honours_a_larger_retry_after() -> None:
+    settings = OutboxSettings(backoff_initial_s=2, backoff_max_s=30)
+    rng = random.Random(7)
+    delays = [backoff_delay(n, settings, rng=rng) for n in range(1, 12)]
+    assert all(
+        0 <= d <= min(30, 2 * 2 ** (n - 1)) for n, d in zip(range(1, 12), delays, strict=True)
+    )
+    assert backoff_delay(1, settings, retry_after=120, rng=rng) == 120
+
+
+def test_server_retry_after_sets_the_next_attempt(store: Store, clock: FakeClock) -> None:
+    handler = ScriptedHandler(transient(retry_after=300))
+    effect = enqueue(store)
+    store.dispatcher({"post": handler}, FAST).drain()
+    assert store.outbox.get(effect.id).next_attempt_at == clock.now + timedelta(seconds=300)
+
+
+def test_permanent_failure_parks_at_once_with_the_reason(store: Store) -> None:
+    error = PermanentError("SKU unknown", system="khaos", operation="post", code="E_SKU")
+    handler = ScriptedHandler(error)
+    effect = enqueue(store)
+    store.dispatcher({"post": handler}, FAST).drain()
+    effect = store.outbox.get(effect.id)
+    assert effect.state == "parked"
+    assert effect.attempts == 1
+    assert "SKU unknown" in (effect.last_error or "")
+    [problem] = store.exceptions.list(type="effect_failed")
+    assert "SKU unknown" in problem.row.message
+    assert problem.row.details["permanent"] is True
+
+
+def test_ambiguous_failure_already_applied_is_done_by_read_back_without_resend(
+    store: Store,
+) -> None:
+    handler = ScriptedHandler(AmbiguousError("timeout", system="khaos", operation="post"))
+    handler.apply_before_error = True
+    effect = enqueue(store)
+    store.dispatcher({"post": handler}, FAST).drain()
+    effect = store.outbox.get(effect.id)
+    assert effect.state == "done"
+    assert effect.result == {"remote_id": "R-SO1"}
+    assert len(handler.sends) == 1
+    outcomes = [a.outcome for a in store.outbox.attempts(effect.id)]
+    assert outcomes == ["ambiguous_error", "confirmed_by_read_back"]
+
+
+def test_ambiguous_failure_not_applied_is_resent_once(store: Store) -> None:
+    handler = ScriptedHandler(AmbiguousError("reset", system="khaos", operation="post"))
+    effect = enqueue(store)
+    store.dispatcher({"post": handler}, FAST).drain()
+    effect = store.outbox.get(effect.id)
+    assert effect.state == "done"
+    assert len(handler.sends) == 2
+    assert handler.read_backs == 1
+
+
+def test_unexpected_error_is_read_back_before_a_resend(store: Store) -> None:
+    handler = ScriptedHandler(RuntimeError("boom"))
+    handler.apply_before_error = True
+    effect = enqueue(store)
+    store.dispatcher({"post": handler}, FAST).drain()
+    assert store.outbox.get(effect.id).state == "done"
+    assert len(handler.sends) == 1
+
+
+def test_read_back_failing_transiently_keeps_the_read_back_for_next_time(store: Store) -> None:
+    handler = ScriptedHandler(
+        AmbiguousError("timeout", system="khaos", operation="post"),
+        read_back_errors=(transient(),),
+    )
+    handler.apply_before_error = True
+    settings = OutboxSettings(max_attempts=5, backoff_initial_s=0, backoff_max_s=0)
+    effect = enqueue(store)
+    store.dispatcher({"post": handler}, settings).drain()
+    effect = store.outbox.get(effect.id)
+    assert effect.state == "done"
+    assert len(handler.sends) == 1
+    assert handler.read_backs == 2
+    outcomes = [a.outcome for a in store.outbox.attempts(effect.id)]
+    assert outcomes == ["ambiguous_error", "read_back_failed", "confirmed_by_read_back"]
+
+
+def test_in_flight_effect_found_at_start_is_read_back_not_resent(
+    store: Store, clock: FakeClock
+) -> None:
+    handler = ScriptedHandler()
+    effect = enqueue(store)
+    # A dispatcher claimed it and died after sending (its lease runs out).
+    dead = store.dispatcher({"post": handler}, FAST)
+    [claim] = dead.claim(10)
+    handler.send(claim.payload)
+    clock.advance(minutes=11)  # past the default lease of 10 minutes
+    report = store.dispatcher({"post": handler}, FAST).drain()
+    assert report.outcomes["recovered"] == 1
+    assert store.outbox.get(effect.id).state == "done"
+    assert len(handler.sends) == 1
+
+
+def test_in_flight_effect_of_a_live_dispatcher_is_left_alone(store: Store) -> None:
+    handler = ScriptedHandler()
+    enqueue(store)
+    busy = store.dispatcher({"post": handler}, FAST)
+    busy.claim(10)
+    report = store.dispatcher({"post": handler}, FAST).drain()
+    assert report.claimed == 0
+    assert handler.sends == []
+
+
+def test_held_effect_waits_for_approval_then_is_sent(store: Store) -> None:
+    handler = ScriptedHandler()
+    effect = enqueue(store, hold=True)
+    store.dispatcher({"post": handler}, FAST).drain()
+    assert handler.sends == []
+    assert store.approve(effect_id=effect.id, actor="finance.lead") is True
+    assert store.approve(effect_id=effect.id, actor="finance.lead") is False
+    store.dispatcher({"post": handler}, FAST).drain()
+    assert len(handler.sends) == 1
+    approvals = store.audit.list(action="approve")
+    assert [(a.actor, a.subject) for a in approvals] == [("finance.lead", f"effect:{effect.id}")]
+
+
+def test_effects_of_kinds_without_a_handler_are_left_for_another_dispatcher(
+    store: Store,
+) -> None:
+    store.outbox.enqueue("adjust", "khaos", "SKU1", "adjust:SKU1", {"ref": "SKU1"})
+    report = store.dispatcher({"post": ScriptedHandler()}, FAST).drain()
+    assert report.claimed == 0
+    assert store.outbox.by_key("adjust:SKU1").state == "pending"
+
+
+def test_status_counts_per_kind_and_state_with_oldest_pending_age(
+    store: Store, clock: FakeClock
+) -> None:
+    enqueue(store, "SO1")
+    clock.advance(minutes=30)
+    enqueue(store, "SO2", hold=True)
+    store.outbox.enqueue("adjust", "khaos", "SKU1", "adjust:SKU1", {"ref": "SKU1"})
+    status = store.outbox.status()
+    assert status.counts == {("post", "pending"): 1, ("post", "held"): 1, ("adjust", "pending"): 1}
+    assert status.oldest_pending_age == timedelta(minutes=30)
+    assert status.parked == 0
+    assert status.held == 1
+
+
+def test_two_dispatcher_threads_never_send_the_same_effect(store: Store, tmp_path) -> None:
+    for i in range(60):
+        enqueue(store, f"SO{i}")
+    remote = FileRemote(tmp_path / "sends.txt", delay_s=0.001)
+    settings = OutboxSettings(backoff_initial_s=0, claim_batch=5)
+    threads = [
+        threading.Thread(target=store.dispatcher({"post": remote}, settings).drain)
+        for _ in range(2)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    refs = [line.split()[0] for line in remote.lines()]
+    assert len(refs) == 60
+    assert len(set(refs)) == 60
