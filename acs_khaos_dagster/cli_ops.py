@@ -212,3 +212,30 @@ def outbox_status() -> None:
         f"oldest pending: {_age(status.oldest_pending_age)}   "
         f"[{colour}]parked: {parked}[/{colour}]   held: {status.held}"
     )
+
+
+@outbox_app.command("dispatch")
+def outbox_dispatch(
+    once: bool = typer.Option(False, "--once", help="One round only (default: until nothing is due)."),
+    systems: str = typer.Option("acs,khaos", help="Which systems' effects to send."),
+) -> None:
+    """Send due effects to ACS and Khaos (retrying, reading back, parking as the outbox rules say)."""
+    from contextlib import ExitStack
+
+    from acs_khaos_dagster.config import get_settings
+    from acs_khaos_dagster.connectors.acs.client import AcsClient
+    from acs_khaos_dagster.connectors.khaos.client import KhaosClient
+    from acs_khaos_dagster.effects import effect_handlers
+
+    settings = get_settings()
+    wanted = {s.strip() for s in systems.split(",") if s.strip()}
+    with ExitStack() as stack:
+        acs = stack.enter_context(AcsClient.from_settings(settings)) if "acs" in wanted else None
+        khaos = (
+            stack.enter_context(KhaosClient.from_settings(settings)) if "khaos" in wanted else None
+        )
+        store = stack.enter_context(open_store())
+        dispatcher = store.dispatcher(effect_handlers(acs, khaos), settings.outbox)
+        report = dispatcher.drain(until_idle=not once)
+    outcomes = ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items())) or "nothing due"
+    console.print(f"claimed {report.claimed}: {outcomes}")

@@ -1,6 +1,5 @@
 """The Dagster code location: ``acs_khaos_dagster.definitions:defs``."""
 
-from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 

@@ -72,3 +72,40 @@ def fresh_postgres_database(postgres_admin_url: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+# --- the sandbox -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny brand (seed 7), generated once per test session."""
+    from acs_khaos_dagster.sandbox.scenario.generator import generate_scenario
+
+    folder = tmp_path_factory.mktemp("scenario-tiny")
+    generate_scenario("tiny", 7, folder)
+    return folder
+
+
+@pytest.fixture
+def sandbox(tiny_scenario: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """Both simulators with fresh state on free loopback ports; settings point at them."""
+    from acs_khaos_dagster.config import load_settings
+    from acs_khaos_dagster.sandbox.runner import Sandbox
+
+    box = Sandbox(tiny_scenario, tmp_path / "acs_drop", load_settings(), seed=7).start()
+    for key, value in box.settings_env().items():
+        monkeypatch.setenv(key, value)
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The integration's database on both backends (a fresh one per test)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'integration.sqlite'}"
+    else:
+        yield request.getfixturevalue("fresh_postgres_database")

@@ -1,6 +1,5 @@
 """Orders group: orders Khaos has released for fulfilment."""
 
-from __future__ import annotations
 
 import pandas as pd
 from dagster import AssetExecutionContext, asset

@@ -1,6 +1,5 @@
 """Products group: the Khaos SKU master (the single source of truth for SKUs)."""
 
-from __future__ import annotations
 
 from datetime import UTC, datetime
 

@@ -5,7 +5,6 @@ defaults, YAML file, ``ACS_KHAOS_*`` environment), so secrets come from the
 environment and never from Dagster run config or metadata.
 """
 
-from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager

@@ -4,7 +4,6 @@ A pandera Dagster type fails the step *before* the IO manager stores the value,
 so a table that breaks its schema never reaches a downstream push.
 """
 
-from __future__ import annotations
 
 import pandera.pandas as pa
 from dagster_pandera import pandera_schema_to_dagster_type

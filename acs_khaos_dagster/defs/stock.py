@@ -1,6 +1,5 @@
 """Stock group: ACS unit snapshots."""
 
-from __future__ import annotations
 
 from pathlib import Path
 

@@ -21,7 +21,11 @@ def status_counts(units: pa.Table, policy: StatusPolicy = DEFAULT_STATUS_POLICY)
     grouped = (
         units.select(["sku", "status"]).group_by(["sku", "status"]).aggregate([([], "count_all")])
     )
+    # Readers dictionary-encode status; plain strings keep pandas from treating it as
+    # a categorical (whose groupbys would list every unseen combination).
     frame = grouped.to_pandas().rename(columns={"count_all": "units"})
+    frame["sku"] = frame["sku"].astype(str)
+    frame["status"] = frame["status"].astype(str)
     buckets = {status: str(policy.bucket_for(status)) for status in frame["status"].unique()}
     frame["bucket"] = frame["status"].map(buckets)
     frame["units"] = frame["units"].astype("int64")
@@ -32,5 +36,5 @@ def status_counts(units: pa.Table, policy: StatusPolicy = DEFAULT_STATUS_POLICY)
 
 def units_per_status(counts: pd.DataFrame) -> pd.DataFrame:
     """Totals per normalised status and bucket, largest first (the demo's summary)."""
-    totals = counts.groupby(["status", "bucket"], as_index=False)["units"].sum()
+    totals = counts.groupby(["status", "bucket"], as_index=False, observed=True)["units"].sum()
     return totals.sort_values(["units", "status"], ascending=[False, True], ignore_index=True)

@@ -1,0 +1,241 @@
+"""Every write reaches Khaos exactly once, proved against the sandbox's ground truth.
+
+Khaos does not de-duplicate ImportDespatch, ImportStockAdjustments or
+ImportCustomerReturns. These tests time the call out before and after the
+simulator applies it, reset the connection, and kill the dispatcher between
+sending and recording; each effect must still be applied exactly once.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from acs_khaos_dagster.config import OutboxSettings, load_settings
+from acs_khaos_dagster.connectors.acs.client import AcsClient
+from acs_khaos_dagster.connectors.khaos.client import KhaosClient
+from acs_khaos_dagster.domain.models import (
+    AdjustmentLine,
+    CreditMode,
+    CustomerReturn,
+    DespatchPosting,
+    Package,
+    ReturnItem,
+    StockAdjustmentGroup,
+)
+from acs_khaos_dagster.effects import TARGET_OF, EffectKind, effect_handlers
+from acs_khaos_dagster.sandbox.faults import FaultKind, FaultRule
+from acs_khaos_dagster.sandbox.runner import Sandbox
+from acs_khaos_dagster.store import Store
+
+# The client gives up after 1 s; an injected 2.5 s stall is a timeout it cannot see through.
+CLIENT_TIMEOUT_S = "1.0"
+STALL_S = 2.5
+NO_WAIT = OutboxSettings(max_attempts=5, backoff_initial_s=0, backoff_max_s=0)
+ORDER_ID, SALE_LINE, HIRE_LINE = 50001, 700001, 700002
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    with Store.open(store_url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def clients(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
+    monkeypatch.setenv("ACS_KHAOS_HTTP__READ_TIMEOUT_S", CLIENT_TIMEOUT_S)
+    settings = load_settings()
+    with AcsClient.from_settings(settings) as acs, KhaosClient.from_settings(settings) as khaos:
+        yield acs, khaos
+
+
+def _enqueue(store: Store, kind: EffectKind, key: str, payload: dict[str, Any]) -> int:
+    effect = store.outbox.enqueue(kind, TARGET_OF[kind], key, key, payload)
+    return effect.id
+
+
+def _adjustment(group_ref: str, stock_id: int = 10005) -> dict[str, Any]:
+    group = StockAdjustmentGroup(
+        site_id=1,
+        group_ref=group_ref,
+        lines=(AdjustmentLine(stock_id=stock_id, adjust_by=1, reason_code="VARIANCE"),),
+    )
+    return group.model_dump(mode="json")
+
+
+def _despatch(shipment_id: str) -> dict[str, Any]:
+    posting = DespatchPosting(
+        order_id=ORDER_ID,
+        external_ref=shipment_id,
+        lines=((SALE_LINE, 1),),
+        packages=(
+            Package(
+                consignment_ref="JD0002211",
+                courier_code="DPD",
+                shipment_date=datetime(2026, 3, 2, 15, 0, tzinfo=UTC),
+            ),
+        ),
+    )
+    return posting.model_dump(mode="json")
+
+
+def _customer_return(ref: str) -> dict[str, Any]:
+    ret = CustomerReturn(
+        associated_ref=ref,
+        customer_urn="CUST0001",
+        items=(ReturnItem(sku="JKT-0001-PNK-L", quantity=1, return_reason="RESTOCK"),),
+        credit_mode=CreditMode.AUTO,
+    )
+    return ret.model_dump(mode="json")
+
+
+def _applied(sandbox: Sandbox, kind: EffectKind, key: str) -> int:
+    truth = sandbox.khaos.truth()
+    if kind is EffectKind.KHAOS_STOCK_ADJUSTMENT:
+        return sum(1 for g in truth["adjustment_groups"] if g["group_ref"] == key)
+    if kind is EffectKind.KHAOS_DESPATCH:
+        return sum(1 for i in truth["invoices"] if i["external_ref"] == key)
+    return sum(1 for r in truth["customer_returns"] if r["associated_ref"] == key)
+
+
+CASES = [
+    (EffectKind.KHAOS_STOCK_ADJUSTMENT, "ImportStockAdjustments", _adjustment),
+    (EffectKind.KHAOS_DESPATCH, "ImportDespatch", _despatch),
+    (EffectKind.KHAOS_CUSTOMER_RETURN, "ImportCustomerReturns", _customer_return),
+]
+
+
+@pytest.mark.parametrize(("kind", "operation", "payload"), CASES, ids=lambda c: str(c))
+@pytest.mark.parametrize(
+    "fault", [FaultKind.TIMEOUT_AFTER, FaultKind.TIMEOUT_BEFORE, FaultKind.RESET_AFTER]
+)
+def test_an_ambiguous_failure_still_applies_the_effect_exactly_once(
+    sandbox: Sandbox, clients: tuple[Any, Any], store: Store, kind, operation, payload, fault
+) -> None:
+    acs, khaos = clients
+    key = f"{kind.value}-{fault.value}"
+    sandbox.khaos_faults.add(FaultRule(operation=operation, kind=fault, count=1, latency_s=STALL_S))
+    effect_id = _enqueue(store, kind, key, payload(key))
+
+    store.dispatcher(effect_handlers(acs, khaos), NO_WAIT).drain()
+
+    assert store.outbox.get(effect_id).state == "done"
+    assert _applied(sandbox, kind, key) == 1
+
+
+def test_an_effect_enqueued_twice_is_sent_once_and_replays_its_result(
+    sandbox: Sandbox, clients: tuple[Any, Any], store: Store
+) -> None:
+    acs, khaos = clients
+    kind = EffectKind.KHAOS_STOCK_ADJUSTMENT
+    first = _enqueue(store, kind, "snap-1:site-1:1", _adjustment("snap-1:site-1:1"))
+    dispatcher = store.dispatcher(effect_handlers(acs, khaos), NO_WAIT)
+    dispatcher.drain()
+    again = _enqueue(store, kind, "snap-1:site-1:1", _adjustment("snap-1:site-1:1"))
+    dispatcher.drain()
+
+    assert again == first
+    assert store.outbox.get(first).result["group_ref"] == "snap-1:site-1:1"
+    assert _applied(sandbox, kind, "snap-1:site-1:1") == 1
+
+
+def test_busy_khaos_is_retried_until_the_effect_lands_once(
+    sandbox: Sandbox, clients: tuple[Any, Any], store: Store
+) -> None:
+    acs, khaos = clients
+    sandbox.khaos_faults.add(
+        FaultRule(operation="ImportDespatch", kind=FaultKind.ERROR_5XX, count=2)
+    )
+    effect_id = _enqueue(store, EffectKind.KHAOS_DESPATCH, "SHP-BUSY", _despatch("SHP-BUSY"))
+
+    store.dispatcher(effect_handlers(acs, khaos), NO_WAIT).drain()
+
+    assert store.outbox.get(effect_id).state == "done"
+    assert len(store.outbox.attempts(effect_id)) == 3
+    assert _applied(sandbox, EffectKind.KHAOS_DESPATCH, "SHP-BUSY") == 1
+
+
+def test_a_rejected_write_is_parked_with_an_owner_and_never_applied(
+    sandbox: Sandbox, clients: tuple[Any, Any], store: Store
+) -> None:
+    acs, khaos = clients
+    bad = _adjustment("BAD-REASON")
+    bad["lines"][0]["reason_code"] = "NOT_A_REASON"
+    effect_id = _enqueue(store, EffectKind.KHAOS_STOCK_ADJUSTMENT, "BAD-REASON", bad)
+
+    store.dispatcher(effect_handlers(acs, khaos), NO_WAIT).drain()
+
+    assert store.outbox.get(effect_id).state == "parked"
+    [problem] = store.exceptions.list(type="effect_failed")
+    assert problem.row.owner == "integration"
+    assert _applied(sandbox, EffectKind.KHAOS_STOCK_ADJUSTMENT, "BAD-REASON") == 0
+
+
+def _dispatch_process(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    cli = Path(sys.executable).with_name("acs-khaos")
+    return subprocess.run(
+        [str(cli), "outbox", "dispatch", "--systems", "khaos"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize("crash_point", ["after_claim", "after_send", "before_mark_done"])
+def test_a_dispatcher_killed_mid_effect_is_recovered_without_a_second_despatch(
+    sandbox: Sandbox, store_url: str, crash_point: str
+) -> None:
+    with Store.open(store_url) as store:
+        _enqueue(store, EffectKind.KHAOS_DESPATCH, "SHP-KILL", _despatch("SHP-KILL"))
+    env = {
+        **os.environ,
+        "ACS_KHAOS_DATABASE_URL": store_url,
+        "ACS_KHAOS_OUTBOX__BACKOFF_INITIAL_S": "0",
+        "ACS_KHAOS_OUTBOX__BACKOFF_MAX_S": "0",
+    }
+
+    killed = _dispatch_process({**env, "ACS_KHAOS_CRASH_AT": crash_point})
+    recovered = _dispatch_process(env)
+
+    assert killed.returncode == 137, killed.stderr
+    assert recovered.returncode == 0, recovered.stderr
+    with Store.open(store_url) as store:
+        assert store.outbox.by_key("SHP-KILL").state == "done"
+    assert _applied(sandbox, EffectKind.KHAOS_DESPATCH, "SHP-KILL") == 1
+
+
+def test_two_dispatcher_processes_on_postgres_never_apply_an_effect_twice(
+    sandbox: Sandbox, fresh_postgres_database: str
+) -> None:
+    refs = [f"SOAK-{n:03d}" for n in range(120)]
+    with Store.open(fresh_postgres_database) as store:
+        for ref in refs:
+            _enqueue(store, EffectKind.KHAOS_STOCK_ADJUSTMENT, ref, _adjustment(ref))
+    env = {**os.environ, "ACS_KHAOS_DATABASE_URL": fresh_postgres_database}
+    cli = Path(sys.executable).with_name("acs-khaos")
+    workers = [
+        subprocess.Popen(
+            [str(cli), "outbox", "dispatch", "--systems", "khaos"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [worker.communicate(timeout=180) for worker in workers]
+
+    assert all(worker.returncode == 0 for worker in workers), outputs
+    groups = [g["group_ref"] for g in sandbox.khaos.truth()["adjustment_groups"]]
+    assert sorted(groups) == refs
+    level_moves = Decimal(len(groups))
+    assert level_moves == len(refs)
