@@ -216,10 +216,10 @@ def outbox_status() -> None:
 
 @outbox_app.command("dispatch")
 def outbox_dispatch(
-    once: bool = typer.Option(False, "--once", help="One round only (default: until nothing is due)."),
+    once: bool = typer.Option(False, "--once", help="One round only (default: until idle)."),
     systems: str = typer.Option("acs,khaos", help="Which systems' effects to send."),
 ) -> None:
-    """Send due effects to ACS and Khaos (retrying, reading back, parking as the outbox rules say)."""
+    """Send due effects to ACS and Khaos: retry, read back and park by the outbox rules."""
     from contextlib import ExitStack
 
     from acs_khaos_dagster.config import get_settings

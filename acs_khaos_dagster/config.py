@@ -16,13 +16,19 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     YamlConfigSettingsSource,
 )
+
+from acs_khaos_dagster.domain.layout import KhaosSites, KhaosStages
+from acs_khaos_dagster.domain.order_release import CourierMap
+from acs_khaos_dagster.domain.shipments import CarrierMap
+from acs_khaos_dagster.domain.sla import SlaPolicy, WorkingCalendar
+from acs_khaos_dagster.domain.stock_status import StatusPolicy
 
 UK_TIME_ZONE = "Europe/London"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -36,35 +42,6 @@ class AcsSettings(BaseModel):
     account_code: str = Field("BRAND01", min_length=1, max_length=20, pattern=r"^[A-Za-z0-9_-]+$")
     drop_folder: Path = Path("data/acs_drop")
     page_size: int = Field(500, ge=1, le=5000)
-
-
-class KhaosSites(BaseModel):
-    """Khaos Control site ids. Each ACS stock bucket lands on exactly one site."""
-
-    selling: int = 1
-    hire_stock: int = 2
-    on_hire: int = 3
-    inspection: int = 4
-    refurbishment: int = 5
-    quarantine: int = 6
-
-    @model_validator(mode="after")
-    def _distinct(self) -> KhaosSites:
-        ids = list(self.model_dump().values())
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"khaos site ids must be distinct, got {self.model_dump()}")
-        return self
-
-
-class KhaosStages(BaseModel):
-    """Sales Invoice Manager stage ids."""
-
-    cancelled: int = 1
-    released: int = 9
-    acknowledged: int = 12
-    issue: int = 16
-    awaiting_stock: int = 18
-    issued: tuple[int, ...] = (70, 71, 72, 73)
 
 
 class KhaosSettings(BaseModel):
@@ -95,6 +72,18 @@ class HttpSettings(BaseModel):
     verify_tls: bool = True
 
 
+class OwnerTargets(BaseModel):
+    """Hours within which each owner team aims to close its exceptions."""
+
+    operations: float = Field(4.0, gt=0)
+    finance: float = Field(24.0, gt=0)
+    ecommerce: float = Field(8.0, gt=0)
+    integration: float = Field(2.0, gt=0)
+
+    def for_owner(self, owner: str) -> float:
+        return float(getattr(self, owner, self.integration))
+
+
 class OutboxSettings(BaseModel):
     max_attempts: int = Field(6, ge=1)
     backoff_initial_s: float = Field(2.0, ge=0)
@@ -118,6 +107,13 @@ class Settings(BaseSettings):
     khaos: KhaosSettings = KhaosSettings()
     http: HttpSettings = HttpSettings()
     outbox: OutboxSettings = OutboxSettings()
+    owner_targets: OwnerTargets = OwnerTargets()
+    status_policy: StatusPolicy = StatusPolicy()
+    # Khaos courier code -> ACS delivery agent/service (orders out), and back (despatches in).
+    couriers: CourierMap = CourierMap()
+    carriers: CarrierMap = CarrierMap()
+    working_calendar: WorkingCalendar = WorkingCalendar()
+    sla: SlaPolicy = SlaPolicy()
     sync_mode: Literal["realtime", "batch"] = "batch"
     variance_tolerance_units: int = Field(2, ge=0)
     variance_tolerance_value: Decimal = Field(Decimal("50.00"), ge=0)

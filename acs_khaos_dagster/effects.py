@@ -71,7 +71,10 @@ class AcsOrderPush:
 
 
 class KhaosInvoiceMove:
-    """``MoveInvoices``; read back by each invoice's stage (payload: order_ids, invoice_ids, stage_id)."""
+    """``MoveInvoices``; read back by each invoice's stage.
+
+    Payload: ``order_ids`` (for the read-back), ``invoice_ids``, ``stage_id``.
+    """
 
     def __init__(self, khaos: KhaosClient) -> None:
         self._khaos = khaos

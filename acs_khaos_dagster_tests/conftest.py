@@ -88,7 +88,7 @@ def tiny_scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def sandbox(tiny_scenario: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def sandbox(tiny_scenario: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Both simulators with fresh state on free loopback ports; settings point at them."""
     from acs_khaos_dagster.config import load_settings
     from acs_khaos_dagster.sandbox.runner import Sandbox

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from acs_khaos_dagster.config import KhaosSites
+from acs_khaos_dagster.domain.layout import KhaosSites
 from acs_khaos_dagster.domain.stock_guards import (
     SnapshotTotals,
     UnknownStatusReport,

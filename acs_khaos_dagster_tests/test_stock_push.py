@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from acs_khaos_dagster.config import KhaosSites
+from acs_khaos_dagster.domain.layout import KhaosSites
 from acs_khaos_dagster.domain.stock_push import (
     CorrectionKind,
     PushPlan,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from acs_khaos_dagster.config import KhaosSites
+from acs_khaos_dagster.domain.layout import KhaosSites
 from acs_khaos_dagster.domain.stock_status import (
     CONFLICT_STATUS,
     DEFAULT_STATUS_POLICY,

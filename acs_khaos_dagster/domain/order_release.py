@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from acs_khaos_dagster.config import KhaosStages
+from acs_khaos_dagster.domain.layout import KhaosStages
 from acs_khaos_dagster.domain.models import (
     AcsOrder,
     AcsOrderLine,

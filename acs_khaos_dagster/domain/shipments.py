@@ -23,7 +23,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from acs_khaos_dagster.config import KhaosStages
+from acs_khaos_dagster.domain.layout import KhaosStages
 from acs_khaos_dagster.domain.models import (
     DespatchEvent,
     DespatchPosting,

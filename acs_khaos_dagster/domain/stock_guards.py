@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 import pyarrow as pa
 
-from acs_khaos_dagster.config import KhaosSites
+from acs_khaos_dagster.domain.layout import KhaosSites
 from acs_khaos_dagster.domain.stock_status import (
     DEFAULT_STATUS_POLICY,
     StatusPolicy,

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from pydantic import TypeAdapter
 
-from acs_khaos_dagster.config import KhaosSites
+from acs_khaos_dagster.domain.layout import KhaosSites
 from acs_khaos_dagster.domain.models import AdjustmentLine, StockAdjustmentGroup
 from acs_khaos_dagster.domain.stock_status import (
     DEFAULT_STATUS_POLICY,

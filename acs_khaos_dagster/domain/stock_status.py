@@ -22,7 +22,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from acs_khaos_dagster.config import KhaosSites
+from acs_khaos_dagster.domain.layout import KhaosSites
 
 SiteRole = Literal["selling", "hire_stock", "on_hire", "inspection", "refurbishment", "quarantine"]
 

@@ -83,6 +83,7 @@ class Store:
             from acs_khaos_dagster.config import get_settings
 
             settings = get_settings()
+        kwargs.setdefault("targets", settings.owner_targets)
         return cls.open(settings.resolved_database_url, **kwargs)
 
     @property

@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, Field
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from acs_khaos_dagster.config import OwnerTargets
 from acs_khaos_dagster.store.audit import AuditLog
 from acs_khaos_dagster.store.db import Database
 from acs_khaos_dagster.store.schema import ExceptionRow
@@ -31,6 +31,9 @@ class ExceptionType(StrEnum):
     SKU_MISSING_IN_ACS = "sku_missing_in_acs"
     INVALID_SKU_CODE = "invalid_sku_code"
     SKU_RENAMED = "sku_renamed"
+    SKU_NOT_LIVE = "sku_not_live"
+    SKU_UNKNOWN_TO_KHAOS = "sku_unknown_to_khaos"
+    SHIPMENT_UNPOSTABLE = "shipment_unpostable"
     ORDER_HELD = "order_held"
     ORDER_LOCKED = "order_locked"
     UNKNOWN_STOCK_STATUS = "unknown_stock_status"
@@ -64,15 +67,22 @@ DEFAULT_OWNERS: dict[str, Owner] = {
     ExceptionType.SKU_MISSING_IN_ACS: Owner.ECOMMERCE,
     ExceptionType.INVALID_SKU_CODE: Owner.ECOMMERCE,
     ExceptionType.SKU_RENAMED: Owner.ECOMMERCE,
-    ExceptionType.ORDER_HELD: Owner.OPERATIONS,
+    # Published on the website but not active at ACS: nothing is sold before ACS can fulfil it.
+    ExceptionType.SKU_NOT_LIVE: Owner.ECOMMERCE,
+    ExceptionType.SKU_UNKNOWN_TO_KHAOS: Owner.ECOMMERCE,
+    # Held for an unknown, inactive or mismatched SKU: the fix is in the product data.
+    ExceptionType.ORDER_HELD: Owner.ECOMMERCE,
     ExceptionType.ORDER_LOCKED: Owner.OPERATIONS,
-    ExceptionType.UNKNOWN_STOCK_STATUS: Owner.INTEGRATION,
+    # The warehouse knows what a new status means; operations decide its bucket.
+    ExceptionType.UNKNOWN_STOCK_STATUS: Owner.OPERATIONS,
     ExceptionType.STOCK_VARIANCE_HELD: Owner.FINANCE,
     ExceptionType.SNAPSHOT_REFUSED: Owner.INTEGRATION,
     ExceptionType.EFFECT_FAILED: Owner.INTEGRATION,
     ExceptionType.ORDER_SLA_BREACH: Owner.OPERATIONS,
     ExceptionType.DESPATCH_CLOSED_SHORT: Owner.OPERATIONS,
     ExceptionType.COURIER_UNMAPPED: Owner.INTEGRATION,
+    # A despatch for an unknown order or line, or more units than ordered.
+    ExceptionType.SHIPMENT_UNPOSTABLE: Owner.OPERATIONS,
     ExceptionType.RETURN_UNMATCHED: Owner.OPERATIONS,
     ExceptionType.UNKNOWN_GRADE: Owner.INTEGRATION,
     ExceptionType.REFUND_DUE: Owner.FINANCE,
@@ -87,18 +97,6 @@ DEFAULT_SEVERITIES: dict[str, str] = {
     ExceptionType.REFUND_DUE: "high",
     ExceptionType.SKU_RENAMED: "low",
 }
-
-
-class OwnerTargets(BaseModel):
-    """Hours within which each team aims to close its exceptions (to move into settings)."""
-
-    operations: float = Field(4.0, gt=0)
-    finance: float = Field(24.0, gt=0)
-    ecommerce: float = Field(8.0, gt=0)
-    integration: float = Field(2.0, gt=0)
-
-    def for_owner(self, owner: str) -> float:
-        return float(getattr(self, owner, self.integration))
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ def run(*args: str) -> str:
 def test_list_shows_open_exceptions_with_owner_and_target(cli_store: Store) -> None:
     cli_store.exceptions.raise_exception("order_held", "SO1001", "order on hold in ACS")
     output = run("exceptions", "list")
-    assert "SO1001" in output and "operations" in output and "order_held" in output
+    assert "SO1001" in output and "ecommerce" in output and "order_held" in output
 
 
 def test_list_filters_by_owner(cli_store: Store) -> None:

@@ -30,7 +30,8 @@ def test_every_type_has_a_documented_default_owner() -> None:
     assert set(DEFAULT_OWNERS) == set(ExceptionType)
     assert DEFAULT_OWNERS[ExceptionType.EFFECT_FAILED] == "integration"
     assert DEFAULT_OWNERS[ExceptionType.STOCK_VARIANCE_HELD] == "finance"
-    assert DEFAULT_OWNERS[ExceptionType.ORDER_HELD] == "operations"
+    assert DEFAULT_OWNERS[ExceptionType.ORDER_HELD] == "ecommerce"
+    assert DEFAULT_OWNERS[ExceptionType.UNKNOWN_STOCK_STATUS] == "operations"
     assert DEFAULT_OWNERS[ExceptionType.SKU_MISSING_IN_ACS] == "ecommerce"
 
 
@@ -81,12 +82,12 @@ def test_ignored_problem_stays_ignored_when_seen_again(store: Store) -> None:
 def test_list_shows_age_and_whether_it_is_over_the_owner_target(
     store: Store, clock: FakeClock
 ) -> None:
-    store.exceptions.raise_exception("order_held", "SO1", "held")  # operations: 4 h
+    store.exceptions.raise_exception("order_sla_breach", "SO1", "late")  # operations: 4 h
     store.exceptions.raise_exception("drift", "SKU1", "drift")  # finance: 24 h
     clock.advance(hours=5)
     items = {i.row.type: i for i in store.exceptions.list()}
-    assert items["order_held"].age == timedelta(hours=5)
-    assert items["order_held"].over_target is True
+    assert items["order_sla_breach"].age == timedelta(hours=5)
+    assert items["order_sla_breach"].over_target is True
     assert items["drift"].over_target is False
     assert items["drift"].target_hours == OwnerTargets().finance
 
