@@ -26,6 +26,7 @@ from pydantic_settings import (
 
 from acs_khaos_dagster.domain.layout import KhaosSites, KhaosStages
 from acs_khaos_dagster.domain.order_release import CourierMap
+from acs_khaos_dagster.domain.returns import GradePolicy
 from acs_khaos_dagster.domain.shipments import CarrierMap
 from acs_khaos_dagster.domain.sla import SlaPolicy, WorkingCalendar
 from acs_khaos_dagster.domain.stock_status import StatusPolicy
@@ -84,6 +85,53 @@ class OwnerTargets(BaseModel):
         return float(getattr(self, owner, self.integration))
 
 
+class ProductSettings(BaseModel):
+    # Warn when fewer web-published SKUs than this share are ready for sale at ACS.
+    coverage_warn_below: float = Field(0.98, ge=0, le=1)
+
+
+class OrderSettings(BaseModel):
+    """Order release and despatch feedback."""
+
+    # The seed's "how often outbound orders post to ACS".
+    release_interval_s: int = Field(300, ge=15)
+    # The despatch sensor only decides whether to start a run; the run posts.
+    despatch_sensor_interval_s: int = Field(15, ge=5)
+    despatch_page_size: int = Field(200, ge=1, le=5000)
+
+
+class StockSettings(BaseModel):
+    """ACS snapshots to Khaos Level (see ARCHITECTURE "Stock arithmetic")."""
+
+    # Plausibility guard against the last accepted snapshot (a truncated file must
+    # never zero the website).
+    max_total_drop: float = Field(0.10, ge=0, le=1)
+    max_sellable_drop: float = Field(0.20, ge=0, le=1)
+    max_unknown_share: float = Field(0.02, ge=0, le=1)
+    # Unexplained differences within both limits are pushed as VARIANCE; above, held
+    # for finance to approve.
+    variance_tolerance_units: int = Field(2, ge=0)
+    variance_tolerance_value: Decimal = Field(Decimal("50.00"), ge=0)
+    max_lines_per_adjustment: int = Field(500, ge=1)
+    # batch mode: push the newest snapshot on this schedule (Europe/London).
+    batch_cron: str = "0 8-20 * * 1-6"
+    sftp_host: str | None = None
+    sftp_port: int = 22
+    sftp_username: str | None = None
+    sftp_password: SecretStr | None = None
+    sftp_private_key: SecretStr | None = None
+    sftp_folder: str = "/outbound"
+
+
+class ReturnSettings(BaseModel):
+    """Returns and refunds."""
+
+    refund_days: int = Field(14, ge=1)
+    refund_warn_days: int = Field(3, ge=0)
+    # Hire StockID -> the StockID the unit is sold under once ex-hired.
+    resale_stock_ids: dict[int, int] = Field(default_factory=dict)
+
+
 class OutboxSettings(BaseModel):
     max_attempts: int = Field(6, ge=1)
     backoff_initial_s: float = Field(2.0, ge=0)
@@ -101,6 +149,9 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Path("data")
+    # Sandbox and replay only: read "now" from this URL (GET -> {"now": ISO-8601}) instead
+    # of the system clock, so the integration and the simulators agree on the time.
+    clock_url: str | None = None
     database_url: SecretStr | None = None
     time_zone: str = UK_TIME_ZONE
     acs: AcsSettings = AcsSettings()
@@ -108,6 +159,11 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     outbox: OutboxSettings = OutboxSettings()
     owner_targets: OwnerTargets = OwnerTargets()
+    products: ProductSettings = ProductSettings()
+    orders: OrderSettings = OrderSettings()
+    stock: StockSettings = StockSettings()
+    returns: ReturnSettings = ReturnSettings()
+    grade_policy: GradePolicy = GradePolicy()
     status_policy: StatusPolicy = StatusPolicy()
     # Khaos courier code -> ACS delivery agent/service (orders out), and back (despatches in).
     couriers: CourierMap = CourierMap()
@@ -115,8 +171,6 @@ class Settings(BaseSettings):
     working_calendar: WorkingCalendar = WorkingCalendar()
     sla: SlaPolicy = SlaPolicy()
     sync_mode: Literal["realtime", "batch"] = "batch"
-    variance_tolerance_units: int = Field(2, ge=0)
-    variance_tolerance_value: Decimal = Field(Decimal("50.00"), ge=0)
 
     @field_validator("time_zone")
     @classmethod

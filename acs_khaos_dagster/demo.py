@@ -1,7 +1,12 @@
-"""The main job end to end: sandbox up, one integration cycle through Dagster, a summary.
+"""The main job end to end: sandbox up, integration cycles through Dagster, a summary.
 
 ``make demo`` calls this through ``acs-khaos demo``. The runs land on the persistent
 local Dagster instance (``DAGSTER_HOME``), so ``make dev`` shows them afterwards.
+
+The demo runs ``integration_cycle`` several times with simulated time passing in
+between, as production would on its schedule: ACS activates new SKUs hours after
+they are registered, picks and despatches orders, and Khaos's finance batch issues
+invoices.
 """
 
 from __future__ import annotations
@@ -9,15 +14,21 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
-import pandas as pd
-from dagster import DagsterInstance
+from dagster import DagsterInstance, MetadataValue
 from rich.console import Console
 from rich.table import Table
 
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.sandbox.scenario.manifest import MANIFEST_NAME
+
+# Dagster's console logger at DEBUG drowns the summary; failures still print.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Simulated time between cycles: long enough for ACS to activate SKUs and ship orders.
+CYCLES = (timedelta(0), timedelta(hours=6), timedelta(hours=30))
 
 
 def ensure_scenario(settings: Settings, size: str, seed: int) -> Path:
@@ -44,17 +55,6 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
-def _frame_table(title: str, frame: pd.DataFrame) -> Table:
-    table = Table(title=title)
-    for column in frame.columns:
-        table.add_column(
-            str(column), justify="right" if frame[column].dtype.kind in "iuf" else "left"
-        )
-    for row in frame.itertuples(index=False):
-        table.add_row(*(str(value) for value in row))
-    return table
-
-
 def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> int:
     """Run ``integration_cycle`` against a fresh sandbox; returns the process exit code."""
     from acs_khaos_dagster.definitions import defs
@@ -62,49 +62,86 @@ def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> i
 
     with console.status(f"generating the {size} brand scenario (seed {seed})"):
         folder = ensure_scenario(settings, size, seed)
+    job = defs.resolve_job_def("integration_cycle")
+    summaries: dict[str, dict[str, Any]] = {}
     with Sandbox(folder, settings.drop_folder, settings, seed=seed) as box:
         console.print(f"sandbox: ACS {box.acs_url}, Khaos {box.khaos_url}")
-        written = box.acs.write_daily_files()
-        console.print(
-            f"ACS delivered {', '.join(p.name for p in written)} to {settings.drop_folder}"
-        )
-        with _environment(box.settings_env()), console.status("running integration_cycle"):
+        with _environment(box.settings_env()):
             instance = DagsterInstance.get()
-            job = defs.get_job_def("integration_cycle")
-            result = job.execute_in_process(instance=instance, raise_on_error=False)
-    console.print(
-        f"Dagster run [bold]{result.run_id}[/bold]: {'succeeded' if result.success else 'FAILED'}"
-    )
-    if not result.success:
-        for event in result.all_events:
-            if event.is_failure:
-                console.print(f"[red]{event.message}[/red]")
-        return 1
-    print_summary(result, console)
+            for number, wait in enumerate(CYCLES, start=1):
+                if wait:
+                    box.advance(wait)
+                written = box.acs.write_daily_files()
+                label = f"cycle {number} at {box.clock.now():%a %d %b %H:%M} UTC (simulated)"
+                console.print(f"{label}: ACS delivered {', '.join(p.name for p in written)}")
+                with console.status(f"running integration_cycle, {label}"):
+                    result = job.execute_in_process(
+                        instance=instance, raise_on_error=False, run_config=QUIET
+                    )
+                state = "succeeded" if result.success else "FAILED"
+                console.print(f"  Dagster run [bold]{result.run_id}[/bold]: {state}")
+                if not result.success:
+                    for event in result.all_events:
+                        if event.is_failure:
+                            console.print(f"[red]{event.message}[/red]")
+                    return 1
+                summaries = _asset_summaries(result)
+            store_counts = _store_counts()
+    _print_summary(summaries, store_counts, console)
     return 0
 
 
-def print_summary(result, console: Console) -> None:
-    from acs_khaos_dagster.domain.snapshot import units_per_status
-
-    skus: pd.DataFrame = result.output_for_node("khaos_sku_master")
-    orders: pd.DataFrame = result.output_for_node("khaos_released_orders")
-    counts: pd.DataFrame = result.output_for_node("acs_stock_snapshot")
-    parents = int((~skus["stock_controlled"]).sum())
-    hire = int(skus["is_hire"].sum())
-    console.print(f"Khaos SKU master: {len(skus)} items ({parents} style parents, {hire} hire)")
-    console.print(
-        f"Released orders: {orders['order_id'].nunique()} orders, {len(orders)} lines, "
-        f"{int(orders['quantity'].sum())} units"
-    )
-    console.print(
-        _frame_table("ACS snapshot: units per normalised status", units_per_status(counts))
-    )
+def _asset_summaries(result: Any) -> dict[str, dict[str, Any]]:
+    """Each materialised asset's figures (numbers and short text) from its metadata."""
+    summaries: dict[str, dict[str, Any]] = {}
     for event in result.get_asset_materialization_events():
         materialization = event.step_materialization_data.materialization
-        if materialization.asset_key.to_user_string() == "acs_stock_snapshot":
-            meta = materialization.metadata
-            quarantined = meta["rows_quarantined"].value
-            console.print(f"quarantined rows: {quarantined}")
-            if quarantined:
-                console.print(meta["quarantine_reasons"].value)
+        figures = {
+            key: value.value
+            for key, value in materialization.metadata.items()
+            if isinstance(value.value, int | float) and not isinstance(value.value, bool)
+        }
+        tables = {
+            key: value.value
+            for key, value in materialization.metadata.items()
+            if isinstance(value, type(MetadataValue.md(""))) and key.startswith("units_per")
+        }
+        summaries[materialization.asset_key.to_user_string()] = {**figures, **tables}
+    return summaries
+
+
+def _store_counts() -> dict[str, dict[str, int]]:
+    from acs_khaos_dagster.config import load_settings
+    from acs_khaos_dagster.store import Store
+
+    with Store.from_settings(load_settings()) as store:
+        status = store.outbox.status()
+        effects: dict[str, int] = {}
+        for (_kind, state), count in status.counts.items():
+            effects[state] = effects.get(state, 0) + count
+        exceptions: dict[str, int] = {}
+        for item in store.exceptions.list():
+            key = f"{item.row.owner}: {item.row.type}"
+            exceptions[key] = exceptions.get(key, 0) + 1
+    return {"outbox effects by state": effects, "open exceptions by owner": exceptions}
+
+
+def _print_summary(
+    summaries: dict[str, dict[str, Any]], store_counts: dict[str, dict[str, int]], console: Console
+) -> None:
+    table = Table(title="Last cycle, per asset")
+    table.add_column("asset")
+    table.add_column("figures")
+    for asset_key, figures in summaries.items():
+        text = ", ".join(
+            f"{k.replace('_', ' ')} {v}" for k, v in figures.items() if not isinstance(v, str)
+        )
+        table.add_row(asset_key, text or "-")
+    console.print(table)
+    for asset_key, figures in summaries.items():
+        for key, value in figures.items():
+            if isinstance(value, str):
+                console.print(f"[bold]{asset_key}: {key.replace('_', ' ')}[/bold]\n{value}")
+    for title, counts in store_counts.items():
+        rows = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
+        console.print(f"[bold]{title}[/bold]: {rows}")

@@ -109,3 +109,61 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'integration.sqlite'}"
     else:
         yield request.getfixturevalue("fresh_postgres_database")
+
+
+# --- Dagster ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def dagster_instance(tmp_path: Path):  # noqa: ANN201
+    from dagster import instance_for_test
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with instance_for_test(temp_dir=str(home)) as instance:
+        yield instance
+
+
+@pytest.fixture
+def integration(sandbox, dagster_instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """Run the integration's assets through Dagster against a fresh sandbox and store.
+
+    ``integration.run("sku_mapping", ...)`` materialises those assets (and their checks)
+    with the production resources and returns Dagster's result.
+    """
+    monkeypatch.setenv("ACS_KHAOS_DATA_DIR", str(tmp_path / "data"))
+    return IntegrationHarness(sandbox, dagster_instance)
+
+
+class IntegrationHarness:
+    def __init__(self, sandbox, instance) -> None:  # noqa: ANN001
+        self.sandbox = sandbox
+        self.instance = instance
+
+    def run(self, *asset_names: str, run_config: dict | None = None, raise_on_error: bool = True):  # noqa: ANN201
+        from dagster import AssetKey, materialize
+
+        from acs_khaos_dagster.definitions import defs
+        from acs_khaos_dagster.defs.resources import default_resources
+
+        return materialize(
+            [*defs.assets, *defs.asset_checks],
+            selection=[AssetKey(name) for name in asset_names],
+            resources=default_resources(),
+            instance=self.instance,
+            run_config=run_config,
+            raise_on_error=raise_on_error,
+        )
+
+    def store(self):  # noqa: ANN201
+        from acs_khaos_dagster.config import load_settings
+        from acs_khaos_dagster.store import Store
+
+        return Store.from_settings(load_settings())
+
+    def metadata(self, result, asset_name: str) -> dict:  # noqa: ANN001
+        for event in result.get_asset_materialization_events():
+            materialization = event.step_materialization_data.materialization
+            if materialization.asset_key.to_user_string() == asset_name:
+                return {k: v.value for k, v in materialization.metadata.items()}
+        raise KeyError(asset_name)

@@ -1,8 +1,7 @@
 """Orders group: orders Khaos has released for fulfilment."""
 
-
 import pandas as pd
-from dagster import AssetExecutionContext, asset
+from dagster import AssetExecutionContext, Definitions, asset
 
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource
 from acs_khaos_dagster.defs.schemas import ReleasedOrderLinesType
@@ -36,3 +35,6 @@ def khaos_released_orders(
         }
     )
     return frame
+
+
+defs = Definitions(assets=[khaos_released_orders])

@@ -5,7 +5,6 @@ defaults, YAML file, ``ACS_KHAOS_*`` environment), so secrets come from the
 environment and never from Dagster run config or metadata.
 """
 
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +14,7 @@ from dagster import ConfigurableResource, FilesystemIOManager
 from acs_khaos_dagster.config import Settings, load_settings
 from acs_khaos_dagster.connectors.acs.client import AcsClient
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
+from acs_khaos_dagster.store import Store
 
 
 class SettingsResource(ConfigurableResource):
@@ -53,10 +53,10 @@ class StoreResource(ConfigurableResource):
 
     settings: SettingsResource
 
-    def open(self):
-        from acs_khaos_dagster.store import open_store
-
-        return open_store(self.settings.load())
+    @contextmanager
+    def connect(self) -> Iterator[Store]:
+        with Store.from_settings(self.settings.load()) as store:
+            yield store
 
 
 def default_resources(config_file: str = "") -> dict[str, object]:

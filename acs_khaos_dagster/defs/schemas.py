@@ -4,8 +4,10 @@ A pandera Dagster type fails the step *before* the IO manager stores the value,
 so a table that breaks its schema never reaches a downstream push.
 """
 
+import warnings
 
 import pandera.pandas as pa
+from dagster import BetaWarning
 from dagster_pandera import pandera_schema_to_dagster_type
 from pandera.typing import Series
 
@@ -27,6 +29,89 @@ class SkuMasterSchema(pa.DataFrameModel):
     publish_on_web: Series[bool]
     stock_controlled: Series[bool]
     scs_parent_id: Series[pa.Int64] = pa.Field(nullable=True)
+
+    class Config:
+        strict = "filter"
+        coerce = True
+
+
+class AcsRegistrySchema(pa.DataFrameModel):
+    """The SKU registry as ACS holds it."""
+
+    sku: Series[str] = pa.Field(unique=True)
+    barcode: Series[str]
+    style: Series[str]
+    colour: Series[str]
+    size: Series[str]
+    is_hire: Series[bool]
+    status: Series[str] = pa.Field(isin=["active", "inactive", "pending"])
+
+    class Config:
+        strict = "filter"
+        coerce = True
+
+
+SKU_CLASSES = [
+    "matched",
+    "missing_in_acs",
+    "pending_in_acs",
+    "inactive_in_acs",
+    "attribute_mismatch",
+    "unknown_to_khaos",
+    "invalid_code",
+    "renamed",
+    "discontinued",
+]
+
+
+class SkuMappingSchema(pa.DataFrameModel):
+    """One row per SKU with its classification; only valid, active, matching SKUs are ready."""
+
+    stock_id: Series[pa.Int64] = pa.Field(nullable=True)
+    stock_code: Series[str]
+    acs_sku: Series[str]
+    classification: Series[str] = pa.Field(isin=SKU_CLASSES)
+    ready_for_sale: Series[bool]
+    acs_status: Series[str] = pa.Field(isin=["active", "inactive", "pending", "missing"])
+    publish_on_web: Series[bool]
+    mismatch_fields: Series[str]
+    mismatch_detail: Series[str]
+    code_problems: Series[str]
+
+    @pa.dataframe_check
+    def ready_only_when_active_valid_and_matching(cls, df):
+        ready = df["ready_for_sale"]
+        return ~ready | (
+            (df["acs_status"] == "active")
+            & (df["code_problems"] == "")
+            & (df["mismatch_fields"] == "")
+        )
+
+    class Config:
+        strict = False
+        coerce = True
+
+
+class ReadyForSaleSchema(pa.DataFrameModel):
+    stock_id: Series[int] = pa.Field(unique=True)
+    stock_code: Series[str]
+    acs_sku: Series[str] = pa.Field(unique=True)
+    is_hire: Series[bool]
+    cost_price: Series[float] = pa.Field(ge=0)
+
+    class Config:
+        strict = "filter"
+        coerce = True
+
+
+class SkuPushSchema(pa.DataFrameModel):
+    """SKUs queued for ACS this run, with their outbox state."""
+
+    stock_id: Series[int]
+    acs_sku: Series[str]
+    reason: Series[str] = pa.Field(isin=["new", "changed"])
+    content_hash: Series[str] = pa.Field(str_length=64)
+    state: Series[str]
 
     class Config:
         strict = "filter"
@@ -72,6 +157,12 @@ class SnapshotStatusCountsSchema(pa.DataFrameModel):
         coerce = True
 
 
+# dagster-pandera is marked beta; the pinned versions are tested together.
+warnings.filterwarnings("ignore", category=BetaWarning, module=__name__)
 SkuMasterType = pandera_schema_to_dagster_type(SkuMasterSchema)
+AcsRegistryType = pandera_schema_to_dagster_type(AcsRegistrySchema)
+SkuMappingType = pandera_schema_to_dagster_type(SkuMappingSchema)
+ReadyForSaleType = pandera_schema_to_dagster_type(ReadyForSaleSchema)
+SkuPushType = pandera_schema_to_dagster_type(SkuPushSchema)
 ReleasedOrderLinesType = pandera_schema_to_dagster_type(ReleasedOrderLinesSchema)
 SnapshotStatusCountsType = pandera_schema_to_dagster_type(SnapshotStatusCountsSchema)

@@ -1,11 +1,10 @@
 """Stock group: ACS unit snapshots."""
 
-
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
-from dagster import AssetExecutionContext, Config, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, Definitions, MetadataValue, asset
 
 from acs_khaos_dagster.connectors.acs.files import read_stock_units
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
@@ -52,15 +51,12 @@ def acs_stock_snapshot(
     snapshot_dir.mkdir(parents=True, exist_ok=True)
     pq.write_table(read.units, snapshot_dir / f"{path.stem}.parquet")
 
-    db = store.open()
-    try:
+    with store.connect() as db:
         file_row, _ = db.ledger.record_file(path, kind="stock_units")
         db.ledger.add_quarantined_rows(file_row.id, read.quarantined)
         db.ledger.mark_processed(
             file_row.id, rows_accepted=read.units.num_rows, rows_quarantined=len(read.quarantined)
         )
-    finally:
-        db.close()
 
     per_status = units_per_status(counts)
     reasons = pd.Series([row.reason for row in read.quarantined], dtype="object")
@@ -84,3 +80,6 @@ def acs_stock_snapshot(
         }
     )
     return counts
+
+
+defs = Definitions(assets=[acs_stock_snapshot])

@@ -445,17 +445,18 @@ class VarianceTolerance:
     Per StockID, on the difference of its total across all sites (status moves cancel
     out): within tolerance iff ``|difference| ≤ units`` **and** ``|difference| × CostPrice
     ≤ value``. A StockID without a cost price is never within tolerance (its value is
-    unknown). Defaults match ``Settings.variance_tolerance_units/_value`` (2 units, £50).
+    unknown). Defaults match ``Settings.stock.variance_tolerance_units/_value`` (2 units, £50).
     """
 
     units: int = 2
     value: Decimal = Decimal("50.00")
 
     @classmethod
-    def from_settings(cls, settings: object) -> VarianceTolerance:
+    def from_settings(cls, stock_settings: object) -> VarianceTolerance:
+        """From ``Settings.stock`` (any object with the two tolerance fields)."""
         return cls(
-            units=int(getattr(settings, "variance_tolerance_units")),  # noqa: B009
-            value=Decimal(getattr(settings, "variance_tolerance_value")),  # noqa: B009
+            units=int(stock_settings.variance_tolerance_units),  # type: ignore[attr-defined]
+            value=Decimal(stock_settings.variance_tolerance_value),  # type: ignore[attr-defined]
         )
 
 

@@ -122,6 +122,7 @@ class Sandbox:
             "ACS_KHAOS_KHAOS__BASE_URL": self.khaos_url,
             "ACS_KHAOS_ACS__DROP_FOLDER": str(self.drop_folder.resolve()),
             "ACS_KHAOS_ACS__ACCOUNT_CODE": self.manifest.account_code,
+            "ACS_KHAOS_CLOCK_URL": f"{self.acs_url}/_sandbox/clock",
         }
 
     def truth(self) -> dict[str, Any]:

@@ -217,4 +217,16 @@ class Cursor(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+def _load_flow_tables() -> None:
+    """Each flow keeps its own tables in ``store/tables/<flow>.py`` on this same ``Base``."""
+    import importlib
+    import pkgutil
+
+    from acs_khaos_dagster.store import tables
+
+    for module in pkgutil.iter_modules(tables.__path__):
+        importlib.import_module(f"{tables.__name__}.{module.name}")
+
+
+_load_flow_tables()
 ALL_TABLES = tuple(sorted(Base.metadata.tables))

@@ -274,6 +274,22 @@ class KhaosClient:
         return self._read("GetStockList", {"DateValue": format_uk(changed_since)},
                           wire.parse_stock_codes)
 
+    @staticmethod
+    def requestable_codes(codes: Iterable[str]) -> tuple[list[str], dict[str, str]]:
+        """Split codes into those Khaos can be asked about and the refused ones with why.
+
+        A code breaking Khaos's own rules cannot be exported; the caller reports it
+        rather than letting one bad code stop the good ones.
+        """
+        good: list[str] = []
+        refused: dict[str, str] = {}
+        for code in codes:
+            try:
+                good.append(wire.clean_stock_code(code))
+            except wire.WireValidationError as exc:
+                refused[code] = str(exc)
+        return good, refused
+
     def _batches(self, operation: str, codes: Iterable[str]) -> list[list[str]]:
         cleaned = self._local_validation(
             operation, lambda: list(dict.fromkeys(wire.clean_stock_code(c) for c in codes))

@@ -349,6 +349,16 @@ class AcsState:
         }
         with self.lock:
             self.advance(now)
+            # ACS identifies a garment by its barcode at goods-in: one barcode, one SKU.
+            barcode = attributes["barcode"]
+            if barcode and any(
+                other.sku != sku and other.attributes.get("barcode") == barcode
+                for other in self.products.values()
+            ):
+                raise ApiError(422, "DUPLICATE_BARCODE",
+                               f"barcode {barcode} is already registered to another SKU",
+                               errors=[_err("barcode", "DUPLICATE_BARCODE",
+                                            f"barcode {barcode} belongs to another SKU")])
             product = self.products.get(sku)
             if product is None:
                 product = Product(sku=sku, attributes=attributes, status="pending",
