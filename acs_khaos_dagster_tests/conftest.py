@@ -115,7 +115,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-def dagster_instance(tmp_path: Path):  # noqa: ANN201
+def dagster_instance(tmp_path: Path):
     from dagster import instance_for_test
 
     home = tmp_path / "dagster_home"
@@ -125,7 +125,7 @@ def dagster_instance(tmp_path: Path):  # noqa: ANN201
 
 
 @pytest.fixture
-def integration(sandbox, dagster_instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+def integration(sandbox, dagster_instance, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Run the integration's assets through Dagster against a fresh sandbox and store.
 
     ``integration.run("sku_mapping", ...)`` materialises those assets (and their checks)
@@ -136,11 +136,11 @@ def integration(sandbox, dagster_instance, tmp_path: Path, monkeypatch: pytest.M
 
 
 class IntegrationHarness:
-    def __init__(self, sandbox, instance) -> None:  # noqa: ANN001
+    def __init__(self, sandbox, instance) -> None:
         self.sandbox = sandbox
         self.instance = instance
 
-    def run(self, *asset_names: str, run_config: dict | None = None, raise_on_error: bool = True):  # noqa: ANN201
+    def run(self, *asset_names: str, run_config: dict | None = None, raise_on_error: bool = True):
         from dagster import AssetKey, materialize
 
         from acs_khaos_dagster.definitions import defs
@@ -155,13 +155,13 @@ class IntegrationHarness:
             raise_on_error=raise_on_error,
         )
 
-    def store(self):  # noqa: ANN201
+    def store(self):
         from acs_khaos_dagster.config import load_settings
         from acs_khaos_dagster.store import Store
 
         return Store.from_settings(load_settings())
 
-    def metadata(self, result, asset_name: str) -> dict:  # noqa: ANN001
+    def metadata(self, result, asset_name: str) -> dict:
         for event in result.get_asset_materialization_events():
             materialization = event.step_materialization_data.materialization
             if materialization.asset_key.to_user_string() == asset_name:

@@ -10,24 +10,25 @@ from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
-
 from acs_khaos_dagster.domain.models import Barcode, StockItem
+from acs_khaos_dagster_tests.conftest import IntegrationHarness
 
 PRODUCTS = ("khaos_sku_master", "acs_product_registry", "sku_mapping", "ready_for_sale_skus")
 SYNC = (*PRODUCTS, "acs_sku_push")
 
 
-def _classes(integration, result) -> Counter:  # noqa: ANN001
+def _classes(integration, result) -> Counter:
     mapping = result.output_for_node("sku_mapping")
     return Counter(mapping["classification"])
 
 
-def _puts(integration) -> dict[str, int]:  # noqa: ANN001
+def _puts(integration: IntegrationHarness) -> dict[str, int]:
     return {p["sku"]: p["puts"] for p in integration.sandbox.acs.truth()["products"]}
 
 
-def test_first_sync_classifies_every_sku_against_the_acs_registry(integration) -> None:  # noqa: ANN001
+def test_first_sync_classifies_every_sku_against_the_acs_registry(
+    integration: IntegrationHarness,
+) -> None:
     result = integration.run(*PRODUCTS)
     classes = _classes(integration, result)
     assert classes["missing_in_acs"] == 2
@@ -40,7 +41,9 @@ def test_first_sync_classifies_every_sku_against_the_acs_registry(integration) -
     assert mismatch["mismatch_fields"] == "barcode"
 
 
-def test_style_parents_are_in_the_master_but_never_sent_to_acs(integration) -> None:  # noqa: ANN001
+def test_style_parents_are_in_the_master_but_never_sent_to_acs(
+    integration: IntegrationHarness,
+) -> None:
     result = integration.run(*SYNC)
     master = result.output_for_node("khaos_sku_master")
     parents = master[~master["stock_controlled"]]
@@ -52,7 +55,7 @@ def test_style_parents_are_in_the_master_but_never_sent_to_acs(integration) -> N
 
 
 def test_missing_and_mismatched_skus_are_pushed_and_become_ready_after_activation(
-    integration,  # noqa: ANN001
+    integration: IntegrationHarness,
 ) -> None:
     first = integration.run(*SYNC)
     pushed = first.output_for_node("acs_sku_push")
@@ -69,7 +72,9 @@ def test_missing_and_mismatched_skus_are_pushed_and_become_ready_after_activatio
     assert all(_puts(integration)[sku] == 1 for sku in missing)
 
 
-def test_rerunning_the_sync_sends_nothing_new(integration) -> None:  # noqa: ANN001
+def test_rerunning_the_sync_sends_nothing_new(
+    integration: IntegrationHarness,
+) -> None:
     integration.run(*SYNC)
     puts_after_first = _puts(integration)
     again = integration.run(*SYNC)
@@ -77,12 +82,15 @@ def test_rerunning_the_sync_sends_nothing_new(integration) -> None:  # noqa: ANN
     assert _puts(integration) == puts_after_first
 
 
-def test_only_changed_stock_items_are_fetched_after_the_first_run(integration) -> None:  # noqa: ANN001
+def test_only_changed_stock_items_are_fetched_after_the_first_run(
+    integration: IntegrationHarness,
+) -> None:
     integration.sandbox.advance(timedelta(hours=1))  # past the catalogue's own last change
     first = integration.run("khaos_sku_master")
     khaos = integration.sandbox.khaos
     integration.sandbox.advance(timedelta(minutes=30))
-    stock_id = int(first.output_for_node("khaos_sku_master").query("stock_controlled").iloc[0]["stock_id"])
+    children = first.output_for_node("khaos_sku_master").query("stock_controlled")
+    stock_id = int(children.iloc[0]["stock_id"])
     khaos.update_stock_item(stock_id, sell_price=Decimal("99.00"))
 
     second = integration.run("khaos_sku_master")
@@ -95,7 +103,7 @@ def test_only_changed_stock_items_are_fetched_after_the_first_run(integration) -
 
 
 def test_a_renamed_stock_code_keeps_its_acs_sku_and_is_reported_to_ecommerce(
-    integration,  # noqa: ANN001
+    integration: IntegrationHarness,
 ) -> None:
     first = integration.run(*SYNC)
     mapping = first.output_for_node("sku_mapping")
@@ -117,10 +125,19 @@ def test_a_renamed_stock_code_keeps_its_acs_sku_and_is_reported_to_ecommerce(
     assert problem.row.owner == "ecommerce" and problem.row.entity_ref == str(stock_id)
 
 
-def test_an_invalid_code_is_never_sent_and_is_owned_by_ecommerce(integration) -> None:  # noqa: ANN001
+def test_an_invalid_code_is_never_sent_and_is_owned_by_ecommerce(
+    integration: IntegrationHarness,
+) -> None:
     integration.sandbox.khaos.add_stock_item(
-        StockItem(stock_id=99001, stock_code="TEE/0001-BLK-M", style="BAD", colour="X", size="M",
-                  barcodes=(Barcode(value="5099999999994"),), publish_on_web=True),
+        StockItem(
+            stock_id=99001,
+            stock_code="TEE/0001-BLK-M",
+            style="BAD",
+            colour="X",
+            size="M",
+            barcodes=(Barcode(value="5099999999994"),),
+            publish_on_web=True,
+        ),
         levels={},
     )
     result = integration.run(*SYNC)
@@ -128,21 +145,30 @@ def test_an_invalid_code_is_never_sent_and_is_owned_by_ecommerce(integration) ->
     assert "TEE/0001-BLK-M" not in _puts(integration)
     mapping = result.output_for_node("sku_mapping").set_index("stock_id")
     assert mapping.loc[99001, "classification"] == "invalid_code"
-    [check] = [e for e in result.get_asset_check_evaluations()
-               if e.check_name == "no_invalid_code_pushed"]
+    [check] = [
+        e for e in result.get_asset_check_evaluations() if e.check_name == "no_invalid_code_pushed"
+    ]
     assert check.passed
     with integration.store() as store:
         [problem] = store.exceptions.list(type="invalid_sku_code")
     assert problem.row.owner == "ecommerce" and "/" in problem.row.message
 
 
-def test_a_push_acs_rejects_is_parked_as_an_exception_not_retried(integration) -> None:  # noqa: ANN001
+def test_a_push_acs_rejects_is_parked_as_an_exception_not_retried(
+    integration: IntegrationHarness,
+) -> None:
     first = integration.run(*PRODUCTS)
     master = first.output_for_node("khaos_sku_master")
     taken = master[master["stock_controlled"] & (master["barcode"] != "")].iloc[0]["barcode"]
     integration.sandbox.khaos.add_stock_item(
-        StockItem(stock_id=99002, stock_code="DUP-0001-BLK-M", style="DUP", colour="BLK",
-                  size="M", barcodes=(Barcode(value=taken),)),
+        StockItem(
+            stock_id=99002,
+            stock_code="DUP-0001-BLK-M",
+            style="DUP",
+            colour="BLK",
+            size="M",
+            barcodes=(Barcode(value=taken),),
+        ),
         levels={},
     )
     integration.sandbox.advance(timedelta(minutes=30))
@@ -157,7 +183,9 @@ def test_a_push_acs_rejects_is_parked_as_an_exception_not_retried(integration) -
     assert "DUPLICATE_BARCODE" in problems[0].row.message
 
 
-def test_published_skus_not_live_at_acs_warn_on_coverage(integration) -> None:  # noqa: ANN001
+def test_published_skus_not_live_at_acs_warn_on_coverage(
+    integration: IntegrationHarness,
+) -> None:
     result = integration.run(*PRODUCTS)
     [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "web_coverage"]
     coverage = check.metadata["coverage"].value
@@ -168,8 +196,9 @@ def test_published_skus_not_live_at_acs_warn_on_coverage(integration) -> None:  
     assert not_live and all(p.row.owner == "ecommerce" for p in not_live)
 
 
-@pytest.mark.parametrize("fixed", [True])
-def test_a_fixed_mismatch_closes_its_exception(integration, fixed: bool) -> None:  # noqa: ANN001
+def test_a_fixed_mismatch_closes_its_exception(
+    integration: IntegrationHarness,
+) -> None:
     integration.run(*SYNC)
     with integration.store() as store:
         assert store.exceptions.list(type="sku_mismatch")
@@ -180,7 +209,9 @@ def test_a_fixed_mismatch_closes_its_exception(integration, fixed: bool) -> None
         assert store.exceptions.list(type="sku_mismatch", status="resolved")
 
 
-def test_a_code_khaos_cannot_export_is_reported_and_the_rest_still_syncs(integration) -> None:  # noqa: ANN001
+def test_a_code_khaos_cannot_export_is_reported_and_the_rest_still_syncs(
+    integration: IntegrationHarness,
+) -> None:
     integration.sandbox.khaos.add_stock_item(
         StockItem(stock_id=99003, stock_code="HAT#01", style="HAT", colour="RED", size="OS"),
         levels={},
