@@ -6,10 +6,10 @@ own ``defs``; this file merges them with the shared resources and jobs.
 
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
-from acs_khaos_dagster.defs import orders, products, stock
+from acs_khaos_dagster.defs import orders, products, returns, stock
 from acs_khaos_dagster.defs.resources import default_resources
 
-GROUPS = [products.defs, orders.defs, stock.defs]
+GROUPS = [products.defs, orders.defs, stock.defs, returns.defs]
 
 # One full integration cycle; `make demo` launches this same job.
 integration_cycle = define_asset_job(
