@@ -11,6 +11,8 @@ from dagster import BetaWarning
 from dagster_pandera import pandera_schema_to_dagster_type
 from pandera.typing import Series
 
+from acs_khaos_dagster.domain.sku_mapping import CLASSIFICATIONS
+
 
 class SkuMasterSchema(pa.DataFrameModel):
     """Khaos stock items keyed by the stable ``stock_id``."""
@@ -51,17 +53,7 @@ class AcsRegistrySchema(pa.DataFrameModel):
         coerce = True
 
 
-SKU_CLASSES = [
-    "matched",
-    "missing_in_acs",
-    "pending_in_acs",
-    "inactive_in_acs",
-    "attribute_mismatch",
-    "unknown_to_khaos",
-    "invalid_code",
-    "renamed",
-    "discontinued",
-]
+SKU_CLASSES = list(CLASSIFICATIONS)
 
 
 class SkuMappingSchema(pa.DataFrameModel):

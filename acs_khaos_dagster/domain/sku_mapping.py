@@ -55,7 +55,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -162,17 +162,7 @@ Classification = Literal[
     "renamed",
     "discontinued",
 ]
-CLASSIFICATIONS: tuple[str, ...] = (
-    "matched",
-    "missing_in_acs",
-    "pending_in_acs",
-    "inactive_in_acs",
-    "attribute_mismatch",
-    "unknown_to_khaos",
-    "invalid_code",
-    "renamed",
-    "discontinued",
-)
+CLASSIFICATIONS: tuple[str, ...] = get_args(Classification)
 
 MAPPING_COLUMNS = [
     "stock_id",  # Int64, null only for unknown_to_khaos

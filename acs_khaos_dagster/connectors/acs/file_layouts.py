@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from acs_khaos_dagster.domain.returns import ACTIONS, GRADES
+
 STOCK_UNITS_COLUMNS: tuple[str, ...] = (
     "account_code",
     "snapshot_at",
@@ -33,16 +35,9 @@ RETURNS_COLUMNS: tuple[str, ...] = (
     "repair_cost",
 )
 
-RETURN_GRADES: tuple[str, ...] = ("A", "B", "C", "BER")
-RETURN_ACTIONS: tuple[str, ...] = (
-    "RESTOCK",
-    "CLEAN",
-    "REPAIR",
-    "QUARANTINE",
-    "RESALE",
-    "EX_HIRE",
-    "DISPOSE",
-)
+# The grades and actions the contract names; the grade policy lives in the domain.
+RETURN_GRADES: tuple[str, ...] = GRADES
+RETURN_ACTIONS: tuple[str, ...] = ACTIONS
 
 
 @dataclass(frozen=True)
