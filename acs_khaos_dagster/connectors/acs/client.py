@@ -231,7 +231,7 @@ class AcsClient:
             response = self._http.put(path, json=body)
         except httpx.TransportError as exc:
             raise _transport_error(exc, operation, write=True) from None
-        _raise_for_status(response, operation)
+        _raise_for_status(response, operation, secret=self._key)
 
     def _read(self, operation: str, path: str, params: dict[str, Any] | None = None) -> Any:
         """One GET, retried on transient failures with backoff, honouring ``Retry-After``."""
@@ -249,7 +249,7 @@ class AcsClient:
                     response = self._http.get(path, params=params)
                 except httpx.TransportError as exc:
                     raise _transport_error(exc, operation, write=False) from None
-                _raise_for_status(response, operation)
+                _raise_for_status(response, operation, secret=self._key)
                 try:
                     return response.json()
                 except ValueError:
@@ -298,6 +298,12 @@ def _transport_error(exc: httpx.TransportError, operation: str, *, write: bool) 
     return TransientError(f"no complete answer ({kind})", system=SYSTEM, operation=operation)
 
 
+def _redact(text: str, secret: SecretStr | None) -> str:
+    """``text`` without the secret, should the server echo it back in an error."""
+    value = secret.get_secret_value() if secret is not None else ""
+    return text.replace(value, "**********") if value else text
+
+
 def _errors_of(response: httpx.Response) -> list[dict[str, str]]:
     try:
         payload = response.json()
@@ -322,11 +328,13 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None  # an HTTP-date; rare at API gateways, fall back to our own backoff
 
 
-def _raise_for_status(response: httpx.Response, operation: str) -> None:
+def _raise_for_status(
+    response: httpx.Response, operation: str, *, secret: SecretStr | None = None
+) -> None:
     status = response.status_code
     if status < 400:
         return
-    errors = _errors_of(response)
+    errors = [{k: _redact(v, secret) for k, v in e.items()} for e in _errors_of(response)]
     code = errors[0]["code"] if errors else None
     message = errors[0]["message"] if errors else response.reason_phrase or "error"
     common: dict[str, Any] = {"system": SYSTEM, "operation": operation, "status_code": status,

@@ -3,6 +3,11 @@
 Both read with pyarrow (single pass, no per-row Python over good rows) and never
 drop a row silently:
 
+* a line that is not valid UTF-8 (Latin-1 bytes in a UTF-8 file), or that ends inside
+  a quoted field, is screened out as pyarrow streams the file and quarantined with its
+  line number and its bytes (undecodable ones shown as ``\\xNN``); the rest of the
+  file is read as usual;
+
 * a row that breaks the layout (wrong number of fields, unparseable timestamp,
   empty ``sku``/``unique_sku``...) becomes a ``QuarantinedRow`` with its physical
   line number, its raw text and the reason, and the good rows are kept;
@@ -14,7 +19,11 @@ drop a row silently:
 Headers are matched case- and spacing-insensitively (``" Unique_Sku "`` is
 ``unique_sku``); a UTF-8 byte-order mark, CRLF or LF line ends and quoted fields
 are accepted. A quoted field holding a line break is not supported (ACS's
-layout has none): its pieces are quarantined.
+layout has none): its pieces are quarantined, so an unclosed quote cannot swallow
+the good rows after it. Bare-CR line ends are refused with a ``FileLayoutError``.
+A ``last_event_at`` later than the row's ``snapshot_at`` (a clock problem at ACS) is
+kept and reported in ``problems`` with its line numbers; a ``received_at`` later than
+the returns file's name stamp likewise.
 
 Stock units: the ``status`` column is normalised once per *distinct* value via
 ``domain.stock_status``. A unit listed twice counts once: its latest row by
@@ -26,9 +35,11 @@ reported in ``conflicts``.
 from __future__ import annotations
 
 import csv
+import io
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -61,6 +72,15 @@ _HAS_OFFSET = r"(?i)(?:z|[+-]\d\d(?::?\d\d)?)$"
 # A timestamp must carry a date and a time, a date a full date: a value cut short never parses.
 _TIMESTAMP_SHAPE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"
 _DATE_SHAPE = r"^\d{4}-\d{2}-\d{2}"
+# Money as ACS writes it: digits with at most two decimals, an optional pound sign and
+# thousands separators only in their places ("1,250.00"); "12,50" is not an amount.
+_MONEY_SHAPE = re.compile(r"^£?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
+# How far a timestamp may run ahead of its reference (snapshot, file stamp) before it is
+# reported: UK local time vs UTC in a file name, plus some clock skew.
+_FUTURE_TOLERANCE = timedelta(hours=2)
+_FILE_STAMP = re.compile(r"_(\d{14})\.csv$", re.IGNORECASE)
+_SCREEN_BLOCK_BYTES = 1 << 20
+_LINES_NAMED = 10  # line numbers spelled out in a problem message
 
 
 class FileLayoutError(ValueError):
@@ -216,7 +236,15 @@ def _read_header(path: Path, layout: FileLayout) -> tuple[list[str] | None, bool
         raise FileLayoutError(path, "the header line is not UTF-8") from None
     if not header_text.strip() and not rest.strip():
         return None, False, ends_with_newline
-    names = next(csv.reader([header_text.rstrip("\r\n")]), [])
+    header_text = header_text.rstrip("\r\n")
+    if "\r" in header_text:
+        raise FileLayoutError(
+            path, "line ends are bare CR characters: the layout needs LF or CRLF line ends"
+        )
+    try:
+        names = next(csv.reader([header_text], strict=True), [])
+    except csv.Error as exc:
+        raise FileLayoutError(path, f"the header line cannot be read as CSV: {exc}") from None
     canonical = [canonical_header(n) for n in names]
     seen: set[str] = set()
     repeated = sorted({c for c in canonical if c in seen or seen.add(c)})  # type: ignore[func-returns-value]
@@ -226,10 +254,127 @@ def _read_header(path: Path, layout: FileLayout) -> tuple[list[str] | None, bool
     if missing:
         raise FileLayoutError(
             path,
-            f"not a {layout.name} file: missing required columns {', '.join(missing)}",
+            f"not a {layout.name} file: missing required columns {', '.join(missing)}"
+            + _separator_hint(header_text, layout),
             missing,
         )
     return canonical, bool(rest.strip(b"\r\n\t ")), ends_with_newline
+
+
+def _ends_inside_quotes(text: str) -> bool:
+    """Whether a physical line leaves a quoted field open (its record would run on)."""
+    try:
+        next(csv.reader([text], strict=True), None)
+    except csv.Error as exc:
+        return "unexpected end of data" in str(exc)
+    return False
+
+
+class _ScreenedLines(io.RawIOBase):
+    """The file as pyarrow should see it: lines it cannot read safely replaced by blanks.
+
+    A line that is not UTF-8, or that ends inside a quoted field, would make pyarrow
+    refuse the whole file or swallow the lines after it into one record. Each such line
+    (never the header) is handed on as an empty line, so every physical line still
+    maps to one row, and is kept in ``screened`` with its raw text and the reason.
+    Only blocks that hold a suspect byte are looked at line by line.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._handle = path.open("rb")
+        self._pending = b""  # screened bytes not yet handed to the reader
+        self._carry = b""  # the start of a line whose end has not been read yet
+        self._line = 0  # physical lines handed on so far
+        self._eof = False
+        self.screened: dict[int, QuarantinedRow] = {}
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        while not self._pending and not self._eof:
+            self._pending = self._next_block()
+        size = min(len(view), len(self._pending))
+        view[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+    def _next_block(self) -> bytes:
+        data = self._handle.read(_SCREEN_BLOCK_BYTES)
+        if not data:
+            self._eof = True
+            block, self._carry = self._carry, b""
+        else:
+            data = self._carry + data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                self._carry = data
+                return b""
+            block, self._carry = data[:cut], data[cut:]
+        return self._screen(block) if block else b""
+
+    def _screen(self, block: bytes) -> bytes:
+        first = self._line + 1
+        self._line += block.count(b"\n") + (0 if block.endswith(b"\n") else 1)
+        suspects: set[int] = set()
+        try:
+            block.decode("utf-8")
+            undecodable = False
+        except UnicodeDecodeError:
+            undecodable = True
+        if b'"' in block:
+            suspects |= _odd_quote_lines(block)
+        if not undecodable and not suspects:
+            return block
+        lines = block.splitlines(keepends=True)
+        for index, line in enumerate(lines):
+            number = first + index
+            if number == 1:
+                continue  # the header was checked before reading
+            body = line.rstrip(b"\r\n")
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                reason = (
+                    f"not UTF-8: byte 0x{body[exc.start]:02X} at byte {exc.start + 1} "
+                    "(the line looks Latin-1 or Windows-1252 encoded)"
+                )
+                self._blank(lines, index, number, body, reason)
+                continue
+            if index in suspects and _ends_inside_quotes(text):
+                reason = "a quoted field is not closed on its line (fields cannot span lines)"
+                self._blank(lines, index, number, body, reason)
+        return b"".join(lines)
+
+    def _blank(self, lines: list[bytes], index: int, number: int, body: bytes,
+               reason: str) -> None:
+        raw = body.decode("utf-8", errors="backslashreplace")
+        self.screened[number] = QuarantinedRow(number, raw, reason)
+        ending = lines[index][len(body):]
+        lines[index] = ending or b"\n"
+
+
+def _odd_quote_lines(block: bytes) -> set[int]:
+    """Indexes (within ``block``) of the lines holding an odd number of ``"``."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    quotes = np.flatnonzero(data == ord('"'))
+    ends = np.flatnonzero(data == ord("\n"))
+    counts = np.bincount(np.searchsorted(ends, quotes), minlength=len(ends) + 1)
+    return {int(i) for i in np.flatnonzero(counts % 2)}
+
+
+def _separator_hint(header_text: str, layout: FileLayout) -> str:
+    """Why the columns are missing when the file uses another separator than a comma."""
+    for separator, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "pipes")):
+        names = {canonical_header(n) for n in header_text.split(separator)}
+        if len(names) > 1 and set(layout.required) <= names:
+            return f" (the header is separated by {name}; the layout needs commas)"
+    return ""
 
 
 def _read_lines(path: Path, wanted: set[int]) -> dict[int, str]:
@@ -264,9 +409,10 @@ def _read_raw(path: Path, layout: FileLayout) -> _RawRead:
         bad_width.append((row.number, row.text, row.expected_columns, row.actual_columns))
         return "skip"
 
+    screened_source = _ScreenedLines(path)
     try:
         table = pacsv.read_csv(
-            path,
+            screened_source,
             read_options=pacsv.ReadOptions(
                 column_names=pyarrow_names,
                 skip_rows=1,
@@ -285,6 +431,9 @@ def _read_raw(path: Path, layout: FileLayout) -> _RawRead:
         )
     except pa.ArrowInvalid as exc:
         raise FileLayoutError(path, f"cannot be read as CSV: {exc}") from None
+    finally:
+        screened_source.close()
+    screened = screened_source.screened
 
     problems: list[str] = []
     if ignored:
@@ -301,6 +450,11 @@ def _read_raw(path: Path, layout: FileLayout) -> _RawRead:
     row_numbers = all_numbers[~np.isin(all_numbers, invalid_numbers)]
     table = table.append_column("line_number", pa.array(row_numbers[: table.num_rows]))
     last_line_number = int(all_numbers[-1]) if total_lines else 1
+
+    if screened:  # the blanks standing in for screened lines are not blank lines
+        table = table.filter(
+            pc.invert(pc.is_in(table["line_number"], value_set=pa.array(list(screened))))
+        )
 
     blank = None
     for column in layout.columns:
@@ -320,6 +474,10 @@ def _read_raw(path: Path, layout: FileLayout) -> _RawRead:
         else:
             reason = f"expected {expected} fields, found {actual}"
         quarantined.append(QuarantinedRow(line, text, reason))
+    for number, row in screened.items():
+        if truncated and number == last_line_number:
+            row = QuarantinedRow(number, row.raw_text, f"file cut short: {row.reason}")
+        quarantined.append(row)
     if truncated:
         problems.append("file cut short: no line end after the last line")
 
@@ -534,10 +692,21 @@ def read_stock_units(path: Path, policy: StatusPolicy | None = None) -> StockFil
     status, bucket = _classify(good["status_raw"].combine_chunks(), policy)
     good = good.append_column("status", status).append_column("bucket", bucket)
     good = good.select(STOCK_UNITS_SCHEMA.names)
+    ahead = pc.greater(
+        good["last_event_at"], pc.add(good["snapshot_at"], pa.scalar(_FUTURE_TOLERANCE))
+    )
+    future_lines = pc.filter(good["line_number"], ahead).to_pylist()
     good, removed, conflicts = _resolve_duplicates(good)
     good = good.cast(STOCK_UNITS_SCHEMA)
 
     problems = list(raw.problems)
+    if future_lines:
+        # Kept, not quarantined: dropping the unit would misstate the snapshot more
+        # than a wrong event time does; the stock flow decides what to do with it.
+        problems.append(
+            f"last_event_at later than snapshot_at on {len(future_lines)} row(s) "
+            f"({_lines_text(future_lines)}): kept as read; check ACS's clock"
+        )
     account_code = _single_value(good["account_code"], "account_code", problems, pick="mode")
     snapshot = _single_value(good["snapshot_at"], "snapshot_at", problems, pick="max")
     if removed:
@@ -564,6 +733,23 @@ def read_stock_units(path: Path, policy: StatusPolicy | None = None) -> StockFil
     )
 
 
+def _lines_text(numbers: list[int]) -> str:
+    shown = ", ".join(str(n) for n in numbers[:_LINES_NAMED])
+    more = f" and {len(numbers) - _LINES_NAMED} more" if len(numbers) > _LINES_NAMED else ""
+    return f"line{'s' if len(numbers) > 1 else ''} {shown}{more}"
+
+
+def _file_stamp(path: Path) -> datetime | None:
+    """The ``yyyymmddHHMMSS`` stamp of a drop file's name (taken as UTC), if it has one."""
+    match = _FILE_STAMP.search(path.name)
+    if match is None:
+        return None
+    try:
+        return datetime.strptime(match.group(1), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
 def _single_value(
     column: pa.ChunkedArray, name: str, problems: list[str], pick: str
 ) -> Any:
@@ -586,16 +772,21 @@ def _parse_money_values(values: pa.Array) -> tuple[pa.Array, pa.Array]:
     parsed: list[Decimal | None] = []
     bad: list[bool] = []
     for text in values.to_pylist():
-        cleaned = (text or "").strip().replace("£", "").replace(",", "")
-        if not cleaned:
+        stripped = (text or "").strip()
+        if not stripped:
             parsed.append(None)
             bad.append(False)
             continue
-        try:
-            amount = Decimal(cleaned).quantize(Decimal("0.01"))
-            ok = amount.is_finite() and amount >= 0 and abs(amount) < Decimal("1e10")
-        except InvalidOperation:
-            amount, ok = None, False
+        amount: Decimal | None = None
+        ok = False
+        if _MONEY_SHAPE.match(stripped):
+            try:
+                exact = Decimal(stripped.lstrip("£").strip().replace(",", ""))
+                amount = exact.quantize(Decimal("0.01"))
+                # More than pennies ("12.505") is not an amount we can post.
+                ok = amount == exact and amount < Decimal("1e10")
+            except InvalidOperation:
+                amount = None
         parsed.append(amount if ok else None)
         bad.append(not ok)
     return pa.array(parsed, MONEY), pa.array(bad, pa.bool_())
@@ -629,7 +820,10 @@ def read_returns(path: Path) -> ReturnsFileRead:
     for column in ("return_ref", "sku", "unique_sku"):
         reasons.add(pc.equal(_trimmed(table[column]), ""), f"empty {column}")
     reasons.add(pc.is_null(received_at), "received_at is not an ISO-8601 timestamp")
-    reasons.add(repair_cost_bad, "repair_cost is not an amount of money")
+    reasons.add(
+        repair_cost_bad,
+        "repair_cost is not an amount of money (expected e.g. 12.50, £12.50 or 1,250.00)",
+    )
     typed = pa.table(
         {
             "line_number": table["line_number"],
@@ -651,6 +845,15 @@ def read_returns(path: Path) -> ReturnsFileRead:
     good, quarantined = reasons.split(path, typed, raw)
     good = good.cast(RETURNS_SCHEMA)
     problems = list(raw.problems)
+    stamp = _file_stamp(path)
+    if stamp is not None and good.num_rows:
+        ahead = pc.greater(good["received_at"], pa.scalar(stamp + _FUTURE_TOLERANCE, UTC_TS))
+        future_lines = pc.filter(good["line_number"], ahead).to_pylist()
+        if future_lines:
+            problems.append(
+                f"received_at later than the file's time stamp on {len(future_lines)} row(s) "
+                f"({_lines_text(future_lines)}): kept as read; check ACS's clock"
+            )
     unknown_grades = int(pc.sum(pc.invert(good["grade_known"])).as_py() or 0)
     unknown_actions = int(pc.sum(pc.invert(good["action_known"])).as_py() or 0)
     if unknown_grades:

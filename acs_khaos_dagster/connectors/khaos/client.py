@@ -133,6 +133,10 @@ class KhaosClient:
     # --- transport ----------------------------------------------------------------------
 
     def _error(self, cls: type[Any], operation: str, message: str, **kw: Any) -> Any:
+        # A fault string is the server's text: should it echo the password, it goes no further.
+        password = self._password.get_secret_value()
+        if password:
+            message = message.replace(password, "**********")
         return cls(message, system=SYSTEM, operation=operation, **kw)
 
     def _after_sending(self, operation: str, message: str) -> Exception:
