@@ -377,11 +377,6 @@ def test_a_despatch_for_a_line_the_order_does_not_have_is_a_problem() -> None:
 
 # --- the drop folder ----------------------------------------------------------------------
 
-_DROP_TYPE_ERROR = (
-    "drop.py builds UnsafeDropPath/PermanentError without system= and operation=, so a "
-    "refusal surfaces as TypeError; the stock-flow helper owns the fix"
-)
-
 
 @pytest.fixture
 def drop(tmp_path: Path) -> LocalDrop:
@@ -399,14 +394,12 @@ def test_a_symlinked_file_in_the_drop_is_not_listed(drop: LocalDrop) -> None:
     ]
 
 
-@pytest.mark.xfail(strict=False, raises=TypeError, reason=_DROP_TYPE_ERROR)
 def test_a_symlinked_file_in_the_drop_is_refused_on_fetch(drop: LocalDrop) -> None:
     with pytest.raises(UnsafeDropPath) as caught:
         drop.fetch("stock_units_BRAND01_20260303070000.csv")
     assert isinstance(caught.value, ConnectorError) and "link" in str(caught.value)
 
 
-@pytest.mark.xfail(strict=False, raises=TypeError, reason=_DROP_TYPE_ERROR)
 @pytest.mark.parametrize("name", ["../outside.csv", "../../etc/passwd", "..", "a\\..\\b"])
 def test_a_path_traversal_name_is_refused_on_fetch(drop: LocalDrop, name: str) -> None:
     with pytest.raises(UnsafeDropPath, match="not a plain file name"):

@@ -238,14 +238,11 @@ class ReturnProblemKind(StrEnum):
     STOCK_ITEM_UNKNOWN = "stock_item_unknown"  # a unit to adjust whose StockID is not known
 
 
-_PROBLEM_EXCEPTION = {
-    ReturnProblemKind.RETURN_UNMATCHED: "return_unmatched",
-    ReturnProblemKind.UNKNOWN_GRADE: "unknown_grade",
-}
 _EXCEPTION_OWNER = {
     "return_unmatched": "operations",
     "unknown_grade": "integration",
-    "effect_failed": "integration",
+    "resale_unmapped": "ecommerce",
+    "stock_item_unknown": "ecommerce",
 }
 
 
@@ -261,9 +258,8 @@ class ReturnProblem(Record):
 
     @property
     def exception_type(self) -> str:
-        """A ``store.exceptions.ExceptionType`` value; ``effect_failed`` for mapping gaps
-        (there is no dedicated type for a missing resale StockID or StockItem)."""
-        return _PROBLEM_EXCEPTION.get(self.kind, "effect_failed")
+        """The ``store.exceptions.ExceptionType`` value, named like the problem kind."""
+        return str(self.kind)
 
     @property
     def owner(self) -> str:

@@ -34,6 +34,8 @@ class ExceptionType(StrEnum):
     SKU_NOT_LIVE = "sku_not_live"
     SKU_UNKNOWN_TO_KHAOS = "sku_unknown_to_khaos"
     SHIPMENT_UNPOSTABLE = "shipment_unpostable"
+    RESALE_UNMAPPED = "resale_unmapped"
+    STOCK_ITEM_UNKNOWN = "stock_item_unknown"
     ORDER_HELD = "order_held"
     ORDER_LOCKED = "order_locked"
     UNKNOWN_STOCK_STATUS = "unknown_stock_status"
@@ -83,6 +85,10 @@ DEFAULT_OWNERS: dict[str, Owner] = {
     ExceptionType.COURIER_UNMAPPED: Owner.INTEGRATION,
     # A despatch for an unknown order or line, or more units than ordered.
     ExceptionType.SHIPMENT_UNPOSTABLE: Owner.OPERATIONS,
+    # An ex-hired unit to be sold with no resale StockID: the product team creates it.
+    ExceptionType.RESALE_UNMAPPED: Owner.ECOMMERCE,
+    # A returned or written-off unit whose stock item Khaos cannot find.
+    ExceptionType.STOCK_ITEM_UNKNOWN: Owner.ECOMMERCE,
     ExceptionType.RETURN_UNMATCHED: Owner.OPERATIONS,
     ExceptionType.UNKNOWN_GRADE: Owner.INTEGRATION,
     ExceptionType.REFUND_DUE: Owner.FINANCE,
