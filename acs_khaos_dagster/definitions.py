@@ -6,16 +6,16 @@ own ``defs``; this file merges them with the shared resources and jobs.
 
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
-from acs_khaos_dagster.defs import orders, products, returns, stock
+from acs_khaos_dagster.defs import alerts, orders, products, returns, stock
 from acs_khaos_dagster.defs.resources import default_resources
 
-GROUPS = [products.defs, orders.defs, stock.defs, returns.defs]
+GROUPS = [products.defs, orders.defs, stock.defs, returns.defs, alerts.defs]
 
 # One full integration cycle; `make demo` launches this same job.
 integration_cycle = define_asset_job(
     "integration_cycle",
     selection=AssetSelection.all(),
-    description="A full integration cycle: products, orders, stock.",
+    description="A full integration cycle: products, orders and despatches, stock, returns.",
 )
 
 defs = Definitions.merge(

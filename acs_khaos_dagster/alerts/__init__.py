@@ -1,0 +1,51 @@
+"""Alerts to the owner teams: Slack / Teams webhooks and email, sent once per event."""
+
+from acs_khaos_dagster.alerts.exception_alerts import (
+    AlertSummary,
+    alert_once,
+    closed_alert,
+    deliver_exception_alerts,
+    deliver_pending,
+    opened_alert,
+    plan_exception_alerts,
+)
+from acs_khaos_dagster.alerts.notifier import (
+    Alert,
+    AlertKind,
+    AlertSettings,
+    AlertSettingsError,
+    Channel,
+    DeliveryResult,
+    Notifier,
+    SmtpSettings,
+    TeamChannels,
+    email_message,
+    load_alert_settings,
+    open_notifier,
+    slack_payload,
+    teams_payload,
+)
+
+__all__ = [
+    "Alert",
+    "AlertKind",
+    "AlertSettings",
+    "AlertSettingsError",
+    "AlertSummary",
+    "Channel",
+    "DeliveryResult",
+    "Notifier",
+    "SmtpSettings",
+    "TeamChannels",
+    "alert_once",
+    "closed_alert",
+    "deliver_exception_alerts",
+    "deliver_pending",
+    "email_message",
+    "load_alert_settings",
+    "open_notifier",
+    "opened_alert",
+    "plan_exception_alerts",
+    "slack_payload",
+    "teams_payload",
+]

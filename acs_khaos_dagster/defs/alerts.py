@@ -1,0 +1,225 @@
+"""Dagster side of alerting: failed runs and blocking checks, and exception open/close alerts.
+
+- ``integration_run_failure_alerts`` (a run-failure sensor) tells the integration team
+  about every failed run: job, run id, failing steps and their error class, and the
+  blocking asset checks that failed (a failed blocking check fails its step, and so the
+  run, in Dagster 1.13). Error messages are left out: they can carry customer data.
+- ``exception_alerts`` (every ~60 s) sends one alert per exception opening and one per
+  closing, from the store's exception queue.
+
+Both record what they send in the store, so a re-evaluated tick does not repeat an alert.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from dagster import (
+    ConfigurableResource,
+    DagsterEventType,
+    DefaultSensorStatus,
+    Definitions,
+    RunFailureSensorContext,
+    SensorEvaluationContext,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
+
+from acs_khaos_dagster.alerts.exception_alerts import (
+    RUN_SUBJECT,
+    AlertSummary,
+    alert_once,
+    deliver_exception_alerts,
+)
+from acs_khaos_dagster.alerts.notifier import (
+    SCRUBBER,
+    Alert,
+    AlertKind,
+    AlertSettings,
+    Notifier,
+    load_alert_settings,
+)
+from acs_khaos_dagster.clock import integration_now
+from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
+
+log = logging.getLogger(__name__)
+log.addFilter(SCRUBBER)
+
+INTEGRATION_OWNER = "integration"
+# Dagster wraps the user's exception in these; the class worth naming is inside.
+_DAGSTER_WRAPPERS = {
+    "DagsterExecutionStepExecutionError",
+    "DagsterUserCodeExecutionError",
+    "DagsterExecutionInterruptedError",
+}
+
+
+class NotifierResource(ConfigurableResource):
+    """Alert channels per owner team, from ``ACS_KHAOS_ALERTS__...`` (and the YAML file).
+
+    Webhook URLs and the SMTP password come from the environment only, never from run
+    config, so they never appear in Dagster's UI or event log.
+    """
+
+    config_file: str = ""
+
+    def load(self) -> AlertSettings:
+        return load_alert_settings(Path(self.config_file) if self.config_file else None)
+
+    @contextmanager
+    def notifier(self) -> Iterator[Notifier]:
+        with Notifier(self.load()) as notifier:
+            yield notifier
+
+
+# -- failed runs and blocking checks -----------------------------------------------------
+
+
+def _error_class(error: object | None) -> str | None:
+    """The innermost meaningful exception class of a SerializableErrorInfo chain."""
+    while error is not None:
+        name = getattr(error, "cls_name", None)
+        cause = getattr(error, "cause", None)
+        if name in _DAGSTER_WRAPPERS and cause is not None:
+            error = cause
+            continue
+        return name
+    return None
+
+
+def run_failure_alert(
+    *,
+    job_name: str,
+    run_id: str,
+    failed_steps: list[tuple[str, str | None]],
+    failed_checks: list[tuple[str, str]],
+    run_error_class: str | None = None,
+    dagster_ui_url: str | None = None,
+) -> Alert:
+    """The integration team's alert for a failed run. Names and classes only, no messages."""
+    steps = ", ".join(f"{step} ({cls or 'unknown error'})" for step, cls in failed_steps)
+    lines = [f"Run {run_id} of job {job_name} failed."]
+    if failed_checks:
+        checks = ", ".join(f"{asset}: {check}" for asset, check in failed_checks)
+        lines.append(f"Blocking checks failed (downstream steps did not run): {checks}.")
+    if steps:
+        lines.append(f"Failed steps: {steps}.")
+    elif run_error_class:
+        lines.append(f"The run failed outside any step ({run_error_class}).")
+    lines.append("See the run's logs in Dagster for the details.")
+    facts: list[tuple[str, str]] = [("Job", job_name), ("Run", run_id)]
+    if failed_steps:
+        facts.append(("Failed steps", str(len(failed_steps))))
+    if failed_checks:
+        facts.append(("Failed checks", str(len(failed_checks))))
+    link = f"{dagster_ui_url.rstrip('/')}/runs/{run_id}" if dagster_ui_url else None
+    if failed_checks:
+        title = f"blocking check failed in {job_name}: " + ", ".join(c for _, c in failed_checks)
+        kind = AlertKind.CHECK_FAILED
+    else:
+        title = f"{job_name} run failed"
+        kind = AlertKind.RUN_FAILED
+    return Alert(
+        kind=kind, title=title, text=" ".join(lines), severity="high", link=link, facts=tuple(facts)
+    )
+
+
+def describe_failed_run(context: RunFailureSensorContext, ui_url: str | None) -> Alert:
+    run = context.dagster_run
+    failed_steps = []
+    for event in context.get_step_failure_events():
+        data = event.event_specific_data
+        failed_steps.append((event.step_key or "?", _error_class(getattr(data, "error", None))))
+    failed_checks = []
+    records = context.instance.get_records_for_run(
+        run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=1000
+    ).records
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        evaluation = event.event_specific_data if event is not None else None
+        if evaluation is None or evaluation.passed or not evaluation.blocking:
+            continue
+        failed_checks.append((evaluation.asset_key.to_user_string(), evaluation.check_name))
+    run_error = getattr(context.failure_event.event_specific_data, "error", None)
+    return run_failure_alert(
+        job_name=run.job_name,
+        run_id=run.run_id,
+        failed_steps=failed_steps,
+        failed_checks=failed_checks,
+        run_error_class=_error_class(run_error),
+        dagster_ui_url=ui_url,
+    )
+
+
+def _now(settings: SettingsResource) -> datetime:
+    return integration_now(settings.load())
+
+
+@run_failure_sensor(
+    name="integration_run_failure_alerts",
+    description="Tells the integration team about every failed run and failed blocking check.",
+    default_status=DefaultSensorStatus.RUNNING,
+)
+def integration_run_failure_alerts(
+    context: RunFailureSensorContext,
+    notifier: NotifierResource,
+    store: StoreResource,
+    settings: SettingsResource,
+) -> None:
+    with notifier.notifier() as sender:
+        alert = describe_failed_run(context, sender.settings.dagster_ui_url)
+        subject = f"{RUN_SUBJECT}{context.dagster_run.run_id}"
+        try:
+            with store.connect() as opened:
+                summary = alert_once(
+                    opened,
+                    sender,
+                    subject=subject,
+                    owner=INTEGRATION_OWNER,
+                    alert=alert,
+                    now=_now(settings),
+                )
+        except Exception as exc:
+            # The store (or the clock) may be why the run failed: alert anyway, unrecorded.
+            log.warning(
+                "store unavailable (%s); sending the run-failure alert without recording it",
+                type(exc).__name__,
+            )
+            results = sender.notify(INTEGRATION_OWNER, alert)
+            summary = AlertSummary(
+                sent=sum(r.ok for r in results), failed=sum(not r.ok for r in results)
+            )
+    context.log.info(f"run-failure alert for {context.dagster_run.run_id}: {summary}")
+
+
+# -- exception open / close --------------------------------------------------------------
+
+
+@sensor(
+    name="exception_alerts",
+    description="One alert per exception opening and one per closing, to the owner team.",
+    minimum_interval_seconds=60,
+    default_status=DefaultSensorStatus.RUNNING,
+)
+def exception_alerts(
+    context: SensorEvaluationContext,
+    notifier: NotifierResource,
+    store: StoreResource,
+    settings: SettingsResource,
+) -> SkipReason:
+    with notifier.notifier() as sender, store.connect() as opened:
+        summary = deliver_exception_alerts(opened, sender, _now(settings))
+    context.log.info(f"exception alerts: {summary}")
+    # This sensor launches no runs; the reason is what the UI shows for the tick.
+    return SkipReason(f"exception alerts: {summary}")
+
+
+defs = Definitions(
+    sensors=[integration_run_failure_alerts, exception_alerts],
+    resources={"notifier": NotifierResource()},
+)

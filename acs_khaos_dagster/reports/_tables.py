@@ -1,0 +1,348 @@
+"""Column specifications, input validation and the writers every report shares.
+
+A report only ever writes the columns declared for its tables: any other column of an
+input frame is dropped before anything is written, so a frame that happens to carry
+customer data (names, addresses, e-mails) cannot leak it into a pack.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+UK = ZoneInfo("Europe/London")
+TEMPLATES = Path(__file__).parent / "templates"
+
+Kind = Literal["text", "int", "number", "money", "datetime", "date"]
+
+# Excel formats per kind; money is pounds sterling with two decimals, negatives in red.
+EXCEL_FORMATS: dict[str, str] = {
+    "int": "#,##0",
+    "number": "#,##0.0",
+    "money": '"£"#,##0.00;[Red]-"£"#,##0.00',
+    "datetime": "yyyy-mm-dd hh:mm",
+    "date": "yyyy-mm-dd",
+}
+HEADER_FILL = PatternFill("solid", fgColor="1F3A5F")
+HEADER_FONT = Font(bold=True, color="FFFFFF")
+MAX_COLUMN_WIDTH = 60
+CENT = Decimal("0.01")
+
+
+class ReportInputError(ValueError):
+    """An input table does not match its declared columns or values."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: Kind
+    label: str
+    doc: str
+    nullable: bool = False
+    allowed: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One input table: its key (CSV name), its sheet title and its columns in order."""
+
+    key: str
+    title: str
+    columns: tuple[Column, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [column.name for column in self.columns]
+
+    def column(self, name: str) -> Column:
+        return next(column for column in self.columns if column.name == name)
+
+    def describe(self) -> str:
+        """The column list as text, for docstrings and error messages."""
+        return "\n".join(f"- ``{c.name}`` ({c.kind}): {c.doc}" for c in self.columns)
+
+
+def prepare(frame: pd.DataFrame, spec: TableSpec) -> pd.DataFrame:
+    """The frame reduced to the declared columns, typed, money rounded to pence.
+
+    Raises ``ReportInputError`` naming the table and the column (and the first bad row)
+    when a column is missing or a value cannot be read as its kind.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ReportInputError(f"{spec.key}: expected a pandas DataFrame, got {type(frame)!r}")
+    missing = [name for name in spec.names if name not in frame.columns]
+    if missing:
+        raise ReportInputError(
+            f"{spec.key}: missing column(s) {', '.join(missing)}; "
+            f"expected columns: {', '.join(spec.names)}"
+        )
+    out = pd.DataFrame(index=range(len(frame)))
+    source = frame.reset_index(drop=True)
+    for column in spec.columns:
+        out[column.name] = _coerce(source[column.name], column, spec.key)
+    return out
+
+
+def _coerce(series: pd.Series, column: Column, table: str) -> pd.Series:
+    where = f"{table}.{column.name}"
+    if not column.nullable:
+        empty = series.isna()
+        if empty.any():
+            raise ReportInputError(f"{where}: empty value in row {int(empty.idxmax())}")
+    if column.kind == "text":
+        text = series.map(lambda v: None if _is_missing(v) else str(v)).astype("object")
+        if column.allowed is not None:
+            bad = ~text.isin(column.allowed) & text.notna()
+            if bad.any():
+                row = int(bad.idxmax())
+                raise ReportInputError(
+                    f"{where}: {text[row]!r} in row {row} is not one of {', '.join(column.allowed)}"
+                )
+        return text
+    if column.kind in ("int", "number", "money"):
+        numbers = pd.to_numeric(series.map(_to_float), errors="coerce")
+        bad = numbers.isna() & series.notna()
+        if bad.any():
+            row = int(bad.idxmax())
+            raise ReportInputError(f"{where}: {series[row]!r} in row {row} is not a number")
+        if column.kind == "int":
+            fraction = numbers.notna() & (numbers != numbers.round())
+            if fraction.any():
+                row = int(fraction.idxmax())
+                raise ReportInputError(f"{where}: {series[row]!r} in row {row} is not whole")
+            return numbers.round().astype("Int64")
+        if column.kind == "money":
+            return numbers.map(lambda v: v if pd.isna(v) else float(to_pence(v)))
+        return numbers.astype("float64")
+    if column.kind == "datetime":
+        return series.map(lambda v: _uk_wall_time(v, where))
+    if column.kind == "date":
+        return series.map(lambda v: _as_date(v, where))
+    raise AssertionError(column.kind)
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NaT
+
+
+def _to_float(value: object) -> object:
+    if _is_missing(value):
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _uk_wall_time(value: object, where: str) -> datetime | None:
+    """UK wall-clock time without a zone (Excel cannot hold one); naive input is UK time."""
+    if _is_missing(value):
+        return None
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise ReportInputError(f"{where}: {value!r} is not a date-time") from exc
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert(UK).tz_localize(None)
+    return stamp.to_pydatetime().replace(microsecond=0)
+
+
+def _as_date(value: object, where: str) -> date | None:
+    if _is_missing(value):
+        return None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return pd.Timestamp(value).date()
+    except (TypeError, ValueError) as exc:
+        raise ReportInputError(f"{where}: {value!r} is not a date") from exc
+
+
+def to_pence(value: float | Decimal | int) -> Decimal:
+    return Decimal(str(value)).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def money_sum(values: pd.Series) -> Decimal:
+    """Exact sum of pence values (the floats in a prepared frame are already whole pence)."""
+    return sum((to_pence(v) for v in values.dropna()), Decimal("0.00"))
+
+
+def int_sum(values: pd.Series) -> int:
+    return int(values.dropna().sum())
+
+
+# --- text formatting (HTML and CSV) ---------------------------------------------------------
+
+
+def format_value(value: object, kind: str) -> str:
+    """How a value reads in the HTML report."""
+    if _is_missing(value) or (value is not None and pd.isna(value)):
+        return ""
+    if kind == "money":
+        amount = to_pence(value)  # type: ignore[arg-type]
+        sign = "-" if amount < 0 else ""
+        return f"{sign}£{abs(amount):,.2f}"
+    if kind == "int":
+        return f"{int(value):,}"  # type: ignore[call-overload]
+    if kind == "number":
+        return f"{float(value):,.1f}"  # type: ignore[arg-type]
+    if kind == "datetime":
+        return value.strftime("%Y-%m-%d %H:%M")  # type: ignore[attr-defined]
+    if kind == "date":
+        return value.isoformat()  # type: ignore[attr-defined]
+    return str(value)
+
+
+def csv_value(value: object, kind: str) -> str:
+    """How a value reads in a CSV: plain numbers (pence for money), ISO dates, UK time."""
+    if _is_missing(value) or (value is not None and pd.isna(value)):
+        return ""
+    if kind == "money":
+        return f"{to_pence(value):.2f}"  # type: ignore[arg-type]
+    if kind == "int":
+        return str(int(value))  # type: ignore[call-overload]
+    if kind == "number":
+        return repr(float(value))  # type: ignore[arg-type]
+    if kind == "datetime":
+        return value.isoformat(sep=" ")  # type: ignore[attr-defined]
+    if kind == "date":
+        return value.isoformat()  # type: ignore[attr-defined]
+    return str(value)
+
+
+def excel_value(value: object, kind: str) -> object:
+    if _is_missing(value) or (value is not None and pd.isna(value)):
+        return None
+    if kind == "int":
+        return int(value)  # type: ignore[call-overload]
+    if kind in ("number", "money"):
+        return float(value)  # type: ignore[arg-type]
+    return value
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "x"
+
+
+# --- writers -------------------------------------------------------------------------------
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path next to ``path`` renamed over it on success, so a re-run never
+    leaves a half-written file where a reader could find it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        # mkstemp makes the file private; a pack is meant to be read by others.
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[str]]) -> Path:
+    with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def write_table_csv(path: Path, frame: pd.DataFrame, spec: TableSpec) -> Path:
+    kinds = [column.kind for column in spec.columns]
+    rows = [
+        [csv_value(value, kind) for value, kind in zip(row, kinds, strict=True)]
+        for row in frame[spec.names].itertuples(index=False, name=None)
+    ]
+    return write_csv(path, spec.names, rows)
+
+
+def style_header(sheet: Worksheet, row: int, count: int) -> None:
+    for col in range(1, count + 1):
+        cell = sheet.cell(row=row, column=col)
+        cell.fill = HEADER_FILL
+        cell.font = HEADER_FONT
+        cell.alignment = Alignment(vertical="center", wrap_text=True)
+
+
+def fit_widths(sheet: Worksheet, widths: Sequence[int]) -> None:
+    for index, width in enumerate(widths, start=1):
+        letter = get_column_letter(index)
+        sheet.column_dimensions[letter].width = min(max(width, 8) + 2, MAX_COLUMN_WIDTH)
+
+
+def write_table_sheet(sheet: Worksheet, frame: pd.DataFrame, spec: TableSpec) -> None:
+    """Header row 1 (styled, frozen, filterable), one row per frame row, typed cells."""
+    sheet.append([column.label for column in spec.columns])
+    style_header(sheet, 1, len(spec.columns))
+    widths = [len(column.label) for column in spec.columns]
+    for row in frame[spec.names].itertuples(index=False, name=None):
+        sheet.append(
+            [excel_value(value, c.kind) for value, c in zip(row, spec.columns, strict=True)]
+        )
+        for i, (value, column) in enumerate(zip(row, spec.columns, strict=True)):
+            widths[i] = max(widths[i], len(format_value(value, column.kind)))
+    for index, column in enumerate(spec.columns, start=1):
+        number_format = EXCEL_FORMATS.get(column.kind)
+        if number_format:
+            for (cell,) in sheet.iter_rows(
+                min_row=2, max_row=len(frame) + 1, min_col=index, max_col=index
+            ):
+                cell.number_format = number_format
+    sheet.freeze_panes = "A2"
+    if len(frame):
+        sheet.auto_filter.ref = sheet.dimensions
+    fit_widths(sheet, widths)
+
+
+def template_environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,  # every value is escaped unless a chart marks itself safe
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["fmt"] = format_value
+    return env
+
+
+def write_text(path: Path, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return path
+
+
+def html_rows(
+    frame: pd.DataFrame, spec: TableSpec, order: Callable[[pd.DataFrame], pd.DataFrame], limit: int
+) -> list[list[tuple[str, str]]]:
+    """The top ``limit`` rows after ``order``, as (text, kind) cells for a template."""
+    top = order(frame).head(limit)
+    return [
+        [(format_value(v, c.kind), c.kind) for v, c in zip(row, spec.columns, strict=True)]
+        for row in top[spec.names].itertuples(index=False, name=None)
+    ]

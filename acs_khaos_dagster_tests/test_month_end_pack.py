@@ -1,0 +1,488 @@
+"""The finance month-end pack: what finance opens at the close.
+
+Small hand-built reconciliation tables go in; the workbook, CSVs and HTML report that
+come out are read back the way a person (or a browser) would read them.
+"""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from openpyxl import load_workbook
+
+from acs_khaos_dagster.reports import (
+    TABLES,
+    MonthEndInputs,
+    PackFiles,
+    ReportInputError,
+    render_month_end_pack,
+)
+from acs_khaos_dagster_tests.chromium import PageFacts, decode_png, dump_dom, screenshot
+
+XSS = "<script>alert(1)</script>"
+CUSTOMER = "Jane Doe, 1 High Street, Leeds"
+CHART_IDS = (
+    "chart-drift",
+    "chart-drift-units",
+    "chart-order-to-cash",
+    "chart-credits",
+    "chart-non-sellable",
+)
+
+
+def frames() -> dict[str, pd.DataFrame]:
+    """One small month. The comments give the figures the summary must show."""
+    stock = pd.DataFrame(
+        [
+            (101, "TSHIRT-RED-M", 1, "Main", 10, 10, 0, 0.00, "in_step"),
+            (102, "JEANS-32", 1, "Main", 7, 9, -2, -30.00, "unexplained"),
+            (103, "DRESS-10", 1, "Main", 5, 4, 1, Decimal("22.50"), "unexplained"),
+            (104, "COAT-L", 1, "Main", 3, 4, -1, -40.00, "in_flight"),
+            (105, f"HAT-{XSS}", 2, "Quarantine", 2, 0, 2, 9.99, "push_missing"),
+        ],
+        columns=[
+            "stock_id",
+            "stock_code",
+            "site_id",
+            "site_name",
+            "acs_units",
+            "khaos_level",
+            "difference",
+            "value",
+            "classification",
+        ],
+    )  # unexplained: 3 units gross, £52.50 gross, -£7.50 net
+    o2c = pd.DataFrame(
+        [
+            (
+                "S1",
+                "SO-1",
+                datetime(2025, 1, 30, 10, tzinfo=UTC),
+                "despatched_not_posted",
+                1,
+                120.00,
+                "0-2 days",
+                CUSTOMER,
+            ),
+            (
+                "S2",
+                "SO-2",
+                datetime(2025, 1, 20, 9),
+                "posted_not_invoiced",
+                11,
+                Decimal("80.50"),
+                "8-14 days",
+                CUSTOMER,
+            ),
+            ("S3", "SO-3", datetime(2025, 1, 5, 14), "invoiced", 26, 0, "15+ days", CUSTOMER),
+            (
+                "S4",
+                "SO-4",
+                datetime(2025, 1, 27, 16),
+                "despatched_not_posted",
+                4,
+                45.25,
+                "3-7 days",
+                CUSTOMER,
+            ),
+        ],
+        columns=[
+            "shipment_id",
+            "order_number",
+            "despatched_at",
+            "status",
+            "age_days",
+            "value_waiting",
+            "ageing_bucket",
+            "customer_name",  # must never reach the pack
+        ],
+    )  # not invoiced: 3 shipments; £165.25 not posted + £80.50 not invoiced = £245.75
+    returns = pd.DataFrame(
+        [
+            ("R1", "1", "A", "raised", 25.00, 0, 0.00, None),
+            ("R1", "2", "B", "review", 30.00, 0, 0.00, 5),
+            ("R2", "1", "BER", "review", 40.00, 1, 12.00, -2),
+            ("R3", "1", "C", "none", 0.00, 0, 0.00, 10),
+            ("R4", "1", "BER", "raised", 15.50, 1, 7.25, None),
+        ],
+        columns=[
+            "return_ref",
+            "part",
+            "grade",
+            "credit_status",
+            "credit_value",
+            "written_off_units",
+            "write_off_value",
+            "refund_days_left",
+        ],
+    )  # raised 2 (£40.50), review 2 (£70.00), written off 2 units (£19.25)
+    exceptions = pd.DataFrame(
+        [
+            ("despatch_not_posted", "finance", 3, 30.0, 1),
+            ("stock_unexplained", "operations", 2, 5.5, 1),
+            ("order_held", "operations", 1, 1.0, 0),
+        ],
+        columns=["type", "owner", "count", "oldest_age_hours", "over_target"],
+    )  # open 6, over target 2, finance 3, operations 3
+    days = pd.date_range("2025-01-01", "2025-01-31", freq="D")
+    drift = pd.DataFrame(
+        {
+            "day": [d.date() for d in days],
+            "unexplained_units": [d.day % 5 for d in days],
+            "unexplained_value": [(d.day % 5) * 7.5 for d in days],
+        }
+    )
+    non_sellable = pd.DataFrame(
+        [("Quarantine", 12, 180.00), ("Refurbishment", 5, 62.50), (XSS, 1, 9.99)],
+        columns=["site_name", "units", "value_at_cost"],
+    )  # 18 units, £252.49
+    return {
+        "stock_reconciliation": stock,
+        "order_to_cash": o2c,
+        "returns": returns,
+        "exceptions": exceptions,
+        "drift_by_day": drift,
+        "non_sellable_value": non_sellable,
+    }
+
+
+def inputs(**overrides: Any) -> MonthEndInputs:
+    values: dict[str, Any] = {
+        "month": "2025-01",
+        "generated_at": datetime(2025, 2, 3, 7, 30, tzinfo=UTC),
+        "account_name": "Example Fashion Ltd",
+        **frames(),
+    }
+    values.update(overrides)
+    return MonthEndInputs(**values)
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory: pytest.TempPathFactory) -> PackFiles:
+    return render_month_end_pack(inputs(), tmp_path_factory.mktemp("pack"))
+
+
+def summary_from_workbook(path: Path) -> dict[str, Any]:
+    sheet = load_workbook(path)["Summary"]
+    rows = list(sheet.iter_rows(values_only=True))
+    header = rows.index(("Figure", "Value", "How it is computed", "Key"))
+    return {row[3]: row[1] for row in rows[header + 1 :] if row[3]}
+
+
+def sheet_rows(path: Path, title: str) -> list[dict[str, Any]]:
+    rows = list(load_workbook(path)[title].iter_rows(values_only=True))
+    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+
+
+def recompute_from_sheets(path: Path) -> dict[str, float]:
+    """Each summary figure, summed again from the rows of the other sheets."""
+    stock = sheet_rows(path, "Stock reconciliation")
+    o2c = sheet_rows(path, "Order to cash")
+    returns = sheet_rows(path, "Returns")
+    exceptions = sheet_rows(path, "Exceptions")
+    sites = sheet_rows(path, "Non-sellable stock")
+
+    def total(rows: list[dict[str, Any]], column: str, keep: Callable[[dict], bool]) -> float:
+        return sum(row[column] for row in rows if keep(row))
+
+    unexplained = [r for r in stock if r["Classification"] == "unexplained"]
+    figures = {
+        "unexplained-drift-units": sum(abs(r["Difference (units)"]) for r in unexplained),
+        "unexplained-drift-value": sum(abs(r["Difference value (£ at cost)"]) for r in unexplained),
+        "unexplained-drift-net-value": sum(r["Difference value (£ at cost)"] for r in unexplained),
+        "shipments-not-invoiced": sum(1 for r in o2c if r["Status"] != "invoiced"),
+        "value-despatched-not-posted": total(
+            o2c, "Value waiting (£)", lambda r: r["Status"] == "despatched_not_posted"
+        ),
+        "value-posted-not-invoiced": total(
+            o2c, "Value waiting (£)", lambda r: r["Status"] == "posted_not_invoiced"
+        ),
+        "value-despatched-not-invoiced": total(
+            o2c, "Value waiting (£)", lambda r: r["Status"] != "invoiced"
+        ),
+        "credits-raised-count": sum(1 for r in returns if r["Credit"] == "raised"),
+        "credits-raised-value": total(
+            returns, "Credit value (£)", lambda r: r["Credit"] == "raised"
+        ),
+        "credits-review-count": sum(1 for r in returns if r["Credit"] == "review"),
+        "credits-review-value": total(
+            returns, "Credit value (£)", lambda r: r["Credit"] == "review"
+        ),
+        "written-off-units": total(returns, "Units written off", lambda r: True),
+        "written-off-value": total(returns, "Write-off value (£ at cost)", lambda r: True),
+        "non-sellable-units": total(sites, "Units", lambda r: True),
+        "non-sellable-value": total(sites, "Value (£ at cost)", lambda r: True),
+        "open-exceptions": total(exceptions, "Open", lambda r: True),
+        "open-exceptions-over-target": total(exceptions, "Over target", lambda r: True),
+    }
+    for owner in {r["Owner team"] for r in exceptions}:
+        figures[f"open-exceptions-{owner}"] = total(
+            exceptions, "Open", lambda r, o=owner: r["Owner team"] == o
+        )
+    return figures
+
+
+# --- the workbook ---------------------------------------------------------------------------
+
+
+def test_workbook_has_a_summary_and_one_sheet_per_table(pack: PackFiles) -> None:
+    book = load_workbook(pack.workbook)
+    assert book.sheetnames == ["Summary", *(spec.title for spec in TABLES)]
+
+
+def test_summary_totals_equal_the_sums_of_the_sheets(pack: PackFiles) -> None:
+    summary = summary_from_workbook(pack.workbook)
+    recomputed = recompute_from_sheets(pack.workbook)
+
+    figures = {k: v for k, v in summary.items() if k not in ("month", "account", "generated-at")}
+    assert set(figures) == set(recomputed)
+    for key, value in recomputed.items():
+        assert figures[key] == pytest.approx(value, abs=0.005), key
+
+
+def test_summary_shows_the_months_figures(pack: PackFiles) -> None:
+    summary = summary_from_workbook(pack.workbook)
+
+    assert summary["month"] == "2025-01"
+    assert summary["account"] == "Example Fashion Ltd"
+    assert summary["generated-at"] == "2025-02-03 07:30"
+    assert summary["unexplained-drift-units"] == 3
+    assert summary["unexplained-drift-value"] == pytest.approx(52.50)
+    assert summary["unexplained-drift-net-value"] == pytest.approx(-7.50)
+    assert summary["value-despatched-not-invoiced"] == pytest.approx(245.75)
+    assert summary["credits-raised-value"] == pytest.approx(40.50)
+    assert summary["credits-review-value"] == pytest.approx(70.00)
+    assert summary["written-off-units"] == 2
+    assert summary["written-off-value"] == pytest.approx(19.25)
+    assert summary["non-sellable-value"] == pytest.approx(252.49)
+    assert summary["open-exceptions-finance"] == 3
+    assert summary["open-exceptions-operations"] == 3
+
+
+def test_sheets_have_a_styled_frozen_header_and_typed_cells(pack: PackFiles) -> None:
+    sheet = load_workbook(pack.workbook)["Order to cash"]
+
+    assert sheet.freeze_panes == "A2"
+    assert sheet["A1"].font.bold
+    assert sheet.column_dimensions["A"].width >= len("Shipment")
+    value_cell = sheet["F2"]  # Value waiting (£)
+    assert value_cell.number_format == '"£"#,##0.00;[Red]-"£"#,##0.00'
+    assert sheet["C2"].number_format == "yyyy-mm-dd hh:mm"
+    # 10:00 UTC on 30 January is 10:00 UK time (GMT); Excel gets wall time, no zone.
+    assert sheet["C2"].value == datetime(2025, 1, 30, 10, 0)
+    assert load_workbook(pack.workbook)["Drift by day"]["A2"].number_format == "yyyy-mm-dd"
+
+
+# --- the CSVs -------------------------------------------------------------------------------
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_each_table_is_written_as_a_utf8_csv_matching_its_frame(pack: PackFiles) -> None:
+    source = frames()
+    for spec in TABLES:
+        rows = read_csv(pack.csvs[spec.key])
+        frame = source[spec.key]
+        assert list(rows[0]) == spec.names, spec.key
+        assert len(rows) == len(frame), spec.key
+        for column in spec.columns:
+            for written, original in zip(
+                (row[column.name] for row in rows), frame[column.name], strict=True
+            ):
+                if column.kind == "money":
+                    assert Decimal(written) == Decimal(str(original)).quantize(Decimal("0.01"))
+                elif column.kind in ("int", "number"):
+                    assert (written == "" and pd.isna(original)) or float(written) == float(
+                        original
+                    ), (spec.key, column.name)
+                elif column.kind == "text":
+                    assert written == str(original)
+    assert read_csv(pack.csvs["order_to_cash"])[0]["despatched_at"] == "2025-01-30 10:00:00"
+    assert read_csv(pack.csvs["drift_by_day"])[0]["day"] == "2025-01-01"
+
+
+def test_summary_csv_matches_the_workbook(pack: PackFiles) -> None:
+    workbook = summary_from_workbook(pack.workbook)
+    rows = read_csv(pack.csvs["summary"])
+
+    assert [row["key"] for row in rows] == list(workbook)
+    for row in rows:
+        if row["kind"] in ("int", "money"):
+            assert float(row["value"]) == pytest.approx(workbook[row["key"]], abs=0.005)
+
+
+def test_customer_data_never_reaches_the_pack(pack: PackFiles) -> None:
+    files = [pack.html, *pack.csvs.values()]
+    for path in files:
+        assert "Jane Doe" not in path.read_text(encoding="utf-8"), path.name
+    book = load_workbook(pack.workbook)
+    cells = [str(c) for s in book.worksheets for row in s.iter_rows(values_only=True) for c in row]
+    assert not any("Jane Doe" in cell for cell in cells)
+    assert "customer_name" not in read_csv(pack.csvs["order_to_cash"])[0]
+
+
+# --- the HTML report ------------------------------------------------------------------------
+
+
+def test_html_refers_to_nothing_outside_the_file(pack: PackFiles) -> None:
+    html = pack.html.read_text(encoding="utf-8").lower()
+
+    assert "http://" not in html
+    assert "https://" not in html
+    assert "<script" not in html
+    assert "<link" not in html
+    assert "src=" not in html
+
+
+def test_html_has_each_chart_drawn_from_the_data(pack: PackFiles) -> None:
+    facts = PageFacts(pack.html.read_text(encoding="utf-8"))
+
+    assert set(CHART_IDS) <= set(facts.svgs)
+    assert facts.marks["chart-drift"] == 31  # a point per day
+    assert facts.marks["chart-drift-units"] == 31 - 6  # a bar per day with drift (day % 5)
+    # Three buckets waiting, each holding one status only; empty stacks are not drawn.
+    assert facts.marks["chart-order-to-cash"] == 3
+    assert facts.marks["chart-credits"] == 3
+    assert facts.marks["chart-non-sellable"] == 3
+
+
+def test_html_shows_the_same_totals_as_the_workbook(pack: PackFiles) -> None:
+    facts = PageFacts(pack.html.read_text(encoding="utf-8"))
+    assert_totals_match_workbook(facts, pack.workbook)
+
+
+def test_html_escapes_text_from_the_data(pack: PackFiles) -> None:
+    html = pack.html.read_text(encoding="utf-8")
+
+    assert XSS not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_an_empty_month_still_renders_with_zero_totals(tmp_path: Path) -> None:
+    empty = {key: frame.iloc[0:0] for key, frame in frames().items()}
+    files = render_month_end_pack(inputs(**empty), tmp_path)
+
+    totals = files.totals()
+    assert totals["open-exceptions"] == 0
+    assert totals["value-despatched-not-invoiced"] == Decimal("0.00")
+    html = files.html.read_text(encoding="utf-8")
+    # Charts without categories say so; the credits chart keeps its axis, with no bars.
+    assert html.count("Nothing to show for this period") == len(CHART_IDS) - 1
+    assert PageFacts(html).marks["chart-credits"] == 0
+    assert summary_from_workbook(files.workbook)["non-sellable-value"] == 0
+
+
+def test_rendering_again_replaces_the_files(tmp_path: Path) -> None:
+    render_month_end_pack(inputs(), tmp_path)
+    smaller = frames()["non_sellable_value"].iloc[:1]
+    files = render_month_end_pack(inputs(non_sellable_value=smaller), tmp_path)
+
+    assert summary_from_workbook(files.workbook)["non-sellable-value"] == pytest.approx(180.00)
+    assert len(read_csv(files.csvs["non_sellable_value"])) == 1
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+# --- input validation -----------------------------------------------------------------------
+
+
+def test_a_missing_column_is_named_in_the_error() -> None:
+    stock = frames()["stock_reconciliation"].drop(columns=["khaos_level"])
+
+    with pytest.raises(ReportInputError, match=r"stock_reconciliation: missing column\(s\) khaos"):
+        inputs(stock_reconciliation=stock)
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value", "message"),
+    [
+        ("order_to_cash", "status", "shipped", "order_to_cash.status: 'shipped'"),
+        ("returns", "credit_status", "maybe", "returns.credit_status: 'maybe'"),
+        ("stock_reconciliation", "classification", "odd", "classification: 'odd'"),
+        ("returns", "credit_value", "lots", "returns.credit_value: 'lots' in row 0"),
+        ("stock_reconciliation", "difference", 5, "difference: row 0 is not acs_units"),
+        ("exceptions", "over_target", 9, "over_target: row 0 is not between 0 and count"),
+        ("drift_by_day", "day", date(2025, 2, 1), "drift_by_day.day: 2025-02-01"),
+        ("order_to_cash", "shipment_id", None, "order_to_cash.shipment_id: empty value"),
+    ],
+)
+def test_a_bad_value_is_named_in_the_error(
+    table: str, column: str, value: object, message: str
+) -> None:
+    frame = frames()[table].copy()
+    frame[column] = frame[column].astype(object)
+    frame.at[0, column] = value
+
+    with pytest.raises(ReportInputError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        inputs(**{table: frame})
+
+
+def test_the_month_must_be_year_and_month() -> None:
+    with pytest.raises(ReportInputError, match="month: '2025-1' is not YYYY-MM"):
+        inputs(month="2025-1")
+
+
+# --- in a real browser ----------------------------------------------------------------------
+
+
+def assert_totals_match_workbook(facts: PageFacts, workbook: Path) -> None:
+    summary = summary_from_workbook(workbook)
+    for key, value in summary.items():
+        if key in ("month", "account", "generated-at"):
+            continue
+        shown = facts.by_id[f"total-{key}"]
+        assert float(shown["data-value"]) == pytest.approx(value, abs=0.005), key
+    assert set(summary) - {"month", "account", "generated-at"} == {
+        k.removeprefix("total-") for k in facts.by_id if k.startswith("total-")
+    }
+
+
+def test_the_report_renders_in_headless_chromium_with_the_workbooks_totals(
+    pack: PackFiles, tmp_path: Path
+) -> None:
+    dom = dump_dom(pack.html, tmp_path / "profile")
+    facts = PageFacts(dom)
+
+    assert "Month-end pack: January 2025" in dom
+    assert set(CHART_IDS) <= set(facts.svgs)
+    assert all(facts.marks[chart] > 0 for chart in CHART_IDS)
+    assert_totals_match_workbook(facts, pack.workbook)
+    assert facts.text_by_id["total-value-despatched-not-invoiced"].strip() == "£245.75"
+
+
+def test_the_report_paints_its_charts_in_headless_chromium(pack: PackFiles, tmp_path: Path) -> None:
+    png = tmp_path / "report.png"
+    screenshot(pack.html, png, tmp_path / "profile")
+    pixels = decode_png(png)[:, :, :3]
+
+    assert pixels.shape[:2] == (2000, 1280)
+    packed = pixels.astype(np.int32) @ np.array([1 << 16, 1 << 8, 1], dtype=np.int32)
+    assert len(np.unique(packed)) > 50, "the page looks blank"
+    chart_blue = np.array([0x00, 0x72, 0xB2])  # the first series colour of every chart
+    assert (pixels == chart_blue).all(axis=2).sum() > 500, "no chart bars were painted"
+
+
+def test_the_report_templates_ship_with_the_package() -> None:
+    """deploy/ installs with ``pip install .`` (not editable): the templates must be
+    package data, i.e. pyproject.toml's [tool.setuptools.package-data] needs
+    ``"reports/templates/*"`` for ``acs_khaos_dagster``."""
+    root = Path(__file__).resolve().parents[1]
+    package = root / "acs_khaos_dagster"
+    config = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+    patterns = config["tool"]["setuptools"]["package-data"]["acs_khaos_dagster"]
+    shipped = {path for pattern in patterns for path in package.glob(pattern)}
+
+    templates = sorted((package / "reports" / "templates").iterdir())
+    assert templates
+    assert [t.name for t in templates if t not in shipped] == []
