@@ -1,0 +1,213 @@
+"""Orders in the store: releases to ACS, despatch events, shipment postings, order clocks.
+
+Every write takes the caller's session, so a release is recorded in the same transaction
+as its outbox effect, and despatch events with the feed cursor that covers them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from acs_khaos_dagster.domain.models import AcsOrder, DespatchEvent
+from acs_khaos_dagster.store.db import Database
+from acs_khaos_dagster.store.tables.orders import (
+    DespatchEventRow,
+    OrderObservation,
+    OrderRelease,
+    ShipmentPosting,
+)
+
+DESPATCH_CURSOR = "acs.despatch_feed"
+
+
+class OrderBook:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    # --- releases ----------------------------------------------------------------------
+
+    def releases(self, session: Session | None = None) -> dict[str, OrderRelease]:
+        with self._db.transaction(session) as s:
+            return {r.order_code: r for r in s.scalars(select(OrderRelease))}
+
+    def record_release(
+        self,
+        order: AcsOrder,
+        order_id: int,
+        invoice_ids: Sequence[int],
+        revision: str,
+        outbox_key: str,
+        released_at: datetime,
+        session: Session,
+    ) -> None:
+        """The body sent to ACS for this order (a new revision replaces the previous one)."""
+        payload = order.model_dump(mode="json")
+        row = session.get(OrderRelease, order.order_number, populate_existing=True)
+        if row is None:
+            session.add(
+                OrderRelease(
+                    order_code=order.order_number,
+                    order_id=order_id,
+                    invoice_ids=list(invoice_ids),
+                    revision=revision,
+                    outbox_key=outbox_key,
+                    payload=payload,
+                    released_at=released_at,
+                    updated_at=self._db.now(),
+                )
+            )
+            return
+        if row.outbox_key == outbox_key:
+            return
+        row.invoice_ids = list(invoice_ids)
+        row.revision = revision
+        row.outbox_key = outbox_key
+        row.payload = payload
+        row.released_at = released_at
+        row.acknowledged_at = None
+        row.updated_at = self._db.now()
+
+    def mark_acknowledged(self, order_code: str, at: datetime) -> None:
+        with self._db.transaction() as s:
+            row = s.get(OrderRelease, order_code, populate_existing=True)
+            if row is not None and row.acknowledged_at is None:
+                row.acknowledged_at = at
+                row.updated_at = self._db.now()
+
+    def set_cancel(
+        self, order_code: str, state: str, outbox_key: str | None, session: Session | None = None
+    ) -> None:
+        with self._db.transaction(session) as s:
+            row = s.get(OrderRelease, order_code, populate_existing=True)
+            if row is None:
+                return
+            row.cancel_state = state
+            if outbox_key is not None:
+                row.cancel_outbox_key = outbox_key
+            row.updated_at = self._db.now()
+
+    # --- observations (the stuck-order clock) ---------------------------------------------
+
+    def observations(self) -> dict[str, OrderObservation]:
+        with self._db.transaction() as s:
+            return {o.order_code: o for o in s.scalars(select(OrderObservation))}
+
+    def observe(
+        self,
+        seen: Mapping[str, tuple[int, bool, bool]],
+        at: datetime,
+        *,
+        release_stage_complete: bool,
+    ) -> None:
+        """Record what was seen now: ``order_code -> (order_id, at_release, back_order)``.
+
+        The first sighting of a wait starts its clock; a wait no longer seen stops it.
+        With ``release_stage_complete`` every order at the release stage is in ``seen``,
+        so a tracked order missing from it has left that stage.
+        """
+        now = self._db.now()
+        with self._db.transaction() as s:
+            rows = {o.order_code: o for o in s.scalars(select(OrderObservation))}
+            for code, (order_id, at_release, back_order) in seen.items():
+                row = rows.get(code)
+                if row is None:
+                    row = OrderObservation(order_code=code, order_id=order_id, updated_at=now)
+                    s.add(row)
+                    rows[code] = row
+                if at_release and row.at_release_since is None:
+                    row.at_release_since = at
+                if not at_release:
+                    row.at_release_since = None
+                if back_order and row.back_order_since is None:
+                    row.back_order_since = at
+                if not back_order:
+                    row.back_order_since = None
+                row.updated_at = now
+            if release_stage_complete:
+                for code, row in rows.items():
+                    if code not in seen and row.at_release_since is not None:
+                        row.at_release_since = None
+                        row.updated_at = now
+
+    # --- despatch events ---------------------------------------------------------------
+
+    def record_events(self, events: Iterable[DespatchEvent], session: Session) -> int:
+        """Insert events not seen before (by ``event_id``); returns how many were new."""
+        now = self._db.now()
+        new = 0
+        for event in events:
+            stmt = (
+                self._db.insert(DespatchEventRow)
+                .values(
+                    event_id=event.event_id,
+                    order_number=event.order_number,
+                    shipment_id=event.shipment_id,
+                    despatched_at=event.despatched_at,
+                    payload=event.model_dump(mode="json"),
+                    received_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["event_id"])
+            )
+            new += session.execute(stmt).rowcount or 0
+        return new
+
+    def unposted_events(self) -> list[DespatchEvent]:
+        """Events whose shipment is not yet queued to Khaos (nor known to need nothing)."""
+        with self._db.transaction() as s:
+            done = set(
+                s.scalars(
+                    select(ShipmentPosting.shipment_id).where(
+                        ShipmentPosting.state.in_(("queued", "nothing"))
+                    )
+                )
+            )
+            rows = s.scalars(select(DespatchEventRow).order_by(DespatchEventRow.despatched_at))
+            return [
+                DespatchEvent.model_validate(r.payload) for r in rows if r.shipment_id not in done
+            ]
+
+    def event_count(self) -> int:
+        with self._db.transaction() as s:
+            return len(list(s.scalars(select(DespatchEventRow.event_id))))
+
+    # --- shipment postings --------------------------------------------------------------
+
+    def postings(self, order_numbers: Iterable[str] | None = None) -> list[ShipmentPosting]:
+        query = select(ShipmentPosting)
+        if order_numbers is not None:
+            query = query.where(ShipmentPosting.order_number.in_(list(order_numbers)))
+        with self._db.transaction() as s:
+            return list(s.scalars(query))
+
+    def record_posting(
+        self,
+        *,
+        shipment_id: str,
+        order_number: str,
+        order_id: int | None,
+        event_id: str,
+        state: str,
+        lines: Iterable[tuple[int, int]] = (),
+        closed: Mapping[int, int] | None = None,
+        outbox_key: str | None = None,
+        problem: str | None = None,
+        session: Session,
+    ) -> None:
+        values: dict[str, Any] = {
+            "order_number": order_number,
+            "order_id": order_id,
+            "event_id": event_id,
+            "state": state,
+            "lines": [[i, q] for i, q in lines],
+            "closed": [[i, q] for i, q in (closed or {}).items()],
+            "outbox_key": outbox_key,
+            "problem": problem,
+            "updated_at": self._db.now(),
+        }
+        stmt = self._db.insert(ShipmentPosting).values(shipment_id=shipment_id, **values)
+        session.execute(stmt.on_conflict_do_update(index_elements=["shipment_id"], set_=values))

@@ -1,0 +1,73 @@
+"""Orders: what was released to ACS, what ACS despatched, and the clock of each order."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from acs_khaos_dagster.store.schema import Base, JsonType, UTCDateTime
+
+
+class OrderRelease(Base):
+    """One Khaos order sent to ACS: the body last sent, its acknowledgement and cancellation."""
+
+    __tablename__ = "order_releases"
+
+    order_code: Mapped[str] = mapped_column(String(50), primary_key=True)
+    order_id: Mapped[int] = mapped_column(Integer, index=True)
+    invoice_ids: Mapped[list[int]] = mapped_column(JsonType)
+    revision: Mapped[str] = mapped_column(String(32))
+    outbox_key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    released_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # None while live at ACS; requested | cancelled | locked once Khaos cancelled it.
+    cancel_state: Mapped[str | None] = mapped_column(String(20))
+    cancel_outbox_key: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class OrderObservation(Base):
+    """When the integration first saw an order waiting (the stuck-order clock's inputs)."""
+
+    __tablename__ = "order_observations"
+
+    order_code: Mapped[str] = mapped_column(String(50), primary_key=True)
+    order_id: Mapped[int] = mapped_column(Integer)
+    at_release_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    back_order_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class DespatchEventRow(Base):
+    """One ACS despatch event as received; the same ``event_id`` again changes nothing."""
+
+    __tablename__ = "despatch_events"
+
+    event_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    order_number: Mapped[str] = mapped_column(String(50), index=True)
+    shipment_id: Mapped[str] = mapped_column(String(80), index=True)
+    despatched_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ShipmentPosting(Base):
+    """What became of one ACS shipment: queued to Khaos, nothing to post, or a problem."""
+
+    __tablename__ = "shipment_postings"
+
+    shipment_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    order_number: Mapped[str] = mapped_column(String(50), index=True)
+    order_id: Mapped[int | None] = mapped_column(Integer)
+    event_id: Mapped[str] = mapped_column(String(80))
+    # queued (an ImportDespatch effect exists) | nothing (closures only) | problem
+    state: Mapped[str] = mapped_column(String(20))
+    lines: Mapped[list[list[int]]] = mapped_column(JsonType)  # [[order_item_id, quantity]]
+    closed: Mapped[list[list[int]]] = mapped_column(JsonType)  # closed short, same shape
+    outbox_key: Mapped[str | None] = mapped_column(String(200))
+    problem: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
