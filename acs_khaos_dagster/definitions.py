@@ -1,7 +1,7 @@
 """The Dagster code location: ``acs_khaos_dagster.definitions:defs``.
 
-Each group (products, orders, stock, ...) is a module under ``defs/`` exposing its
-own ``defs``; this file merges them with the shared resources and jobs.
+Each group (products, orders, stock, returns, alerts, ...) is a module under ``defs/``
+exposing its own ``defs``; this file merges them with the shared resources and jobs.
 """
 
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
@@ -11,11 +11,26 @@ from acs_khaos_dagster.defs.resources import default_resources
 
 GROUPS = [products.defs, orders.defs, stock.defs, returns.defs, alerts.defs]
 
-# One full integration cycle; `make demo` launches this same job.
+
+def _partitioned_asset_keys() -> list:
+    """Partitioned assets (a snapshot day, a month) run in their own jobs, per partition."""
+    return [
+        key
+        for group in GROUPS
+        for asset in group.assets or []
+        if getattr(asset, "partitions_def", None) is not None
+        for key in asset.keys
+    ]
+
+
+# One full integration cycle over everything that is not partitioned: products, order
+# release, despatch postings, the stock push of the newest snapshot, returns. Snapshot
+# files are ingested per day by `acs_stock_file_sensor`. `make demo` launches this job.
 integration_cycle = define_asset_job(
     "integration_cycle",
-    selection=AssetSelection.all(),
-    description="A full integration cycle: products, orders and despatches, stock, returns.",
+    selection=AssetSelection.all() - AssetSelection.assets(*_partitioned_asset_keys()),
+    description="A full integration cycle: products, orders and despatches, the stock push, "
+    "returns.",
 )
 
 defs = Definitions.merge(

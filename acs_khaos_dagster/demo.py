@@ -68,27 +68,83 @@ def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> i
         console.print(f"sandbox: ACS {box.acs_url}, Khaos {box.khaos_url}")
         with _environment(box.settings_env()):
             instance = DagsterInstance.get()
+            sensor_cursors: dict[str, str | None] = {}
             for number, wait in enumerate(CYCLES, start=1):
                 if wait:
                     box.advance(wait)
                 written = box.acs.write_daily_files()
+                if number == len(CYCLES):
+                    written.append(_deliver_scenario_returns(box))
                 label = f"cycle {number} at {box.clock.now():%a %d %b %H:%M} UTC (simulated)"
                 console.print(f"{label}: ACS delivered {', '.join(p.name for p in written)}")
-                with console.status(f"running integration_cycle, {label}"):
-                    result = job.execute_in_process(
-                        instance=instance, raise_on_error=False, run_config=QUIET
+                with console.status(f"{label}: integration_cycle"):
+                    runs = [
+                        job.execute_in_process(
+                            instance=instance, raise_on_error=False, run_config=QUIET
+                        )
+                    ]
+                with console.status(f"{label}: new ACS stock files"):
+                    runs += _run_sensor(defs, "acs_stock_file_sensor", instance, sensor_cursors)
+                if settings.sync_mode == "batch":
+                    # What the batch schedule does in production: push the newest snapshot.
+                    with console.status(f"{label}: stock push"):
+                        runs.append(
+                            defs.resolve_job_def("stock_push_job").execute_in_process(
+                                instance=instance, raise_on_error=False, run_config=QUIET
+                            )
+                        )
+                for result in runs:
+                    state = "succeeded" if result.success else "FAILED"
+                    console.print(
+                        f"  Dagster run {result.run_id[:8]} ({result.job_def.name}): {state}"
                     )
-                state = "succeeded" if result.success else "FAILED"
-                console.print(f"  Dagster run [bold]{result.run_id}[/bold]: {state}")
-                if not result.success:
-                    for event in result.all_events:
-                        if event.is_failure:
-                            console.print(f"[red]{event.message}[/red]")
-                    return 1
-                summaries = _asset_summaries(result)
+                    if not result.success:
+                        for event in result.all_events:
+                            if event.is_failure:
+                                console.print(f"[red]{event.message}[/red]")
+                        return 1
+                    summaries.update(_asset_summaries(result))
             store_counts = _store_counts()
     _print_summary(summaries, store_counts, console)
     return 0
+
+
+def _run_sensor(
+    defs: Any, name: str, instance: DagsterInstance, cursors: dict[str, str | None]
+) -> list[Any]:
+    """One tick of a sensor, its run requests executed in process (as the daemon would)."""
+    from dagster import build_sensor_context
+
+    sensor = defs.resolve_sensor_def(name)
+    with build_sensor_context(
+        instance=instance,
+        cursor=cursors.get(name),
+        resources=defs.resources,
+        repository_def=defs.get_repository_def(),
+    ) as context:
+        tick = sensor.evaluate_tick(context)
+    cursors[name] = tick.cursor
+    results = []
+    for request in tick.run_requests or []:
+        job = defs.resolve_job_def(request.job_name)
+        results.append(
+            job.execute_in_process(
+                instance=instance,
+                partition_key=request.partition_key,
+                run_config={**QUIET, **(request.run_config or {})},
+                tags=request.tags,
+                raise_on_error=False,
+            )
+        )
+    return results
+
+
+def _deliver_scenario_returns(box: Any) -> Path:
+    """ACS's graded returns of the scenario, delivered once its orders have shipped."""
+    source = box.scenario_dir / box.manifest.files.returns
+    target = box.drop_folder / source.name
+    target.write_bytes(source.read_bytes())
+    return target
 
 
 def _asset_summaries(result: Any) -> dict[str, dict[str, Any]]:

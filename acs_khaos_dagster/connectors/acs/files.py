@@ -72,6 +72,9 @@ _HAS_OFFSET = r"(?i)(?:z|[+-]\d\d(?::?\d\d)?)$"
 # A timestamp must carry a date and a time, a date a full date: a value cut short never parses.
 _TIMESTAMP_SHAPE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"
 _DATE_SHAPE = r"^\d{4}-\d{2}-\d{2}"
+# ACS's own spelling, parsed by Arrow directly (":60" leap seconds go the general way).
+_CANONICAL_TIMESTAMP = (r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:[0-5]\dZ$", "%Y-%m-%dT%H:%M:%SZ")
+_CANONICAL_DATE = (r"^\d{4}-\d{2}-\d{2}$", "%Y-%m-%d")
 # Money as ACS writes it: digits with at most two decimals, an optional pound sign and
 # thousands separators only in their places ("1,250.00"); "12,50" is not an amount.
 _MONEY_SHAPE = re.compile(r"^£?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")
@@ -283,6 +286,7 @@ class _ScreenedLines(io.RawIOBase):
     def __init__(self, path: Path) -> None:
         self._handle = path.open("rb")
         self._pending = b""  # screened bytes not yet handed to the reader
+        self._offset = 0  # how much of ``_pending`` was handed on already
         self._carry = b""  # the start of a line whose end has not been read yet
         self._line = 0  # physical lines handed on so far
         self._eof = False
@@ -297,11 +301,12 @@ class _ScreenedLines(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        while not self._pending and not self._eof:
-            self._pending = self._next_block()
-        size = min(len(view), len(self._pending))
-        view[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
+        while self._offset >= len(self._pending) and not self._eof:
+            self._pending, self._offset = self._next_block(), 0
+        # An offset, not a re-slice: re-slicing would copy the rest of the block per call.
+        size = min(len(view), len(self._pending) - self._offset)
+        view[:size] = self._pending[self._offset : self._offset + size]
+        self._offset += size
         return size
 
     def _next_block(self) -> bytes:
@@ -393,16 +398,10 @@ def _read_lines(path: Path, wanted: set[int]) -> dict[int, str]:
     return found
 
 
-def _read_raw(path: Path, layout: FileLayout) -> _RawRead:
-    path = Path(path)
-    names, has_data, ends_with_newline = _read_header(path, layout)
-    if names is None:
-        return _empty_raw(layout, "file is empty", empty=True)
-    if not has_data:
-        return _empty_raw(layout, "file holds a header and no rows", empty=False)
-
-    pyarrow_names = [n if n in layout.columns else f"_ignored_{i}" for i, n in enumerate(names)]
-    ignored = [n for n in names if n not in layout.columns]
+def _parse_csv(
+    path: Path, pyarrow_names: list[str], *, use_threads: bool
+) -> tuple[pa.Table, list[tuple[int | None, str, int, int]], dict[int, QuarantinedRow]]:
+    """(every wanted column as strings, rows of the wrong width, screened lines)."""
     bad_width: list[tuple[int | None, str, int, int]] = []
 
     def on_invalid_row(row: Any) -> str:
@@ -416,7 +415,7 @@ def _read_raw(path: Path, layout: FileLayout) -> _RawRead:
             read_options=pacsv.ReadOptions(
                 column_names=pyarrow_names,
                 skip_rows=1,
-                use_threads=False,  # single-threaded so the handler gets line numbers
+                use_threads=use_threads,  # row.number is None when threaded
                 block_size=_READ_BLOCK_BYTES,
             ),
             parse_options=pacsv.ParseOptions(
@@ -433,7 +432,24 @@ def _read_raw(path: Path, layout: FileLayout) -> _RawRead:
         raise FileLayoutError(path, f"cannot be read as CSV: {exc}") from None
     finally:
         screened_source.close()
-    screened = screened_source.screened
+    return table, bad_width, screened_source.screened
+
+
+def _read_raw(path: Path, layout: FileLayout) -> _RawRead:
+    path = Path(path)
+    names, has_data, ends_with_newline = _read_header(path, layout)
+    if names is None:
+        return _empty_raw(layout, "file is empty", empty=True)
+    if not has_data:
+        return _empty_raw(layout, "file holds a header and no rows", empty=False)
+
+    pyarrow_names = [n if n in layout.columns else f"_ignored_{i}" for i, n in enumerate(names)]
+    ignored = [n for n in names if n not in layout.columns]
+    # Read on all cores first; only a file with rows of the wrong width is read again on
+    # one thread, the only way pyarrow gives those rows their line numbers.
+    table, bad_width, screened = _parse_csv(path, pyarrow_names, use_threads=True)
+    if bad_width:
+        table, bad_width, screened = _parse_csv(path, pyarrow_names, use_threads=False)
 
     problems: list[str] = []
     if ignored:
@@ -457,9 +473,12 @@ def _read_raw(path: Path, layout: FileLayout) -> _RawRead:
         )
 
     blank = None
-    for column in layout.columns:
-        is_empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(table[column])), 0)
-        blank = is_empty if blank is None else pc.and_(blank, is_empty)
+    # A blank line is empty in every column: look at the others only where the first is.
+    first_empty = pc.match_substring_regex(table[layout.columns[0]], r"^\s*$")
+    if pc.any(first_empty).as_py():
+        for column in layout.columns:
+            is_empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(table[column])), 0)
+            blank = is_empty if blank is None else pc.and_(blank, is_empty)
     blank_lines = int(pc.sum(blank).as_py() or 0) if blank is not None else 0
     if blank_lines:
         table = table.filter(pc.invert(blank))
@@ -494,8 +513,12 @@ def _read_raw(path: Path, layout: FileLayout) -> _RawRead:
     )
 
 
-def _trimmed(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    return pc.utf8_trim_whitespace(column)
+def _trimmed(column: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
+    trimmed = pc.utf8_trim_whitespace(column)
+    # Hand back the column itself when nothing was trimmed: one copy fewer of every value.
+    if pc.sum(pc.binary_length(trimmed)).as_py() == pc.sum(pc.binary_length(column)).as_py():
+        return column
+    return trimmed
 
 
 def _blank_to_null(column: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -531,7 +554,39 @@ def _parse_utc_values(values: pa.Array, shape: str = _TIMESTAMP_SHAPE) -> pa.Arr
 
 def _parse_utc(column: pa.ChunkedArray | pa.Array, *, date_only: bool = False) -> pa.Array:
     shape = _DATE_SHAPE if date_only else _TIMESTAMP_SHAPE
-    return _by_distinct(column, lambda values: _parse_utc_values(values, shape))
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if len(column) > 1 and column.null_count == 0:
+        bounds = pc.min_max(column).as_py()
+        if bounds["min"] == bounds["max"]:  # snapshot_at: one value in every row
+            one = _parse_utc(column.slice(0, 1), date_only=date_only)
+            return pc.take(one, pa.array(np.zeros(len(column), dtype=np.int32)))
+    # Nearly every value is in ACS's canonical form: those are parsed by Arrow in one
+    # vectorised pass (event times are nearly all distinct, so per-distinct-value work
+    # in pandas would cost a Python call per row). Anything else (offsets, fractions,
+    # spaces, junk) takes the general path below, once per distinct value.
+    canonical_shape, canonical_format = _CANONICAL_DATE if date_only else _CANONICAL_TIMESTAMP
+    canonical = pc.fill_null(pc.match_substring_regex(column, canonical_shape), False)
+    fast = pc.strptime(column, format=canonical_format, unit="us", error_is_null=True)
+    # Arrow's strptime rolls an impossible day over ("02-30" → 2 March): such a value
+    # is left to the general path, which refuses it.
+    # A rolled-over day is 1-3, so only those rows need their written day compared.
+    suspect = pc.fill_null(pc.and_(canonical, pc.less_equal(pc.day(fast), 3)), False)
+    rows = pa.array(np.flatnonzero(suspect.to_numpy(zero_copy_only=False)))
+    if len(rows):
+        day_written = pc.cast(pc.utf8_slice_codeunits(column.take(rows), 8, 10), pa.int64())
+        rolled = rows.filter(pc.not_equal(day_written, pc.day(fast.take(rows))))
+        if len(rolled):
+            mask = np.zeros(len(column), dtype=bool)
+            mask[rolled.to_numpy()] = True
+            canonical = pc.and_(canonical, pc.invert(pa.array(mask)))
+    fast = pc.if_else(canonical, fast, pa.scalar(None, fast.type)).cast(UTC_TS)
+    # Blank values are null on either path; only the rest need the general one.
+    others = pc.and_(pc.invert(canonical), pc.not_equal(column, ""))
+    if not pc.any(others).as_py():
+        return fast
+    rest = _by_distinct(pc.filter(column, others), lambda v: _parse_utc_values(v, shape))
+    return pc.replace_with_mask(fast, others, rest.cast(UTC_TS))
 
 
 class _Reasons:
@@ -542,6 +597,8 @@ class _Reasons:
 
     def add(self, failed: pa.Array | pa.ChunkedArray, message: str) -> None:
         failed = pc.fill_null(failed, False)
+        if not pc.any(failed).as_py():
+            return  # the usual case: spare three passes over every row
         joined = pc.binary_join_element_wise(self.reason, pa.scalar(message), "; ")
         self.reason = pc.if_else(
             failed, pc.if_else(pc.is_null(self.reason), pa.scalar(message), joined), self.reason
@@ -595,11 +652,14 @@ def _classify(
 
 def _resolve_duplicates(table: pa.Table) -> tuple[pa.Table, int, list[StatusConflict]]:
     """Keep each unit's latest row; mark units whose latest rows disagree as conflicting."""
-    counts = table.group_by("unique_sku").aggregate([("unique_sku", "count")])
-    repeated = counts.filter(pc.greater(counts["unique_sku_count"], 1))["unique_sku"]
+    # Dictionary codes counted with numpy: cheaper than a hash group-by over every unit.
+    encoded = pc.dictionary_encode(table["unique_sku"].combine_chunks())
+    per_code = np.bincount(encoded.indices.to_numpy(zero_copy_only=False))
+    repeated = encoded.dictionary.take(pa.array(np.flatnonzero(per_code > 1)))
+    del encoded, per_code
     if len(repeated) == 0:
         return table, 0, []
-    in_repeated = pc.is_in(table["unique_sku"], value_set=repeated.combine_chunks())
+    in_repeated = pc.is_in(table["unique_sku"], value_set=repeated)
     subset = (
         table.filter(in_repeated)
         .select(["line_number", "unique_sku", "sku", "status", "last_event_at"])

@@ -1,0 +1,205 @@
+"""Benchmark 4: the daily cycle through Dagster — first full load, then a steady-state day.
+
+The sandbox runs in a process of its own (``bench_sandbox_server.py``) so its CPU is
+read apart from /proc; the integration runs ``integration_cycle`` in process
+(``execute_in_process``, temporary Dagster instance, fresh SQLite store) with the
+``ACS_KHAOS_*`` environment pointing at the sandbox.
+
+* cycle 1, first full load: ACS writes its daily files at the scenario's start; every
+  product, every released order and the full snapshot go through.
+* cycle 2, steady state: simulated time moves 24 h (ACS picks, despatches, receives
+  returns; Khaos's finance batch runs), ACS writes the day's files, one cycle runs:
+  only changed SKUs are pushed, the day's despatches and returns are posted.
+
+Per cycle: wall time, the run's step time (sum of step durations from Dagster's
+events) and the rest of the run (Dagster orchestration), the integration process's CPU,
+the sandbox's CPU, and the integration process's peak RSS so far.
+
+    .venv/bin/python scripts/bench_cycle.py --size small
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_common as common
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+TARGET_STEADY_S = 300.0
+
+
+def _proc_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _self_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _step_seconds(instance: object, run_id: str) -> float:
+    """Sum of the run's step durations (Dagster's own step stats)."""
+    stats = instance.get_run_step_stats(run_id)  # type: ignore[attr-defined]
+    return sum((s.end_time or 0) - (s.start_time or 0) for s in stats if s.start_time)
+
+
+def _partition_day(http: object, acs: str) -> str:
+    """The snapshot day (Europe/London) of the sandbox's "now": the stock assets' partition."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    now = datetime.fromisoformat(http.get(f"{acs}/_sandbox/clock").json()["now"])  # type: ignore[attr-defined]
+    return now.astimezone(ZoneInfo("Europe/London")).date().isoformat()
+
+
+def child_cycles(folder: Path) -> dict[str, object]:
+    import httpx
+
+    work = Path(tempfile.mkdtemp(prefix="bench-cycle-"))
+    os.environ["ACS_KHAOS_DATA_DIR"] = str(work / "data")
+    os.environ["ACS_KHAOS_ACS__DROP_FOLDER"] = str(work / "data" / "acs_drop")
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("bench_sandbox_server.py")),
+            str(folder),
+            str(work / "data" / "acs_drop"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=common.ROOT,
+    )
+    try:
+        env = json.loads(server.stdout.readline())  # type: ignore[union-attr]
+        os.environ.update(env)
+        from dagster import DagsterInstance
+
+        from acs_khaos_dagster.definitions import defs
+
+        job = defs.resolve_job_def("integration_cycle")
+        acs = env["ACS_KHAOS_ACS__BASE_URL"]
+        results: dict[str, object] = {}
+        with DagsterInstance.ephemeral() as instance, httpx.Client(timeout=3600) as http:
+            for label, advance_minutes in (("first_full_load", 0), ("steady_state", 24 * 60)):
+                sim_started = time.perf_counter()
+                if advance_minutes:
+                    http.post(f"{acs}/_sandbox/clock/advance", params={"minutes": advance_minutes})
+                files = http.post(f"{acs}/_sandbox/bench/daily").json()["files"]
+                simulated_day = time.perf_counter() - sim_started
+                sandbox_cpu = _proc_cpu(server.pid)
+                own_cpu = _self_cpu()
+                started = time.perf_counter()
+                # The daily cycle as production runs it: the main job, then the snapshot
+                # ingestion for its day (what the file sensor starts), then the stock push
+                # (what the batch schedule starts).
+                day = _partition_day(http, acs)
+                runs = [
+                    job.execute_in_process(
+                        instance=instance, raise_on_error=False, run_config=QUIET
+                    ),
+                    defs.resolve_job_def("stock_snapshot_job").execute_in_process(
+                        instance=instance, raise_on_error=False, run_config=QUIET, partition_key=day
+                    ),
+                    defs.resolve_job_def("stock_push_job").execute_in_process(
+                        instance=instance, raise_on_error=False, run_config=QUIET
+                    ),
+                ]
+                wall = time.perf_counter() - started
+                steps = sum(_step_seconds(instance, run.run_id) for run in runs)
+                failures = [
+                    str(
+                        e.event_specific_data.error.message
+                        if getattr(e.event_specific_data, "error", None)
+                        else e.message
+                    )[:500]
+                    for run in runs
+                    for e in run.all_events
+                    if e.is_failure
+                ][:3]
+                results[label] = {
+                    "success": all(run.success for run in runs),
+                    "failures": failures,
+                    "files": files,
+                    "wall_s": wall,
+                    "steps_s": steps,
+                    "orchestration_s": max(wall - steps, 0.0),
+                    "integration_cpu_s": _self_cpu() - own_cpu,
+                    "sandbox_cpu_s": _proc_cpu(server.pid) - sandbox_cpu,
+                    "peak_mib_so_far": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                    "sandbox_day_s": simulated_day,
+                }
+        return results
+    finally:
+        server.stdin.close()  # type: ignore[union-attr]
+        server.wait(timeout=60)
+
+
+def measure(size: str, seed: int = common.DEFAULT_SEED) -> dict[str, object]:
+    folder = common.scenario_dir(size, seed)
+    out, wall, _ = common.run_child([str(Path(__file__)), "--child", "--folder", str(folder)])
+    spec = common.SIZES[size]
+    return {
+        "size": size,
+        "units": spec.units,
+        "skus": spec.skus,
+        "orders": spec.orders,
+        "returns": spec.returns,
+        "process_wall_s": wall,
+        **json.loads(out.strip().splitlines()[-1]),
+    }
+
+
+def report(result: dict[str, object]) -> str:
+    lines = [
+        f"daily cycle [{result['size']}] {result['skus']:,} SKUs, {result['units']:,} units, "
+        f"{result['orders']:,} orders, {result['returns']:,} returns"
+    ]
+    for label in ("first_full_load", "steady_state"):
+        r = result[label]
+        assert isinstance(r, dict)
+        verdict = ""
+        if label == "steady_state":
+            verdict = " pass" if r["wall_s"] <= TARGET_STEADY_S else " MISS"
+            verdict = f" (target ≤{TARGET_STEADY_S:.0f} s:{verdict})"
+        lines.append(
+            f"  {label:16} {'ok' if r['success'] else 'FAILED'} "
+            f"wall {r['wall_s']:7.1f} s{verdict}; "
+            f"steps {r['steps_s']:.1f} s, orchestration {r['orchestration_s']:.1f} s; "
+            f"CPU integration {r['integration_cpu_s']:.1f} s, sandbox {r['sandbox_cpu_s']:.1f} s; "
+            f"peak {r['peak_mib_so_far']:.0f} MiB"
+        )
+        if r["failures"]:
+            lines.append(f"    failures: {r['failures']}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="small", choices=sorted(common.SIZES))
+    parser.add_argument("--seed", type=int, default=common.DEFAULT_SEED)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child_cycles(args.folder), default=str))
+        return 0
+    result = measure(args.size, args.seed)
+    print(json.dumps(result, indent=1, default=str) if args.json else report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""The sandbox in a process of its own, for the benchmarks (its CPU is read from /proc).
+
+    python scripts/bench_sandbox_server.py SCENARIO_DIR DROP_FOLDER
+
+Prints one JSON line (the ``ACS_KHAOS_*`` environment pointing at it), then serves
+until its stdin closes. Besides the usual control routes it offers
+``POST /_sandbox/bench/daily`` (ACS writes its daily files) and
+``POST /_sandbox/bench/faults`` (add a ``FaultRule`` given as JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from acs_khaos_dagster.config import load_settings
+from acs_khaos_dagster.sandbox.faults import FaultKind, FaultRule
+from acs_khaos_dagster.sandbox.runner import Sandbox
+
+
+def main() -> int:
+    folder, drop = Path(sys.argv[1]), Path(sys.argv[2])
+    settings = load_settings()
+    box = Sandbox(folder, drop, settings, seed=7)
+
+    def daily() -> dict[str, list[str]]:
+        return {"files": [p.name for p in box.acs.write_daily_files()]}
+
+    def faults(operation: str, kind: str, rate: float, retry_after: int = 1) -> dict:
+        box.acs_faults.add(
+            FaultRule(operation=operation, kind=FaultKind(kind), rate=rate, retry_after=retry_after)
+        )
+        return {"ok": True}
+
+    def clear() -> dict:
+        box.acs_faults.clear()
+        return {"ok": True}
+
+    box.acs.app.add_api_route("/_sandbox/bench/daily", daily, methods=["POST"])
+    box.acs.app.add_api_route("/_sandbox/bench/faults", faults, methods=["POST"])
+    box.acs.app.add_api_route("/_sandbox/bench/faults/clear", clear, methods=["POST"])
+    with box:
+        print(json.dumps(box.settings_env()), flush=True)
+        sys.stdin.read()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
