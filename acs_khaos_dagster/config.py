@@ -45,7 +45,8 @@ class AcsSettings(BaseModel):
     base_url: str = "http://127.0.0.1:8701"
     subscription_key: SecretStr = SecretStr("sandbox-acs-key")
     account_code: str = Field("BRAND01", min_length=1, max_length=20, pattern=r"^[A-Za-z0-9_-]+$")
-    drop_folder: Path = Path("data/acs_drop")
+    # Relative to the data folder unless absolute.
+    drop_folder: Path = Path("acs_drop")
     page_size: int = Field(500, ge=1, le=5000)
 
 
@@ -322,7 +323,7 @@ class Settings(BaseSettings):
     @property
     def drop_folder(self) -> Path:
         folder = self.acs.drop_folder
-        return folder if folder.is_absolute() else self.data_dir.parent / folder
+        return folder if folder.is_absolute() else self.data_dir / folder
 
     @classmethod
     def settings_customise_sources(

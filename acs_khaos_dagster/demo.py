@@ -28,7 +28,8 @@ from acs_khaos_dagster.sandbox.scenario.manifest import MANIFEST_NAME
 # Dagster's console logger at DEBUG drowns the summary; failures still print.
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # Simulated time between cycles: long enough for ACS to activate SKUs and ship orders.
-CYCLES = (timedelta(0), timedelta(hours=6), timedelta(hours=30))
+# The last one is past the scenario's returns (received 3–10 days after the start).
+CYCLES = (timedelta(0), timedelta(hours=6), timedelta(hours=30), timedelta(days=9))
 
 
 def ensure_scenario(settings: Settings, size: str, seed: int) -> Path:
@@ -72,9 +73,8 @@ def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> i
             for number, wait in enumerate(CYCLES, start=1):
                 if wait:
                     box.advance(wait)
+                box.acs.receive_customer_returns(box.scenario_dir / box.manifest.files.returns)
                 written = box.acs.write_daily_files()
-                if number == len(CYCLES):
-                    written.append(_deliver_scenario_returns(box))
                 label = f"cycle {number} at {box.clock.now():%a %d %b %H:%M} UTC (simulated)"
                 console.print(f"{label}: ACS delivered {', '.join(p.name for p in written)}")
                 with console.status(f"{label}: integration_cycle"):
@@ -137,14 +137,6 @@ def _run_sensor(
             )
         )
     return results
-
-
-def _deliver_scenario_returns(box: Any) -> Path:
-    """ACS's graded returns of the scenario, delivered once its orders have shipped."""
-    source = box.scenario_dir / box.manifest.files.returns
-    target = box.drop_folder / source.name
-    target.write_bytes(source.read_bytes())
-    return target
 
 
 def _asset_summaries(result: Any) -> dict[str, dict[str, Any]]:

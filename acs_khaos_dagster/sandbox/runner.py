@@ -7,6 +7,8 @@ Production code never imports the sandbox.
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -75,6 +77,11 @@ class Sandbox:
             self._add_clock_control(app)
         self.acs_url = ""
         self.khaos_url = ""
+        # The integration reads simulated time from this file (``ACS_KHAOS_CLOCK_URL``).
+        handle, name = tempfile.mkstemp(prefix="acs-khaos-sandbox-", suffix=".clock")
+        os.close(handle)
+        self.clock_file = Path(name)
+        self._publish_clock()
 
     def _add_clock_control(self, app: FastAPI) -> None:
         def advance(minutes: float) -> dict[str, str]:
@@ -99,6 +106,7 @@ class Sandbox:
     def stop(self) -> None:
         while self._stops:
             self._stops.pop()()
+        self.clock_file.unlink(missing_ok=True)
 
     def __enter__(self) -> Self:
         return self.start()
@@ -113,7 +121,13 @@ class Sandbox:
             self.clock.advance(min(CLOCK_STEP, target - self.clock.now()))
             self.acs.on_clock()
             self.khaos.on_clock()
+        self._publish_clock()
         return self.clock.now()
+
+    def _publish_clock(self) -> None:
+        partial = self.clock_file.with_suffix(".partial")
+        partial.write_text(self.clock.now().isoformat(), encoding="utf-8")
+        partial.replace(self.clock_file)
 
     def settings_env(self) -> dict[str, str]:
         """Environment variables pointing the integration's settings at this sandbox."""
@@ -122,7 +136,7 @@ class Sandbox:
             "ACS_KHAOS_KHAOS__BASE_URL": self.khaos_url,
             "ACS_KHAOS_ACS__DROP_FOLDER": str(self.drop_folder.resolve()),
             "ACS_KHAOS_ACS__ACCOUNT_CODE": self.manifest.account_code,
-            "ACS_KHAOS_CLOCK_URL": f"{self.acs_url}/_sandbox/clock",
+            "ACS_KHAOS_CLOCK_URL": self.clock_file.resolve().as_uri(),
         }
 
     def truth(self) -> dict[str, Any]:

@@ -83,7 +83,11 @@ class Store:
             from acs_khaos_dagster.config import get_settings
 
             settings = get_settings()
+        from acs_khaos_dagster.clock import clock_for
+
         kwargs.setdefault("targets", settings.owner_targets)
+        # The store's timestamps follow the integration's clock (the sandbox's, in tests).
+        kwargs.setdefault("clock", clock_for(settings))
         return cls.open(settings.resolved_database_url, **kwargs)
 
     @property

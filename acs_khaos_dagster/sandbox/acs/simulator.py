@@ -25,7 +25,7 @@ from acs_khaos_dagster.connectors.acs.file_layouts import (
     RETURNS_LAYOUT,
     STOCK_UNITS_LAYOUT,
 )
-from acs_khaos_dagster.sandbox.acs.state import AcsState, ApiError, parse_limit
+from acs_khaos_dagster.sandbox.acs.state import AcsState, ApiError, parse_dt, parse_limit
 from acs_khaos_dagster.sandbox.clock import SimClock
 from acs_khaos_dagster.sandbox.faults import FaultInjector, FaultKind, FaultRule
 from acs_khaos_dagster.sandbox.scenario.manifest import ScenarioManifest
@@ -105,6 +105,20 @@ class AcsSimulator:
 
     def on_clock(self) -> None:
         self.state.advance(self.clock.now())
+
+    def receive_customer_returns(self, source: Path) -> int:
+        """ACS receives the returns in ``source`` (a returns file of the scenario) whose
+        ``received_at`` has passed: the units come back into stock by the action taken, and
+        the graded rows go into the next daily returns file. Returns how many were taken.
+        """
+        now = self.clock.now()
+        with source.open(encoding="utf-8-sig", newline="") as handle:
+            due = [
+                row
+                for row in csv.DictReader(handle)
+                if (parse_dt(row["received_at"]) or now) <= now
+            ]
+        return self.state.receive_customer_returns(due)
 
     def write_daily_files(self) -> list[Path]:
         """Write the full unit snapshot (and returns graded since the last call), atomically."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import heapq
 import itertools
 import random
@@ -103,6 +104,21 @@ def _status_key(status: str) -> str:
 
 
 _READY_KEY = _status_key(READY)
+# Where a graded customer return ends up at ACS, by the action taken (None: disposed).
+RETURN_ACTION_STATUS: dict[str, str | None] = {
+    "RESTOCK": READY,
+    "RESALE": READY,
+    "CLEAN": CLEANING,
+    "REPAIR": "In Repair",
+    "QUARANTINE": "Quarantine",
+    "EX_HIRE": "Ex-Hired",
+    "DISPOSE": None,
+}
+
+
+def _epc_for(unique_sku: str) -> str:
+    """A stable 24-hex-digit RFID EPC for a unit the scenario did not tag."""
+    return hashlib.sha256(unique_sku.encode()).hexdigest()[:24].upper()
 _IN_PICK_KEYS = frozenset(_status_key(s) for s in (ALLOCATED, PICKING, PACKED))
 
 
@@ -215,6 +231,8 @@ class AcsState:
         activation_lag: timedelta, seed: int = 0,
     ) -> None:
         self.lock = threading.RLock()
+        self.received_returns: set[tuple[str, str]] = set()
+        self.returned_per_line: dict[tuple[str, str], int] = {}
         self.account_code = account_code
         self.activation_lag = activation_lag
         self._random = random.Random(seed)
@@ -287,6 +305,65 @@ class AcsState:
                  u.expected_return_date]
                 for u in self.units.values()
             ]
+
+    def _returnable(self, row: dict[str, str]) -> bool:
+        """Whether ACS could receive this unit back: an unexpected return (no order) can
+        always arrive; a unit of an order can only come back once it was despatched, and hire
+        units come back through the hire cycle, not as customer returns."""
+        if not row["order_number"]:
+            return True
+        order = self.orders.get(row["order_number"])
+        if order is None:
+            return False
+        despatched = 0
+        for shipment in order.shipments:
+            for line in shipment.get("lines", []):
+                if str(line["line_item_id"]) == row["line_item_id"]:
+                    despatched += int(line["quantity"])
+        hire = any(
+            str(item.get("LineItemId")) == row["line_item_id"] and item.get("IsHire")
+            for item in order.body.get("OrderItems", [])
+        )
+        returned = self.returned_per_line.get((row["order_number"], row["line_item_id"]), 0)
+        return not hire and returned < despatched
+
+    def receive_customer_returns(self, rows: list[dict[str, str]]) -> int:
+        """ACS receives and grades returned units: each comes back into stock per the action.
+
+        ``rows`` are returns-file rows (contract columns). A unit already received is
+        skipped, so the same return delivered twice changes nothing. The rows taken go
+        into the next returns file; returns how many.
+        """
+        taken = 0
+        with self.lock:
+            for row in rows:
+                key = (row["return_ref"], row["unique_sku"])
+                if key in self.received_returns or not self._returnable(row):
+                    continue
+                self.received_returns.add(key)
+                line_key = (row["order_number"], row["line_item_id"])
+                self.returned_per_line[line_key] = self.returned_per_line.get(line_key, 0) + 1
+                status = RETURN_ACTION_STATUS.get(row["action_taken"].strip().upper(), READY)
+                when = parse_dt(row["received_at"]) or datetime.now(UTC)
+                unit = self.units.get(row["unique_sku"])
+                if status is None:  # disposed: the unit leaves the building
+                    if unit is not None:
+                        del self.units[row["unique_sku"]]
+                elif unit is None:
+                    unit = Unit(
+                        sku=row["sku"], unique_sku=row["unique_sku"],
+                        rfid_epc=_epc_for(row["unique_sku"]), status=status,
+                        location_code="RETURNS", grade=row["grade"], last_event_at=iso(when),
+                        order_number="", expected_return_date="",
+                    )
+                    self.units[unit.unique_sku] = unit
+                    self.units_by_sku.setdefault(unit.sku, []).append(unit)
+                else:
+                    unit.grade = row["grade"]
+                    self._set_unit(unit, status, when, order_number="", location="RETURNS")
+                self.pending_returns.append({c: row[c] for c in RETURNS_COLUMNS})
+                taken += 1
+        return taken
 
     def take_returns(self) -> list[list[str]]:
         with self.lock:
