@@ -11,10 +11,27 @@ def test_the_code_location_is_loadable_with_every_resource_bound() -> None:
     Definitions.validate_loadable(defs)
 
 
+def _selected(job_name: str) -> set[str]:
+    job = defs.resolve_job_def(job_name)
+    return {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+
+
 def test_the_main_job_is_the_full_integration_cycle() -> None:
-    job = defs.resolve_job_def("integration_cycle")
-    selected = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
-    assert {"khaos_sku_master", "acs_sku_push", "acs_stock_snapshot"} <= selected
+    assert {
+        "khaos_sku_master",
+        "acs_sku_push",
+        "acs_order_release",
+        "khaos_shipment_postings",
+        "khaos_stock_update",
+        "khaos_return_postings",
+    } <= _selected("integration_cycle")
+
+
+def test_snapshot_days_are_ingested_by_their_own_partitioned_job() -> None:
+    assert "acs_stock_snapshot" not in _selected("integration_cycle")
+    assert {"acs_stock_snapshot", "sellable_stock", "non_sellable_stock"} <= _selected(
+        "stock_snapshot_job"
+    )
 
 
 def _assets() -> list[AssetsDefinition]:

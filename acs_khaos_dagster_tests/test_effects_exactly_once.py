@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from acs_khaos_dagster.clock import clock_for
 from acs_khaos_dagster.config import OutboxSettings, load_settings
 from acs_khaos_dagster.connectors.acs.client import AcsClient
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
@@ -45,7 +46,7 @@ ORDER_ID, SALE_LINE, HIRE_LINE = 50001, 700001, 700002
 
 @pytest.fixture
 def store(store_url: str) -> Iterator[Store]:
-    with Store.open(store_url) as opened:
+    with _open(store_url) as opened:
         yield opened
 
 
@@ -55,6 +56,11 @@ def clients(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple
     settings = load_settings()
     with AcsClient.from_settings(settings) as acs, KhaosClient.from_settings(settings) as khaos:
         yield acs, khaos
+
+
+def _open(url: str) -> Store:
+    """The store on the integration's clock (the sandbox's), as the dispatchers see it."""
+    return Store.open(url, clock=clock_for(load_settings()))
 
 
 def _enqueue(store: Store, kind: EffectKind, key: str, payload: dict[str, Any]) -> int:
@@ -194,7 +200,7 @@ def _dispatch_process(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_a_dispatcher_killed_mid_effect_is_recovered_without_a_second_despatch(
     sandbox: Sandbox, store_url: str, crash_point: str
 ) -> None:
-    with Store.open(store_url) as store:
+    with _open(store_url) as store:
         _enqueue(store, EffectKind.KHAOS_DESPATCH, "SHP-KILL", _despatch("SHP-KILL"))
     env = {
         **os.environ,
@@ -208,7 +214,7 @@ def test_a_dispatcher_killed_mid_effect_is_recovered_without_a_second_despatch(
 
     assert killed.returncode == 137, killed.stderr
     assert recovered.returncode == 0, recovered.stderr
-    with Store.open(store_url) as store:
+    with _open(store_url) as store:
         assert store.outbox.by_key("SHP-KILL").state == "done"
     assert _applied(sandbox, EffectKind.KHAOS_DESPATCH, "SHP-KILL") == 1
 
@@ -217,7 +223,7 @@ def test_two_dispatcher_processes_on_postgres_never_apply_an_effect_twice(
     sandbox: Sandbox, fresh_postgres_database: str
 ) -> None:
     refs = [f"SOAK-{n:03d}" for n in range(120)]
-    with Store.open(fresh_postgres_database) as store:
+    with _open(fresh_postgres_database) as store:
         for ref in refs:
             _enqueue(store, EffectKind.KHAOS_STOCK_ADJUSTMENT, ref, _adjustment(ref))
     env = {**os.environ, "ACS_KHAOS_DATABASE_URL": fresh_postgres_database}

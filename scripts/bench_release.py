@@ -140,6 +140,9 @@ def _dispatched(folder: Path, work: Path, orders: list[object]) -> dict[str, flo
     server = _Server(folder, work)
     try:
         os.environ.update(server.env)
+        # A wall-clock benchmark: Retry-After and outbox backoff wait in real time, so the
+        # store runs on the system clock, not the sandbox's (which only moves when told).
+        os.environ.pop("ACS_KHAOS_CLOCK_URL", None)
         settings = load_settings()
         kind = EffectKind.ACS_ORDER
         with Store.from_settings(settings) as store, store.transaction() as session:
