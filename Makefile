@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 export ACS_KHAOS_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: setup chromium demo test dev lint bench clean
+.PHONY: setup chromium demo test dev lint bench chaos clean
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ test: setup chromium
 ## Start the Dagster UI (and daemon) on the same local instance the demo used.
 dev: setup
 	$(BIN)/dagster dev -w workspace.yaml
+
+## Benchmarks at brand scale (50k SKUs, 3M units); figures go to BENCHMARKS.md.
+bench: setup
+	$(BIN)/python scripts/bench.py --size $${BENCH_SIZE:-brand} --write
+
+## Fault-injection soak against the sandbox; figures go to RELIABILITY.md.
+chaos: setup
+	$(BIN)/python scripts/chaos.py
 
 lint: setup
 	$(BIN)/ruff check .

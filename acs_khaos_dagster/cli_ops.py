@@ -66,24 +66,23 @@ def list_exceptions(
             status=None if status == "all" else status,
             older_than=None if older_than_hours is None else timedelta(hours=older_than_hours),
         )
-    table = Table(title=f"Exceptions ({len(items)})", show_lines=False)
-    for column in ("ID", "Type", "Owner", "Sev", "Entity", "Seen", "Age", "Target", "Status"):
-        table.add_column(column, no_wrap=column != "Entity")
-    table.add_column("Message", overflow="fold", max_width=60)
+    # Narrow terminals (and CI logs) get the same facts, stacked rather than squeezed away.
+    table = Table(title=f"Exceptions ({len(items)})", show_lines=True)
+    table.add_column("ID", justify="right", no_wrap=True)
+    table.add_column("Type / owner", no_wrap=True)
+    table.add_column("Age / target", no_wrap=True)
+    table.add_column("About", overflow="fold", ratio=1)
+    table.add_column("Seen", justify="right", no_wrap=True)
     for item in items:
         row = item.row
         over = "[red]OVER[/red]" if item.over_target else "ok"
         table.add_row(
             str(row.id),
-            row.type,
-            row.owner,
-            row.severity,
-            row.entity_ref,
+            f"{row.type}\n{row.owner} · {row.severity}",
+            f"{_age(item.age)}\n{item.target_hours:g}h {over}",
+            f"[bold]{row.entity_ref}[/bold]\n{row.message}"
+            + ("" if row.status == "open" else f"\n[{row.status}]"),
             str(row.count),
-            _age(item.age),
-            f"{item.target_hours:g}h {over}",
-            row.status,
-            row.message,
         )
     console.print(table)
 

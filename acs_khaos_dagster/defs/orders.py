@@ -786,9 +786,8 @@ def khaos_shipment_postings(
 
 
 def _posting_exception(problem: PostingProblem) -> ExceptionSpec:
-    type_ = "courier_unmapped" if problem.kind == "courier_unmapped" else "shipment_unpostable"
     return ExceptionSpec(
-        type=type_,
+        type=problem.exception_type,
         entity_ref=problem.exception_ref,
         message=f"shipment {problem.shipment_id} of order {problem.order_number}: "
         f"{problem.message}",

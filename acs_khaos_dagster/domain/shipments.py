@@ -181,9 +181,9 @@ class PostingProblem(Record):
 
     @property
     def exception_type(self) -> str:
-        """``courier_unmapped`` for a missing mapping; ``effect_failed`` for the rest
-        (there is no dedicated type in ``store.exceptions.ExceptionType`` yet)."""
-        return _PROBLEM_EXCEPTION.get(self.kind, "effect_failed")
+        """``courier_unmapped`` for a missing mapping; ``shipment_unpostable`` for the rest
+        (unknown order or line, more units than open, nothing to post)."""
+        return _PROBLEM_EXCEPTION.get(self.kind, "shipment_unpostable")
 
     @property
     def exception_ref(self) -> str:

@@ -605,6 +605,9 @@ class Dispatcher:
                     "attempts": claim.attempt_no,
                     "error_class": type(exc).__name__,
                     "permanent": permanent,
+                    # What the other system said (for example ACS's 422 error list).
+                    "error_code": getattr(exc, "code", None),
+                    "error_details": list(getattr(exc, "details", None) or []),
                 },
                 effect_id=claim.effect_id,
                 session=s,
