@@ -6,10 +6,17 @@ exposing its own ``defs``; this file merges them with the shared resources and j
 
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
-from acs_khaos_dagster.defs import alerts, orders, products, returns, stock
+from acs_khaos_dagster.defs import alerts, orders, products, reconciliation, returns, stock
 from acs_khaos_dagster.defs.resources import default_resources
 
-GROUPS = [products.defs, orders.defs, stock.defs, returns.defs, alerts.defs]
+GROUPS = [
+    products.defs,
+    orders.defs,
+    stock.defs,
+    returns.defs,
+    reconciliation.defs,
+    alerts.defs,
+]
 
 
 def _partitioned_asset_keys() -> list:
