@@ -18,7 +18,6 @@ Storage (``settings.data_dir / "reconciliation"``), each file written atomically
   the steps released / despatched / posted / invoiced that happened that day.
 """
 
-import dataclasses
 import warnings
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
@@ -299,29 +298,6 @@ def _as_at(conf: Settings, day: str) -> tuple[datetime, datetime]:
     return min(day_window(day, conf.time_zone)[1], now), now
 
 
-def _json_safe(value: Any) -> Any:
-    """Finding details as JSON: ``domain.reconciliation._plain`` leaves dates, NaT and NA
-    (an order-to-cash row's ``despatch_date``, a missing ``posted_at``) as they are."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, str | bool | int):
-        return value
-    if isinstance(value, float):
-        return None if value != value else value
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    if hasattr(value, "item"):
-        return _json_safe(value.item())
-    return str(value)
-
-
 def _sync_findings(db: Store, source: str, prefixes: Iterable[str], findings: list, day: str):
     """Raise this source's findings and close its own that are gone, unless a newer day
     was synced already (re-running a past partition changes no open exception)."""
@@ -332,11 +308,7 @@ def _sync_findings(db: Store, source: str, prefixes: Iterable[str], findings: li
     wanted = tuple(prefixes)
     counts = sync_exceptions(
         db,
-        [
-            dataclasses.replace(f, details=_json_safe(f.details))
-            for f in findings
-            if f.entity_ref.startswith(wanted)
-        ],
+        [f for f in findings if f.entity_ref.startswith(wanted)],
         [DRIFT],
         owns=lambda ref: ref.startswith(wanted),
     )

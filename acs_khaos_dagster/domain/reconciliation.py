@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -941,15 +941,27 @@ def finding_key(source: str, *parts: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
+    """A finding detail as plain JSON: dates as ISO text, NaN/NaT/NA as null."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return None if value != value else value
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, tuple):
-        return list(value)
-    return value
+    if isinstance(value, datetime | date):  # pd.Timestamp is a datetime
+        return None if pd.isna(value) else value.isoformat()
+    try:
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    return str(value)
 
 
 def drift_findings(
