@@ -6,7 +6,15 @@ exposing its own ``defs``; this file merges them with the shared resources and j
 
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
-from acs_khaos_dagster.defs import alerts, orders, products, reconciliation, returns, stock
+from acs_khaos_dagster.defs import (
+    alerts,
+    month_end,
+    orders,
+    products,
+    reconciliation,
+    returns,
+    stock,
+)
 from acs_khaos_dagster.defs.resources import default_resources
 
 GROUPS = [
@@ -15,6 +23,7 @@ GROUPS = [
     stock.defs,
     returns.defs,
     reconciliation.defs,
+    month_end.defs,
     alerts.defs,
 ]
 

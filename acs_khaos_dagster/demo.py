@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from dagster import DagsterInstance, MetadataValue
+from dagster import AssetKey, DagsterInstance, MetadataValue
 from rich.console import Console
 from rich.table import Table
 
@@ -93,6 +93,17 @@ def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> i
                                 instance=instance, raise_on_error=False, run_config=QUIET
                             )
                         )
+                # What the nightly schedule does, for the day just simulated.
+                day = box.clock.now().astimezone(settings.tz).date().isoformat()
+                with console.status(f"{label}: reconciliation of {day}"):
+                    runs.append(
+                        defs.resolve_job_def("reconciliation_job").execute_in_process(
+                            instance=instance,
+                            partition_key=day,
+                            raise_on_error=False,
+                            run_config=QUIET,
+                        )
+                    )
                 for result in runs:
                     state = "succeeded" if result.success else "FAILED"
                     console.print(
@@ -104,8 +115,28 @@ def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> i
                                 console.print(f"[red]{event.message}[/red]")
                         return 1
                     summaries.update(_asset_summaries(result))
+            # The finance pack of the month so far (the real one waits for the month's end).
+            month = box.clock.now().astimezone(settings.tz).strftime("%Y-%m")
+            with console.status(f"month-end pack preview for {month}"):
+                pack = defs.resolve_job_def("month_end_job").execute_in_process(
+                    instance=instance,
+                    partition_key=month,
+                    raise_on_error=False,
+                    run_config={
+                        **QUIET,
+                        "ops": {"month_end_pack": {"config": {"preview": True}}},
+                    },
+                    asset_selection=[AssetKey("month_end_pack")],
+                )
+            summaries.update(_asset_summaries(pack))
             store_counts = _store_counts()
     _print_summary(summaries, store_counts, console)
+    pack_folder = settings.data_dir / "month_end" / month
+    if pack.success:
+        console.print(f"[bold]Month-end pack ({month}, preview):[/bold] {pack_folder}")
+    else:
+        console.print(f"[red]month-end pack preview failed for {month}[/red]")
+        return 1
     return 0
 
 

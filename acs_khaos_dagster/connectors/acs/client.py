@@ -137,6 +137,12 @@ class AcsClient:
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> AcsClient:
+        if not settings.http.verify_tls:
+            log.warning(
+                "TLS certificate verification is OFF for ACS (%s): http.verify_tls is false; "
+                "anyone on the network path can read the subscription key",
+                settings.acs.base_url,
+            )
         return cls(
             settings.acs.base_url, settings.acs.subscription_key, settings.acs.account_code,
             settings.http, **kwargs,

@@ -111,6 +111,12 @@ class KhaosClient:
     def from_settings(cls, settings: Any) -> KhaosClient:
         """Build from ``config.Settings`` (its ``khaos`` and ``http`` sections)."""
         k, h = settings.khaos, settings.http
+        if not h.verify_tls:
+            log.warning(
+                "TLS certificate verification is OFF for Khaos Control (%s): http.verify_tls "
+                "is false; anyone on the network path can read the credentials",
+                k.soap_url,
+            )
         return cls(
             k.soap_url, k.username, k.password, timeout=h.read_timeout_s, verify=h.verify_tls,
             connect_timeout=h.connect_timeout_s, read_retries=h.read_retries,

@@ -1,0 +1,455 @@
+"""The month-end pack and the workflow audit, built from the stored daily reconciliation.
+
+Pure: frames in, frames out (no Dagster, no store, no files). The ``reconciliation``
+assets keep one table per UK day; the monthly assets read the month's days and call
+these functions to shape the inputs of ``reports.render_month_end_pack`` and
+``reports.render_audit_report``.
+
+The month-end figures are **as at 23:59:59 UK time on the last day of the month**
+(``reconciliation.month_end_cutoff``): the stock and order-to-cash tables are the last
+day's, re-aged to the cut-off; returns are every unit received in the month, as last
+reconciled; the drift series covers each day of the month.
+"""
+
+from __future__ import annotations
+
+import calendar
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from acs_khaos_dagster.domain.reconciliation import (
+    DEFAULT_AGE_BUCKETS,
+    AgeBucket,
+    month_end_cutoff,
+)
+
+UK = ZoneInfo("Europe/London")
+# The daily tables the month-end pack needs for every day of the month, in the names of
+# the reconciliation storage (``<data_dir>/reconciliation/<table>/<YYYY-MM-DD>.parquet``).
+DAILY_TABLES: tuple[str, ...] = ("stock", "order_status", "order_to_cash", "returns", "exceptions")
+# Khaos credit statuses as the pack shows them: a hire unit owes no credit and a return
+# Khaos does not have has none yet.
+_PACK_CREDIT = {"raised": "raised", "review": "review"}
+_OPEN_REFUND_STATES = ("open", "due_soon", "overdue")
+
+
+class MonthIncomplete(ValueError):
+    """Some days of the month have no stored daily reconciliation."""
+
+    def __init__(self, month: str, missing: Mapping[date, Sequence[str]]) -> None:
+        self.month = month
+        self.missing = dict(missing)
+        super().__init__(describe_missing(month, missing))
+
+
+def parse_month(month: str) -> tuple[int, int]:
+    """``"2026-03"`` → ``(2026, 3)``; anything else is a ``ValueError``."""
+    try:
+        year, number = (int(part) for part in month.split("-"))
+    except ValueError:
+        raise ValueError(f"month {month!r} is not YYYY-MM") from None
+    if not 1 <= number <= 12 or len(month) != 7:
+        raise ValueError(f"month {month!r} is not YYYY-MM")
+    return year, number
+
+
+def month_days(month: str) -> list[date]:
+    """Every calendar day of the month, in order."""
+    year, number = parse_month(month)
+    last = calendar.monthrange(year, number)[1]
+    return [date(year, number, day) for day in range(1, last + 1)]
+
+
+def month_bounds(month: str) -> tuple[datetime, datetime]:
+    """The month in UTC: from 00:00 UK on the 1st (inclusive) to the cut-off (inclusive)."""
+    year, number = parse_month(month)
+    start = datetime(year, number, 1, tzinfo=UK).astimezone(UTC)
+    return start, month_end_cutoff(year, number)
+
+
+def missing_days(month: str, available: Mapping[str, Iterable[date]]) -> dict[date, list[str]]:
+    """Days of the month lacking one or more of ``DAILY_TABLES`` → the tables they lack."""
+    have = {table: set(available.get(table, ())) for table in DAILY_TABLES}
+    out: dict[date, list[str]] = {}
+    for day in month_days(month):
+        lacking = [table for table in DAILY_TABLES if day not in have[table]]
+        if lacking:
+            out[day] = lacking
+    return out
+
+
+def describe_missing(month: str, missing: Mapping[date, Sequence[str]]) -> str:
+    """One sentence a person can act on: which days, and which tables when not all."""
+    if not missing:
+        return f"{month}: every day is reconciled"
+    parts = []
+    for day, tables in sorted(missing.items()):
+        what = "" if len(tables) == len(DAILY_TABLES) else f" ({', '.join(tables)})"
+        parts.append(f"{day.isoformat()}{what}")
+    return (
+        f"The daily reconciliation of {month} is missing {len(missing)} day(s): "
+        f"{', '.join(parts)}. Materialise those days of the reconciliation assets "
+        "(partitions in the Dagster UI), then rebuild the month-end pack."
+    )
+
+
+# --- the six tables of the pack ---------------------------------------------------------------
+
+
+def _floor_days(hours: pd.Series) -> pd.Series:
+    return np.floor(hours / 24).astype("int64")
+
+
+def _bucket_label(age_days: float, buckets: Sequence[AgeBucket]) -> str:
+    for bucket in buckets:
+        if bucket.lower_days <= age_days < bucket.upper_days:
+            return bucket.label
+    return buckets[-1].label if age_days >= buckets[-1].lower_days else buckets[0].label
+
+
+def pack_stock(stock: pd.DataFrame) -> pd.DataFrame:
+    """The last day's stock reconciliation as the pack's sheet.
+
+    A row without a CostPrice has no value (NaN): the sheet shows £0.00 for it, and the
+    reconciliation has already classified a non-zero one ``unexplained``.
+    """
+    out = stock.copy()
+    out["value"] = pd.to_numeric(out["value"], errors="coerce").fillna(0.0)
+    for column in ("stock_code", "site_name"):
+        if column not in out.columns:
+            out[column] = ""
+        out[column] = out[column].fillna("").astype(str)
+    return out.reset_index(drop=True)
+
+
+def pack_order_to_cash(
+    cash: pd.DataFrame, month: str, buckets: Sequence[AgeBucket] = DEFAULT_AGE_BUCKETS
+) -> pd.DataFrame:
+    """Shipments despatched by the cut-off, aged at the cut-off (whole days, bucketed)."""
+    _, cutoff = month_bounds(month)
+    out = cash.copy()
+    out["despatched_at"] = pd.to_datetime(out["despatched_at"], utc=True)
+    out = out.loc[out["despatched_at"].dt.floor("s") <= pd.Timestamp(cutoff)].copy()
+    hours = (pd.Timestamp(cutoff) - out["despatched_at"]).dt.total_seconds() / 3600
+    out["age_days"] = _floor_days(hours)
+    out["ageing_bucket"] = [_bucket_label(h / 24, buckets) for h in hours]
+    out["value_waiting"] = pd.to_numeric(out["value_waiting"], errors="coerce").fillna(0.0)
+    return out.reset_index(drop=True)
+
+
+def month_returns(daily: Mapping[date, pd.DataFrame], month: str) -> pd.DataFrame:
+    """Every returned unit received in the month, as its latest daily reconciliation has it."""
+    frames = [frame.assign(_day=day) for day, frame in sorted(daily.items()) if frame is not None]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=["return_ref", "unique_sku", "received_at"])
+    units = pd.concat(frames, ignore_index=True).sort_values("_day", kind="stable")
+    units = units.drop_duplicates(["return_ref", "unique_sku"], keep="last")
+    start, cutoff = month_bounds(month)
+    received = pd.to_datetime(units["received_at"], utc=True)
+    inside = (received >= pd.Timestamp(start)) & (received <= pd.Timestamp(cutoff))
+    return units.loc[inside].drop(columns="_day").reset_index(drop=True)
+
+
+def pack_returns(
+    units: pd.DataFrame, month: str, cost_prices: Mapping[int, Any] | None = None
+) -> pd.DataFrame:
+    """One row per returned unit (``part`` = its unique SKU) with credit and write-off.
+
+    ``credit_status`` raised / review as Khaos has it, otherwise ``none`` (no return in
+    Khaos yet, none raised, or a hire unit that owes no credit); ``credit_value`` only for
+    raised and review. A unit is written off when its write-off is in Khaos, valued at
+    CostPrice (``cost_prices``: StockID → CostPrice; £0 when unknown).
+    ``refund_days_left``: whole days left of the refund window at the cut-off (negative =
+    overdue), empty once credited or when no refund is owed.
+    """
+    columns = [
+        "return_ref",
+        "part",
+        "grade",
+        "credit_status",
+        "credit_value",
+        "written_off_units",
+        "write_off_value",
+        "refund_days_left",
+    ]
+    if units.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    _, cutoff = month_bounds(month)
+    costs = {int(k): float(v) for k, v in (cost_prices or {}).items()}
+    u = units.reset_index(drop=True)
+    status = u["credit_status"].astype(str).map(lambda s: _PACK_CREDIT.get(s, "none"))
+    credit = pd.to_numeric(u["credit_value"], errors="coerce").fillna(0.0)
+    written = (u["write_off_status"].astype(str) == "written_off").astype("int64")
+    stock_ids = pd.to_numeric(u.get("stock_id"), errors="coerce")
+    cost = stock_ids.map(lambda s: costs.get(int(s), 0.0) if pd.notna(s) else 0.0)
+    deadline = pd.to_datetime(u["refund_deadline"], utc=True)
+    left = (deadline - pd.Timestamp(cutoff)).dt.total_seconds() / 86400
+    open_refund = u["refund_state"].astype(str).isin(_OPEN_REFUND_STATES)
+    days_left = [
+        math.floor(v) if is_open and pd.notna(v) else None
+        for v, is_open in zip(left, open_refund, strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "return_ref": u["return_ref"].astype(str),
+            "part": u["unique_sku"].astype(str),
+            "grade": u["grade"].fillna("").astype(str),
+            "credit_status": status,
+            "credit_value": credit.where(status != "none", 0.0),
+            "written_off_units": written,
+            "write_off_value": (written * cost).round(2),
+            "refund_days_left": pd.Series(days_left, dtype=object),
+        }
+    )
+
+
+def drift_of_stock(stock: pd.DataFrame) -> tuple[int, float]:
+    """Gross unexplained drift of one day's stock reconciliation: (units, £ at cost)."""
+    bad = stock.loc[stock["classification"].astype(str) == "unexplained"]
+    units = int(pd.to_numeric(bad["difference"]).abs().sum())
+    value = float(pd.to_numeric(bad["value"], errors="coerce").fillna(0).abs().sum())
+    return units, round(value, 2)
+
+
+def month_drift(
+    drift_by_day: pd.DataFrame | None, daily_stock: Mapping[date, pd.DataFrame], month: str
+) -> pd.DataFrame:
+    """``day, unexplained_units, unexplained_value`` for each day of the month.
+
+    The stored series wins; a day it lacks is computed from that day's stock table.
+    """
+    known: dict[date, tuple[int, float]] = {}
+    if drift_by_day is not None and not drift_by_day.empty:
+        for row in drift_by_day.itertuples(index=False):
+            day = pd.Timestamp(row.day).date()
+            known[day] = (int(row.unexplained_units), float(row.unexplained_value))
+    rows = []
+    for day in month_days(month):
+        if day in known:
+            units, value = known[day]
+        elif day in daily_stock:
+            units, value = drift_of_stock(daily_stock[day])
+        else:
+            continue
+        rows.append({"day": day, "unexplained_units": units, "unexplained_value": value})
+    return pd.DataFrame(rows, columns=["day", "unexplained_units", "unexplained_value"])
+
+
+def non_sellable_value(
+    stock: pd.DataFrame,
+    selling_site_ids: Iterable[int],
+    cost_prices: Mapping[int, Any] | None = None,
+) -> pd.DataFrame:
+    """Khaos Level in every site but the selling ones, per site, valued at CostPrice.
+
+    Without a CostPrice for a StockID it is taken from the row's own difference value
+    (value ÷ difference) when that exists, else £0.
+    """
+    selling = {int(s) for s in selling_site_ids}
+    costs = {int(k): float(v) for k, v in (cost_prices or {}).items()}
+    rows = stock.loc[~stock["site_id"].astype("int64").isin(selling)].copy()
+    if rows.empty:
+        return pd.DataFrame(columns=["site_name", "units", "value_at_cost"])
+    difference = pd.to_numeric(rows["difference"])
+    implied = pd.to_numeric(rows["value"], errors="coerce") / difference.where(difference != 0)
+    cost = rows["stock_id"].astype("int64").map(costs).fillna(implied).fillna(0.0)
+    rows["units"] = pd.to_numeric(rows["khaos_level"]).astype("int64")
+    rows["_pence"] = (rows["units"] * cost * 100).round()
+    if "site_name" not in rows.columns:
+        rows["site_name"] = rows["site_id"].astype(str)
+    rows["site_name"] = rows["site_name"].fillna(rows["site_id"].astype(str)).astype(str)
+    out = rows.groupby("site_name", as_index=False).agg(
+        units=("units", "sum"), _pence=("_pence", "sum")
+    )
+    out["value_at_cost"] = (out["_pence"] / 100).round(2)
+    return out[["site_name", "units", "value_at_cost"]].sort_values("site_name", ignore_index=True)
+
+
+@dataclass(frozen=True, eq=False)
+class MonthTables:
+    """The six frames of ``reports.MonthEndInputs`` for one month."""
+
+    stock_reconciliation: pd.DataFrame
+    order_to_cash: pd.DataFrame
+    returns: pd.DataFrame
+    exceptions: pd.DataFrame
+    drift_by_day: pd.DataFrame
+    non_sellable_value: pd.DataFrame
+
+    def as_kwargs(self) -> dict[str, pd.DataFrame]:
+        return dict(self.__dict__)
+
+
+def month_tables(
+    month: str,
+    daily: Mapping[str, Mapping[date, pd.DataFrame]],
+    drift_by_day: pd.DataFrame | None,
+    *,
+    selling_site_ids: Iterable[int],
+    cost_prices: Mapping[int, Any] | None = None,
+    buckets: Sequence[AgeBucket] = DEFAULT_AGE_BUCKETS,
+    preview: bool = False,
+) -> MonthTables:
+    """The pack's tables from the month's daily frames (``daily[table][day]``).
+
+    Raises ``MonthIncomplete`` when a day of the month lacks one of ``DAILY_TABLES``,
+    unless ``preview``: then the pack is built as at the newest day every table has (a
+    preview while the month is still open; finance closes only on a complete pack).
+    """
+    gaps = missing_days(month, {table: daily.get(table, {}).keys() for table in DAILY_TABLES})
+    last = month_days(month)[-1]
+    if gaps and not preview:
+        raise MonthIncomplete(month, gaps)
+    if gaps:
+        complete = set.intersection(*(set(daily.get(t, {})) for t in DAILY_TABLES))
+        if not complete:
+            raise MonthIncomplete(month, gaps)
+        last = max(complete)
+    stock = pack_stock(daily["stock"][last])
+    return MonthTables(
+        stock_reconciliation=stock,
+        order_to_cash=pack_order_to_cash(daily["order_to_cash"][last], month, buckets),
+        returns=pack_returns(month_returns(daily["returns"], month), month, cost_prices),
+        exceptions=daily["exceptions"][last].reset_index(drop=True),
+        drift_by_day=month_drift(drift_by_day, daily["stock"], month),
+        non_sellable_value=non_sellable_value(stock, selling_site_ids, cost_prices),
+    )
+
+
+# --- the workflow audit ---------------------------------------------------------------------
+
+EVENT_COLUMNS = ("order_number", "shipment_id", "step", "at")
+# How long each step should take before its excess counts as delay (a named source).
+LEG_TARGET_HOURS: dict[str, float] = {
+    "release_to_despatch": 24.0,
+    "despatch_to_posting": 1.0,
+    "posting_to_invoice": 24.0,
+}
+_LEG_SOURCE = {
+    "release_to_despatch": ("ACS warehouse", "released_at", "despatched_at"),
+    "despatch_to_posting": ("Despatch posting to Khaos", "despatched_at", "posted_at"),
+    "posting_to_invoice": ("Invoice issue in Khaos", "posted_at", "invoiced_at"),
+}
+
+
+def store_events(
+    releases: Iterable[tuple[str, datetime]],
+    despatches: Iterable[tuple[str, str, datetime]],
+    postings: Iterable[tuple[str, str, datetime]],
+) -> pd.DataFrame:
+    """Workflow events from the store: releases ``(order, at)``, despatch events and
+    confirmed postings ``(order, shipment, at)``."""
+    rows = [(order, "", "released", at) for order, at in releases]
+    rows += [(order, sid, "despatched", at) for order, sid, at in despatches]
+    rows += [(order, sid, "posted", at) for order, sid, at in postings]
+    return pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
+
+
+def latencies(events: pd.DataFrame, month: str) -> pd.DataFrame:
+    """One row per shipment (or per released order with no shipment yet) touched in the
+    month: ``ref, order_number, released_at, despatched_at, posted_at, invoiced_at`` (UTC;
+    the earliest time of each step wins)."""
+    columns = ["ref", "order_number", "released_at", "despatched_at", "posted_at", "invoiced_at"]
+    if events.empty:
+        return pd.DataFrame(columns=columns)
+    e = events.copy()
+    e["at"] = pd.to_datetime(e["at"], utc=True)
+    e["order_number"] = e["order_number"].astype(str)
+    e["shipment_id"] = e["shipment_id"].fillna("").astype(str)
+    released = e.loc[e["step"] == "released"].groupby("order_number")["at"].min()
+    later = e.loc[(e["step"] != "released") & (e["shipment_id"] != "")]
+    per = later.drop_duplicates("shipment_id")[["shipment_id", "order_number"]]
+    per = per.rename(columns={"shipment_id": "ref"}).reset_index(drop=True)
+    for step, column in (("despatched", "despatched_at"), ("posted", "posted_at")):
+        first = later.loc[later["step"] == step].groupby("shipment_id")["at"].min()
+        per[column] = per["ref"].map(first)
+    first = later.loc[later["step"] == "invoiced"].groupby("shipment_id")["at"].min()
+    per["invoiced_at"] = per["ref"].map(first)
+    per["released_at"] = per["order_number"].map(released)
+    waiting = sorted(set(released.index) - set(per["order_number"]))
+    alone = pd.DataFrame(
+        {"ref": waiting, "order_number": waiting, "released_at": released.reindex(waiting).values}
+    )
+    out = pd.concat([per, alone], ignore_index=True)
+    for column in columns[2:]:
+        out[column] = pd.to_datetime(out[column], utc=True)
+    start, cutoff = month_bounds(month)
+    stamps = out[columns[2:]]
+    inside = ((stamps >= pd.Timestamp(start)) & (stamps <= pd.Timestamp(cutoff))).any(axis=1)
+    return out.loc[inside, columns].sort_values("ref", ignore_index=True)
+
+
+def exception_rates(exceptions: pd.DataFrame, month: str, base_count: int) -> pd.DataFrame:
+    """``type, owner, opened, closed, base_count`` for the month from the exception queue
+    (``type, owner, opened_at, status, acted_at`` per exception, any status)."""
+    columns = ["type", "owner", "opened", "closed", "base_count"]
+    if exceptions.empty:
+        return pd.DataFrame(columns=columns)
+    start, cutoff = month_bounds(month)
+    x = exceptions.copy()
+
+    def inside(column: str) -> pd.Series:
+        at = pd.to_datetime(x[column], utc=True)
+        return (at >= pd.Timestamp(start)) & (at <= pd.Timestamp(cutoff))
+
+    x["opened"] = inside("opened_at").astype("int64")
+    closed = x["status"].astype(str).isin(["resolved", "ignored"])
+    x["closed"] = (closed & inside("acted_at")).astype("int64")
+    out = x.groupby(["type", "owner"], as_index=False)[["opened", "closed"]].sum()
+    out = out.loc[(out["opened"] > 0) | (out["closed"] > 0)]
+    out["base_count"] = int(base_count)
+    return out[columns].reset_index(drop=True)
+
+
+def delay_sources(
+    lat: pd.DataFrame,
+    open_exceptions: pd.DataFrame | None = None,
+    *,
+    targets: Mapping[str, float] = LEG_TARGET_HOURS,
+) -> pd.DataFrame:
+    """Where the month's time went: ``source, stage, items, delay_hours``.
+
+    Each step's hours beyond its target (``LEG_TARGET_HOURS``) are charged to the party
+    that does it (ACS, the posting, Khaos invoicing); each open exception type's hours
+    beyond its owner's target (``open_exceptions``: ``type, owner, age_hours,
+    target_hours``) to that type and team.
+    """
+    rows: list[dict[str, Any]] = []
+    for leg, (source, start, end) in _LEG_SOURCE.items():
+        if lat.empty:
+            break
+        hours = (
+            pd.to_datetime(lat[end], utc=True) - pd.to_datetime(lat[start], utc=True)
+        ).dt.total_seconds() / 3600
+        late = hours[hours > targets[leg]] - targets[leg]
+        if len(late):
+            rows.append(
+                {
+                    "source": source,
+                    "stage": leg,
+                    "items": len(late),
+                    "delay_hours": round(float(late.sum()), 1),
+                }
+            )
+    if open_exceptions is not None and not open_exceptions.empty:
+        x = open_exceptions.copy()
+        x["over"] = (x["age_hours"] - x["target_hours"]).clip(lower=0)
+        x = x.loc[x["over"] > 0]
+        for (type_, owner), group in x.groupby(["type", "owner"], sort=True):
+            rows.append(
+                {
+                    "source": f"{type_} exceptions ({owner})",
+                    "stage": "exception",
+                    "items": len(group),
+                    "delay_hours": round(float(group["over"].sum()), 1),
+                }
+            )
+    return pd.DataFrame(rows, columns=["source", "stage", "items", "delay_hours"])
