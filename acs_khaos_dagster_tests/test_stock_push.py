@@ -7,7 +7,6 @@ refurbishment 5, quarantine 6.
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -421,7 +420,8 @@ def test_a_snapshot_older_than_or_equal_to_the_last_pushed_is_never_pushed(
     assert should_push(snapshot, last) is expected
 
 
-def test_fifty_thousand_skus_plan_in_well_under_a_second() -> None:
+def test_fifty_thousand_skus_plan_only_the_lines_that_differ() -> None:
+    # Its speed is measured in scripts/bench.py (benchmark 1), not asserted here.
     n = 50_000
     rng = np.random.default_rng(7)
     skus = [f"S{i}" for i in range(n)]
@@ -433,8 +433,6 @@ def test_fifty_thousand_skus_plan_in_well_under_a_second() -> None:
     khaos = acs_site_units(frame, sku_map).units.rename(columns={"units": "level"})
     khaos.loc[rng.choice(len(khaos), 500, replace=False), "level"] += 1
     costs = pd.Series(10.0, index=np.arange(n))
-    started = time.perf_counter()
     units = acs_site_units(frame, sku_map)
     p = plan_push(units, khaos, None, snapshot_id="P", cost_prices=costs)
-    assert time.perf_counter() - started < 1.0
     assert p.lines + len(p.held) == 500

@@ -56,7 +56,7 @@ from sqlalchemy import select
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE, Settings, SettingsError, load_settings
 from acs_khaos_dagster.connectors.acs.drop import DropEntry, open_drop
-from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_stock_units
+from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_returns, read_stock_units
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.defs.common import (
     dispatch,
@@ -98,12 +98,17 @@ from acs_khaos_dagster.domain.stock_push import (
 from acs_khaos_dagster.domain.stock_status import StockBucket
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind
 from acs_khaos_dagster.store import Store
+from acs_khaos_dagster.store.ledger import file_sha256
 from acs_khaos_dagster.store.schema import Effect, IngestedFile
 from acs_khaos_dagster.store.stock import StockSnapshots
 from acs_khaos_dagster.store.tables.stock import StockSnapshot
 
 STOCK_FILE_GLOB = "stock_units_*.csv"
 FILE_KIND = "stock_units"
+# The returns flow's files and ledger kind (``defs/returns.py``): the push reads returns ACS
+# reported that the returns flow has not taken in yet.
+RETURNS_FILE_GLOB = "returns_*.csv"
+RETURNS_FILE_KIND = "returns"
 # The first snapshot day the UI offers; older days cannot be re-run.
 PARTITIONS_START = "2026-01-01"
 # end_offset=1: today's snapshot is a partition while today is still running.
@@ -196,6 +201,14 @@ def partition_day(name: str, mtime: datetime, tz: str = UK_TIME_ZONE) -> str:
 def snapshot_id_for(snapshot_at: datetime, file_id: int) -> str:
     """Unique per file even when two files carry the same snapshot time."""
     return f"{snapshot_at.astimezone(UTC):%Y%m%dT%H%M%S}-F{file_id}"
+
+
+def _file_moment(entry: DropEntry) -> datetime:
+    """When ACS wrote a drop file: the UTC stamp in its name, else its mtime."""
+    found = _STAMP_RE.search(entry.name)
+    if found:
+        return datetime.strptime(found.group(1), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    return entry.mtime
 
 
 def _newest_for_day(entries: Iterable[DropEntry], day: str) -> str:
@@ -590,11 +603,18 @@ def _returns_moments(db: Store) -> tuple[dict[str, datetime], dict[str, datetime
 
 
 def return_facts(
-    db: Store, conf: Settings, stock_ids: dict[str, int], since: datetime
+    db: Store,
+    conf: Settings,
+    stock_ids: dict[str, int],
+    since: datetime,
+    acs_skus: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Sale returns posted "return to stock" (``RETURN_COLUMNS`` + ``ref``). The ACS moment is
     the return's receipt at ACS (returns flow) or, failing that, when it was recorded; the
-    Khaos moment is when the import was confirmed (``process_return`` processes at once)."""
+    Khaos moment is when the import was confirmed (``process_return`` processes at once).
+
+    With ``acs_skus`` (``sku, stock_id, is_hire`` by ACS SKU), also the restocked sale units
+    ACS reported whose return is not posted yet (``_returns_not_posted_yet``)."""
     received, _ = _returns_moments(db)
     rows = []
     for effect in _since(db.outbox.find(kind=EffectKind.KHAOS_CUSTOMER_RETURN), since):
@@ -616,7 +636,96 @@ def return_facts(
                     "ref": ret.associated_ref,
                 }
             )
+    if acs_skus is not None:
+        rows.extend(_returns_not_posted_yet(db, conf, acs_skus, since))
     return pd.DataFrame(rows, columns=[*RETURN_COLUMNS, "ref"])
+
+
+def _returns_not_posted_yet(
+    db: Store, conf: Settings, acs_skus: pd.DataFrame, since: datetime
+) -> list[dict[str, Any]]:
+    """Sale units ACS reported back in stock whose customer return is not in the outbox yet:
+    no Khaos moment, so ``timing_corrections`` keeps them out of the target until the
+    returns path raises Level ("restocked, not processed"). Without this, a snapshot pushed
+    before the returns flow posts the return adds the unit as VARIANCE (or holds it for
+    finance), and the return then adds it a second time.
+
+    Read from the returns flow's ``returned_units`` (taken in, not covered by a posting)
+    and from ``returns_*.csv`` still waiting in the ACS drop (the stock and returns files
+    arrive together and their runs race). Hire SKUs are left out (hire units move through
+    the snapshot, never a customer return), and so are units whose grade the policy writes
+    off; a unit with an unknown grade is kept out of Level until someone decides.
+    """
+    by_sku = acs_skus.drop_duplicates("sku").set_index("sku")
+    policy = conf.grade_policy
+    seen: set[tuple[str, str]] = set()
+    rows: list[dict[str, Any]] = []
+
+    def add(ref: str, unit: str, sku: str, grade: str, action: str, received: Any) -> None:
+        if (ref, unit) in seen:
+            return
+        seen.add((ref, unit))
+        if sku not in by_sku.index or bool(by_sku.at[sku, "is_hire"]):
+            return
+        rule = policy.rule_for(grade or "", action or "")
+        if rule is not None and not rule.restocked:
+            return
+        received_at = pd.Timestamp(received)
+        if pd.isna(received_at):
+            return
+        received_at = received_at.tz_localize(UTC) if received_at.tzinfo is None else received_at
+        if received_at < pd.Timestamp(since):
+            return
+        rows.append(
+            {
+                "stock_id": int(by_sku.at[sku, "stock_id"]),
+                "site_id": conf.khaos.sites.selling,
+                "units": 1,
+                "restocked_at": received_at,
+                "processed_at": None,
+                "ref": ref,
+            }
+        )
+
+    try:
+        from acs_khaos_dagster.store.returns import ReturnsRepository
+
+        units = ReturnsRepository(db.db).units()
+    except Exception:  # the returns flow's tables may not be migrated yet
+        units = pd.DataFrame(columns=["return_ref", "unique_sku", "associated_ref"])
+    posted = units["associated_ref"].notna()
+    # Posted units are the outbox's (above); a unit is counted from one source only.
+    seen.update(zip(units.loc[posted, "return_ref"], units.loc[posted, "unique_sku"], strict=True))
+    for row in units.loc[~posted].itertuples(index=False):
+        add(
+            str(row.return_ref),
+            str(row.unique_sku),
+            str(row.sku),
+            str(row.grade),
+            str(row.action_taken),
+            row.received_at,
+        )
+    with open_drop(conf) as drop:
+        for entry in drop.list(RETURNS_FILE_GLOB):
+            if _file_moment(entry) < since:
+                continue  # settled long ago; never fetched again
+            path = drop.fetch(entry.name)
+            if _taken_in(db, file_sha256(path), RETURNS_FILE_KIND):
+                continue  # its units are in returned_units
+            try:
+                read = read_returns(path)
+            except FileLayoutError:
+                continue  # the returns flow raises it; nothing to correct from here
+            for r in read.returns.to_pylist():
+                add(
+                    r["return_ref"],
+                    r["unique_sku"],
+                    r["sku"],
+                    r["grade"] or "",
+                    r["action_taken"] or "",
+                    r["received_at"],
+                )
+    return rows
 
 
 def adjustment_facts(db: Store, since: datetime) -> pd.DataFrame:
@@ -817,6 +926,7 @@ def khaos_stock_update(
                         conf,
                         dict(zip(sku_map["stock_code"], sku_map["stock_id"], strict=True)),
                         since,
+                        acs_skus=sku_map,
                     ),
                     adjustments=adjustment_facts(db, since),
                 )
@@ -873,12 +983,16 @@ stock_push_job = define_asset_job(
 
 
 def _already_taken(db: Store, sha256: str) -> bool:
+    return _taken_in(db, sha256, FILE_KIND)
+
+
+def _taken_in(db: Store, sha256: str, kind: str) -> bool:
     with db.transaction() as s:
         return (
             s.scalars(
                 select(IngestedFile.id).where(
                     IngestedFile.sha256 == sha256,
-                    IngestedFile.kind == FILE_KIND,
+                    IngestedFile.kind == kind,
                     IngestedFile.state.in_(("processed", "duplicate")),
                 )
             ).first()
@@ -896,8 +1010,6 @@ def _already_taken(db: Store, sha256: str) -> bool:
 def acs_stock_file_sensor(
     context: SensorEvaluationContext, settings: SettingsResource, store: StoreResource
 ) -> SensorResult:
-    from acs_khaos_dagster.store.ledger import file_sha256
-
     conf = settings.load()
     job = stock_snapshot_push_job if conf.sync_mode == "realtime" else stock_snapshot_job
     # What was seen: name -> [size, mtime, sha256]. Never the wall clock.
