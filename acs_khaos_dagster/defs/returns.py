@@ -403,8 +403,9 @@ def khaos_return_postings(
     table["credit_value"] = table["credit_value"].map(lambda v: float(_money(v)))
     table["goods_value"] = table["goods_value"].map(lambda v: float(_money(v)))
     sale = table[~table["is_hire"].astype(bool)]
-    status = sale["credit_status"].fillna(sale["credit_mode"].map({"auto": "raised"}))
-    status = status.fillna(sale["credit_mode"])
+    # Not yet read back from Khaos: an auto credit is raised on import, else the mode says.
+    assumed = sale["credit_mode"].map({"auto": "raised"}).fillna(sale["credit_mode"])
+    status = sale["credit_status"].where(sale["credit_status"].notna(), assumed)
     raised, review = sale[status == "raised"], sale[status == "review"]
     context.add_output_metadata(
         {
