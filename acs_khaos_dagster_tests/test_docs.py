@@ -48,7 +48,6 @@ def test_every_runbook_is_for_an_exception_type_the_code_knows() -> None:
 def test_every_page_is_linked_from_the_index() -> None:
     linked = links(DOCS / "README.md")
     pages = {p.resolve() for p in DOCS.rglob("*.md")} - {(DOCS / "README.md").resolve()}
-    pages -= {(DOCS / "HELPERS.md").resolve()}  # notes for the builders, not for people
     assert pages - linked == set()
 
 
