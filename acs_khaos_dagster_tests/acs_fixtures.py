@@ -60,19 +60,55 @@ def build_scenario(folder: Path) -> ScenarioManifest:
     units_name = f"stock_units_{ACCOUNT}_20240108000000.csv"
     with (folder / units_name).open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["account_code", "snapshot_at", "sku", "unique_sku", "rfid_epc", "status",
-                         "location_code", "grade", "last_event_at", "order_number",
-                         "expected_return_date"])
+        writer.writerow(
+            [
+                "account_code",
+                "snapshot_at",
+                "sku",
+                "unique_sku",
+                "rfid_epc",
+                "status",
+                "location_code",
+                "grade",
+                "last_event_at",
+                "order_number",
+                "expected_return_date",
+            ]
+        )
         for sku, (_, _, ready, other) in CATALOGUE.items():
             for n in range(ready + other):
                 status = READY if n < ready else "In Refurbishment"
-                writer.writerow([ACCOUNT, "2024-01-08T00:00:00Z", sku, f"{sku}-U{n:03d}",
-                                 f"E200{n:08d}", status, f"A-{n:02d}", "A",
-                                 "2024-01-01T00:00:00Z", "", ""])
+                writer.writerow(
+                    [
+                        ACCOUNT,
+                        "2024-01-08T00:00:00Z",
+                        sku,
+                        f"{sku}-U{n:03d}",
+                        f"E200{n:08d}",
+                        status,
+                        f"A-{n:02d}",
+                        "A",
+                        "2024-01-01T00:00:00Z",
+                        "",
+                        "",
+                    ]
+                )
         # Already allocated to an order the integration released before the scenario began.
-        writer.writerow([ACCOUNT, "2024-01-08T00:00:00Z", "TEE-BLK-M", "TEE-BLK-M-PRE",
-                         "E200PRE", "ALLOCATED", "A-99", "A", "2024-01-07T00:00:00Z",
-                         PRE_ALLOCATED_ORDER, ""])
+        writer.writerow(
+            [
+                ACCOUNT,
+                "2024-01-08T00:00:00Z",
+                "TEE-BLK-M",
+                "TEE-BLK-M-PRE",
+                "E200PRE",
+                "ALLOCATED",
+                "A-99",
+                "A",
+                "2024-01-07T00:00:00Z",
+                PRE_ALLOCATED_ORDER,
+                "",
+            ]
+        )
     items = [
         StockItem(stock_id=i, stock_code=sku, is_hire=hire)
         for i, (sku, (_, hire, _, _)) in enumerate(CATALOGUE.items(), start=1)
@@ -102,8 +138,9 @@ def build_scenario(folder: Path) -> ScenarioManifest:
                 short_reason="DAMAGED_AT_PICK",
             )
         ],
-        files=ScenarioFiles(stock_units=units_name,
-                            returns=f"returns_{ACCOUNT}_20240108000000.csv"),
+        files=ScenarioFiles(
+            stock_units=units_name, returns=f"returns_{ACCOUNT}_20240108000000.csv"
+        ),
     )
 
 
@@ -121,16 +158,18 @@ def make_order(
     return AcsOrder(
         order_number=number,
         order_date=START,
-        contact=Contact(first_name="Ada", last_name="Lovelace", email="ada@example.test",
-                        phone="07700900000"),
+        contact=Contact(
+            first_name="Ada", last_name="Lovelace", email="ada@example.test", phone="07700900000"
+        ),
         delivery_address=address
         or Address(line1="1 High Street", city="Glasgow", postcode="G1 1AA"),
         comments=comments,
         cancelled=cancelled,
         warehouse_return_date=warehouse_return_date,
         lines=tuple(
-            AcsOrderLine(line_item_id=line_id, sku=sku, quantity=qty, price=Decimal("19.99"),
-                         is_hire=hire)
+            AcsOrderLine(
+                line_item_id=line_id, sku=sku, quantity=qty, price=Decimal("19.99"), is_hire=hire
+            )
             for line_id, sku, qty in lines
         ),
     )
@@ -147,8 +186,14 @@ class _Swappable:
 
 
 class AcsHarness:
-    def __init__(self, base_url: str, sim: AcsSimulator, clock: SimClock,
-                 faults: FaultInjector, drop_folder: Path) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        sim: AcsSimulator,
+        clock: SimClock,
+        faults: FaultInjector,
+        drop_folder: Path,
+    ) -> None:
         self.base_url = base_url
         self.sim = sim
         self.clock = clock
@@ -185,8 +230,9 @@ class AcsHarness:
         return self.http.get("/_sandbox/faults/stats").json()
 
     def api(self, method: str, path: str, *, key: str = KEY, **kwargs: Any) -> httpx.Response:
-        return self.http.request(method, "/api/partner/v1" + path,
-                                 headers={"Ocp-Apim-Subscription-Key": key}, **kwargs)
+        return self.http.request(
+            method, "/api/partner/v1" + path, headers={"Ocp-Apim-Subscription-Key": key}, **kwargs
+        )
 
 
 @pytest.fixture(scope="module", name="acs_server")
@@ -206,8 +252,17 @@ def acs_fixture(acs_server: tuple[str, _Swappable], tmp_path: Path) -> Iterator[
     clock = SimClock(START)
     faults = FaultInjector(seed=7)
     drop = tmp_path / "drop"
-    sim = AcsSimulator(manifest, tmp_path / "scenario", drop, clock, faults,
-                       subscription_key=KEY, account_code=ACCOUNT, activation_lag=LAG, seed=3)
+    sim = AcsSimulator(
+        manifest,
+        tmp_path / "scenario",
+        drop,
+        clock,
+        faults,
+        subscription_key=KEY,
+        account_code=ACCOUNT,
+        activation_lag=LAG,
+        seed=3,
+    )
     swappable.target = sim.app
     harness = AcsHarness(base_url, sim, clock, faults, drop)
     try:

@@ -52,7 +52,7 @@ N_TOTE = 31
 INV_A, INV_HIRE, INV_NAMES = 200001, 200002, 200003
 
 AWKWARD_NAME = "Zoë O'Brien & Sons <VIP>"
-AWKWARD_TEXT = "Tote \"Crème\" & <bag> l'été"
+AWKWARD_TEXT = 'Tote "Crème" & <bag> l\'été'
 
 
 def _item(stock_id: int, code: str, **kw: Any) -> StockItem:
@@ -61,65 +61,170 @@ def _item(stock_id: int, code: str, **kw: Any) -> StockItem:
 
 def stock_items() -> list[StockItem]:
     return [
-        _item(PARENT, "DRESS-RED", description="Red dress", stock_controlled=False,
-              style="DRESS", colour="Red"),
-        _item(DRESS_S, "DRESS-RED-S", description="Red dress S", buy_price=Decimal("18.00"),
-              cost_price=Decimal("20.00"), sell_price=Decimal("80.00"), publish_on_web=True,
-              scs_parent_id=PARENT, style="DRESS", colour="Red", size="S",
-              barcodes=(Barcode(value="5012345678900"), Barcode(value="DRS-S", kind="OTHER"))),
-        _item(DRESS_M, "DRESS-RED-M", description="Red dress M", cost_price=Decimal("20.00"),
-              sell_price=Decimal("80.00"), scs_parent_id=PARENT, style="DRESS", colour="Red",
-              size="M"),
-        _item(SUIT_HIRE, "SUIT-HIRE-40", description="Morning suit (hire)", is_hire=True,
-              cost_price=Decimal("150.00"), sell_price=Decimal("45.00")),
-        _item(TOTE, "TOTE-CREME", description=AWKWARD_TEXT, cost_price=Decimal("5.50"),
-              sell_price=Decimal("25.00"), discontinued=True),
+        _item(
+            PARENT,
+            "DRESS-RED",
+            description="Red dress",
+            stock_controlled=False,
+            style="DRESS",
+            colour="Red",
+        ),
+        _item(
+            DRESS_S,
+            "DRESS-RED-S",
+            description="Red dress S",
+            buy_price=Decimal("18.00"),
+            cost_price=Decimal("20.00"),
+            sell_price=Decimal("80.00"),
+            publish_on_web=True,
+            scs_parent_id=PARENT,
+            style="DRESS",
+            colour="Red",
+            size="S",
+            barcodes=(Barcode(value="5012345678900"), Barcode(value="DRS-S", kind="OTHER")),
+        ),
+        _item(
+            DRESS_M,
+            "DRESS-RED-M",
+            description="Red dress M",
+            cost_price=Decimal("20.00"),
+            sell_price=Decimal("80.00"),
+            scs_parent_id=PARENT,
+            style="DRESS",
+            colour="Red",
+            size="M",
+        ),
+        _item(
+            SUIT_HIRE,
+            "SUIT-HIRE-40",
+            description="Morning suit (hire)",
+            is_hire=True,
+            cost_price=Decimal("150.00"),
+            sell_price=Decimal("45.00"),
+        ),
+        _item(
+            TOTE,
+            "TOTE-CREME",
+            description=AWKWARD_TEXT,
+            cost_price=Decimal("5.50"),
+            sell_price=Decimal("25.00"),
+            discontinued=True,
+        ),
     ]
 
 
-def _order(order_id: int, code: str, invoice_id: int, lines: list[OrderLine],
-           contact: Contact | None = None, address: Address | None = None) -> SalesOrder:
+def _order(
+    order_id: int,
+    code: str,
+    invoice_id: int,
+    lines: list[OrderLine],
+    contact: Contact | None = None,
+    address: Address | None = None,
+) -> SalesOrder:
     return SalesOrder(
-        order_id=order_id, order_code=code, associated_ref=f"WEB-{order_id}",
-        order_date=START - timedelta(hours=3), courier_code="DPD", customer_urn=f"C{order_id}",
-        site_id=SELLING, contact=contact or Contact(first_name="Ann", last_name="Smith"),
+        order_id=order_id,
+        order_code=code,
+        associated_ref=f"WEB-{order_id}",
+        order_date=START - timedelta(hours=3),
+        courier_code="DPD",
+        customer_urn=f"C{order_id}",
+        site_id=SELLING,
+        contact=contact or Contact(first_name="Ann", last_name="Smith"),
         delivery_address=address or Address(line1="1 High St", city="Leeds", postcode="LS1 1AA"),
         lines=tuple(lines),
-        invoices=(Invoice(
-            invoice_id=invoice_id, invoice_code=f"INV{invoice_id}", stage_id=9,
-            lines=tuple(InvoiceLine(order_item_id=ln.order_item_id, stock_id=ln.stock_id,
-                                    quantity=ln.quantity) for ln in lines),
-        ),),
+        invoices=(
+            Invoice(
+                invoice_id=invoice_id,
+                invoice_code=f"INV{invoice_id}",
+                stage_id=9,
+                lines=tuple(
+                    InvoiceLine(
+                        order_item_id=ln.order_item_id, stock_id=ln.stock_id, quantity=ln.quantity
+                    )
+                    for ln in lines
+                ),
+            ),
+        ),
     )
 
 
 def orders() -> list[SalesOrder]:
     return [
-        _order(ORDER_A, "SO-A", INV_A, [
-            OrderLine(order_item_id=A_DRESS_S, stock_id=DRESS_S, stock_code="DRESS-RED-S",
-                      quantity=3, unit_net=Decimal("66.67")),
-            OrderLine(order_item_id=A_DRESS_M, stock_id=DRESS_M, stock_code="DRESS-RED-M",
-                      quantity=1, unit_net=Decimal("70.00")),
-        ]),
-        _order(ORDER_HIRE, "SO-H", INV_HIRE, [
-            OrderLine(order_item_id=H_SUIT, stock_id=SUIT_HIRE, stock_code="SUIT-HIRE-40",
-                      quantity=1, unit_net=Decimal("45.00"), is_hire=True),
-            OrderLine(order_item_id=H_DRESS_S, stock_id=DRESS_S, stock_code="DRESS-RED-S",
-                      quantity=1, unit_net=Decimal("80.00")),
-        ]),
-        _order(ORDER_NAMES, "SO-N", INV_NAMES, [
-            OrderLine(order_item_id=N_TOTE, stock_id=TOTE, stock_code="TOTE-CREME",
-                      quantity=1, unit_net=Decimal("25.00")),
-        ], contact=Contact(first_name="Zoë", last_name="O'Brien & Sons <VIP>",
-                           email="zoe@example.com"),
-           address=Address(line1="Flat 2, Crème Brûlée House", line2="Rue d'Été & <Co>",
-                           city="Bath", postcode="BA1 1AA")),
+        _order(
+            ORDER_A,
+            "SO-A",
+            INV_A,
+            [
+                OrderLine(
+                    order_item_id=A_DRESS_S,
+                    stock_id=DRESS_S,
+                    stock_code="DRESS-RED-S",
+                    quantity=3,
+                    unit_net=Decimal("66.67"),
+                ),
+                OrderLine(
+                    order_item_id=A_DRESS_M,
+                    stock_id=DRESS_M,
+                    stock_code="DRESS-RED-M",
+                    quantity=1,
+                    unit_net=Decimal("70.00"),
+                ),
+            ],
+        ),
+        _order(
+            ORDER_HIRE,
+            "SO-H",
+            INV_HIRE,
+            [
+                OrderLine(
+                    order_item_id=H_SUIT,
+                    stock_id=SUIT_HIRE,
+                    stock_code="SUIT-HIRE-40",
+                    quantity=1,
+                    unit_net=Decimal("45.00"),
+                    is_hire=True,
+                ),
+                OrderLine(
+                    order_item_id=H_DRESS_S,
+                    stock_id=DRESS_S,
+                    stock_code="DRESS-RED-S",
+                    quantity=1,
+                    unit_net=Decimal("80.00"),
+                ),
+            ],
+        ),
+        _order(
+            ORDER_NAMES,
+            "SO-N",
+            INV_NAMES,
+            [
+                OrderLine(
+                    order_item_id=N_TOTE,
+                    stock_id=TOTE,
+                    stock_code="TOTE-CREME",
+                    quantity=1,
+                    unit_net=Decimal("25.00"),
+                ),
+            ],
+            contact=Contact(
+                first_name="Zoë", last_name="O'Brien & Sons <VIP>", email="zoe@example.com"
+            ),
+            address=Address(
+                line1="Flat 2, Crème Brûlée House",
+                line2="Rue d'Été & <Co>",
+                city="Bath",
+                postcode="BA1 1AA",
+            ),
+        ),
     ]
 
 
 def build_manifest() -> ScenarioManifest:
     return ScenarioManifest(
-        seed=1, size="tiny", account_code="BRAND01", start_at=START,
+        seed=1,
+        size="tiny",
+        account_code="BRAND01",
+        start_at=START,
         sites=[Site(site_id=SELLING, name="Selling"), Site(site_id=HIRE, name="Hire stock")],
         stock_items=stock_items(),
         acs_registry=[],
@@ -147,8 +252,9 @@ class _Swappable:
 
 
 class KhaosHarness:
-    def __init__(self, base_url: str, sim: KhaosSimulator, clock: SimClock,
-                 faults: FaultInjector) -> None:
+    def __init__(
+        self, base_url: str, sim: KhaosSimulator, clock: SimClock, faults: FaultInjector
+    ) -> None:
         self.base_url = base_url
         self.soap_url = f"{base_url}/{EXE}.exe/soap/IKosWeb"
         self.sim = sim
@@ -158,7 +264,10 @@ class KhaosHarness:
 
     def client(self, **kwargs: Any) -> KhaosClient:
         options: dict[str, Any] = {
-            "timeout": 2.0, "backoff_initial_s": 0.01, "backoff_max_s": 0.05, "read_retries": 3,
+            "timeout": 2.0,
+            "backoff_initial_s": 0.01,
+            "backoff_max_s": 0.05,
+            "read_retries": 3,
         }
         options.update(kwargs)
         password = options.pop("password", PASSWORD)
@@ -206,13 +315,20 @@ def khaos_server() -> Iterator[tuple[str, _Swappable]]:
         stop()
 
 
-def make_harness(server: tuple[str, _Swappable], policy: IssuePolicy | None = None
-                 ) -> KhaosHarness:
+def make_harness(server: tuple[str, _Swappable], policy: IssuePolicy | None = None) -> KhaosHarness:
     base_url, swappable = server
     clock = SimClock(START)
     faults = FaultInjector(seed=7)
-    sim = KhaosSimulator(build_manifest(), clock, faults, username=USER, password=PASSWORD,
-                         exe_name=EXE, issue_policy=policy, seed=3)
+    sim = KhaosSimulator(
+        build_manifest(),
+        clock,
+        faults,
+        username=USER,
+        password=PASSWORD,
+        exe_name=EXE,
+        issue_policy=policy,
+        seed=3,
+    )
     swappable.app = sim.app
     return KhaosHarness(base_url, sim, clock, faults)
 

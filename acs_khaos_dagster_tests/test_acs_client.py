@@ -41,7 +41,10 @@ from acs_khaos_dagster_tests.acs_fixtures import (  # noqa: F401 (fixtures)
 
 def test_short_address_lines_are_kept_as_they_are() -> None:
     assert split_address_lines(["Flat 2", "1 High Street", "", ""]) == [
-        "Flat 2", "1 High Street", "", "",
+        "Flat 2",
+        "1 High Street",
+        "",
+        "",
     ]
 
 
@@ -81,8 +84,16 @@ def test_postcode_longer_than_10_is_an_error() -> None:
 
 def test_registered_product_is_pending_then_active_after_the_lag(acs: AcsHarness) -> None:
     with acs.client() as client:
-        client.put_product(AcsProduct(sku="NEW-1", barcode="5012345678900", style="NEW",
-                                      colour="RED", size="10", description="New dress"))
+        client.put_product(
+            AcsProduct(
+                sku="NEW-1",
+                barcode="5012345678900",
+                style="NEW",
+                colour="RED",
+                size="10",
+                description="New dress",
+            )
+        )
         assert client.get_product("NEW-1").status is AcsProductStatus.PENDING
         acs.advance(LAG)
         product = client.get_product("NEW-1")
@@ -112,13 +123,20 @@ def test_putting_the_same_order_twice_makes_one_revision(acs: AcsHarness) -> Non
 
 
 def test_long_address_is_split_by_the_client_and_accepted(acs: AcsHarness) -> None:
-    address = Address(line1="Flat 12, The Old Woollen Mill Buildings, Riverside Walk",
-                      line2="Partick", city="Glasgow", postcode="g117ab")
+    address = Address(
+        line1="Flat 12, The Old Woollen Mill Buildings, Riverside Walk",
+        line2="Partick",
+        city="Glasgow",
+        postcode="g117ab",
+    )
     with acs.client() as client:
         client.put_order(make_order("SO-1", address=address))
     body = acs.order_truth("SO-1")["body"]
     assert [body[f"Delivery_Address{n}"] for n in range(1, 5)] == [
-        "Flat 12, The Old Woollen Mill", "Buildings, Riverside Walk", "Partick", "",
+        "Flat 12, The Old Woollen Mill",
+        "Buildings, Riverside Walk",
+        "Partick",
+        "",
     ]
     assert body["Delivery_Postcode"] == "G11 7AB"
 
@@ -142,8 +160,9 @@ def test_unknown_sku_raises_permanent_error_with_the_errors(acs: AcsHarness) -> 
 
 def test_get_order_reads_status_and_shipments(acs: AcsHarness) -> None:
     with acs.client() as client:
-        client.put_order(make_order(MULTI_ORDER, [("101", "TEE-BLK-M", 2),
-                                                  ("102", "TEE-BLK-L", 2)]))
+        client.put_order(
+            make_order(MULTI_ORDER, [("101", "TEE-BLK-M", 2), ("102", "TEE-BLK-L", 2)])
+        )
         assert client.get_order(MULTI_ORDER).status is AcsOrderState.RECEIVED
         acs.advance(timedelta(hours=8))
         status = client.get_order(MULTI_ORDER)

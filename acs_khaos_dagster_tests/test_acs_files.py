@@ -15,20 +15,36 @@ from acs_khaos_dagster.connectors.acs.files import (
 )
 from acs_khaos_dagster.domain.stock_status import CONFLICT_STATUS
 
-HEADER = ("account_code,snapshot_at,sku,unique_sku,rfid_epc,status,location_code,grade,"
-          "last_event_at,order_number,expected_return_date")
-RETURNS_HEADER = ("return_ref,order_number,line_item_id,sku,unique_sku,received_at,grade,"
-                  "action_taken,action_reason,defect_codes,repair_cost")
+HEADER = (
+    "account_code,snapshot_at,sku,unique_sku,rfid_epc,status,location_code,grade,"
+    "last_event_at,order_number,expected_return_date"
+)
+RETURNS_HEADER = (
+    "return_ref,order_number,line_item_id,sku,unique_sku,received_at,grade,"
+    "action_taken,action_reason,defect_codes,repair_cost"
+)
 
 
-def unit(unique: str, status: str = "In Warehouse - Ready For Customer",
-         at: str = "2026-03-01T10:00:00Z", sku: str = "DRS-0001-NVY-10") -> str:
-    return (f"BRAND01,2026-03-02T07:00:00Z,{sku},{unique},30AABBCC0000000000000001,{status},"
-            f"A01-01-A,A,{at},,")
+def unit(
+    unique: str,
+    status: str = "In Warehouse - Ready For Customer",
+    at: str = "2026-03-01T10:00:00Z",
+    sku: str = "DRS-0001-NVY-10",
+) -> str:
+    return (
+        f"BRAND01,2026-03-02T07:00:00Z,{sku},{unique},30AABBCC0000000000000001,{status},"
+        f"A01-01-A,A,{at},,"
+    )
 
 
-def write(tmp_path: Path, text: str, *, name: str = "stock_units_BRAND01_20260302070000.csv",
-          newline: str = "\n", bom: bool = False) -> Path:
+def write(
+    tmp_path: Path,
+    text: str,
+    *,
+    name: str = "stock_units_BRAND01_20260302070000.csv",
+    newline: str = "\n",
+    bom: bool = False,
+) -> Path:
     path = tmp_path / name
     data = text.replace("\n", newline).encode("utf-8")
     path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + data)
@@ -141,12 +157,14 @@ def test_missing_required_columns_raise_naming_file_and_columns(tmp_path: Path) 
 
 
 def test_a_unit_listed_twice_keeps_its_latest_row(tmp_path: Path) -> None:
-    read = read_stock_units(stock(
-        tmp_path,
-        unit("U1", "Quarantine", at="2026-03-01T12:00:00Z"),
-        unit("U1", "Cleaning", at="2026-03-01T09:00:00Z"),
-        unit("U2"),
-    ))
+    read = read_stock_units(
+        stock(
+            tmp_path,
+            unit("U1", "Quarantine", at="2026-03-01T12:00:00Z"),
+            unit("U1", "Cleaning", at="2026-03-01T09:00:00Z"),
+            unit("U2"),
+        )
+    )
     assert column(read, "unique_sku") == ["U1", "U2"]
     assert column(read, "status")[0] == "quarantine"
     assert read.duplicates_removed == 1 and read.conflicts == []
@@ -155,9 +173,7 @@ def test_a_unit_listed_twice_keeps_its_latest_row(tmp_path: Path) -> None:
 def test_tied_rows_with_different_statuses_are_not_sellable_and_reported(
     tmp_path: Path,
 ) -> None:
-    read = read_stock_units(stock(
-        tmp_path, unit("U1"), unit("U1", "Quarantine"), unit("U2")
-    ))
+    read = read_stock_units(stock(tmp_path, unit("U1"), unit("U1", "Quarantine"), unit("U2")))
     assert column(read, "unique_sku") == ["U1", "U2"]
     assert column(read, "status")[0] == CONFLICT_STATUS
     assert column(read, "bucket") == ["unknown", "sellable"]
@@ -176,8 +192,11 @@ def test_tied_rows_with_the_same_status_in_another_spelling_are_no_conflict(
 
 
 def test_status_spellings_share_one_key(tmp_path: Path) -> None:
-    spellings = ["In Warehouse - Ready For Customer", "in warehouse – ready for customer",
-                 "IN WAREHOUSE-READY FOR CUSTOMER"]
+    spellings = [
+        "In Warehouse - Ready For Customer",
+        "in warehouse – ready for customer",
+        "IN WAREHOUSE-READY FOR CUSTOMER",
+    ]
     read = read_stock_units(stock(tmp_path, *(unit(f"U{i}", s) for i, s in enumerate(spellings))))
     assert set(column(read, "status")) == {"in warehouse - ready for customer"}
     assert column(read, "status_raw") == spellings
@@ -199,17 +218,22 @@ def test_blank_lines_are_skipped_not_quarantined(tmp_path: Path) -> None:
 
 
 def returns_file(tmp_path: Path, *rows: str) -> Path:
-    return write(tmp_path, "\n".join([RETURNS_HEADER, *rows]) + "\n",
-                 name="returns_BRAND01_20260310090000.csv")
+    return write(
+        tmp_path,
+        "\n".join([RETURNS_HEADER, *rows]) + "\n",
+        name="returns_BRAND01_20260310090000.csv",
+    )
 
 
 def test_returns_are_typed(tmp_path: Path) -> None:
-    read = read_returns(returns_file(
-        tmp_path,
-        "R1,SO1,700001,DRS-1,U1,2026-03-05T10:00:00Z,b,repair,Loose seam,"
-        " SEAM_SPLIT | STAIN ,12.50",
-        "R2,,,DRS-1,U9,2026-03-05T11:00:00Z,A,RESTOCK,,,",
-    ))
+    read = read_returns(
+        returns_file(
+            tmp_path,
+            "R1,SO1,700001,DRS-1,U1,2026-03-05T10:00:00Z,b,repair,Loose seam,"
+            " SEAM_SPLIT | STAIN ,12.50",
+            "R2,,,DRS-1,U9,2026-03-05T11:00:00Z,A,RESTOCK,,,",
+        )
+    )
     rows = read.returns.to_pylist()
     assert read.quarantined == [] and read.unknown_grades == 0
     assert rows[0]["grade"] == "B" and rows[0]["action_taken"] == "REPAIR"
@@ -222,34 +246,34 @@ def test_returns_are_typed(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("grade", ["A", "b", " c ", "ber", "BER"])
 def test_known_grades_are_accepted_in_any_case(tmp_path: Path, grade: str) -> None:
-    read = read_returns(returns_file(
-        tmp_path, f"R1,SO1,7,DRS-1,U1,2026-03-05T10:00:00Z,{grade},RESTOCK,,,"
-    ))
+    read = read_returns(
+        returns_file(tmp_path, f"R1,SO1,7,DRS-1,U1,2026-03-05T10:00:00Z,{grade},RESTOCK,,,")
+    )
     assert read.returns.column("grade_known").to_pylist() == [True]
 
 
 def test_an_unknown_grade_is_kept_and_flagged(tmp_path: Path) -> None:
-    read = read_returns(returns_file(
-        tmp_path, "R1,SO1,7,DRS-1,U1,2026-03-05T10:00:00Z,D,RESTOCK,,,"
-    ))
+    read = read_returns(
+        returns_file(tmp_path, "R1,SO1,7,DRS-1,U1,2026-03-05T10:00:00Z,D,RESTOCK,,,")
+    )
     assert read.returns.column("grade").to_pylist() == ["D"]
     assert read.returns.column("grade_known").to_pylist() == [False]
     assert read.unknown_grades == 1 and read.quarantined == []
 
 
 def test_an_unknown_action_is_kept_and_flagged(tmp_path: Path) -> None:
-    read = read_returns(returns_file(
-        tmp_path, "R1,SO1,7,DRS-1,U1,2026-03-05T10:00:00Z,A,SHRED,,,"
-    ))
+    read = read_returns(returns_file(tmp_path, "R1,SO1,7,DRS-1,U1,2026-03-05T10:00:00Z,A,SHRED,,,"))
     assert read.returns.column("action_known").to_pylist() == [False]
     assert read.unknown_actions == 1
 
 
 def test_a_bad_repair_cost_is_quarantined(tmp_path: Path) -> None:
-    read = read_returns(returns_file(
-        tmp_path,
-        "R1,SO1,7,DRS-1,U1,2026-03-05T10:00:00Z,B,REPAIR,,,twelve",
-        "R2,SO1,8,DRS-1,U2,2026-03-05T10:00:00Z,B,REPAIR,,,£7.00",
-    ))
+    read = read_returns(
+        returns_file(
+            tmp_path,
+            "R1,SO1,7,DRS-1,U1,2026-03-05T10:00:00Z,B,REPAIR,,,twelve",
+            "R2,SO1,8,DRS-1,U2,2026-03-05T10:00:00Z,B,REPAIR,,,£7.00",
+        )
+    )
     assert [q.line_number for q in read.quarantined] == [2]
     assert read.returns.column("repair_cost").to_pylist() == [Decimal("7.00")]

@@ -26,8 +26,9 @@ from acs_khaos_dagster_tests.acs_fixtures import (  # noqa: F401 (fixtures)
 )
 
 
-def order_body(number: str, items: list[tuple[str, str, int]] | None = None,
-               **overrides: Any) -> dict[str, Any]:
+def order_body(
+    number: str, items: list[tuple[str, str, int]] | None = None, **overrides: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "AccountCode": ACCOUNT,
         "OrderNumber": number,
@@ -49,8 +50,13 @@ def order_body(number: str, items: list[tuple[str, str, int]] | None = None,
         "Comments": "",
         "OrderCancelled": False,
         "OrderItems": [
-            {"LineItemId": line_id, "GarmentSku": sku, "IsHire": False, "ItemPrice": 19.99,
-             "ItemQuantity": qty}
+            {
+                "LineItemId": line_id,
+                "GarmentSku": sku,
+                "IsHire": False,
+                "ItemPrice": 19.99,
+                "ItemQuantity": qty,
+            }
             for line_id, sku, qty in (items or [("1", "TEE-BLK-M", 1)])
         ],
     }
@@ -63,8 +69,16 @@ def put_order(acs: AcsHarness, body: dict[str, Any]) -> httpx.Response:
 
 
 def product_body(sku: str, **overrides: Any) -> dict[str, Any]:
-    body = {"AccountCode": ACCOUNT, "sku": sku, "barcode": "5012345678900", "style": "TEE",
-            "colour": "BLK", "size": "S", "description": "Tee", "is_hire": False}
+    body = {
+        "AccountCode": ACCOUNT,
+        "sku": sku,
+        "barcode": "5012345678900",
+        "style": "TEE",
+        "colour": "BLK",
+        "size": "S",
+        "description": "Tee",
+        "is_hire": False,
+    }
     body.update(overrides)
     return body
 
@@ -115,8 +129,11 @@ def test_product_body_naming_another_sku_than_the_path_is_refused(acs: AcsHarnes
 
 
 def test_updating_a_product_keeps_its_status(acs: AcsHarness) -> None:
-    response = acs.api("PUT", "/products/TEE-BLK-M.json",
-                       json=product_body("TEE-BLK-M", description="Black tee, medium"))
+    response = acs.api(
+        "PUT",
+        "/products/TEE-BLK-M.json",
+        json=product_body("TEE-BLK-M", description="Black tee, medium"),
+    )
     assert response.status_code == 200
     assert response.json()["status"] == "active"
     truth = next(p for p in acs.truth()["products"] if p["sku"] == "TEE-BLK-M")
@@ -155,7 +172,8 @@ def test_order_for_an_unknown_sku_is_refused_with_unknown_sku(acs: AcsHarness) -
     response = put_order(acs, order_body("SO-1", [("1", "NOPE-1", 1)]))
     assert response.status_code == 422
     assert response.json()["errors"][0] == {
-        "field": "OrderItems[0].GarmentSku", "code": "UNKNOWN_SKU",
+        "field": "OrderItems[0].GarmentSku",
+        "code": "UNKNOWN_SKU",
         "message": "SKU NOPE-1 is not set up at ACS",
     }
 
@@ -192,7 +210,8 @@ def test_every_missing_field_is_listed(acs: AcsHarness) -> None:
     response = put_order(acs, body)
     assert response.status_code == 422
     assert {(e["field"], e["code"]) for e in response.json()["errors"]} == {
-        ("OrderDate", "MISSING_FIELD"), ("Delivery_Postcode", "MISSING_FIELD"),
+        ("OrderDate", "MISSING_FIELD"),
+        ("Delivery_Postcode", "MISSING_FIELD"),
     }
 
 
@@ -335,8 +354,9 @@ def test_despatch_falling_at_a_weekend_waits_for_monday(acs: AcsHarness) -> None
 
 
 def test_hire_order_goes_on_hire_and_its_units_come_back(acs: AcsHarness) -> None:
-    body = order_body("HIRE-1", [("1", "DRESS-RED-10", 1)],
-                      WarehouseReturnDate="2024-01-11T12:00:00Z")
+    body = order_body(
+        "HIRE-1", [("1", "DRESS-RED-10", 1)], WarehouseReturnDate="2024-01-11T12:00:00Z"
+    )
     body["OrderItems"][0]["IsHire"] = True
     put_order(acs, body)
     acs.advance(timedelta(hours=3))
@@ -372,10 +392,12 @@ def ship_orders(acs: AcsHarness, count: int) -> None:
 def test_despatch_feed_pages_in_arrival_order_with_cursors(acs: AcsHarness) -> None:
     ship_orders(acs, 5)
     first = acs.api("GET", "/despatches", params={"limit": 2}).json()
-    second = acs.api("GET", "/despatches",
-                     params={"limit": 2, "cursor": first["next_cursor"]}).json()
-    third = acs.api("GET", "/despatches",
-                    params={"limit": 2, "cursor": second["next_cursor"]}).json()
+    second = acs.api(
+        "GET", "/despatches", params={"limit": 2, "cursor": first["next_cursor"]}
+    ).json()
+    third = acs.api(
+        "GET", "/despatches", params={"limit": 2, "cursor": second["next_cursor"]}
+    ).json()
     ids = [e["event_id"] for page in (first, second, third) for e in page["events"]]
     assert ids == [e["event_id"] for e in acs.truth()["despatch_events"]]
     assert third["next_cursor"] is None

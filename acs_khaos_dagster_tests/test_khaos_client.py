@@ -64,19 +64,32 @@ khaos = khaos_fixtures.khaos
 
 def posting(ref: str, *lines: tuple[int, int], order_id: int = ORDER_A) -> DespatchPosting:
     return DespatchPosting(
-        order_id=order_id, external_ref=ref, lines=tuple(lines),
-        packages=(Package(consignment_ref=f"CN-{ref}", courier_code="DPD",
-                          shipment_date=START + timedelta(minutes=5),
-                          tracking_url="https://track.example/?a=1&b=2"),),
+        order_id=order_id,
+        external_ref=ref,
+        lines=tuple(lines),
+        packages=(
+            Package(
+                consignment_ref=f"CN-{ref}",
+                courier_code="DPD",
+                shipment_date=START + timedelta(minutes=5),
+                tracking_url="https://track.example/?a=1&b=2",
+            ),
+        ),
     )
 
 
-def a_return(ref: str, reason: str, mode: CreditMode, sku: str = "DRESS-RED-S",
-             source: int | None = A_DRESS_S) -> CustomerReturn:
+def a_return(
+    ref: str,
+    reason: str,
+    mode: CreditMode,
+    sku: str = "DRESS-RED-S",
+    source: int | None = A_DRESS_S,
+) -> CustomerReturn:
     return CustomerReturn(
-        associated_ref=ref, customer_urn="C500001", credit_mode=mode,
-        items=(ReturnItem(sku=sku, quantity=1, return_reason=reason,
-                          source_order_item_id=source),),
+        associated_ref=ref,
+        customer_urn="C500001",
+        credit_mode=mode,
+        items=(ReturnItem(sku=sku, quantity=1, return_reason=reason, source_order_item_id=source),),
     )
 
 
@@ -117,9 +130,13 @@ def test_names_with_ampersands_brackets_apostrophes_and_accents_round_trip(
     (tote,) = client.export_stock(["TOTE-CREME"])
     assert tote.description == AWKWARD_TEXT
     ref = "R&D <1> l'été"
-    client.import_stock_adjustments(StockAdjustmentGroup(
-        site_id=SELLING, group_ref=ref,
-        lines=(AdjustmentLine(stock_id=TOTE, adjust_by=1, reason_code="VARIANCE"),)))
+    client.import_stock_adjustments(
+        StockAdjustmentGroup(
+            site_id=SELLING,
+            group_ref=ref,
+            lines=(AdjustmentLine(stock_id=TOTE, adjust_by=1, reason_code="VARIANCE"),),
+        )
+    )
     assert [g.group_ref for g in client.export_stock_adjustments(group_ref=ref)] == [ref]
 
 
@@ -167,7 +184,9 @@ def test_partial_despatch_then_the_rest(khaos: KhaosHarness) -> None:
     back = [i for i in order.invoices if i.stage_id == 18]
     assert len(back) == 1
     assert sorted((ln.order_item_id, ln.quantity) for ln in back[0].lines) == [
-        (A_DRESS_S, 1), (A_DRESS_M, 1)]
+        (A_DRESS_S, 1),
+        (A_DRESS_M, 1),
+    ]
     second = client.import_despatch(posting("SHIP-2", (A_DRESS_S, 1), (A_DRESS_M, 1)))
     assert second.invoice_id == back[0].invoice_id and second.stage_id == 16
     (order,) = client.export_order_status([ORDER_A])
@@ -193,8 +212,10 @@ def test_a_hire_line_does_not_move_level_when_issued(khaos: KhaosHarness) -> Non
     client = khaos.client()
     client.import_despatch(posting("SHIP-H", (H_SUIT, 1), (H_DRESS_S, 1), order_id=ORDER_HIRE))
     khaos.advance(timedelta(hours=1))
-    levels = {(lv.stock_id, lv.site_id): lv.level
-              for lv in client.export_stock_status(["SUIT-HIRE-40", "DRESS-RED-S"], None)}
+    levels = {
+        (lv.stock_id, lv.site_id): lv.level
+        for lv in client.export_stock_status(["SUIT-HIRE-40", "DRESS-RED-S"], None)
+    }
     assert levels[(SUIT_HIRE, HIRE)] == 4 and levels[(SUIT_HIRE, SELLING)] == 0
     assert levels[(DRESS_S, SELLING)] == 9
 
@@ -220,14 +241,23 @@ def test_move_invoices_reports_refusals_per_invoice(khaos: KhaosHarness) -> None
 
 def test_adjust_to_and_adjust_by(khaos: KhaosHarness) -> None:
     client = khaos.client()
-    result = client.import_stock_adjustments(StockAdjustmentGroup(
-        site_id=SELLING, group_ref="SNAP-7",
-        lines=(AdjustmentLine(stock_id=DRESS_S, adjust_to=8, reason_code="VARIANCE"),
-               AdjustmentLine(stock_id=DRESS_M, adjust_by=-1, reason_code="DAMAGED",
-                              value=Decimal("20.00")))))
+    result = client.import_stock_adjustments(
+        StockAdjustmentGroup(
+            site_id=SELLING,
+            group_ref="SNAP-7",
+            lines=(
+                AdjustmentLine(stock_id=DRESS_S, adjust_to=8, reason_code="VARIANCE"),
+                AdjustmentLine(
+                    stock_id=DRESS_M, adjust_by=-1, reason_code="DAMAGED", value=Decimal("20.00")
+                ),
+            ),
+        )
+    )
     assert result.reference and result.details[f"level_after:{DRESS_S}"] == "8"
-    levels = {lv.stock_id: lv.level
-              for lv in client.export_stock_status(["DRESS-RED-S", "DRESS-RED-M"], SELLING)}
+    levels = {
+        lv.stock_id: lv.level
+        for lv in client.export_stock_status(["DRESS-RED-S", "DRESS-RED-M"], SELLING)
+    }
     assert levels == {DRESS_S: 8, DRESS_M: 4}
     (group,) = client.export_stock_adjustments(group_ref="SNAP-7")
     assert group.lines[1].value == Decimal("20.00")
@@ -235,9 +265,13 @@ def test_adjust_to_and_adjust_by(khaos: KhaosHarness) -> None:
 
 def test_an_unknown_adjustment_reason_is_a_permanent_error(khaos: KhaosHarness) -> None:
     with pytest.raises(PermanentError) as err:
-        khaos.client().import_stock_adjustments(StockAdjustmentGroup(
-            site_id=SELLING, group_ref="G",
-            lines=(AdjustmentLine(stock_id=DRESS_S, adjust_by=1, reason_code="NOPE"),)))
+        khaos.client().import_stock_adjustments(
+            StockAdjustmentGroup(
+                site_id=SELLING,
+                group_ref="G",
+                lines=(AdjustmentLine(stock_id=DRESS_S, adjust_by=1, reason_code="NOPE"),),
+            )
+        )
     assert err.value.code == "Client.Validation"
 
 
@@ -251,25 +285,32 @@ def test_return_to_stock_raises_level_and_write_off_does_not(khaos: KhaosHarness
 
 @pytest.mark.parametrize(
     ("mode", "status", "has_note", "value"),
-    [(CreditMode.AUTO, "raised", True, Decimal("66.67")),
-     (CreditMode.REVIEW, "review", False, Decimal("66.67")),
-     (CreditMode.NONE, "none", False, Decimal("0"))],
+    [
+        (CreditMode.AUTO, "raised", True, Decimal("66.67")),
+        (CreditMode.REVIEW, "review", False, Decimal("66.67")),
+        (CreditMode.NONE, "none", False, Decimal("0")),
+    ],
 )
-def test_credit_modes(khaos: KhaosHarness, mode: CreditMode, status: str, has_note: bool,
-                      value: Decimal) -> None:
+def test_credit_modes(
+    khaos: KhaosHarness, mode: CreditMode, status: str, has_note: bool, value: Decimal
+) -> None:
     client = khaos.client()
     result = client.import_customer_return(a_return("RET-C", "UNWANTED", mode))
     (ret,) = client.export_customer_returns(associated_ref="RET-C")
     assert str(ret.return_id) == result.reference
     assert (ret.credit_status, ret.credit_note_id is not None, ret.credit_value) == (
-        status, has_note, value)
+        status,
+        has_note,
+        value,
+    )
 
 
 # --- failures ------------------------------------------------------------------------------
 
 
 def test_wrong_credentials_raise_authentication_error_without_the_password(
-    khaos: KhaosHarness, caplog: pytest.LogCaptureFixture,
+    khaos: KhaosHarness,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     client = khaos.client(password="not-the-password-9f")
@@ -302,9 +343,13 @@ def test_timeout_before_applying_is_also_ambiguous_but_nothing_was_applied(
 def test_connection_reset_after_a_write_is_ambiguous(khaos: KhaosHarness) -> None:
     khaos.fault(operation="ImportStockAdjustments", kind="reset_after", count=1)
     with pytest.raises(AmbiguousError):
-        khaos.client().import_stock_adjustments(StockAdjustmentGroup(
-            site_id=SELLING, group_ref="G-R",
-            lines=(AdjustmentLine(stock_id=DRESS_S, adjust_by=1, reason_code="VARIANCE"),)))
+        khaos.client().import_stock_adjustments(
+            StockAdjustmentGroup(
+                site_id=SELLING,
+                group_ref="G-R",
+                lines=(AdjustmentLine(stock_id=DRESS_S, adjust_by=1, reason_code="VARIANCE"),),
+            )
+        )
     assert len(khaos.client().export_stock_adjustments(group_ref="G-R")) == 1
 
 
@@ -348,12 +393,15 @@ def test_a_refused_connection_is_transient() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    client = KhaosClient(f"http://127.0.0.1:{port}/K.exe/soap/IKosWeb", "u", "p", timeout=1.0,
-                         read_retries=0)
+    client = KhaosClient(
+        f"http://127.0.0.1:{port}/K.exe/soap/IKosWeb", "u", "p", timeout=1.0, read_retries=0
+    )
     with client, pytest.raises(TransientError):
         client.get_sites()
-    with KhaosClient(f"http://127.0.0.1:{port}/K.exe/soap/IKosWeb", "u", "p") as writer, \
-            pytest.raises(TransientError):
+    with (
+        KhaosClient(f"http://127.0.0.1:{port}/K.exe/soap/IKosWeb", "u", "p") as writer,
+        pytest.raises(TransientError),
+    ):
         writer.move_invoices([1], 12)
 
 
@@ -364,9 +412,7 @@ _LAUGHS = (
     '<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
     "<SITES><SITE><SiteName>&lol2;</SiteName></SITE></SITES>"
 )
-_EXTERNAL = (
-    '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'
-)
+_EXTERNAL = '<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>'
 
 
 @pytest.mark.parametrize("document", [_LAUGHS, _EXTERNAL])

@@ -51,8 +51,9 @@ khaos_server = khaos_fixtures.khaos_server
 khaos = khaos_fixtures.khaos
 
 
-def call(h: KhaosHarness, operation: str, password: str = PASSWORD,
-         **params: Any) -> tuple[httpx.Response, Any]:
+def call(
+    h: KhaosHarness, operation: str, password: str = PASSWORD, **params: Any
+) -> tuple[httpx.Response, Any]:
     body = build_request(operation, USER, password, params)
     response = h.post_raw(body, action=f'"{SOAP_ACTION_PREFIX}{operation}"')
     return response, parse_reply(response.content)
@@ -86,15 +87,26 @@ def items_doc(*lines: tuple[int, int]) -> ET.Element:
     return root
 
 
-def despatch(h: KhaosHarness, ref: str, *lines: tuple[int, int],
-             order_id: int = ORDER_A) -> ET.Element:
+def despatch(
+    h: KhaosHarness, ref: str, *lines: tuple[int, int], order_id: int = ORDER_A
+) -> ET.Element:
     packages = ET.Element("PACKAGES")
-    add_fields(ET.SubElement(packages, "PACKAGE"), {
-        "ConsignmentRef": f"CONS-{ref}", "CourierCode": "DPD",
-        "ShipmentDate": "2024-03-04T09:00:00",
-    })
-    return ok(h, "ImportDespatch", SOrderID=order_id, ExternalRef=ref,
-              Items=items_doc(*lines), Packages=packages)
+    add_fields(
+        ET.SubElement(packages, "PACKAGE"),
+        {
+            "ConsignmentRef": f"CONS-{ref}",
+            "CourierCode": "DPD",
+            "ShipmentDate": "2024-03-04T09:00:00",
+        },
+    )
+    return ok(
+        h,
+        "ImportDespatch",
+        SOrderID=order_id,
+        ExternalRef=ref,
+        Items=items_doc(*lines),
+        Packages=packages,
+    )
 
 
 def adjust_doc(*lines: dict[str, Any]) -> ET.Element:
@@ -109,9 +121,15 @@ def return_doc(ref: str, *items: tuple[str, int, str, int | None]) -> ET.Element
     add_fields(root, {"AssociatedRef": ref, "URN": "C500001"})
     its = ET.SubElement(root, "ITEMS")
     for sku, qty, reason, source in items:
-        add_fields(ET.SubElement(its, "ITEM"), {
-            "SKU": sku, "Quantity": qty, "ReturnReason": reason, "SourceOrderItemID": source,
-        })
+        add_fields(
+            ET.SubElement(its, "ITEM"),
+            {
+                "SKU": sku,
+                "Quantity": qty,
+                "ReturnReason": reason,
+                "SourceOrderItemID": source,
+            },
+        )
     return root
 
 
@@ -121,7 +139,9 @@ def return_doc(ref: str, *items: tuple[str, int, str, int | None]) -> ET.Element
 def test_get_site_list_names_every_site(khaos: KhaosHarness) -> None:
     doc = ok(khaos, "GetSiteList")
     assert [(s.findtext("SiteID"), s.findtext("SiteName")) for s in doc.findall("SITE")] == [
-        ("1", "Selling"), ("2", "Hire stock")]
+        ("1", "Selling"),
+        ("2", "Hire stock"),
+    ]
 
 
 def test_get_stock_list_returns_codes_changed_since_the_date(khaos: KhaosHarness) -> None:
@@ -151,7 +171,10 @@ def test_export_stock_status_gives_level_available_and_on_order(khaos: KhaosHarn
     (row,) = doc.findall("STOCK")
     # Level 10; open invoices allocate 3 (order A) + 1 (hire order's dress line).
     assert (row.findtext("Level"), row.findtext("Available"), row.findtext("OnOrder")) == (
-        "10", "6", "0")
+        "10",
+        "6",
+        "0",
+    )
 
 
 def test_export_orders_returns_orders_with_an_invoice_in_the_stages(khaos: KhaosHarness) -> None:
@@ -168,8 +191,10 @@ def test_move_invoices_moves_open_invoices_and_refuses_issued_ones(khaos: KhaosH
     khaos.sim.set_stage(INV_HIRE, 16)
     khaos.sim.issue_invoice(INV_HIRE)
     doc = ok(khaos, "MoveInvoices", InvoiceIDs=f"{INV_A},{INV_HIRE},999", DestinationStageID=12)
-    results = {r.findtext("InvoiceID"): (r.findtext("Moved"), r.findtext("Reason"))
-               for r in doc.findall("INVOICE")}
+    results = {
+        r.findtext("InvoiceID"): (r.findtext("Moved"), r.findtext("Reason"))
+        for r in doc.findall("INVOICE")
+    }
     assert results[str(INV_A)] == ("-1", "")
     assert results[str(INV_HIRE)][0] == "0" and "issued" in results[str(INV_HIRE)][1]
     assert results["999"][0] == "0"
@@ -194,21 +219,30 @@ def test_import_despatch_splits_the_order_into_shipped_and_back_order(khaos: Kha
     assert stages[INV_A] == (16, [{"order_item_id": A_DRESS_S, "quantity": 2}])
     assert stages[back_id][0] == 18
     assert sorted((ln["order_item_id"], ln["quantity"]) for ln in stages[back_id][1]) == [
-        (A_DRESS_S, 1), (A_DRESS_M, 1)]
+        (A_DRESS_S, 1),
+        (A_DRESS_M, 1),
+    ]
 
 
 def test_import_despatch_refuses_more_than_is_open(khaos: KhaosHarness) -> None:
-    _, reply = call(khaos, "ImportDespatch", SOrderID=ORDER_A, ExternalRef="X",
-                    Items=items_doc((A_DRESS_S, 4)))
+    _, reply = call(
+        khaos, "ImportDespatch", SOrderID=ORDER_A, ExternalRef="X", Items=items_doc((A_DRESS_S, 4))
+    )
     assert reply.fault.code == "Client.Validation"
     assert khaos.truth()["despatch_calls"] == []
 
 
 def test_import_stock_adjustments_applies_to_and_by_in_one_group(khaos: KhaosHarness) -> None:
-    doc = ok(khaos, "ImportStockAdjustments", SiteID=SELLING, GroupRef="SNAP-1", Lines=adjust_doc(
-        {"StockID": DRESS_S, "AdjustTo": 12, "ReasonCode": "VARIANCE", "Value": "40.00"},
-        {"StockID": DRESS_M, "AdjustBy": -2, "ReasonCode": "DAMAGED", "Value": "40.00"},
-    ))
+    doc = ok(
+        khaos,
+        "ImportStockAdjustments",
+        SiteID=SELLING,
+        GroupRef="SNAP-1",
+        Lines=adjust_doc(
+            {"StockID": DRESS_S, "AdjustTo": 12, "ReasonCode": "VARIANCE", "Value": "40.00"},
+            {"StockID": DRESS_M, "AdjustBy": -2, "ReasonCode": "DAMAGED", "Value": "40.00"},
+        ),
+    )
     assert doc.findtext("GroupRef") == "SNAP-1" and doc.findtext("GroupID")
     assert [ln.findtext("LevelAfter") for ln in doc.findall("LINES/LINE")] == ["12", "3"]
     assert khaos.stock(DRESS_S)["level"] == 12 and khaos.stock(DRESS_M)["level"] == 3
@@ -221,8 +255,7 @@ def test_import_stock_adjustments_refuses_an_unknown_reason_and_applies_nothing(
         {"StockID": DRESS_S, "AdjustBy": 1, "ReasonCode": "VARIANCE"},
         {"StockID": DRESS_M, "AdjustBy": 1, "ReasonCode": "LOST_IN_SPACE"},
     )
-    _, code = fault_of(khaos, "ImportStockAdjustments", SiteID=SELLING, GroupRef="G",
-                       Lines=lines)
+    _, code = fault_of(khaos, "ImportStockAdjustments", SiteID=SELLING, GroupRef="G", Lines=lines)
     assert code == "Client.Validation"
     assert khaos.stock(DRESS_S)["level"] == 10
     assert khaos.truth()["adjustment_groups"] == []
@@ -230,8 +263,15 @@ def test_import_stock_adjustments_refuses_an_unknown_reason_and_applies_nothing(
 
 def test_export_stock_adjustments_reads_groups_back_by_ref(khaos: KhaosHarness) -> None:
     for _ in range(2):  # no de-duplication: the same GroupRef twice is two groups
-        ok(khaos, "ImportStockAdjustments", SiteID=SELLING, GroupRef="WO-1", Lines=adjust_doc(
-            {"StockID": TOTE, "AdjustBy": -1, "ReasonCode": "WRITEOFF", "Value": "5.50"}))
+        ok(
+            khaos,
+            "ImportStockAdjustments",
+            SiteID=SELLING,
+            GroupRef="WO-1",
+            Lines=adjust_doc(
+                {"StockID": TOTE, "AdjustBy": -1, "ReasonCode": "WRITEOFF", "Value": "5.50"}
+            ),
+        )
     doc = ok(khaos, "ExportStockAdjustments", GroupRef="WO-1")
     groups = doc.findall("GROUP")
     assert len(groups) == 2 and groups[0].findtext("GroupID") != groups[1].findtext("GroupID")
@@ -240,9 +280,13 @@ def test_export_stock_adjustments_reads_groups_back_by_ref(khaos: KhaosHarness) 
 
 
 def test_import_customer_returns_restocks_and_credits(khaos: KhaosHarness) -> None:
-    doc = ok(khaos, "ImportCustomerReturns",
-             CustomerReturn=return_doc("RET-1", ("DRESS-RED-S", 1, "UNWANTED", A_DRESS_S)),
-             ProcessReturn="-1", CreditMode="auto")
+    doc = ok(
+        khaos,
+        "ImportCustomerReturns",
+        CustomerReturn=return_doc("RET-1", ("DRESS-RED-S", 1, "UNWANTED", A_DRESS_S)),
+        ProcessReturn="-1",
+        CreditMode="auto",
+    )
     assert doc.findtext("CreditStatus") == "raised"
     assert doc.findtext("CreditValue") == "66.67"
     assert doc.findtext("CreditNoteID")
@@ -250,9 +294,13 @@ def test_import_customer_returns_restocks_and_credits(khaos: KhaosHarness) -> No
 
 
 def test_export_customer_returns_reads_returns_back_by_ref(khaos: KhaosHarness) -> None:
-    ok(khaos, "ImportCustomerReturns",
-       CustomerReturn=return_doc("RET-2", ("DRESS-RED-M", 1, "BER", A_DRESS_M)),
-       ProcessReturn="-1", CreditMode="review")
+    ok(
+        khaos,
+        "ImportCustomerReturns",
+        CustomerReturn=return_doc("RET-2", ("DRESS-RED-M", 1, "BER", A_DRESS_M)),
+        ProcessReturn="-1",
+        CreditMode="review",
+    )
     doc = ok(khaos, "ExportCustomerReturns", AssociatedRef="RET-2")
     (ret,) = doc.findall("CUSTOMER_RETURN")
     assert ret.findtext("CreditStatus") == "review"
@@ -281,7 +329,7 @@ def test_a_request_with_a_doctype_is_refused(khaos: KhaosHarness) -> None:
         '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa">'
         '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]>'
         '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
-        '<GetSiteList><Credentials><UserName>&b;</UserName></Credentials></GetSiteList>'
+        "<GetSiteList><Credentials><UserName>&b;</UserName></Credentials></GetSiteList>"
         "</soap:Body></soap:Envelope>"
     )
     reply = parse_reply(khaos.post_raw(body).content)
@@ -289,8 +337,10 @@ def test_a_request_with_a_doctype_is_refused(khaos: KhaosHarness) -> None:
 
 
 def test_an_external_entity_inside_a_parameter_document_is_refused(khaos: KhaosHarness) -> None:
-    inner = ('<?xml version="1.0"?><!DOCTYPE s [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
-             "<STOCK_CODES><StockCode>&x;</StockCode></STOCK_CODES>")
+    inner = (
+        '<?xml version="1.0"?><!DOCTYPE s [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
+        "<STOCK_CODES><StockCode>&x;</StockCode></STOCK_CODES>"
+    )
     _, reply = call(khaos, "ExportStock", StockCodes=inner)
     assert reply.fault is not None and reply.fault.code == "Client.Validation"
 
@@ -347,17 +397,26 @@ def test_the_same_despatch_twice_ships_twice(khaos: KhaosHarness) -> None:
 
 def test_a_despatch_with_nothing_left_to_ship_is_refused(khaos: KhaosHarness) -> None:
     despatch(khaos, "SHIP-1", (A_DRESS_S, 3), (A_DRESS_M, 1))
-    _, reply = call(khaos, "ImportDespatch", SOrderID=ORDER_A, ExternalRef="SHIP-1",
-                    Items=items_doc((A_DRESS_S, 3)))
+    _, reply = call(
+        khaos,
+        "ImportDespatch",
+        SOrderID=ORDER_A,
+        ExternalRef="SHIP-1",
+        Items=items_doc((A_DRESS_S, 3)),
+    )
     assert reply.fault.code == "Client.Validation"
 
 
 def test_write_off_return_does_not_restock_and_none_mode_raises_no_credit(
     khaos: KhaosHarness,
 ) -> None:
-    doc = ok(khaos, "ImportCustomerReturns",
-             CustomerReturn=return_doc("RET-3", ("DRESS-RED-S", 1, "BER", A_DRESS_S)),
-             ProcessReturn="-1", CreditMode="none")
+    doc = ok(
+        khaos,
+        "ImportCustomerReturns",
+        CustomerReturn=return_doc("RET-3", ("DRESS-RED-S", 1, "BER", A_DRESS_S)),
+        ProcessReturn="-1",
+        CreditMode="none",
+    )
     assert doc.findtext("CreditStatus") == "none"
     assert khaos.stock(DRESS_S)["level"] == 10
     assert khaos.truth()["credit_notes"] == []
@@ -368,9 +427,13 @@ def test_write_off_return_does_not_restock_and_none_mode_raises_no_credit(
 
 def test_error_5xx_is_a_server_busy_fault_and_nothing_is_applied(khaos: KhaosHarness) -> None:
     khaos.fault(operation="ImportStockAdjustments", kind="error_5xx", count=1)
-    status, code = fault_of(khaos, "ImportStockAdjustments", SiteID=SELLING, GroupRef="G",
-                            Lines=adjust_doc({"StockID": DRESS_S, "AdjustBy": 1,
-                                              "ReasonCode": "VARIANCE"}))
+    status, code = fault_of(
+        khaos,
+        "ImportStockAdjustments",
+        SiteID=SELLING,
+        GroupRef="G",
+        Lines=adjust_doc({"StockID": DRESS_S, "AdjustBy": 1, "ReasonCode": "VARIANCE"}),
+    )
     assert (status, code) == (500, "Server.Busy")
     assert khaos.truth()["adjustment_groups"] == []
 
@@ -384,16 +447,25 @@ def test_rate_limit_answers_429_with_retry_after(khaos: KhaosHarness) -> None:
 def test_reset_after_applies_then_drops_the_connection(khaos: KhaosHarness) -> None:
     khaos.fault(operation="ImportDespatch", kind="reset_after", count=1)
     with pytest.raises(httpx.RemoteProtocolError):
-        call(khaos, "ImportDespatch", SOrderID=ORDER_A, ExternalRef="S",
-             Items=items_doc((A_DRESS_S, 1)))
+        call(
+            khaos,
+            "ImportDespatch",
+            SOrderID=ORDER_A,
+            ExternalRef="S",
+            Items=items_doc((A_DRESS_S, 1)),
+        )
     assert len(khaos.truth()["despatch_calls"]) == 1
 
 
 def test_control_endpoints_manage_faults_and_show_truth(khaos: KhaosHarness) -> None:
     base = khaos.base_url
-    assert httpx.post(f"{base}/_sandbox/faults",
-                      json={"operation": "GetSiteList", "kind": "error_5xx", "count": 1}
-                      ).status_code == 200
+    assert (
+        httpx.post(
+            f"{base}/_sandbox/faults",
+            json={"operation": "GetSiteList", "kind": "error_5xx", "count": 1},
+        ).status_code
+        == 200
+    )
     assert fault_of(khaos, "GetSiteList")[1] == "Server.Busy"
     stats = httpx.get(f"{base}/_sandbox/faults/stats").json()
     assert stats["injected"] == {"GetSiteList:error_5xx": 1}

@@ -75,8 +75,10 @@ def test_tiny_has_the_documented_size(tiny: tuple[ScenarioManifest, Path]) -> No
 
 def test_files_have_exactly_the_contract_columns(tiny: tuple[ScenarioManifest, Path]) -> None:
     manifest, folder = tiny
-    for name, columns in ((manifest.files.stock_units, STOCK_UNITS_COLUMNS),
-                          (manifest.files.returns, RETURNS_COLUMNS)):
+    for name, columns in (
+        (manifest.files.stock_units, STOCK_UNITS_COLUMNS),
+        (manifest.files.returns, RETURNS_COLUMNS),
+    ):
         header = (folder / name).read_text(encoding="utf-8").splitlines()[0]
         assert tuple(header.split(",")) == columns
 
@@ -137,12 +139,22 @@ def test_addresses_fit_khaos_and_carry_awkward_characters(
     text = []
     for customer in manifest.customers:
         address = customer.address
-        for line in (address.line1, address.line2, address.line3, address.line4, address.city,
-                     address.county):
+        for line in (
+            address.line1,
+            address.line2,
+            address.line3,
+            address.line4,
+            address.city,
+            address.county,
+        ):
             assert len(line) <= 35
         assert 0 < len(address.postcode) <= 10
-        text += [address.line1, address.line2, customer.contact.first_name,
-                 customer.contact.last_name]
+        text += [
+            address.line1,
+            address.line2,
+            customer.contact.first_name,
+            customer.contact.last_name,
+        ]
     joined = " ".join(text)
     assert "'" in joined and "&" in joined
     assert any(ch in joined for ch in "ëéâ")
@@ -176,8 +188,11 @@ def test_registry_holds_the_deliberate_problems(small: tuple[ScenarioManifest, P
     assert statuses[AcsProductStatus.PENDING] == 2
     assert statuses[AcsProductStatus.INACTIVE] == 1
     assert len(set(registry) - set(children)) == 1
-    mismatched = [c for c, p in registry.items()
-                  if c in children and p.barcode != children[c].barcodes[0].value]
+    mismatched = [
+        c
+        for c, p in registry.items()
+        if c in children and p.barcode != children[c].barcodes[0].value
+    ]
     assert len(mismatched) == 1
 
 
@@ -221,8 +236,11 @@ def test_units_file_rows_are_well_formed(small: tuple[ScenarioManifest, Path]) -
 def test_status_spelling_varies_across_rows(small: tuple[ScenarioManifest, Path]) -> None:
     manifest, folder = small
     rows = _rows(folder / manifest.files.stock_units)
-    ready = {r["status"] for r in rows
-             if normalise_status(r["status"]) == "in warehouse - ready for customer"}
+    ready = {
+        r["status"]
+        for r in rows
+        if normalise_status(r["status"]) == "in warehouse - ready for customer"
+    }
     assert len(ready) > 1
 
 
@@ -273,16 +291,23 @@ def test_return_grades_and_actions_follow_policy(small: tuple[ScenarioManifest, 
     manifest, folder = small
     rows = _rows(folder / manifest.files.returns)
     assert Counter(r["grade"] for r in rows) == {"A": 60, "B": 25, "C": 10, "BER": 5}
-    allowed = {"A": {"RESTOCK"}, "B": {"CLEAN", "REPAIR"}, "C": {"REPAIR", "QUARANTINE", "RESALE"},
-               "BER": {"DISPOSE", "EX_HIRE"}}
+    allowed = {
+        "A": {"RESTOCK"},
+        "B": {"CLEAN", "REPAIR"},
+        "C": {"REPAIR", "QUARANTINE", "RESALE"},
+        "BER": {"DISPOSE", "EX_HIRE"},
+    }
     for row in rows:
         assert row["action_taken"] in allowed[row["grade"]]
 
 
 def test_returns_point_at_shipped_order_lines(small: tuple[ScenarioManifest, Path]) -> None:
     manifest, folder = small
-    lines = {str(ln.order_item_id): (o.order_code, ln.stock_code)
-             for o in manifest.orders for ln in o.lines}
+    lines = {
+        str(ln.order_item_id): (o.order_code, ln.stock_code)
+        for o in manifest.orders
+        for ln in o.lines
+    }
     rows = _rows(folder / manifest.files.returns)
     unexpected = [r for r in rows if not r["order_number"]]
     assert 1 <= len(unexpected) == manifest.counts["unexpected_returns"]

@@ -78,8 +78,9 @@ def test_conflict_marker_is_unknown() -> None:
 
 
 def test_site_ids_follow_the_configured_sites() -> None:
-    sites = KhaosSites(selling=11, hire_stock=12, on_hire=13, inspection=14, refurbishment=15,
-                       quarantine=16)
+    sites = KhaosSites(
+        selling=11, hire_stock=12, on_hire=13, inspection=14, refurbishment=15, quarantine=16
+    )
     ready = DEFAULT_STATUS_POLICY.rule_for("In Warehouse - Ready For Customer")
     assert site_id_for(ready, is_hire=False, sites=sites) == 11
     assert site_id_for(ready, is_hire=True, sites=sites) == 12

@@ -28,8 +28,7 @@ SiteRole = Literal["selling", "hire_stock", "on_hire", "inspection", "refurbishm
 
 # Everything Unicode draws as a horizontal dash between words.
 _DASHES = (
-    "\u002d\u00ad\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212"
-    "\u2e3a\u2e3b\ufe58\ufe63\uff0d"
+    "\u002d\u00ad\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\u2e3a\u2e3b\ufe58\ufe63\uff0d"
 )
 _DASH_RE = re.compile(f"[{re.escape(_DASHES)}]")
 _DASH_SPACING_RE = re.compile(r"\s*-\s*")

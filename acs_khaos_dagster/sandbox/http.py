@@ -47,7 +47,9 @@ def serve_in_thread(
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
 
     thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox-http-{bound_port}",
+        target=server.run,
+        kwargs={"sockets": [sock]},
+        name=f"sandbox-http-{bound_port}",
         daemon=True,
     )
     thread.start()

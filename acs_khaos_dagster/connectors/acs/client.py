@@ -106,13 +106,16 @@ class AcsClient:
             self._timeout = timeout
         else:
             self._timeout = httpx.Timeout(
-                connect=http.connect_timeout_s, read=http.read_timeout_s,
-                write=http.read_timeout_s, pool=http.connect_timeout_s,
+                connect=http.connect_timeout_s,
+                read=http.read_timeout_s,
+                write=http.read_timeout_s,
+                pool=http.connect_timeout_s,
             )
         self.base_url = base_url.rstrip("/")
         self.account_code = account_code
         self._key = (
-            subscription_key if isinstance(subscription_key, SecretStr)
+            subscription_key
+            if isinstance(subscription_key, SecretStr)
             else SecretStr(subscription_key)
         )
         self.read_retries = http.read_retries if read_retries is None else read_retries
@@ -127,8 +130,7 @@ class AcsClient:
             base_url=self.base_url + API_PREFIX,
             auth=_SubscriptionKeyAuth(self._key),
             timeout=self._timeout,
-            limits=httpx.Limits(max_connections=connections,
-                                max_keepalive_connections=connections),
+            limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
             verify=http.verify_tls if verify is None else verify,
             headers={"Accept": "application/json", "User-Agent": "acs-khaos-dagster"},
             transport=transport,
@@ -144,8 +146,11 @@ class AcsClient:
                 settings.acs.base_url,
             )
         return cls(
-            settings.acs.base_url, settings.acs.subscription_key, settings.acs.account_code,
-            settings.http, **kwargs,
+            settings.acs.base_url,
+            settings.acs.subscription_key,
+            settings.acs.account_code,
+            settings.http,
+            **kwargs,
         )
 
     def __repr__(self) -> str:
@@ -164,8 +169,11 @@ class AcsClient:
 
     def put_product(self, product: AcsProduct) -> None:
         """Register or update a SKU at ACS (a new one starts ``pending``)."""
-        self._write("put_product", f"/products/{_segment(product.sku)}.json",
-                    wire.product_to_wire(product, self.account_code))
+        self._write(
+            "put_product",
+            f"/products/{_segment(product.sku)}.json",
+            wire.product_to_wire(product, self.account_code),
+        )
 
     def get_product(self, sku: str) -> AcsProduct:
         data = self._read("get_product", f"/products/{_segment(sku)}.json")
@@ -259,9 +267,13 @@ class AcsClient:
                 try:
                     return response.json()
                 except ValueError:
-                    raise PermanentError("response is not JSON", system=SYSTEM,
-                                         operation=operation, code="UNEXPECTED_RESPONSE",
-                                         status_code=response.status_code) from None
+                    raise PermanentError(
+                        "response is not JSON",
+                        system=SYSTEM,
+                        operation=operation,
+                        code="UNEXPECTED_RESPONSE",
+                        status_code=response.status_code,
+                    ) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _backoff(self, attempt_number: int) -> float:
@@ -294,12 +306,14 @@ def _segment(value: str) -> str:
 def _transport_error(exc: httpx.TransportError, operation: str, *, write: bool) -> ConnectorError:
     kind = type(exc).__name__
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return TransientError(f"could not connect ({kind}); nothing was sent", system=SYSTEM,
-                              operation=operation)
+        return TransientError(
+            f"could not connect ({kind}); nothing was sent", system=SYSTEM, operation=operation
+        )
     if write:
         return AmbiguousError(
             f"no complete answer after sending ({kind}); read the state back before resending",
-            system=SYSTEM, operation=operation,
+            system=SYSTEM,
+            operation=operation,
         )
     return TransientError(f"no complete answer ({kind})", system=SYSTEM, operation=operation)
 
@@ -320,7 +334,8 @@ def _errors_of(response: httpx.Response) -> list[dict[str, str]]:
         return []
     return [
         {k: str(e.get(k, "")) for k in ("field", "code", "message")}
-        for e in errors if isinstance(e, dict)
+        for e in errors
+        if isinstance(e, dict)
     ]
 
 
@@ -343,8 +358,13 @@ def _raise_for_status(
     errors = [{k: _redact(v, secret) for k, v in e.items()} for e in _errors_of(response)]
     code = errors[0]["code"] if errors else None
     message = errors[0]["message"] if errors else response.reason_phrase or "error"
-    common: dict[str, Any] = {"system": SYSTEM, "operation": operation, "status_code": status,
-                              "code": code, "details": errors}
+    common: dict[str, Any] = {
+        "system": SYSTEM,
+        "operation": operation,
+        "status_code": status,
+        "code": code,
+        "details": errors,
+    }
     if status == 401 or status == 403:
         raise AuthenticationError("subscription key refused", **common)
     if status == 404:

@@ -63,8 +63,15 @@ STOCK_UNITS_LAYOUT = FileLayout(
 RETURNS_LAYOUT = FileLayout(
     name="returns",
     columns=RETURNS_COLUMNS,
-    required=("return_ref", "order_number", "sku", "unique_sku", "received_at", "grade",
-              "action_taken"),
+    required=(
+        "return_ref",
+        "order_number",
+        "sku",
+        "unique_sku",
+        "received_at",
+        "grade",
+        "action_taken",
+    ),
     file_prefix="returns",
 )
 

@@ -356,11 +356,10 @@ class _ScreenedLines(io.RawIOBase):
                 self._blank(lines, index, number, body, reason)
         return b"".join(lines)
 
-    def _blank(self, lines: list[bytes], index: int, number: int, body: bytes,
-               reason: str) -> None:
+    def _blank(self, lines: list[bytes], index: int, number: int, body: bytes, reason: str) -> None:
         raw = body.decode("utf-8", errors="backslashreplace")
         self.screened[number] = QuarantinedRow(number, raw, reason)
-        ending = lines[index][len(body):]
+        ending = lines[index][len(body) :]
         lines[index] = ending or b"\n"
 
 
@@ -546,9 +545,7 @@ def _parse_utc_values(values: pa.Array, shape: str = _TIMESTAMP_SHAPE) -> pa.Arr
     for mask in (has_offset, ~has_offset):
         part = series[mask & (series != "")]
         if len(part):
-            parsed[part.index] = pd.to_datetime(
-                part, utc=True, errors="coerce", format="ISO8601"
-            )
+            parsed[part.index] = pd.to_datetime(part, utc=True, errors="coerce", format="ISO8601")
     return pa.array(parsed, type=UTC_TS, from_pandas=True)
 
 
@@ -713,8 +710,15 @@ def read_stock_units(path: Path, policy: StatusPolicy | None = None) -> StockFil
     table = raw.table
     trimmed = {
         c: _trimmed(table[c])
-        for c in ("account_code", "sku", "unique_sku", "rfid_epc", "location_code", "grade",
-                  "order_number")
+        for c in (
+            "account_code",
+            "sku",
+            "unique_sku",
+            "rfid_epc",
+            "location_code",
+            "grade",
+            "order_number",
+        )
     }
     snapshot_at = _parse_utc(table["snapshot_at"])
     last_event_at = _parse_utc(table["last_event_at"])
@@ -728,8 +732,9 @@ def read_stock_units(path: Path, policy: StatusPolicy | None = None) -> StockFil
     reasons.add(pc.is_null(snapshot_at), "snapshot_at is not an ISO-8601 timestamp")
     reasons.add(pc.is_null(last_event_at), "last_event_at is not an ISO-8601 timestamp")
     reasons.add(
-        pc.and_(pc.is_null(expected_return), pc.not_equal(_trimmed(table["expected_return_date"]),
-                                                          "")),
+        pc.and_(
+            pc.is_null(expected_return), pc.not_equal(_trimmed(table["expected_return_date"]), "")
+        ),
         "expected_return_date is not an ISO-8601 date",
     )
     typed = pa.table(
@@ -810,9 +815,7 @@ def _file_stamp(path: Path) -> datetime | None:
         return None
 
 
-def _single_value(
-    column: pa.ChunkedArray, name: str, problems: list[str], pick: str
-) -> Any:
+def _single_value(column: pa.ChunkedArray, name: str, problems: list[str], pick: str) -> Any:
     counts = pc.value_counts(column.combine_chunks()).to_pylist()
     values = [c["values"] for c in counts if c["values"] not in (None, "")]
     if not values:

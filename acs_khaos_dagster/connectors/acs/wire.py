@@ -196,9 +196,11 @@ def order_to_wire(order: AcsOrder, account_code: str) -> dict[str, Any]:
         postcode = normalise_postcode(address.postcode, address.country)
     except ValueError as exc:
         raise PermanentError(
-            str(exc), system=SYSTEM, operation="put_order", code="FIELD_TOO_LONG",
-            details=[{"field": "Delivery_Postcode", "code": "FIELD_TOO_LONG",
-                      "message": str(exc)}],
+            str(exc),
+            system=SYSTEM,
+            operation="put_order",
+            code="FIELD_TOO_LONG",
+            details=[{"field": "Delivery_Postcode", "code": "FIELD_TOO_LONG", "message": str(exc)}],
         ) from None
     return {
         "AccountCode": account_code,
@@ -286,5 +288,9 @@ def unexpected_response(operation: str, exc: Exception) -> PermanentError:
     kind = "missing field" if isinstance(exc, KeyError) else type(exc).__name__
     if isinstance(exc, ValidationError):
         kind = f"{exc.error_count()} invalid field(s)"
-    return PermanentError(f"unexpected response shape ({kind})", system=SYSTEM,
-                          operation=operation, code="UNEXPECTED_RESPONSE")
+    return PermanentError(
+        f"unexpected response shape ({kind})",
+        system=SYSTEM,
+        operation=operation,
+        code="UNEXPECTED_RESPONSE",
+    )

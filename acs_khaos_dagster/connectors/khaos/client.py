@@ -61,8 +61,13 @@ log = logging.getLogger(__name__)
 
 SYSTEM = "khaos"
 WRITE_OPERATIONS = frozenset(
-    {"MoveInvoices", "ImportDespatch", "ImportStockAdjustments", "ImportCustomerReturns",
-     "ImportOrders"}
+    {
+        "MoveInvoices",
+        "ImportDespatch",
+        "ImportStockAdjustments",
+        "ImportCustomerReturns",
+        "ImportOrders",
+    }
 )
 T = TypeVar("T")
 
@@ -103,8 +108,9 @@ class KhaosClient:
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             verify=verify,
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
         )
 
     @classmethod
@@ -118,10 +124,17 @@ class KhaosClient:
                 k.soap_url,
             )
         return cls(
-            k.soap_url, k.username, k.password, timeout=h.read_timeout_s, verify=h.verify_tls,
-            connect_timeout=h.connect_timeout_s, read_retries=h.read_retries,
-            backoff_initial_s=h.backoff_initial_s, backoff_max_s=h.backoff_max_s,
-            max_connections=h.max_connections, export_batch_size=k.export_batch_size,
+            k.soap_url,
+            k.username,
+            k.password,
+            timeout=h.read_timeout_s,
+            verify=h.verify_tls,
+            connect_timeout=h.connect_timeout_s,
+            read_retries=h.read_retries,
+            backoff_initial_s=h.backoff_initial_s,
+            backoff_max_s=h.backoff_max_s,
+            max_connections=h.max_connections,
+            export_batch_size=k.export_batch_size,
         )
 
     def __repr__(self) -> str:
@@ -155,8 +168,9 @@ class KhaosClient:
         if code == "Server.Busy" or status == 429:
             return self._error(TransientError, operation, message, status_code=status, code=code)
         if code.startswith("Client.Authentication"):
-            return self._error(AuthenticationError, operation, message, status_code=status,
-                               code=code)
+            return self._error(
+                AuthenticationError, operation, message, status_code=status, code=code
+            )
         if code.startswith("Client.NotFound"):
             return self._error(NotFoundError, operation, message, status_code=status, code=code)
         if code.startswith("Client.Conflict"):
@@ -179,44 +193,60 @@ class KhaosClient:
         try:
             response = self._http.post(self.soap_url, content=body, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise self._error(TransientError, operation,
-                              f"could not connect ({type(exc).__name__})") from None
+            raise self._error(
+                TransientError, operation, f"could not connect ({type(exc).__name__})"
+            ) from None
         except httpx.TimeoutException as exc:
-            raise self._after_sending(operation, f"no reply in time ({type(exc).__name__})"
-                                      ) from None
+            raise self._after_sending(
+                operation, f"no reply in time ({type(exc).__name__})"
+            ) from None
         except httpx.HTTPError as exc:
-            raise self._after_sending(operation, f"connection failed ({type(exc).__name__})"
-                                      ) from None
+            raise self._after_sending(
+                operation, f"connection failed ({type(exc).__name__})"
+            ) from None
         status = response.status_code
-        log.debug("khaos %s -> HTTP %s in %.3fs", operation, status,
-                  time.monotonic() - started)
+        log.debug("khaos %s -> HTTP %s in %.3fs", operation, status, time.monotonic() - started)
         if status == 429:
-            raise self._error(TransientError, operation, "rate limited", status_code=429,
-                              retry_after=_retry_after(response))
+            raise self._error(
+                TransientError,
+                operation,
+                "rate limited",
+                status_code=429,
+                retry_after=_retry_after(response),
+            )
         try:
             reply = parse_reply(response.content)
         except UnsafeXmlError as exc:
             if status >= 500:
-                raise self._error(TransientError, operation, f"server error ({exc})",
-                                  status_code=status) from None
+                raise self._error(
+                    TransientError, operation, f"server error ({exc})", status_code=status
+                ) from None
             if status in (401, 403):
-                raise self._error(AuthenticationError, operation, "access refused",
-                                  status_code=status) from None
+                raise self._error(
+                    AuthenticationError, operation, "access refused", status_code=status
+                ) from None
             if status == 404:
-                raise self._error(NotFoundError, operation, "no such SOAP endpoint",
-                                  status_code=status) from None
+                raise self._error(
+                    NotFoundError, operation, "no such SOAP endpoint", status_code=status
+                ) from None
             if status >= 400:
-                raise self._error(PermanentError, operation, "request refused",
-                                  status_code=status) from None
+                raise self._error(
+                    PermanentError, operation, "request refused", status_code=status
+                ) from None
             # A 200 we refuse to read: a write may have been applied all the same.
             cls = AmbiguousError if operation in WRITE_OPERATIONS else PermanentError
-            raise self._error(cls, operation, f"unusable reply: {exc}",
-                              status_code=status) from None
+            raise self._error(
+                cls, operation, f"unusable reply: {exc}", status_code=status
+            ) from None
         if reply.fault is not None:
             raise self._fault_error(operation, reply.fault, status)
         if status >= 400:
-            raise self._error(TransientError if status >= 500 else PermanentError, operation,
-                              "error status without a fault", status_code=status)
+            raise self._error(
+                TransientError if status >= 500 else PermanentError,
+                operation,
+                "error status without a fault",
+                status_code=status,
+            )
         return reply.document
 
     def _wait(self, state: RetryCallState) -> float:
@@ -236,8 +266,9 @@ class KhaosClient:
         # A server asking for more than our cap: hand back to the caller to reschedule.
         return retry_after is not None and retry_after > self.backoff_max_s
 
-    def _read(self, operation: str, params: Mapping[str, Any],
-              parse: Callable[[ET.Element | None], T]) -> T:
+    def _read(
+        self, operation: str, params: Mapping[str, Any], parse: Callable[[ET.Element | None], T]
+    ) -> T:
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
             stop=self._should_stop,
@@ -250,30 +281,35 @@ class KhaosClient:
                 document = self._call(operation, params)
         return self._parse(operation, parse, document)
 
-    def _write(self, operation: str, params: Mapping[str, Any],
-               parse: Callable[[ET.Element | None], T]) -> T:
+    def _write(
+        self, operation: str, params: Mapping[str, Any], parse: Callable[[ET.Element | None], T]
+    ) -> T:
         document = self._call(operation, params)
         try:
             return parse(document)
         except (ValueError, ValidationError) as exc:
             # Applied (the server said so) but the reply is unreadable: read back.
-            raise self._error(AmbiguousError, operation,
-                              f"reply not understood: {type(exc).__name__}") from None
+            raise self._error(
+                AmbiguousError, operation, f"reply not understood: {type(exc).__name__}"
+            ) from None
 
-    def _parse(self, operation: str, parse: Callable[[ET.Element | None], T],
-               document: ET.Element | None) -> T:
+    def _parse(
+        self, operation: str, parse: Callable[[ET.Element | None], T], document: ET.Element | None
+    ) -> T:
         try:
             return parse(document)
         except (ValueError, ValidationError) as exc:
-            raise self._error(PermanentError, operation,
-                              f"reply not understood: {type(exc).__name__}") from None
+            raise self._error(
+                PermanentError, operation, f"reply not understood: {type(exc).__name__}"
+            ) from None
 
     def _local_validation(self, operation: str, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except wire.WireValidationError as exc:
-            raise self._error(PermanentError, operation, str(exc),
-                              code="LOCAL_VALIDATION") from None
+            raise self._error(
+                PermanentError, operation, str(exc), code="LOCAL_VALIDATION"
+            ) from None
 
     # --- reads ------------------------------------------------------------------------------
 
@@ -281,8 +317,9 @@ class KhaosClient:
         return self._read("GetSiteList", {}, wire.parse_sites)
 
     def get_stock_list(self, changed_since: datetime) -> list[str]:
-        return self._read("GetStockList", {"DateValue": format_uk(changed_since)},
-                          wire.parse_stock_codes)
+        return self._read(
+            "GetStockList", {"DateValue": format_uk(changed_since)}, wire.parse_stock_codes
+        )
 
     @staticmethod
     def requestable_codes(codes: Iterable[str]) -> tuple[list[str], dict[str, str]]:
@@ -305,7 +342,7 @@ class KhaosClient:
             operation, lambda: list(dict.fromkeys(wire.clean_stock_code(c) for c in codes))
         )
         size = self.export_batch_size
-        return [cleaned[i:i + size] for i in range(0, len(cleaned), size)]
+        return [cleaned[i : i + size] for i in range(0, len(cleaned), size)]
 
     def export_stock(self, codes: Iterable[str]) -> list[StockItem]:
         items: list[StockItem] = []
@@ -317,10 +354,16 @@ class KhaosClient:
     def export_stock_status(self, codes: Iterable[str], site_id: int | None) -> list[StockLevel]:
         levels: list[StockLevel] = []
         for batch in self._batches("ExportStockStatus", codes):
-            doc = self._local_validation("ExportStockStatus",
-                                         lambda b=batch: wire.stock_codes_doc(b))
-            levels.extend(self._read("ExportStockStatus", {"StockCodes": doc, "SiteID": site_id},
-                                     wire.parse_stock_status))
+            doc = self._local_validation(
+                "ExportStockStatus", lambda b=batch: wire.stock_codes_doc(b)
+            )
+            levels.extend(
+                self._read(
+                    "ExportStockStatus",
+                    {"StockCodes": doc, "SiteID": site_id},
+                    wire.parse_stock_status,
+                )
+            )
         return levels
 
     def export_orders(self, stage_ids: Iterable[int], site_id: int | None) -> list[SalesOrder]:
@@ -377,8 +420,9 @@ class KhaosClient:
         return self._write("ImportDespatch", params, wire.parse_despatch_result)
 
     def import_stock_adjustments(self, group: StockAdjustmentGroup) -> WriteResult:
-        params = self._local_validation("ImportStockAdjustments",
-                                        lambda: wire.adjustment_params(group))
+        params = self._local_validation(
+            "ImportStockAdjustments", lambda: wire.adjustment_params(group)
+        )
 
         def parse(doc: ET.Element | None) -> WriteResult:
             group_id, details = wire.parse_adjustment_result(doc)

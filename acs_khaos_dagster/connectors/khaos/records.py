@@ -30,4 +30,3 @@ class KhaosCustomerReturn(Record):
     credit_status: str = "none"  # none | review (pre-credit waiting for finance) | raised
 
     _utc = field_validator("created_at")(_require_utc)
-

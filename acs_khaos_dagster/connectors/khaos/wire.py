@@ -122,16 +122,20 @@ def despatch_params(posting: DespatchPosting) -> dict[str, object]:
     for order_item_id, quantity in posting.lines:
         if quantity <= 0:
             raise WireValidationError("despatch quantities must be positive")
-        add_fields(ET.SubElement(items, "ITEM"),
-                   {"OrderItemID": order_item_id, "Quantity": quantity})
+        add_fields(
+            ET.SubElement(items, "ITEM"), {"OrderItemID": order_item_id, "Quantity": quantity}
+        )
     packages = ET.Element("PACKAGES")
     for pkg in posting.packages:
-        add_fields(ET.SubElement(packages, "PACKAGE"), {
-            "ConsignmentRef": clean_ref(pkg.consignment_ref, "ConsignmentRef", required=False),
-            "CourierCode": clean_ref(pkg.courier_code, "CourierCode", required=False),
-            "ShipmentDate": format_uk(pkg.shipment_date),
-            "TrackingURL": pkg.tracking_url,
-        })
+        add_fields(
+            ET.SubElement(packages, "PACKAGE"),
+            {
+                "ConsignmentRef": clean_ref(pkg.consignment_ref, "ConsignmentRef", required=False),
+                "CourierCode": clean_ref(pkg.courier_code, "CourierCode", required=False),
+                "ShipmentDate": format_uk(pkg.shipment_date),
+                "TrackingURL": pkg.tracking_url,
+            },
+        )
     return {
         "SOrderID": posting.order_id,
         "ExternalRef": clean_ref(posting.external_ref, "ExternalRef"),
@@ -147,13 +151,16 @@ def adjustment_params(group: StockAdjustmentGroup) -> dict[str, object]:
     for line in group.lines:
         if (line.adjust_to is None) == (line.adjust_by is None):
             raise WireValidationError("each adjustment line needs exactly one of to / by")
-        add_fields(ET.SubElement(lines, "ADJUSTMENT"), {
-            "StockID": line.stock_id,
-            "AdjustTo": line.adjust_to,
-            "AdjustBy": line.adjust_by,
-            "ReasonCode": clean_ref(line.reason_code, "ReasonCode"),
-            "Value": _money(line.value),
-        })
+        add_fields(
+            ET.SubElement(lines, "ADJUSTMENT"),
+            {
+                "StockID": line.stock_id,
+                "AdjustTo": line.adjust_to,
+                "AdjustBy": line.adjust_by,
+                "ReasonCode": clean_ref(line.reason_code, "ReasonCode"),
+                "Value": _money(line.value),
+            },
+        )
     return {
         "SiteID": group.site_id,
         "GroupRef": clean_ref(group.group_ref, "GroupRef"),
@@ -165,19 +172,25 @@ def return_params(ret: CustomerReturn) -> dict[str, object]:
     if not ret.items:
         raise WireValidationError("a customer return needs at least one item")
     doc = ET.Element("CUSTOMER_RETURN")
-    add_fields(doc, {
-        "AssociatedRef": clean_ref(ret.associated_ref, "AssociatedRef"),
-        "URN": clean_ref(ret.customer_urn, "URN"),
-        "SiteID": ret.site_id,
-    })
+    add_fields(
+        doc,
+        {
+            "AssociatedRef": clean_ref(ret.associated_ref, "AssociatedRef"),
+            "URN": clean_ref(ret.customer_urn, "URN"),
+            "SiteID": ret.site_id,
+        },
+    )
     items = ET.SubElement(doc, "ITEMS")
     for item in ret.items:
-        add_fields(ET.SubElement(items, "ITEM"), {
-            "SKU": clean_stock_code(item.sku),
-            "Quantity": item.quantity,
-            "ReturnReason": clean_ref(item.return_reason, "ReturnReason"),
-            "SourceOrderItemID": item.source_order_item_id,
-        })
+        add_fields(
+            ET.SubElement(items, "ITEM"),
+            {
+                "SKU": clean_stock_code(item.sku),
+                "Quantity": item.quantity,
+                "ReturnReason": clean_ref(item.return_reason, "ReturnReason"),
+                "SourceOrderItemID": item.source_order_item_id,
+            },
+        )
     return {
         "CustomerReturn": doc,
         "ProcessReturn": ret.process_return,
@@ -207,23 +220,25 @@ def parse_stock_items(doc: ET.Element | None) -> list[StockItem]:
             for bc in children(el.find("Barcodes"), "BARCODE")
             if text_of(bc, "Barcode")
         )
-        items.append(StockItem(
-            stock_id=_int(el, "StockID"),
-            stock_code=text_of(el, "StockCode"),
-            description=text_of(el, "ShortDescription"),
-            buy_price=_decimal(el, "BuyPrice"),
-            cost_price=_decimal(el, "CostPrice"),
-            sell_price=_decimal(el, "SellPrice"),
-            discontinued=parse_bool(text_of(el, "Discontinued")),
-            publish_on_web=parse_bool(text_of(el, "PublishOnWeb")),
-            stock_controlled=parse_bool(text_of(el, "StockControlled")),
-            scs_parent_id=int_of(el, "SCSParentID"),
-            style=text_of(el, "Style"),
-            colour=text_of(el, "Colour"),
-            size=text_of(el, "Size"),
-            is_hire=parse_bool(text_of(el, "IsHire")),
-            barcodes=barcodes,
-        ))
+        items.append(
+            StockItem(
+                stock_id=_int(el, "StockID"),
+                stock_code=text_of(el, "StockCode"),
+                description=text_of(el, "ShortDescription"),
+                buy_price=_decimal(el, "BuyPrice"),
+                cost_price=_decimal(el, "CostPrice"),
+                sell_price=_decimal(el, "SellPrice"),
+                discontinued=parse_bool(text_of(el, "Discontinued")),
+                publish_on_web=parse_bool(text_of(el, "PublishOnWeb")),
+                stock_controlled=parse_bool(text_of(el, "StockControlled")),
+                scs_parent_id=int_of(el, "SCSParentID"),
+                style=text_of(el, "Style"),
+                colour=text_of(el, "Colour"),
+                size=text_of(el, "Size"),
+                is_hire=parse_bool(text_of(el, "IsHire")),
+                barcodes=barcodes,
+            )
+        )
     return items
 
 
@@ -257,8 +272,11 @@ def parse_invoice(el: ET.Element) -> Invoice:
         invoice_code=text_of(el, "InvoiceCode"),
         stage_id=_int(el, "INVOICE_STAGE_ID"),
         lines=tuple(
-            InvoiceLine(order_item_id=_int(it, "OrderItemID"), stock_id=_int(it, "StockID"),
-                        quantity=_int(it, "Quantity"))
+            InvoiceLine(
+                order_item_id=_int(it, "OrderItemID"),
+                stock_id=_int(it, "StockID"),
+                quantity=_int(it, "Quantity"),
+            )
             for it in children(el.find("ITEMS"), "ITEM")
         ),
         issue_date=parse_uk(issue) if issue else None,
@@ -273,43 +291,45 @@ def parse_orders(doc: ET.Element | None) -> list[SalesOrder]:
         head = el.find("HEADER")
         if head is None:
             raise ValueError("ORDER without HEADER in the reply")
-        orders.append(SalesOrder(
-            order_id=_int(head, "SOrderID"),
-            order_code=text_of(head, "SOrderCode"),
-            associated_ref=text_of(head, "AssociatedRef"),
-            order_date=parse_uk(text_of(head, "OrderDate")),
-            courier_code=text_of(head, "CourierCode"),
-            customer_urn=text_of(head, "CustomerURN"),
-            site_id=_int(head, "SiteID"),
-            contact=Contact(
-                first_name=text_of(head, "DeliveryForename"),
-                last_name=text_of(head, "DeliverySurname"),
-                email=text_of(head, "DeliveryEmail"),
-                phone=text_of(head, "DeliveryTelephone"),
-            ),
-            delivery_address=Address(
-                line1=text_of(head, "DeliveryAddress1"),
-                line2=text_of(head, "DeliveryAddress2"),
-                line3=text_of(head, "DeliveryAddress3"),
-                line4=text_of(head, "DeliveryAddress4"),
-                city=text_of(head, "DeliveryTown"),
-                county=text_of(head, "DeliveryCounty"),
-                postcode=text_of(head, "DeliveryPostcode"),
-                country=text_of(head, "DeliveryCountry") or "GB",
-            ),
-            lines=tuple(
-                OrderLine(
-                    order_item_id=_int(it, "OrderItemID"),
-                    stock_id=_int(it, "StockID"),
-                    stock_code=text_of(it, "StockCode"),
-                    quantity=_int(it, "Quantity"),
-                    unit_net=_decimal(it, "UnitNet"),
-                    is_hire=parse_bool(text_of(it, "IsHire")),
-                )
-                for it in children(el.find("ITEMS"), "ITEM")
-            ),
-            invoices=tuple(parse_invoice(i) for i in children(el.find("INVOICES"), "INVOICE")),
-        ))
+        orders.append(
+            SalesOrder(
+                order_id=_int(head, "SOrderID"),
+                order_code=text_of(head, "SOrderCode"),
+                associated_ref=text_of(head, "AssociatedRef"),
+                order_date=parse_uk(text_of(head, "OrderDate")),
+                courier_code=text_of(head, "CourierCode"),
+                customer_urn=text_of(head, "CustomerURN"),
+                site_id=_int(head, "SiteID"),
+                contact=Contact(
+                    first_name=text_of(head, "DeliveryForename"),
+                    last_name=text_of(head, "DeliverySurname"),
+                    email=text_of(head, "DeliveryEmail"),
+                    phone=text_of(head, "DeliveryTelephone"),
+                ),
+                delivery_address=Address(
+                    line1=text_of(head, "DeliveryAddress1"),
+                    line2=text_of(head, "DeliveryAddress2"),
+                    line3=text_of(head, "DeliveryAddress3"),
+                    line4=text_of(head, "DeliveryAddress4"),
+                    city=text_of(head, "DeliveryTown"),
+                    county=text_of(head, "DeliveryCounty"),
+                    postcode=text_of(head, "DeliveryPostcode"),
+                    country=text_of(head, "DeliveryCountry") or "GB",
+                ),
+                lines=tuple(
+                    OrderLine(
+                        order_item_id=_int(it, "OrderItemID"),
+                        stock_id=_int(it, "StockID"),
+                        stock_code=text_of(it, "StockCode"),
+                        quantity=_int(it, "Quantity"),
+                        unit_net=_decimal(it, "UnitNet"),
+                        is_hire=parse_bool(text_of(it, "IsHire")),
+                    )
+                    for it in children(el.find("ITEMS"), "ITEM")
+                ),
+                invoices=tuple(parse_invoice(i) for i in children(el.find("INVOICES"), "INVOICE")),
+            )
+        )
     return orders
 
 
@@ -343,20 +363,22 @@ def parse_adjustment_result(doc: ET.Element | None) -> tuple[int, dict[str, str]
 def parse_adjustment_groups(doc: ET.Element | None) -> list[StockAdjustmentGroup]:
     groups = []
     for el in children(doc, "GROUP"):
-        groups.append(StockAdjustmentGroup(
-            site_id=_int(el, "SiteID"),
-            group_ref=text_of(el, "GroupRef"),
-            lines=tuple(
-                AdjustmentLine(
-                    stock_id=_int(ln, "StockID"),
-                    adjust_to=int_of(ln, "AdjustTo"),
-                    adjust_by=int_of(ln, "AdjustBy"),
-                    reason_code=text_of(ln, "ReasonCode"),
-                    value=_decimal(ln, "Value"),
-                )
-                for ln in children(el.find("LINES"), "LINE")
-            ),
-        ))
+        groups.append(
+            StockAdjustmentGroup(
+                site_id=_int(el, "SiteID"),
+                group_ref=text_of(el, "GroupRef"),
+                lines=tuple(
+                    AdjustmentLine(
+                        stock_id=_int(ln, "StockID"),
+                        adjust_to=int_of(ln, "AdjustTo"),
+                        adjust_by=int_of(ln, "AdjustBy"),
+                        reason_code=text_of(ln, "ReasonCode"),
+                        value=_decimal(ln, "Value"),
+                    )
+                    for ln in children(el.find("LINES"), "LINE")
+                ),
+            )
+        )
     return groups
 
 
@@ -376,25 +398,27 @@ def parse_return_result(doc: ET.Element | None) -> tuple[int, dict[str, str]]:
 def parse_customer_returns(doc: ET.Element | None) -> list[KhaosCustomerReturn]:
     out = []
     for el in children(doc, "CUSTOMER_RETURN"):
-        out.append(KhaosCustomerReturn(
-            return_id=_int(el, "ReturnID"),
-            associated_ref=text_of(el, "AssociatedRef"),
-            customer_urn=text_of(el, "URN"),
-            site_id=_int(el, "SiteID"),
-            created_at=parse_uk(text_of(el, "Created")),
-            processed=parse_bool(text_of(el, "Processed")),
-            credit_mode=text_of(el, "CreditMode"),
-            items=tuple(
-                ReturnItem(
-                    sku=text_of(it, "SKU"),
-                    quantity=_int(it, "Quantity"),
-                    return_reason=text_of(it, "ReturnReason"),
-                    source_order_item_id=int_of(it, "SourceOrderItemID"),
-                )
-                for it in children(el.find("ITEMS"), "ITEM")
-            ),
-            credit_note_id=int_of(el, "CreditNoteID"),
-            credit_value=_decimal(el, "CreditValue"),
-            credit_status=text_of(el, "CreditStatus") or "none",
-        ))
+        out.append(
+            KhaosCustomerReturn(
+                return_id=_int(el, "ReturnID"),
+                associated_ref=text_of(el, "AssociatedRef"),
+                customer_urn=text_of(el, "URN"),
+                site_id=_int(el, "SiteID"),
+                created_at=parse_uk(text_of(el, "Created")),
+                processed=parse_bool(text_of(el, "Processed")),
+                credit_mode=text_of(el, "CreditMode"),
+                items=tuple(
+                    ReturnItem(
+                        sku=text_of(it, "SKU"),
+                        quantity=_int(it, "Quantity"),
+                        return_reason=text_of(it, "ReturnReason"),
+                        source_order_item_id=int_of(it, "SourceOrderItemID"),
+                    )
+                    for it in children(el.find("ITEMS"), "ITEM")
+                ),
+                credit_note_id=int_of(el, "CreditNoteID"),
+                credit_value=_decimal(el, "CreditValue"),
+                credit_status=text_of(el, "CreditStatus") or "none",
+            )
+        )
     return out

@@ -58,11 +58,13 @@ class _ResetResponse(Response):
     """Promises a body, sends part of it, then fails: the client sees the connection cut."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send({
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")],
+            }
+        )
         await send({"type": "http.response.body", "body": b'{"partial":', "more_body": True})
         raise _InjectedReset("injected connection reset")
 
@@ -135,10 +137,13 @@ class AcsSimulator:
         ]
         returns = self.state.take_returns()
         if returns:
-            written.append(self._write_csv(
-                RETURNS_LAYOUT.file_name(self.account_code, stamp), RETURNS_LAYOUT.columns,
-                returns,
-            ))
+            written.append(
+                self._write_csv(
+                    RETURNS_LAYOUT.file_name(self.account_code, stamp),
+                    RETURNS_LAYOUT.columns,
+                    returns,
+                )
+            )
         return written
 
     def _write_csv(self, name: str, columns: tuple[str, ...], rows: list[list[str]]) -> Path:
@@ -188,8 +193,12 @@ class AcsSimulator:
         if kind == FaultKind.ERROR_5XX:
             raise ApiError(503, "SERVICE_UNAVAILABLE", "the service is busy, try again")
         if kind == FaultKind.RATE_LIMIT:
-            raise ApiError(429, "RATE_LIMITED", "too many requests",
-                           headers={"Retry-After": str(rule.retry_after)})
+            raise ApiError(
+                429,
+                "RATE_LIMITED",
+                "too many requests",
+                headers={"Retry-After": str(rule.retry_after)},
+            )
         if kind == FaultKind.LATENCY:
             await asyncio.sleep(rule.latency_s)
             return self._respond(handler)
@@ -216,8 +225,9 @@ class AcsSimulator:
         return JSONResponse(payload, status_code=status)
 
     def _build_app(self) -> FastAPI:
-        app = FastAPI(title="ACS partner API (simulator)", docs_url=None, redoc_url=None,
-                      openapi_url=None)
+        app = FastAPI(
+            title="ACS partner API (simulator)", docs_url=None, redoc_url=None, openapi_url=None
+        )
         state = self.state
         now = self.clock.now
 

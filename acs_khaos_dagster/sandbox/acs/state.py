@@ -56,8 +56,7 @@ UNITS_PER_PARCEL = 10
 KG_PER_UNIT = Decimal("0.6")
 
 LOCKED_STATES = frozenset(
-    {"PICKING", "PACKED", "PARTIALLY_DESPATCHED", "DESPATCHED", "ON_HIRE", "RETURN_DUE",
-     "RETURNED"}
+    {"PICKING", "PACKED", "PARTIALLY_DESPATCHED", "DESPATCHED", "ON_HIRE", "RETURN_DUE", "RETURNED"}
 )
 MAX_ADDRESS_LINE = 35
 MAX_POSTCODE = 10
@@ -66,8 +65,14 @@ MAX_LIMIT = 1000
 
 
 REQUIRED_ORDER_FIELDS = (
-    "AccountCode", "OrderNumber", "OrderDate", "Delivery_Address1", "Delivery_Postcode",
-    "DeliveryService", "DeliveryAgent", "OrderItems",
+    "AccountCode",
+    "OrderNumber",
+    "OrderDate",
+    "Delivery_Address1",
+    "Delivery_Postcode",
+    "DeliveryService",
+    "DeliveryAgent",
+    "OrderItems",
 )
 PRODUCT_FIELDS = ("sku", "barcode", "style", "colour", "size", "description", "is_hire")
 
@@ -76,8 +81,13 @@ class ApiError(Exception):
     """An HTTP error answer: status, ``errors`` list and extra headers."""
 
     def __init__(
-        self, status: int, code: str, message: str, field: str = "",
-        errors: list[dict[str, str]] | None = None, headers: dict[str, str] | None = None,
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str = "",
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -119,6 +129,8 @@ RETURN_ACTION_STATUS: dict[str, str | None] = {
 def _epc_for(unique_sku: str) -> str:
     """A stable 24-hex-digit RFID EPC for a unit the scenario did not tag."""
     return hashlib.sha256(unique_sku.encode()).hexdigest()[:24].upper()
+
+
 _IN_PICK_KEYS = frozenset(_status_key(s) for s in (ALLOCATED, PICKING, PACKED))
 
 
@@ -227,8 +239,12 @@ class Order:
 
 class AcsState:
     def __init__(
-        self, manifest: ScenarioManifest, scenario_dir: Path, account_code: str,
-        activation_lag: timedelta, seed: int = 0,
+        self,
+        manifest: ScenarioManifest,
+        scenario_dir: Path,
+        account_code: str,
+        activation_lag: timedelta,
+        seed: int = 0,
     ) -> None:
         self.lock = threading.RLock()
         self.received_returns: set[tuple[str, str]] = set()
@@ -285,8 +301,15 @@ class AcsState:
                 self.units[unit.unique_sku] = unit
                 self.units_by_sku.setdefault(unit.sku, []).append(unit)
 
-    def _set_unit(self, unit: Unit, status: str, when: datetime, order_number: str | None = None,
-                  location: str | None = None, expected_return: str | None = None) -> None:
+    def _set_unit(
+        self,
+        unit: Unit,
+        status: str,
+        when: datetime,
+        order_number: str | None = None,
+        location: str | None = None,
+        expected_return: str | None = None,
+    ) -> None:
         unit.status = status
         unit.last_event_at = iso(when)
         if order_number is not None:
@@ -300,9 +323,19 @@ class AcsState:
         with self.lock:
             stamp = iso(snapshot_at)
             return [
-                [self.account_code, stamp, u.sku, u.unique_sku, u.rfid_epc, u.status,
-                 u.location_code, u.grade, u.last_event_at, u.order_number,
-                 u.expected_return_date]
+                [
+                    self.account_code,
+                    stamp,
+                    u.sku,
+                    u.unique_sku,
+                    u.rfid_epc,
+                    u.status,
+                    u.location_code,
+                    u.grade,
+                    u.last_event_at,
+                    u.order_number,
+                    u.expected_return_date,
+                ]
                 for u in self.units.values()
             ]
 
@@ -351,10 +384,15 @@ class AcsState:
                         del self.units[row["unique_sku"]]
                 elif unit is None:
                     unit = Unit(
-                        sku=row["sku"], unique_sku=row["unique_sku"],
-                        rfid_epc=_epc_for(row["unique_sku"]), status=status,
-                        location_code="RETURNS", grade=row["grade"], last_event_at=iso(when),
-                        order_number="", expected_return_date="",
+                        sku=row["sku"],
+                        unique_sku=row["unique_sku"],
+                        rfid_epc=_epc_for(row["unique_sku"]),
+                        status=status,
+                        location_code="RETURNS",
+                        grade=row["grade"],
+                        last_event_at=iso(when),
+                        order_number="",
+                        expected_return_date="",
                     )
                     self.units[unit.unique_sku] = unit
                     self.units_by_sku.setdefault(unit.sku, []).append(unit)
@@ -406,8 +444,13 @@ class AcsState:
         if "sku" not in body or not isinstance(body.get("sku"), str) or not body["sku"]:
             errors.append(_err("sku", "MISSING_FIELD", "sku is required"))
         elif body["sku"] != sku:
-            errors.append(_err("sku", "SKU_MISMATCH",
-                               "the body's sku differs from the path; a SKU cannot be renamed"))
+            errors.append(
+                _err(
+                    "sku",
+                    "SKU_MISMATCH",
+                    "the body's sku differs from the path; a SKU cannot be renamed",
+                )
+            )
         for name in ("barcode", "style", "colour", "size", "description"):
             if name in body and body[name] is not None and not isinstance(body[name], str):
                 errors.append(_err(name, "INVALID_VALUE", f"{name} must be a string"))
@@ -432,15 +475,29 @@ class AcsState:
                 other.sku != sku and other.attributes.get("barcode") == barcode
                 for other in self.products.values()
             ):
-                raise ApiError(422, "DUPLICATE_BARCODE",
-                               f"barcode {barcode} is already registered to another SKU",
-                               errors=[_err("barcode", "DUPLICATE_BARCODE",
-                                            f"barcode {barcode} belongs to another SKU")])
+                raise ApiError(
+                    422,
+                    "DUPLICATE_BARCODE",
+                    f"barcode {barcode} is already registered to another SKU",
+                    errors=[
+                        _err(
+                            "barcode",
+                            "DUPLICATE_BARCODE",
+                            f"barcode {barcode} belongs to another SKU",
+                        )
+                    ],
+                )
             product = self.products.get(sku)
             if product is None:
-                product = Product(sku=sku, attributes=attributes, status="pending",
-                                  registered_at=now, active_at=now + self.activation_lag,
-                                  puts=1, revisions=1)
+                product = Product(
+                    sku=sku,
+                    attributes=attributes,
+                    status="pending",
+                    registered_at=now,
+                    active_at=now + self.activation_lag,
+                    puts=1,
+                    revisions=1,
+                )
                 self.products[sku] = product
                 return True, self._product_json(product)
             product.puts += 1
@@ -490,8 +547,11 @@ class AcsState:
 
     def _check_account(self, body: dict[str, Any], errors: list[dict[str, str]]) -> None:
         if body.get("AccountCode") != self.account_code:
-            errors.append(_err("AccountCode", "INVALID_ACCOUNT",
-                               "AccountCode does not match this subscription"))
+            errors.append(
+                _err(
+                    "AccountCode", "INVALID_ACCOUNT", "AccountCode does not match this subscription"
+                )
+            )
 
     def _validate_order(self, number: str, body: dict[str, Any]) -> list[dict[str, str]]:
         errors: list[dict[str, str]] = []
@@ -502,23 +562,47 @@ class AcsState:
         if "AccountCode" in body:
             self._check_account(body, errors)
         if body.get("OrderNumber") not in (None, "", number):
-            errors.append(_err("OrderNumber", "ORDER_NUMBER_MISMATCH",
-                               "the body's OrderNumber differs from the path"))
-        for name in ("OrderDate", "DispatchDate", "DeliveryDate", "EventDate",
-                     "WarehouseReturnDate"):
+            errors.append(
+                _err(
+                    "OrderNumber",
+                    "ORDER_NUMBER_MISMATCH",
+                    "the body's OrderNumber differs from the path",
+                )
+            )
+        for name in (
+            "OrderDate",
+            "DispatchDate",
+            "DeliveryDate",
+            "EventDate",
+            "WarehouseReturnDate",
+        ):
             value = body.get(name)
             if value not in (None, "") and parse_dt(value) is None:
                 errors.append(_err(name, "INVALID_VALUE", f"{name} must be an ISO-8601 datetime"))
-        for name in ("Delivery_Address1", "Delivery_Address2", "Delivery_Address3",
-                     "Delivery_Address4"):
+        for name in (
+            "Delivery_Address1",
+            "Delivery_Address2",
+            "Delivery_Address3",
+            "Delivery_Address4",
+        ):
             value = body.get(name)
             if isinstance(value, str) and len(value) > MAX_ADDRESS_LINE:
-                errors.append(_err(name, "FIELD_TOO_LONG",
-                                   f"{name} is longer than {MAX_ADDRESS_LINE} characters"))
+                errors.append(
+                    _err(
+                        name,
+                        "FIELD_TOO_LONG",
+                        f"{name} is longer than {MAX_ADDRESS_LINE} characters",
+                    )
+                )
         postcode = body.get("Delivery_Postcode")
         if isinstance(postcode, str) and len(postcode) > MAX_POSTCODE:
-            errors.append(_err("Delivery_Postcode", "FIELD_TOO_LONG",
-                               f"Delivery_Postcode is longer than {MAX_POSTCODE} characters"))
+            errors.append(
+                _err(
+                    "Delivery_Postcode",
+                    "FIELD_TOO_LONG",
+                    f"Delivery_Postcode is longer than {MAX_POSTCODE} characters",
+                )
+            )
         if "OrderCancelled" in body and not isinstance(body["OrderCancelled"], bool):
             errors.append(_err("OrderCancelled", "INVALID_VALUE", "OrderCancelled is a boolean"))
         items = body.get("OrderItems")
@@ -534,33 +618,54 @@ class AcsState:
                 continue
             line_id = item.get("LineItemId")
             if not isinstance(line_id, str) or not line_id:
-                errors.append(_err(f"{where}.LineItemId", "MISSING_FIELD",
-                                   "LineItemId is required"))
+                errors.append(
+                    _err(f"{where}.LineItemId", "MISSING_FIELD", "LineItemId is required")
+                )
             elif line_id in seen:
-                errors.append(_err(f"{where}.LineItemId", "DUPLICATE_LINE",
-                                   f"LineItemId {line_id} appears twice"))
+                errors.append(
+                    _err(
+                        f"{where}.LineItemId",
+                        "DUPLICATE_LINE",
+                        f"LineItemId {line_id} appears twice",
+                    )
+                )
             else:
                 seen.add(line_id)
             quantity = item.get("ItemQuantity")
             if not isinstance(quantity, int) or isinstance(quantity, bool) or quantity <= 0:
-                errors.append(_err(f"{where}.ItemQuantity", "INVALID_VALUE",
-                                   "ItemQuantity must be a positive integer"))
+                errors.append(
+                    _err(
+                        f"{where}.ItemQuantity",
+                        "INVALID_VALUE",
+                        "ItemQuantity must be a positive integer",
+                    )
+                )
             price = item.get("ItemPrice")
             if not isinstance(price, int | float | str) or isinstance(price, bool):
-                errors.append(_err(f"{where}.ItemPrice", "INVALID_VALUE",
-                                   "ItemPrice must be a number"))
+                errors.append(
+                    _err(f"{where}.ItemPrice", "INVALID_VALUE", "ItemPrice must be a number")
+                )
             sku = item.get("GarmentSku")
             if not isinstance(sku, str) or not sku:
-                errors.append(_err(f"{where}.GarmentSku", "MISSING_FIELD",
-                                   "GarmentSku is required"))
+                errors.append(
+                    _err(f"{where}.GarmentSku", "MISSING_FIELD", "GarmentSku is required")
+                )
             elif not cancelling:
                 product = self.products.get(sku)
                 if product is None:
-                    errors.append(_err(f"{where}.GarmentSku", "UNKNOWN_SKU",
-                                       f"SKU {sku} is not set up at ACS"))
+                    errors.append(
+                        _err(
+                            f"{where}.GarmentSku", "UNKNOWN_SKU", f"SKU {sku} is not set up at ACS"
+                        )
+                    )
                 elif product.status != "active":
-                    errors.append(_err(f"{where}.GarmentSku", "INACTIVE_SKU",
-                                       f"SKU {sku} is {product.status}, not active"))
+                    errors.append(
+                        _err(
+                            f"{where}.GarmentSku",
+                            "INACTIVE_SKU",
+                            f"SKU {sku} is {product.status}, not active",
+                        )
+                    )
         return errors
 
     def put_order(self, number: str, body: dict[str, Any], now: datetime) -> tuple[bool, dict]:
@@ -587,8 +692,12 @@ class AcsState:
             if order.body == body:
                 return False, self._order_json(order)
             if order.locked:
-                raise ApiError(409, "ORDER_LOCKED",
-                               f"order {number} is {order.status}: picking has started", "")
+                raise ApiError(
+                    409,
+                    "ORDER_LOCKED",
+                    f"order {number} is {order.status}: picking has started",
+                    "",
+                )
             if order.cancelled:
                 raise ApiError(409, "ORDER_CANCELLED", f"order {number} is cancelled", "")
             self._release_units(order, now)
@@ -610,8 +719,11 @@ class AcsState:
 
     @staticmethod
     def _order_json(order: Order) -> dict:
-        return {**order.body, "Status": order.status,
-                "Shipments": [dict(event) for event in order.shipments]}
+        return {
+            **order.body,
+            "Status": order.status,
+            "Shipments": [dict(event) for event in order.shipments],
+        }
 
     # --- fulfilment -------------------------------------------------------------------
 
@@ -637,8 +749,7 @@ class AcsState:
                 line_id = str(planned.order_item_id)
                 quantity = min(planned.quantity, remaining.get(line_id, 0))
                 if quantity > 0:
-                    short.append({"line_item_id": line_id, "quantity": quantity,
-                                  "reason": reason})
+                    short.append({"line_item_id": line_id, "quantity": quantity, "reason": reason})
                     remaining[line_id] -= quantity
             for planned_shipment in plan.shipments:
                 lines: list[PlanLine] = []
@@ -647,15 +758,20 @@ class AcsState:
                     quantity = min(planned.quantity, remaining.get(line_id, 0))
                     if quantity > 0:
                         item = items[line_id]
-                        lines.append(PlanLine(line_id, item["GarmentSku"], quantity,
-                                              bool(item.get("IsHire"))))
+                        lines.append(
+                            PlanLine(
+                                line_id, item["GarmentSku"], quantity, bool(item.get("IsHire"))
+                            )
+                        )
                         remaining[line_id] -= quantity
                 if lines:
                     shipments.append(lines)
         leftovers = [
-            PlanLine(line_id, items[line_id]["GarmentSku"], quantity,
-                     bool(items[line_id].get("IsHire")))
-            for line_id, quantity in remaining.items() if quantity > 0
+            PlanLine(
+                line_id, items[line_id]["GarmentSku"], quantity, bool(items[line_id].get("IsHire"))
+            )
+            for line_id, quantity in remaining.items()
+            if quantity > 0
         ]
         if leftovers:
             if shipments:
@@ -673,10 +789,15 @@ class AcsState:
             for line in lines:
                 candidates = self.units_by_sku.get(line.sku, [])
                 # Units the scenario already shows as allocated to this order come first.
-                ready = [u for u in candidates if u.order_number == order.number
-                         and _status_key(u.status) in _IN_PICK_KEYS] + [
-                    u for u in candidates if _status_key(u.status) == _READY_KEY
-                    and not u.order_number]
+                ready = [
+                    u
+                    for u in candidates
+                    if u.order_number == order.number and _status_key(u.status) in _IN_PICK_KEYS
+                ] + [
+                    u
+                    for u in candidates
+                    if _status_key(u.status) == _READY_KEY and not u.order_number
+                ]
                 taken = [u for u in ready if u.unique_sku not in used][: line.quantity]
                 used.update(u.unique_sku for u in taken)
                 for unit in taken:
@@ -686,8 +807,13 @@ class AcsState:
                 missing = line.quantity - len(taken)
                 if missing:
                     # Stock not found at pick: ACS closes the rest of the line short.
-                    short.append({"line_item_id": line.line_item_id, "quantity": missing,
-                                  "reason": "STOCK_NOT_FOUND"})
+                    short.append(
+                        {
+                            "line_item_id": line.line_item_id,
+                            "quantity": missing,
+                            "reason": "STOCK_NOT_FOUND",
+                        }
+                    )
                     line.quantity = len(taken)
                 if line.quantity > 0:
                     kept_lines.append(line)
@@ -726,12 +852,14 @@ class AcsState:
         for parcel_no in range(1, (unit_count + UNITS_PER_PARCEL - 1) // UNITS_PER_PARCEL + 1):
             in_parcel = min(UNITS_PER_PARCEL, unit_count - (parcel_no - 1) * UNITS_PER_PARCEL)
             tracking = f"{carrier or 'TRK'}{self._random.randrange(10**11, 10**12)}"
-            parcels.append({
-                "parcel_no": parcel_no,
-                "tracking_number": tracking,
-                "tracking_url": f"https://track.example.test/{carrier.lower()}/{tracking}",
-                "weight_kg": float(KG_PER_UNIT * in_parcel),
-            })
+            parcels.append(
+                {
+                    "parcel_no": parcel_no,
+                    "tracking_number": tracking,
+                    "tracking_url": f"https://track.example.test/{carrier.lower()}/{tracking}",
+                    "weight_kg": float(KG_PER_UNIT * in_parcel),
+                }
+            )
         expected_return = ""
         if order.is_hire:
             due = parse_dt(body.get("WarehouseReturnDate")) or (when + HIRE_DEFAULT_PERIOD)
@@ -740,8 +868,9 @@ class AcsState:
             for unique_sku in line.unique_skus:
                 unit = self.units[unique_sku]
                 if line.is_hire:
-                    self._set_unit(unit, WITH_CUSTOMER, when, location="",
-                                   expected_return=expected_return)
+                    self._set_unit(
+                        unit, WITH_CUSTOMER, when, location="", expected_return=expected_return
+                    )
                 else:
                     # A sold unit leaves ACS's stock: it is no longer in the snapshot.
                     del self.units[unique_sku]
@@ -755,9 +884,15 @@ class AcsState:
             "carrier": carrier,
             "service": str(body.get("DeliveryService") or ""),
             "parcels": parcels,
-            "lines": [{"line_item_id": line.line_item_id, "sku": line.sku,
-                       "quantity": line.quantity, "unique_skus": list(line.unique_skus)}
-                      for line in lines],
+            "lines": [
+                {
+                    "line_item_id": line.line_item_id,
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "unique_skus": list(line.unique_skus),
+                }
+                for line in lines
+            ],
         }
         if last and order.closed_short:
             event["closed_short"] = [dict(c) for c in order.closed_short]
@@ -774,8 +909,9 @@ class AcsState:
             self._move(order, "DESPATCHED", when)
 
     def _hire_units(self, order: Order) -> list[Unit]:
-        hire_lines = {str(i["LineItemId"]) for i in order.body.get("OrderItems", [])
-                      if i.get("IsHire")}
+        hire_lines = {
+            str(i["LineItemId"]) for i in order.body.get("OrderItems", []) if i.get("IsHire")
+        }
         units = []
         for lines in order.shipments_plan:
             for line in lines:
@@ -789,23 +925,29 @@ class AcsState:
 
     def _do_returned(self, order: Order, when: datetime) -> None:
         self._move(order, "RETURNED", when)
-        line_of = {u: line.line_item_id for lines in order.shipments_plan for line in lines
-                   for u in line.unique_skus}
+        line_of = {
+            u: line.line_item_id
+            for lines in order.shipments_plan
+            for line in lines
+            for u in line.unique_skus
+        }
         for unit in self._hire_units(order):
             self._set_unit(unit, POST_RENTAL, when, location="INSP", expected_return="")
-            self.pending_returns.append({
-                "return_ref": f"RET-{order.number}-{unit.unique_sku}",
-                "order_number": order.number,
-                "line_item_id": line_of.get(unit.unique_sku, ""),
-                "sku": unit.sku,
-                "unique_sku": unit.unique_sku,
-                "received_at": iso(when),
-                "grade": "A",
-                "action_taken": "CLEAN",
-                "action_reason": "POST_RENTAL",
-                "defect_codes": "",
-                "repair_cost": "0.00",
-            })
+            self.pending_returns.append(
+                {
+                    "return_ref": f"RET-{order.number}-{unit.unique_sku}",
+                    "order_number": order.number,
+                    "line_item_id": line_of.get(unit.unique_sku, ""),
+                    "sku": unit.sku,
+                    "unique_sku": unit.unique_sku,
+                    "received_at": iso(when),
+                    "grade": "A",
+                    "action_taken": "CLEAN",
+                    "action_reason": "POST_RENTAL",
+                    "defect_codes": "",
+                    "repair_cost": "0.00",
+                }
+            )
         self._schedule(when + HIRE_INSPECTION, order, "cleaning")
 
     def _do_cleaning(self, order: Order, when: datetime) -> None:
@@ -819,8 +961,9 @@ class AcsState:
 
     # --- despatch feed -------------------------------------------------------------
 
-    def list_despatches(self, cursor: str | None, limit: int, now: datetime,
-                        feed_fault: str | None = None) -> dict:
+    def list_despatches(
+        self, cursor: str | None, limit: int, now: datetime, feed_fault: str | None = None
+    ) -> dict:
         offset = int(decode_cursor("d", cursor) or 0) if cursor else 0
         with self.lock:
             self.advance(now)
@@ -855,8 +998,15 @@ class AcsState:
             self.feed_faults.append({"kind": kind, "event_id": page[0]["event_id"]})
         elif kind == "reorder" and len(page) > 1:
             # Prefer moving a later shipment of the same order in front of an earlier one.
-            pair = next(((i, j) for i in range(len(page)) for j in range(i + 1, len(page))
-                         if page[i]["order_number"] == page[j]["order_number"]), (0, 1))
+            pair = next(
+                (
+                    (i, j)
+                    for i in range(len(page))
+                    for j in range(i + 1, len(page))
+                    if page[i]["order_number"] == page[j]["order_number"]
+                ),
+                (0, 1),
+            )
             later = page.pop(pair[1])
             page.insert(pair[0], later)
             self.feed_faults.append({"kind": kind, "event_id": later["event_id"]})
@@ -871,29 +1021,46 @@ class AcsState:
                 "now": iso(now),
                 "account_code": self.account_code,
                 "products": [
-                    {"sku": p.sku, "status": p.status, "attributes": dict(p.attributes),
-                     "registered_at": iso(p.registered_at),
-                     "active_at": iso(p.active_at) if p.active_at else None,
-                     "puts": p.puts, "revisions": p.revisions}
+                    {
+                        "sku": p.sku,
+                        "status": p.status,
+                        "attributes": dict(p.attributes),
+                        "registered_at": iso(p.registered_at),
+                        "active_at": iso(p.active_at) if p.active_at else None,
+                        "puts": p.puts,
+                        "revisions": p.revisions,
+                    }
                     for p in sorted(self.products.values(), key=lambda p: p.sku)
                 ],
                 "orders": [
-                    {"order_number": o.number, "body": dict(o.body), "status": o.status,
-                     "shipments": [dict(e) for e in o.shipments], "cancelled": o.cancelled,
-                     "locked": o.locked, "revisions": o.revisions, "puts": o.puts,
-                     "received_at": iso(o.received_at),
-                     "shipment_times": [iso(t) for t in o.shipment_times],
-                     "closed_short": [dict(c) for c in o.closed_short],
-                     "units": list(o.units), "history": [list(h) for h in o.history]}
+                    {
+                        "order_number": o.number,
+                        "body": dict(o.body),
+                        "status": o.status,
+                        "shipments": [dict(e) for e in o.shipments],
+                        "cancelled": o.cancelled,
+                        "locked": o.locked,
+                        "revisions": o.revisions,
+                        "puts": o.puts,
+                        "received_at": iso(o.received_at),
+                        "shipment_times": [iso(t) for t in o.shipment_times],
+                        "closed_short": [dict(c) for c in o.closed_short],
+                        "units": list(o.units),
+                        "history": [list(h) for h in o.history],
+                    }
                     for o in self.orders.values()
                 ],
                 "despatch_events": [dict(e) for e in self.feed],
-                "feed": {"suppressed": sorted(self.suppressed),
-                         "faults": [dict(f) for f in self.feed_faults]},
-                "units": {"total": len(self.units), "by_status": dict(by_status),
-                          "despatched": len(self.despatched_units)},
-                "returns": {"pending": len(self.pending_returns),
-                            "written": self.returns_written},
+                "feed": {
+                    "suppressed": sorted(self.suppressed),
+                    "faults": [dict(f) for f in self.feed_faults],
+                },
+                "units": {
+                    "total": len(self.units),
+                    "by_status": dict(by_status),
+                    "despatched": len(self.despatched_units),
+                },
+                "returns": {"pending": len(self.pending_returns), "written": self.returns_written},
             }
 
 

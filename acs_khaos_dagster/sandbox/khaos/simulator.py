@@ -48,8 +48,13 @@ from acs_khaos_dagster.sandbox.scenario.manifest import ScenarioManifest
 XML_MEDIA_TYPE = "text/xml; charset=utf-8"
 # Faults the SOAP endpoint can apply; feed faults (duplicate, reorder, suppress) are ACS's.
 _CALL_FAULTS = {
-    FaultKind.ERROR_5XX, FaultKind.RATE_LIMIT, FaultKind.LATENCY, FaultKind.TIMEOUT_BEFORE,
-    FaultKind.TIMEOUT_AFTER, FaultKind.RESET_BEFORE, FaultKind.RESET_AFTER,
+    FaultKind.ERROR_5XX,
+    FaultKind.RATE_LIMIT,
+    FaultKind.LATENCY,
+    FaultKind.TIMEOUT_BEFORE,
+    FaultKind.TIMEOUT_AFTER,
+    FaultKind.RESET_BEFORE,
+    FaultKind.RESET_AFTER,
 }
 
 
@@ -60,18 +65,26 @@ class _ResetResponse(Response):
         super().__init__(status_code=200)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({
-            "type": "http.response.start", "status": 200,
-            "headers": [(b"content-type", XML_MEDIA_TYPE.encode()), (b"content-length", b"4096")],
-        })
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", XML_MEDIA_TYPE.encode()),
+                    (b"content-length", b"4096"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": b"<?xml version", "more_body": True})
         raise ConnectionAbortedError("sandbox: connection reset injected")
 
 
-def _fault(code: str, message: str, status: int = 500, headers: dict[str, str] | None = None
-           ) -> Response:
-    return Response(build_fault(code, message), status_code=status,
-                    media_type=XML_MEDIA_TYPE, headers=headers)
+def _fault(
+    code: str, message: str, status: int = 500, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        build_fault(code, message), status_code=status, media_type=XML_MEDIA_TYPE, headers=headers
+    )
 
 
 class KhaosSimulator:
@@ -184,8 +197,10 @@ class KhaosSimulator:
         op = body[0]
         name = local_name(op.tag)
         action = request.headers.get("soapaction", "").strip().strip('"')
-        if action and action.startswith(SOAP_ACTION_PREFIX) and (
-            action[len(SOAP_ACTION_PREFIX):] != name
+        if (
+            action
+            and action.startswith(SOAP_ACTION_PREFIX)
+            and (action[len(SOAP_ACTION_PREFIX) :] != name)
         ):
             return _fault("Client.Validation", "SOAPAction does not match the body")
         if name not in OPERATIONS:
@@ -210,8 +225,12 @@ class KhaosSimulator:
         if rule.kind == FaultKind.ERROR_5XX:
             return _fault("Server.Busy", "the server is busy, try again later")
         if rule.kind == FaultKind.RATE_LIMIT:
-            return _fault("Server.Busy", "too many requests", status=429,
-                          headers={"Retry-After": str(rule.retry_after)})
+            return _fault(
+                "Server.Busy",
+                "too many requests",
+                status=429,
+                headers={"Retry-After": str(rule.retry_after)},
+            )
         if rule.kind == FaultKind.LATENCY:
             await asyncio.sleep(rule.latency_s)
         elif rule.kind == FaultKind.TIMEOUT_BEFORE:
@@ -222,8 +241,9 @@ class KhaosSimulator:
         return None
 
     def _build_app(self) -> FastAPI:
-        app = FastAPI(title="Khaos Control simulator", docs_url=None, redoc_url=None,
-                      openapi_url=None)
+        app = FastAPI(
+            title="Khaos Control simulator", docs_url=None, redoc_url=None, openapi_url=None
+        )
         base = f"/{self.exe_name}.exe"
 
         @app.post(f"{base}/soap/IKosWeb")
@@ -254,4 +274,3 @@ class KhaosSimulator:
             return JSONResponse(self.faults.stats())
 
         return app
-

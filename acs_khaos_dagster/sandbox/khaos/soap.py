@@ -166,22 +166,25 @@ def render_stock_codes(codes: list[str]) -> ET.Element:
 def render_stock_items(items: list[StockItem]) -> ET.Element:
     root = ET.Element("STOCK_ITEMS")
     for item in items:
-        el = add_fields(ET.SubElement(root, "STOCK_ITEM"), {
-            "StockID": item.stock_id,
-            "StockCode": item.stock_code,
-            "ShortDescription": item.description,
-            "BuyPrice": _money(item.buy_price),
-            "CostPrice": _money(item.cost_price),
-            "SellPrice": _money(item.sell_price),
-            "Discontinued": item.discontinued,
-            "PublishOnWeb": item.publish_on_web,
-            "StockControlled": item.stock_controlled,
-            "SCSParentID": "" if item.scs_parent_id is None else item.scs_parent_id,
-            "Style": item.style,
-            "Colour": item.colour,
-            "Size": item.size,
-            "IsHire": item.is_hire,
-        })
+        el = add_fields(
+            ET.SubElement(root, "STOCK_ITEM"),
+            {
+                "StockID": item.stock_id,
+                "StockCode": item.stock_code,
+                "ShortDescription": item.description,
+                "BuyPrice": _money(item.buy_price),
+                "CostPrice": _money(item.cost_price),
+                "SellPrice": _money(item.sell_price),
+                "Discontinued": item.discontinued,
+                "PublishOnWeb": item.publish_on_web,
+                "StockControlled": item.stock_controlled,
+                "SCSParentID": "" if item.scs_parent_id is None else item.scs_parent_id,
+                "Style": item.style,
+                "Colour": item.colour,
+                "Size": item.size,
+                "IsHire": item.is_hire,
+            },
+        )
         barcodes = ET.SubElement(el, "Barcodes")
         for bc in item.barcodes:
             add_fields(ET.SubElement(barcodes, "BARCODE"), {"Barcode": bc.value, "Type": bc.kind})
@@ -191,33 +194,53 @@ def render_stock_items(items: list[StockItem]) -> ET.Element:
 def render_stock_status(levels: list[StockLevel]) -> ET.Element:
     root = ET.Element("STOCK_STATUS")
     for lvl in levels:
-        add_fields(ET.SubElement(root, "STOCK"), {
-            "StockID": lvl.stock_id, "StockCode": lvl.stock_code, "SiteID": lvl.site_id,
-            "Level": lvl.level, "Available": lvl.available, "OnOrder": lvl.on_order,
-        })
+        add_fields(
+            ET.SubElement(root, "STOCK"),
+            {
+                "StockID": lvl.stock_id,
+                "StockCode": lvl.stock_code,
+                "SiteID": lvl.site_id,
+                "Level": lvl.level,
+                "Available": lvl.available,
+                "OnOrder": lvl.on_order,
+            },
+        )
     return root
 
 
 def _render_package(parent: ET.Element, pkg: Package) -> None:
-    add_fields(ET.SubElement(parent, "PACKAGE"), {
-        "ConsignmentRef": pkg.consignment_ref, "CourierCode": pkg.courier_code,
-        "ShipmentDate": format_uk(pkg.shipment_date), "TrackingURL": pkg.tracking_url,
-    })
+    add_fields(
+        ET.SubElement(parent, "PACKAGE"),
+        {
+            "ConsignmentRef": pkg.consignment_ref,
+            "CourierCode": pkg.courier_code,
+            "ShipmentDate": format_uk(pkg.shipment_date),
+            "TrackingURL": pkg.tracking_url,
+        },
+    )
 
 
 def render_invoice(parent: ET.Element, inv: Invoice, include_packages: bool = True) -> None:
-    el = add_fields(ET.SubElement(parent, "INVOICE"), {
-        "InvoiceID": inv.invoice_id, "InvoiceCode": inv.invoice_code,
-        "INVOICE_STAGE_ID": inv.stage_id,
-        "IssueDate": format_uk(inv.issue_date) if inv.issue_date else "",
-        "ExternalRef": inv.external_ref,
-    })
+    el = add_fields(
+        ET.SubElement(parent, "INVOICE"),
+        {
+            "InvoiceID": inv.invoice_id,
+            "InvoiceCode": inv.invoice_code,
+            "INVOICE_STAGE_ID": inv.stage_id,
+            "IssueDate": format_uk(inv.issue_date) if inv.issue_date else "",
+            "ExternalRef": inv.external_ref,
+        },
+    )
     items = ET.SubElement(el, "ITEMS")
     for line in inv.lines:
-        add_fields(ET.SubElement(items, "ITEM"), {
-            "OrderItemID": line.order_item_id, "StockID": line.stock_id,
-            "Quantity": line.quantity,
-        })
+        add_fields(
+            ET.SubElement(items, "ITEM"),
+            {
+                "OrderItemID": line.order_item_id,
+                "StockID": line.stock_id,
+                "Quantity": line.quantity,
+            },
+        )
     if include_packages:
         packages = ET.SubElement(el, "PACKAGES")
         for pkg in inv.packages:
@@ -229,25 +252,43 @@ def render_orders(orders: list[SalesOrder], include_packages: bool = True) -> ET
     for order in orders:
         el = ET.SubElement(root, "ORDER")
         addr, contact = order.delivery_address, order.contact
-        add_fields(ET.SubElement(el, "HEADER"), {
-            "SOrderID": order.order_id, "SOrderCode": order.order_code,
-            "AssociatedRef": order.associated_ref, "OrderDate": format_uk(order.order_date),
-            "CourierCode": order.courier_code, "SiteID": order.site_id,
-            "CustomerURN": order.customer_urn,
-            "DeliveryForename": contact.first_name, "DeliverySurname": contact.last_name,
-            "DeliveryEmail": contact.email, "DeliveryTelephone": contact.phone,
-            "DeliveryAddress1": addr.line1, "DeliveryAddress2": addr.line2,
-            "DeliveryAddress3": addr.line3, "DeliveryAddress4": addr.line4,
-            "DeliveryTown": addr.city, "DeliveryCounty": addr.county,
-            "DeliveryPostcode": addr.postcode, "DeliveryCountry": addr.country,
-        })
+        add_fields(
+            ET.SubElement(el, "HEADER"),
+            {
+                "SOrderID": order.order_id,
+                "SOrderCode": order.order_code,
+                "AssociatedRef": order.associated_ref,
+                "OrderDate": format_uk(order.order_date),
+                "CourierCode": order.courier_code,
+                "SiteID": order.site_id,
+                "CustomerURN": order.customer_urn,
+                "DeliveryForename": contact.first_name,
+                "DeliverySurname": contact.last_name,
+                "DeliveryEmail": contact.email,
+                "DeliveryTelephone": contact.phone,
+                "DeliveryAddress1": addr.line1,
+                "DeliveryAddress2": addr.line2,
+                "DeliveryAddress3": addr.line3,
+                "DeliveryAddress4": addr.line4,
+                "DeliveryTown": addr.city,
+                "DeliveryCounty": addr.county,
+                "DeliveryPostcode": addr.postcode,
+                "DeliveryCountry": addr.country,
+            },
+        )
         items = ET.SubElement(el, "ITEMS")
         for line in order.lines:
-            add_fields(ET.SubElement(items, "ITEM"), {
-                "OrderItemID": line.order_item_id, "StockID": line.stock_id,
-                "StockCode": line.stock_code, "Quantity": line.quantity,
-                "UnitNet": _money(line.unit_net), "IsHire": line.is_hire,
-            })
+            add_fields(
+                ET.SubElement(items, "ITEM"),
+                {
+                    "OrderItemID": line.order_item_id,
+                    "StockID": line.stock_id,
+                    "StockCode": line.stock_code,
+                    "Quantity": line.quantity,
+                    "UnitNet": _money(line.unit_net),
+                    "IsHire": line.is_hire,
+                },
+            )
         invoices = ET.SubElement(el, "INVOICES")
         for inv in order.invoices:
             render_invoice(invoices, inv, include_packages)
@@ -255,35 +296,62 @@ def render_orders(orders: list[SalesOrder], include_packages: bool = True) -> ET
 
 
 def render_adjustment_group(parent: ET.Element, group: AdjustmentGroupRecord) -> ET.Element:
-    el = add_fields(ET.SubElement(parent, "GROUP"), {
-        "GroupID": group.group_id, "GroupRef": group.group_ref, "SiteID": group.site_id,
-        "Created": format_uk(group.created_at),
-    })
+    el = add_fields(
+        ET.SubElement(parent, "GROUP"),
+        {
+            "GroupID": group.group_id,
+            "GroupRef": group.group_ref,
+            "SiteID": group.site_id,
+            "Created": format_uk(group.created_at),
+        },
+    )
     lines = ET.SubElement(el, "LINES")
     for line in group.lines:
-        add_fields(ET.SubElement(lines, "LINE"), {
-            "StockID": line.stock_id, "AdjustTo": line.adjust_to, "AdjustBy": line.adjust_by,
-            "ReasonCode": line.reason_code, "Value": _money(line.value),
-            "LevelBefore": line.level_before, "LevelAfter": line.level_after, "Result": "OK",
-        })
+        add_fields(
+            ET.SubElement(lines, "LINE"),
+            {
+                "StockID": line.stock_id,
+                "AdjustTo": line.adjust_to,
+                "AdjustBy": line.adjust_by,
+                "ReasonCode": line.reason_code,
+                "Value": _money(line.value),
+                "LevelBefore": line.level_before,
+                "LevelAfter": line.level_after,
+                "Result": "OK",
+            },
+        )
     return el
 
 
 def render_return(parent: ET.Element, ret: ReturnRecord) -> ET.Element:
-    el = add_fields(ET.SubElement(parent, "CUSTOMER_RETURN"), {
-        "ReturnID": ret.return_id, "AssociatedRef": ret.associated_ref, "URN": ret.customer_urn,
-        "SiteID": ret.site_id, "Created": format_uk(ret.created_at), "Processed": ret.processed,
-        "CreditMode": ret.credit_mode,
-        "CreditNoteID": "" if ret.credit_note_id is None else ret.credit_note_id,
-        "CreditValue": _money(ret.credit_value), "CreditStatus": ret.credit_status,
-    })
+    el = add_fields(
+        ET.SubElement(parent, "CUSTOMER_RETURN"),
+        {
+            "ReturnID": ret.return_id,
+            "AssociatedRef": ret.associated_ref,
+            "URN": ret.customer_urn,
+            "SiteID": ret.site_id,
+            "Created": format_uk(ret.created_at),
+            "Processed": ret.processed,
+            "CreditMode": ret.credit_mode,
+            "CreditNoteID": "" if ret.credit_note_id is None else ret.credit_note_id,
+            "CreditValue": _money(ret.credit_value),
+            "CreditStatus": ret.credit_status,
+        },
+    )
     items = ET.SubElement(el, "ITEMS")
     for item in ret.items:
-        add_fields(ET.SubElement(items, "ITEM"), {
-            "SKU": item.sku, "StockID": item.stock_id, "Quantity": item.quantity,
-            "ReturnReason": item.return_reason, "SourceOrderItemID": item.source_order_item_id,
-            "UnitNet": _money(item.unit_net),
-        })
+        add_fields(
+            ET.SubElement(items, "ITEM"),
+            {
+                "SKU": item.sku,
+                "StockID": item.stock_id,
+                "Quantity": item.quantity,
+                "ReturnReason": item.return_reason,
+                "SourceOrderItemID": item.source_order_item_id,
+                "UnitNet": _money(item.unit_net),
+            },
+        )
     return el
 
 
@@ -335,10 +403,14 @@ def _move_invoices(books: KhaosBooks, op: ET.Element) -> ET.Element:
     result = books.move_invoices(ids, stage)
     root = ET.Element("MOVE_RESULTS")
     for invoice_id, outcome in result.items():
-        add_fields(ET.SubElement(root, "INVOICE"), {
-            "InvoiceID": invoice_id, "Moved": outcome is True,
-            "Reason": "" if outcome is True else str(outcome),
-        })
+        add_fields(
+            ET.SubElement(root, "INVOICE"),
+            {
+                "InvoiceID": invoice_id,
+                "Moved": outcome is True,
+                "Reason": "" if outcome is True else str(outcome),
+            },
+        )
     return root
 
 
@@ -371,11 +443,14 @@ def _import_despatch(books: KhaosBooks, op: ET.Element) -> ET.Element:
     for pkg in children(_document(op, "Packages", "PACKAGES", required=False), "PACKAGE"):
         shipped = _date(text_of(pkg, "ShipmentDate"), "ShipmentDate") or books.clock.now()
         try:
-            packages.append(Package(
-                consignment_ref=text_of(pkg, "ConsignmentRef"),
-                courier_code=text_of(pkg, "CourierCode"), shipment_date=shipped,
-                tracking_url=text_of(pkg, "TrackingURL"),
-            ))
+            packages.append(
+                Package(
+                    consignment_ref=text_of(pkg, "ConsignmentRef"),
+                    courier_code=text_of(pkg, "CourierCode"),
+                    shipment_date=shipped,
+                    tracking_url=text_of(pkg, "TrackingURL"),
+                )
+            )
         except ValueError as exc:
             raise validation(f"bad package: {exc}") from None
     invoice = books.import_despatch(order_id, external_ref, lines, packages)
@@ -392,22 +467,29 @@ def _import_stock_adjustments(books: KhaosBooks, op: ET.Element) -> ET.Element:
     group_ref = (_param(op, "GroupRef") or "").strip()
     lines: list[dict[str, Any]] = []
     for line in children(_document(op, "Lines", "ADJUSTMENTS"), "ADJUSTMENT"):
-        lines.append({
-            "stock_id": _int(text_of(line, "StockID"), "StockID", required=True),
-            "adjust_to": _int(_param(line, "AdjustTo"), "AdjustTo"),
-            "adjust_by": _int(_param(line, "AdjustBy"), "AdjustBy"),
-            "reason_code": text_of(line, "ReasonCode").strip().upper(),
-            "value": _decimal(_param(line, "Value"), "Value"),
-        })
+        lines.append(
+            {
+                "stock_id": _int(text_of(line, "StockID"), "StockID", required=True),
+                "adjust_to": _int(_param(line, "AdjustTo"), "AdjustTo"),
+                "adjust_by": _int(_param(line, "AdjustBy"), "AdjustBy"),
+                "reason_code": text_of(line, "ReasonCode").strip().upper(),
+                "value": _decimal(_param(line, "Value"), "Value"),
+            }
+        )
     group = books.import_stock_adjustments(site, group_ref, lines)
     root = ET.Element("ADJUSTMENT_RESULT")
     add_fields(root, {"GroupID": group.group_id, "GroupRef": group.group_ref})
     results = ET.SubElement(root, "LINES")
     for line in group.lines:
-        add_fields(ET.SubElement(results, "LINE"), {
-            "StockID": line.stock_id, "Result": "OK", "LevelBefore": line.level_before,
-            "LevelAfter": line.level_after,
-        })
+        add_fields(
+            ET.SubElement(results, "LINE"),
+            {
+                "StockID": line.stock_id,
+                "Result": "OK",
+                "LevelBefore": line.level_before,
+                "LevelAfter": line.level_after,
+            },
+        )
     return root
 
 
@@ -425,12 +507,16 @@ def _import_customer_returns(books: KhaosBooks, op: ET.Element) -> ET.Element:
     assert doc is not None
     items = []
     for item in children(doc.find("ITEMS"), "ITEM"):
-        items.append({
-            "sku": text_of(item, "SKU").strip(),
-            "quantity": _int(text_of(item, "Quantity"), "Quantity", required=True),
-            "return_reason": text_of(item, "ReturnReason").strip().upper(),
-            "source_order_item_id": _int(_param(item, "SourceOrderItemID"), "SourceOrderItemID"),
-        })
+        items.append(
+            {
+                "sku": text_of(item, "SKU").strip(),
+                "quantity": _int(text_of(item, "Quantity"), "Quantity", required=True),
+                "return_reason": text_of(item, "ReturnReason").strip().upper(),
+                "source_order_item_id": _int(
+                    _param(item, "SourceOrderItemID"), "SourceOrderItemID"
+                ),
+            }
+        )
     process_text = _param(op, "ProcessReturn")
     ret = books.import_customer_return(
         associated_ref=text_of(doc, "AssociatedRef").strip(),
@@ -441,12 +527,16 @@ def _import_customer_returns(books: KhaosBooks, op: ET.Element) -> ET.Element:
         site_id=_int(_param(doc, "SiteID"), "SiteID"),
     )
     root = ET.Element("RETURN_RESULT")
-    add_fields(root, {
-        "ReturnID": ret.return_id,
-        "CreditNoteID": "" if ret.credit_note_id is None else ret.credit_note_id,
-        "CreditStatus": ret.credit_status, "CreditValue": _money(ret.credit_value),
-        "Processed": bool_text(ret.processed),
-    })
+    add_fields(
+        root,
+        {
+            "ReturnID": ret.return_id,
+            "CreditNoteID": "" if ret.credit_note_id is None else ret.credit_note_id,
+            "CreditStatus": ret.credit_status,
+            "CreditValue": _money(ret.credit_value),
+            "Processed": bool_text(ret.processed),
+        },
+    )
     return root
 
 
@@ -479,13 +569,16 @@ def wsdl(soap_url: str) -> str:
     """A minimal WSDL naming the operations (document/literal, string parameters)."""
     ns_wsdl = "http://schemas.xmlsoap.org/wsdl/"
     ns_soap = "http://schemas.xmlsoap.org/wsdl/soap/"
-    root = ET.Element(f"{{{ns_wsdl}}}definitions", {"name": "IKosWebservice",
-                                                     "targetNamespace": "urn:KosWebIntf-IKosWeb"})
+    root = ET.Element(
+        f"{{{ns_wsdl}}}definitions",
+        {"name": "IKosWebservice", "targetNamespace": "urn:KosWebIntf-IKosWeb"},
+    )
     port_type = ET.SubElement(root, f"{{{ns_wsdl}}}portType", {"name": "IKosWeb"})
     for name in OPERATIONS:
         ET.SubElement(port_type, f"{{{ns_wsdl}}}operation", {"name": name})
     service = ET.SubElement(root, f"{{{ns_wsdl}}}service", {"name": "IKosWebservice"})
-    port = ET.SubElement(service, f"{{{ns_wsdl}}}port", {"name": "IKosWebPort",
-                                                         "binding": "IKosWebbinding"})
+    port = ET.SubElement(
+        service, f"{{{ns_wsdl}}}port", {"name": "IKosWebPort", "binding": "IKosWebbinding"}
+    )
     ET.SubElement(port, f"{{{ns_soap}}}address", {"location": soap_url})
     return ET.tostring(root, encoding="unicode", xml_declaration=True)

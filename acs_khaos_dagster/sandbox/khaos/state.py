@@ -43,8 +43,17 @@ ISSUED_STAGES = frozenset({70, 71, 72, 73})
 KNOWN_STAGES = frozenset({1, *range(9, 22), *ISSUED_STAGES})
 
 ADJUSTMENT_REASONS = frozenset(
-    {"DAMAGED", "EXPIRED", "FAULTY", "OBSOLETE", "REFURBISH", "VARIANCE", "EXHIRE", "WRITEOFF",
-     "TRANSFER"}
+    {
+        "DAMAGED",
+        "EXPIRED",
+        "FAULTY",
+        "OBSOLETE",
+        "REFURBISH",
+        "VARIANCE",
+        "EXHIRE",
+        "WRITEOFF",
+        "TRANSFER",
+    }
 )
 # Customer return reasons and their processing type.
 RETURN_TO_STOCK = "return_to_stock"
@@ -216,8 +225,9 @@ class KhaosBooks:
                 invoice_code="",
                 stage_id=STAGE_RELEASED,
                 lines=tuple(
-                    InvoiceLine(order_item_id=ln.order_item_id, stock_id=ln.stock_id,
-                                quantity=ln.quantity)
+                    InvoiceLine(
+                        order_item_id=ln.order_item_id, stock_id=ln.stock_id, quantity=ln.quantity
+                    )
                     for ln in order.lines
                 ),
             ),
@@ -334,8 +344,11 @@ class KhaosBooks:
             invoice_code=inv.invoice_code,
             stage_id=inv.stage,
             lines=tuple(
-                InvoiceLine(order_item_id=item_id,
-                            stock_id=self._line_stock(order, item_id)[0], quantity=qty)
+                InvoiceLine(
+                    order_item_id=item_id,
+                    stock_id=self._line_stock(order, item_id)[0],
+                    quantity=qty,
+                )
                 for item_id, qty in inv.lines.items()
             ),
             issue_date=inv.issue_date,
@@ -458,7 +471,10 @@ class KhaosBooks:
     # --- despatch --------------------------------------------------------------
 
     def import_despatch(
-        self, order_id: int, external_ref: str, lines: list[tuple[int, int]],
+        self,
+        order_id: int,
+        external_ref: str,
+        lines: list[tuple[int, int]],
         packages: list[Package],
     ) -> Invoice:
         order = self._order(order_id)
@@ -471,7 +487,8 @@ class KhaosBooks:
                 raise validation(f"quantity for order item {item_id} must be positive")
             wanted[item_id] = wanted.get(item_id, 0) + qty
         shippable = [
-            self.invoices[i] for i in sorted(order.invoice_ids)
+            self.invoices[i]
+            for i in sorted(order.invoice_ids)
             if self.invoices[i].is_open and not self.invoices[i].shipped
         ]
         open_qty: dict[int, int] = {}
@@ -534,9 +551,14 @@ class KhaosBooks:
             back_order_id = back.invoice_id
         self.despatch_calls.append(
             DespatchCall(
-                call_no=len(self.despatch_calls) + 1, order_id=order_id,
-                external_ref=external_ref, lines=list(lines), packages=list(packages), at=now,
-                invoice_id=first.invoice_id, back_order_invoice_id=back_order_id,
+                call_no=len(self.despatch_calls) + 1,
+                order_id=order_id,
+                external_ref=external_ref,
+                lines=list(lines),
+                packages=list(packages),
+                at=now,
+                invoice_id=first.invoice_id,
+                back_order_invoice_id=back_order_id,
             )
         )
         return self.invoice_view(first)
@@ -567,19 +589,27 @@ class KhaosBooks:
         for line in lines:
             key = (line["stock_id"], site_id)
             before = self.levels.get(key, 0)
-            after = line["adjust_to"] if line["adjust_to"] is not None else before + line[
-                "adjust_by"]
+            after = (
+                line["adjust_to"] if line["adjust_to"] is not None else before + line["adjust_by"]
+            )
             self.levels[key] = after
             records.append(
                 AdjustmentRecord(
-                    stock_id=line["stock_id"], reason_code=line["reason_code"],
-                    value=line["value"], adjust_to=line["adjust_to"],
-                    adjust_by=line["adjust_by"], level_before=before, level_after=after,
+                    stock_id=line["stock_id"],
+                    reason_code=line["reason_code"],
+                    value=line["value"],
+                    adjust_to=line["adjust_to"],
+                    adjust_by=line["adjust_by"],
+                    level_before=before,
+                    level_after=after,
                 )
             )
         group = AdjustmentGroupRecord(
-            group_id=self._next_group_id, group_ref=group_ref, site_id=site_id,
-            created_at=self.clock.now(), lines=records,
+            group_id=self._next_group_id,
+            group_ref=group_ref,
+            site_id=site_id,
+            created_at=self.clock.now(),
+            lines=records,
         )
         self._next_group_id += 1
         self.adjustment_groups.append(group)
@@ -591,7 +621,8 @@ class KhaosBooks:
         if not group_ref and date_from is None:
             raise validation("give GroupRef or DateFrom")
         return [
-            g for g in self.adjustment_groups
+            g
+            for g in self.adjustment_groups
             if (not group_ref or g.group_ref == group_ref)
             and (date_from is None or g.created_at >= date_from)
         ]
@@ -641,16 +672,25 @@ class KhaosBooks:
                 source_site = source_site or order.header.site_id
             records.append(
                 ReturnItemRecord(
-                    sku=item.stock_code, stock_id=item.stock_id, quantity=raw["quantity"],
-                    return_reason=raw["return_reason"], processing=processing,
-                    source_order_item_id=raw["source_order_item_id"], unit_net=unit_net,
+                    sku=item.stock_code,
+                    stock_id=item.stock_id,
+                    quantity=raw["quantity"],
+                    return_reason=raw["return_reason"],
+                    processing=processing,
+                    source_order_item_id=raw["source_order_item_id"],
+                    unit_net=unit_net,
                 )
             )
         site = site_id or source_site or min(self.sites)
         ret = ReturnRecord(
-            return_id=self._next_return_id, associated_ref=associated_ref,
-            customer_urn=customer_urn, site_id=site, created_at=self.clock.now(),
-            processed=False, credit_mode=credit_mode, items=records,
+            return_id=self._next_return_id,
+            associated_ref=associated_ref,
+            customer_urn=customer_urn,
+            site_id=site,
+            created_at=self.clock.now(),
+            processed=False,
+            credit_mode=credit_mode,
+            items=records,
         )
         self._next_return_id += 1
         value = sum((r.unit_net * r.quantity for r in records), Decimal("0"))
@@ -695,7 +735,8 @@ class KhaosBooks:
         if not associated_ref and date_from is None:
             raise validation("give AssociatedRef or DateFrom")
         return [
-            r for r in self.returns
+            r
+            for r in self.returns
             if (not associated_ref or r.associated_ref == associated_ref)
             and (date_from is None or r.created_at >= date_from)
         ]
@@ -735,11 +776,16 @@ class KhaosBooks:
             return value.isoformat() if value is not None else None
 
         def pkg(p: Package) -> dict[str, Any]:
-            return {"consignment_ref": p.consignment_ref, "courier_code": p.courier_code,
-                    "shipment_date": iso(p.shipment_date), "tracking_url": p.tracking_url}
+            return {
+                "consignment_ref": p.consignment_ref,
+                "courier_code": p.courier_code,
+                "shipment_date": iso(p.shipment_date),
+                "tracking_url": p.tracking_url,
+            }
 
-        stock_keys = sorted({*self.levels, *(
-            (sid, site) for sid in self.items for site in self.sites)})
+        stock_keys = sorted(
+            {*self.levels, *((sid, site) for sid in self.items for site in self.sites)}
+        )
         return {
             "now": iso(self.clock.now()),
             "sites": [s.model_dump(mode="json") for s in self.get_sites()],
@@ -748,64 +794,112 @@ class KhaosBooks:
                 for i in sorted(self.items.values(), key=lambda i: i.stock_id)
             ],
             "stock": [
-                {"stock_id": sid, "site_id": site, "level": self.level(sid, site),
-                 "allocated": self.allocated(sid, site),
-                 "available": self.level(sid, site) - self.allocated(sid, site)}
-                for sid, site in stock_keys if sid in self.items
+                {
+                    "stock_id": sid,
+                    "site_id": site,
+                    "level": self.level(sid, site),
+                    "allocated": self.allocated(sid, site),
+                    "available": self.level(sid, site) - self.allocated(sid, site),
+                }
+                for sid, site in stock_keys
+                if sid in self.items
             ],
             "orders": [
-                {"order_id": o.header.order_id, "order_code": o.header.order_code,
-                 "associated_ref": o.header.associated_ref, "site_id": o.header.site_id,
-                 "lines": [ln.model_dump(mode="json") for ln in o.header.lines],
-                 "invoice_ids": list(o.invoice_ids)}
+                {
+                    "order_id": o.header.order_id,
+                    "order_code": o.header.order_code,
+                    "associated_ref": o.header.associated_ref,
+                    "site_id": o.header.site_id,
+                    "lines": [ln.model_dump(mode="json") for ln in o.header.lines],
+                    "invoice_ids": list(o.invoice_ids),
+                }
                 for o in sorted(self.orders.values(), key=lambda o: o.header.order_id)
             ],
             "invoices": [
-                {"invoice_id": i.invoice_id, "invoice_code": i.invoice_code,
-                 "order_id": i.order_id, "site_id": i.site_id, "stage": i.stage,
-                 "lines": [{"order_item_id": k, "quantity": v} for k, v in i.lines.items()],
-                 "issue_date": iso(i.issue_date), "external_ref": i.external_ref,
-                 "packages": [pkg(p) for p in i.packages], "shipped": i.shipped,
-                 "at_issue_since": iso(i.at_issue_since)}
+                {
+                    "invoice_id": i.invoice_id,
+                    "invoice_code": i.invoice_code,
+                    "order_id": i.order_id,
+                    "site_id": i.site_id,
+                    "stage": i.stage,
+                    "lines": [{"order_item_id": k, "quantity": v} for k, v in i.lines.items()],
+                    "issue_date": iso(i.issue_date),
+                    "external_ref": i.external_ref,
+                    "packages": [pkg(p) for p in i.packages],
+                    "shipped": i.shipped,
+                    "at_issue_since": iso(i.at_issue_since),
+                }
                 for i in sorted(self.invoices.values(), key=lambda i: i.invoice_id)
             ],
             "despatch_calls": [
-                {"call_no": c.call_no, "order_id": c.order_id, "external_ref": c.external_ref,
-                 "lines": [list(x) for x in c.lines], "packages": [pkg(p) for p in c.packages],
-                 "at": iso(c.at), "invoice_id": c.invoice_id,
-                 "back_order_invoice_id": c.back_order_invoice_id}
+                {
+                    "call_no": c.call_no,
+                    "order_id": c.order_id,
+                    "external_ref": c.external_ref,
+                    "lines": [list(x) for x in c.lines],
+                    "packages": [pkg(p) for p in c.packages],
+                    "at": iso(c.at),
+                    "invoice_id": c.invoice_id,
+                    "back_order_invoice_id": c.back_order_invoice_id,
+                }
                 for c in self.despatch_calls
             ],
             "adjustment_groups": [
-                {"group_id": g.group_id, "group_ref": g.group_ref, "site_id": g.site_id,
-                 "created_at": iso(g.created_at),
-                 "lines": [
-                     {"stock_id": ln.stock_id, "reason_code": ln.reason_code,
-                      "value": str(ln.value), "adjust_to": ln.adjust_to,
-                      "adjust_by": ln.adjust_by, "level_before": ln.level_before,
-                      "level_after": ln.level_after}
-                     for ln in g.lines
-                 ]}
+                {
+                    "group_id": g.group_id,
+                    "group_ref": g.group_ref,
+                    "site_id": g.site_id,
+                    "created_at": iso(g.created_at),
+                    "lines": [
+                        {
+                            "stock_id": ln.stock_id,
+                            "reason_code": ln.reason_code,
+                            "value": str(ln.value),
+                            "adjust_to": ln.adjust_to,
+                            "adjust_by": ln.adjust_by,
+                            "level_before": ln.level_before,
+                            "level_after": ln.level_after,
+                        }
+                        for ln in g.lines
+                    ],
+                }
                 for g in self.adjustment_groups
             ],
             "customer_returns": [
-                {"return_id": r.return_id, "associated_ref": r.associated_ref,
-                 "customer_urn": r.customer_urn, "site_id": r.site_id,
-                 "created_at": iso(r.created_at), "processed": r.processed,
-                 "credit_mode": r.credit_mode, "credit_note_id": r.credit_note_id,
-                 "credit_value": str(r.credit_value), "credit_status": r.credit_status,
-                 "items": [
-                     {"sku": it.sku, "stock_id": it.stock_id, "quantity": it.quantity,
-                      "return_reason": it.return_reason, "processing": it.processing,
-                      "source_order_item_id": it.source_order_item_id,
-                      "unit_net": str(it.unit_net)}
-                     for it in r.items
-                 ]}
+                {
+                    "return_id": r.return_id,
+                    "associated_ref": r.associated_ref,
+                    "customer_urn": r.customer_urn,
+                    "site_id": r.site_id,
+                    "created_at": iso(r.created_at),
+                    "processed": r.processed,
+                    "credit_mode": r.credit_mode,
+                    "credit_note_id": r.credit_note_id,
+                    "credit_value": str(r.credit_value),
+                    "credit_status": r.credit_status,
+                    "items": [
+                        {
+                            "sku": it.sku,
+                            "stock_id": it.stock_id,
+                            "quantity": it.quantity,
+                            "return_reason": it.return_reason,
+                            "processing": it.processing,
+                            "source_order_item_id": it.source_order_item_id,
+                            "unit_net": str(it.unit_net),
+                        }
+                        for it in r.items
+                    ],
+                }
                 for r in self.returns
             ],
             "credit_notes": [
-                {"credit_note_id": r.credit_note_id, "return_id": r.return_id,
-                 "associated_ref": r.associated_ref, "value": str(r.credit_value)}
-                for r in self.returns if r.credit_note_id is not None
+                {
+                    "credit_note_id": r.credit_note_id,
+                    "return_id": r.return_id,
+                    "associated_ref": r.associated_ref,
+                    "value": str(r.credit_value),
+                }
+                for r in self.returns
+                if r.credit_note_id is not None
             ],
         }

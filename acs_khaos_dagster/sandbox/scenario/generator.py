@@ -185,38 +185,117 @@ _CATEGORIES = (
     ("JNS", "Jeans", ("24", "26", "28", "30", "32"), (60, 160)),
 )
 _COLOURS = (
-    ("NVY", "Navy"), ("BLK", "Black"), ("IVR", "Ivory"), ("RED", "Red"),
-    ("GRN", "Forest Green"), ("PNK", "Blush Pink"), ("BLU", "Cobalt Blue"), ("CML", "Camel"),
-    ("GRY", "Grey Marl"), ("OLV", "Olive"), ("BRG", "Burgundy"), ("SND", "Sand"),
+    ("NVY", "Navy"),
+    ("BLK", "Black"),
+    ("IVR", "Ivory"),
+    ("RED", "Red"),
+    ("GRN", "Forest Green"),
+    ("PNK", "Blush Pink"),
+    ("BLU", "Cobalt Blue"),
+    ("CML", "Camel"),
+    ("GRY", "Grey Marl"),
+    ("OLV", "Olive"),
+    ("BRG", "Burgundy"),
+    ("SND", "Sand"),
 )
 _ADJECTIVES = (
-    "Wrap", "Midi", "Tailored", "Linen", "Pleated", "Silk", "Belted", "Cropped", "Relaxed",
-    "Fitted", "Tiered", "Ruched", "Satin", "Wool", "Broderie", "Jersey",
+    "Wrap",
+    "Midi",
+    "Tailored",
+    "Linen",
+    "Pleated",
+    "Silk",
+    "Belted",
+    "Cropped",
+    "Relaxed",
+    "Fitted",
+    "Tiered",
+    "Ruched",
+    "Satin",
+    "Wool",
+    "Broderie",
+    "Jersey",
 )
 _FIRST_NAMES = (
-    "Zoë", "Renée", "Siân", "Chloé", "Niamh", "Seán", "Aoife", "Olivia", "Amelia", "Isla",
-    "Ava", "Freya", "Grace", "Ruby", "Oliver", "Harry", "José", "Björn", "Mary-Kate", "Anne-Marie",
+    "Zoë",
+    "Renée",
+    "Siân",
+    "Chloé",
+    "Niamh",
+    "Seán",
+    "Aoife",
+    "Olivia",
+    "Amelia",
+    "Isla",
+    "Ava",
+    "Freya",
+    "Grace",
+    "Ruby",
+    "Oliver",
+    "Harry",
+    "José",
+    "Björn",
+    "Mary-Kate",
+    "Anne-Marie",
 )
 _LAST_NAMES = (
-    "O'Brien", "D'Arcy", "McAllister", "Smith", "Jones", "Ní Bhriain", "Brontë", "Müller",
-    "Fitzgerald-Hughes", "Taylor", "Davies", "Evans", "Wilson", "MacDonald", "O'Neill",
-    "Le Brun", "St. John", "Ó Súilleabháin",
+    "O'Brien",
+    "D'Arcy",
+    "McAllister",
+    "Smith",
+    "Jones",
+    "Ní Bhriain",
+    "Brontë",
+    "Müller",
+    "Fitzgerald-Hughes",
+    "Taylor",
+    "Davies",
+    "Evans",
+    "Wilson",
+    "MacDonald",
+    "O'Neill",
+    "Le Brun",
+    "St. John",
+    "Ó Súilleabháin",
 )
 _STREETS = (
-    "St. Mary's Road", "King's Parade", "Queen Street", "Church Lane", "Victoria Road",
-    "Station Road", "High Street", "Mill Lane", "Castle Wynd", "Market Place",
-    "Bishop's Walk", "Rue de l'Église Court",
+    "St. Mary's Road",
+    "King's Parade",
+    "Queen Street",
+    "Church Lane",
+    "Victoria Road",
+    "Station Road",
+    "High Street",
+    "Mill Lane",
+    "Castle Wynd",
+    "Market Place",
+    "Bishop's Walk",
+    "Rue de l'Église Court",
 )
 _SECOND_LINES = (
-    "", "", "", "Flat 3", "Flat 2/1", "The Old Rectory", "c/o Smith & Sons Ltd",
-    "Unit 4, Marks & Spencer House", "Apartment 12", "Rose Cottage", "Café Zoë & Co",
+    "",
+    "",
+    "",
+    "Flat 3",
+    "Flat 2/1",
+    "The Old Rectory",
+    "c/o Smith & Sons Ltd",
+    "Unit 4, Marks & Spencer House",
+    "Apartment 12",
+    "Rose Cottage",
+    "Café Zoë & Co",
 )
 _CITIES = (
-    ("Glasgow", "G", "Lanarkshire"), ("Edinburgh", "EH", "Midlothian"),
-    ("London", "SW", "Greater London"), ("London", "N", "Greater London"),
-    ("Manchester", "M", "Greater Manchester"), ("Bath", "BA", "Somerset"),
-    ("Llanelli", "SA", "Carmarthenshire"), ("Belfast", "BT", "County Antrim"),
-    ("York", "YO", "North Yorkshire"), ("Brighton & Hove", "BN", "East Sussex"),
+    ("Glasgow", "G", "Lanarkshire"),
+    ("Edinburgh", "EH", "Midlothian"),
+    ("London", "SW", "Greater London"),
+    ("London", "N", "Greater London"),
+    ("Manchester", "M", "Greater Manchester"),
+    ("Bath", "BA", "Somerset"),
+    ("Llanelli", "SA", "Carmarthenshire"),
+    ("Belfast", "BT", "County Antrim"),
+    ("York", "YO", "North Yorkshire"),
+    ("Brighton & Hove", "BN", "East Sussex"),
 )
 _DEFECTS_B = ("STAIN", "CREASE", "LOOSE_THREAD", "ODOUR")
 _DEFECTS_C = ("TEAR", "BROKEN_ZIP", "MISSING_BUTTON", "STAIN", "SEAM_SPLIT", "FADING")
@@ -340,8 +419,9 @@ class _Builder:
             style = f"{prefix}-{style_numbers[prefix]:04d}"
             adjective = rng.choice(_ADJECTIVES)
             is_hire = styles == 1 or (styles > 1 and rng.randrange(100) < 10)
-            sell = Decimal(rng.randrange(lo, hi)) + (Decimal("0.99") if rng.random() < 0.3
-                                                     else Decimal("0.00"))
+            sell = Decimal(rng.randrange(lo, hi)) + (
+                Decimal("0.99") if rng.random() < 0.3 else Decimal("0.00")
+            )
             cost = (sell * rng.randint(25, 45) / 100).quantize(Decimal("0.01"))
             parent = StockItem(
                 stock_id=next_id,
@@ -396,7 +476,10 @@ class _Builder:
         candidates = [c.item for c in self.children if not c.item.is_hire]
         problems = rng.sample(candidates, min(6, len(candidates) - 1))
         missing, pending, inactive, mismatch = (
-            problems[:2], problems[2:4], problems[4:5], problems[5:6]
+            problems[:2],
+            problems[2:4],
+            problems[4:5],
+            problems[5:6],
         )
         skip = {i.stock_code for i in missing}
         status_of = {i.stock_code: AcsProductStatus.PENDING for i in pending}
@@ -476,7 +559,8 @@ class _Builder:
     def build_orders(self) -> None:
         rng = self.rng
         orderable = [
-            s for s in self.children
+            s
+            for s in self.children
             if not s.item.discontinued and s.item.stock_code not in self.problem_codes
         ]
         order_item_id = 700_001
@@ -491,7 +575,8 @@ class _Builder:
                 quantity = 1 if item.is_hire or rng.randrange(100) >= 10 else 2
                 unit_net = (
                     (item.sell_price * 15 / 100).quantize(Decimal("0.01"))
-                    if item.is_hire else item.sell_price
+                    if item.is_hire
+                    else item.sell_price
                 )
                 lines.append(
                     OrderLine(
@@ -537,8 +622,9 @@ class _Builder:
             )
         self.counts["orders"] = len(self.orders)
         self.counts["order_lines"] = sum(len(o.lines) for o in self.orders)
-        self.counts["hire_order_lines"] = sum(1 for o in self.orders for ln in o.lines
-                                              if ln.is_hire)
+        self.counts["hire_order_lines"] = sum(
+            1 for o in self.orders for ln in o.lines if ln.is_hire
+        )
         self.counts["ordered_units"] = sum(ln.quantity for o in self.orders for ln in o.lines)
         self.progress("orders", len(self.orders), self.spec.orders)
 
@@ -584,9 +670,12 @@ class _Builder:
 
     def apportion_units(self) -> None:
         rng = self.rng
-        holders = [s for s in self.children
-                   if s.item.stock_code not in self.problem_codes
-                   or s.item.stock_code in self._units_despite_problem()]
+        holders = [
+            s
+            for s in self.children
+            if s.item.stock_code not in self.problem_codes
+            or s.item.stock_code in self._units_despite_problem()
+        ]
         hire = [s for s in holders if s.item.is_hire]
         sale = [s for s in holders if not s.item.is_hire]
         hire_total = self.spec.units * HIRE_UNIT_SHARE_PCT // 100 if hire else 0
@@ -623,26 +712,41 @@ class _Builder:
             writer = csv.writer(handle, lineterminator="\r\n")
             writer.writerow(STOCK_UNITS_COLUMNS)
 
-            def unit_row(sku: str, status: str, moment: datetime, order_number: str = "",
-                         expected: str = "", grade: str = "") -> list[str]:
+            def unit_row(
+                sku: str,
+                status: str,
+                moment: datetime,
+                order_number: str = "",
+                expected: str = "",
+                grade: str = "",
+            ) -> list[str]:
                 nonlocal serial
                 serial += 1
                 prefix = _LOCATIONS.get(status)
                 if prefix is None:
-                    location = (f"{rng.choice('ABCDEFGH')}{rng.randint(1, 40):02d}-"
-                                f"{rng.randint(1, 12):02d}-{rng.choice('ABCDEF')}")
+                    location = (
+                        f"{rng.choice('ABCDEFGH')}{rng.randint(1, 40):02d}-"
+                        f"{rng.randint(1, 12):02d}-{rng.choice('ABCDEF')}"
+                    )
                 else:
                     location = f"{prefix}-{rng.randint(1, 4):02d}" if prefix else ""
                 return [
-                    self.account, snapshot, sku, f"U{serial:09d}",
-                    f"30{company:06X}{serial:016X}", _spelling(rng, status), location, grade,
-                    iso_z(moment), order_number, expected,
+                    self.account,
+                    snapshot,
+                    sku,
+                    f"U{serial:09d}",
+                    f"30{company:06X}{serial:016X}",
+                    _spelling(rng, status),
+                    location,
+                    grade,
+                    iso_z(moment),
+                    order_number,
+                    expected,
                 ]
 
             def count(item: StockItem, status: str) -> None:
                 status_counts[status] += 1
-                site = site_id_for(DEFAULT_STATUS_POLICY.rule_for(status), item.is_hire,
-                                   self.sites)
+                site = site_id_for(DEFAULT_STATUS_POLICY.rule_for(status), item.is_hire, self.sites)
                 if site is not None:
                     self.levels[(item.stock_id, site)] += 1
 
@@ -654,8 +758,15 @@ class _Builder:
                     for _ in range(line.quantity):
                         status = _weighted(rng, ALLOCATION_STATUSES)
                         moment = order.order_date + (START_AT - order.order_date) * rng.random()
-                        rows.append(unit_row(item.stock_code, status, moment.replace(microsecond=0),
-                                             order.order_code, grade="A"))
+                        rows.append(
+                            unit_row(
+                                item.stock_code,
+                                status,
+                                moment.replace(microsecond=0),
+                                order.order_code,
+                                grade="A",
+                            )
+                        )
                         units.append(rows[-1][3])
                         count(item, status)
                 for _ in range(sku.units - sku.allocated):
@@ -670,8 +781,9 @@ class _Builder:
                         grade = "A" if rng.randrange(100) < 85 else "B"
                     elif status == EX_HIRED:
                         grade = "C"
-                    rows.append(unit_row(item.stock_code, status, moment, order_number, expected,
-                                         grade))
+                    rows.append(
+                        unit_row(item.stock_code, status, moment, order_number, expected, grade)
+                    )
                     count(item, status)
                 for _ in range(unknown_at.get(item.stock_id, 0)):
                     moment = START_AT - timedelta(seconds=rng.randint(600, 30 * 86_400))
@@ -715,7 +827,9 @@ class _Builder:
         lines = {ln.order_item_id: (order, ln) for order in self.orders for ln in order.lines}
         shipped = sorted(
             (line.order_item_id, unit)
-            for plan in self.plans for shipment in plan.shipments for line in shipment
+            for plan in self.plans
+            for shipment in plan.shipments
+            for line in shipment
             for unit in line_units.get(line.order_item_id, [])[: line.quantity]
         )
         unexpected = max(1, self.spec.returns * 3 // 100)
@@ -723,32 +837,53 @@ class _Builder:
         chosen = rng.sample(shipped, expected_count)
         grades = _quota(expected_count + unexpected, GRADE_SHARES)
         rng.shuffle(grades)
-        sale_skus = [s.item for s in self.children if not s.item.is_hire
-                     and s.item.stock_code not in self.problem_codes]
+        sale_skus = [
+            s.item
+            for s in self.children
+            if not s.item.is_hire and s.item.stock_code not in self.problem_codes
+        ]
         rows: list[list[str]] = []
         grade_counts: Counter[str] = Counter()
         for i, grade in enumerate(grades):
-            received = START_AT + timedelta(days=rng.randint(3, 10),
-                                            seconds=rng.randint(8 * 3600, 17 * 3600))
+            received = START_AT + timedelta(
+                days=rng.randint(3, 10), seconds=rng.randint(8 * 3600, 17 * 3600)
+            )
             if i < len(chosen):
                 order_item_id, unit = chosen[i]
                 order, line = lines[order_item_id]
                 order_number, line_item_id, sku, is_hire = (
-                    order.order_code, str(order_item_id), line.stock_code, line.is_hire
+                    order.order_code,
+                    str(order_item_id),
+                    line.stock_code,
+                    line.is_hire,
                 )
             else:
                 self.next_serial += 1
                 unit = f"U{self.next_serial:09d}"
                 order_number, line_item_id, sku, is_hire = (
-                    "", "", rng.choice(sale_skus).stock_code, False
+                    "",
+                    "",
+                    rng.choice(sale_skus).stock_code,
+                    False,
                 )
             action, reason, defects, cost = self._grade_outcome(grade, is_hire)
             grade_counts[grade] += 1
             self.counts[f"return_action:{action}"] += 1
-            rows.append([
-                f"ACSR{100_001 + i}", order_number, line_item_id, sku, unit, iso_z(received),
-                grade, action, reason, "|".join(defects), cost,
-            ])
+            rows.append(
+                [
+                    f"ACSR{100_001 + i}",
+                    order_number,
+                    line_item_id,
+                    sku,
+                    unit,
+                    iso_z(received),
+                    grade,
+                    action,
+                    reason,
+                    "|".join(defects),
+                    cost,
+                ]
+            )
         rows.sort(key=lambda r: (r[5], r[0]))
         latest = max((datetime.fromisoformat(r[5]) for r in rows), default=START_AT)
         name = RETURNS_LAYOUT.file_name(self.account, file_stamp(latest + timedelta(hours=1)))
@@ -796,8 +931,11 @@ class _Builder:
         self.write_units(self.out_dir / units_name, line_units)
         returns_name = self.write_returns(self.out_dir, line_units)
         site_names = {
-            "selling": "ACS Sellable", "hire_stock": "ACS Hire Stock", "on_hire": "ACS On Hire",
-            "inspection": "ACS Inspection", "refurbishment": "ACS Refurbishment",
+            "selling": "ACS Sellable",
+            "hire_stock": "ACS Hire Stock",
+            "on_hire": "ACS On Hire",
+            "inspection": "ACS Inspection",
+            "refurbishment": "ACS Refurbishment",
             "quarantine": "ACS Quarantine",
         }
         manifest = ScenarioManifest(
@@ -806,8 +944,10 @@ class _Builder:
             account_code=self.account,
             start_at=START_AT,
             sites=sorted(
-                (Site(site_id=site_id, name=site_names[role])
-                 for role, site_id in self.sites.model_dump().items()),
+                (
+                    Site(site_id=site_id, name=site_names[role])
+                    for role, site_id in self.sites.model_dump().items()
+                ),
                 key=lambda s: s.site_id,
             ),
             stock_items=sorted(self.stock_items, key=lambda s: s.stock_id),
@@ -844,6 +984,4 @@ def generate_scenario(
     """
     if size not in SIZES:
         raise ValueError(f"unknown scenario size {size!r}; expected one of {', '.join(SIZES)}")
-    return _Builder(
-        spec or SIZES[size], size, seed, Path(out_dir), account_code, progress
-    ).run()
+    return _Builder(spec or SIZES[size], size, seed, Path(out_dir), account_code, progress).run()
