@@ -112,7 +112,7 @@ PARTITIONS_START = "2026-01-01"
 RECONCILIATION_DAYS = DailyPartitionsDefinition(
     start_date=PARTITIONS_START, timezone=UK_TIME_ZONE, end_offset=1
 )
-# Not in config.py (the lead owns it): a shipment despatched this long ago and still not
+# A shipment despatched this long ago and still not
 # invoiced is drift (exception) and fails the blocking order-to-cash check.
 NOT_INVOICED_AFTER_HOURS = 48.0
 # A sale return whose credit Khaos does not have at all this long after receipt is drift.

@@ -74,10 +74,9 @@ from acs_khaos_dagster.store.returns import ReturnsRepository
 
 RETURNS_FILE_GLOB = "returns_*.csv"
 LEDGER_KIND = "returns"
-# Where the stock flow keeps its unit snapshots as Parquet, under ``data_dir``: the first is
-# today's ``acs_stock_snapshot`` layout, the second the stock flow's work in progress
-# (``stock/units/{snapshot_id}.parquet``). Every ``*.parquet`` below them with unit columns
-# is read, whatever the sub-folder layout; the lead keeps the one that ships.
+# Where the stock flow keeps its unit snapshots as Parquet, under ``data_dir``
+# (``stock/units/{snapshot_id}.parquet``; ``snapshots`` is the older layout). Every
+# ``*.parquet`` below them with unit columns is read.
 SNAPSHOT_FOLDERS = ("snapshots", "stock/units")
 SNAPSHOT_COLUMNS = ("unique_sku", "sku", "status", "last_event_at", "snapshot_at")
 # Problems raised by this group carry refs starting with these; other flows' exceptions of

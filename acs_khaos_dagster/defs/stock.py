@@ -117,7 +117,7 @@ SNAPSHOT_DAYS = DailyPartitionsDefinition(
 )
 # Despatches, returns and write-offs older than this before the snapshot are taken as
 # settled on both sides (their invoices issued, their returns processed) and not read at
-# the push. Not in config.py yet (the lead owns it): a module constant.
+# the push.
 TIMING_LOOKBACK = timedelta(days=30)
 # ExportOrderStatusEx in batches of this many orders.
 ORDER_BATCH = 100

@@ -472,8 +472,8 @@ def release_plan(
     stages: KhaosStages | None = None,
 ) -> ReleasePlan:
     """Orders with an invoice at the release stage, split into ``to_release`` and
-    ``back_orders`` (``is_back_order_of_released_order``: never sent again; the lead may
-    acknowledge their invoice so it stops waiting at the release stage). Orders with
+    ``back_orders`` (``is_back_order_of_released_order``: never sent again; the order
+    release acknowledges their invoice so it stops waiting at the release stage). Orders with
     no invoice at the release stage are ignored. Order of input is kept."""
     stages = stages or KhaosStages()
     to_release: list[SalesOrder] = []

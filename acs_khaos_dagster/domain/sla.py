@@ -213,7 +213,7 @@ class SlaPolicy(BaseModel):
 
 
 class OrderSlaState(Record):
-    """What the clock needs to know about one order (the lead builds it from the store).
+    """What the clock needs to know about one order (built from the store's observations).
 
     - ``released_at``: first seen with an invoice at the release stage, if it is
       still there (``None`` once acknowledged or gone).
