@@ -26,6 +26,7 @@ from acs_khaos_dagster.reports._tables import (
     write_text,
 )
 from acs_khaos_dagster.reports.charts import Series, bar_chart, hbar_chart, line_chart
+from acs_khaos_dagster.reports.month_end import DRIFT_BY_DAY
 
 TOP_DELAY_SOURCES = 5
 HTML_TOP_ROWS = 20
@@ -57,15 +58,8 @@ EXCEPTION_RATES = TableSpec(
         ),
     ),
 )
-DRIFT_TREND = TableSpec(
-    "drift_trend",
-    "Drift trend",
-    (
-        Column("day", "date", "Day", "A day (UK)."),
-        Column("unexplained_units", "int", "Unexplained units", "Sum of |difference|."),
-        Column("unexplained_value", "money", "Unexplained value (£ at cost)", "Sum of |value|."),
-    ),
-)
+# The same daily drift figures as the month-end pack's, over the audited period.
+DRIFT_TREND = TableSpec("drift_trend", "Drift trend", DRIFT_BY_DAY.columns)
 DELAY_SOURCES = TableSpec(
     "delay_sources",
     "Delay sources",
