@@ -39,6 +39,7 @@ from pandera.typing import Series
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import Settings
+from acs_khaos_dagster.connectors.acs.drop import AcsDrop, DropEntry, open_drop
 from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_returns
 from acs_khaos_dagster.connectors.errors import NotFoundError
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
@@ -181,18 +182,10 @@ HireLifecycleType = pandera_schema_to_dagster_type(HireLifecycleSchema)
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _returns_files(folder: Path) -> list[Path]:
-    """``returns_*.csv`` directly in the drop folder: regular files only, never a symlink
-    or anything resolving outside the folder. Oldest first (names carry the timestamp)."""
-    if not folder.is_dir():
-        return []
-    root = folder.resolve()
-    found = []
-    for path in folder.glob(RETURNS_FILE_GLOB):
-        if path.is_symlink() or not path.is_file() or path.resolve().parent != root:
-            continue
-        found.append(path)
-    return sorted(found, key=lambda p: p.name)
+def _returns_entries(drop: AcsDrop) -> list[DropEntry]:
+    """``returns_*.csv`` in the ACS drop (local folder or SFTP; never a link or a path
+    outside it), oldest first: names carry the timestamp."""
+    return sorted(drop.list(RETURNS_FILE_GLOB), key=lambda entry: entry.name)
 
 
 def _money(value: Any) -> Decimal:
@@ -277,9 +270,10 @@ def acs_returns(
     conf = settings.load()
     taken = skipped = failed = new_units = quarantined = 0
     problems: list[str] = []
-    with store.connect() as db:
+    with store.connect() as db, open_drop(conf) as drop:
         repo = ReturnsRepository(db.db)
-        for path in _returns_files(conf.drop_folder):
+        for entry in _returns_entries(drop):
+            path = drop.fetch(entry.name)
             file_row, process = db.ledger.record_file(path, kind=LEDGER_KIND)
             if not process:
                 skipped += 1
@@ -756,9 +750,8 @@ returns_job = define_asset_job(
 )
 
 
-def _fingerprint(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.name}|{stat.st_size}|{stat.st_mtime_ns}"
+def _fingerprint(entry: DropEntry) -> str:
+    return f"{entry.name}|{entry.size}|{entry.mtime.isoformat()}"
 
 
 @sensor(
@@ -771,8 +764,8 @@ def _fingerprint(path: Path) -> str:
 def acs_returns_file_sensor(
     context: SensorEvaluationContext, settings: SettingsResource
 ) -> RunRequest | SkipReason:
-    folder = settings.load().drop_folder
-    current = sorted(_fingerprint(p) for p in _returns_files(folder))
+    with open_drop(settings.load()) as drop:
+        current = sorted(_fingerprint(entry) for entry in _returns_entries(drop))
     seen = set(json.loads(context.cursor)) if context.cursor else set()
     new = [f for f in current if f not in seen]
     # Remember only files still there, so the cursor stays small.
