@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from acs_khaos_dagster.connectors.acs import files as acs_files
 from acs_khaos_dagster.connectors.acs.files import (
     FileLayoutError,
     read_returns,
@@ -277,3 +278,98 @@ def test_a_bad_repair_cost_is_quarantined(tmp_path: Path) -> None:
     )
     assert [q.line_number for q in read.quarantined] == [2]
     assert read.returns.column("repair_cost").to_pylist() == [Decimal("7.00")]
+
+
+# --- a clean file and the careful read -----------------------------------------------------
+# A clean file is read in one typed pass; a file with any row to quarantine is read the
+# careful way. Appending one bad row at the end sends the same rows down the careful way,
+# so the two reads must agree on every unit.
+
+BAD_ROW = "BRAND01,2026-03-02T07:00:00Z,DRS-0001-NVY-10,U999,,Cleaning,,,yesterday,,"
+
+
+def both_ways(tmp_path: Path, *rows: str) -> tuple[object, object]:
+    def not_careful(*_args: object) -> None:
+        raise AssertionError("a clean file was read the careful way")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(acs_files, "_read_raw", not_careful)
+        clean = read_stock_units(stock(tmp_path / "clean", *rows))
+    careful = read_stock_units(stock(tmp_path / "careful", *rows, BAD_ROW))
+    assert clean.quarantined == [] and [q.line_number for q in careful.quarantined] == [
+        len(rows) + 2
+    ]
+    return clean, careful
+
+
+@pytest.fixture
+def two_folders(tmp_path: Path) -> Path:
+    (tmp_path / "clean").mkdir()
+    (tmp_path / "careful").mkdir()
+    return tmp_path
+
+
+def test_a_clean_file_reads_the_same_units_as_the_careful_read(two_folders: Path) -> None:
+    rows = (
+        unit("U3", at="2026-03-01T10:00:00Z"),
+        unit("U1", "Allocated"),
+        unit("U2", '"Allocated, held"', sku="TOP-0001-BLK-S"),
+        "BRAND01,2026-03-02T07:00:00Z,HIRE-1-S,U7,,With Customer,,B,2026-02-20T09:00:00+01:00,"
+        "SO-42,2026-03-09",
+        unit("U3", "Cleaning", at="2026-03-01T11:00:00Z"),  # the same unit, later
+        unit("U4", "Lost In Transit"),
+    )
+    clean, careful = both_ways(two_folders, *rows)
+    assert clean.units.to_pylist() == careful.units.to_pylist()  # type: ignore[attr-defined]
+    assert clean.units.schema == careful.units.schema  # type: ignore[attr-defined]
+    assert clean.duplicates_removed == careful.duplicates_removed == 1  # type: ignore[attr-defined]
+    assert clean.problems == careful.problems[:-1]  # type: ignore[attr-defined]
+    returns = dict(
+        zip(column(clean, "unique_sku"), column(clean, "expected_return_date"), strict=True)
+    )
+    assert returns["U7"] == datetime(2026, 3, 9, tzinfo=UTC)
+
+
+def test_an_hour_with_its_zone_is_read_as_a_whole_hour_either_way(two_folders: Path) -> None:
+    clean, careful = both_ways(two_folders, unit("U1", at="2026-03-01T10Z"))
+    assert column(clean, "last_event_at") == [datetime(2026, 3, 1, 10, tzinfo=UTC)]
+    assert column(careful, "last_event_at") == column(clean, "last_event_at")
+
+
+def test_an_hour_without_a_zone_is_quarantined(tmp_path: Path) -> None:
+    read = read_stock_units(stock(tmp_path, unit("U1"), unit("U2", at="2026-03-01T10")))
+    assert column(read, "unique_sku") == ["U1"]
+    assert read.quarantined[0].reason == "last_event_at is not an ISO-8601 timestamp"
+
+
+def test_a_fraction_finer_than_a_microsecond_is_cut_to_the_microsecond(tmp_path: Path) -> None:
+    read = read_stock_units(stock(tmp_path, unit("U1", at="2026-03-01T10:00:00.123456789Z")))
+    assert read.quarantined == []
+    assert column(read, "last_event_at") == [datetime(2026, 3, 1, 10, 0, 0, 123456, tzinfo=UTC)]
+
+
+def test_units_out_of_unit_order_are_still_de_duplicated(tmp_path: Path) -> None:
+    read = read_stock_units(
+        stock(tmp_path, unit("U2"), unit("U1"), unit("U2", "Packed", at="2026-03-01T12:00:00Z"))
+    )
+    assert sorted(column(read, "unique_sku")) == ["U1", "U2"] and read.duplicates_removed == 1
+    assert dict(zip(column(read, "unique_sku"), column(read, "status"), strict=True))["U2"] == (
+        "packed"
+    )
+
+
+def test_bytes_that_are_not_utf8_in_an_unknown_column_quarantine_their_row(
+    tmp_path: Path,
+) -> None:
+    text = (HEADER + ",note\n" + unit("U1") + ",ok\n" + unit("U2") + ",caf").encode()
+    path = tmp_path / "stock_units_BRAND01_20260302070000.csv"
+    path.write_bytes(text + b"\xe9\n")
+    read = read_stock_units(path)
+    assert column(read, "unique_sku") == ["U1"]
+    assert [q.line_number for q in read.quarantined] == [3]
+    assert "not UTF-8" in read.quarantined[0].reason
+
+
+def test_a_value_with_spaces_around_it_sends_the_file_the_careful_way(tmp_path: Path) -> None:
+    read = read_stock_units(stock(tmp_path, unit("U1"), unit(" U2 ")))
+    assert column(read, "unique_sku") == ["U1", "U2"] and read.quarantined == []

@@ -46,6 +46,15 @@ def test_a_status_nobody_has_seen_before_is_counted_unknown_never_sellable() -> 
     ]
 
 
+def test_a_sku_listed_twice_in_its_dictionary_is_counted_as_one_sku() -> None:
+    sku = pa.DictionaryArray.from_arrays(pa.array([0, 1, 1], pa.int32()), pa.array(["A", "A"]))
+    status = pa.array([READY] * 3).dictionary_encode()
+    counts = status_counts(pa.table({"sku": sku, "status": status}))
+    assert counts.to_dict("records") == [
+        {"sku": "A", "status": READY, "bucket": "sellable", "units": 3}
+    ]
+
+
 def test_units_per_status_totals_across_skus_largest_first() -> None:
     counts = status_counts(
         _units([("A", "Cleaning"), ("B", "cleaning"), ("B", "In Warehouse - Ready For Customer")])

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import csv
 import io
+import mmap
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,7 +71,8 @@ MONEY = pa.decimal128(12, 2)
 _READ_BLOCK_BYTES = 8 << 20
 _HAS_OFFSET = r"(?i)(?:z|[+-]\d\d(?::?\d\d)?)$"
 # A timestamp must carry a date and a time, a date a full date: a value cut short never parses.
-_TIMESTAMP_SHAPE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}"
+# An hour alone counts as a time only with its zone ("T07Z", as ISO 8601 and Arrow read it).
+_TIMESTAMP_SHAPE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}(?::\d{2}|(?:Z|[+-]\d{2}(?::?\d{2})?)$)"
 _DATE_SHAPE = r"^\d{4}-\d{2}-\d{2}"
 # ACS's own spelling, parsed by Arrow directly (":60" leap seconds go the general way).
 _CANONICAL_TIMESTAMP = (r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:[0-5]\dZ$", "%Y-%m-%dT%H:%M:%SZ")
@@ -152,19 +154,21 @@ class ReturnsFileRead:
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
 
+# Columns with few distinct values are dictionary-encoded: a brand's 3M units carry
+# ~50k SKUs, a dozen statuses and a few thousand locations.
 STOCK_UNITS_SCHEMA = pa.schema(
     [
         ("line_number", pa.int64()),
-        ("account_code", pa.string()),
+        ("account_code", _DICT),
         ("snapshot_at", UTC_TS),
-        ("sku", pa.string()),
+        ("sku", _DICT),
         ("unique_sku", pa.string()),
         ("rfid_epc", pa.string()),
-        ("status_raw", pa.string()),
+        ("status_raw", _DICT),
         ("status", _DICT),  # normalised
         ("bucket", _DICT),  # StockBucket value under the policy used
-        ("location_code", pa.string()),
-        ("grade", pa.string()),
+        ("location_code", _DICT),
+        ("grade", _DICT),
         ("last_event_at", UTC_TS),
         ("order_number", pa.string()),
         ("expected_return_date", UTC_TS),
@@ -397,6 +401,13 @@ def _read_lines(path: Path, wanted: set[int]) -> dict[int, str]:
     return found
 
 
+def _column_names(names: list[str], layout: FileLayout) -> tuple[list[str], list[str]]:
+    """(names to give pyarrow, with columns outside the layout renamed away; problems)."""
+    pyarrow_names = [n if n in layout.columns else f"_ignored_{i}" for i, n in enumerate(names)]
+    ignored = [n for n in names if n not in layout.columns]
+    return pyarrow_names, [f"ignored unknown columns: {', '.join(ignored)}"] if ignored else []
+
+
 def _parse_csv(
     path: Path, pyarrow_names: list[str], *, use_threads: bool
 ) -> tuple[pa.Table, list[tuple[int | None, str, int, int]], dict[int, QuarantinedRow]]:
@@ -442,17 +453,13 @@ def _read_raw(path: Path, layout: FileLayout) -> _RawRead:
     if not has_data:
         return _empty_raw(layout, "file holds a header and no rows", empty=False)
 
-    pyarrow_names = [n if n in layout.columns else f"_ignored_{i}" for i, n in enumerate(names)]
-    ignored = [n for n in names if n not in layout.columns]
+    pyarrow_names, problems = _column_names(names, layout)
     # Read on all cores first; only a file with rows of the wrong width is read again on
     # one thread, the only way pyarrow gives those rows their line numbers.
     table, bad_width, screened = _parse_csv(path, pyarrow_names, use_threads=True)
     if bad_width:
         table, bad_width, screened = _parse_csv(path, pyarrow_names, use_threads=False)
 
-    problems: list[str] = []
-    if ignored:
-        problems.append(f"ignored unknown columns: {', '.join(ignored)}")
     for column in layout.columns:  # optional columns absent from the header read as empty
         if column not in table.column_names:
             table = table.append_column(column, pa.array([""] * table.num_rows, pa.string()))
@@ -546,7 +553,8 @@ def _parse_utc_values(values: pa.Array, shape: str = _TIMESTAMP_SHAPE) -> pa.Arr
         part = series[mask & (series != "")]
         if len(part):
             parsed[part.index] = pd.to_datetime(part, utc=True, errors="coerce", format="ISO8601")
-    return pa.array(parsed, type=UTC_TS, from_pandas=True)
+    # Nanoseconds beyond the microsecond are dropped rather than refused.
+    return pa.array(parsed.dt.floor("us"), type=UTC_TS, from_pandas=True)
 
 
 def _parse_utc(column: pa.ChunkedArray | pa.Array, *, date_only: bool = False) -> pa.Array:
@@ -629,7 +637,9 @@ def _classify(
     status_raw: pa.Array, policy: StatusPolicy | None
 ) -> tuple[pa.DictionaryArray, pa.DictionaryArray]:
     """(normalised status, bucket) as dictionary arrays; each distinct raw value classified once."""
-    encoded = pc.dictionary_encode(status_raw)
+    encoded = (
+        status_raw if pa.types.is_dictionary(status_raw.type) else pc.dictionary_encode(status_raw)
+    )
     raw_values = encoded.dictionary.to_pylist()
     mapping = classify_statuses(raw_values, policy)
     statuses = sorted({mapping[v][0] for v in raw_values})
@@ -647,10 +657,20 @@ def _classify(
     return status, bucket
 
 
+def _strictly_increasing(values: pa.Array) -> bool:
+    if len(values) < 2:
+        return True
+    ordered = pc.less(values.slice(0, len(values) - 1), values.slice(1))
+    return bool(pc.all(ordered).as_py())
+
+
 def _resolve_duplicates(table: pa.Table) -> tuple[pa.Table, int, list[StatusConflict]]:
     """Keep each unit's latest row; mark units whose latest rows disagree as conflicting."""
+    unique_skus = table["unique_sku"].combine_chunks()
+    if _strictly_increasing(unique_skus):
+        return table, 0, []  # a file in unit order shows it lists no unit twice in one pass
     # Dictionary codes counted with numpy: cheaper than a hash group-by over every unit.
-    encoded = pc.dictionary_encode(table["unique_sku"].combine_chunks())
+    encoded = pc.dictionary_encode(unique_skus)
     per_code = np.bincount(encoded.indices.to_numpy(zero_copy_only=False))
     repeated = encoded.dictionary.take(pa.array(np.flatnonzero(per_code > 1)))
     del encoded, per_code
@@ -703,9 +723,164 @@ def _resolve_duplicates(table: pa.Table) -> tuple[pa.Table, int, list[StatusConf
     return table, removed, sorted(conflicts, key=lambda c: c.unique_sku)
 
 
+# How the clean read types each column (see ``_read_clean_units``).
+_CLEAN_UNIT_TYPES: dict[str, pa.DataType] = {
+    "account_code": _DICT,
+    "snapshot_at": UTC_TS,
+    "sku": _DICT,
+    "unique_sku": pa.string(),
+    "rfid_epc": pa.string(),
+    "status": _DICT,
+    "location_code": _DICT,
+    "grade": _DICT,
+    "last_event_at": UTC_TS,
+    "order_number": pa.string(),
+    "expected_return_date": pa.date32(),
+}
+# Columns the careful path quarantines a row for when blank (``account_code`` is kept
+# blank there, not null, so a blank one also takes the careful path).
+_CLEAN_UNIT_REQUIRED = (
+    "account_code",
+    "sku",
+    "unique_sku",
+    "status",
+    "snapshot_at",
+    "last_event_at",
+)
+
+
+def _reject_row(_row: Any) -> str:
+    return "error"  # a row of the wrong width: stop reading at once
+
+
+def _read_clean_units(path: Path) -> _RawRead | None:
+    """The snapshot parsed straight into its types on all cores, or None if it is not clean.
+
+    Nearly every day's file is clean: every row has its fields, every timestamp is an
+    ISO-8601 one with a zone, no value has spaces around it and no required value is
+    blank. Such a file is read in one multi-threaded pass with Arrow's own converters
+    (timestamps and dates parsed and checked, low-cardinality columns dictionary-encoded
+    as they are read), keeping no string copy of the timestamps. Anything the careful
+    path would quarantine, trim, screen or report makes this return None, and the file is
+    read again by ``_read_raw``; both paths give the same result on a clean file.
+    """
+    names, has_data, ends_with_newline = _read_header(path, STOCK_UNITS_LAYOUT)
+    if names is None or not has_data or not ends_with_newline:
+        return None
+    if not set(STOCK_UNITS_LAYOUT.columns) <= set(names):
+        return None
+    pyarrow_names, problems = _column_names(names, STOCK_UNITS_LAYOUT)
+    if _needs_screening(path, check_utf8=len(names) > len(STOCK_UNITS_LAYOUT.columns)):
+        return None
+    # Read from the path itself, not through ``_ScreenedLines``: Arrow then reads ahead on
+    # its own threads instead of calling back into Python for every block.
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(
+                column_names=pyarrow_names, skip_rows=1, block_size=_READ_BLOCK_BYTES
+            ),
+            parse_options=pacsv.ParseOptions(
+                invalid_row_handler=_reject_row, ignore_empty_lines=False
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=_CLEAN_UNIT_TYPES,
+                include_columns=list(STOCK_UNITS_LAYOUT.columns),
+                null_values=[""],
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+                timestamp_parsers=[pacsv.ISO8601],
+            ),
+        )
+    except pa.ArrowInvalid:
+        return None  # a value Arrow cannot convert, a row of the wrong width, bad bytes
+    if any(table[c].null_count for c in _CLEAN_UNIT_REQUIRED):
+        return None
+    table = table.unify_dictionaries()
+    text_columns = [c for c, t in _CLEAN_UNIT_TYPES.items() if t in (_DICT, pa.string())]
+    if any(_needs_trim(table[c]) for c in text_columns):
+        return None
+    rows = table.num_rows
+    expected = table["expected_return_date"].cast(pa.timestamp("us")).cast(UTC_TS)
+    table = table.set_column(
+        table.schema.get_field_index("expected_return_date"), "expected_return_date", expected
+    ).append_column("line_number", pa.array(np.arange(2, rows + 2, dtype=np.int64)))
+    return _RawRead(
+        table=table,
+        quarantined=[],
+        problems=problems,
+        empty=False,
+        header_only=False,
+        truncated=False,
+        blank_lines=0,
+        rows_read=rows,
+        last_line_number=rows + 1,
+    )
+
+
+def _needs_screening(path: Path, *, check_utf8: bool) -> bool:
+    """Whether a line leaves a quoted field open or (with ``check_utf8``) is not UTF-8:
+    what ``_ScreenedLines`` quarantines.
+
+    Most files hold no quote at all, which one ``find`` over the mapped file shows without
+    copying it. Arrow checks the UTF-8 of every column it converts, so only a file with
+    columns it skips needs ``check_utf8``.
+    """
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as view:
+        if not check_utf8 and view.find(b'"') < 0:
+            return False
+        start, size = 0, len(view)
+        while start < size:
+            end = view.rfind(b"\n", start, start + _READ_BLOCK_BYTES) + 1
+            if end <= start:  # a line longer than a block, or the last line
+                newline = view.find(b"\n", start + _READ_BLOCK_BYTES)
+                end = size if newline < 0 else newline + 1
+            block = view[start:end]
+            start = end
+            if check_utf8 and not block.isascii():
+                try:
+                    block.decode("utf-8")
+                except UnicodeDecodeError:
+                    return True
+            if b'"' in block and _odd_quote_lines(block):
+                return True
+    return False
+
+
+def _needs_trim(column: pa.ChunkedArray) -> bool:
+    """Whether any value starts or ends with white space (what ``_trimmed`` would change).
+
+    Looks only at each value's first and last byte (numpy over the Arrow buffers); a value
+    starting or ending with a non-ASCII byte is checked the exact (slower) way.
+    """
+    for chunk in column.chunks:
+        values = chunk.dictionary if pa.types.is_dictionary(chunk.type) else chunk
+        if len(values) == 0:
+            continue
+        if pa.types.is_large_string(values.type):
+            return True
+        offsets_buffer, data_buffer = values.buffers()[1:3]
+        offsets = np.frombuffer(offsets_buffer, dtype=np.int32)[
+            values.offset : values.offset + len(values) + 1
+        ]
+        if data_buffer is None or offsets[-1] == offsets[0]:
+            continue
+        data = np.frombuffer(data_buffer, dtype=np.uint8)
+        starts, ends = offsets[:-1], offsets[1:]
+        filled = ends > starts
+        first, last = data[starts[filled]], data[ends[filled] - 1]
+        edge = (first <= 0x20) | (last <= 0x20) | (first >= 0x80) | (last >= 0x80)
+        if edge.any() and _trimmed(values) is not values:
+            return True
+    return False
+
+
 def read_stock_units(path: Path, policy: StatusPolicy | None = None) -> StockFileRead:
     """Read a ``stock_units_*.csv`` snapshot. Raises only ``FileLayoutError`` (unusable header)."""
     path = Path(path)
+    clean = _read_clean_units(path)
+    if clean is not None:
+        return _stock_file_read(path, clean, clean.table, [], policy)
     raw = _read_raw(path, STOCK_UNITS_LAYOUT)
     table = raw.table
     trimmed = {
@@ -745,7 +920,7 @@ def read_stock_units(path: Path, policy: StatusPolicy | None = None) -> StockFil
             "sku": trimmed["sku"],
             "unique_sku": trimmed["unique_sku"],
             "rfid_epc": _blank_to_null(trimmed["rfid_epc"]),
-            "status_raw": status_raw,
+            "status": status_raw,
             "location_code": _blank_to_null(trimmed["location_code"]),
             "grade": _blank_to_null(trimmed["grade"]),
             "last_event_at": last_event_at,
@@ -754,7 +929,20 @@ def read_stock_units(path: Path, policy: StatusPolicy | None = None) -> StockFil
         }
     )
     good, quarantined = reasons.split(path, typed, raw)
-    status, bucket = _classify(good["status_raw"].combine_chunks(), policy)
+    return _stock_file_read(path, raw, good, quarantined, policy)
+
+
+def _stock_file_read(
+    path: Path,
+    raw: _RawRead,
+    good: pa.Table,
+    quarantined: list[QuarantinedRow],
+    policy: StatusPolicy | None,
+) -> StockFileRead:
+    """The rows that passed every check (``status`` still raw) → the unit table and report."""
+    status_raw = good["status"].combine_chunks()
+    status, bucket = _classify(status_raw, policy)
+    good = good.drop_columns(["status"]).append_column("status_raw", status_raw)
     good = good.append_column("status", status).append_column("bucket", bucket)
     good = good.select(STOCK_UNITS_SCHEMA.names)
     ahead = pc.greater(
