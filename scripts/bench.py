@@ -14,8 +14,11 @@ Benchmarks (``--only`` picks some; default all):
 * ``growth``    5. figures 1 and 4 at 0.3M, 1M and 3M units (``--size brand`` only; at
   smaller sizes it runs 1 at the given size)
 
-``--cycle-size`` overrides the size of benchmark 4 (the brand-scale cycle takes long).
-``--write`` replaces the "Latest run" section of BENCHMARKS.md with this run's figures.
+``--cycle-size`` overrides the size of benchmark 4 (the brand-scale cycle takes long);
+``--no-growth-cycle`` leaves the cycle out of the growth table.
+``--write`` replaces the "Latest run" section of BENCHMARKS.md (or ``--benchmarks-file``)
+with this run's figures, the date, the machine and the command; the rest of the file,
+the curated analysis, is kept as it is.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -51,65 +55,140 @@ def run_despatch(size: str) -> str:
     return "despatch latency (scripts/bench_despatch_latency.py):\n" + done.stdout.strip()
 
 
+LATEST_START = "<!-- bench:latest:start -->"
+LATEST_END = "<!-- bench:latest:end -->"
+
+
+def write_latest(target: Path, command: str, facts: dict[str, str], lines: list[str]) -> None:
+    """Replace the "Latest run" section of ``target`` (appended the first time)."""
+    section = "\n".join(
+        [
+            LATEST_START,
+            "## Latest run",
+            "",
+            f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+            f"- machine: {facts['cores']} cores, {facts['ram']}, {facts['cpu']}",
+            f"- versions: Python {facts['python']}, Dagster {facts['dagster']}, "
+            f"pyarrow {facts['pyarrow']}, pandas {facts['pandas']}",
+            f"- command: `{command}`",
+            "",
+            "```",
+            *lines,
+            "```",
+            LATEST_END,
+        ]
+    )
+    text = target.read_text() if target.exists() else "# Benchmarks\n"
+    if LATEST_START in text and LATEST_END in text:
+        before, rest = text.split(LATEST_START, 1)
+        after = rest.split(LATEST_END, 1)[1]
+        text = before + section + after
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    target.write_text(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="small", choices=["tiny", "small", "brand"])
     parser.add_argument("--seed", type=int, default=common.DEFAULT_SEED)
     parser.add_argument("--only", action="append", choices=ALL, help="repeatable")
     parser.add_argument("--cycle-size", choices=sorted(common.SIZES))
+    parser.add_argument("--no-growth-cycle", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="snapshot runs (best kept)")
     parser.add_argument("--json", type=Path, help="also write every result as JSON here")
+    parser.add_argument("--write", action="store_true", help="write the figures to the file")
+    parser.add_argument("--benchmarks-file", type=Path, default=common.BENCHMARKS)
     args = parser.parse_args(argv)
     wanted = args.only or list(ALL)
     facts = common.machine()
-    print(
+    lines: list[str] = []
+
+    def say(text: str) -> None:
+        print(text, flush=True)
+        lines.extend(text.splitlines())
+
+    say(
         f"bench {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, size {args.size}, seed {args.seed}; "
         f"{facts['cores']} cores, {facts['ram']}, {facts['cpu']}; Python {facts['python']}, "
-        f"Dagster {facts['dagster']}, pyarrow {facts['pyarrow']}, pandas {facts['pandas']}",
-        flush=True,
+        f"Dagster {facts['dagster']}, pyarrow {facts['pyarrow']}, pandas {facts['pandas']}"
     )
     results: dict[str, object] = {"machine": facts, "size": args.size}
     started = time.perf_counter()
     if "snapshot" in wanted:
-        r = bench_snapshot.measure(args.size, args.repeat, args.seed)
-        results["snapshot"] = r
-        print(bench_snapshot.report(r), flush=True)
+        for shuffled in (False, True):
+            r = bench_snapshot.measure(args.size, args.repeat, args.seed, shuffled=shuffled)
+            results["snapshot_shuffled" if shuffled else "snapshot"] = r
+            say(bench_snapshot.report(r))
     if "release" in wanted:
         r = bench_release.measure(args.size, args.seed)
         results["release"] = r
-        print(bench_release.report(r), flush=True)
+        say(bench_release.report(r))
     if "despatch" in wanted:
         text = run_despatch(args.size)
         results["despatch"] = text
-        print(text, flush=True)
+        say(text)
     if "cycle" in wanted:
         r = bench_cycle.measure(args.cycle_size or args.size, args.seed)
         results["cycle"] = r
-        print(bench_cycle.report(r), flush=True)
+        say(bench_cycle.report(r))
     if "growth" in wanted:
         sizes = common.GROWTH if args.size == "brand" else (args.size,)
-        growth = []
-        for size in sizes:
-            snap = bench_snapshot.measure(size, 1, args.seed)
-            per_unit = snap["pipeline"]["seconds"] / snap["pipeline"]["units"] * 1e6  # type: ignore[index]
-            row = {
-                "size": size,
-                "snapshot_s": snap["pipeline"]["seconds"],  # type: ignore[index]
-                "baseline_s": snap["baseline"]["seconds"],
-                "ratio": snap["ratio"],  # type: ignore[index]
-                "snapshot_us_per_unit": per_unit,
-            }
-            growth.append(row)
-            print(
-                f"growth [{size}] snapshot {row['snapshot_s']:.2f} s ({per_unit:.2f} µs/unit), "
-                f"baseline {row['baseline_s']:.2f} s, ratio {row['ratio']:.2f}",
-                flush=True,
-            )
+        growth = [grow(size, args.seed, cycle=not args.no_growth_cycle, say=say) for size in sizes]
         results["growth"] = growth
-    print(f"done in {time.perf_counter() - started:.0f} s")
+        say(growth_table(growth))
+    say(f"done in {time.perf_counter() - started:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))
+    if args.write:
+        command = " ".join(["scripts/bench.py", *(argv if argv is not None else sys.argv[1:])])
+        write_latest(args.benchmarks_file, command, facts, lines)
     return 0
+
+
+def grow(size: str, seed: int, *, cycle: bool, say: Callable[[str], None]) -> dict[str, object]:
+    """Figures 1 (and 4) at one growth size, with the cost per unit."""
+    snap = bench_snapshot.measure(size, 1, seed)
+    pipeline = snap["pipeline"]
+    assert isinstance(pipeline, dict)
+    row: dict[str, object] = {
+        "size": size,
+        "units": pipeline["units"],
+        "snapshot_s": pipeline["seconds"],
+        "snapshot_peak_mib": pipeline["peak_mib"],
+        "baseline_s": snap["baseline"]["seconds"],  # type: ignore[index]
+        "ratio": snap["ratio"],
+        "snapshot_us_per_unit": pipeline["seconds"] / pipeline["units"] * 1e6,
+    }
+    say(bench_snapshot.report(snap))
+    if cycle:
+        result = bench_cycle.measure(size, seed)
+        say(bench_cycle.report(result))
+        for label in ("first_full_load", "steady_state"):
+            figures = result[label]
+            assert isinstance(figures, dict)
+            row[f"{label}_s"] = figures["wall_s"]
+            row[f"{label}_peak_mib"] = figures["peak_mib_so_far"]
+            row[f"{label}_us_per_unit"] = figures["wall_s"] / pipeline["units"] * 1e6
+    return row
+
+
+def growth_table(rows: list[dict[str, object]]) -> str:
+    lines = ["growth (cost per unit should stay flat):"]
+    for row in rows:
+        text = (
+            f"  {row['size']:6} {row['units']:>9,} units: snapshot {row['snapshot_s']:.2f} s "
+            f"({row['snapshot_us_per_unit']:.2f} µs/unit, {row['ratio']:.2f}x baseline, "
+            f"peak {row['snapshot_peak_mib']:.0f} MiB)"
+        )
+        if "steady_state_s" in row:
+            text += (
+                f"; cycle first load {row['first_full_load_s']:.1f} s "
+                f"({row['first_full_load_us_per_unit']:.1f} µs/unit), steady "
+                f"{row['steady_state_s']:.1f} s ({row['steady_state_us_per_unit']:.1f} µs/unit)"
+            )
+        lines.append(text)
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

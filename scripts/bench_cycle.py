@@ -13,7 +13,9 @@ read apart from /proc; the integration runs ``integration_cycle`` in process
 
 Per cycle: wall time, the run's step time (sum of step durations from Dagster's
 events) and the rest of the run (Dagster orchestration), the integration process's CPU,
-the sandbox's CPU, and the integration process's peak RSS so far.
+the sandbox's CPU, the integration process's peak RSS so far and the slowest steps.
+With ``BENCH_PROFILE=/tmp/cycle`` each cycle is profiled with pyinstrument into
+``/tmp/cycle.<cycle>.txt``.
 
     .venv/bin/python scripts/bench_cycle.py --size small
 """
@@ -52,6 +54,28 @@ def _step_seconds(instance: object, run_id: str) -> float:
     """Sum of the run's step durations (Dagster's own step stats)."""
     stats = instance.get_run_step_stats(run_id)  # type: ignore[attr-defined]
     return sum((s.end_time or 0) - (s.start_time or 0) for s in stats if s.start_time)
+
+
+def _slowest_steps(instance: object, run_ids: list[str], top: int = 6) -> list[tuple[str, float]]:
+    """The run's longest steps (Dagster's step stats): where a cycle's time goes."""
+    stats = [
+        (s.step_key, (s.end_time or 0) - (s.start_time or 0))
+        for run_id in run_ids
+        for s in instance.get_run_step_stats(run_id)  # type: ignore[attr-defined]
+        if s.start_time
+    ]
+    return sorted(stats, key=lambda kv: -kv[1])[:top]
+
+
+def _profiler(label: str) -> object | None:
+    """A started pyinstrument profiler when ``BENCH_PROFILE`` names an output file stem."""
+    if not os.environ.get("BENCH_PROFILE"):
+        return None
+    from pyinstrument import Profiler
+
+    profiler = Profiler(interval=0.005)
+    profiler.start()
+    return profiler
 
 
 def _partition_day(http: object, acs: str) -> str:
@@ -105,6 +129,7 @@ def child_cycles(folder: Path) -> dict[str, object]:
                 # ingestion for its day (what the file sensor starts), then the stock push
                 # (what the batch schedule starts).
                 day = _partition_day(http, acs)
+                profiler = _profiler(label)
                 runs = [
                     job.execute_in_process(
                         instance=instance, raise_on_error=False, run_config=QUIET
@@ -117,6 +142,11 @@ def child_cycles(folder: Path) -> dict[str, object]:
                     ),
                 ]
                 wall = time.perf_counter() - started
+                if profiler is not None:
+                    profiler.stop()
+                    Path(os.environ["BENCH_PROFILE"]).with_suffix(f".{label}.txt").write_text(
+                        profiler.output_text(unicode=False, color=False)
+                    )
                 steps = sum(_step_seconds(instance, run.run_id) for run in runs)
                 failures = [
                     str(
@@ -139,6 +169,7 @@ def child_cycles(folder: Path) -> dict[str, object]:
                     "sandbox_cpu_s": _proc_cpu(server.pid) - sandbox_cpu,
                     "peak_mib_so_far": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                     "sandbox_day_s": simulated_day,
+                    "slowest_steps": _slowest_steps(instance, [run.run_id for run in runs]),
                 }
         return results
     finally:
@@ -179,6 +210,10 @@ def report(result: dict[str, object]) -> str:
             f"steps {r['steps_s']:.1f} s, orchestration {r['orchestration_s']:.1f} s; "
             f"CPU integration {r['integration_cpu_s']:.1f} s, sandbox {r['sandbox_cpu_s']:.1f} s; "
             f"peak {r['peak_mib_so_far']:.0f} MiB"
+        )
+        lines.append(
+            "    slowest steps: "
+            + ", ".join(f"{key} {seconds:.1f}s" for key, seconds in r.get("slowest_steps", []))
         )
         if r["failures"]:
             lines.append(f"    failures: {r['failures']}")

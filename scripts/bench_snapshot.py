@@ -176,10 +176,38 @@ def _child(mode: str, path: Path, folder: Path) -> dict[str, float]:
     return result
 
 
-def measure(size: str, repeat: int = 1, seed: int = common.DEFAULT_SEED) -> dict[str, object]:
+def shuffled_copy(path: Path, seed: int = common.DEFAULT_SEED) -> Path:
+    """The same file with its data rows in random order (cached beside it).
+
+    The generator writes units in ``unique_sku`` order, which lets the reader see in one
+    comparison pass that no unit is listed twice; a file in any other order needs the
+    hash de-duplication. Measuring both shows what that order is worth.
+    """
+    target = path.with_name(f"shuffled_{path.name}")
+    if target.exists():
+        return target
+    import numpy as np
+
+    with path.open("rb") as handle:
+        header = handle.readline()
+        rows = handle.read().splitlines(keepends=True)
+    order = np.random.default_rng(seed).permutation(len(rows))
+    partial = target.with_suffix(".partial")
+    with partial.open("wb") as out:
+        out.write(header)
+        out.writelines(rows[i] for i in order)
+    partial.replace(target)
+    return target
+
+
+def measure(
+    size: str, repeat: int = 1, seed: int = common.DEFAULT_SEED, *, shuffled: bool = False
+) -> dict[str, object]:
     """Baseline and pipeline, alternated ``repeat`` times; the best of each is kept."""
     folder = common.scenario_dir(size, seed)
     path = common.stock_file(folder)
+    if shuffled:
+        path = shuffled_copy(path, seed)
     _inputs(folder)
     baselines: list[dict[str, float]] = []
     pipelines: list[dict[str, float]] = []
@@ -196,6 +224,7 @@ def measure(size: str, repeat: int = 1, seed: int = common.DEFAULT_SEED) -> dict
         "pipeline": pipe,
         "ratio": pipe["seconds"] / base["seconds"],
         "runs": repeat,
+        "order": "shuffled" if shuffled else "unit order",
     }
 
 
@@ -207,8 +236,8 @@ def report(result: dict[str, object]) -> str:
     verdict = "pass (goal)" if ratio <= 1.5 else "pass (gate)" if ratio <= 2 else "MISS"
     memory = "pass" if pipe["peak_mib"] <= 1536 else "MISS"
     lines = [
-        f"snapshot→plan [{result['size']}] {result['file']} ({result['file_mib']:.0f} MiB), "
-        f"{pipe['units']:,} units, best of {result['runs']}",
+        f"snapshot→plan [{result['size']}] {result['file']} ({result['file_mib']:.0f} MiB, "
+        f"rows in {result['order']}), {pipe['units']:,} units, best of {result['runs']}",
         f"  baseline pyarrow.csv.read_csv {base['seconds']:7.2f} s "
         f"peak {base['peak_mib']:6.0f} MiB",
         f"  pipeline                     {pipe['seconds']:7.2f} s peak {pipe['peak_mib']:6.0f} MiB",
@@ -228,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=common.DEFAULT_SEED)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--shuffled", action="store_true", help="rows in random order")
     parser.add_argument("--child", choices=["baseline", "pipeline"], help=argparse.SUPPRESS)
     parser.add_argument("--file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
@@ -238,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child == "pipeline":
         print(json.dumps(child_pipeline(args.file, args.folder)))
         return 0
-    result = measure(args.size, args.repeat, args.seed)
+    result = measure(args.size, args.repeat, args.seed, shuffled=args.shuffled)
     print(json.dumps(result, indent=1) if args.json else report(result))
     return 0
 

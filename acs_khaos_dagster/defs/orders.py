@@ -79,6 +79,7 @@ from acs_khaos_dagster.domain.orders import released_order_lines_frame
 from acs_khaos_dagster.domain.shipments import (
     SHIPMENT_COLUMNS,
     PostingProblem,
+    ShortLine,
     closed_quantities,
     order_completion,
     shipment_rows,
@@ -165,6 +166,7 @@ class ShipmentsSchema(pa.DataFrameModel):
 
 
 POSTING_STATES = ["queued", "nothing", "problem"]
+POSTING_BATCH = 500  # shipments recorded per transaction
 
 
 class ShipmentPostingsSchema(pa.DataFrameModel):
@@ -685,74 +687,78 @@ def khaos_shipment_postings(
             else {}
         )
         by_order = _postings_by_order(book.postings({e.order_number for e in events}))
-        for event in events:
-            order = orders.get(event.order_number)
-            history = by_order.setdefault(event.order_number, [])
-            posted, _ = _posted_and_closed(history, exclude=event.shipment_id)
-            result = to_despatch_posting(event, order, conf.carriers, posted)
-            short_lines = short_closures(event, order)
-            closed = closed_quantities(short_lines)
-            order_id = order.order_id if order is not None else None
-            common = {
-                "shipment_id": event.shipment_id,
-                "order_number": event.order_number,
-                "order_id": order_id,
-                "event_id": event.event_id,
-                "closed": closed,
-            }
+        short_found: list[ShortLine] = []
+        # One transaction per batch, not per shipment: a day at a brand's scale is
+        # thousands of shipments, and nothing is sent before the batch is committed.
+        for first in range(0, len(events), POSTING_BATCH):
             with db.transaction() as session:
-                if isinstance(result, DespatchPosting):
-                    key = f"despatch:{event.shipment_id}"
-                    db.outbox.enqueue(
-                        kind,
-                        TARGET_OF[kind],
-                        event.shipment_id,
-                        key,
-                        result.model_dump(mode="json"),
-                        session=session,
+                for event in events[first : first + POSTING_BATCH]:
+                    order = orders.get(event.order_number)
+                    history = by_order.setdefault(event.order_number, [])
+                    posted, _ = _posted_and_closed(history, exclude=event.shipment_id)
+                    result = to_despatch_posting(event, order, conf.carriers, posted)
+                    short_lines = short_closures(event, order)
+                    closed = closed_quantities(short_lines)
+                    common = {
+                        "shipment_id": event.shipment_id,
+                        "order_number": event.order_number,
+                        "order_id": order.order_id if order is not None else None,
+                        "event_id": event.event_id,
+                        "closed": closed,
+                    }
+                    if isinstance(result, DespatchPosting):
+                        key = f"despatch:{event.shipment_id}"
+                        db.outbox.enqueue(
+                            kind,
+                            TARGET_OF[kind],
+                            event.shipment_id,
+                            key,
+                            result.model_dump(mode="json"),
+                            session=session,
+                        )
+                        book.record_posting(
+                            **common, state="queued", lines=result.lines, outbox_key=key,
+                            session=session,
+                        )  # fmt: skip
+                        state, lines, problem_text = "queued", result.lines, ""
+                    elif result is None:
+                        book.record_posting(**common, state="nothing", session=session)
+                        state, lines, problem_text = "nothing", (), ""
+                    else:
+                        book.record_posting(
+                            **common, state="problem", problem=result.message, session=session
+                        )
+                        problems.append(_posting_exception(result))
+                        state, lines, problem_text = "problem", (), result.message
+                    history.append(
+                        ShipmentPosting(
+                            shipment_id=event.shipment_id,
+                            order_number=event.order_number,
+                            state=state,
+                            lines=[[i, q] for i, q in lines],
+                            closed=[[i, q] for i, q in closed.items()],
+                        )
                     )
-                    book.record_posting(
-                        **common, state="queued", lines=result.lines, outbox_key=key,
-                        session=session,
-                    )  # fmt: skip
-                    state, lines, problem_text = "queued", result.lines, ""
-                elif result is None:
-                    book.record_posting(**common, state="nothing", session=session)
-                    state, lines, problem_text = "nothing", (), ""
-                else:
-                    book.record_posting(
-                        **common, state="problem", problem=result.message, session=session
+                    short_found.extend(short_lines)
+                    rows.append(
+                        {
+                            "shipment_id": event.shipment_id,
+                            "order_number": event.order_number,
+                            "state": state,
+                            "units": sum(q for _, q in lines),
+                            "closed_short_units": sum(closed.values()),
+                            "problem": problem_text,
+                            "_key": f"despatch:{event.shipment_id}" if state == "queued" else "",
+                        }
                     )
-                    problems.append(_posting_exception(result))
-                    state, lines, problem_text = "problem", (), result.message
-            history.append(
-                ShipmentPosting(
-                    shipment_id=event.shipment_id,
-                    order_number=event.order_number,
-                    state=state,
-                    lines=[[i, q] for i, q in lines],
-                    closed=[[i, q] for i, q in closed.items()],
-                )
+        for short in short_found:
+            db.exceptions.raise_exception(
+                short.exception_type,
+                short.exception_ref,
+                short.message,
+                {"action": short.action, **short.model_dump(mode="json")},
             )
-            for short in short_lines:
-                db.exceptions.raise_exception(
-                    short.exception_type,
-                    short.exception_ref,
-                    short.message,
-                    {"action": short.action, **short.model_dump(mode="json")},
-                )
-                shorts += 1
-            rows.append(
-                {
-                    "shipment_id": event.shipment_id,
-                    "order_number": event.order_number,
-                    "state": state,
-                    "units": sum(q for _, q in lines),
-                    "closed_short_units": sum(closed.values()),
-                    "problem": problem_text,
-                    "_key": f"despatch:{event.shipment_id}" if state == "queued" else "",
-                }
-            )
+            shorts += 1
         open_counts = sync_exceptions(
             db, problems, SHIPMENT_EXCEPTION_TYPES, owns=lambda ref: ref.startswith("shipment:")
         )

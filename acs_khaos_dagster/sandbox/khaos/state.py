@@ -15,6 +15,7 @@ the contract's "Stock model" and "Order model" lives here:
 from __future__ import annotations
 
 import random
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -267,29 +268,39 @@ class KhaosBooks:
                 return line.stock_id, line.is_hire
         raise not_found(f"order item {order_item_id} is not on order {order.header.order_id}")
 
-    def allocated(self, stock_id: int, site_id: int) -> int:
-        total = 0
+    def allocations(self) -> Counter[tuple[int, int]]:
+        """Units on open invoices per (StockID, site), sale lines only: one pass over them all
+        (a brand's stock export asks for every item, so never a pass per item)."""
+        totals: Counter[tuple[int, int]] = Counter()
         for inv in self.invoices.values():
-            if not inv.is_open or inv.site_id != site_id:
+            if not inv.is_open:
                 continue
             order = self.orders[inv.order_id]
             for item_id, qty in inv.lines.items():
                 sid, hire = self._line_stock(order, item_id)
-                if sid == stock_id and not hire:
-                    total += qty
-        return total
+                if not hire:
+                    totals[(sid, inv.site_id)] += qty
+        return totals
+
+    def allocated(self, stock_id: int, site_id: int) -> int:
+        return self.allocations()[(stock_id, site_id)]
 
     def level(self, stock_id: int, site_id: int) -> int:
         return self.levels.get((stock_id, site_id), 0)
 
-    def stock_level(self, stock_id: int, site_id: int) -> StockLevel:
+    def stock_level(
+        self, stock_id: int, site_id: int, allocations: Counter[tuple[int, int]] | None = None
+    ) -> StockLevel:
         level = self.level(stock_id, site_id)
+        allocated = (allocations if allocations is not None else self.allocations())[
+            (stock_id, site_id)
+        ]
         return StockLevel(
             stock_id=stock_id,
             stock_code=self.items[stock_id].stock_code,
             site_id=site_id,
             level=level,
-            available=level - self.allocated(stock_id, site_id),
+            available=level - allocated,
             on_order=self.on_order.get((stock_id, site_id), 0),
         )
 
@@ -324,11 +335,12 @@ class KhaosBooks:
             self._require_site(site_id)
         sites = [site_id] if site_id else sorted(self.sites)
         out: list[StockLevel] = []
+        allocations = self.allocations()
         for code in codes:
             item = self.item_by_code(code)
             if item is None:
                 continue
-            out.extend(self.stock_level(item.stock_id, s) for s in sites)
+            out.extend(self.stock_level(item.stock_id, s, allocations) for s in sites)
         return out
 
     def order_view(self, order: SimOrder, include_packages: bool = True) -> SalesOrder:
@@ -786,6 +798,7 @@ class KhaosBooks:
         stock_keys = sorted(
             {*self.levels, *((sid, site) for sid in self.items for site in self.sites)}
         )
+        allocations = self.allocations()
         return {
             "now": iso(self.clock.now()),
             "sites": [s.model_dump(mode="json") for s in self.get_sites()],
@@ -798,8 +811,8 @@ class KhaosBooks:
                     "stock_id": sid,
                     "site_id": site,
                     "level": self.level(sid, site),
-                    "allocated": self.allocated(sid, site),
-                    "available": self.level(sid, site) - self.allocated(sid, site),
+                    "allocated": allocations[(sid, site)],
+                    "available": self.level(sid, site) - allocations[(sid, site)],
                 }
                 for sid, site in stock_keys
                 if sid in self.items
