@@ -18,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -620,19 +622,23 @@ def _deadline(received: Any, days: int, time_zone: str) -> datetime | None:
     return refund_deadline(pd.Timestamp(received).to_pydatetime(), days, time_zone)
 
 
-def _snapshots(folder: Path) -> list[tuple[datetime, pd.DataFrame]]:
+def _snapshots(folder: Path, hire_skus: set[str]) -> list[tuple[datetime, pd.DataFrame]]:
+    """Each kept unit snapshot's time and its hire units (only those rows are read: a
+    brand's snapshot is millions of units, a tenth of them for hire at most)."""
     found = []
     for path in sorted(folder.rglob("*.parquet")) if folder.is_dir() else []:
-        frame = pd.read_parquet(path)
-        missing = {"unique_sku", "sku", "status"} - set(frame.columns)
-        if missing or frame.empty:
+        names = pq.read_schema(path).names
+        if {"unique_sku", "sku", "status", "snapshot_at"} - set(names):
             continue
-        frame = frame[[c for c in SNAPSHOT_COLUMNS if c in frame.columns]].copy()
-        frame["status"] = frame["status"].astype(str)
-        taken = frame["snapshot_at"].max() if "snapshot_at" in frame.columns else None
-        if taken is None or pd.isna(taken):
+        taken = pc.max(pq.read_table(path, columns=["snapshot_at"])["snapshot_at"]).as_py()
+        if taken is None:
             continue
-        found.append((pd.Timestamp(taken).to_pydatetime(), frame))
+        units = pq.read_table(
+            path,
+            columns=[c for c in SNAPSHOT_COLUMNS if c in names],
+            filters=[("sku", "in", sorted(hire_skus))] if hire_skus else [("sku", "==", "")],
+        )
+        found.append((pd.Timestamp(taken).to_pydatetime(), units.to_pandas()))
     return found
 
 
@@ -654,7 +660,6 @@ def hire_unit_lifecycle_table(
     store: StoreResource,
 ) -> pd.DataFrame:
     conf = settings.load()
-    snapshots = [s for f in SNAPSHOT_FOLDERS for s in _snapshots(conf.data_dir / f)]
     with acs.client() as client:
         hire_skus = {p.sku for p in client.iter_products() if p.is_hire}
     with store.connect() as db:
@@ -663,6 +668,7 @@ def hire_unit_lifecycle_table(
         moves = repo.moves()
     hire_units = units[units["is_hire"].eq(True) | units["sku"].isin(hire_skus)]
     hire_skus |= set(hire_units["sku"])
+    snapshots = [s for f in SNAPSHOT_FOLDERS for s in _snapshots(conf.data_dir / f, hire_skus)]
     events = [
         {
             "unique_sku": r.unique_sku,

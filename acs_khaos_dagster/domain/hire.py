@@ -124,6 +124,10 @@ def stage_for_status(
     return HireStage.UNKNOWN
 
 
+_OBSERVATION_COLUMNS = ("unique_sku", "sku", "stage", "at", "status", "source", "snapshot_at")
+_SOURCE_RANK = {"event": 0, "snapshot": 1}  # within one instant a snapshot row wins
+
+
 def _utc(value: Any) -> pd.Timestamp | None:
     if value is None:
         return None
@@ -135,17 +139,37 @@ def _utc(value: Any) -> pd.Timestamp | None:
     return ts.tz_convert("UTC")
 
 
+def _utc_column(values: pd.Series) -> pd.Series:
+    """A column of times as UTC timestamps (NaT where missing); naive times are refused."""
+    if values.empty or values.isna().all():
+        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    if pd.api.types.is_datetime64_dtype(values.dtype) or any(
+        getattr(v, "tzinfo", True) is None for v in values.dropna().head(1000)
+    ):
+        raise ValueError("hire lifecycle times must be timezone-aware")
+    return pd.to_datetime(values, utc=True).astype("datetime64[ns, UTC]")
+
+
+def _text(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column not in frame.columns:
+        return pd.Series("", index=frame.index, dtype=object)
+    return frame[column].astype(object).where(frame[column].notna(), "").astype(str)
+
+
 def _observations(
     snapshots: Iterable[tuple[datetime, pd.DataFrame]],
     events: pd.DataFrame | None,
     hire_skus: Collection[str] | None,
     policy: StatusPolicy,
     stage_overrides: Mapping[str, HireStage] | None,
-) -> tuple[list[dict[str, Any]], dict[str, pd.Timestamp], pd.Timestamp | None]:
-    obs: list[dict[str, Any]] = []
-    last_seen: dict[str, pd.Timestamp] = {}
+) -> tuple[pd.DataFrame, pd.Series, pd.Timestamp | None]:
+    """(every observation, newest snapshot time per unit, newest snapshot time), vectorised:
+    a brand's snapshot lists hundreds of thousands of hire units."""
+    parts: list[pd.DataFrame] = []
     latest: pd.Timestamp | None = None
-    stage_cache: dict[str, HireStage] = {}
+    stages: dict[str, str] = {}
     skus = set(hire_skus) if hire_skus is not None else None
     for snapshot_at, units in snapshots:
         taken = _utc(snapshot_at)
@@ -154,96 +178,98 @@ def _observations(
         latest = taken if latest is None else max(latest, taken)
         if units.empty:
             continue
-        for row in units.to_dict("records"):
-            sku = str(row.get("sku") or "")
-            if skus is not None and sku not in skus:
-                continue
-            unit = str(row["unique_sku"])
-            status = normalise_status(str(row.get("status") or ""))
-            if status not in stage_cache:
-                stage_cache[status] = stage_for_status(status, policy, stage_overrides)
-            moved = _utc(row.get("last_event_at"))
-            at = moved if moved is not None and moved <= taken else taken
-            obs.append(
+        sku = _text(units, "sku")
+        if skus is not None:
+            units, sku = units[sku.isin(skus)], sku[sku.isin(skus)]
+        # Each distinct spelling normalised and staged once.
+        raw = _text(units, "status")
+        spellings = {v: normalise_status(v) for v in raw.unique()}
+        status = raw.map(spellings)
+        for value in status.unique():
+            if value not in stages:
+                stages[value] = str(stage_for_status(value, policy, stage_overrides))
+        moved = (
+            _utc_column(units["last_event_at"])
+            if "last_event_at" in units.columns
+            else pd.Series(pd.NaT, index=units.index, dtype="datetime64[ns, UTC]")
+        )
+        parts.append(
+            pd.DataFrame(
                 {
-                    "unique_sku": unit,
+                    "unique_sku": units["unique_sku"].astype(str),
                     "sku": sku,
-                    "stage": stage_cache[status],
-                    "at": at,
+                    "stage": status.map(stages),
+                    "at": moved.where(moved.notna() & (moved <= taken), taken),
                     "status": status,
                     "source": "snapshot",
                     "snapshot_at": taken,
                 }
             )
-            last_seen[unit] = max(last_seen.get(unit, taken), taken)
+        )
+    snapshot_obs = [p for p in parts if not p.empty]
+    last_seen = (
+        pd.concat(snapshot_obs).groupby("unique_sku")["snapshot_at"].max()
+        if snapshot_obs
+        else pd.Series(dtype="datetime64[ns, UTC]")
+    )
     if events is not None and not events.empty:
-        for row in events.to_dict("records"):
-            sku = str(row.get("sku") or "")
-            if skus is not None and sku and sku not in skus:
-                continue
-            at = _utc(row.get("at"))
-            if at is None:
-                continue
-            obs.append(
+        sku = _text(events, "sku")
+        keep = pd.Series(True, index=events.index) if skus is None else (sku == "") | sku.isin(skus)
+        at = _utc_column(events["at"])
+        keep &= at.notna()
+        parts.append(
+            pd.DataFrame(
                 {
-                    "unique_sku": str(row["unique_sku"]),
+                    "unique_sku": events["unique_sku"].astype(str),
                     "sku": sku,
-                    "stage": HireStage(str(row["stage"])),
+                    "stage": events["stage"].astype(str).map(lambda v: str(HireStage(v))),
                     "at": at,
                     "status": "",
                     "source": "event",
                     "snapshot_at": at,
                 }
-            )
-    return obs, last_seen, latest
-
-
-def _history_rows(obs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # Within one instant a snapshot row wins over an event (it is what ACS saw last).
-    rank = {"event": 0, "snapshot": 1}
-    ordered = sorted(
-        obs, key=lambda o: (o["unique_sku"], o["at"], o["snapshot_at"], rank[o["source"]])
-    )
-    rows: list[dict[str, Any]] = []
-    sku_of: dict[str, str] = {}
-    for o in ordered:
-        unit = o["unique_sku"]
-        if o["sku"]:
-            sku_of[unit] = o["sku"]
-        previous = rows[-1] if rows and rows[-1]["unique_sku"] == unit else None
-        if previous is not None and previous["stage"] == o["stage"]:
-            if not previous["status"] and o["status"]:
-                previous["status"] = o["status"]
-            continue
-        if (
-            previous is not None
-            and previous["stage"] == HireStage.OUT
-            and o["stage"] not in (HireStage.BACK, HireStage.UNKNOWN)
-        ):
-            rows.append(
-                {
-                    "unique_sku": unit,
-                    "sku": "",
-                    "stage": HireStage.BACK,
-                    "at": o["at"],
-                    "status": "",
-                    "source": "inferred",
-                }
-            )
-        rows.append(
-            {
-                "unique_sku": unit,
-                "sku": "",
-                "stage": o["stage"],
-                "at": o["at"],
-                "status": o["status"],
-                "source": o["source"],
-            }
+            )[keep]
         )
-    for row in rows:
-        row["sku"] = sku_of.get(row["unique_sku"], "")
-        row["stage"] = str(row["stage"])
-    return rows
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        empty = pd.DataFrame({c: pd.Series(dtype=object) for c in _OBSERVATION_COLUMNS})
+        return empty, last_seen, latest
+    return pd.concat(parts, ignore_index=True), last_seen, latest
+
+
+def _history_rows(obs: pd.DataFrame) -> pd.DataFrame:
+    """Each stage each unit entered (``HISTORY_COLUMNS``), in time order per unit.
+
+    Consecutive observations of one stage are one entry (its first time, its first status
+    seen); leaving ``out`` for anything but ``back`` or ``unknown`` adds an inferred ``back``
+    at that moment.
+    """
+    if obs.empty:
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in HISTORY_COLUMNS})
+    obs = obs.assign(_rank=obs["source"].map(_SOURCE_RANK)).sort_values(
+        ["unique_sku", "at", "snapshot_at", "_rank"], kind="stable", ignore_index=True
+    )
+    unit, stage = obs["unique_sku"], obs["stage"]
+    starts = (unit != unit.shift()) | (stage != stage.shift())
+    run = starts.cumsum()
+    with_status = obs["status"] != ""
+    first_status = obs.loc[with_status].groupby(run[with_status])["status"].first()
+    kept = obs.loc[starts, ["unique_sku", "stage", "at", "source"]].copy()
+    kept["status"] = run[starts].map(first_status).fillna("").to_numpy()
+    left_out = (
+        (kept["unique_sku"] == kept["unique_sku"].shift())
+        & (kept["stage"].shift() == str(HireStage.OUT))
+        & ~kept["stage"].isin([str(HireStage.BACK), str(HireStage.UNKNOWN)])
+    )
+    inferred = kept.loc[left_out].assign(stage=str(HireStage.BACK), status="", source="inferred")
+    # An inferred ``back`` goes right before the observation that implied it.
+    kept["_order"] = range(0, 2 * len(kept), 2)
+    inferred["_order"] = kept.loc[left_out, "_order"] - 1
+    rows = pd.concat([kept, inferred]).sort_values("_order", ignore_index=True)
+    with_sku = obs["sku"] != ""
+    sku_of = obs.loc[with_sku].groupby("unique_sku")["sku"].last()
+    rows["sku"] = rows["unique_sku"].map(sku_of).fillna("")
+    return rows[list(HISTORY_COLUMNS)]
 
 
 def hire_unit_history(
@@ -256,14 +282,7 @@ def hire_unit_history(
 ) -> pd.DataFrame:
     """Each stage each hire unit entered, in time order (``HISTORY_COLUMNS``)."""
     obs, _, _ = _observations(snapshots, events, hire_skus, policy, stage_overrides)
-    rows = _history_rows(obs)
-    if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in HISTORY_COLUMNS})
-    return pd.DataFrame(rows, columns=list(HISTORY_COLUMNS))
-
-
-def _stamp(at: pd.Timestamp) -> str:
-    return at.strftime("%Y-%m-%dT%H:%MZ")
+    return _history_rows(obs)
 
 
 def hire_unit_lifecycle(
@@ -279,31 +298,37 @@ def hire_unit_lifecycle(
     Sorted by ``unique_sku``. The current stage is the last history entry (an event newer
     than the newest snapshot counts: a despatch after the snapshot puts the unit out).
     """
-    snapshots = list(snapshots)
     obs, last_seen, latest = _observations(snapshots, events, hire_skus, policy, stage_overrides)
     rows = _history_rows(obs)
-    per_unit: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        per_unit.setdefault(row["unique_sku"], []).append(row)
-    out = []
-    for unit in sorted(per_unit):
-        history = per_unit[unit]
-        current = history[-1]
-        status = next((h["status"] for h in reversed(history) if h["status"]), "")
-        seen = last_seen.get(unit)
-        out.append(
-            {
-                "unique_sku": unit,
-                "sku": current["sku"],
-                "stage": current["stage"],
-                "status": status,
-                "since": current["at"],
-                "last_seen_at": seen,
-                "in_latest_snapshot": seen is not None and latest is not None and seen == latest,
-                "times_out": sum(1 for h in history if h["stage"] == HireStage.OUT),
-                "history": " > ".join(f"{h['stage']} {_stamp(h['at'])}" for h in history),
-            }
-        )
-    if not out:
+    if rows.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in LIFECYCLE_COLUMNS})
-    return pd.DataFrame(out, columns=list(LIFECYCLE_COLUMNS))
+    per_unit = rows.groupby("unique_sku", sort=True)
+    current = per_unit[["sku", "stage", "at"]].last()
+    with_status = rows["status"] != ""
+    status = rows.loc[with_status].groupby("unique_sku")["status"].last()
+    entries = rows["stage"] + " " + rows["at"].dt.strftime("%Y-%m-%dT%H:%MZ")
+    seen = current.index.to_series().map(last_seen)
+    out = pd.DataFrame(
+        {
+            "unique_sku": current.index.astype(str),
+            "sku": current["sku"].to_numpy(),
+            "stage": current["stage"].to_numpy(),
+            "status": current.index.to_series().map(status).fillna("").to_numpy(),
+            "since": current["at"].array,
+            "last_seen_at": seen.array,
+            "in_latest_snapshot": (seen.notna() & (seen == latest)).to_numpy()
+            if latest is not None
+            else False,
+            "times_out": (rows["stage"] == str(HireStage.OUT))
+            .groupby(rows["unique_sku"])
+            .sum()
+            .reindex(current.index)
+            .astype(int)
+            .to_numpy(),
+            "history": entries.groupby(rows["unique_sku"])
+            .agg(" > ".join)
+            .reindex(current.index)
+            .to_numpy(),
+        }
+    )
+    return out.reset_index(drop=True)[list(LIFECYCLE_COLUMNS)]

@@ -197,6 +197,7 @@ class KhaosBooks:
         start = clock.now()
         self.sites: dict[int, Site] = {s.site_id: s for s in manifest.sites}
         self.items: dict[int, StockItem] = {i.stock_id: i for i in manifest.stock_items}
+        self._ids_by_code: dict[str, int] = {}
         self.changed_at: dict[int, datetime] = {i.stock_id: start for i in manifest.stock_items}
         self.levels: dict[tuple[int, int], int] = {}
         for lvl in manifest.khaos_levels:
@@ -305,9 +306,15 @@ class KhaosBooks:
         )
 
     def item_by_code(self, code: str) -> StockItem | None:
-        for item in self.items.values():
-            if item.stock_code == code:
-                return item
+        # An index by code, checked on use: a brand's exports ask for 50k codes at once.
+        stock_id = self._ids_by_code.get(code)
+        item = self.items.get(stock_id) if stock_id is not None else None
+        if item is not None and item.stock_code == code:
+            return item
+        if len(self._ids_by_code) != len(self.items) or item is not None:
+            self._ids_by_code = {i.stock_code: i.stock_id for i in self.items.values()}
+            stock_id = self._ids_by_code.get(code)
+            return self.items[stock_id] if stock_id is not None else None
         return None
 
     def _require_site(self, site_id: int) -> None:
@@ -773,6 +780,8 @@ class KhaosBooks:
             self._check_code_free(changes["stock_code"], stock_id)
         updated = StockItem.model_validate({**item.model_dump(), **changes})
         self.items[stock_id] = updated
+        self._ids_by_code.pop(item.stock_code, None)
+        self._ids_by_code[updated.stock_code] = stock_id
         self.changed_at[stock_id] = self.clock.now()
         return updated
 
