@@ -87,9 +87,8 @@ def test_an_order_with_a_sku_not_ready_is_held_and_released_once_the_sku_is_acti
     integration: IntegrationHarness,
 ) -> None:
     line = _order_lines(integration, "SO0050001")[0]
-    integration.sandbox.acs.set_product_status(line["stock_code"], "pending")
-    integration.sandbox.acs.state.products[line["stock_code"]].active_at = (
-        integration.sandbox.clock.now() + timedelta(hours=2)
+    integration.sandbox.acs.set_product_status(
+        line["stock_code"], "pending", integration.sandbox.clock.now() + timedelta(hours=2)
     )
 
     held = _products_and_release(integration)

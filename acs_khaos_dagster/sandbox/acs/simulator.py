@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -163,9 +163,12 @@ class AcsSimulator:
         truth["faults"] = self.faults.stats()
         return truth
 
-    def set_product_status(self, sku: str, status: str) -> dict[str, Any]:
-        """Test hook: what ACS does when it withdraws (or restores) a SKU."""
-        return self.state.set_product_status(sku, status)
+    def set_product_status(
+        self, sku: str, status: str, active_at: datetime | None = None
+    ) -> dict[str, Any]:
+        """Test hook: what ACS does when it withdraws (or restores) a SKU; a ``pending`` one
+        becomes active by itself at ``active_at``."""
+        return self.state.set_product_status(sku, status, active_at)
 
     # --- HTTP ----------------------------------------------------------------------
 

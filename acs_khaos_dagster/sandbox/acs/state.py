@@ -266,14 +266,20 @@ class AcsState:
         self.pending_returns: list[dict[str, str]] = []
         self.returns_written = 0
         self._event_seq = itertools.count(1)
+        # Indexes kept beside the products: a brand registers 50k of them, and every request
+        # would otherwise scan them all (activation, barcode uniqueness).
+        self._activations: list[tuple[datetime, str]] = []  # (active_at, sku), a heap
+        self._skus_by_barcode: dict[str, set[str]] = {}
         for product in manifest.acs_registry:
             status = str(product.status)
-            self.products[product.sku] = Product(
-                sku=product.sku,
-                attributes=product.model_dump(mode="json", include=set(PRODUCT_FIELDS)),
-                status=status,
-                registered_at=manifest.start_at,
-                active_at=manifest.start_at + activation_lag if status == "pending" else None,
+            self._add_product(
+                Product(
+                    sku=product.sku,
+                    attributes=product.model_dump(mode="json", include=set(PRODUCT_FIELDS)),
+                    status=status,
+                    registered_at=manifest.start_at,
+                    active_at=manifest.start_at + activation_lag if status == "pending" else None,
+                )
             )
         units_path = scenario_dir / manifest.files.stock_units
         if units_path.exists():
@@ -415,8 +421,10 @@ class AcsState:
     def advance(self, now: datetime) -> None:
         """Apply everything due up to ``now``, in time order (so the feed is chronological)."""
         with self.lock:
-            for product in self.products.values():
-                if product.status == "pending" and product.active_at and product.active_at <= now:
+            while self._activations and self._activations[0][0] <= now:
+                active_at, sku = heapq.heappop(self._activations)
+                product = self.products[sku]
+                if product.status == "pending" and product.active_at == active_at:
                     product.status = "active"
             while self._due and self._due[0][0] <= now:
                 when, _, number, action = heapq.heappop(self._due)
@@ -471,10 +479,7 @@ class AcsState:
             self.advance(now)
             # ACS identifies a garment by its barcode at goods-in: one barcode, one SKU.
             barcode = attributes["barcode"]
-            if barcode and any(
-                other.sku != sku and other.attributes.get("barcode") == barcode
-                for other in self.products.values()
-            ):
+            if barcode and self._skus_by_barcode.get(barcode, set()) - {sku}:
                 raise ApiError(
                     422,
                     "DUPLICATE_BARCODE",
@@ -498,12 +503,14 @@ class AcsState:
                     puts=1,
                     revisions=1,
                 )
-                self.products[sku] = product
+                self._add_product(product)
                 return True, self._product_json(product)
             product.puts += 1
             if product.attributes != attributes:
+                self._forget_barcode(product)
                 product.attributes = attributes
                 product.revisions += 1
+                self._remember_barcode(product)
             return False, self._product_json(product)
 
     def get_product(self, sku: str, now: datetime) -> dict:
@@ -528,7 +535,24 @@ class AcsState:
                 "next_cursor": encode_cursor("p", page[-1]) if more and page else None,
             }
 
-    def set_product_status(self, sku: str, status: str) -> dict:
+    def _add_product(self, product: Product) -> None:
+        self.products[product.sku] = product
+        self._remember_barcode(product)
+        if product.status == "pending" and product.active_at is not None:
+            heapq.heappush(self._activations, (product.active_at, product.sku))
+
+    def _remember_barcode(self, product: Product) -> None:
+        barcode = product.attributes.get("barcode")
+        if barcode:
+            self._skus_by_barcode.setdefault(barcode, set()).add(product.sku)
+
+    def _forget_barcode(self, product: Product) -> None:
+        barcode = product.attributes.get("barcode")
+        if barcode:
+            self._skus_by_barcode.get(barcode, set()).discard(product.sku)
+
+    def set_product_status(self, sku: str, status: str, active_at: datetime | None = None) -> dict:
+        """``active_at``: when a ``pending`` product becomes active by itself (never if None)."""
         if status not in ("active", "inactive", "pending"):
             raise ApiError(422, "INVALID_VALUE", "status must be active, inactive or pending")
         with self.lock:
@@ -536,7 +560,9 @@ class AcsState:
             if product is None:
                 raise ApiError(404, "NOT_FOUND", f"unknown product {sku}", "sku")
             product.status = status
-            product.active_at = None
+            product.active_at = active_at if status == "pending" else None
+            if product.active_at is not None:
+                heapq.heappush(self._activations, (product.active_at, sku))
             return self._product_json(product)
 
     @staticmethod
