@@ -67,6 +67,13 @@ def write_parquet_atomically(frame: pd.DataFrame | pa.Table, path: Path) -> None
     partial.replace(path)
 
 
+def effect_states(db: Store, keys: Iterable[str | None], missing: str = "") -> list[str]:
+    """The outbox state of each effect by key, in order (``missing`` for none or no key)."""
+    keys = list(keys)
+    known = db.outbox.states(k for k in keys if k)
+    return [known.get(k, missing) if k else missing for k in keys]
+
+
 def dispatch(
     store: Store,
     settings: Settings,

@@ -48,6 +48,7 @@ from acs_khaos_dagster.config import OrderSettings, load_settings
 from acs_khaos_dagster.defs.common import (
     dispatch,
     dispatch_metadata,
+    effect_states,
     markdown_table,
     sync_exceptions,
 )
@@ -302,11 +303,6 @@ def _enqueue_ack(
     return key
 
 
-def _effect_state(db: Store, key: str | None) -> str:
-    effect = db.outbox.by_key(key) if key else None
-    return effect.state if effect is not None else ""
-
-
 def _row(
     order: SalesOrder | OrderRelease, action: str, key: str = "", detail: str = ""
 ) -> dict[str, Any]:
@@ -351,8 +347,9 @@ def acs_order_release(
         sku_for = {sid: e.sku for sid, e in ready.items() if e.state is SkuReadiness.READY}
         sku_for.update(identities)
         releases = book.releases()
+        release_states = effect_states(db, [r.outbox_key for r in releases.values()])
         accepted = {
-            code for code, r in releases.items() if _effect_state(db, r.outbox_key) == "done"
+            code for code, state in zip(releases, release_states, strict=True) if state == "done"
         }
         waiting = kc.export_order_status(order_ids, include_tracking=False) if order_ids else []
         plan = release_plan(waiting, accepted, stages=stages)
@@ -523,17 +520,23 @@ def acs_order_release(
 
         khaos_report = dispatch(db, conf, [EffectKind.KHAOS_MOVE_INVOICES], khaos=kc)
         acknowledged = 0
-        for code, r in book.releases().items():
-            if r.acknowledged_at is not None:
-                continue
-            if _effect_state(db, _ack_key(code, r.invoice_ids)) == "done":
+        unacknowledged = {
+            code: r for code, r in book.releases().items() if r.acknowledged_at is None
+        }
+        ack_states = effect_states(
+            db, [_ack_key(code, r.invoice_ids) for code, r in unacknowledged.items()]
+        )
+        for code, state in zip(unacknowledged, ack_states, strict=True):
+            if state == "done":
                 book.mark_acknowledged(code, now)
                 acknowledged += 1
                 if code in rows:
                     rows[code]["acknowledged"] = True
-        for row in rows.values():
-            if row["action"] == "back_order":
-                row["acknowledged"] = _effect_state(db, row["outbox_key"]) == "done"
+        back_orders = [row for row in rows.values() if row["action"] == "back_order"]
+        for row, state in zip(
+            back_orders, effect_states(db, [r["outbox_key"] for r in back_orders]), strict=True
+        ):
+            row["acknowledged"] = state == "done"
 
         open_holds = sync_exceptions(
             db, holds, ["order_held"], owns=lambda ref: ref.startswith("order:")
@@ -768,8 +771,8 @@ def khaos_shipment_postings(
             order = orders.get(number)
             if order is not None:
                 completion[number] = order_completion(order, *_posted_and_closed(history))
-        for row in rows:
-            row["effect_state"] = _effect_state(db, row.pop("_key"))
+        for row, state in zip(rows, effect_states(db, [r.pop("_key") for r in rows]), strict=True):
+            row["effect_state"] = state
             row["order_completion"] = completion.get(row["order_number"], "unknown")
     frame = pd.DataFrame(rows, columns=list(ShipmentPostingsSchema.to_schema().columns))
     context.add_output_metadata(

@@ -53,7 +53,12 @@ from acs_khaos_dagster.config import UK_TIME_ZONE, Settings
 from acs_khaos_dagster.connectors.acs.client import AcsClient
 from acs_khaos_dagster.connectors.errors import NotFoundError
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
-from acs_khaos_dagster.defs.common import markdown_table, sync_exceptions, write_parquet_atomically
+from acs_khaos_dagster.defs.common import (
+    effect_states,
+    markdown_table,
+    sync_exceptions,
+    write_parquet_atomically,
+)
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
     KhaosApiResource,
@@ -376,11 +381,6 @@ def _events(db: Store, since: datetime) -> list[DespatchEvent]:
 # --- stock -----------------------------------------------------------------------------------
 
 
-def _effect_state(db: Store, ref: str) -> str:
-    effect = db.outbox.by_key(ref)
-    return effect.state if effect is not None else "missing"
-
-
 def _push_explanations(
     db: Store, levels: pd.DataFrame, snapshot_at: datetime, since: datetime
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -418,7 +418,7 @@ def _push_explanations(
         elif state in _UNSENT:
             unsent.append((stock_id, site_id, moves, ref))
     facts = adjustment_facts(db, since)
-    states = [_effect_state(db, ref) for ref in facts["ref"]]
+    states = effect_states(db, facts["ref"], missing="missing")
     given_up = pd.Series([s in _UNSENT for s in states], index=facts.index, dtype=bool)
     happened = pd.to_datetime(facts["happened_at"], utc=True) <= pd.Timestamp(snapshot_at)
     for r in facts.loc[given_up & happened].itertuples(index=False):
@@ -809,7 +809,7 @@ def returns_reconciliation(
             graded = graded.loc[pd.to_datetime(graded["received_at"], utc=True) <= as_at]
             moves = repo.moves()
             offs = moves.loc[moves["kind"] == StockMoveKind.WRITE_OFF.value].copy()
-            offs["state"] = [_effect_state(db, ref) for ref in offs["group_ref"]]
+            offs["state"] = effect_states(db, offs["group_ref"], missing="missing")
             offs = offs.loc[~offs["state"].isin(_UNSENT)]
             updated = {
                 ref: db.outbox.by_key(ref).updated_at  # type: ignore[union-attr]

@@ -48,6 +48,7 @@ from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.defs.common import (
     dispatch,
     dispatch_metadata,
+    effect_states,
     markdown_table,
     sync_exceptions,
 )
@@ -71,7 +72,6 @@ from acs_khaos_dagster.domain.returns import (
     repair_costs,
 )
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind
-from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.products import SkuIdentities
 from acs_khaos_dagster.store.returns import ReturnsRepository
 
@@ -239,14 +239,6 @@ def _orders_by_code(client: KhaosClient, conf: Settings, codes: set[str]) -> dic
     return {o.order_code: o for o in client.export_order_status(ids, include_tracking=False)}
 
 
-def _effect_states(db: Store, keys: list[str]) -> list[str]:
-    states = []
-    for key in keys:
-        effect = db.outbox.by_key(key)
-        states.append(effect.state if effect is not None else "missing")
-    return states
-
-
 def _unit_table(units: pd.DataFrame) -> pd.DataFrame:
     out = units.copy()
     out["repair_cost"] = out["repair_cost"].map(lambda v: float(_money(v)))
@@ -394,7 +386,7 @@ def khaos_return_postings(
         report = dispatch(db, conf, [kind], khaos=client)
         open_counts = sync_exceptions(db, problems, PROBLEM_TYPES, owns=_owned_by_returns)
         table = repo.postings()
-        table["state"] = _effect_states(db, list(table["idempotency_key"]))
+        table["state"] = effect_states(db, table["idempotency_key"], missing="missing")
     table["credit_value"] = table["credit_value"].map(lambda v: float(_money(v)))
     table["goods_value"] = table["goods_value"].map(lambda v: float(_money(v)))
     sale = table[~table["is_hire"].astype(bool)]
@@ -485,7 +477,7 @@ def khaos_write_offs(
         gaps = [p for p in move_problems if p.exception_type in MOVE_PROBLEM_TYPES]
         open_counts = sync_exceptions(db, gaps, MOVE_PROBLEM_TYPES, owns=_owned_by_returns)
         table = repo.moves()
-        table["state"] = _effect_states(db, list(table["group_ref"]))
+        table["state"] = effect_states(db, table["group_ref"], missing="missing")
         postings = repo.postings()
     table["value"] = table["value"].map(lambda v: float(_money(v)))
     write_offs = table[table["kind"] == StockMoveKind.WRITE_OFF.value]

@@ -27,7 +27,7 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -68,6 +68,9 @@ class EffectHandler(Protocol):
     def read_back(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         """Ask the target whether the effect already happened: its result if so, else None."""
         ...
+
+
+_KEYS_PER_QUERY = 500  # well under SQLite's bound-parameter limit
 
 
 class EffectNotFound(KeyError):
@@ -137,6 +140,20 @@ class Outbox:
             return s.scalars(
                 select(Effect).where(Effect.idempotency_key == idempotency_key)
             ).one_or_none()
+
+    def states(self, idempotency_keys: Iterable[str]) -> dict[str, str]:
+        """The state of each effect known by key (unknown keys are left out), in a few
+        queries however many keys: a day's postings ask for thousands."""
+        keys = sorted(set(idempotency_keys))
+        found: dict[str, str] = {}
+        with self._db.transaction() as s:
+            for start in range(0, len(keys), _KEYS_PER_QUERY):
+                batch = keys[start : start + _KEYS_PER_QUERY]
+                query = select(Effect.idempotency_key, Effect.state).where(
+                    Effect.idempotency_key.in_(batch)
+                )
+                found.update({key: state for key, state in s.execute(query)})
+        return found
 
     def find(self, *, state: str | None = None, kind: str | None = None) -> list[Effect]:
         query = select(Effect).order_by(Effect.id)
