@@ -42,6 +42,7 @@ from dagster import (
 from dagster_pandera import pandera_schema_to_dagster_type
 from pandera.typing import Series
 from pydantic import BaseModel
+from sqlalchemy.orm import Session
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import OrderSettings, load_settings
@@ -167,7 +168,7 @@ class ShipmentsSchema(pa.DataFrameModel):
 
 
 POSTING_STATES = ["queued", "nothing", "problem"]
-POSTING_BATCH = 500  # shipments recorded per transaction
+POSTING_BATCH = 500  # releases or shipments recorded per transaction
 
 
 class ShipmentPostingsSchema(pa.DataFrameModel):
@@ -294,12 +295,17 @@ def _ack_key(order_code: str, invoice_ids: Iterable[int]) -> str:
 
 
 def _enqueue_ack(
-    db: Store, order_code: str, order_id: int, invoice_ids: list[int], stage_id: int
+    db: Store,
+    order_code: str,
+    order_id: int,
+    invoice_ids: list[int],
+    stage_id: int,
+    session: Session | None = None,
 ) -> str:
     key = _ack_key(order_code, invoice_ids)
     kind = EffectKind.KHAOS_MOVE_INVOICES
     payload = {"order_ids": [order_id], "invoice_ids": sorted(invoice_ids), "stage_id": stage_id}
-    db.outbox.enqueue(kind, TARGET_OF[kind], order_code, key, payload)
+    db.outbox.enqueue(kind, TARGET_OF[kind], order_code, key, payload, session=session)
     return key
 
 
@@ -391,11 +397,15 @@ def acs_order_release(
                 holds.append(decision)
                 rows[order.order_code] = _row(order, "held", detail=decision.message)
                 continue
-            key = release_outbox_key(acs_order)
-            existing = db.outbox.by_key(key)
-            if existing is None:
-                kind = EffectKind.ACS_ORDER
-                with db.transaction() as session:
+            to_send[order.order_code] = (order, acs_order, invoice, release_outbox_key(acs_order))
+        known = db.outbox.states(key for *_, key in to_send.values())
+        new_releases = [entry for entry in to_send.values() if entry[3] not in known]
+        # Recorded a batch per transaction (a first load is a brand's whole order book);
+        # nothing is sent before its batch is committed.
+        for first in range(0, len(new_releases), POSTING_BATCH):
+            with db.transaction() as session:
+                for order, acs_order, invoice, key in new_releases[first : first + POSTING_BATCH]:
+                    kind = EffectKind.ACS_ORDER
                     db.outbox.enqueue(
                         kind,
                         TARGET_OF[kind],
@@ -413,10 +423,13 @@ def acs_order_release(
                         now,
                         session,
                     )
-            elif existing.state in ("parked", "failed") and _is_sku_rejection(existing.last_error):
-                # ACS refused a SKU last time; it is the authority, so ask again (idempotent).
-                db.outbox.requeue(existing.id, "integration")
-            to_send[order.order_code] = (order, acs_order, invoice, key)
+        for *_, key in to_send.values():
+            if known.get(key) in ("parked", "failed"):
+                existing = db.outbox.by_key(key)
+                if existing is not None and _is_sku_rejection(existing.last_error):
+                    # ACS refused a SKU last time; it is the authority, so ask again
+                    # (idempotent).
+                    db.outbox.requeue(existing.id, "integration")
 
         # Cancelled in Khaos after release: cancel at ACS unless finished there.
         # Orders fully despatched per the store are finished: Khaos is not asked about them.
@@ -463,16 +476,29 @@ def acs_order_release(
 
         acs_report = dispatch(db, conf, [EffectKind.ACS_ORDER], acs=ac)
 
-        for code, (order, acs_order, invoice, key) in to_send.items():
+        sent_states = db.outbox.states(key for *_, key in to_send.values())
+        accepted_now = [
+            (code, entry) for code, entry in to_send.items() if sent_states.get(entry[3]) == "done"
+        ]
+        for first in range(0, len(accepted_now), POSTING_BATCH):
+            with db.transaction() as session:
+                for code, (order, _, invoice, key) in accepted_now[first : first + POSTING_BATCH]:
+                    ack = _enqueue_ack(
+                        db,
+                        code,
+                        order.order_id,
+                        [invoice.invoice_id],
+                        stages.acknowledged,
+                        session=session,
+                    )
+                    rows[code] = _row(order, "sent", key)
+                    rows[code]["ack_key"] = ack
+        for code, (order, acs_order, _, key) in to_send.items():
+            if sent_states.get(key) == "done":
+                continue
             effect = db.outbox.by_key(key)
             state = effect.state if effect is not None else ""
-            if state == "done":
-                ack = _enqueue_ack(
-                    db, code, order.order_id, [invoice.invoice_id], stages.acknowledged
-                )
-                rows[code] = _row(order, "sent", key)
-                rows[code]["ack_key"] = ack
-            elif state in ("parked", "failed") and effect is not None:
+            if state in ("parked", "failed") and effect is not None:
                 hold = hold_from_acs_rejection(
                     code, _rejection_details(effect.last_error), acs_order
                 )
