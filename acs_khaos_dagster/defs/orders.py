@@ -552,12 +552,13 @@ def acs_order_release(
         ack_states = effect_states(
             db, [_ack_key(code, r.invoice_ids) for code, r in unacknowledged.items()]
         )
-        for code, state in zip(unacknowledged, ack_states, strict=True):
-            if state == "done":
-                book.mark_acknowledged(code, now)
-                acknowledged += 1
-                if code in rows:
-                    rows[code]["acknowledged"] = True
+        with db.transaction() as session:
+            for code, state in zip(unacknowledged, ack_states, strict=True):
+                if state == "done":
+                    book.mark_acknowledged(code, now, session)
+                    acknowledged += 1
+                    if code in rows:
+                        rows[code]["acknowledged"] = True
         back_orders = [row for row in rows.values() if row["action"] == "back_order"]
         for row, state in zip(
             back_orders, effect_states(db, [r["outbox_key"] for r in back_orders]), strict=True

@@ -72,8 +72,10 @@ class OrderBook:
         row.acknowledged_at = None
         row.updated_at = self._db.now()
 
-    def mark_acknowledged(self, order_code: str, at: datetime) -> None:
-        with self._db.transaction() as s:
+    def mark_acknowledged(
+        self, order_code: str, at: datetime, session: Session | None = None
+    ) -> None:
+        with self._db.transaction(session) as s:
             row = s.get(OrderRelease, order_code, populate_existing=True)
             if row is not None and row.acknowledged_at is None:
                 row.acknowledged_at = at

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from acs_khaos_dagster.store.db import Database
@@ -43,16 +43,31 @@ class SkuIdentities:
         stock code on the ACS SKU it was first registered under.
         """
         now = self._db.now()
-        for stock_id, acs_sku in new_identities.items():
-            stmt = self._db.insert(SkuIdentity).values(
-                stock_id=stock_id,
-                acs_sku=acs_sku,
-                first_stock_code=stock_codes.get(stock_id, acs_sku),
-                registered_at=now,
+        # One statement each for all rows (executemany): a first load registers 50k SKUs.
+        if new_identities:
+            insert = self._db.insert(SkuIdentity).on_conflict_do_nothing(
+                index_elements=[SkuIdentity.stock_id]
             )
-            session.execute(stmt.on_conflict_do_nothing(index_elements=[SkuIdentity.stock_id]))
-        for stock_id, digest in pushed_hashes.items():
-            row = session.get(SkuIdentity, stock_id, populate_existing=True)
-            if row is not None:
-                row.last_pushed_hash = digest
-                row.last_pushed_at = now
+            session.execute(
+                insert,
+                [
+                    {
+                        "stock_id": stock_id,
+                        "acs_sku": acs_sku,
+                        "first_stock_code": stock_codes.get(stock_id, acs_sku),
+                        "registered_at": now,
+                    }
+                    for stock_id, acs_sku in new_identities.items()
+                ],
+            )
+        if pushed_hashes:
+            table = SkuIdentity.__table__
+            session.execute(
+                update(table)
+                .where(table.c.stock_id == bindparam("pushed_stock_id"))
+                .values(last_pushed_hash=bindparam("pushed_hash"), last_pushed_at=now),
+                [
+                    {"pushed_stock_id": stock_id, "pushed_hash": digest}
+                    for stock_id, digest in pushed_hashes.items()
+                ],
+            )
