@@ -13,9 +13,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "scripts" / "bench.py"
 
 
-def _bench(only: str) -> str:
+def _bench(only: str, *extra: str) -> str:
     done = subprocess.run(
-        [sys.executable, str(BENCH), "--size", "tiny", "--only", only],
+        [sys.executable, str(BENCH), "--size", "tiny", "--only", only, *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -30,6 +30,26 @@ def test_snapshot_benchmark_prints_the_pipeline_next_to_its_baseline() -> None:
     out = _bench("snapshot")
     assert "baseline pyarrow.csv.read_csv" in out
     assert "ratio" in out
+
+
+def test_snapshot_benchmark_also_measures_the_file_with_its_rows_shuffled() -> None:
+    out = _bench("snapshot")
+    assert "rows in unit order" in out and "rows in shuffled" in out
+
+
+def test_the_suite_writes_its_figures_into_the_benchmarks_file_keeping_the_rest(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "BENCHMARKS.md"
+    target.write_text("# Benchmarks\n\nAnalysis written by hand.\n")
+
+    _bench("snapshot", "--write", "--benchmarks-file", str(target))
+    _bench("snapshot", "--write", "--benchmarks-file", str(target))
+
+    text = target.read_text()
+    assert text.startswith("# Benchmarks\n\nAnalysis written by hand.\n")
+    assert text.count("## Latest run") == 1
+    assert "baseline pyarrow.csv.read_csv" in text and "command: `scripts/bench.py" in text
 
 
 def test_release_benchmark_prints_dispatched_orders_next_to_the_bare_loop() -> None:
