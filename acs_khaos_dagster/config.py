@@ -265,6 +265,10 @@ class OutboxSettings(BaseModel):
     backoff_initial_s: float = Field(2.0, ge=0)
     backoff_max_s: float = Field(600.0, ge=0)
     claim_batch: int = Field(50, ge=1)
+    # Sends one dispatcher keeps in flight at once, for idempotent effects (ACS PUTs); the
+    # others, and effects of one business key, go one after another. Stay within
+    # ``http.max_connections``.
+    concurrency: int = Field(8, ge=1)
 
 
 class Settings(BaseSettings):

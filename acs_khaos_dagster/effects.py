@@ -43,6 +43,8 @@ TARGET_OF = {kind: kind.value.split(".", 1)[0] for kind in EffectKind}
 class AcsProductPush:
     """``PUT products/{sku}``: idempotent, so a resend after an ambiguous failure is safe."""
 
+    idempotent = True  # the outbox may send several at once
+
     def __init__(self, acs: AcsClient) -> None:
         self._acs = acs
 
@@ -57,6 +59,8 @@ class AcsProductPush:
 
 class AcsOrderPush:
     """``PUT orders/{OrderNumber}`` (release or cancellation): idempotent by body."""
+
+    idempotent = True  # the outbox may send several at once
 
     def __init__(self, acs: AcsClient) -> None:
         self._acs = acs

@@ -9,9 +9,12 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from acs_khaos_dagster.store.db import Database
@@ -36,6 +39,20 @@ def canonical_json(payload: Any) -> str:
 
 def payload_sha256(payload: Any) -> str:
     return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ExternalWrite:
+    """One write to another system, for ``AuditLog.record_writes``."""
+
+    system: str
+    operation: str
+    idempotency_key: str
+    payload: Any
+    outcome: str
+    duration_ms: int
+    subject: str | None = None
+    actor: str = SYSTEM_ACTOR
 
 
 class AuditLog:
@@ -71,6 +88,32 @@ class AuditLog:
             s.add(entry)
             s.flush()
         return entry
+
+    def record_writes(
+        self, writes: Sequence[ExternalWrite], *, at: datetime, session: Session
+    ) -> None:
+        """Several writes in one multi-row INSERT: the outbox records a batch of sends at once."""
+        if not writes:
+            return
+        session.execute(
+            insert(AuditEntry.__table__),
+            [
+                {
+                    "at": at,
+                    "category": EXTERNAL_WRITE,
+                    "actor": w.actor,
+                    "action": w.operation,
+                    "system": w.system,
+                    "subject": w.subject,
+                    "idempotency_key": w.idempotency_key,
+                    "payload_sha256": payload_sha256(w.payload),
+                    "outcome": w.outcome,
+                    "duration_ms": int(w.duration_ms),
+                    "note": None,
+                }
+                for w in writes
+            ],
+        )
 
     def record_action(
         self,

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import random
 import threading
+import time
+from collections import Counter
 from datetime import timedelta
+
+import pytest
 
 from acs_khaos_dagster.config import OutboxSettings
 from acs_khaos_dagster.connectors.errors import (
@@ -13,6 +17,7 @@ from acs_khaos_dagster.connectors.errors import (
     TransientError,
 )
 from acs_khaos_dagster.store import Store
+from acs_khaos_dagster.store.crashpoints import SimulatedCrash, crash_at
 from acs_khaos_dagster.store.outbox import backoff_delay
 from acs_khaos_dagster.store.schema import Effect
 
@@ -247,3 +252,210 @@ def test_two_dispatcher_threads_never_send_the_same_effect(store: Store, tmp_pat
     refs = [line.split()[0] for line in remote.lines()]
     assert len(refs) == 60
     assert len(set(refs)) == 60
+
+
+# -- one dispatcher, several sends in flight ------------------------------------------------
+
+
+class RecordingHandler:
+    """Succeeds; records the order of sends and which business keys overlapped in flight."""
+
+    idempotent = True
+
+    def __init__(self, barrier: threading.Barrier | None = None, hold: str | None = None) -> None:
+        self.barrier = barrier
+        self.hold = hold  # this ref's send waits until the others have started
+        self.order: list[str] = []
+        self.overlapped: set[str] = set()
+        self._in_flight: set[str] = set()
+        self._lock = threading.Lock()
+        self._others_started = threading.Event()
+
+    def send(self, payload: dict) -> dict:
+        key = payload["key"]
+        with self._lock:
+            if key in self._in_flight:
+                self.overlapped.add(key)
+            self._in_flight.add(key)
+            self.order.append(payload["ref"])
+        if self.barrier is not None:
+            self.barrier.wait()
+        if payload["ref"] == self.hold:
+            self._others_started.wait(timeout=5)
+        elif self.hold is not None:
+            self._others_started.set()
+        with self._lock:
+            self._in_flight.discard(key)
+        return {"remote_id": f"R-{payload['ref']}"}
+
+    def read_back(self, payload: dict) -> dict | None:
+        return None
+
+
+def enqueue_keyed(store: Store, ref: str, key: str) -> Effect:
+    return store.outbox.enqueue("post", "khaos", key, f"post:{ref}", {"ref": ref, "key": key})
+
+
+def test_one_dispatcher_keeps_several_sends_in_flight_at_once(store: Store) -> None:
+    for i in range(4):
+        enqueue_keyed(store, f"SO{i}", f"SO{i}")
+    # Each send waits for the other three: only four sends in flight together get through.
+    handler = RecordingHandler(barrier=threading.Barrier(4, timeout=10))
+    settings = OutboxSettings(max_attempts=1, backoff_initial_s=0, concurrency=4)
+    report = store.dispatcher({"post": handler}, settings).drain()
+    assert report.outcomes == {"sent": 4}
+    assert store.outbox.status().counts == {("post", "done"): 4}
+
+
+def test_effects_of_one_business_key_go_one_at_a_time_in_claim_order(store: Store) -> None:
+    enqueue_keyed(store, "release", "SO1")
+    enqueue_keyed(store, "cancel", "SO1")
+    for i in range(3):
+        enqueue_keyed(store, f"other{i}", f"SO{i + 2}")
+    # The release is held in flight while the other workers are free to take the cancel.
+    handler = RecordingHandler(hold="release")
+    settings = OutboxSettings(backoff_initial_s=0, concurrency=4)
+    store.dispatcher({"post": handler}, settings).drain()
+    assert handler.overlapped == set()
+    assert [ref for ref in handler.order if ref in ("release", "cancel")] == ["release", "cancel"]
+    assert store.outbox.status().counts == {("post", "done"): 5}
+
+
+def test_outcomes_recorded_together_keep_one_attempt_and_one_audit_row_each(
+    store: Store,
+) -> None:
+    class Mixed:
+        idempotent = True
+
+        def send(self, payload: dict) -> dict:
+            number = int(payload["ref"][2:])
+            if number % 5 == 0:
+                raise PermanentError("bad", system="khaos", operation="post")
+            if number % 5 == 1:
+                raise transient()
+            return {"remote_id": payload["ref"]}
+
+        def read_back(self, payload: dict) -> dict | None:
+            return None
+
+    effects = [enqueue(store, f"SO{i}") for i in range(20)]
+    settings = OutboxSettings(max_attempts=3, backoff_initial_s=60, concurrency=8)
+    report = store.dispatcher({"post": Mixed()}, settings).drain()
+    assert report.outcomes == {"sent": 12, "parked": 4, "retried": 4}
+    states = {e.id: store.outbox.get(e.id).state for e in effects}
+    assert sorted(states.values()).count("done") == 12
+    for effect in effects:
+        [attempt] = store.outbox.attempts(effect.id)
+        [audit] = store.audit.list(idempotency_key=effect.idempotency_key)
+        assert audit.outcome == attempt.outcome
+        assert audit.subject == f"effect:{effect.id}"
+    assert len(store.exceptions.list(type="effect_failed")) == 4
+
+
+def test_a_send_ending_after_its_claim_was_recovered_is_read_back_not_resent(
+    store: Store, clock: FakeClock
+) -> None:
+    applied: list[str] = []
+    effect = enqueue(store)
+
+    class SlowThenRecovered:
+        def send(self, payload: dict) -> dict:
+            applied.append(payload["ref"])
+            # While this send is out, the lease runs out and another dispatcher recovers it.
+            clock.advance(minutes=11)
+            assert store.dispatcher({"post": self}, FAST).recover() == 1
+            return {"remote_id": payload["ref"]}
+
+        def read_back(self, payload: dict) -> dict | None:
+            return {"remote_id": payload["ref"]} if payload["ref"] in applied else None
+
+    store.dispatcher({"post": SlowThenRecovered()}, FAST).run_once()
+    assert store.outbox.get(effect.id).state == "pending"  # the late outcome did not overwrite
+    store.dispatcher({"post": SlowThenRecovered()}, FAST).drain()
+    assert applied == ["SO1"]
+    assert store.outbox.get(effect.id).state == "done"
+    outcomes = [a.outcome for a in store.outbox.attempts(effect.id)]
+    assert outcomes == ["interrupted", "sent", "confirmed_by_read_back"]
+
+
+def test_first_refusal_naming_a_wait_is_retried_after_exactly_that_wait() -> None:
+    settings = OutboxSettings(backoff_initial_s=10, backoff_max_s=600)
+    delays = {backoff_delay(1, settings, retry_after=1, rng=random.Random(n)) for n in range(20)}
+    assert delays == {1.0}
+
+
+def test_a_repeated_refusal_backs_off_but_never_sooner_than_the_servers_wait() -> None:
+    settings = OutboxSettings(backoff_initial_s=10, backoff_max_s=600)
+    delays = [backoff_delay(2, settings, retry_after=1, rng=random.Random(n)) for n in range(50)]
+    assert all(1 <= d <= 20 for d in delays)
+    assert max(delays) > 1
+
+
+def test_next_due_is_when_the_earliest_pending_effect_falls_due(
+    store: Store, clock: FakeClock
+) -> None:
+    handler = ScriptedHandler(transient(retry_after=30))
+    enqueue(store, "SO1")
+    store.dispatcher({"post": handler}, FAST).drain()
+    store.outbox.enqueue("adjust", "khaos", "SKU1", "adjust:SKU1", {"ref": "SKU1"})
+    assert store.outbox.next_due(["post"]) == clock.now + timedelta(seconds=30)
+    assert store.outbox.next_due() == clock.now
+
+
+def test_next_due_is_none_when_nothing_is_pending(store: Store) -> None:
+    enqueue(store, "SO1", hold=True)
+    assert store.outbox.next_due() is None
+
+
+def test_a_crash_with_several_sends_in_flight_applies_each_effect_once(
+    store: Store, clock: FakeClock
+) -> None:
+    applied: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    class Remote:
+        idempotent = True
+
+        def send(self, payload: dict) -> dict:
+            with lock:
+                applied[payload["ref"]] += 1
+            return {"remote_id": payload["ref"]}
+
+        def read_back(self, payload: dict) -> dict | None:
+            return {"remote_id": payload["ref"]} if applied[payload["ref"]] else None
+
+    for i in range(12):
+        enqueue(store, f"SO{i}")
+    settings = OutboxSettings(backoff_initial_s=0, concurrency=4)
+    with crash_at("after_send", nth=3), pytest.raises(SimulatedCrash):
+        store.dispatcher({"post": Remote()}, settings).drain()
+    clock.advance(minutes=11)  # same process: only the lease reveals the dead claims
+    store.dispatcher({"post": Remote()}, settings).drain()
+    assert store.outbox.status().counts == {("post", "done"): 12}
+    assert applied == Counter({f"SO{i}": 1 for i in range(12)})
+
+
+def test_effects_of_a_handler_that_is_not_idempotent_go_one_at_a_time(store: Store) -> None:
+    in_flight: list[int] = [0]
+    most: list[int] = [0]
+    lock = threading.Lock()
+
+    class Khaos:
+        def send(self, payload: dict) -> dict:
+            with lock:
+                in_flight[0] += 1
+                most[0] = max(most[0], in_flight[0])
+            time.sleep(0.002)  # leaves room for a second send to start, were it allowed
+            with lock:
+                in_flight[0] -= 1
+            return {"remote_id": payload["ref"]}
+
+        def read_back(self, payload: dict) -> dict | None:
+            return None
+
+    for i in range(8):
+        enqueue(store, f"SO{i}")
+    settings = OutboxSettings(backoff_initial_s=0, concurrency=4)
+    store.dispatcher({"post": Khaos()}, settings).drain()
+    assert store.outbox.status().counts == {("post", "done"): 8}
+    assert most[0] == 1
