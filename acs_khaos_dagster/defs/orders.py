@@ -17,6 +17,7 @@ import hashlib
 import re
 import warnings
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import pandas as pd
@@ -92,7 +93,7 @@ from acs_khaos_dagster.domain.shipments import (
 from acs_khaos_dagster.domain.sla import OrderSlaState, find_breaches
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind
 from acs_khaos_dagster.store import Store
-from acs_khaos_dagster.store.orders import DESPATCH_CURSOR, OrderBook
+from acs_khaos_dagster.store.orders import DESPATCH_CURSOR, OrderBook, PostingRecord
 from acs_khaos_dagster.store.products import SkuIdentities
 from acs_khaos_dagster.store.tables.orders import OrderRelease, ShipmentPosting
 
@@ -722,6 +723,7 @@ def khaos_shipment_postings(
         # thousands of shipments, and nothing is sent before the batch is committed.
         for first in range(0, len(events), POSTING_BATCH):
             with db.transaction() as session:
+                records: list[PostingRecord] = []
                 for event in events[first : first + POSTING_BATCH]:
                     order = orders.get(event.order_number)
                     history = by_order.setdefault(event.order_number, [])
@@ -729,13 +731,14 @@ def khaos_shipment_postings(
                     result = to_despatch_posting(event, order, conf.carriers, posted)
                     short_lines = short_closures(event, order)
                     closed = closed_quantities(short_lines)
-                    common = {
-                        "shipment_id": event.shipment_id,
-                        "order_number": event.order_number,
-                        "order_id": order.order_id if order is not None else None,
-                        "event_id": event.event_id,
-                        "closed": closed,
-                    }
+                    record = PostingRecord(
+                        shipment_id=event.shipment_id,
+                        order_number=event.order_number,
+                        order_id=order.order_id if order is not None else None,
+                        event_id=event.event_id,
+                        state="nothing",
+                        closed=closed,
+                    )
                     if isinstance(result, DespatchPosting):
                         key = f"despatch:{event.shipment_id}"
                         db.outbox.enqueue(
@@ -746,26 +749,19 @@ def khaos_shipment_postings(
                             result.model_dump(mode="json"),
                             session=session,
                         )
-                        book.record_posting(
-                            **common, state="queued", lines=result.lines, outbox_key=key,
-                            session=session,
-                        )  # fmt: skip
-                        state, lines, problem_text = "queued", result.lines, ""
-                    elif result is None:
-                        book.record_posting(**common, state="nothing", session=session)
-                        state, lines, problem_text = "nothing", (), ""
-                    else:
-                        book.record_posting(
-                            **common, state="problem", problem=result.message, session=session
+                        record = replace(
+                            record, state="queued", lines=tuple(result.lines), outbox_key=key
                         )
+                    elif result is not None:
+                        record = replace(record, state="problem", problem=result.message)
                         problems.append(_posting_exception(result))
-                        state, lines, problem_text = "problem", (), result.message
+                    records.append(record)
                     history.append(
                         ShipmentPosting(
                             shipment_id=event.shipment_id,
                             order_number=event.order_number,
-                            state=state,
-                            lines=[[i, q] for i, q in lines],
+                            state=record.state,
+                            lines=[[i, q] for i, q in record.lines],
                             closed=[[i, q] for i, q in closed.items()],
                         )
                     )
@@ -774,13 +770,14 @@ def khaos_shipment_postings(
                         {
                             "shipment_id": event.shipment_id,
                             "order_number": event.order_number,
-                            "state": state,
-                            "units": sum(q for _, q in lines),
+                            "state": record.state,
+                            "units": sum(q for _, q in record.lines),
                             "closed_short_units": sum(closed.values()),
-                            "problem": problem_text,
-                            "_key": f"despatch:{event.shipment_id}" if state == "queued" else "",
+                            "problem": record.problem or "",
+                            "_key": record.outbox_key or "",
                         }
                     )
+                book.record_postings(records, session)
         for short in short_found:
             db.exceptions.raise_exception(
                 short.exception_type,

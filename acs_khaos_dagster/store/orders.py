@@ -7,8 +7,8 @@ as its outbox effect, and despatch events with the feed cursor that covers them.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -23,6 +23,34 @@ from acs_khaos_dagster.store.tables.orders import (
 )
 
 DESPATCH_CURSOR = "acs.despatch_feed"
+
+
+_POSTING_VALUES = (
+    "order_number",
+    "order_id",
+    "event_id",
+    "state",
+    "lines",
+    "closed",
+    "outbox_key",
+    "problem",
+    "updated_at",
+)
+
+
+@dataclass(frozen=True)
+class PostingRecord:
+    """What was done with one ACS shipment (``ShipmentPosting`` row to write)."""
+
+    shipment_id: str
+    order_number: str
+    order_id: int | None
+    event_id: str
+    state: str
+    lines: tuple[tuple[int, int], ...] = ()
+    closed: Mapping[int, int] = field(default_factory=dict)
+    outbox_key: str | None = None
+    problem: str | None = None
 
 
 class OrderBook:
@@ -186,30 +214,30 @@ class OrderBook:
         with self._db.transaction() as s:
             return list(s.scalars(query))
 
-    def record_posting(
-        self,
-        *,
-        shipment_id: str,
-        order_number: str,
-        order_id: int | None,
-        event_id: str,
-        state: str,
-        lines: Iterable[tuple[int, int]] = (),
-        closed: Mapping[int, int] | None = None,
-        outbox_key: str | None = None,
-        problem: str | None = None,
-        session: Session,
-    ) -> None:
-        values: dict[str, Any] = {
-            "order_number": order_number,
-            "order_id": order_id,
-            "event_id": event_id,
-            "state": state,
-            "lines": [[i, q] for i, q in lines],
-            "closed": [[i, q] for i, q in (closed or {}).items()],
-            "outbox_key": outbox_key,
-            "problem": problem,
-            "updated_at": self._db.now(),
+    def record_postings(self, postings: Iterable[PostingRecord], session: Session) -> None:
+        """Insert or replace many shipment postings in one statement (a day's despatches
+        at a brand's scale are thousands); the last record of a shipment wins."""
+        now = self._db.now()
+        rows = {
+            p.shipment_id: {
+                "shipment_id": p.shipment_id,
+                "order_number": p.order_number,
+                "order_id": p.order_id,
+                "event_id": p.event_id,
+                "state": p.state,
+                "lines": [[i, q] for i, q in p.lines],
+                "closed": [[i, q] for i, q in p.closed.items()],
+                "outbox_key": p.outbox_key,
+                "problem": p.problem,
+                "updated_at": now,
+            }
+            for p in postings
         }
-        stmt = self._db.insert(ShipmentPosting).values(shipment_id=shipment_id, **values)
-        session.execute(stmt.on_conflict_do_update(index_elements=["shipment_id"], set_=values))
+        if not rows:
+            return
+        stmt = self._db.insert(ShipmentPosting)
+        replaced = {c: stmt.excluded[c] for c in _POSTING_VALUES}
+        session.execute(
+            stmt.on_conflict_do_update(index_elements=["shipment_id"], set_=replaced),
+            list(rows.values()),
+        )
