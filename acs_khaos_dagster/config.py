@@ -269,6 +269,10 @@ class OutboxSettings(BaseModel):
     # others, and effects of one business key, go one after another. Stay within
     # ``http.max_connections``.
     concurrency: int = Field(8, ge=1)
+    # After an ambiguous failure (a timeout, a reset, a crash mid-send) the request may
+    # still be applied by the target a while later: the read-back that decides whether to
+    # send again waits at least this long, or it could miss the late apply and send twice.
+    read_back_after_s: float = Field(30.0, ge=0)
 
 
 class Settings(BaseSettings):

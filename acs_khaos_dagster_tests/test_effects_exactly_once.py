@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,9 @@ from acs_khaos_dagster.store import Store
 # The client gives up after 1 s; an injected 2.5 s stall is a timeout it cannot see through.
 CLIENT_TIMEOUT_S = "1.0"
 STALL_S = 2.5
-NO_WAIT = OutboxSettings(max_attempts=5, backoff_initial_s=0, backoff_max_s=0)
+# These faults settle before the client's timeout fires (applied, or dropped for good), so
+# the read-back may come at once; a late apply is the case below that needs the wait.
+NO_WAIT = OutboxSettings(max_attempts=5, backoff_initial_s=0, backoff_max_s=0, read_back_after_s=0)
 ORDER_ID, SALE_LINE, HIRE_LINE = 50001, 700001, 700002
 
 
@@ -137,6 +140,30 @@ def test_an_ambiguous_failure_still_applies_the_effect_exactly_once(
     assert _applied(sandbox, kind, key) == 1
 
 
+@pytest.mark.parametrize(("kind", "operation", "payload"), CASES, ids=lambda c: str(c))
+def test_a_request_applied_after_the_client_gave_up_is_found_by_the_read_back_not_resent(
+    sandbox: Sandbox, clients: tuple[Any, Any], store: Store, kind, operation, payload
+) -> None:
+    acs, khaos = clients
+    key = f"{kind.value}-late"
+    # Khaos sits on the request past the client's timeout, then applies it.
+    sandbox.khaos_faults.add(
+        FaultRule(operation=operation, kind=FaultKind.LATENCY, count=1, latency_s=STALL_S)
+    )
+    effect_id = _enqueue(store, kind, key, payload(key))
+    settings = NO_WAIT.model_copy(update={"read_back_after_s": 60})
+
+    store.dispatcher(effect_handlers(acs, khaos), settings).drain()
+    time.sleep(STALL_S)  # the late apply lands while the effect waits for its read-back
+    sandbox.advance(timedelta(seconds=60))
+    store.dispatcher(effect_handlers(acs, khaos), settings).drain()
+
+    assert store.outbox.get(effect_id).state == "done"
+    assert _applied(sandbox, kind, key) == 1
+    outcomes = [a.outcome for a in store.outbox.attempts(effect_id)]
+    assert outcomes == ["ambiguous_error", "confirmed_by_read_back"]
+
+
 def test_an_effect_enqueued_twice_is_sent_once_and_replays_its_result(
     sandbox: Sandbox, clients: tuple[Any, Any], store: Store
 ) -> None:
@@ -207,6 +234,9 @@ def test_a_dispatcher_killed_mid_effect_is_recovered_without_a_second_despatch(
         "ACS_KHAOS_DATABASE_URL": store_url,
         "ACS_KHAOS_OUTBOX__BACKOFF_INITIAL_S": "0",
         "ACS_KHAOS_OUTBOX__BACKOFF_MAX_S": "0",
+        # The killed process dies between whole calls (none is left in transit), and the
+        # sandbox's clock stands still: the recovered effect is read back at once.
+        "ACS_KHAOS_OUTBOX__READ_BACK_AFTER_S": "0",
     }
 
     killed = _dispatch_process({**env, "ACS_KHAOS_CRASH_AT": crash_point})

@@ -143,6 +143,9 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
     """The client gives up after 1 s and the outbox resends within the same run."""
     monkeypatch.setenv("ACS_KHAOS_HTTP__READ_TIMEOUT_S", "1")
     monkeypatch.setenv("ACS_KHAOS_OUTBOX__BACKOFF_INITIAL_S", "0")
+    # Neither timeout lands after the client gave up (one applies before its stall, the
+    # other never applies), so the read-back need not wait.
+    monkeypatch.setenv("ACS_KHAOS_OUTBOX__READ_BACK_AFTER_S", "0")
     monkeypatch.setenv("ACS_KHAOS_OUTBOX__BACKOFF_MAX_S", "0")
 
 

@@ -678,6 +678,9 @@ def integration_env(sandbox_env: dict[str, str], work: Path) -> dict[str, str]:
             "ACS_KHAOS_OUTBOX__BACKOFF_INITIAL_S": "0.05",
             "ACS_KHAOS_OUTBOX__BACKOFF_MAX_S": "0.5",
             "ACS_KHAOS_OUTBOX__MAX_ATTEMPTS": "12",
+            # Longer than any stall the sandbox injects: a late apply lands before the
+            # read-back that decides whether to send again.
+            "ACS_KHAOS_OUTBOX__READ_BACK_AFTER_S": str(STALL_S + 1),
             "ACS_KHAOS_HTTP__READ_TIMEOUT_S": str(CLIENT_READ_TIMEOUT_S),
             "ACS_KHAOS_LOG_LEVEL": "WARNING",
             "DAGSTER_HOME": str(work / "dagster_home"),

@@ -311,6 +311,13 @@ class DispatchReport:
         self.outcomes.update(other.outcomes)
 
 
+def _still_to_wait(since: datetime | None, now: datetime, grace: timedelta) -> timedelta:
+    """What is left of ``grace`` counted from ``since`` (all of it when ``since`` is unknown
+    or ahead of ``now``, as another process's clock may be)."""
+    elapsed = now - since if since is not None and since <= now else timedelta(0)
+    return max(grace - elapsed, timedelta(0))
+
+
 def backoff_delay(
     attempts: int,
     settings: OutboxSettings,
@@ -434,6 +441,7 @@ class Dispatcher:
     def recover(self) -> int:
         """Back to pending, read back first: effects whose dispatcher died or lease ran out."""
         now = self._db.now()
+        grace = timedelta(seconds=self.settings.read_back_after_s)
         recovered = 0
         with self._db.transaction() as s:
             # Our own claims are alive for as long as we are: only the others can be stale.
@@ -480,7 +488,8 @@ class Dispatcher:
                     .values(
                         state=PENDING,
                         needs_read_back=True,
-                        next_attempt_at=now,
+                        # A send cut off by the crash may still land: read back after that.
+                        next_attempt_at=now + _still_to_wait(effect.claimed_at, now, grace),
                         claim_token=None,
                         updated_at=now,
                     )
@@ -809,6 +818,8 @@ class Dispatcher:
                         delay = backoff_delay(
                             t.claim.attempt_no, self.settings, retry_after, self._rng
                         )
+                        if t.read_back:  # let a late apply land before reading back
+                            delay = max(delay, self.settings.read_back_after_s)
                         change.update(state=PENDING, next_attempt_at=now + timedelta(seconds=delay))
                         retries.append((t, delay))
                         outcomes["retried"] += 1

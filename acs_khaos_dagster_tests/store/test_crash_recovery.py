@@ -21,7 +21,8 @@ from .remote import FileRemote
 
 WORKER = Path(__file__).with_name("remote.py")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = OutboxSettings(backoff_initial_s=0, backoff_max_s=0)
+# The file remote writes at once, inside the killed process: nothing can land late.
+SETTINGS = OutboxSettings(backoff_initial_s=0, backoff_max_s=0, read_back_after_s=0)
 
 
 def run_worker(

@@ -24,7 +24,8 @@ from acs_khaos_dagster.store.schema import Effect
 from .conftest import FakeClock
 from .remote import FileRemote, ScriptedHandler
 
-FAST = OutboxSettings(max_attempts=3, backoff_initial_s=0, backoff_max_s=0)
+# The fake remotes apply a send at once: nothing can land late, so read back at once.
+FAST = OutboxSettings(max_attempts=3, backoff_initial_s=0, backoff_max_s=0, read_back_after_s=0)
 
 
 def transient(retry_after: float | None = None) -> TransientError:
@@ -163,7 +164,7 @@ def test_read_back_failing_transiently_keeps_the_read_back_for_next_time(store: 
         read_back_errors=(transient(),),
     )
     handler.apply_before_error = True
-    settings = OutboxSettings(max_attempts=5, backoff_initial_s=0, backoff_max_s=0)
+    settings = FAST.model_copy(update={"max_attempts": 5})
     effect = enqueue(store)
     store.dispatcher({"post": handler}, settings).drain()
     effect = store.outbox.get(effect.id)
@@ -172,6 +173,36 @@ def test_read_back_failing_transiently_keeps_the_read_back_for_next_time(store: 
     assert handler.read_backs == 2
     outcomes = [a.outcome for a in store.outbox.attempts(effect.id)]
     assert outcomes == ["ambiguous_error", "read_back_failed", "confirmed_by_read_back"]
+
+
+def test_an_ambiguous_failure_is_read_back_only_once_a_late_apply_could_have_landed(
+    store: Store, clock: FakeClock
+) -> None:
+    handler = ScriptedHandler(AmbiguousError("timeout", system="khaos", operation="post"))
+    settings = FAST.model_copy(update={"read_back_after_s": 30})
+    effect = enqueue(store)
+    store.dispatcher({"post": handler}, settings).drain()
+    clock.advance(seconds=29)
+    store.dispatcher({"post": handler}, settings).drain()
+    assert handler.read_backs == 0 and store.outbox.get(effect.id).state == "pending"
+
+    clock.advance(seconds=2)
+    store.dispatcher({"post": handler}, settings).drain()
+
+    assert handler.read_backs == 1
+    assert store.outbox.get(effect.id).state == "done"
+
+
+def test_an_effect_recovered_long_after_its_claim_is_read_back_at_once(
+    store: Store, clock: FakeClock
+) -> None:
+    handler = ScriptedHandler()
+    effect = enqueue(store)
+    settings = FAST.model_copy(update={"read_back_after_s": 30})
+    store.dispatcher({"post": handler}, settings).claim(10)
+    clock.advance(minutes=11)  # the lease ran out long ago: no wait is left
+    store.dispatcher({"post": handler}, settings).drain()
+    assert store.outbox.get(effect.id).state == "done" and len(handler.sends) == 1
 
 
 def test_in_flight_effect_found_at_start_is_read_back_not_resent(
