@@ -32,19 +32,27 @@ def status_counts(units: pa.Table, policy: StatusPolicy = DEFAULT_STATUS_POLICY)
         units_seen = per_code[seen]
     else:  # many distinct spellings: a sparse count
         seen, units_seen = np.unique(codes, return_counts=True)
+    # Sorted by (sku, status) on ranks of the small dictionaries, not on the strings.
+    sku_codes, status_codes = seen // width, seen % width
+    order = np.lexsort((_ranks(status.dictionary)[status_codes], _ranks(sku.dictionary)[sku_codes]))
     frame = pd.DataFrame(
         {
-            "sku": sku.dictionary.take(pa.array(seen // width)).to_pandas(),
-            "status": status.dictionary.take(pa.array(seen % width)).to_pandas(),
-            "units": units_seen,
+            "sku": sku.dictionary.take(pa.array(sku_codes[order])).to_pandas(),
+            "status": status.dictionary.take(pa.array(status_codes[order])).to_pandas(),
+            "units": units_seen[order],
         }
     )
     buckets = {value: str(policy.bucket_for(value)) for value in frame["status"].unique()}
     frame["bucket"] = frame["status"].map(buckets)
     frame["units"] = frame["units"].astype("int64")
-    return frame[["sku", "status", "bucket", "units"]].sort_values(
-        ["sku", "status"], kind="stable", ignore_index=True
-    )
+    return frame[["sku", "status", "bucket", "units"]]
+
+
+def _ranks(values: pa.Array) -> np.ndarray:
+    """Each value's position in sorted order (values are distinct)."""
+    ranks = np.empty(len(values), dtype=np.int64)
+    ranks[np.argsort(values.to_numpy(zero_copy_only=False), kind="stable")] = np.arange(len(values))
+    return ranks
 
 
 def _dictionary(column: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:

@@ -209,7 +209,13 @@ def no_non_sellable_counted_as_sellable(
     if site_detail is not None and not site_detail.empty:
         sites = sites or KhaosSites()
         on_selling = site_detail.loc[site_detail["site_id"].isin([sites.selling, sites.hire_stock])]
-        for r in on_selling.itertuples(index=False):
+        # Each distinct status looked up once; only the offending rows are walked.
+        status = on_selling["status"].astype(str)
+        actual_bucket = status.map({v: bucket_of(v) for v in status.unique()})
+        offending = ~actual_bucket.isin(_SELLING_BUCKETS) | ~on_selling["bucket"].astype(str).isin(
+            _SELLING_BUCKETS
+        )
+        for r in on_selling.loc[offending].itertuples(index=False):
             actual = bucket_of(str(r.status))
             if actual not in _SELLING_BUCKETS or str(r.bucket) not in _SELLING_BUCKETS:
                 problems.append(
