@@ -34,7 +34,7 @@ def test_snapshot_benchmark_prints_the_pipeline_next_to_its_baseline() -> None:
 
 def test_snapshot_benchmark_also_measures_the_file_with_its_rows_shuffled() -> None:
     out = _bench("snapshot")
-    assert "rows in unit order" in out and "rows in shuffled" in out
+    assert "rows in unit order" in out and "rows shuffled" in out
 
 
 def test_the_suite_writes_its_figures_into_the_benchmarks_file_keeping_the_rest(

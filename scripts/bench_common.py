@@ -107,8 +107,8 @@ def machine() -> dict[str, str]:
 def run_child(args: list[str], env: dict[str, str] | None = None) -> tuple[str, float, int]:
     """Run ``python args`` in a fresh child: (stdout, wall seconds, exit code 0).
 
-    Children report their own peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``), so each
-    measurement runs in a process of its own and nothing else is counted.
+    Children report their own peak RSS (``peak_rss_mib``), so each measurement runs in a
+    process of its own and nothing else is counted.
     """
     started = time.perf_counter()
     done = subprocess.run(
@@ -123,3 +123,18 @@ def run_child(args: list[str], env: dict[str, str] | None = None) -> tuple[str, 
     if done.returncode != 0:
         raise RuntimeError(f"{args} failed ({done.returncode}):\n{done.stderr[-4000:]}")
     return done.stdout, wall, done.returncode
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident memory in MiB, since it started its program.
+
+    ``VmHWM`` from ``/proc/self/status``, not ``getrusage().ru_maxrss``: Linux carries
+    ``ru_maxrss`` over an exec, so a child started by a big parent would report the
+    parent's peak (the suite's parent grows while it generates scenarios).
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

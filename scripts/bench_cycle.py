@@ -167,7 +167,7 @@ def child_cycles(folder: Path) -> dict[str, object]:
                     "orchestration_s": max(wall - steps, 0.0),
                     "integration_cpu_s": _self_cpu() - own_cpu,
                     "sandbox_cpu_s": _proc_cpu(server.pid) - sandbox_cpu,
-                    "peak_mib_so_far": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                    "peak_mib_so_far": common.peak_rss_mib(),
                     "sandbox_day_s": simulated_day,
                     "slowest_steps": _slowest_steps(instance, [run.run_id for run in runs]),
                 }

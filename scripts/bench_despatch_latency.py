@@ -201,6 +201,9 @@ def measure_baseline(scenario: Path, work: Path) -> dict[str, float]:
 
 def write_benchmarks(text: str, section: str) -> None:
     existing = BENCHMARKS.read_text() if BENCHMARKS.exists() else "# Benchmarks\n"
+    # The suite's "Latest run" block (bench.py --write) quotes this section's text too:
+    # only the part before it is this script's to rewrite.
+    existing, marker, latest = existing.partition("<!-- bench:latest:start -->")
     if section in existing:
         head, _, rest = existing.partition(section)
         following = rest.find("\n## ")
@@ -208,7 +211,7 @@ def write_benchmarks(text: str, section: str) -> None:
         existing = head.rstrip() + "\n\n" + text.rstrip() + "\n" + tail
     else:
         existing = existing.rstrip() + "\n\n" + text.rstrip() + "\n"
-    BENCHMARKS.write_text(existing)
+    BENCHMARKS.write_text(existing.rstrip() + "\n\n" + marker + latest if marker else existing)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -71,7 +70,7 @@ def _inputs(folder: Path) -> tuple[Path, Path]:
 
 
 def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return common.peak_rss_mib()
 
 
 def child_baseline(path: Path) -> dict[str, float]:
@@ -224,7 +223,7 @@ def measure(
         "pipeline": pipe,
         "ratio": pipe["seconds"] / base["seconds"],
         "runs": repeat,
-        "order": "shuffled" if shuffled else "unit order",
+        "order": "shuffled" if shuffled else "in unit order",
     }
 
 
@@ -237,7 +236,7 @@ def report(result: dict[str, object]) -> str:
     memory = "pass" if pipe["peak_mib"] <= 1536 else "MISS"
     lines = [
         f"snapshot→plan [{result['size']}] {result['file']} ({result['file_mib']:.0f} MiB, "
-        f"rows in {result['order']}), {pipe['units']:,} units, best of {result['runs']}",
+        f"rows {result['order']}), {pipe['units']:,} units, best of {result['runs']}",
         f"  baseline pyarrow.csv.read_csv {base['seconds']:7.2f} s "
         f"peak {base['peak_mib']:6.0f} MiB",
         f"  pipeline                     {pipe['seconds']:7.2f} s peak {pipe['peak_mib']:6.0f} MiB",

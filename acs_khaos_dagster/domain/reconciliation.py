@@ -37,7 +37,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from acs_khaos_dagster.domain.stock_push import CorrectionKind, VarianceTolerance
+from acs_khaos_dagster.domain.stock_push import CorrectionKind, VarianceTolerance, price_floats
 
 UK_TIME_ZONE = "Europe/London"
 ISSUED_STAGES: tuple[int, ...] = (70, 71, 72, 73)
@@ -74,7 +74,7 @@ def _cost_scaled(
     if cost_prices is None:
         return pd.Series(np.nan, index=stock_ids.index, dtype=float)
     series = cost_prices if isinstance(cost_prices, pd.Series) else pd.Series(dict(cost_prices))
-    series = pd.to_numeric(series.astype(object).map(str), errors="coerce").astype(float)
+    series = price_floats(series.astype(object))
     series.index = series.index.astype("int64")
     return (stock_ids.map(series) * _COST_SCALE).round()
 
