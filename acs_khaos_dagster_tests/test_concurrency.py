@@ -39,6 +39,14 @@ def _adjustment(ref: str, stock_id: int) -> dict:
     ).model_dump(mode="json")
 
 
+_INIT_INSTANCE = (
+    "from dagster import DagsterInstance\n"
+    "instance = DagsterInstance.get()\n"
+    "instance.get_runs(limit=1)\n"
+    "instance.all_instigator_state()\n"
+)
+
+
 def test_two_dispatchers_and_two_dagster_runs_on_postgres_apply_each_effect_once(
     sandbox: Sandbox, fresh_postgres_database: str, tmp_path: Path
 ) -> None:
@@ -57,6 +65,11 @@ def test_two_dispatchers_and_two_dagster_runs_on_postgres_apply_each_effect_once
         "ACS_KHAOS_DATA_DIR": str(tmp_path / "data"),
         "DAGSTER_HOME": str(tmp_path / "dagster_home"),
     }
+    # The instance's storage is created once here: two runs creating it at the same moment
+    # race on Dagster's own schema (a CREATE TABLE fails in one of them), not on ours.
+    subprocess.run(
+        [sys.executable, "-c", _INIT_INSTANCE], env=env, check=True, capture_output=True, text=True
+    )
     commands = [[str(CLI), "outbox", "dispatch"]] * 2 + [
         [sys.executable, str(CHAOS), "run-job", "integration_cycle"]
     ] * 2
