@@ -16,9 +16,9 @@ module reads, calls them, writes through the outbox and the store, and reports.
 import hashlib
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import pandera.pandas as pa
@@ -170,6 +170,7 @@ class ShipmentsSchema(pa.DataFrameModel):
 
 POSTING_STATES = ["queued", "nothing", "problem"]
 POSTING_BATCH = 500  # releases or shipments recorded per transaction
+T = TypeVar("T")
 
 
 class ShipmentPostingsSchema(pa.DataFrameModel):
@@ -295,6 +296,14 @@ def _ack_key(order_code: str, invoice_ids: Iterable[int]) -> str:
     return f"ack:{order_code}:{'-'.join(str(i) for i in sorted(invoice_ids))}"
 
 
+def _transaction_batches(db: Store, items: Sequence[T]) -> Iterator[tuple[Session, Sequence[T]]]:
+    """``items`` ``POSTING_BATCH`` at a time, each batch in a transaction of its own (a brand's
+    first load or despatch day is thousands of records; one commit each is the cost)."""
+    for first in range(0, len(items), POSTING_BATCH):
+        with db.transaction() as session:
+            yield session, items[first : first + POSTING_BATCH]
+
+
 def _enqueue_ack(
     db: Store,
     order_code: str,
@@ -403,27 +412,26 @@ def acs_order_release(
         new_releases = [entry for entry in to_send.values() if entry[3] not in known]
         # Recorded a batch per transaction (a first load is a brand's whole order book);
         # nothing is sent before its batch is committed.
-        for first in range(0, len(new_releases), POSTING_BATCH):
-            with db.transaction() as session:
-                for order, acs_order, invoice, key in new_releases[first : first + POSTING_BATCH]:
-                    kind = EffectKind.ACS_ORDER
-                    db.outbox.enqueue(
-                        kind,
-                        TARGET_OF[kind],
-                        order.order_code,
-                        key,
-                        acs_order.model_dump(mode="json"),
-                        session=session,
-                    )
-                    book.record_release(
-                        acs_order,
-                        order.order_id,
-                        [invoice.invoice_id],
-                        release_revision(acs_order),
-                        key,
-                        now,
-                        session,
-                    )
+        kind = EffectKind.ACS_ORDER
+        for session, batch in _transaction_batches(db, new_releases):
+            for order, acs_order, invoice, key in batch:
+                db.outbox.enqueue(
+                    kind,
+                    TARGET_OF[kind],
+                    order.order_code,
+                    key,
+                    acs_order.model_dump(mode="json"),
+                    session=session,
+                )
+                book.record_release(
+                    acs_order,
+                    order.order_id,
+                    [invoice.invoice_id],
+                    release_revision(acs_order),
+                    key,
+                    now,
+                    session,
+                )
         for *_, key in to_send.values():
             if known.get(key) in ("parked", "failed"):
                 existing = db.outbox.by_key(key)
@@ -481,19 +489,18 @@ def acs_order_release(
         accepted_now = [
             (code, entry) for code, entry in to_send.items() if sent_states.get(entry[3]) == "done"
         ]
-        for first in range(0, len(accepted_now), POSTING_BATCH):
-            with db.transaction() as session:
-                for code, (order, _, invoice, key) in accepted_now[first : first + POSTING_BATCH]:
-                    ack = _enqueue_ack(
-                        db,
-                        code,
-                        order.order_id,
-                        [invoice.invoice_id],
-                        stages.acknowledged,
-                        session=session,
-                    )
-                    rows[code] = _row(order, "sent", key)
-                    rows[code]["ack_key"] = ack
+        for session, batch in _transaction_batches(db, accepted_now):
+            for code, (order, _, invoice, key) in batch:
+                ack = _enqueue_ack(
+                    db,
+                    code,
+                    order.order_id,
+                    [invoice.invoice_id],
+                    stages.acknowledged,
+                    session=session,
+                )
+                rows[code] = _row(order, "sent", key)
+                rows[code]["ack_key"] = ack
         for code, (order, acs_order, _, key) in to_send.items():
             if sent_states.get(key) == "done":
                 continue
@@ -721,63 +728,62 @@ def khaos_shipment_postings(
         short_found: list[ShortLine] = []
         # One transaction per batch, not per shipment: a day at a brand's scale is
         # thousands of shipments, and nothing is sent before the batch is committed.
-        for first in range(0, len(events), POSTING_BATCH):
-            with db.transaction() as session:
-                records: list[PostingRecord] = []
-                for event in events[first : first + POSTING_BATCH]:
-                    order = orders.get(event.order_number)
-                    history = by_order.setdefault(event.order_number, [])
-                    posted, _ = _posted_and_closed(history, exclude=event.shipment_id)
-                    result = to_despatch_posting(event, order, conf.carriers, posted)
-                    short_lines = short_closures(event, order)
-                    closed = closed_quantities(short_lines)
-                    record = PostingRecord(
+        for session, batch in _transaction_batches(db, events):
+            records: list[PostingRecord] = []
+            for event in batch:
+                order = orders.get(event.order_number)
+                history = by_order.setdefault(event.order_number, [])
+                posted, _ = _posted_and_closed(history, exclude=event.shipment_id)
+                result = to_despatch_posting(event, order, conf.carriers, posted)
+                short_lines = short_closures(event, order)
+                closed = closed_quantities(short_lines)
+                record = PostingRecord(
+                    shipment_id=event.shipment_id,
+                    order_number=event.order_number,
+                    order_id=order.order_id if order is not None else None,
+                    event_id=event.event_id,
+                    state="nothing",
+                    closed=closed,
+                )
+                if isinstance(result, DespatchPosting):
+                    key = f"despatch:{event.shipment_id}"
+                    db.outbox.enqueue(
+                        kind,
+                        TARGET_OF[kind],
+                        event.shipment_id,
+                        key,
+                        result.model_dump(mode="json"),
+                        session=session,
+                    )
+                    record = replace(
+                        record, state="queued", lines=tuple(result.lines), outbox_key=key
+                    )
+                elif result is not None:
+                    record = replace(record, state="problem", problem=result.message)
+                    problems.append(_posting_exception(result))
+                records.append(record)
+                history.append(
+                    ShipmentPosting(
                         shipment_id=event.shipment_id,
                         order_number=event.order_number,
-                        order_id=order.order_id if order is not None else None,
-                        event_id=event.event_id,
-                        state="nothing",
-                        closed=closed,
+                        state=record.state,
+                        lines=[[i, q] for i, q in record.lines],
+                        closed=[[i, q] for i, q in closed.items()],
                     )
-                    if isinstance(result, DespatchPosting):
-                        key = f"despatch:{event.shipment_id}"
-                        db.outbox.enqueue(
-                            kind,
-                            TARGET_OF[kind],
-                            event.shipment_id,
-                            key,
-                            result.model_dump(mode="json"),
-                            session=session,
-                        )
-                        record = replace(
-                            record, state="queued", lines=tuple(result.lines), outbox_key=key
-                        )
-                    elif result is not None:
-                        record = replace(record, state="problem", problem=result.message)
-                        problems.append(_posting_exception(result))
-                    records.append(record)
-                    history.append(
-                        ShipmentPosting(
-                            shipment_id=event.shipment_id,
-                            order_number=event.order_number,
-                            state=record.state,
-                            lines=[[i, q] for i, q in record.lines],
-                            closed=[[i, q] for i, q in closed.items()],
-                        )
-                    )
-                    short_found.extend(short_lines)
-                    rows.append(
-                        {
-                            "shipment_id": event.shipment_id,
-                            "order_number": event.order_number,
-                            "state": record.state,
-                            "units": sum(q for _, q in record.lines),
-                            "closed_short_units": sum(closed.values()),
-                            "problem": record.problem or "",
-                            "_key": record.outbox_key or "",
-                        }
-                    )
-                book.record_postings(records, session)
+                )
+                short_found.extend(short_lines)
+                rows.append(
+                    {
+                        "shipment_id": event.shipment_id,
+                        "order_number": event.order_number,
+                        "state": record.state,
+                        "units": sum(q for _, q in record.lines),
+                        "closed_short_units": sum(closed.values()),
+                        "problem": record.problem or "",
+                        "_key": record.outbox_key or "",
+                    }
+                )
+            book.record_postings(records, session)
         for short in short_found:
             db.exceptions.raise_exception(
                 short.exception_type,
