@@ -19,7 +19,14 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -76,6 +83,20 @@ class HttpSettings(BaseModel):
     backoff_initial_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(30.0, ge=0)
     verify_tls: bool = True
+
+    @property
+    def longest_request_s(self) -> float:
+        """The longest one request can be under way once a client starts it: waiting for a
+        pooled connection, connecting, writing and reading (httpx gives the pool wait, the
+        write and the read each ``read_timeout_s``)."""
+        return self.connect_timeout_s + 3 * self.read_timeout_s
+
+    @property
+    def longest_read_s(self) -> float:
+        """The longest a read with all its retries can take (every attempt runs out its
+        timeouts, every backoff waits its cap)."""
+        attempts = self.read_retries + 1
+        return attempts * self.longest_request_s + self.read_retries * self.backoff_max_s
 
 
 class OwnerTargets(BaseModel):
@@ -269,10 +290,20 @@ class OutboxSettings(BaseModel):
     # others, and effects of one business key, go one after another. Stay within
     # ``http.max_connections``.
     concurrency: int = Field(8, ge=1)
-    # After an ambiguous failure (a timeout, a reset, a crash mid-send) the request may
-    # still be applied by the target a while later: the read-back that decides whether to
-    # send again waits at least this long, or it could miss the late apply and send twice.
+    # After an ambiguous failure (a timeout, a reset, a gateway 5xx) the request may still be
+    # applied by the target a while later: the read-back that decides whether to send again
+    # waits at least this long, or it could miss the late apply and send twice.
     read_back_after_s: float = Field(30.0, ge=0)
+    # A claim lasts ``lease_s`` after its last renewal. A live dispatcher renews every claim
+    # it holds each ``heartbeat_s`` (one statement for the whole batch, so ``claim_batch``
+    # does not bear on expiry) and again right before each send; only an expired claim can
+    # be recovered by another dispatcher. See docs/outbox.md.
+    lease_s: float = Field(900.0, gt=0)
+    heartbeat_s: float = Field(60.0, gt=0)
+    # ``outbox_due_sensor`` looks for due effects this often and starts a dispatch run.
+    due_sensor_interval_s: int = Field(30, ge=5)
+    # The integration owner is alerted when the oldest due effect has waited this long.
+    due_alert_after_s: float = Field(1800.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -318,6 +349,28 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown time zone {value!r}") from None
         return value
 
+    @model_validator(mode="after")
+    def _claims_outlive_their_work(self) -> Settings:
+        """A claim must not expire while its dispatcher is alive and working on it."""
+        outbox, http = self.outbox, self.http
+        problems = []
+        if outbox.lease_s < 3 * outbox.heartbeat_s:
+            problems.append(
+                f"outbox.lease_s ({outbox.lease_s:g} s) must be at least 3 x "
+                f"outbox.heartbeat_s ({outbox.heartbeat_s:g} s): a claim has to survive two "
+                "missed renewals"
+            )
+        talk = http.longest_read_s + http.longest_request_s
+        if outbox.lease_s < talk:
+            problems.append(
+                f"outbox.lease_s ({outbox.lease_s:g} s) must cover the longest read-back and "
+                f"send, {talk:g} s from http.connect_timeout_s, http.read_timeout_s, "
+                "http.read_retries and http.backoff_max_s"
+            )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.time_zone)
@@ -361,7 +414,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return Settings(**overrides)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: "
+            + err["msg"].removeprefix("Value error, ")
             for err in exc.errors()
         )
         raise SettingsError(f"invalid settings: {problems}") from None

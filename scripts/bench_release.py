@@ -195,7 +195,9 @@ def _dispatched(server: _Server, orders: list[Any], data_dir: Path) -> dict[str,
                     order.model_dump(mode="json"),
                     session=session,
                 )
-        dispatcher = store.dispatcher(effect_handlers(acs=client), settings.outbox, name="bench")
+        dispatcher = store.dispatcher(
+            effect_handlers(acs=client), settings.outbox, http=settings.http, name="bench"
+        )
         began = datetime.now(UTC)
         cpu = time.process_time()
         started = time.perf_counter()

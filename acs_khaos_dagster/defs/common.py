@@ -85,7 +85,7 @@ def dispatch(
     """Send the due effects of ``kinds`` now, inside this run (retries wait for a later run)."""
     wanted = {str(kind) for kind in kinds}
     handlers = {k: h for k, h in effect_handlers(acs, khaos).items() if str(k) in wanted}
-    return store.dispatcher(handlers, settings.outbox).drain()
+    return store.dispatcher(handlers, settings.outbox, http=settings.http).drain()
 
 
 def dispatch_metadata(report: DispatchReport) -> dict[str, int]:

@@ -12,15 +12,10 @@ from sqlalchemy.orm import Session
 from acs_khaos_dagster.store.audit import AuditLog, default_actor
 from acs_khaos_dagster.store.cursors import Cursors
 from acs_khaos_dagster.store.db import Clock, Database, make_engine, upgrade_to_head, utc_now
+from acs_khaos_dagster.store.dispatcher import Dispatcher, DispatchReport
 from acs_khaos_dagster.store.exceptions import ExceptionQueue, ExceptionType, Owner, OwnerTargets
 from acs_khaos_dagster.store.ledger import FileLedger, Quarantine
-from acs_khaos_dagster.store.outbox import (
-    Dispatcher,
-    DispatchReport,
-    EffectHandler,
-    Outbox,
-    OutboxStatus,
-)
+from acs_khaos_dagster.store.outbox import DueEffects, EffectHandler, Outbox, OutboxStatus
 
 if TYPE_CHECKING:
     from acs_khaos_dagster.config import OutboxSettings, Settings
@@ -28,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DispatchReport",
     "Dispatcher",
+    "DueEffects",
     "EffectHandler",
     "ExceptionQueue",
     "ExceptionType",
@@ -59,6 +55,7 @@ class Store:
         self.exceptions = ExceptionQueue(
             db, self.audit, self.outbox, owners=owners, targets=targets
         )
+        self.outbox.on_superseded = self.exceptions.close_for_superseded
         self.ledger = FileLedger(db)
         self.cursors = Cursors(db)
 

@@ -358,6 +358,29 @@ class ExceptionQueue:
                     )
             return closed
 
+    def close_for_superseded(self, s: Session, effect_ids: list[int], newer_id: int) -> None:
+        """A newer version replaced these effects: what was open about them is closed."""
+        rows = list(
+            s.scalars(
+                select(ExceptionRow)
+                .where(ExceptionRow.effect_id.in_(effect_ids), ExceptionRow.status == "open")
+                .with_for_update()
+            )
+        )
+        now = self._db.now()
+        for row in rows:
+            row.status = "resolved"
+            row.resolution_note = f"superseded by effect {newer_id}, a newer version"
+            row.acted_by = "integration"
+            row.acted_at = now
+            self._audit.record_action(
+                actor="integration",
+                action="auto_resolve",
+                subject=f"exception:{row.id}",
+                note=row.resolution_note,
+                session=s,
+            )
+
     def opened_since(self, since: datetime) -> builtins.list[ExceptionRow]:
         with self._db.transaction() as s:
             return list(s.scalars(select(ExceptionRow).where(ExceptionRow.opened_at >= since)))

@@ -62,7 +62,7 @@ class Base(DeclarativeBase):
 
 # -- outbox -------------------------------------------------------------------------------
 
-EFFECT_STATES = ("pending", "in_flight", "done", "failed", "parked", "held")
+EFFECT_STATES = ("pending", "in_flight", "done", "failed", "parked", "held", "superseded")
 
 
 class Effect(Base):
@@ -83,6 +83,13 @@ class Effect(Base):
     claim_token: Mapped[str | None] = mapped_column(String(64))
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Last time the holder of the claim said it was still working on it (claim, heartbeat,
+    # right before a send); the lease runs from here.
+    renewed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Effects sharing this key are versions of one thing (an order at ACS, a stock item's
+    # Level at a site): only the newest may be sent; older unsent ones become superseded.
+    supersede_key: Mapped[str | None] = mapped_column(String(200), index=True)
+    superseded_by: Mapped[int | None] = mapped_column(Integer)
     result: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     last_error: Mapped[str | None] = mapped_column(Text)
     approved_by: Mapped[str | None] = mapped_column(String(120))

@@ -86,7 +86,7 @@ def test_in_process_crash_hook_stops_the_dispatcher_before_done(
     store.outbox.enqueue("post", "khaos", "SO0", "post:SO0", {"ref": "SO0"})
     with crash_at("after_send"), pytest.raises(SimulatedCrash):
         store.dispatcher({"post": Handler()}, SETTINGS).drain()
-    clock.advance(minutes=11)  # same process: only the lease reveals the dead claim
+    clock.advance(minutes=16)  # same process: only the lease reveals the dead claim
     store.dispatcher({"post": Handler()}, SETTINGS).drain()
     assert remote_sends == ["SO0"]
     assert store.outbox.by_key("post:SO0").state == "done"

@@ -18,7 +18,7 @@ from acs_khaos_dagster.connectors.errors import (
 )
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.crashpoints import SimulatedCrash, crash_at
-from acs_khaos_dagster.store.outbox import backoff_delay
+from acs_khaos_dagster.store.dispatcher import backoff_delay
 from acs_khaos_dagster.store.schema import Effect
 
 from .conftest import FakeClock
@@ -200,7 +200,7 @@ def test_an_effect_recovered_long_after_its_claim_is_read_back_at_once(
     effect = enqueue(store)
     settings = FAST.model_copy(update={"read_back_after_s": 30})
     store.dispatcher({"post": handler}, settings).claim(10)
-    clock.advance(minutes=11)  # the lease ran out long ago: no wait is left
+    clock.advance(minutes=16)  # the lease ran out long ago: no wait is left
     store.dispatcher({"post": handler}, settings).drain()
     assert store.outbox.get(effect.id).state == "done" and len(handler.sends) == 1
 
@@ -214,7 +214,7 @@ def test_in_flight_effect_found_at_start_is_read_back_not_resent(
     dead = store.dispatcher({"post": handler}, FAST)
     [claim] = dead.claim(10)
     handler.send(claim.payload)
-    clock.advance(minutes=11)  # past the default lease of 10 minutes
+    clock.advance(minutes=16)  # past the default lease of 15 minutes
     report = store.dispatcher({"post": handler}, FAST).drain()
     assert report.outcomes["recovered"] == 1
     assert store.outbox.get(effect.id).state == "done"
@@ -393,7 +393,7 @@ def test_a_send_ending_after_its_claim_was_recovered_is_read_back_not_resent(
         def send(self, payload: dict) -> dict:
             applied.append(payload["ref"])
             # While this send is out, the lease runs out and another dispatcher recovers it.
-            clock.advance(minutes=11)
+            clock.advance(minutes=16)
             assert store.dispatcher({"post": self}, FAST).recover() == 1
             return {"remote_id": payload["ref"]}
 
@@ -460,7 +460,7 @@ def test_a_crash_with_several_sends_in_flight_applies_each_effect_once(
     settings = OutboxSettings(backoff_initial_s=0, concurrency=4)
     with crash_at("after_send", nth=3), pytest.raises(SimulatedCrash):
         store.dispatcher({"post": Remote()}, settings).drain()
-    clock.advance(minutes=11)  # same process: only the lease reveals the dead claims
+    clock.advance(minutes=16)  # same process: only the lease reveals the dead claims
     store.dispatcher({"post": Remote()}, settings).drain()
     assert store.outbox.status().counts == {("post", "done"): 12}
     assert applied == Counter({f"SO{i}": 1 for i in range(12)})

@@ -1,7 +1,8 @@
 """HTTP client of the ACS partner API (modelled contract in ``docs``/``contracts/acs.md``).
 
 Typed methods take and return ``domain.models`` records only; the JSON lives in
-``wire.py``. Failures are raised only as ``connectors.errors`` classes:
+``wire.py``. Failures are raised only as ``connectors.errors`` classes, by the table in
+``connectors/failures.py`` (summarised here):
 
 ===============================================  ===========================================
 what happened                                    raised
@@ -11,8 +12,9 @@ what happened                                    raised
 409 (``ORDER_LOCKED``)                           ``ConflictError``
 422 (``UNKNOWN_SKU``, ``INACTIVE_SKU``…)          ``PermanentError`` (``details`` = the errors)
 other 4xx                                        ``PermanentError``
-429                                              ``TransientError`` (``retry_after`` seconds)
-5xx                                              ``TransientError``
+408, 429                                         ``TransientError`` (``retry_after`` seconds)
+5xx (ACS's own or a gateway's, any body)         ``AmbiguousError`` for a PUT,
+                                                 ``TransientError`` for a GET
 connect error / connect or pool timeout          ``TransientError`` (nothing was sent)
 read timeout, reset, protocol error after send   ``AmbiguousError`` for a PUT,
                                                  ``TransientError`` for a GET
@@ -40,15 +42,8 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from acs_khaos_dagster.config import HttpSettings, Settings
 from acs_khaos_dagster.connectors.acs import wire
-from acs_khaos_dagster.connectors.errors import (
-    AmbiguousError,
-    AuthenticationError,
-    ConflictError,
-    ConnectorError,
-    NotFoundError,
-    PermanentError,
-    TransientError,
-)
+from acs_khaos_dagster.connectors.errors import ConnectorError, PermanentError, TransientError
+from acs_khaos_dagster.connectors.failures import Failure, error_for, transport_failure
 from acs_khaos_dagster.domain.models import AcsOrder, AcsOrderStatus, AcsProduct, DespatchEvent
 
 log = logging.getLogger(__name__)
@@ -245,7 +240,7 @@ class AcsClient:
             response = self._http.put(path, json=body)
         except httpx.TransportError as exc:
             raise _transport_error(exc, operation, write=True) from None
-        _raise_for_status(response, operation, secret=self._key)
+        _raise_for_status(response, operation, secret=self._key, write=True)
 
     def _read(self, operation: str, path: str, params: dict[str, Any] | None = None) -> Any:
         """One GET, retried on transient failures with backoff, honouring ``Retry-After``."""
@@ -263,7 +258,7 @@ class AcsClient:
                     response = self._http.get(path, params=params)
                 except httpx.TransportError as exc:
                     raise _transport_error(exc, operation, write=False) from None
-                _raise_for_status(response, operation, secret=self._key)
+                _raise_for_status(response, operation, secret=self._key, write=False)
                 try:
                     return response.json()
                 except ValueError:
@@ -304,18 +299,14 @@ def _segment(value: str) -> str:
 
 
 def _transport_error(exc: httpx.TransportError, operation: str, *, write: bool) -> ConnectorError:
-    kind = type(exc).__name__
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
-        return TransientError(
-            f"could not connect ({kind}); nothing was sent", system=SYSTEM, operation=operation
-        )
-    if write:
-        return AmbiguousError(
-            f"no complete answer after sending ({kind}); read the state back before resending",
-            system=SYSTEM,
-            operation=operation,
-        )
-    return TransientError(f"no complete answer ({kind})", system=SYSTEM, operation=operation)
+    failure = transport_failure(exc)
+    return error_for(
+        failure,
+        f"{failure.value} ({type(exc).__name__})",
+        system=SYSTEM,
+        operation=operation,
+        write=write,
+    )
 
 
 def _redact(text: str, secret: SecretStr | None) -> str:
@@ -349,8 +340,25 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None  # an HTTP-date; rare at API gateways, fall back to our own backoff
 
 
+def _status_failure(status: int) -> Failure:
+    if status in (401, 403):
+        return Failure.AUTHENTICATION
+    if status == 404:
+        return Failure.NOT_FOUND
+    if status == 408:
+        return Failure.REQUEST_TIMEOUT
+    if status == 409:
+        return Failure.CONFLICT
+    if status == 429:
+        return Failure.RATE_LIMITED
+    if status >= 500:
+        # ACS's own 5xx and a gateway's look alike: the PUT may have been applied.
+        return Failure.GATEWAY_ERROR
+    return Failure.INVALID
+
+
 def _raise_for_status(
-    response: httpx.Response, operation: str, *, secret: SecretStr | None = None
+    response: httpx.Response, operation: str, *, secret: SecretStr | None = None, write: bool
 ) -> None:
     status = response.status_code
     if status < 400:
@@ -358,21 +366,19 @@ def _raise_for_status(
     errors = [{k: _redact(v, secret) for k, v in e.items()} for e in _errors_of(response)]
     code = errors[0]["code"] if errors else None
     message = errors[0]["message"] if errors else response.reason_phrase or "error"
-    common: dict[str, Any] = {
-        "system": SYSTEM,
-        "operation": operation,
-        "status_code": status,
-        "code": code,
-        "details": errors,
-    }
-    if status == 401 or status == 403:
-        raise AuthenticationError("subscription key refused", **common)
-    if status == 404:
-        raise NotFoundError(message, **common)
-    if status == 409:
-        raise ConflictError(message, **common)
-    if status == 429:
-        raise TransientError("rate limited", retry_after=_retry_after(response), **common)
-    if status >= 500 or status == 408:
-        raise TransientError(message, retry_after=_retry_after(response), **common)
-    raise PermanentError(message, **common)
+    failure = _status_failure(status)
+    if failure is Failure.AUTHENTICATION:
+        message = "subscription key refused"
+    elif failure is Failure.RATE_LIMITED:
+        message = "rate limited"
+    raise error_for(
+        failure,
+        message,
+        system=SYSTEM,
+        operation=operation,
+        write=write,
+        retry_after=_retry_after(response),
+        status_code=status,
+        code=code,
+        details=errors,
+    )

@@ -27,14 +27,8 @@ import httpx
 from pydantic import SecretStr, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
-from acs_khaos_dagster.connectors.errors import (
-    AmbiguousError,
-    AuthenticationError,
-    ConflictError,
-    NotFoundError,
-    PermanentError,
-    TransientError,
-)
+from acs_khaos_dagster.connectors.errors import ConnectorError, PermanentError, TransientError
+from acs_khaos_dagster.connectors.failures import Failure, error_for, transport_failure
 from acs_khaos_dagster.connectors.khaos import wire
 from acs_khaos_dagster.connectors.khaos.records import KhaosCustomerReturn
 from acs_khaos_dagster.connectors.khaos.uk_time import format_uk
@@ -70,6 +64,14 @@ WRITE_OPERATIONS = frozenset(
     }
 )
 T = TypeVar("T")
+
+
+def _why(exc: Exception) -> str:
+    """What was wrong with a reply, without its content (which may carry personal data)."""
+    if isinstance(exc, ValidationError):
+        fields = sorted({".".join(str(p) for p in e["loc"]) for e in exc.errors()})
+        return f"{exc.error_count()} invalid field(s): {', '.join(fields)}"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -151,36 +153,53 @@ class KhaosClient:
 
     # --- transport ----------------------------------------------------------------------
 
-    def _error(self, cls: type[Any], operation: str, message: str, **kw: Any) -> Any:
-        # A fault string is the server's text: should it echo the password, it goes no further.
+    def _failed(
+        self, operation: str, failure: Failure, message: str, **details: Any
+    ) -> ConnectorError:
+        """The error for this failure by ``connectors/failures.py``'s table."""
         password = self._password.get_secret_value()
         if password:
+            # A fault string is the server's text: should it echo the password, it goes no
+            # further.
             message = message.replace(password, "**********")
-        return cls(message, system=SYSTEM, operation=operation, **kw)
+        return error_for(
+            failure,
+            message,
+            system=SYSTEM,
+            operation=operation,
+            write=operation in WRITE_OPERATIONS,
+            **details,
+        )
 
-    def _after_sending(self, operation: str, message: str) -> Exception:
-        if operation in WRITE_OPERATIONS:
-            return self._error(AmbiguousError, operation, message)
-        return self._error(TransientError, operation, message)
-
-    def _fault_error(self, operation: str, fault: SoapFault, status: int) -> Exception:
-        code, message = fault.code, fault.message
-        if code == "Server.Busy" or status == 429:
-            return self._error(TransientError, operation, message, status_code=status, code=code)
+    @staticmethod
+    def _fault_failure(fault: SoapFault) -> Failure:
+        code = fault.code
+        if code == "Server.Busy":
+            return Failure.SERVER_BUSY
         if code.startswith("Client.Authentication"):
-            return self._error(
-                AuthenticationError, operation, message, status_code=status, code=code
-            )
+            return Failure.AUTHENTICATION
         if code.startswith("Client.NotFound"):
-            return self._error(NotFoundError, operation, message, status_code=status, code=code)
+            return Failure.NOT_FOUND
         if code.startswith("Client.Conflict"):
-            return self._error(ConflictError, operation, message, status_code=status, code=code)
+            return Failure.CONFLICT
         if code.startswith("Client"):
-            return self._error(PermanentError, operation, message, status_code=status, code=code)
-        # Another server-side failure: we cannot tell whether a write got through.
-        if operation in WRITE_OPERATIONS:
-            return self._error(AmbiguousError, operation, message, status_code=status, code=code)
-        return self._error(TransientError, operation, message, status_code=status, code=code)
+            return Failure.INVALID
+        return Failure.SERVER_FAULT
+
+    @staticmethod
+    def _status_failure(status: int) -> Failure:
+        """A 4xx/5xx that carries no SOAP fault saying why: whoever sent it, by its status."""
+        if status >= 500:
+            return Failure.GATEWAY_ERROR
+        if status in (401, 403):
+            return Failure.AUTHENTICATION
+        if status == 404:
+            return Failure.NOT_FOUND
+        if status == 408:
+            return Failure.REQUEST_TIMEOUT
+        if status == 409:
+            return Failure.CONFLICT
+        return Failure.INVALID
 
     def _call(self, operation: str, params: Mapping[str, Any]) -> ET.Element | None:
         """One attempt; returns the parsed ``return`` document."""
@@ -192,24 +211,17 @@ class KhaosClient:
         started = time.monotonic()
         try:
             response = self._http.post(self.soap_url, content=body, headers=headers)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-            raise self._error(
-                TransientError, operation, f"could not connect ({type(exc).__name__})"
-            ) from None
-        except httpx.TimeoutException as exc:
-            raise self._after_sending(
-                operation, f"no reply in time ({type(exc).__name__})"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise self._after_sending(
-                operation, f"connection failed ({type(exc).__name__})"
+        except httpx.TransportError as exc:
+            failure = transport_failure(exc)
+            raise self._failed(
+                operation, failure, f"{failure.value} ({type(exc).__name__})"
             ) from None
         status = response.status_code
         log.debug("khaos %s -> HTTP %s in %.3fs", operation, status, time.monotonic() - started)
         if status == 429:
-            raise self._error(
-                TransientError,
+            raise self._failed(
                 operation,
+                Failure.RATE_LIMITED,
                 "rate limited",
                 status_code=429,
                 retry_after=_retry_after(response),
@@ -217,33 +229,24 @@ class KhaosClient:
         try:
             reply = parse_reply(response.content)
         except UnsafeXmlError as exc:
-            if status >= 500:
-                raise self._error(
-                    TransientError, operation, f"server error ({exc})", status_code=status
-                ) from None
-            if status in (401, 403):
-                raise self._error(
-                    AuthenticationError, operation, "access refused", status_code=status
-                ) from None
-            if status == 404:
-                raise self._error(
-                    NotFoundError, operation, "no such SOAP endpoint", status_code=status
-                ) from None
+            # Not Khaos's own SOAP reply: a gateway or proxy answered, or the body is broken.
             if status >= 400:
-                raise self._error(
-                    PermanentError, operation, "request refused", status_code=status
-                ) from None
-            # A 200 we refuse to read: a write may have been applied all the same.
-            cls = AmbiguousError if operation in WRITE_OPERATIONS else PermanentError
-            raise self._error(
-                cls, operation, f"unusable reply: {exc}", status_code=status
-            ) from None
+                failure, message = self._status_failure(status), f"not a SOAP reply ({exc})"
+            else:  # a success we cannot read: a write may have been applied all the same
+                failure, message = Failure.UNPARSEABLE_REPLY, f"unusable reply: {exc}"
+            raise self._failed(operation, failure, message, status_code=status) from None
         if reply.fault is not None:
-            raise self._fault_error(operation, reply.fault, status)
-        if status >= 400:
-            raise self._error(
-                TransientError if status >= 500 else PermanentError,
+            raise self._failed(
                 operation,
+                self._fault_failure(reply.fault),
+                reply.fault.message,
+                status_code=status,
+                code=reply.fault.code,
+            )
+        if status >= 400:
+            raise self._failed(
+                operation,
+                self._status_failure(status),
                 "error status without a fault",
                 status_code=status,
             )
@@ -289,8 +292,8 @@ class KhaosClient:
             return parse(document)
         except (ValueError, ValidationError) as exc:
             # Applied (the server said so) but the reply is unreadable: read back.
-            raise self._error(
-                AmbiguousError, operation, f"reply not understood: {type(exc).__name__}"
+            raise self._failed(
+                operation, Failure.UNPARSEABLE_REPLY, f"reply not understood: {_why(exc)}"
             ) from None
 
     def _parse(
@@ -299,16 +302,16 @@ class KhaosClient:
         try:
             return parse(document)
         except (ValueError, ValidationError) as exc:
-            raise self._error(
-                PermanentError, operation, f"reply not understood: {type(exc).__name__}"
+            raise self._failed(
+                operation, Failure.UNPARSEABLE_REPLY, f"reply not understood: {_why(exc)}"
             ) from None
 
     def _local_validation(self, operation: str, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except wire.WireValidationError as exc:
-            raise self._error(
-                PermanentError, operation, str(exc), code="LOCAL_VALIDATION"
+            raise PermanentError(
+                str(exc), system=SYSTEM, operation=operation, code="LOCAL_VALIDATION"
             ) from None
 
     # --- reads ------------------------------------------------------------------------------
