@@ -234,7 +234,9 @@ def outbox_dispatch(
             stack.enter_context(KhaosClient.from_settings(settings)) if "khaos" in wanted else None
         )
         store = stack.enter_context(open_store())
-        dispatcher = store.dispatcher(effect_handlers(acs, khaos), settings.outbox, http=settings.http)
+        dispatcher = store.dispatcher(
+            effect_handlers(acs, khaos), settings.outbox, http=settings.http
+        )
         report = dispatcher.drain(until_idle=not once)
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(report.outcomes.items())) or "nothing due"
     console.print(f"claimed {report.claimed}: {outcomes}")

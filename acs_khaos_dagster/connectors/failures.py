@@ -99,10 +99,7 @@ ACS_WRITES = ("put_product", "put_order")
 # operation -> failure -> verdict, for every external write the integration makes.
 WRITE_FAILURES: dict[str, dict[Failure, Verdict]] = {
     **{op: dict(_WRITE_VERDICTS) for op in KHAOS_WRITES},
-    **{
-        op: {f: v for f, v in _WRITE_VERDICTS.items() if f not in _KHAOS_ONLY}
-        for op in ACS_WRITES
-    },
+    **{op: {f: v for f, v in _WRITE_VERDICTS.items() if f not in _KHAOS_ONLY} for op in ACS_WRITES},
 }
 
 
