@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -24,19 +24,12 @@ from acs_khaos_dagster.clock import clock_for
 from acs_khaos_dagster.config import OutboxSettings, load_settings
 from acs_khaos_dagster.connectors.acs.client import AcsClient
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
-from acs_khaos_dagster.domain.models import (
-    AdjustmentLine,
-    CreditMode,
-    CustomerReturn,
-    DespatchPosting,
-    Package,
-    ReturnItem,
-    StockAdjustmentGroup,
-)
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind, effect_handlers
 from acs_khaos_dagster.sandbox.faults import FaultKind, FaultRule
 from acs_khaos_dagster.sandbox.runner import Sandbox
 from acs_khaos_dagster.store import Store
+
+from .khaos_writes import CASES, adjustment, applied, despatch
 
 # The client gives up after 1 s; an injected 2.5 s stall is a timeout it cannot see through.
 CLIENT_TIMEOUT_S = "1.0"
@@ -44,7 +37,6 @@ STALL_S = 2.5
 # These faults settle before the client's timeout fires (applied, or dropped for good), so
 # the read-back may come at once; a late apply is the case below that needs the wait.
 NO_WAIT = OutboxSettings(max_attempts=5, backoff_initial_s=0, backoff_max_s=0, read_back_after_s=0)
-ORDER_ID, SALE_LINE, HIRE_LINE = 50001, 700001, 700002
 
 
 @pytest.fixture
@@ -71,58 +63,7 @@ def _enqueue(store: Store, kind: EffectKind, key: str, payload: dict[str, Any]) 
     return effect.id
 
 
-def _adjustment(group_ref: str, stock_id: int = 10005) -> dict[str, Any]:
-    group = StockAdjustmentGroup(
-        site_id=1,
-        group_ref=group_ref,
-        lines=(AdjustmentLine(stock_id=stock_id, adjust_by=1, reason_code="VARIANCE"),),
-    )
-    return group.model_dump(mode="json")
-
-
-def _despatch(shipment_id: str) -> dict[str, Any]:
-    posting = DespatchPosting(
-        order_id=ORDER_ID,
-        external_ref=shipment_id,
-        lines=((SALE_LINE, 1),),
-        packages=(
-            Package(
-                consignment_ref="JD0002211",
-                courier_code="DPD",
-                shipment_date=datetime(2026, 3, 2, 15, 0, tzinfo=UTC),
-            ),
-        ),
-    )
-    return posting.model_dump(mode="json")
-
-
-def _customer_return(ref: str) -> dict[str, Any]:
-    ret = CustomerReturn(
-        associated_ref=ref,
-        customer_urn="CUST0001",
-        items=(ReturnItem(sku="JKT-0001-PNK-L", quantity=1, return_reason="RESTOCK"),),
-        credit_mode=CreditMode.AUTO,
-    )
-    return ret.model_dump(mode="json")
-
-
-def _applied(sandbox: Sandbox, kind: EffectKind, key: str) -> int:
-    truth = sandbox.khaos.truth()
-    if kind is EffectKind.KHAOS_STOCK_ADJUSTMENT:
-        return sum(1 for g in truth["adjustment_groups"] if g["group_ref"] == key)
-    if kind is EffectKind.KHAOS_DESPATCH:
-        return sum(1 for i in truth["invoices"] if i["external_ref"] == key)
-    return sum(1 for r in truth["customer_returns"] if r["associated_ref"] == key)
-
-
-CASES = [
-    (EffectKind.KHAOS_STOCK_ADJUSTMENT, "ImportStockAdjustments", _adjustment),
-    (EffectKind.KHAOS_DESPATCH, "ImportDespatch", _despatch),
-    (EffectKind.KHAOS_CUSTOMER_RETURN, "ImportCustomerReturns", _customer_return),
-]
-
-
-@pytest.mark.parametrize(("kind", "operation", "payload"), CASES, ids=lambda c: str(c))
+@pytest.mark.parametrize(("kind", "operation", "payload"), CASES, ids=[c[1] for c in CASES])
 @pytest.mark.parametrize(
     "fault", [FaultKind.TIMEOUT_AFTER, FaultKind.TIMEOUT_BEFORE, FaultKind.RESET_AFTER]
 )
@@ -137,10 +78,10 @@ def test_an_ambiguous_failure_still_applies_the_effect_exactly_once(
     store.dispatcher(effect_handlers(acs, khaos), NO_WAIT).drain()
 
     assert store.outbox.get(effect_id).state == "done"
-    assert _applied(sandbox, kind, key) == 1
+    assert applied(sandbox, kind, key) == 1
 
 
-@pytest.mark.parametrize(("kind", "operation", "payload"), CASES, ids=lambda c: str(c))
+@pytest.mark.parametrize(("kind", "operation", "payload"), CASES, ids=[c[1] for c in CASES])
 def test_a_request_applied_after_the_client_gave_up_is_found_by_the_read_back_not_resent(
     sandbox: Sandbox, clients: tuple[Any, Any], store: Store, kind, operation, payload
 ) -> None:
@@ -159,7 +100,7 @@ def test_a_request_applied_after_the_client_gave_up_is_found_by_the_read_back_no
     store.dispatcher(effect_handlers(acs, khaos), settings).drain()
 
     assert store.outbox.get(effect_id).state == "done"
-    assert _applied(sandbox, kind, key) == 1
+    assert applied(sandbox, kind, key) == 1
     outcomes = [a.outcome for a in store.outbox.attempts(effect_id)]
     assert outcomes == ["ambiguous_error", "confirmed_by_read_back"]
 
@@ -169,15 +110,15 @@ def test_an_effect_enqueued_twice_is_sent_once_and_replays_its_result(
 ) -> None:
     acs, khaos = clients
     kind = EffectKind.KHAOS_STOCK_ADJUSTMENT
-    first = _enqueue(store, kind, "snap-1:site-1:1", _adjustment("snap-1:site-1:1"))
+    first = _enqueue(store, kind, "snap-1:site-1:1", adjustment("snap-1:site-1:1"))
     dispatcher = store.dispatcher(effect_handlers(acs, khaos), NO_WAIT)
     dispatcher.drain()
-    again = _enqueue(store, kind, "snap-1:site-1:1", _adjustment("snap-1:site-1:1"))
+    again = _enqueue(store, kind, "snap-1:site-1:1", adjustment("snap-1:site-1:1"))
     dispatcher.drain()
 
     assert again == first
     assert store.outbox.get(first).result["group_ref"] == "snap-1:site-1:1"
-    assert _applied(sandbox, kind, "snap-1:site-1:1") == 1
+    assert applied(sandbox, kind, "snap-1:site-1:1") == 1
 
 
 def test_busy_khaos_is_retried_until_the_effect_lands_once(
@@ -187,20 +128,20 @@ def test_busy_khaos_is_retried_until_the_effect_lands_once(
     sandbox.khaos_faults.add(
         FaultRule(operation="ImportDespatch", kind=FaultKind.ERROR_5XX, count=2)
     )
-    effect_id = _enqueue(store, EffectKind.KHAOS_DESPATCH, "SHP-BUSY", _despatch("SHP-BUSY"))
+    effect_id = _enqueue(store, EffectKind.KHAOS_DESPATCH, "SHP-BUSY", despatch("SHP-BUSY"))
 
     store.dispatcher(effect_handlers(acs, khaos), NO_WAIT).drain()
 
     assert store.outbox.get(effect_id).state == "done"
     assert len(store.outbox.attempts(effect_id)) == 3
-    assert _applied(sandbox, EffectKind.KHAOS_DESPATCH, "SHP-BUSY") == 1
+    assert applied(sandbox, EffectKind.KHAOS_DESPATCH, "SHP-BUSY") == 1
 
 
-def test_a_rejected_write_is_parked_with_an_owner_and_never_applied(
+def test_a_rejected_write_is_parked_with_an_owner_and_neverapplied(
     sandbox: Sandbox, clients: tuple[Any, Any], store: Store
 ) -> None:
     acs, khaos = clients
-    bad = _adjustment("BAD-REASON")
+    bad = adjustment("BAD-REASON")
     bad["lines"][0]["reason_code"] = "NOT_A_REASON"
     effect_id = _enqueue(store, EffectKind.KHAOS_STOCK_ADJUSTMENT, "BAD-REASON", bad)
 
@@ -209,7 +150,7 @@ def test_a_rejected_write_is_parked_with_an_owner_and_never_applied(
     assert store.outbox.get(effect_id).state == "parked"
     [problem] = store.exceptions.list(type="effect_failed")
     assert problem.row.owner == "integration"
-    assert _applied(sandbox, EffectKind.KHAOS_STOCK_ADJUSTMENT, "BAD-REASON") == 0
+    assert applied(sandbox, EffectKind.KHAOS_STOCK_ADJUSTMENT, "BAD-REASON") == 0
 
 
 def _dispatch_process(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -224,11 +165,11 @@ def _dispatch_process(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.mark.parametrize("crash_point", ["after_claim", "after_send", "before_mark_done"])
-def test_a_dispatcher_killed_mid_effect_is_recovered_without_a_second_despatch(
+def test_a_dispatcher_killed_mid_effect_is_recovered_without_a_seconddespatch(
     sandbox: Sandbox, store_url: str, crash_point: str
 ) -> None:
     with _open(store_url) as store:
-        _enqueue(store, EffectKind.KHAOS_DESPATCH, "SHP-KILL", _despatch("SHP-KILL"))
+        _enqueue(store, EffectKind.KHAOS_DESPATCH, "SHP-KILL", despatch("SHP-KILL"))
     env = {
         **os.environ,
         "ACS_KHAOS_DATABASE_URL": store_url,
@@ -246,7 +187,7 @@ def test_a_dispatcher_killed_mid_effect_is_recovered_without_a_second_despatch(
     assert recovered.returncode == 0, recovered.stderr
     with _open(store_url) as store:
         assert store.outbox.by_key("SHP-KILL").state == "done"
-    assert _applied(sandbox, EffectKind.KHAOS_DESPATCH, "SHP-KILL") == 1
+    assert applied(sandbox, EffectKind.KHAOS_DESPATCH, "SHP-KILL") == 1
 
 
 def test_two_dispatcher_processes_on_postgres_never_apply_an_effect_twice(
@@ -255,7 +196,7 @@ def test_two_dispatcher_processes_on_postgres_never_apply_an_effect_twice(
     refs = [f"SOAK-{n:03d}" for n in range(120)]
     with _open(fresh_postgres_database) as store:
         for ref in refs:
-            _enqueue(store, EffectKind.KHAOS_STOCK_ADJUSTMENT, ref, _adjustment(ref))
+            _enqueue(store, EffectKind.KHAOS_STOCK_ADJUSTMENT, ref, adjustment(ref))
     env = {**os.environ, "ACS_KHAOS_DATABASE_URL": fresh_postgres_database}
     cli = Path(sys.executable).with_name("acs-khaos")
     workers = [

@@ -170,7 +170,9 @@ def transport_failure(exc: httpx.TransportError) -> Failure:
         return Failure.WRITE_TIMEOUT
     if isinstance(exc, httpx.TimeoutException):
         return Failure.READ_TIMEOUT
-    if isinstance(exc, httpx.RemoteProtocolError) and "incomplete" in str(exc).lower():
+    if isinstance(exc, httpx.RemoteProtocolError) and (
+        "complete message body" in str(exc) or "incomplete" in str(exc).lower()
+    ):
         return Failure.TRUNCATED_REPLY
     return Failure.RESET_AFTER_SEND
 
