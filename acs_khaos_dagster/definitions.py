@@ -10,6 +10,7 @@ from acs_khaos_dagster.defs import (
     alerts,
     month_end,
     orders,
+    outbox,
     products,
     reconciliation,
     returns,
@@ -24,6 +25,7 @@ GROUPS = [
     returns.defs,
     reconciliation.defs,
     month_end.defs,
+    outbox.defs,
     alerts.defs,
 ]
 

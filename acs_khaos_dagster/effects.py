@@ -39,6 +39,16 @@ class EffectKind(StrEnum):
 
 TARGET_OF = {kind: kind.value.split(".", 1)[0] for kind in EffectKind}
 
+# Kinds whose effects are versions of one thing at the target: an order's body at ACS (a
+# new revision, or its cancellation), a SKU's record at ACS. Only the newest version may be
+# sent; the outbox supersedes the older ones (``Outbox.enqueue(supersede_key=...)``).
+_VERSIONED = (EffectKind.ACS_ORDER, EffectKind.ACS_PRODUCT)
+
+
+def versions_of(kind: EffectKind, business_key: str) -> str | None:
+    """The supersede key of an effect of ``kind`` about ``business_key`` (None: not versioned)."""
+    return f"{kind.value}:{business_key}" if kind in _VERSIONED else None
+
 
 class AcsProductPush:
     """``PUT products/{sku}``: idempotent, so a resend after an ambiguous failure is safe."""

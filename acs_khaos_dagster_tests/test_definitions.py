@@ -39,7 +39,7 @@ def _assets() -> list[AssetsDefinition]:
 
 
 def test_every_asset_belongs_to_a_business_group() -> None:
-    groups = {"products", "orders", "stock", "returns", "reconciliation"}
+    groups = {"products", "orders", "stock", "returns", "reconciliation", "outbox"}
     for asset in _assets():
         for key in asset.keys:
             assert asset.specs_by_key[key].group_name in groups, key

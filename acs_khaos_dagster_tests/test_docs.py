@@ -69,3 +69,11 @@ def test_every_owner_team_has_a_place_in_the_operating_model() -> None:
     text = (DOCS / "operating-model.md").read_text(encoding="utf-8")
     for owner in Owner:
         assert f"| {owner} |" in text
+
+
+def test_the_failure_table_in_the_docs_is_the_one_the_clients_use() -> None:
+    from acs_khaos_dagster.connectors.failures import markdown_table
+
+    text = (DOCS / "outbox.md").read_text(encoding="utf-8")
+    shown = text.split("<!-- failure-table:start -->")[1].split("<!-- failure-table:end -->")[0]
+    assert shown.strip() == markdown_table()

@@ -148,7 +148,7 @@ def test_each_failure_of_a_khaos_import_ends_with_the_effect_applied_at_most_onc
 
     first = store.outbox.get(effect.id)
     [attempt] = store.outbox.attempts(effect.id)
-    assert f"[{row.failure.name.lower()}]" in (attempt.message or ""), attempt.message
+    assert f"({row.failure.name.lower()}):" in (attempt.message or ""), attempt.message
     if verdict is Verdict.REJECTED:
         assert first.state == "parked"
         [problem] = store.exceptions.list(type="effect_failed")

@@ -91,7 +91,7 @@ from acs_khaos_dagster.domain.shipments import (
     unique_events,
 )
 from acs_khaos_dagster.domain.sla import OrderSlaState, find_breaches
-from acs_khaos_dagster.effects import TARGET_OF, EffectKind
+from acs_khaos_dagster.effects import TARGET_OF, EffectKind, versions_of
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.orders import DESPATCH_CURSOR, OrderBook, PostingRecord
 from acs_khaos_dagster.store.products import SkuIdentities
@@ -409,6 +409,17 @@ def acs_order_release(
                 continue
             to_send[order.order_code] = (order, acs_order, invoice, release_outbox_key(acs_order))
         known = db.outbox.states(key for *_, key in to_send.values())
+        # Edited back to a body already recorded (A, B, A): a new version with a new key.
+        for code, (order, acs_order, invoice, key) in list(to_send.items()):
+            last = releases.get(code)
+            if last is None:
+                continue
+            if last.revision == release_revision(acs_order):
+                to_send[code] = (order, acs_order, invoice, last.outbox_key)
+            elif key in known:
+                again = release_outbox_key(acs_order, after=last.outbox_key)
+                to_send[code] = (order, acs_order, invoice, again)
+        known = db.outbox.states(key for *_, key in to_send.values())
         new_releases = [entry for entry in to_send.values() if entry[3] not in known]
         # Recorded a batch per transaction (a first load is a brand's whole order book);
         # nothing is sent before its batch is committed.
@@ -422,6 +433,7 @@ def acs_order_release(
                     key,
                     acs_order.model_dump(mode="json"),
                     session=session,
+                    supersede_key=versions_of(kind, order.order_code),
                 )
                 book.record_release(
                     acs_order,
@@ -475,6 +487,7 @@ def acs_order_release(
                     key,
                     body.model_dump(mode="json"),
                     session=session,
+                    supersede_key=versions_of(kind, order.order_code),
                 )
                 book.set_cancel(order.order_code, "requested", key, session)
             cancels[order.order_code] = key

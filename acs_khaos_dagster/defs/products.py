@@ -52,7 +52,7 @@ from acs_khaos_dagster.domain.sku_mapping import (
     ready_for_sale,
     summary_counts,
 )
-from acs_khaos_dagster.effects import TARGET_OF, EffectKind
+from acs_khaos_dagster.effects import TARGET_OF, EffectKind, versions_of
 from acs_khaos_dagster.store.products import SkuIdentities
 
 # GetStockList needs a "changed since" date; this one predates any Khaos install.
@@ -273,6 +273,7 @@ def acs_sku_push(
                     push.idempotency_key,
                     payload,
                     session=session,
+                    supersede_key=versions_of(kind, push.product.sku),
                 )
             identities.record(
                 plan.identity_updates,

@@ -231,9 +231,18 @@ def release_revision(order: AcsOrder) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def release_outbox_key(order: AcsOrder) -> str:
-    """Outbox idempotency key of a ``PUT orders``: ``order:{order_number}:{revision}``."""
-    return f"order:{order.order_number}:{release_revision(order)}"
+def release_outbox_key(order: AcsOrder, after: str | None = None) -> str:
+    """Outbox idempotency key of a ``PUT orders``: ``order:{order_number}:{revision}``.
+
+    An order edited back to a body it had before (A, then B, then A again) needs a new
+    key, or the outbox would take the second A for the first and ACS would keep B:
+    ``after`` is the key of the version it follows, which makes the key new and still the
+    same on every rerun.
+    """
+    key = f"order:{order.order_number}:{release_revision(order)}"
+    if after is None:
+        return key
+    return f"{key}:after:{hashlib.sha256(after.encode('utf-8')).hexdigest()[:8]}"
 
 
 # --- Hold or release -----------------------------------------------------------------------

@@ -160,8 +160,8 @@ def owner_is_dead(owner: str | None) -> bool:
 def _error_text(exc: BaseException) -> str:
     """The error as the attempt history keeps it, with the failure-table row if known."""
     failure = getattr(exc, "failure", None)
-    row = f" [{failure.name.lower()}]" if failure is not None else ""
-    return f"{type(exc).__name__}: {exc}{row}"[:2000]
+    row = f" ({failure.name.lower()})" if failure is not None else ""
+    return f"{type(exc).__name__}{row}: {exc}"[:2000]
 
 
 def _update_effects(s: Session, rows: list[dict[str, Any]]) -> None:

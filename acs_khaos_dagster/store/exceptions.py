@@ -42,6 +42,7 @@ class ExceptionType(StrEnum):
     STOCK_VARIANCE_HELD = "stock_variance_held"
     SNAPSHOT_REFUSED = "snapshot_refused"
     EFFECT_FAILED = "effect_failed"
+    OUTBOX_BACKLOG = "outbox_backlog"
     ORDER_SLA_BREACH = "order_sla_breach"
     DESPATCH_CLOSED_SHORT = "despatch_closed_short"
     COURIER_UNMAPPED = "courier_unmapped"
@@ -80,6 +81,8 @@ DEFAULT_OWNERS: dict[str, Owner] = {
     ExceptionType.STOCK_VARIANCE_HELD: Owner.FINANCE,
     ExceptionType.SNAPSHOT_REFUSED: Owner.INTEGRATION,
     ExceptionType.EFFECT_FAILED: Owner.INTEGRATION,
+    # Due effects left waiting: the sensor, the daemon or a pool is not doing its job.
+    ExceptionType.OUTBOX_BACKLOG: Owner.INTEGRATION,
     ExceptionType.ORDER_SLA_BREACH: Owner.OPERATIONS,
     ExceptionType.DESPATCH_CLOSED_SHORT: Owner.OPERATIONS,
     ExceptionType.COURIER_UNMAPPED: Owner.INTEGRATION,
