@@ -67,3 +67,32 @@ def test_secrets_never_appear_when_settings_are_printed(monkeypatch: pytest.Monk
     for secret in ("sk-live-very-secret", "hunter2-very-secret", "dbpass-very-secret"):
         assert secret not in printed
     assert settings.acs.subscription_key.get_secret_value() == "sk-live-very-secret"
+
+
+def test_the_default_lease_outlives_the_longest_read_back_and_send() -> None:
+    settings = load_settings()
+    talk = settings.http.longest_read_s + settings.http.longest_request_s
+    assert settings.outbox.lease_s >= talk
+    assert settings.outbox.lease_s >= 3 * settings.outbox.heartbeat_s
+
+
+def test_a_lease_that_two_missed_heartbeats_would_end_is_refused_naming_both(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACS_KHAOS_OUTBOX__HEARTBEAT_S", "400")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert "outbox.lease_s" in str(caught.value)
+    assert "outbox.heartbeat_s" in str(caught.value)
+
+
+def test_timeouts_too_long_for_the_lease_are_refused_naming_the_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Five read attempts of 5 + 3 x 120 s each cannot fit in a 15-minute lease.
+    monkeypatch.setenv("ACS_KHAOS_HTTP__READ_TIMEOUT_S", "120")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert "outbox.lease_s" in message
+    assert "http.read_timeout_s" in message and "http.read_retries" in message

@@ -431,3 +431,12 @@ def test_cancellation_is_the_same_order_flagged_cancelled_with_its_own_revision(
     cancel = cancellation_body(acs)
     assert cancel.cancelled and cancel.lines == acs.lines
     assert release_outbox_key(cancel) != release_outbox_key(acs)
+
+
+def test_an_order_edited_back_to_an_earlier_body_gets_a_new_release_key() -> None:
+    body = to_acs_order(order(), SKUS)
+    first = release_outbox_key(body)
+    after_b = release_outbox_key(body, after="order:SO1:bbbbbbbbbbbbbbbb")
+    assert after_b != first and after_b.startswith(first)
+    # The same transition on a rerun gives the same key: nothing is sent twice.
+    assert after_b == release_outbox_key(body, after="order:SO1:bbbbbbbbbbbbbbbb")
