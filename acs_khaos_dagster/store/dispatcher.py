@@ -51,7 +51,7 @@ from acs_khaos_dagster.connectors.errors import AmbiguousError, PermanentError, 
 from acs_khaos_dagster.store.audit import ExternalWrite
 from acs_khaos_dagster.store.crashpoints import crashpoint
 from acs_khaos_dagster.store.db import Database
-from acs_khaos_dagster.store.outbox import DONE, IN_FLIGHT, PARKED, PENDING, EffectHandler
+from acs_khaos_dagster.store.outbox import DONE, HELD, IN_FLIGHT, PARKED, PENDING, EffectHandler
 from acs_khaos_dagster.store.schema import Effect, EffectAttempt
 
 if TYPE_CHECKING:
@@ -397,20 +397,11 @@ class Dispatcher:
             if newer is not None:
                 self.store.outbox.supersede(s, [claim.effect_id], newer)
                 return "superseded"
-            unsettled = s.execute(
-                select(_EFFECTS.c.state, _EFFECTS.c.next_attempt_at).where(
-                    same,
-                    _EFFECTS.c.id < claim.effect_id,
-                    (_EFFECTS.c.state == IN_FLIGHT)
-                    | ((_EFFECTS.c.state == PENDING) & _EFFECTS.c.needs_read_back.is_(True)),
-                )
-            ).all()
-            if not unsettled:
+            wait_until, settled = self._older_versions(s, claim, now)
+            if settled:
+                self.store.outbox.supersede(s, settled, claim.effect_id)
+            if wait_until is None:
                 return None
-            wait_until = max(
-                [now + timedelta(seconds=DEFER_S)]
-                + [at for state, at in unsettled if state == PENDING and at is not None]
-            )
             s.execute(
                 update(_EFFECTS)
                 .where(_EFFECTS.c.id == claim.effect_id)
@@ -423,6 +414,42 @@ class Dispatcher:
                 )
             )
             return "deferred"
+
+    def _older_versions(
+        self, s: Session, claim: Claim, now: datetime
+    ) -> tuple[datetime | None, list[int]]:
+        """Until when older versions may still land (None: they cannot), and the older
+        versions that are settled and so superseded by this one."""
+        rows = s.execute(
+            select(
+                _EFFECTS.c.id,
+                _EFFECTS.c.state,
+                _EFFECTS.c.needs_read_back,
+                _EFFECTS.c.next_attempt_at,
+                _EFFECTS.c.updated_at,
+            ).where(
+                _EFFECTS.c.supersede_key == claim.supersede_key,
+                _EFFECTS.c.id < claim.effect_id,
+                _EFFECTS.c.state.in_((PENDING, IN_FLIGHT, HELD, PARKED)),
+            )
+        ).all()
+        soon = now + timedelta(seconds=DEFER_S)
+        waits: list[datetime] = []
+        settled: list[int] = []
+        for row in rows:
+            if row.state == IN_FLIGHT:
+                waits.append(soon)  # on the wire, or about to be: let it finish first
+            elif row.needs_read_back and row.state == PENDING:
+                waits.append(max(soon, row.next_attempt_at))  # its read-back decides
+            elif (
+                row.needs_read_back
+                and row.state == PARKED
+                and row.updated_at + self.late_apply > now
+            ):
+                waits.append(row.updated_at + self.late_apply)  # gave up lately: may land
+            else:
+                settled.append(row.id)
+        return (max(waits) if waits else None), settled
 
     # -- running -------------------------------------------------------------------------
 

@@ -133,11 +133,16 @@ class Outbox:
         return effect
 
     def _supersede_settled_older(self, s: Session, newer: Effect) -> list[int]:
-        """Older versions that cannot still land become superseded by ``newer``."""
+        """Older versions that cannot still land become superseded by ``newer``.
+
+        One that may have landed — in flight, or waiting to be read back, or parked after an
+        ambiguous failure — is left for the dispatcher's guard, which knows how long a late
+        apply can take.
+        """
         older = Effect.supersede_key == newer.supersede_key, Effect.id < newer.id
         settled = or_(
-            Effect.state.in_((HELD, PARKED)),
-            and_(Effect.state == PENDING, Effect.needs_read_back.is_(False)),
+            Effect.state == HELD,
+            and_(Effect.state.in_((PENDING, PARKED)), Effect.needs_read_back.is_(False)),
         )
         ids = list(s.scalars(select(Effect.id).where(*older, settled).with_for_update()))
         if ids:
