@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -26,6 +27,7 @@ from acs_khaos_dagster.connectors.acs.client import AcsClient
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind, effect_handlers
 from acs_khaos_dagster.sandbox.faults import FaultKind, FaultRule
+from acs_khaos_dagster.sandbox.gateway import Gateway, Misbehaviour, Move
 from acs_khaos_dagster.sandbox.runner import Sandbox
 from acs_khaos_dagster.store import Store
 
@@ -216,3 +218,44 @@ def test_two_dispatcher_processes_on_postgres_never_apply_an_effect_twice(
     assert sorted(groups) == refs
     level_moves = Decimal(len(groups))
     assert level_moves == len(refs)
+
+
+def test_two_dispatchers_and_a_khaos_slower_than_the_lease_apply_each_effect_once(
+    sandbox: Sandbox, store_url: str
+) -> None:
+    """Production settings (15-minute lease, 50 a batch, 30 s timeouts) on the simulated
+    clock. The first dispatcher's first import is applied, but Khaos takes 16 minutes to
+    answer; meanwhile a second dispatcher process finds the whole batch's claims expired,
+    reads back and sends what is not there. The first must then send nothing more."""
+    refs = [f"SLOW-{n}" for n in range(3)]
+    with _open(store_url) as store:
+        for ref in refs:
+            _enqueue(store, EffectKind.KHAOS_STOCK_ADJUSTMENT, ref, adjustment(ref))
+    with Gateway(sandbox.khaos_url) as gateway:
+        env = {
+            **os.environ,
+            "ACS_KHAOS_DATABASE_URL": store_url,
+            "ACS_KHAOS_KHAOS__BASE_URL": gateway.url,
+        }
+        second: list[subprocess.CompletedProcess[str]] = []
+
+        def sixteen_minutes_later() -> None:
+            sandbox.advance(timedelta(minutes=16))
+            second.append(_dispatch_process(env))
+
+        gateway.then(
+            "ImportStockAdjustments",
+            Misbehaviour(Move.AFTER_APPLY, hook=sixteen_minutes_later),
+        )
+        first = _dispatch_process(env)
+
+    assert first.returncode == 0, first.stderr
+    assert second and second[0].returncode == 0, second
+    groups = Counter(g["group_ref"] for g in sandbox.khaos.truth()["adjustment_groups"])
+    assert groups == dict.fromkeys(refs, 1)
+    with _open(store_url) as store:
+        assert {store.outbox.by_key(ref).state for ref in refs} == {"done"}
+        lost = [
+            a.outcome for ref in refs for a in store.outbox.attempts(store.outbox.by_key(ref).id)
+        ]
+    assert lost.count("claim_lost") == 2  # the first dispatcher's guard refused both

@@ -38,6 +38,7 @@ class Move(StrEnum):
     APPLY_THEN_STALL = "apply_then_stall"  # forward, then hold the reply for stall_s
     STALL_THEN_APPLY = "stall_then_apply"  # hold the request stall_s, then forward (late)
     BEFORE_APPLY = "before_apply"  # call the hook (for example move the clock), then forward
+    AFTER_APPLY = "after_apply"  # forward, call the hook, then answer: a slow reply
 
 
 class Body(StrEnum):
@@ -225,7 +226,9 @@ class _Handler(BaseHTTPRequestHandler):
         if move is Move.BEFORE_APPLY and misbehaviour.hook is not None:
             misbehaviour.hook()
         reply = gateway._forward(method, self.path, self.headers, body)
-        if move is Move.BEFORE_APPLY:
+        if move is Move.AFTER_APPLY and misbehaviour.hook is not None:
+            misbehaviour.hook()
+        if move in (Move.BEFORE_APPLY, Move.AFTER_APPLY):
             self._relay(reply)
         elif move is Move.APPLY_THEN_STATUS:
             self._answer(misbehaviour.status, misbehaviour.body, misbehaviour.headers)

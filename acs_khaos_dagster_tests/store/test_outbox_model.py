@@ -22,9 +22,10 @@ Timing follows the model the protocol relies on: a request's reply comes within
 than ``outbox.read_back_after_s`` after the client stopped waiting. Production settings
 throughout, except ``max_attempts`` (3, so parking happens within a short run).
 
-CI runs a bounded number of examples; a larger run:
+CI runs a bounded number of examples; a larger run (``-s`` prints what was exercised;
+``ACS_KHAOS_MODEL_SHRINK=0`` reports a failure at once, unshrunk):
 
-    ACS_KHAOS_MODEL_EXAMPLES=2000 .venv/bin/python -m pytest \\
+    ACS_KHAOS_MODEL_EXAMPLES=2000 .venv/bin/python -m pytest -s \\
         acs_khaos_dagster_tests/store/test_outbox_model.py -p no:cacheprovider
 """
 
@@ -42,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -491,13 +492,17 @@ def test_the_outbox_protocol_applies_every_effect_at_most_once_in_any_interleavi
     fresh_databases: None,
 ) -> None:
     run = OutboxProtocol.TestCase
+    shrink = os.environ.get("ACS_KHAOS_MODEL_SHRINK", "1") != "0"
     run.settings = settings(
         max_examples=EXAMPLES,
         stateful_step_count=60,
         deadline=None,
         suppress_health_check=list(HealthCheck),
         database=None,
+        phases=list(Phase) if shrink else [Phase.generate],
     )
     SEEN.clear()
-    run().runTest()
-    print(dict(sorted(SEEN.items())))
+    try:
+        run().runTest()
+    finally:
+        print(f"\noutbox model, what the examples exercised: {dict(sorted(SEEN.items()))}")
