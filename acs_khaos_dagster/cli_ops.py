@@ -197,7 +197,7 @@ def outbox_status() -> None:
     """Effects per kind and state, oldest pending age, parked count."""
     with open_store() as store:
         status = store.outbox.status()
-    states = ("held", "pending", "in_flight", "done", "parked", "failed")
+    states = ("held", "pending", "in_flight", "done", "parked", "failed", "superseded")
     table = Table(title="Outbox")
     table.add_column("Kind")
     for state in states:
