@@ -79,6 +79,17 @@ def event(what: str) -> None:
 THINGS = ("order:SO1", "order:SO2")
 
 
+# How a request ends: most land; the rest fail in every way the failure table knows.
+ENDINGS = st.sampled_from(
+    [
+        *("ok", "ok", "ok", "gateway_after_apply", "timeout_applied", "timeout_late"),
+        *("timeout_never", "busy", "rejected"),
+    ]
+)
+# ``None``: the reply is not back yet (the request stays on the wire for a later step).
+ENDING_OR_LATER = st.one_of(st.none(), ENDINGS)
+
+
 # -- the target ------------------------------------------------------------------------------
 
 
@@ -193,6 +204,7 @@ class OutboxProtocol(RuleBasedStateMachine):
         self.target = Target(self.clock)
         self.gone: set[str] = set()
         self.dispatchers: list[Driven] = []
+        self.thread_errors: list[BaseException] = []
         self.versions: Counter[str] = Counter()
         self.serial = 0
         for _ in range(2):
@@ -215,8 +227,8 @@ class OutboxProtocol(RuleBasedStateMachine):
         def run() -> None:
             try:
                 driven.results[claim.token] = driven.dispatcher.talk(claim)
-            except SimulatedCrash:
-                return  # killed at a crash point mid-talk
+            except BaseException as exc:
+                self.thread_errors.append(exc)
 
         self.target.arrived.clear()
         thread = threading.Thread(target=run, daemon=True)
@@ -288,8 +300,8 @@ class OutboxProtocol(RuleBasedStateMachine):
         )
         return ref
 
-    @rule(index=st.integers(0, 2))
-    def step(self, index: int) -> None:
+    @rule(index=st.integers(0, 2), how=ENDING_OR_LATER)
+    def step(self, index: int, how: str | None) -> None:
         """What the dispatcher's own loop would do next: record, else send, else claim."""
         driven = self.dispatchers[index % len(self.dispatchers)]
         self._collect(driven)
@@ -298,13 +310,22 @@ class OutboxProtocol(RuleBasedStateMachine):
             for outcome in driven.dispatcher.finish(ended):
                 event(f"outcome: {outcome}")
         elif driven.claims:
-            self._talk(driven, driven.claims.pop(0))
-            self._collect(driven)
-            event("talk")
+            self._talk_and_maybe_answer(driven, driven.claims.pop(0), how)
         else:
             if driven.dispatcher.recover():
                 event("recovered an expired or orphaned claim")
             driven.claims.extend(driven.dispatcher.claim(3))
+
+    @rule(index=st.integers(0, 2))
+    def another_takes_over(self, index: int) -> None:
+        """A dispatcher stalls past the lease (a slow Khaos, a paused process) while another
+        one runs: the clock passes the lease, and the other recovers and claims."""
+        self._advance(timedelta(seconds=SETTINGS.lease_s + 1))
+        other = self.dispatchers[(index + 1) % len(self.dispatchers)]
+        self._collect(other)
+        if other.dispatcher.recover():
+            event("recovered an expired or orphaned claim")
+        other.claims.extend(other.dispatcher.claim(3))
 
     @rule(index=st.integers(0, 2))
     def heartbeat(self, index: int) -> None:
@@ -313,25 +334,27 @@ class OutboxProtocol(RuleBasedStateMachine):
         driven.claims = [c for c in driven.claims if c.token not in lost]
 
     @precondition(lambda self: any(d.claims for d in self.dispatchers))
-    @rule(index=st.integers(0, 2), pick=st.integers(0, 5))
-    def talk(self, index: int, pick: int) -> None:
+    @rule(index=st.integers(0, 2), pick=st.integers(0, 5), how=ENDING_OR_LATER)
+    def talk(self, index: int, pick: int, how: str | None) -> None:
+        """A dispatcher talks about any claim it holds, out of the loop's order."""
         holding = [d for d in self.dispatchers if d.claims]
         driven = holding[index % len(holding)]
-        claim = driven.claims.pop(pick % len(driven.claims))
+        self._talk_and_maybe_answer(driven, driven.claims.pop(pick % len(driven.claims)), how)
+
+    def _talk_and_maybe_answer(self, driven: Driven, claim: Claim, how: str | None) -> None:
         event("talk")
+        before = set(map(id, self.target.on_wire))
         self._talk(driven, claim)
+        sent = [r for r in self.target.on_wire if id(r) not in before]
+        if sent and how is not None:
+            event("answer")
+            self._answer(sent[0], how, LATE_APPLY)
         self._collect(driven)
 
     @precondition(lambda self: bool(self.target.on_wire))
     @rule(
         pick=st.integers(0, 5),
-        how=st.sampled_from(
-            # Most requests land; the rest fail in every way the failure table knows.
-            [
-                *("ok", "ok", "ok", "gateway_after_apply", "timeout_applied", "timeout_late"),
-                *("timeout_never", "busy", "rejected"),
-            ]
-        ),
+        how=ENDINGS,
         late_by=st.integers(1, 30),
     )
     def answer(self, pick: int, how: str, late_by: int) -> None:
@@ -371,8 +394,14 @@ class OutboxProtocol(RuleBasedStateMachine):
     # -- what must always hold -------------------------------------------------------------
 
     @invariant()
+    def no_talk_failed_unexpectedly(self) -> None:
+        assert not self.thread_errors, f"a talk raised: {self.thread_errors!r}"
+
+    @invariant()
     def nothing_applied_twice(self) -> None:
         twice = {ref: n for ref, n in self.target.applied.items() if n > 1}
+        if twice:
+            SEEN.setdefault("first failure in example", SEEN["example"])
         assert not twice, f"applied more than once: {twice}"
 
     @invariant()
