@@ -3,6 +3,13 @@
 A report only ever writes the columns declared for its tables: any other column of an
 input frame is dropped before anything is written, so a frame that happens to carry
 customer data (names, addresses, e-mails) cannot leak it into a pack.
+
+Text cells come from outside (Khaos stock codes, site names, ACS shipment and return
+references): a spreadsheet would run one starting with ``= + - @``, a tab or a carriage
+return as a formula (``=HYPERLINK("http://…"&B3)`` sends the row elsewhere). In a CSV
+such a cell is written with a leading ``'``; in the workbook it is a string cell with
+Excel's quote prefix, so it shows as typed and is never evaluated, even after an edit.
+Numbers stay numbers: only cells of kind ``text`` are touched.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -190,6 +198,37 @@ def int_sum(values: pd.Series) -> int:
     return int(values.dropna().sum())
 
 
+# --- formula injection ----------------------------------------------------------------------
+
+# What makes Excel, LibreOffice or Google Sheets read a cell as a formula (OWASP's list).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_text(text: str) -> str:
+    """A text cell for a CSV that no spreadsheet will evaluate.
+
+    >>> print(neutralise_text("=SUM(A1:A9)"))
+    '=SUM(A1:A9)
+    >>> neutralise_text("DRESS-10")
+    'DRESS-10'
+    """
+    return f"'{text}" if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def guard_text_cell(cell: Cell) -> None:
+    """Make a workbook cell holding text a plain string that is never evaluated.
+
+    openpyxl stores any string starting with ``=`` as a formula; the cell is turned back
+    into a string, and cells starting with a trigger get Excel's quote prefix (what typing
+    a leading ``'`` does), so even editing the cell later does not turn it into a formula.
+    """
+    if not isinstance(cell.value, str):
+        return
+    cell.data_type = "s"
+    if cell.value.startswith(FORMULA_TRIGGERS):
+        cell.quotePrefix = True
+
+
 # --- text formatting (HTML and CSV) ---------------------------------------------------------
 
 
@@ -226,7 +265,7 @@ def csv_value(value: object, kind: str) -> str:
         return value.isoformat(sep=" ")  # type: ignore[attr-defined]
     if kind == "date":
         return value.isoformat()  # type: ignore[attr-defined]
-    return str(value)
+    return neutralise_text(str(value))
 
 
 def excel_value(value: object, kind: str) -> object:
@@ -312,6 +351,11 @@ def write_table_sheet(sheet: Worksheet, frame: pd.DataFrame, spec: TableSpec) ->
                 min_row=2, max_row=len(frame) + 1, min_col=index, max_col=index
             ):
                 cell.number_format = number_format
+        elif column.kind == "text":
+            for (cell,) in sheet.iter_rows(
+                min_row=2, max_row=len(frame) + 1, min_col=index, max_col=index
+            ):
+                guard_text_cell(cell)
     sheet.freeze_panes = "A2"
     if len(frame):
         sheet.auto_filter.ref = sheet.dimensions

@@ -36,6 +36,7 @@ from acs_khaos_dagster.reports._tables import (
     csv_value,
     fit_widths,
     format_value,
+    guard_text_cell,
     html_rows,
     int_sum,
     money_sum,
@@ -459,7 +460,10 @@ def render_month_end_pack(inputs: MonthEndInputs, out_dir: Path | str) -> PackFi
 def _write_summary_csv(
     inputs: MonthEndInputs, summary: tuple[SummaryFigure, ...], path: Path
 ) -> Path:
-    rows = [[key, label, value, "text"] for key, label, value in _header_rows(inputs)]
+    rows = [
+        [csv_value(key, "text"), csv_value(label, "text"), csv_value(value, "text"), "text"]
+        for key, label, value in _header_rows(inputs)
+    ]
     rows += [[f.key, f.label, csv_value(f.value, f.kind), f.kind] for f in summary]
     return write_csv(path, ["key", "figure", "value", "kind"], rows)
 
@@ -501,6 +505,10 @@ def _write_workbook(inputs: MonthEndInputs, summary: tuple[SummaryFigure, ...], 
             widths[i] = max(widths[i], len(text))
     sheet.freeze_panes = sheet.cell(row=header_row + 1, column=1).coordinate
     fit_widths(sheet, widths)
+    # The header rows carry the account name and other text from the settings and data.
+    for cells in sheet.iter_rows():
+        for summary_cell in cells:
+            guard_text_cell(summary_cell)
     for spec in TABLES:
         write_table_sheet(book.create_sheet(spec.title), inputs.prepared[spec.key], spec)
     with atomic_path(path) as tmp:
