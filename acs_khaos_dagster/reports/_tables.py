@@ -35,6 +35,8 @@ from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from acs_khaos_dagster.private_files import SHARED_FILE, private_dir
+
 UK = ZoneInfo("Europe/London")
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -51,6 +53,7 @@ EXCEL_FORMATS: dict[str, str] = {
 HEADER_FILL = PatternFill("solid", fgColor="1F3A5F")
 HEADER_FONT = Font(bold=True, color="FFFFFF")
 MAX_COLUMN_WIDTH = 60
+REPORT_DIR = 0o750
 CENT = Decimal("0.01")
 
 
@@ -288,14 +291,17 @@ def slug(text: str) -> str:
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path next to ``path`` renamed over it on success, so a re-run never
-    leaves a half-written file where a reader could find it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    leaves a half-written file where a reader could find it.
+
+    Reports are ``0640`` in ``0750`` folders: readable by the service's group (give a
+    finance share that group), never by every user of the machine.
+    """
+    private_dir(path.parent, REPORT_DIR)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
-        # mkstemp makes the file private; a pack is meant to be read by others.
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, SHARED_FILE)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

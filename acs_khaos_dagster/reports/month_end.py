@@ -26,8 +26,10 @@ import pandas as pd
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from acs_khaos_dagster.private_files import private_dir
 from acs_khaos_dagster.reports._tables import (
     EXCEL_FORMATS,
+    REPORT_DIR,
     UK,
     Column,
     ReportInputError,
@@ -447,7 +449,7 @@ def render_month_end_pack(inputs: MonthEndInputs, out_dir: Path | str) -> PackFi
     ``month_end_<YYYY-MM>.html``, ``summary.csv`` and ``<table key>.csv``.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out, REPORT_DIR)
     summary = summarise(inputs)
     workbook = _write_workbook(inputs, summary, out / f"month_end_{inputs.month}.xlsx")
     csvs = {"summary": _write_summary_csv(inputs, summary, out / "summary.csv")}
