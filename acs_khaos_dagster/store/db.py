@@ -141,12 +141,25 @@ def upgrade_to_head(engine: Engine) -> None:
     """Run every pending migration in one transaction (several processes may start at once)."""
     from alembic import command
     from sqlalchemy import text
+    from sqlalchemy.exc import ProgrammingError
 
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-        # Each flow's migrations branch from the core ones, so there may be several heads.
-        command.upgrade(alembic_config(conn), "heads")
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            # Each flow's migrations branch from the core ones, so there may be several heads.
+            command.upgrade(alembic_config(conn), "heads")
+    except ProgrammingError as exc:
+        # In production the integration runs as an application role that may not change
+        # the schema (store/roles.py); a release whose migrations have not been run stops
+        # here with what to do, rather than a bare "permission denied".
+        if getattr(exc.orig, "pgcode", None) != "42501":
+            raise
+        raise PermissionError(
+            "the store's schema is behind this release and this database user may not "
+            "migrate it: run `acs-khaos db upgrade --app-role ROLE` as the migration role "
+            "(deploy/README.md)"
+        ) from exc
 
 
 class Database:
