@@ -9,11 +9,13 @@ export ACS_KHAOS_DATA_DIR ?= $(CURDIR)/data
 
 .PHONY: setup chromium demo test dev lint bench chaos clean
 
-$(STAMP): pyproject.toml requirements.lock
+# Every file pinned by hash (scripts/lock.py): production's lock plus the test tools' lock.
+# The project itself is built with the locked setuptools, not a fresh unpinned download.
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 # Headless Chromium renders the month-end pack in its test (Debian's package).
