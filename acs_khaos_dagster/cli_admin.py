@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -52,3 +53,29 @@ def upgrade(
             )
     finally:
         engine.dispose()
+
+
+def webserver(
+    workspace: Annotated[
+        Path, typer.Option("-w", "--workspace", help="Dagster workspace file", exists=True)
+    ],
+    uds: Annotated[
+        Path | None,
+        typer.Option(
+            "--uds",
+            help="serve on this Unix socket (production: only the proxy's group can reach it)",
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option("-h", "--host")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("-p", "--port")] = 3000,
+    path_prefix: Annotated[str, typer.Option("--path-prefix")] = "",
+) -> None:
+    """Dagster's webserver behind the UI guard: UI actions recorded with the signed-in user.
+
+    Serves the same app as ``dagster-webserver``; GraphQL must be POST application/json,
+    and every mutation is written to the audit log with the user the proxy passes on
+    (X-Forwarded-User) before it runs. See acs_khaos_dagster/webserver.py.
+    """
+    from acs_khaos_dagster.webserver import serve
+
+    serve(workspace, uds=uds, host=host, port=port, path_prefix=path_prefix)
