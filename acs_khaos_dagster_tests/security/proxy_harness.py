@@ -1,10 +1,12 @@
 """Debian's real nginx, configured from ``deploy/nginx.conf``, in front of the real webserver.
 
-``deploy/nginx.conf`` is used as it ships; only what names this machine changes: the
-listen addresses (free loopback ports), the certificate (self-signed, made here), the
-htpasswd file, and the webserver's socket (``acs-khaos webserver --uds``, Dagster's own
-app behind the UI guard, on a temporary ``DAGSTER_HOME`` with the project's code
-location). Locally a missing nginx skips; in CI (``CI`` set) it fails: ``make test``
+The production shape, as the systemd units start it: the code server on its Unix
+socket (``dagster code-server start --socket``), the webserver (``acs-khaos webserver
+--uds``: Dagster's own app behind the UI guard) loading it through ``deploy/workspace.yaml``,
+nginx with ``deploy/nginx.conf`` in front, all on a temporary ``DAGSTER_HOME``. The
+shipped files are used as they are; only what names this machine changes: socket paths,
+listen addresses (free loopback ports), the certificate (self-signed, made here) and the
+htpasswd file. Locally a missing nginx skips; in CI (``CI`` set) it fails: ``make test``
 installs it.
 """
 
@@ -30,6 +32,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "alice", "correct horse battery staple"
 SOCKET_LINE = "server unix:/run/acs-khaos-web/webserver.sock;"
+CODE_SERVER_SOCKET = "/run/acs-khaos/code-server.sock"
 STARTUP_S = 120
 
 
@@ -188,6 +191,20 @@ def _process(args: list[str], log: Path, env: dict[str, str], cwd: Path) -> Iter
             process.wait(timeout=10)
 
 
+def _wait_for_code_server(dagster: Path, code_socket: Path, log: Path, env: dict[str, str]) -> None:
+    deadline = time.monotonic() + STARTUP_S
+    while time.monotonic() < deadline:
+        check = subprocess.run(
+            [str(dagster), "api", "grpc-health-check", "--socket", str(code_socket)],
+            capture_output=True,
+            env=env,
+        )
+        if check.returncode == 0:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"the code server did not start: {log.read_text()[-3000:]}")
+
+
 def _wait_for_socket(web_socket: Path, log: Path) -> None:
     deadline = time.monotonic() + STARTUP_S
     transport = httpx.HTTPTransport(uds=str(web_socket))
@@ -217,8 +234,16 @@ def running_proxy(folder: Path) -> Iterator[Proxy]:
         if not key.startswith("ACS_KHAOS_") or key == "ACS_KHAOS_REQUIRE_POSTGRES"
     }
     env.update({"DAGSTER_HOME": str(home), "ACS_KHAOS_DATA_DIR": str(data)})
+    code_socket = folder / "code-server.sock"
+    workspace = folder / "workspace.yaml"
+    shipped = (ROOT / "deploy" / "workspace.yaml").read_text()
+    assert CODE_SERVER_SOCKET in shipped, "deploy/workspace.yaml changed: update the harness"
+    workspace.write_text(shipped.replace(CODE_SERVER_SOCKET, str(code_socket)))
+    dagster = Path(sys.executable).with_name("dagster")
+    code_args = [str(dagster), "code-server", "start", "--socket", str(code_socket)]
+    code_args += ["-m", "acs_khaos_dagster.definitions"]
     webserver = Path(sys.executable).with_name("acs-khaos")
-    web_args = [str(webserver), "webserver", "-w", str(ROOT / "workspace.yaml"), "--uds"]
+    web_args = [str(webserver), "webserver", "-w", str(workspace), "--uds"]
     cert, key = self_signed(folder)
     https_port, http_port = free_port(), free_port()
     site = folder / "site.conf"
@@ -237,13 +262,15 @@ def running_proxy(folder: Path) -> Iterator[Proxy]:
         [nginx, "-t", "-c", str(config), "-p", str(folder)], capture_output=True, text=True
     )
     assert check.returncode == 0, check.stderr
-    with _process([*web_args, str(web_socket)], folder / "webserver.log", env, ROOT):
-        _wait_for_socket(web_socket, folder / "webserver.log")
-        nginx_args = [nginx, "-c", str(config), "-p", str(folder), "-g", "daemon off;"]
-        with _process(nginx_args, folder / "nginx.out", dict(os.environ), folder):
-            proxy = Proxy(https_port, http_port, data, folder)
-            _wait_for_nginx(proxy)
-            yield proxy
+    with _process(code_args, folder / "code-server.log", env, ROOT):
+        _wait_for_code_server(dagster, code_socket, folder / "code-server.log", env)
+        with _process([*web_args, str(web_socket)], folder / "webserver.log", env, ROOT):
+            _wait_for_socket(web_socket, folder / "webserver.log")
+            nginx_args = [nginx, "-c", str(config), "-p", str(folder), "-g", "daemon off;"]
+            with _process(nginx_args, folder / "nginx.out", dict(os.environ), folder):
+                proxy = Proxy(https_port, http_port, data, folder)
+                _wait_for_nginx(proxy)
+                yield proxy
 
 
 def _wait_for_nginx(proxy: Proxy) -> None:

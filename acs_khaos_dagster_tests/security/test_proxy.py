@@ -64,6 +64,23 @@ def test_the_ui_page_and_its_static_files_load_through_the_proxy(
     assert browser.get(proxy.url(asset.group(1))).status_code == 200
 
 
+def test_the_code_location_is_served_from_the_code_servers_socket(
+    proxy: Proxy, browser: httpx.Client
+) -> None:
+    query = (
+        "{ workspaceOrError { ... on Workspace { locationEntries { name "
+        "locationOrLoadError { __typename ... on RepositoryLocation "
+        "{ repositories { jobs { name } } } } } } } }"
+    )
+    answer = browser.post(
+        proxy.url("/graphql"), json={"query": query}, headers={"Origin": proxy.origin}
+    )
+    (entry,) = answer.json()["data"]["workspaceOrError"]["locationEntries"]
+    assert entry["locationOrLoadError"]["__typename"] == "RepositoryLocation", entry
+    jobs = {job["name"] for job in entry["locationOrLoadError"]["repositories"][0]["jobs"]}
+    assert {"integration_cycle", "personal_data_retention"} <= jobs
+
+
 def test_a_json_query_from_the_uis_origin_is_answered(proxy: Proxy, browser: httpx.Client) -> None:
     answer = browser.post(
         proxy.url("/graphql"), json={"query": "{ version }"}, headers={"Origin": proxy.origin}
