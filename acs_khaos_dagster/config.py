@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import re
 from decimal import Decimal
@@ -43,6 +44,8 @@ from acs_khaos_dagster.domain.returns import GradePolicy
 from acs_khaos_dagster.domain.shipments import CarrierMap
 from acs_khaos_dagster.domain.sla import SlaPolicy, WorkingCalendar
 from acs_khaos_dagster.domain.stock_status import StatusPolicy
+
+log = logging.getLogger(__name__)
 
 UK_TIME_ZONE = "Europe/London"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -498,7 +501,24 @@ class _SettingsFile(YamlConfigSettingsSource):
             problem = "must hold a mapping of settings at the top level"
         if problem is not None:
             raise SettingsError(f"settings file {file_path} {problem}")
+        _warn_if_readable_by_others(Path(file_path))
         return data or {}
+
+
+_WARNED_READABLE: set[str] = set()
+
+
+def _warn_if_readable_by_others(path: Path) -> None:
+    """A settings file may hold secrets (webhooks, passwords): say so once if others can read it."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077 and str(path) not in _WARNED_READABLE:
+        _WARNED_READABLE.add(str(path))
+        log.warning(
+            "settings file %s is readable by other users (mode %04o): it may hold secrets; "
+            "chmod 600 it",
+            path,
+            mode,
+        )
 
 
 # A location part that can be shown: a field name of the model (or a list index). Anything

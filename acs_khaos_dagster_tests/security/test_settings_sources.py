@@ -148,3 +148,22 @@ def test_a_schemeless_or_other_scheme_base_url_is_refused(monkeypatch: pytest.Mo
         monkeypatch.setenv("ACS_KHAOS_ACS__BASE_URL", url)
         with pytest.raises(SettingsError, match=r"acs\.base_url"):
             load_settings()
+
+
+def test_a_settings_file_others_can_read_is_named_in_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    private, shared = tmp_path / "private.yaml", tmp_path / "shared.yaml"
+    for path, mode in ((private, 0o600), (shared, 0o644)):
+        path.write_text("acs:\n  account_code: BRAND01\n")
+        path.chmod(mode)
+
+    for path in (private, shared):
+        monkeypatch.setenv("ACS_KHAOS_CONFIG_FILE", str(path))
+        load_settings()
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert [w for w in warnings if "readable by other users" in w] == [
+        f"settings file {shared} is readable by other users (mode 0644): it may hold "
+        "secrets; chmod 600 it"
+    ]

@@ -137,3 +137,26 @@ def test_systemd_rates_each_unit_exposure_as_low(unit: Path, tmp_path: Path) -> 
     assert found is not None, result.stdout + result.stderr
     # 0 is locked down, 10 unprotected; the units as they were scored 9.6 ("UNSAFE").
     assert float(found.group(1)) <= 2.0, result.stdout
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.stem)
+def test_a_service_refuses_to_start_when_its_secrets_file_is_readable_by_others(
+    unit: Path, tmp_path: Path
+) -> None:
+    """``env.example`` asked for 0600; the units now check it before starting."""
+    check = _service(unit)["ExecStartPre"]
+    assert check.startswith("+/bin/sh -c ")  # "+": run as root, who can read the file
+    script = check.removeprefix("+/bin/sh -c ").strip("'").replace("%%", "%")
+    env_file = tmp_path / "env"
+    env_file.write_text("ACS_KHAOS_KHAOS__PASSWORD=secret\n")
+    script = script.replace("/etc/acs-khaos/env", str(env_file))
+    owner = env_file.owner()
+
+    def starts(mode: int) -> bool:
+        env_file.chmod(mode)
+        return subprocess.run(["/bin/sh", "-c", script], capture_output=True).returncode == 0
+
+    if owner == "root":
+        assert starts(0o600)
+    assert not starts(0o644)
+    assert not starts(0o640)
