@@ -167,3 +167,19 @@ def test_a_settings_file_others_can_read_is_named_in_a_warning(
         f"settings file {shared} is readable by other users (mode 0644): it may hold "
         "secrets; chmod 600 it"
     ]
+
+
+def test_the_example_production_environment_is_valid_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    example = Path(__file__).resolve().parents[2] / "deploy" / "env.example"
+    for line in example.read_text().splitlines():
+        if line.startswith("ACS_KHAOS_") and "=" in line:
+            name, value = line.split("=", 1)
+            monkeypatch.setenv(name, value)
+
+    settings = load_settings()
+
+    assert settings.acs.base_url.startswith("https://")
+    assert settings.khaos.base_url.startswith("https://")
+    assert settings.retention.personal_data_days == 90
