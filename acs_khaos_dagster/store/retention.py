@@ -5,8 +5,9 @@ comments; the store keeps that body twice: as the outbox effect's payload (what 
 sent) and as the order release (what ACS holds, so that a cancellation sends the same
 order back). After ``retention.personal_data_days`` those fields are blanked:
 
-- in the payload of every effect that is **done** (never sent again: only parked or
-  failed effects can be requeued, and they keep their payload until they are settled);
+- in the payload of every effect that is **done** or **superseded** (never sent again:
+  only parked or failed effects can be requeued, and they keep their payload until they
+  are settled);
 - in an order release once the order is **finished** at ACS: cancelled or locked there,
   or every unit of its lines posted to Khaos or closed short. An unfinished order keeps
   its body, however old, because a Khaos cancellation must send ACS the same order.
@@ -63,6 +64,8 @@ PERSONAL_FIELDS = frozenset(
     }
 )
 FINISHED_CANCEL_STATES = ("cancelled", "locked")
+# Effects that are never sent again.
+SETTLED = ("done", "superseded")
 CURSOR = "retention:personal_data"
 BATCH = 500
 
@@ -134,7 +137,11 @@ class PersonalDataRetention:
             # Keyset pages: a first pass over years of effects reads BATCH rows at a time.
             query = (
                 select(Effect.id, Effect.payload)
-                .where(Effect.state == "done", Effect.updated_at < cutoff, Effect.id > last_id)
+                .where(
+                    Effect.state.in_(SETTLED),
+                    Effect.updated_at < cutoff,
+                    Effect.id > last_id,
+                )
                 .order_by(Effect.id)
                 .limit(BATCH)
             )

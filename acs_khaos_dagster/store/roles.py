@@ -9,7 +9,7 @@ database user the integration runs as must not be able to rewrite it. On Postgre
   tables, but on ``audit_log`` only ``SELECT`` and ``INSERT``, on ``alembic_version`` only
   ``SELECT``, and ``TRUNCATE`` nowhere. Not being the owner, it can neither disable the
   append-only triggers nor drop or alter the table.
-- the triggers (0001 for rows, 0007 for ``TRUNCATE``) refuse changes by the owner too,
+- the triggers (0001 for rows, 0008_audit for ``TRUNCATE``) refuse changes by the owner too,
   short of the owner disabling them on purpose.
 
 ``grant_application_role`` is idempotent and runs after every upgrade, so tables added by

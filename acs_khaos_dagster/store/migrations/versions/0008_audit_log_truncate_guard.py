@@ -7,7 +7,7 @@ migration role, whose credentials the running integration does not have: see
 ``store/roles.py`` and deploy/README.md.) SQLite has no TRUNCATE; its limits are in
 RELIABILITY.md.
 
-Revision ID: 0007_audit
+Revision ID: 0008_audit
 Revises: 0001
 Create Date: 2026-12-06
 """
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0007_audit"
+revision: str = "0008_audit"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
