@@ -274,3 +274,17 @@ def test_sftp_without_a_pinned_key_is_a_settings_error_naming_the_settings(
 
     with pytest.raises(SettingsError, match=r"stock\.sftp_host_key or stock\.sftp_known_hosts"):
         load_settings()
+
+
+def test_a_file_rewritten_in_the_same_second_with_the_same_size_is_copied_again(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    entry = folder / "stock_units_BRAND01_20260302070000.csv"
+    entry.write_text("sku\nA1\n")
+    drop = LocalDrop(folder, tmp_path / "inbox")
+    first = drop.fetch(entry.name).read_text()
+    entry.write_text("sku\nB2\n")
+
+    assert (first, drop.fetch(entry.name).read_text()) == ("sku\nA1\n", "sku\nB2\n")

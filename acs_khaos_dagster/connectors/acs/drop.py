@@ -131,15 +131,19 @@ class LocalDrop:
             info = os.fstat(source.fileno())
             if not stat.S_ISREG(info.st_mode):
                 raise UnsafeDropPath(name, "not a regular file (a link or a folder)")
-            return _copy_into(self.inbox, name, source, info.st_size, info.st_mtime)
+            return _copy_into(self.inbox, name, source, info.st_size, info.st_mtime_ns)
 
 
-def _copy_into(inbox: Path, name: str, source: BinaryIO, size: int, mtime: float) -> Path:
-    """The inbox copy of ``name`` (``0600``), taken again only when size or mtime changed."""
+def _copy_into(inbox: Path, name: str, source: BinaryIO, size: int, mtime_ns: int) -> Path:
+    """The inbox copy of ``name`` (``0600``), taken again when its size or mtime changed.
+
+    The modification time is compared to the nanosecond, so a file rewritten with the
+    same size within one second is still copied again.
+    """
     local = inbox / name
     try:
         have = local.stat()
-        if have.st_size == size and int(have.st_mtime) == int(mtime):
+        if have.st_size == size and have.st_mtime_ns == mtime_ns:
             return local
     except FileNotFoundError:
         pass
@@ -147,7 +151,7 @@ def _copy_into(inbox: Path, name: str, source: BinaryIO, size: int, mtime: float
     with private_partial(local) as partial:
         with partial.open("wb") as target:
             shutil.copyfileobj(source, target, 1 << 20)
-        os.utime(partial, (mtime, mtime))
+        os.utime(partial, ns=(mtime_ns, mtime_ns))
     return local
 
 
