@@ -7,13 +7,15 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/data/dagster_home
 export ACS_KHAOS_DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: setup chromium demo test dev lint bench chaos clean
+.PHONY: setup chromium nginx demo test dev lint bench chaos clean
 
-$(STAMP): pyproject.toml requirements.lock
+# Every file pinned by hash (scripts/lock.py): production's lock plus the test tools' lock.
+# The project itself is built with the locked setuptools, not a fresh unpinned download.
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock
-	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 # Headless Chromium renders the month-end pack in its test (Debian's package).
@@ -23,8 +25,16 @@ chromium:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium not installed: the report rendering test will be skipped"; fi; }
 
+# Debian's nginx fronts the real webserver in the proxy test (deploy/nginx.conf). Installed,
+# never started as a service: the test runs its own instance on free loopback ports.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx >/dev/null; \
+	  else echo "nginx not installed: the proxy test will be skipped"; fi; }
+
 setup: $(STAMP)
-	mkdir -p $(DAGSTER_HOME)
+	(umask 077 && mkdir -p $(DAGSTER_HOME))
 	test -f $(DAGSTER_HOME)/dagster.yaml || cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 ## Run the main job: a full integration cycle against the sandbox, through Dagster.
@@ -32,7 +42,7 @@ demo: setup
 	$(BIN)/acs-khaos demo
 
 ## Run the whole test suite.
-test: setup chromium
+test: setup chromium nginx
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Start the Dagster UI (and daemon) on the same local instance the demo used.

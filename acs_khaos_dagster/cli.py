@@ -36,9 +36,12 @@ ConfigOption = Annotated[
 
 def _mount_operations() -> None:
     """The store's people surface (exceptions, outbox) lives in ``cli_ops``."""
+    from acs_khaos_dagster.cli_admin import db_app, webserver
     from acs_khaos_dagster.cli_ops import exceptions_app, outbox_app
     from acs_khaos_dagster.cli_trace import trace_app
 
+    app.add_typer(db_app, name="db")
+    app.command("webserver")(webserver)
     app.add_typer(exceptions_app, name="exceptions")
     app.add_typer(outbox_app, name="outbox")
     app.add_typer(trace_app, name="trace")

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
+import re
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import yaml
 from pydantic import (
     BaseModel,
     Field,
@@ -42,8 +45,12 @@ from acs_khaos_dagster.domain.shipments import CarrierMap
 from acs_khaos_dagster.domain.sla import SlaPolicy, WorkingCalendar
 from acs_khaos_dagster.domain.stock_status import StatusPolicy
 
+log = logging.getLogger(__name__)
+
 UK_TIME_ZONE = "Europe/London"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# A known_hosts key without its host part: "<key type> <base64 key>".
+_HOST_KEY = re.compile(r"(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}")
 
 
 class AcsSettings(BaseModel):
@@ -56,6 +63,11 @@ class AcsSettings(BaseModel):
     drop_folder: Path = Path("acs_drop")
     page_size: int = Field(500, ge=1, le=5000)
 
+    @field_validator("base_url")
+    @classmethod
+    def _https_unless_loopback(cls, value: str) -> str:
+        return require_https_unless_loopback(value)
+
 
 class KhaosSettings(BaseModel):
     """The Khaos Control SOAP service."""
@@ -67,6 +79,11 @@ class KhaosSettings(BaseModel):
     sites: KhaosSites = KhaosSites()
     stages: KhaosStages = KhaosStages()
     export_batch_size: int = Field(100, ge=1, le=100)
+
+    @field_validator("base_url")
+    @classmethod
+    def _https_unless_loopback(cls, value: str) -> str:
+        return require_https_unless_loopback(value)
 
     @property
     def soap_url(self) -> str:
@@ -147,6 +164,26 @@ class StockSettings(BaseModel):
     sftp_password: SecretStr | None = None
     sftp_private_key: SecretStr | None = None
     sftp_folder: str = "/outbound"
+    # The SFTP server's host key, pinned: a known_hosts-style "<type> <base64>" line (for
+    # example "ssh-ed25519 AAAA..."), or a known_hosts file naming the host. A key that is
+    # neither is refused: trusting a key on first use would hand the first connection, and
+    # the password with it, to whoever answers first.
+    sftp_host_key: str | None = None
+    sftp_known_hosts: Path | None = None
+
+    @model_validator(mode="after")
+    def _sftp_host_key_pinned(self) -> StockSettings:
+        if self.sftp_host and not (self.sftp_host_key or self.sftp_known_hosts):
+            raise ValueError(
+                "SFTP needs the server's host key pinned: set stock.sftp_host_key "
+                "or stock.sftp_known_hosts"
+            )
+        if self.sftp_host_key is not None and not _HOST_KEY.fullmatch(self.sftp_host_key.strip()):
+            raise ValueError(
+                "stock.sftp_host_key must be a known_hosts key: '<type> <base64>', "
+                "for example 'ssh-ed25519 AAAA...'"
+            )
+        return self
 
 
 class ReturnSettings(BaseModel):
@@ -174,6 +211,20 @@ def is_loopback_host(host: str | None) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def require_https_unless_loopback(value: str) -> str:
+    """An API base URL: ``https://``, or plain ``http://`` to a loopback address (the sandbox).
+
+    Over plain HTTP the ACS subscription key and the Khaos password would cross the network
+    in clear. The message never repeats the URL (pydantic would print it back).
+    """
+    parts = urlsplit(value.strip())
+    if parts.scheme == "https" and parts.hostname:
+        return value.strip()
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+        return value.strip()
+    raise ValueError("must be an https:// URL (plain http:// only to a loopback address)")
 
 
 def _split_addresses(value: Any) -> Any:
@@ -216,9 +267,9 @@ class TeamChannels(BaseModel):
     @field_validator("email_to")
     @classmethod
     def _plausible(cls, value: list[str]) -> list[str]:
-        for address in value:
+        for position, address in enumerate(value, start=1):
             if "@" not in address or any(ch.isspace() for ch in address):
-                raise ValueError(f"not an email address: {address!r}")
+                raise ValueError(f"entry {position} is not an email address")
         return value
 
     @property
@@ -306,6 +357,16 @@ class OutboxSettings(BaseModel):
     due_alert_after_s: float = Field(1800.0, gt=0)
 
 
+class RetentionSettings(BaseModel):
+    """How long the store keeps customers' personal data in what it has sent."""
+
+    # After this many days, names, emails, phones, addresses and comments are blanked in
+    # the stored bodies of finished order releases and of effects already done (see
+    # ``store.retention``). The order numbers, lines and hashes stay, so the audit trail
+    # and reconciliation still hold.
+    personal_data_days: int = Field(90, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything the integration needs to run. See README "Configuration"."""
 
@@ -339,6 +400,7 @@ class Settings(BaseSettings):
     working_calendar: WorkingCalendar = WorkingCalendar()
     sla: SlaPolicy = SlaPolicy()
     sync_mode: Literal["realtime", "batch"] = "batch"
+    retention: RetentionSettings = RetentionSettings()
 
     @field_validator("time_zone")
     @classmethod
@@ -346,7 +408,7 @@ class Settings(BaseSettings):
         try:
             ZoneInfo(value)
         except (KeyError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}") from None
+            raise ValueError("not a known IANA time zone (for example Europe/London)") from None
         return value
 
     @model_validator(mode="after")
@@ -396,14 +458,99 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        # The file is named by the environment only (or the CLI's --config, which sets it):
+        # never by Dagster run config, so a UI user cannot make the integration read a file.
         config_file = os.environ.get("ACS_KHAOS_CONFIG_FILE")
         if config_file:
-            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+            sources.append(_SettingsFile(settings_cls, yaml_file=config_file))
         return (*sources, file_secret_settings)
 
 
 class SettingsError(ValueError):
-    """Settings failed validation; the message names every bad field."""
+    """Settings failed validation; the message names every bad field, never a value."""
+
+
+class _SettingsFile(YamlConfigSettingsSource):
+    """The YAML settings file, read so that no error ever repeats the file's content.
+
+    A missing file is an error (pydantic-settings would silently skip it); a parse error
+    names only the line and column (PyYAML's message can quote the offending text); a
+    file that is not a mapping of settings says so without showing what it holds.
+    """
+
+    def _existing_files(self, files: Any) -> list[Path]:
+        path = Path(str(files)).expanduser()
+        if not path.is_file():
+            raise SettingsError(f"settings file {path} (ACS_KHAOS_CONFIG_FILE) is not a file")
+        return [path]
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        # Errors are raised after the ``except`` block, so that neither PyYAML's nor the
+        # OS's exception travels on as the ``__context__`` of ours (Dagster prints both).
+        problem: str | None = None
+        try:
+            with open(file_path, encoding="utf-8") as handle:
+                data = yaml.safe_load(handle)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            problem = f"is not valid YAML{where}"
+        except (OSError, UnicodeDecodeError) as exc:
+            problem = f"cannot be read ({type(exc).__name__})"
+        if problem is None and data is not None and not isinstance(data, dict):
+            problem = "must hold a mapping of settings at the top level"
+        if problem is not None:
+            raise SettingsError(f"settings file {file_path} {problem}")
+        _warn_if_readable_by_others(Path(file_path))
+        return data or {}
+
+
+_WARNED_READABLE: set[str] = set()
+
+
+def _warn_if_readable_by_others(path: Path) -> None:
+    """A settings file may hold secrets (webhooks, passwords): say so once if others can read it."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077 and str(path) not in _WARNED_READABLE:
+        _WARNED_READABLE.add(str(path))
+        log.warning(
+            "settings file %s is readable by other users (mode %04o): it may hold secrets; "
+            "chmod 600 it",
+            path,
+            mode,
+        )
+
+
+# A location part that can be shown: a field name of the model (or a list index). Anything
+# else came from the input (an unknown key, a dict key) and may be any text of the file.
+_SHOWABLE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+def _problem(err: Any) -> str:
+    """One validation error as text: the field's path and pydantic's message, no input.
+
+    pydantic puts the offending input in ``input`` and, for unknown keys and dict keys, in
+    ``loc``: neither is repeated, so a file that is not a settings file (``/etc/shadow``)
+    or a value holding a secret never reaches a log or a Dagster event.
+    """
+    loc = list(err.get("loc", ()))
+    unknown = err.get("type") == "extra_forbidden"
+    if unknown and loc:
+        loc = loc[:-1]
+    shown: list[str] = []
+    for part in loc:
+        if isinstance(part, int) or (isinstance(part, str) and _SHOWABLE.fullmatch(part)):
+            shown.append(str(part))
+        else:
+            shown.append("<key>")
+    where = ".".join(shown) or "settings"
+    if unknown:
+        return f"{where}: an unknown setting (its name is not repeated here; see README)"
+    message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    value = err.get("input")
+    if isinstance(value, str) and len(value) >= 3:
+        message = message.replace(repr(value), "<value>").replace(value, "<value>")
+    return f"{where}: {message}"
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
@@ -413,12 +560,10 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: "
-            + err["msg"].removeprefix("Value error, ")
-            for err in exc.errors()
-        )
-        raise SettingsError(f"invalid settings: {problems}") from None
+        problems = "; ".join(_problem(err) for err in exc.errors())
+    # Raised here, outside the ``except``: pydantic's error (which holds the input) must not
+    # ride along as the ``__context__`` that Dagster and tracebacks print.
+    raise SettingsError(f"invalid settings: {problems}")
 
 
 @lru_cache(maxsize=1)

@@ -13,6 +13,7 @@ from acs_khaos_dagster.defs import (
     outbox,
     products,
     reconciliation,
+    retention,
     returns,
     stock,
 )
@@ -27,6 +28,7 @@ GROUPS = [
     month_end.defs,
     outbox.defs,
     alerts.defs,
+    retention.defs,
 ]
 
 

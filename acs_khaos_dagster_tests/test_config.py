@@ -31,9 +31,11 @@ def test_yaml_file_is_read_and_environment_wins_over_it(
     config = tmp_path / "settings.yaml"
     config.write_text("acs:\n  account_code: FROMFILE\nhttp:\n  read_timeout_s: 12\n")
     monkeypatch.setenv("ACS_KHAOS_HTTP__READ_TIMEOUT_S", "7")
-    monkeypatch.delenv("ACS_KHAOS_CONFIG_FILE", raising=False)
+    # load_settings(config) names the file in the environment for the whole process: an
+    # empty value recorded first makes monkeypatch remove it again after the test (a
+    # delenv of an unset variable records nothing, and the file leaked into later tests).
+    monkeypatch.setenv("ACS_KHAOS_CONFIG_FILE", "")
     settings = load_settings(config)
-    monkeypatch.delenv("ACS_KHAOS_CONFIG_FILE")
     assert settings.acs.account_code == "FROMFILE"
     assert settings.http.read_timeout_s == 7
 

@@ -74,7 +74,9 @@ def _closed_port(gateway: Gateway) -> str:
 
 ROWS = [
     Row("refused", Failure.CONNECTION_REFUSED, first_url=_closed_port),
-    Row("dns", Failure.DNS_FAILURE, first_url=lambda gateway: "http://khaos-gateway.invalid"),
+    # https: plain http is refused for a remote Khaos (issue 20); the name fails to resolve
+    # before any TLS is attempted.
+    Row("dns", Failure.DNS_FAILURE, first_url=lambda gateway: "https://khaos-gateway.invalid"),
     Row("tls", Failure.TLS_HANDSHAKE, first_url=lambda gw: gw.url.replace("http:", "https:")),
     Row("408", Failure.REQUEST_TIMEOUT, _gateway(Move.STATUS_BEFORE, 408)),
     Row(

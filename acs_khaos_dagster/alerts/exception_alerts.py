@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 
 from acs_khaos_dagster.alerts.notifier import SCRUBBER, Alert, AlertKind, Channel, Notifier
+from acs_khaos_dagster.alerts.privacy import connector_failure_text, is_connector_failure
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.alerts import AlertDeliveries, PlannedDelivery
 from acs_khaos_dagster.store.schema import ExceptionRow
@@ -83,10 +84,18 @@ def opened_alert(row: ExceptionRow, runbook_base_url: str | None = None) -> Aler
     """The alert for an exception that has just opened (or reopened)."""
     reopened = row.first_seen < row.opened_at
     verb = "reopened" if reopened else "opened"
+    # A failed call to ACS or Khaos is told from our own record, never in the other
+    # system's words (they echo the customer's data they refuse): see alerts/privacy.py.
+    details = row.details if isinstance(row.details, dict) else None
+    text = (
+        connector_failure_text(details, row.id)
+        if details is not None and is_connector_failure(details)
+        else row.message
+    )
     return Alert(
         kind=AlertKind.OPENED,
         title=f"{row.type} {verb}: {row.entity_ref}",
-        text=row.message,
+        text=text,
         exception_type=row.type,
         entity_ref=row.entity_ref,
         severity=row.severity,

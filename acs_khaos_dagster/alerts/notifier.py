@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from acs_khaos_dagster.alerts.privacy import redact_personal_data
 from acs_khaos_dagster.config import (  # noqa: F401 - settings models re-exported
     SEVERITIES,
     AlertSettings,
@@ -142,6 +143,19 @@ class Alert:
     link: str | None = None
     # Short label → value pairs shown as fields (owner, seen, job, run id, ...).
     facts: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        # Every alert, however it was built (or read back from the store), goes out without
+        # email addresses, phone numbers or postcodes: see alerts/privacy.py.
+        for name in ("title", "text", "entity_ref"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, redact_personal_data(value))
+        object.__setattr__(
+            self,
+            "facts",
+            tuple((label, redact_personal_data(value)) for label, value in self.facts),
+        )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from pathlib import Path
 
 from dagster import (
     ConfigurableResource,
@@ -63,13 +62,12 @@ class NotifierResource(ConfigurableResource):
     """Alert channels per owner team, from ``ACS_KHAOS_ALERTS__...`` (and the YAML file).
 
     Webhook URLs and the SMTP password come from the environment only, never from run
-    config, so they never appear in Dagster's UI or event log.
+    config, so they never appear in Dagster's UI or event log. No config field either: a
+    launchpad user must not be able to point alerts at a settings file of their choosing.
     """
 
-    config_file: str = ""
-
     def load(self) -> AlertSettings:
-        return load_alert_settings(Path(self.config_file) if self.config_file else None)
+        return load_alert_settings()
 
     @contextmanager
     def notifier(self) -> Iterator[Notifier]:

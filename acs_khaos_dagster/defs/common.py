@@ -12,6 +12,7 @@ from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.connectors.acs.client import AcsClient
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.effects import EffectKind, effect_handlers
+from acs_khaos_dagster.private_files import private_partial
 from acs_khaos_dagster.store import DispatchReport, Store
 
 
@@ -58,13 +59,11 @@ def sync_exceptions(
 
 
 def write_parquet_atomically(frame: pd.DataFrame | pa.Table, path: Path) -> None:
-    """Write then rename, so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write then rename, so a reader never sees half a file; private (``0600``) throughout."""
     if not isinstance(frame, pa.Table):
         frame = pa.Table.from_pandas(frame, preserve_index=False)
-    partial = path.with_suffix(".parquet.partial")
-    pq.write_table(frame, partial)
-    partial.replace(path)
+    with private_partial(path) as partial:
+        pq.write_table(frame, partial)
 
 
 def effect_states(db: Store, keys: Iterable[str | None], missing: str = "") -> list[str]:

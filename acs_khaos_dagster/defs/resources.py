@@ -3,11 +3,17 @@
 Each resource builds its client from the one settings model (pydantic-settings:
 defaults, YAML file, ``ACS_KHAOS_*`` environment), so secrets come from the
 environment and never from Dagster run config or metadata.
+
+No resource has a config field. Anything configurable on a Dagster resource can be
+changed by whoever launches a run from the UI's launchpad; a settings file path there
+would let any UI user make the integration read a file of the server (and echo it in
+the step's failure) or load settings of their own (TLS off, another webhook). The
+settings file is named by the environment of the code location only
+(``ACS_KHAOS_CONFIG_FILE``, set in ``/etc/acs-khaos/env``).
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from dagster import ConfigurableResource, FilesystemIOManager
 
@@ -18,12 +24,14 @@ from acs_khaos_dagster.store import Store
 
 
 class SettingsResource(ConfigurableResource):
-    """Where the integration's settings come from; ``config_file`` is a YAML path or empty."""
+    """The integration's settings: defaults, ``ACS_KHAOS_CONFIG_FILE``, ``ACS_KHAOS_*``.
 
-    config_file: str = ""
+    Deliberately without config fields (see the module docstring): run config cannot
+    name a file or change a setting.
+    """
 
     def load(self) -> Settings:
-        return load_settings(Path(self.config_file) if self.config_file else None)
+        return load_settings()
 
 
 class AcsApiResource(ConfigurableResource):
@@ -59,8 +67,8 @@ class StoreResource(ConfigurableResource):
             yield store
 
 
-def default_resources(config_file: str = "") -> dict[str, object]:
-    settings = SettingsResource(config_file=config_file)
+def default_resources() -> dict[str, object]:
+    settings = SettingsResource()
     return {
         # Under $DAGSTER_HOME/storage, so the UI and `make demo` see the same values.
         "io_manager": FilesystemIOManager(),

@@ -3,6 +3,13 @@
 A report only ever writes the columns declared for its tables: any other column of an
 input frame is dropped before anything is written, so a frame that happens to carry
 customer data (names, addresses, e-mails) cannot leak it into a pack.
+
+Text cells come from outside (Khaos stock codes, site names, ACS shipment and return
+references): a spreadsheet would run one starting with ``= + - @``, a tab or a carriage
+return as a formula (``=HYPERLINK("http://…"&B3)`` sends the row elsewhere). In a CSV
+such a cell is written with a leading ``'``; in the workbook it is a string cell with
+Excel's quote prefix, so it shows as typed and is never evaluated, even after an edit.
+Numbers stay numbers: only cells of kind ``text`` are touched.
 """
 
 from __future__ import annotations
@@ -23,9 +30,12 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
+
+from acs_khaos_dagster.private_files import SHARED_FILE, private_dir
 
 UK = ZoneInfo("Europe/London")
 TEMPLATES = Path(__file__).parent / "templates"
@@ -43,6 +53,7 @@ EXCEL_FORMATS: dict[str, str] = {
 HEADER_FILL = PatternFill("solid", fgColor="1F3A5F")
 HEADER_FONT = Font(bold=True, color="FFFFFF")
 MAX_COLUMN_WIDTH = 60
+REPORT_DIR = 0o750
 CENT = Decimal("0.01")
 
 
@@ -190,6 +201,37 @@ def int_sum(values: pd.Series) -> int:
     return int(values.dropna().sum())
 
 
+# --- formula injection ----------------------------------------------------------------------
+
+# What makes Excel, LibreOffice or Google Sheets read a cell as a formula (OWASP's list).
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise_text(text: str) -> str:
+    """A text cell for a CSV that no spreadsheet will evaluate.
+
+    >>> print(neutralise_text("=SUM(A1:A9)"))
+    '=SUM(A1:A9)
+    >>> neutralise_text("DRESS-10")
+    'DRESS-10'
+    """
+    return f"'{text}" if text.startswith(FORMULA_TRIGGERS) else text
+
+
+def guard_text_cell(cell: Cell) -> None:
+    """Make a workbook cell holding text a plain string that is never evaluated.
+
+    openpyxl stores any string starting with ``=`` as a formula; the cell is turned back
+    into a string, and cells starting with a trigger get Excel's quote prefix (what typing
+    a leading ``'`` does), so even editing the cell later does not turn it into a formula.
+    """
+    if not isinstance(cell.value, str):
+        return
+    cell.data_type = "s"
+    if cell.value.startswith(FORMULA_TRIGGERS):
+        cell.quotePrefix = True
+
+
 # --- text formatting (HTML and CSV) ---------------------------------------------------------
 
 
@@ -226,7 +268,7 @@ def csv_value(value: object, kind: str) -> str:
         return value.isoformat(sep=" ")  # type: ignore[attr-defined]
     if kind == "date":
         return value.isoformat()  # type: ignore[attr-defined]
-    return str(value)
+    return neutralise_text(str(value))
 
 
 def excel_value(value: object, kind: str) -> object:
@@ -249,14 +291,17 @@ def slug(text: str) -> str:
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path next to ``path`` renamed over it on success, so a re-run never
-    leaves a half-written file where a reader could find it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    leaves a half-written file where a reader could find it.
+
+    Reports are ``0640`` in ``0750`` folders: readable by the service's group (give a
+    finance share that group), never by every user of the machine.
+    """
+    private_dir(path.parent, REPORT_DIR)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
-        # mkstemp makes the file private; a pack is meant to be read by others.
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, SHARED_FILE)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -312,6 +357,11 @@ def write_table_sheet(sheet: Worksheet, frame: pd.DataFrame, spec: TableSpec) ->
                 min_row=2, max_row=len(frame) + 1, min_col=index, max_col=index
             ):
                 cell.number_format = number_format
+        elif column.kind == "text":
+            for (cell,) in sheet.iter_rows(
+                min_row=2, max_row=len(frame) + 1, min_col=index, max_col=index
+            ):
+                guard_text_cell(cell)
     sheet.freeze_panes = "A2"
     if len(frame):
         sheet.auto_filter.ref = sheet.dimensions

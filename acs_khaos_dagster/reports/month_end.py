@@ -26,8 +26,10 @@ import pandas as pd
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from acs_khaos_dagster.private_files import private_dir
 from acs_khaos_dagster.reports._tables import (
     EXCEL_FORMATS,
+    REPORT_DIR,
     UK,
     Column,
     ReportInputError,
@@ -36,6 +38,7 @@ from acs_khaos_dagster.reports._tables import (
     csv_value,
     fit_widths,
     format_value,
+    guard_text_cell,
     html_rows,
     int_sum,
     money_sum,
@@ -446,7 +449,7 @@ def render_month_end_pack(inputs: MonthEndInputs, out_dir: Path | str) -> PackFi
     ``month_end_<YYYY-MM>.html``, ``summary.csv`` and ``<table key>.csv``.
     """
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out, REPORT_DIR)
     summary = summarise(inputs)
     workbook = _write_workbook(inputs, summary, out / f"month_end_{inputs.month}.xlsx")
     csvs = {"summary": _write_summary_csv(inputs, summary, out / "summary.csv")}
@@ -459,7 +462,10 @@ def render_month_end_pack(inputs: MonthEndInputs, out_dir: Path | str) -> PackFi
 def _write_summary_csv(
     inputs: MonthEndInputs, summary: tuple[SummaryFigure, ...], path: Path
 ) -> Path:
-    rows = [[key, label, value, "text"] for key, label, value in _header_rows(inputs)]
+    rows = [
+        [csv_value(key, "text"), csv_value(label, "text"), csv_value(value, "text"), "text"]
+        for key, label, value in _header_rows(inputs)
+    ]
     rows += [[f.key, f.label, csv_value(f.value, f.kind), f.kind] for f in summary]
     return write_csv(path, ["key", "figure", "value", "kind"], rows)
 
@@ -501,6 +507,10 @@ def _write_workbook(inputs: MonthEndInputs, summary: tuple[SummaryFigure, ...], 
             widths[i] = max(widths[i], len(text))
     sheet.freeze_panes = sheet.cell(row=header_row + 1, column=1).coordinate
     fit_widths(sheet, widths)
+    # The header rows carry the account name and other text from the settings and data.
+    for cells in sheet.iter_rows():
+        for summary_cell in cells:
+            guard_text_cell(summary_cell)
     for spec in TABLES:
         write_table_sheet(book.create_sheet(spec.title), inputs.prepared[spec.key], spec)
     with atomic_path(path) as tmp:

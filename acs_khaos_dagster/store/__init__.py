@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -16,6 +17,7 @@ from acs_khaos_dagster.store.dispatcher import Dispatcher, DispatchReport
 from acs_khaos_dagster.store.exceptions import ExceptionQueue, ExceptionType, Owner, OwnerTargets
 from acs_khaos_dagster.store.ledger import FileLedger, Quarantine
 from acs_khaos_dagster.store.outbox import DueEffects, EffectHandler, Outbox, OutboxStatus
+from acs_khaos_dagster.store.retention import PersonalDataRetention, PurgeReport
 
 if TYPE_CHECKING:
     from acs_khaos_dagster.config import OutboxSettings, Settings
@@ -118,6 +120,14 @@ class Store:
             return self.exceptions.approve(exception_id, actor)
         assert effect_id is not None
         return self.outbox.approve(effect_id, actor)
+
+    def purge_personal_data(self, days: int, now: datetime | None = None) -> PurgeReport:
+        """Blank customers' personal data older than ``days`` in stored bodies.
+
+        See ``store.retention``: effects already done, order releases finished at ACS.
+        Called daily by the ``personal_data_retention`` job (``defs/retention.py``).
+        """
+        return PersonalDataRetention(self.db, self.cursors).purge(days, now)
 
     def close(self) -> None:
         self.db.engine.dispose()

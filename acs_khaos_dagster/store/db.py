@@ -8,6 +8,7 @@ failing half-way with "database is locked"; a writer that has to wait says so in
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +20,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from acs_khaos_dagster.private_files import create_private, private_dir, tighten
 
 log = logging.getLogger(__name__)
 
@@ -87,13 +90,27 @@ def _install_sqlite_events(engine: Engine, busy_timeout_ms: int) -> None:
             cur.close()
 
 
+def _private_sqlite_file(database: Path) -> None:
+    """The SQLite file, created ``0600`` in a ``0700`` folder before SQLite opens it.
+
+    SQLite gives its ``-wal`` and ``-shm`` files the mode of the database file, so the
+    whole store stays private. A database made by an older version is narrowed.
+    """
+    private_dir(database.parent)
+    try:
+        os.close(create_private(database))
+    except FileExistsError:
+        for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+            tighten(path)
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """Create the engine for ``url`` with the store's connection settings."""
     url = normalise_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(parsed.database))
         engine = create_engine(url, echo=echo, connect_args={"timeout": 30})
         _install_sqlite_events(engine, SQLITE_BUSY_TIMEOUT_MS)
         return engine
@@ -124,12 +141,25 @@ def upgrade_to_head(engine: Engine) -> None:
     """Run every pending migration in one transaction (several processes may start at once)."""
     from alembic import command
     from sqlalchemy import text
+    from sqlalchemy.exc import ProgrammingError
 
-    with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-        # Each flow's migrations branch from the core ones, so there may be several heads.
-        command.upgrade(alembic_config(conn), "heads")
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            # Each flow's migrations branch from the core ones, so there may be several heads.
+            command.upgrade(alembic_config(conn), "heads")
+    except ProgrammingError as exc:
+        # In production the integration runs as an application role that may not change
+        # the schema (store/roles.py); a release whose migrations have not been run stops
+        # here with what to do, rather than a bare "permission denied".
+        if getattr(exc.orig, "pgcode", None) != "42501":
+            raise
+        raise PermissionError(
+            "the store's schema is behind this release and this database user may not "
+            "migrate it: run `acs-khaos db upgrade --app-role ROLE` as the migration role "
+            "(deploy/README.md)"
+        ) from exc
 
 
 class Database:

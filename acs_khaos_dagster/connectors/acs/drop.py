@@ -1,32 +1,45 @@
 """The ACS file drop: a local folder by default, SFTP when ``settings.stock.sftp_host`` is set.
 
 Both list the regular files directly in the folder whose names match a glob, and
-fetch one by name to a local path. Neither ever follows a symbolic link or reads a
-path outside the folder: a name with a separator, ``..`` or a link is refused,
-because the drop is written by another party.
+fetch one by name into a private inbox under the data folder (``0600`` files in a
+``0700`` folder), which is what every reader then opens. Neither ever follows a symbolic
+link or reads a path outside the folder: a name with a separator, ``..`` or a link is
+refused, because the drop is written by another party.
 
-SFTP host keys are trusted on first use and pinned in ``<data_dir>/acs_sftp_known_hosts``
-(a changed key is refused); pre-seed that file to pin a key before the first connection.
+The local drop opens the entry itself with ``O_NOFOLLOW`` relative to the open folder,
+checks what it opened (``fstat``: a regular file) and copies from that descriptor. There
+is no check-then-open window in which the entry could be swapped for a link, and the
+copy cannot change between the ledger's hash and the parse.
+
+SFTP requires the server's host key to be pinned (``stock.sftp_host_key``) or listed in a
+known_hosts file (``stock.sftp_known_hosts``); any other key is refused, on the first
+connection too. The refusal names the key the server offered (its SHA-256 fingerprint)
+so that it can be checked with ACS out of band and pinned.
 """
 
 from __future__ import annotations
 
+import base64
+import errno
 import fnmatch
+import hashlib
 import io
 import os
+import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.connectors.errors import PermanentError, TransientError
+from acs_khaos_dagster.private_files import private_dir, private_partial
 
-KNOWN_HOSTS_FILE = "acs_sftp_known_hosts"
-# Files fetched over SFTP are kept here (under the data folder) for the reader and the ledger.
+# Files fetched from the drop (local or SFTP) are kept here, under the data folder, for the
+# reader and the ledger.
 INBOX_FOLDER = "acs_inbox"
 
 
@@ -60,10 +73,11 @@ def _mtime(seconds: float) -> datetime:
 
 
 class LocalDrop:
-    """A folder on this machine (the sandbox writes here)."""
+    """A folder on this machine (the sandbox writes here); fetched files go to ``inbox``."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, inbox: Path | None = None) -> None:
         self.folder = folder
+        self.inbox = inbox if inbox is not None else folder.parent / INBOX_FOLDER
 
     def list(self, pattern: str) -> list[DropEntry]:
         if not self.folder.is_dir():
@@ -81,21 +95,64 @@ class LocalDrop:
         return sorted(out, key=lambda e: e.name)
 
     def fetch(self, name: str) -> Path:
+        """Copy the regular file ``name`` into the inbox; a link, a FIFO or a folder is refused.
+
+        The entry is opened, never looked up and then opened: ``O_NOFOLLOW`` refuses a
+        link in the same system call that opens, and ``fstat`` checks the very file that
+        was opened. ``O_NONBLOCK`` keeps a FIFO planted under a file's name from blocking.
+        """
         _check_name(name)
-        path = self.folder / name
         try:
-            info = path.lstat()
+            folder_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise PermanentError(
+                f"the ACS drop folder {self.folder} does not exist", system="acs", operation="drop"
+            ) from None
+        try:
+            fd = os.open(
+                name,
+                os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                dir_fd=folder_fd,
+            )
         except FileNotFoundError:
             raise PermanentError(
                 f"{name} is not in the ACS drop folder {self.folder}",
                 system="acs",
                 operation="drop",
             ) from None
-        if not stat.S_ISREG(info.st_mode):
-            raise UnsafeDropPath(name, "not a regular file (a link or a folder)")
-        if path.resolve().parent != self.folder.resolve():
-            raise UnsafeDropPath(name, "resolves outside the drop folder")
-        return path
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:
+                raise
+            # O_NOFOLLOW refused to open it: the entry is a symbolic link.
+            raise UnsafeDropPath(name, "not a regular file (a symbolic link)") from None
+        finally:
+            os.close(folder_fd)
+        with os.fdopen(fd, "rb") as source:
+            info = os.fstat(source.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise UnsafeDropPath(name, "not a regular file (a link or a folder)")
+            return _copy_into(self.inbox, name, source, info.st_size, info.st_mtime_ns)
+
+
+def _copy_into(inbox: Path, name: str, source: BinaryIO, size: int, mtime_ns: int) -> Path:
+    """The inbox copy of ``name`` (``0600``), taken again when its size or mtime changed.
+
+    The modification time is compared to the nanosecond, so a file rewritten with the
+    same size within one second is still copied again.
+    """
+    local = inbox / name
+    try:
+        have = local.stat()
+        if have.st_size == size and have.st_mtime_ns == mtime_ns:
+            return local
+    except FileNotFoundError:
+        pass
+    private_dir(inbox)
+    with private_partial(local) as partial:
+        with partial.open("wb") as target:
+            shutil.copyfileobj(source, target, 1 << 20)
+        os.utime(partial, ns=(mtime_ns, mtime_ns))
+    return local
 
 
 class SftpDrop:
@@ -113,12 +170,8 @@ class SftpDrop:
             )
         self.folder = conf.sftp_folder.rstrip("/") or "/"
         self.inbox = settings.data_dir / INBOX_FOLDER
-        known_hosts = settings.data_dir / KNOWN_HOSTS_FILE
         client = paramiko.SSHClient()
-        if known_hosts.exists():
-            client.load_host_keys(str(known_hosts))
-        # Trust on first use; a key that later differs raises BadHostKeyException.
-        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        _pin_host_keys(client, settings)
         try:
             client.connect(
                 conf.sftp_host,
@@ -134,6 +187,9 @@ class SftpDrop:
                 allow_agent=False,
                 look_for_keys=False,
             )
+        except UnknownHostKey:
+            client.close()
+            raise
         except paramiko.AuthenticationException as exc:
             client.close()
             raise PermanentError(
@@ -142,16 +198,12 @@ class SftpDrop:
         except (OSError, paramiko.SSHException) as exc:
             client.close()
             if isinstance(exc, paramiko.BadHostKeyException):
-                raise PermanentError(
-                    f"SFTP host key of {conf.sftp_host} changed: {exc}",
-                    system="acs",
-                    operation="drop",
+                raise UnknownHostKey(
+                    conf.sftp_host, exc.key, "is not the pinned host key"
                 ) from None
             raise TransientError(
                 f"SFTP {conf.sftp_host} unreachable: {exc}", system="acs", operation="drop"
             ) from None
-        known_hosts.parent.mkdir(parents=True, exist_ok=True)
-        client.save_host_keys(str(known_hosts))
         self._client = client
         self._sftp = client.open_sftp()
         self._sftp.get_channel().settimeout(settings.http.read_timeout_s)
@@ -183,13 +235,63 @@ class SftpDrop:
             have = local.stat()
             if have.st_size == info.st_size and int(have.st_mtime) == int(info.st_mtime or 0):
                 return local
-        self.inbox.mkdir(parents=True, exist_ok=True)
-        partial = self.inbox / f".{name}.part"
-        self._sftp.get(remote, str(partial))
-        if info.st_mtime is not None:
-            os.utime(partial, (info.st_mtime, info.st_mtime))
-        partial.replace(local)
+        with private_partial(local) as partial:
+            self._sftp.get(remote, str(partial))
+            if info.st_mtime is not None:
+                os.utime(partial, (info.st_mtime, info.st_mtime))
         return local
+
+
+class UnknownHostKey(PermanentError):
+    """The SFTP server offered a host key that is not pinned: refused, never trusted."""
+
+    def __init__(self, host: str, key: object, why: str = "is not pinned") -> None:
+        fingerprint = _fingerprint(key)
+        super().__init__(
+            f"SFTP host key of {host} {why}: the server offered {fingerprint}; "
+            "check it with ACS and pin it (stock.sftp_host_key or stock.sftp_known_hosts)",
+            system="acs",
+            operation="drop",
+        )
+        self.fingerprint = fingerprint
+
+
+def _fingerprint(key: object) -> str:
+    blob = key.asbytes()  # type: ignore[attr-defined]
+    digest = base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+    return f"{key.get_name()} SHA256:{digest}"  # type: ignore[attr-defined]
+
+
+def _pin_host_keys(client: object, settings: Settings) -> None:
+    """Load the pinned key and the known_hosts file; refuse any other key, first time too."""
+    import paramiko
+
+    conf = settings.stock
+    assert isinstance(client, paramiko.SSHClient)
+
+    class _Refuse(paramiko.MissingHostKeyPolicy):
+        def missing_host_key(self, _client: object, hostname: str, key: object) -> None:
+            raise UnknownHostKey(hostname, key)
+
+    client.set_missing_host_key_policy(_Refuse())
+    if conf.sftp_known_hosts is not None:
+        try:
+            client.load_host_keys(str(conf.sftp_known_hosts))
+        except OSError as exc:
+            raise PermanentError(
+                f"stock.sftp_known_hosts {conf.sftp_known_hosts} cannot be read "
+                f"({type(exc).__name__})",
+                system="acs",
+                operation="drop",
+            ) from None
+    if conf.sftp_host_key:
+        key_type, blob = conf.sftp_host_key.split()[:2]
+        key = paramiko.PKey.from_type_string(key_type, base64.b64decode(blob))
+        host = str(conf.sftp_host)
+        # known_hosts names a server on another port than 22 as "[host]:port".
+        names = {host, f"[{host}]:{conf.sftp_port}"}
+        for name in names:
+            client.get_host_keys().add(name, key_type, key)
 
 
 def _private_key(text: str) -> object:
@@ -215,4 +317,4 @@ def open_drop(settings: Settings) -> Iterator[AcsDrop]:
         finally:
             drop.close()
     else:
-        yield LocalDrop(settings.drop_folder)
+        yield LocalDrop(settings.drop_folder, settings.data_dir / INBOX_FOLDER)
