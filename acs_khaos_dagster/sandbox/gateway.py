@@ -112,6 +112,7 @@ class Gateway:
         self._thread: threading.Thread | None = None
         self._late = 0  # late applies still to land
         self._settled = threading.Condition(self._lock)
+        self._stopping = threading.Event()
         self.url = ""
         self.misbehaved: list[tuple[str, Move]] = []
 
@@ -148,20 +149,32 @@ class Gateway:
             pass
 
         Handler.gateway = gateway
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        server.timeout = 0.1  # handle_request() returns this often to look at _stopping
+        self._server = server
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        self._stopping.clear()
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="sandbox-gateway", daemon=True
+            target=self._serve, args=(server,), name="sandbox-gateway", daemon=True
         )
         self._thread.start()
         return self
 
+    def _serve(self, server: ThreadingHTTPServer) -> None:
+        # Our own loop rather than serve_forever()/shutdown(): stopping must never wait on
+        # an event a serving thread may not have reached.
+        while not self._stopping.is_set():
+            server.handle_request()
+
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
+        if self._server is None:
+            return
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self._server.server_close()
+        self._server = None
 
     def __enter__(self) -> Gateway:
         return self.start()
