@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from acs_khaos_dagster.connectors.acs.client import AcsClient
+from acs_khaos_dagster.connectors.errors import PermanentError
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.domain.models import (
     AcsOrder,
@@ -24,6 +25,8 @@ from acs_khaos_dagster.domain.models import (
     CustomerReturn,
     DespatchPosting,
     StockAdjustmentGroup,
+    StockMove,
+    undo_of,
 )
 from acs_khaos_dagster.store.outbox import EffectHandler
 
@@ -34,6 +37,7 @@ class EffectKind(StrEnum):
     KHAOS_MOVE_INVOICES = "khaos.move_invoices"
     KHAOS_DESPATCH = "khaos.import_despatch"
     KHAOS_STOCK_ADJUSTMENT = "khaos.import_stock_adjustments"
+    KHAOS_STOCK_MOVE = "khaos.import_stock_move"
     KHAOS_CUSTOMER_RETURN = "khaos.import_customer_return"
 
 
@@ -146,6 +150,63 @@ class KhaosStockAdjustment:
         return None
 
 
+class KhaosStockMove:
+    """A status move's legs (one ``ImportStockAdjustments`` per site), all or none.
+
+    Each leg is read back by its GroupRef before it is sent, so a retry sends only what is
+    missing. If Khaos refuses a leg after others landed, the landed legs are reversed
+    (``undo_of``: the same lines with the opposite sign, their own GroupRef) before the
+    refusal is raised: the StockID's total never changes by half a move. A failure while
+    reversing is raised as it is, and the retry resumes the reversal.
+    """
+
+    def __init__(self, khaos: KhaosClient) -> None:
+        self._khaos = khaos
+
+    def _landed(self, group: StockAdjustmentGroup) -> bool:
+        return bool(self._khaos.export_stock_adjustments(group_ref=group.group_ref))
+
+    def send(self, payload: dict[str, Any]) -> dict[str, Any]:
+        move = StockMove.model_validate(payload)
+        landed = [leg for leg in move.legs if self._landed(leg)]
+        if any(self._landed(undo_of(leg)) for leg in landed):
+            return self._undone(move, landed, None)  # a reversal was under way: finish it
+        for leg in move.legs:
+            if leg in landed:
+                continue
+            try:
+                self._khaos.import_stock_adjustments(leg)
+            except PermanentError as exc:
+                return self._undone(move, landed, exc)
+            landed.append(leg)
+        return {"move_ref": move.ref, "legs": [leg.group_ref for leg in move.legs]}
+
+    def _undone(
+        self,
+        move: StockMove,
+        landed: list[StockAdjustmentGroup],
+        refusal: PermanentError | None,
+    ) -> dict[str, Any]:
+        for leg in landed:
+            undo = undo_of(leg)
+            if not self._landed(undo):
+                self._khaos.import_stock_adjustments(undo)
+        why = str(refusal) if refusal is not None else "refused on an earlier attempt"
+        raise PermanentError(
+            f"status move {move.ref} refused ({why}); the {len(landed)} leg(s) that had "
+            "landed were reversed, so no StockID's total changed",
+            system="khaos",
+            operation="ImportStockAdjustments",
+            code=getattr(refusal, "code", None),
+        )
+
+    def read_back(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+        move = StockMove.model_validate(payload)
+        if all(self._landed(leg) for leg in move.legs):
+            return {"move_ref": move.ref, "read_back": True}
+        return None
+
+
 class KhaosCustomerReturnImport:
     """``ImportCustomerReturns`` of one return part; read back by its AssociatedRef."""
 
@@ -181,5 +242,6 @@ def effect_handlers(
         handlers[EffectKind.KHAOS_MOVE_INVOICES] = KhaosInvoiceMove(khaos)
         handlers[EffectKind.KHAOS_DESPATCH] = KhaosDespatchPosting(khaos)
         handlers[EffectKind.KHAOS_STOCK_ADJUSTMENT] = KhaosStockAdjustment(khaos)
+        handlers[EffectKind.KHAOS_STOCK_MOVE] = KhaosStockMove(khaos)
         handlers[EffectKind.KHAOS_CUSTOMER_RETURN] = KhaosCustomerReturnImport(khaos)
     return handlers

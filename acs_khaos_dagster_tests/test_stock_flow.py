@@ -172,7 +172,7 @@ def test_a_redelivered_file_under_another_name_is_not_taken_in_again(
     assert states == ["duplicate", "processed"]
 
 
-def test_a_file_cut_at_60_percent_is_refused_and_nothing_is_pushed(
+def test_a_file_missing_40_percent_of_its_lines_is_refused_and_nothing_is_pushed(
     integration: IntegrationHarness,
 ) -> None:
     integration.run(*PRODUCTS)
@@ -180,7 +180,8 @@ def test_a_file_cut_at_60_percent_is_refused_and_nothing_is_pushed(
     integration.sandbox.advance(timedelta(minutes=30))
     full = _snapshot_file(integration)
     data = full.read_bytes()
-    full.write_bytes(data[: int(len(data) * 0.6)])
+    # Cut at a line end: nothing in the file itself shows it, only its totals.
+    full.write_bytes(data[: data.rfind(b"\n", 0, int(len(data) * 0.6)) + 1])
 
     result = _stock(integration, full)
 
@@ -189,7 +190,28 @@ def test_a_file_cut_at_60_percent_is_refused_and_nothing_is_pushed(
     assert _groups(integration) == []
     with integration.store() as store:
         [problem] = store.exceptions.list(type="snapshot_refused")
-    assert problem.row.owner == "integration" and "truncated" in problem.row.message
+    assert problem.row.owner == "integration" and "total units fell" in problem.row.message
+
+
+def test_a_file_cut_mid_line_is_refused_for_operations_however_small_the_cut(
+    integration: IntegrationHarness,
+) -> None:
+    integration.run(*PRODUCTS)
+    _stock(integration, _snapshot_file(integration))
+    integration.sandbox.advance(timedelta(minutes=30))
+    full = _snapshot_file(integration)
+    data = full.read_bytes()
+    # One unit short, well inside the 10% guard: a SKU missing from it is not sold out.
+    full.write_bytes(data[: data.rfind(b"\n", 0, len(data) - 1) + 10])
+
+    result = _stock(integration, full)
+
+    assert integration.metadata(result, "khaos_stock_update")["pushed"] == 0
+    assert _groups(integration) == []
+    with integration.store() as store:
+        [problem] = store.exceptions.list(type="stock_file_truncated")
+        assert store.exceptions.list(type="snapshot_refused") == []
+    assert problem.row.owner == "operations" and full.name in problem.row.message
 
 
 def _stock_id_with_ready_units(integration: IntegrationHarness, result) -> tuple[int, str]:
@@ -225,7 +247,7 @@ def test_a_variance_within_tolerance_is_pushed_and_above_is_held_until_approved(
     assert _levels(integration)[(stock_id, SELLING)]["level"] == level
     assert _levels(integration)[(other, SELLING)]["level"] == other_level + 20
     [line] = [ln for g in _groups(integration) for ln in g["lines"]]
-    assert line["reason_code"] == "VARIANCE" and line["adjust_to"] == level
+    assert line["reason_code"] == "VARIANCE" and line["adjust_by"] == 1  # the planned change
     with integration.store() as store:
         [held] = store.exceptions.list(type="stock_variance_held")
         assert held.row.owner == "finance" and held.row.details["held_units"] == -20

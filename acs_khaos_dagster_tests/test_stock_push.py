@@ -76,9 +76,11 @@ def target(p: PushPlan, stock_id: int, site_id: int) -> int:
 
 
 def pushed(p: PushPlan) -> dict[tuple[int, int], tuple[int, str]]:
+    """(site, StockID) -> (the Level the line takes it to, reason), moves' legs included."""
+    legs = [leg for move in p.moves for leg in move.legs]
     return {
-        (g.site_id, line.stock_id): (line.adjust_to, line.reason_code)
-        for g in p.groups
+        (g.site_id, line.stock_id): (line.planned_level + line.adjust_by, line.reason_code)
+        for g in (*p.groups, *legs)
         for line in g.lines
     }
 
@@ -317,7 +319,12 @@ def test_unknown_status_units_never_reach_any_site() -> None:
 def test_small_difference_is_a_variance_line_valued_at_cost() -> None:
     p = plan(counts(("DRESS-S", READY, 11)), levels((DRESS, 1, 10)))
     line = p.groups[0].lines[0]
-    assert (line.adjust_to, line.reason_code, line.value) == (11, "VARIANCE", Decimal("20.00"))
+    assert (line.adjust_by, line.planned_level, line.reason_code, line.value) == (
+        1,
+        10,
+        "VARIANCE",
+        Decimal("20.00"),
+    )
 
 
 def test_difference_above_tolerance_is_held_for_finance_not_pushed() -> None:
@@ -358,7 +365,7 @@ def test_tolerance_is_configurable() -> None:
 
 def test_no_safety_buffer_goes_into_level() -> None:
     p = plan(counts(("DRESS-S", READY, 12)), levels((DRESS, 1, 11)))
-    assert p.groups[0].lines[0].adjust_to == 12
+    assert (p.groups[0].lines[0].adjust_by, p.groups[0].lines[0].planned_level) == (1, 11)
 
 
 # --- lines, refs, batches, ordering -----------------------------------------------------------
@@ -377,11 +384,34 @@ def test_site_emptied_at_acs_is_adjusted_to_zero() -> None:
     assert pushed(p) == {(1, DRESS): (10, "REFURBISH"), (5, DRESS): (0, "REFURBISH")}
 
 
-def test_group_refs_are_deterministic_across_reruns() -> None:
-    args = (counts(("DRESS-S", READY, 9), ("DRESS-S", "in repair", 1)), levels((DRESS, 1, 10)))
-    first, second = plan(*args), plan(*args)
-    assert [g.group_ref for g in first.groups] == ["SNAP-S1-S1-B001", "SNAP-S1-S5-B001"]
-    assert first.groups == second.groups
+def test_group_and_move_refs_are_deterministic_across_reruns() -> None:
+    args = (
+        counts(("DRESS-S", READY, 9), ("DRESS-S", "in repair", 1), ("GOWN-H", READY, 5)),
+        levels((DRESS, 1, 10), (HIRE_GOWN, SITES.hire_stock, 4)),
+    )
+    wide = VarianceTolerance(units=5, value=Decimal("1000"))
+    first, second = plan(*args, tolerance=wide), plan(*args, tolerance=wide)
+    assert [g.group_ref for g in first.groups] == [f"SNAP-S1-S{SITES.hire_stock}-B001"]
+    assert [[leg.group_ref for leg in m.legs] for m in first.moves] == [
+        ["SNAP-S1-M001-S1", "SNAP-S1-M001-S5"]
+    ]
+    assert (first.groups, first.moves) == (second.groups, second.moves)
+
+
+def test_a_status_move_is_one_effect_whose_legs_cancel_out() -> None:
+    p = plan(counts(("DRESS-S", READY, 9), ("DRESS-S", "in repair", 1)), levels((DRESS, 1, 10)))
+    assert p.groups == ()
+    [move] = p.moves
+    changes = {leg.site_id: [line.adjust_by for line in leg.lines] for leg in move.legs}
+    assert changes == {SITES.selling: [-1], SITES.refurbishment: [1]}
+
+
+def test_a_line_is_the_planned_change_so_a_late_send_keeps_what_moved_since() -> None:
+    # Planned at Level 15 for a target of 13; an invoice issued before the (retried) send
+    # takes Level to 13: the change, not the old target, is what lands -> 11, as it should.
+    p = plan(counts(("DRESS-S", READY, 13)), levels((DRESS, 1, 15)))
+    [line] = p.groups[0].lines
+    assert (line.adjust_to, line.adjust_by, line.planned_level) == (None, -2, 15)
 
 
 def test_lines_are_batched_per_site() -> None:

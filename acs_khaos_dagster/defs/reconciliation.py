@@ -66,21 +66,14 @@ from acs_khaos_dagster.defs.resources import (
     StoreResource,
 )
 from acs_khaos_dagster.defs.returns import _stored_matches
-from acs_khaos_dagster.defs.stock import (
-    ORDER_BATCH,
-    TIMING_LOOKBACK,
-    adjustment_facts,
-    despatch_facts,
-    khaos_levels,
-    return_facts,
-    sku_map_frame,
-)
+from acs_khaos_dagster.defs.stock import sku_map_frame
 from acs_khaos_dagster.domain import reconciliation as rules
 from acs_khaos_dagster.domain.models import (
     AcsOrderStatus,
     DespatchEvent,
     SalesOrder,
     StockAdjustmentGroup,
+    StockMove,
 )
 from acs_khaos_dagster.domain.reconciliation import (
     EXCEPTIONS_TABLE_COLUMNS,
@@ -106,6 +99,15 @@ from acs_khaos_dagster.domain.stock_push import (
     timing_corrections,
 )
 from acs_khaos_dagster.effects import EffectKind
+from acs_khaos_dagster.flows.stock_facts import (
+    ORDER_BATCH,
+    adjustment_facts,
+    despatch_facts,
+    khaos_levels,
+    return_facts,
+    stock_ids_by_code,
+)
+from acs_khaos_dagster.flows.stock_push import PUSH_KINDS, TIMING_LOOKBACK
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.orders import OrderBook
 from acs_khaos_dagster.store.returns import ReturnsRepository
@@ -396,19 +398,20 @@ def _push_explanations(
         (int(r.stock_id), int(r.site_id)): int(r.level) for r in levels.itertuples(index=False)
     }
     latest: dict[tuple[int, int], tuple[str, int, str]] = {}
-    for effect in sorted(db.outbox.find(kind=ADJUSTMENT), key=lambda e: e.id):
-        group = StockAdjustmentGroup.model_validate(effect.payload)
-        if not group.group_ref.startswith("SNAP-"):
-            continue
-        for line in group.lines:
-            key = (line.stock_id, group.site_id)
-            if line.adjust_to is not None:
-                moves = line.adjust_to - level_now.get(key, 0)
-            elif line.adjust_by is not None:
-                moves = line.adjust_by
-            else:
-                continue
-            latest[key] = (effect.state, moves, group.group_ref)
+    pushes = [e for kind in PUSH_KINDS for e in db.outbox.find(kind=kind)]
+    for effect in sorted(pushes, key=lambda e: e.id):
+        if effect.state == "superseded":
+            continue  # a newer plan replaced it: it moves nothing
+        for group in _push_groups(effect):
+            for line in group.lines:
+                key = (line.stock_id, group.site_id)
+                if line.adjust_to is not None:
+                    moves = line.adjust_to - level_now.get(key, 0)
+                elif line.adjust_by is not None:
+                    moves = line.adjust_by
+                else:
+                    continue
+                latest[key] = (effect.state, moves, group.group_ref)
     waiting, unsent = [], []
     for (stock_id, site_id), (state, moves, ref) in latest.items():
         if moves == 0:
@@ -428,6 +431,14 @@ def _push_explanations(
         pd.DataFrame(unsent, columns=list(PUSH_MISSING_COLUMNS)),
         facts.loc[~given_up],
     )
+
+
+def _push_groups(effect: Any) -> list[StockAdjustmentGroup]:
+    """The adjustment groups a snapshot push effect sends (a move's legs, or one group)."""
+    if effect.kind == str(EffectKind.KHAOS_STOCK_MOVE):
+        return list(StockMove.model_validate(effect.payload).legs)
+    group = StockAdjustmentGroup.model_validate(effect.payload)
+    return [group] if group.group_ref.startswith("SNAP-") else []
 
 
 def _empty(columns: Iterable[str]) -> pd.DataFrame:
@@ -478,13 +489,8 @@ def stock_reconciliation(
             corrections = timing_corrections(
                 snapshot_at=snapshot.snapshot_at,
                 push_at=now,
-                despatches=despatch_facts(db, client, conf, since),
-                returns=return_facts(
-                    db,
-                    conf,
-                    dict(zip(sku_map["stock_code"], sku_map["stock_id"], strict=True)),
-                    since,
-                ),
+                despatches=despatch_facts(db, client, conf, sku_map, snapshot.snapshot_at),
+                returns=return_facts(db, conf, stock_ids_by_code(sku_map), since),
                 adjustments=other_facts,
             )
             in_flight = pd.concat(

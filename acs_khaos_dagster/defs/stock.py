@@ -18,7 +18,7 @@ import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,11 +53,9 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from pandera.typing import Series
 from sqlalchemy import select
 
-from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE, Settings, SettingsError, load_settings
 from acs_khaos_dagster.connectors.acs.drop import DropEntry, open_drop
-from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_returns, read_stock_units
-from acs_khaos_dagster.connectors.khaos.client import KhaosClient
+from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_stock_units
 from acs_khaos_dagster.defs.common import (
     dispatch,
     dispatch_metadata,
@@ -67,39 +65,25 @@ from acs_khaos_dagster.defs.common import (
 )
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
 from acs_khaos_dagster.defs.schemas import SnapshotStatusCountsType
-from acs_khaos_dagster.domain.models import (
-    CustomerReturn,
-    DespatchPosting,
-    StockAdjustmentGroup,
-)
-from acs_khaos_dagster.domain.returns import RETURN_TO_STOCK_REASONS
 from acs_khaos_dagster.domain.snapshot import status_counts, units_per_status
 from acs_khaos_dagster.domain.stock_guards import (
-    PlausibilityThresholds,
     SnapshotTotals,
     UnknownStatusReport,
     no_non_sellable_counted_as_sellable,
-    plausibility,
+    sellable_mismatches,
 )
-from acs_khaos_dagster.domain.stock_push import (
-    ADJUSTMENT_COLUMNS,
-    DESPATCH_COLUMNS,
-    RETURN_COLUMNS,
-    HeldVariance,
-    PushPlan,
-    VarianceTolerance,
-    acs_site_units,
-    approved_variance_groups,
-    cost_prices_from,
-    plan_push,
-    should_push,
-    timing_corrections,
-)
+from acs_khaos_dagster.domain.stock_push import acs_site_units
 from acs_khaos_dagster.domain.stock_status import StockBucket
-from acs_khaos_dagster.effects import TARGET_OF, EffectKind
+from acs_khaos_dagster.flows.stock_push import (
+    PUSH_KINDS,
+    push_newest_snapshot,
+    sellable_path,
+    site_units_path,
+)
 from acs_khaos_dagster.store import Store
+from acs_khaos_dagster.store.exceptions import ExceptionType
 from acs_khaos_dagster.store.ledger import file_sha256
-from acs_khaos_dagster.store.schema import Effect, IngestedFile
+from acs_khaos_dagster.store.schema import IngestedFile
 from acs_khaos_dagster.store.stock import StockSnapshots
 from acs_khaos_dagster.store.tables.stock import StockSnapshot
 
@@ -115,18 +99,9 @@ PARTITIONS_START = "2026-01-01"
 SNAPSHOT_DAYS = DailyPartitionsDefinition(
     start_date=PARTITIONS_START, timezone=UK_TIME_ZONE, end_offset=1
 )
-# Despatches, returns and write-offs older than this before the snapshot are taken as
-# settled on both sides (their invoices issued, their returns processed) and not read at
-# the push.
-TIMING_LOOKBACK = timedelta(days=30)
-# ExportOrderStatusEx in batches of this many orders.
-ORDER_BATCH = 100
 _STAMP_RE = re.compile(r"_(\d{14})\.csv$")
 _SELLING_BUCKETS = (str(StockBucket.SELLABLE), str(StockBucket.ALLOCATED))
 _UNKNOWN_TYPE = "unknown_stock_status"
-_REFUSED_TYPE = "snapshot_refused"
-_HELD_TYPE = "stock_variance_held"
-ADJUSTMENT = EffectKind.KHAOS_STOCK_ADJUSTMENT
 
 
 # --- pandera models of the group's tables ---------------------------------------------------
@@ -288,6 +263,7 @@ def acs_stock_snapshot(
                 raise Failure(f"{name} was taken in before and failed: {file_row.error}")
             # A re-run of the day, or the same content delivered under another name.
             counts = pd.read_parquet(original.counts_path)
+            _point_run_at(conf, context.run.run_id, original.snapshot_id)
             context.add_output_metadata(
                 {
                     "file": name,
@@ -333,12 +309,22 @@ def acs_stock_snapshot(
                 rows_quarantined=len(read.quarantined),
                 session=session,
             )
+            if read.truncated:
+                _refuse_truncated(db, snapshots, snapshot_id, name, read.rows_read, session)
         unknown = UnknownStatusReport.from_units(read.units, policy)
-        newest = snapshots.newest()
-        if newest is not None and newest.snapshot_id == snapshot_id:
-            # Only the newest snapshot says which statuses are unknown now.
+        newest, last = snapshots.newest(), snapshots.last_pushed()
+        goes_forward = (
+            not read.truncated
+            and newest is not None
+            and newest.snapshot_id == snapshot_id
+            and (last is None or snapshot_at > last.snapshot_at)
+        )
+        if goes_forward:
+            # Only a snapshot that can still be pushed says which statuses are unknown now;
+            # an older or cut file must not rewrite what the queue says.
             sync_exceptions(db, _unknown_problems(unknown, snapshot_id), [_UNKNOWN_TYPE])
 
+    _point_run_at(conf, context.run.run_id, snapshot_id)
     reasons = pd.Series([row.reason for row in read.quarantined], dtype="object")
     context.add_output_metadata(
         {
@@ -359,6 +345,27 @@ def acs_stock_snapshot(
         }
     )
     return counts
+
+
+def _refuse_truncated(
+    db: Store,
+    snapshots: StockSnapshots,
+    snapshot_id: str,
+    name: str,
+    rows_read: int,
+    session: Any,
+) -> None:
+    """A file ACS cut short is never pushed: a SKU missing from it is not a SKU sold out."""
+    reason = f"{name} ends in the middle of a line: the file was cut short"
+    snapshots.mark(snapshot_id, "refused", session=session, reasons=[reason])
+    db.exceptions.raise_exception(
+        ExceptionType.STOCK_FILE_TRUNCATED,
+        f"file:{name}",
+        f"{reason} after {rows_read} row(s). Nothing from it is pushed to Khaos; ask ACS to "
+        "send the file again (a complete file is taken in as a new snapshot).",
+        {"file": name, "rows_read": rows_read, "snapshot_id": snapshot_id},
+        session=session,
+    )
 
 
 def _unknown_problems(report: UnknownStatusReport, snapshot_id: str) -> list[_Problem]:
@@ -388,8 +395,41 @@ def _site_detail(
     return detail, site
 
 
-def _sellable_path(conf: Settings, day: str) -> Path:
-    return conf.data_dir / "stock" / "sellable" / f"{day}.parquet"
+def _point_run_at(conf: Settings, run_id: str, snapshot_id: str) -> None:
+    """Which snapshot this run took in, for the assets after it in the same run."""
+    path = conf.data_dir / "stock" / "runs" / f"{run_id}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"snapshot_id": snapshot_id}), encoding="utf-8")
+
+
+def _run_snapshot(conf: Settings, db: Store, run_id: str, day: str) -> StockSnapshot | None:
+    """The snapshot this run took in; for a re-run of one asset, the day's newest."""
+    snapshots = StockSnapshots(db.db)
+    path = conf.data_dir / "stock" / "runs" / f"{run_id}.json"
+    if path.exists():
+        return snapshots.get(json.loads(path.read_text(encoding="utf-8"))["snapshot_id"])
+    return snapshots.newest_of_day(day)
+
+
+def _unmatched_selling_problems(site: Any, snapshot_id: str, policy: Any) -> list[_Problem]:
+    """Sellable or allocated units under ACS SKUs Khaos does not know (or cannot use, such
+    as a code with ``#``): they are in no Khaos Level, so the website cannot sell them."""
+    problems = []
+    for row in site.unmatched_selling.itertuples(index=False):
+        problems.append(
+            _Problem(
+                type=str(ExceptionType.SKU_UNKNOWN_TO_KHAOS),
+                entity_ref=f"stock:{row.sku}",
+                message=(
+                    f"ACS holds {row.units} sellable or allocated unit(s) of SKU {row.sku!r}, "
+                    "which matches no usable Khaos stock item: they are in no Khaos Level "
+                    "and cannot be sold. Create or fix the item in Khaos (codes: at most "
+                    "50 characters, no '#'), or ask ACS to correct the SKU."
+                ),
+                details={"sku": row.sku, "units": int(row.units), "snapshot_id": snapshot_id},
+            )
+        )
+    return problems
 
 
 @asset(
@@ -398,7 +438,8 @@ def _sellable_path(conf: Settings, day: str) -> Path:
     dagster_type=SellableStockType,
     partitions_def=SNAPSHOT_DAYS,
     description="Per StockID: units ready for a customer and units allocated, picked or "
-    "packed for an order at the snapshot (together the selling site's Level; no buffer).",
+    "packed for an order at the snapshot (together the selling site's Level; no buffer). "
+    "Also keeps every site's units for the push, which takes them from here.",
 )
 def sellable_stock(
     context: AssetExecutionContext,
@@ -406,16 +447,13 @@ def sellable_stock(
     khaos_sku_master: pd.DataFrame,
     sku_mapping: pd.DataFrame,
     settings: SettingsResource,
+    store: StoreResource,
 ) -> pd.DataFrame:
     conf = settings.load()
-    detail, site = _site_detail(
-        acs_stock_snapshot, sku_map_frame(khaos_sku_master, sku_mapping), conf
-    )
-    # Checked on the data before anything is stored: the counts' buckets and every unit
-    # placed on the selling or hire stock site must be sellable/allocated under the policy.
-    problems = no_non_sellable_counted_as_sellable(
-        acs_stock_snapshot, conf.status_policy, site_detail=site.detail, sites=conf.khaos.sites
-    )
+    sku_map = sku_map_frame(khaos_sku_master, sku_mapping)
+    detail, site = _site_detail(acs_stock_snapshot, sku_map, conf)
+    # The counts' own buckets must agree with the policy before anything is placed.
+    problems = no_non_sellable_counted_as_sellable(acs_stock_snapshot, conf.status_policy)
     if problems:
         raise Failure(
             f"{len(problems)} group(s) of non-sellable units counted as sellable",
@@ -435,18 +473,40 @@ def sellable_stock(
         )
         .sort_values("stock_id", ignore_index=True)
     )
-    write_parquet_atomically(frame, _sellable_path(conf, context.partition_key))
+    with store.connect() as db:
+        snapshot = _run_snapshot(conf, db, context.run.run_id, context.partition_key)
+        if snapshot is None:
+            raise Failure(f"no snapshot taken in for {context.partition_key}")
+        sid = snapshot.snapshot_id
+        # What the push takes: every site's units, and the sellable table its check guards.
+        write_parquet_atomically(site.units, site_units_path(conf, sid))
+        write_parquet_atomically(frame, sellable_path(conf, sid))
+        write_parquet_atomically(sku_map, _sku_map_path(conf, sid))
+        unmatched = _unmatched_selling_problems(site, sid, conf.status_policy)
+        if StockSnapshots(db.db).newest() == snapshot or not unmatched:
+            sync_exceptions(
+                db,
+                unmatched,
+                [ExceptionType.SKU_UNKNOWN_TO_KHAOS],
+                owns=lambda ref: ref.startswith("stock:"),
+            )
     context.add_output_metadata(
         {
+            "snapshot_id": sid,
             "stock_ids": len(frame),
             "sellable_units": int(frame["sellable_units"].sum()),
             "allocated_units": int(frame["allocated_units"].sum()),
             "unknown_status_units": site.unknown_units,
             "unmatched_sku_units": site.unmatched_units,
+            "unmatched_sellable_units": int(site.unmatched_selling["units"].sum()),
             "sample": markdown_table(frame, 10),
         }
     )
     return frame
+
+
+def _sku_map_path(conf: Settings, snapshot_id: str) -> Path:
+    return conf.data_dir / "stock" / "sku_map" / f"{snapshot_id}.parquet"
 
 
 @asset(
@@ -493,345 +553,44 @@ def non_sellable_stock(
     asset=sellable_stock,
     name="no_non_sellable_counted_as_sellable",
     blocking=True,
-    description="No unit in a non-sellable or unknown status is counted as sellable: every "
-    "status behind the table's units is sellable or allocated under the status policy.",
+    description="sellable_stock re-derived by another path: per StockID, the units the "
+    "snapshot's raw per-status counts put in a sellable or allocated status must equal the "
+    "units sellable_stock counts. A unit in refurbishment or quarantine on the selling site, "
+    "or one counted twice, fails it; the push refuses such a snapshot too.",
 )
 def no_non_sellable_counted_as_sellable_check(
-    context: AssetCheckExecutionContext, settings: SettingsResource
+    context: AssetCheckExecutionContext, settings: SettingsResource, store: StoreResource
 ) -> AssetCheckResult:
     # A check on a partitioned asset would load every partition as its input (Dagster
-    # 1.13): read this run's partition from the copy sellable_stock keeps in Parquet.
+    # 1.13): read what sellable_stock kept for this run's snapshot instead.
     conf = settings.load()
-    policy = conf.status_policy
     day = context.run.tags.get("dagster/partition", "")
-    path = _sellable_path(conf, day)
-    if not path.exists():
-        return AssetCheckResult(passed=False, metadata={"missing": str(path)})
-    sellable_stock = pd.read_parquet(path)
-    problems = []
-    for row in sellable_stock.itertuples(index=False):
-        for status in str(row.statuses).split("|"):
-            bucket = str(policy.bucket_for(status)) if status else "unknown"
-            if bucket not in _SELLING_BUCKETS:
-                problems.append(
-                    f"StockID {row.stock_id} counts units in status {status!r} ({bucket})"
-                )
+    with store.connect() as db:
+        snapshot = _run_snapshot(conf, db, context.run.run_id, day)
+    if snapshot is None or not sellable_path(conf, snapshot.snapshot_id).exists():
+        return AssetCheckResult(passed=False, metadata={"missing": f"snapshot of {day}"})
+    sid = snapshot.snapshot_id
+    sellable = pd.read_parquet(sellable_path(conf, sid))
+    mismatches = sellable_mismatches(
+        pd.read_parquet(snapshot.counts_path),
+        pd.read_parquet(_sku_map_path(conf, sid)),
+        sellable,
+        conf.status_policy,
+    )
     return AssetCheckResult(
-        passed=not problems,
+        passed=not mismatches,
         metadata={
-            "problems": len(problems),
+            "snapshot_id": sid,
+            "mismatched_stock_ids": len(mismatches),
             "counted_units": int(
-                sellable_stock["sellable_units"].sum() + sellable_stock["allocated_units"].sum()
+                sellable["sellable_units"].sum() + sellable["allocated_units"].sum()
             ),
-            "sample": MetadataValue.md("\n".join(f"- {p}" for p in problems[:20]) or "_none_"),
+            "sample": MetadataValue.md("\n".join(f"- {m}" for m in mismatches[:20]) or "_none_"),
         },
     )
 
 
-# --- timing facts at the push -----------------------------------------------------------------
-
-
-def _since(effects: list[Effect], since: datetime) -> list[Effect]:
-    return [e for e in effects if e.created_at >= since]
-
-
-def despatch_facts(db: Store, client: KhaosClient, conf: Settings, since: datetime) -> pd.DataFrame:
-    """Sale units ACS despatched (the outbox's ImportDespatch effects) and whether each
-    invoice is issued in Khaos now: ``DESPATCH_COLUMNS`` + ``is_hire``, ``ref``."""
-    effects = _since(db.outbox.find(kind=EffectKind.KHAOS_DESPATCH), since)
-    postings = [(e, DespatchPosting.model_validate(e.payload)) for e in effects]
-    order_ids = sorted({p.order_id for _, p in postings})
-    orders = {}
-    for start in range(0, len(order_ids), ORDER_BATCH):
-        batch = order_ids[start : start + ORDER_BATCH]
-        for order in client.export_order_status(batch, include_tracking=False):
-            orders[order.order_id] = order
-    issued_stages = set(conf.khaos.stages.issued)
-    rows = []
-    for effect, posting in postings:
-        order = orders.get(posting.order_id)
-        if order is None:
-            continue
-        lines = {line.order_item_id: line for line in order.lines}
-        invoice = next((i for i in order.invoices if i.external_ref == posting.external_ref), None)
-        issued_at = (
-            invoice.issue_date
-            if invoice is not None and invoice.stage_id in issued_stages
-            else None
-        )
-        shipped = [p.shipment_date for p in posting.packages]
-        despatched_at = min(shipped) if shipped else effect.created_at
-        for order_item_id, quantity in posting.lines:
-            line = lines.get(order_item_id)
-            if line is None:
-                continue
-            rows.append(
-                {
-                    "stock_id": line.stock_id,
-                    "site_id": order.site_id,
-                    "units": quantity,
-                    "despatched_at": despatched_at,
-                    "issued_at": issued_at,
-                    "is_hire": line.is_hire,
-                    "ref": posting.external_ref,
-                }
-            )
-    return pd.DataFrame(rows, columns=[*DESPATCH_COLUMNS, "is_hire", "ref"])
-
-
-def _returns_moments(db: Store) -> tuple[dict[str, datetime], dict[str, datetime]]:
-    """When ACS restocked each return part and handled each written-off unit, from the
-    returns flow's tables when they exist (it is written in parallel)."""
-    try:
-        from acs_khaos_dagster.store.tables.returns import ReturnPostingRow, ReturnStockMove
-    except ImportError:  # pragma: no cover - the returns flow is not installed
-        return {}, {}
-    try:
-        with db.transaction() as s:
-            received = dict(
-                s.execute(select(ReturnPostingRow.associated_ref, ReturnPostingRow.received_at))
-            )
-            happened = dict(
-                s.execute(select(ReturnStockMove.group_ref, ReturnStockMove.happened_at))
-            )
-    except Exception:  # their tables may not be migrated yet
-        return {}, {}
-    return (
-        {k: v for k, v in received.items() if v is not None},
-        {k: v for k, v in happened.items() if v is not None},
-    )
-
-
-def return_facts(
-    db: Store,
-    conf: Settings,
-    stock_ids: dict[str, int],
-    since: datetime,
-    acs_skus: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Sale returns posted "return to stock" (``RETURN_COLUMNS`` + ``ref``). The ACS moment is
-    the return's receipt at ACS (returns flow) or, failing that, when it was recorded; the
-    Khaos moment is when the import was confirmed (``process_return`` processes at once).
-
-    With ``acs_skus`` (``sku, stock_id, is_hire`` by ACS SKU), also the restocked sale units
-    ACS reported whose return is not posted yet (``_returns_not_posted_yet``)."""
-    received, _ = _returns_moments(db)
-    rows = []
-    for effect in _since(db.outbox.find(kind=EffectKind.KHAOS_CUSTOMER_RETURN), since):
-        ret = CustomerReturn.model_validate(effect.payload)
-        if not ret.process_return:
-            continue
-        processed_at = effect.updated_at if effect.state == "done" else None
-        for item in ret.items:
-            stock_id = stock_ids.get(item.sku)
-            if stock_id is None or item.return_reason not in RETURN_TO_STOCK_REASONS:
-                continue
-            rows.append(
-                {
-                    "stock_id": stock_id,
-                    "site_id": ret.site_id or conf.khaos.sites.selling,
-                    "units": item.quantity,
-                    "restocked_at": received.get(ret.associated_ref, effect.created_at),
-                    "processed_at": processed_at,
-                    "ref": ret.associated_ref,
-                }
-            )
-    if acs_skus is not None:
-        rows.extend(_returns_not_posted_yet(db, conf, acs_skus, since))
-    return pd.DataFrame(rows, columns=[*RETURN_COLUMNS, "ref"])
-
-
-def _returns_not_posted_yet(
-    db: Store, conf: Settings, acs_skus: pd.DataFrame, since: datetime
-) -> list[dict[str, Any]]:
-    """Sale units ACS reported back in stock whose customer return is not in the outbox yet:
-    no Khaos moment, so ``timing_corrections`` keeps them out of the target until the
-    returns path raises Level ("restocked, not processed"). Without this, a snapshot pushed
-    before the returns flow posts the return adds the unit as VARIANCE (or holds it for
-    finance), and the return then adds it a second time.
-
-    Read from the returns flow's ``returned_units`` (taken in, not covered by a posting)
-    and from ``returns_*.csv`` still waiting in the ACS drop (the stock and returns files
-    arrive together and their runs race). Hire SKUs are left out (hire units move through
-    the snapshot, never a customer return), and so are units whose grade the policy writes
-    off; a unit with an unknown grade is kept out of Level until someone decides.
-    """
-    by_sku = acs_skus.drop_duplicates("sku").set_index("sku")
-    policy = conf.grade_policy
-    seen: set[tuple[str, str]] = set()
-    rows: list[dict[str, Any]] = []
-
-    def add(ref: str, unit: str, sku: str, grade: str, action: str, received: Any) -> None:
-        if (ref, unit) in seen:
-            return
-        seen.add((ref, unit))
-        if sku not in by_sku.index or bool(by_sku.at[sku, "is_hire"]):
-            return
-        rule = policy.rule_for(grade or "", action or "")
-        if rule is not None and not rule.restocked:
-            return
-        received_at = pd.Timestamp(received)
-        if pd.isna(received_at):
-            return
-        received_at = received_at.tz_localize(UTC) if received_at.tzinfo is None else received_at
-        if received_at < pd.Timestamp(since):
-            return
-        rows.append(
-            {
-                "stock_id": int(by_sku.at[sku, "stock_id"]),
-                "site_id": conf.khaos.sites.selling,
-                "units": 1,
-                "restocked_at": received_at,
-                "processed_at": None,
-                "ref": ref,
-            }
-        )
-
-    try:
-        from acs_khaos_dagster.store.returns import ReturnsRepository
-
-        units = ReturnsRepository(db.db).units()
-    except Exception:  # the returns flow's tables may not be migrated yet
-        units = pd.DataFrame(columns=["return_ref", "unique_sku", "associated_ref"])
-    posted = units["associated_ref"].notna()
-    # Posted units are the outbox's (above); a unit is counted from one source only.
-    seen.update(zip(units.loc[posted, "return_ref"], units.loc[posted, "unique_sku"], strict=True))
-    for row in units.loc[~posted].itertuples(index=False):
-        add(
-            str(row.return_ref),
-            str(row.unique_sku),
-            str(row.sku),
-            str(row.grade),
-            str(row.action_taken),
-            row.received_at,
-        )
-    with open_drop(conf) as drop:
-        for entry in drop.list(RETURNS_FILE_GLOB):
-            if _file_moment(entry) < since:
-                continue  # settled long ago; never fetched again
-            path = drop.fetch(entry.name)
-            if _taken_in(db, file_sha256(path), RETURNS_FILE_KIND):
-                continue  # its units are in returned_units
-            try:
-                read = read_returns(path)
-            except FileLayoutError:
-                continue  # the returns flow raises it; nothing to correct from here
-            for r in read.returns.to_pylist():
-                add(
-                    r["return_ref"],
-                    r["unique_sku"],
-                    r["sku"],
-                    r["grade"] or "",
-                    r["action_taken"] or "",
-                    r["received_at"],
-                )
-    return rows
-
-
-def adjustment_facts(db: Store, since: datetime) -> pd.DataFrame:
-    """Level changes booked by other paths (write-offs, ex-hire legs): ``adjust_by`` lines of
-    adjustment effects that are not this push's own (``SNAP-`` refs)."""
-    _, happened = _returns_moments(db)
-    rows = []
-    for effect in _since(db.outbox.find(kind=ADJUSTMENT), since):
-        group = StockAdjustmentGroup.model_validate(effect.payload)
-        if group.group_ref.startswith("SNAP-"):
-            continue
-        applied_at = effect.updated_at if effect.state == "done" else None
-        for line in group.lines:
-            if line.adjust_by is None:
-                continue
-            rows.append(
-                {
-                    "stock_id": line.stock_id,
-                    "site_id": group.site_id,
-                    "change": line.adjust_by,
-                    "happened_at": happened.get(group.group_ref, effect.created_at),
-                    "applied_at": applied_at,
-                    "ref": group.group_ref,
-                }
-            )
-    return pd.DataFrame(rows, columns=[*ADJUSTMENT_COLUMNS, "ref"])
-
-
-def khaos_levels(client: KhaosClient, codes: list[str], managed: set[int]) -> pd.DataFrame:
-    """Level of every managed StockID on every site (``SiteID`` empty = all sites)."""
-    levels = client.export_stock_status(codes, None)
-    frame = pd.DataFrame(
-        [(lv.stock_id, lv.site_id, lv.level) for lv in levels if lv.stock_id in managed],
-        columns=["stock_id", "site_id", "level"],
-    )
-    return frame.astype("int64")
-
-
 # --- the push ---------------------------------------------------------------------------------
-
-
-def _held_ref(held: HeldVariance) -> str:
-    return f"{held.snapshot_id}:{held.stock_id}:S{held.site_id}"
-
-
-def _record_plan(
-    db: Store,
-    snapshots: StockSnapshots,
-    snapshot: StockSnapshot,
-    plan: PushPlan,
-    costs: dict[int, Any],
-    push_at: datetime,
-) -> None:
-    """Every group, every held variance (as a held effect + its exception) and the snapshot's
-    "pushed" marker in ONE transaction: a crash leaves all or nothing to resend."""
-    with db.transaction() as session:
-        for group in plan.groups:
-            db.outbox.enqueue(
-                ADJUSTMENT,
-                TARGET_OF[ADJUSTMENT],
-                f"snapshot:{plan.snapshot_id}:site:{group.site_id}",
-                group.group_ref,
-                group.model_dump(mode="json"),
-                session=session,
-            )
-        for held in plan.held:
-            [group] = approved_variance_groups(
-                [held], approval_ref=str(held.stock_id), cost_prices=costs
-            )
-            effect = db.outbox.enqueue(
-                ADJUSTMENT,
-                TARGET_OF[ADJUSTMENT],
-                f"snapshot:{plan.snapshot_id}:held:{held.stock_id}:{held.site_id}",
-                group.group_ref,
-                group.model_dump(mode="json"),
-                hold=True,
-                session=session,
-            )
-            db.exceptions.raise_exception(
-                _HELD_TYPE,
-                _held_ref(held),
-                f"StockID {held.stock_id} on site {held.site_id}: {held.held_units:+d} unit(s) "
-                f"held (value {held.value if held.value is not None else 'unknown'}): "
-                f"{held.reason}. Approve to push them as VARIANCE.",
-                {
-                    "snapshot_id": held.snapshot_id,
-                    "stock_id": held.stock_id,
-                    "site_id": held.site_id,
-                    "level": held.level,
-                    "target": held.target,
-                    "pushed_to": held.pushed_to,
-                    "held_units": held.held_units,
-                    "sku_difference": held.sku_difference,
-                    "value": None if held.value is None else str(held.value),
-                    "group_ref": group.group_ref,
-                },
-                effect_id=effect.id,
-                session=session,
-            )
-        snapshots.mark(
-            snapshot.snapshot_id,
-            "pushed",
-            session=session,
-            summary={k: v for k, v in plan.summary().items()},
-            pushed_at=push_at,
-        )
 
 
 def _empty_update() -> pd.DataFrame:
@@ -846,9 +605,10 @@ def _empty_update() -> pd.DataFrame:
     dagster_type=StockUpdateType,
     pool="khaos_api",
     deps=["sellable_stock", "non_sellable_stock", "khaos_shipment_postings"],
-    description="The newest snapshot pushed to Khaos as 'adjust to' lines per site through "
-    "the outbox (plausibility guard first; two-moment corrections taken at the push; "
-    "variances above tolerance held for finance).",
+    description="The newest snapshot pushed to Khaos through the outbox: the units "
+    "sellable_stock placed, re-checked; the plausibility guard; earlier pushes settled "
+    "first; each line the planned change, moves between sites landing together; "
+    "variances above tolerance held for finance.",
 )
 def khaos_stock_update(
     context: AssetExecutionContext,
@@ -859,106 +619,35 @@ def khaos_stock_update(
     store: StoreResource,
 ) -> pd.DataFrame:
     conf = settings.load()
-    stock = conf.stock
     sku_map = sku_map_frame(khaos_sku_master, sku_mapping)
-    costs = cost_prices_from(sku_map)
-    meta: dict[str, Any] = {}
-    result = _empty_update()
     with store.connect() as db, khaos.client() as client:
-        snapshots = StockSnapshots(db.db)
-        snapshot = snapshots.newest()
-        last = snapshots.last_pushed()
-        if snapshot is None:
-            meta["snapshot"] = "none taken in yet"
-        elif snapshot.state != "ingested":
-            meta["snapshot"] = f"{snapshot.snapshot_id} already {snapshot.state}"
-        elif not should_push(snapshot.snapshot_at, last.snapshot_at if last else None):
-            with db.transaction() as session:
-                snapshots.mark(snapshot.snapshot_id, "skipped", session=session)
-            meta["snapshot"] = f"{snapshot.snapshot_id} not newer than the last pushed"
-        else:
-            counts = pd.read_parquet(snapshot.counts_path)
-            totals = SnapshotTotals.from_counts(counts, conf.status_policy)
-            guard = plausibility(
-                totals,
-                snapshots.last_accepted_totals(),
-                PlausibilityThresholds(
-                    max_total_drop=stock.max_total_drop,
-                    max_sellable_drop=stock.max_sellable_drop,
-                    max_unknown_share=stock.max_unknown_share,
-                ),
-            )
-            meta.update({f"guard_{k}": round(v, 4) for k, v in guard.metrics.items()})
-            if not guard.accepted:
-                # A truncated file must never zero the website: nothing is pushed.
-                with db.transaction() as session:
-                    snapshots.mark(
-                        snapshot.snapshot_id,
-                        "refused",
-                        session=session,
-                        reasons=list(guard.reasons),
-                    )
-                    db.exceptions.raise_exception(
-                        _REFUSED_TYPE,
-                        snapshot.snapshot_id,
-                        f"snapshot {snapshot.file_name} refused, nothing pushed: "
-                        + "; ".join(guard.reasons),
-                        {"file": snapshot.file_name, **guard.metrics},
-                        session=session,
-                    )
-                meta["refused"] = 1
-                meta["refused_reasons"] = MetadataValue.md(
-                    "\n".join(f"- {r}" for r in guard.reasons)
-                )
-            else:
-                site = acs_site_units(counts, sku_map, conf.status_policy, conf.khaos.sites)
-                managed = set(sku_map["stock_id"].astype(int))
-                since = snapshot.snapshot_at - TIMING_LOOKBACK
-                # Levels and invoice/return states read together, right before applying.
-                push_at = integration_now(conf)
-                levels = khaos_levels(client, sorted(set(sku_map["stock_code"])), managed)
-                corrections = timing_corrections(
-                    snapshot_at=snapshot.snapshot_at,
-                    push_at=push_at,
-                    despatches=despatch_facts(db, client, conf, since),
-                    returns=return_facts(
-                        db,
-                        conf,
-                        dict(zip(sku_map["stock_code"], sku_map["stock_id"], strict=True)),
-                        since,
-                        acs_skus=sku_map,
-                    ),
-                    adjustments=adjustment_facts(db, since),
-                )
-                plan = plan_push(
-                    site,
-                    levels,
-                    corrections,
-                    snapshot_id=snapshot.snapshot_id,
-                    sites=conf.khaos.sites,
-                    tolerance=VarianceTolerance.from_settings(stock),
-                    cost_prices=costs,
-                    max_lines_per_group=stock.max_lines_per_adjustment,
-                )
-                _record_plan(db, snapshots, snapshot, plan, costs, push_at)
-                write_parquet_atomically(
-                    plan.targets, conf.data_dir / "stock" / "pushes" / f"{plan.snapshot_id}.parquet"
-                )
-                result = plan.targets
-                meta.update({k: v for k, v in plan.summary().items() if k != "snapshot_id"})
-                meta["corrections"] = len(corrections)
-                meta["correction_units"] = (
-                    int(corrections["units"].sum()) if len(corrections) else 0
-                )
-                meta["pushed"] = 1
-                meta["plan"] = markdown_table(
-                    plan.targets.loc[plan.targets["pushed_to"] != plan.targets["level"]], 20
-                )
-            meta["snapshot"] = snapshot.snapshot_id
+        result = push_newest_snapshot(db, client, conf, sku_map)
         # Also sends what earlier runs left due: approved variances, retries.
-        report = dispatch(db, conf, [ADJUSTMENT], khaos=client)
+        report = dispatch(db, conf, PUSH_KINDS, khaos=client)
+    meta: dict[str, Any] = {
+        "pushed": int(result.outcome == "pushed"),
+        "refused": int(result.outcome == "refused"),
+        "outcome": result.outcome,
+        "detail": result.detail,
+        "snapshot": result.snapshot_id or "",
+        "earlier_effects_superseded": result.superseded,
+        **{f"guard_{k}": round(v, 4) for k, v in result.guard_metrics.items()},
+    }
+    table = _empty_update()
+    if result.plan is not None:
+        plan, corrections = result.plan, result.corrections
+        table = plan.targets
+        write_parquet_atomically(
+            table, conf.data_dir / "stock" / "pushes" / f"{plan.snapshot_id}.parquet"
+        )
+        meta.update({k: v for k, v in plan.summary().items() if k != "snapshot_id"})
+        meta["corrections"] = 0 if corrections is None else len(corrections)
+        meta["correction_units"] = (
+            0 if corrections is None or corrections.empty else int(corrections["units"].sum())
+        )
+        meta["plan"] = markdown_table(table.loc[table["pushed_to"] != table["level"]], 20)
     context.add_output_metadata({**meta, **dispatch_metadata(report)})
-    return result
+    return table
 
 
 # --- jobs, sensor, schedule ---------------------------------------------------------------------

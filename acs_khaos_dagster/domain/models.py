@@ -265,12 +265,64 @@ class AdjustmentLine(Record):
     adjust_by: int | None = None
     reason_code: str
     value: Decimal = Decimal("0")
+    # The Level the line was planned against (a snapshot push): kept for the audit trail,
+    # never sent. A push line is the planned change (``adjust_by``), so a retry or an
+    # approval long after the plan applies that change to whatever Level Khaos has then.
+    planned_level: int | None = None
 
 
 class StockAdjustmentGroup(Record):
     site_id: int
     group_ref: str
     lines: tuple[AdjustmentLine, ...]
+
+
+class StockMove(Record):
+    """Push lines that must land together: one StockID's changes on several sites (a
+    status move, with any variance on top), for many StockIDs at once.
+
+    Khaos takes one site per ``ImportStockAdjustments``, so each site is a ``leg`` — an
+    adjustment group of its own, ``group_ref`` ``{ref}-S{site_id}``. The outbox sends the
+    legs one by one, reading each back first; if Khaos refuses a leg after others landed,
+    the landed ones are reversed (``undo_of``), so a StockID's total never changes by half
+    a move.
+    """
+
+    ref: str
+    legs: tuple[StockAdjustmentGroup, ...]
+
+    @field_validator("legs")
+    @classmethod
+    def _one_leg_per_site(
+        cls, legs: tuple[StockAdjustmentGroup, ...]
+    ) -> tuple[StockAdjustmentGroup, ...]:
+        sites = [leg.site_id for leg in legs]
+        if len(set(sites)) != len(sites):
+            raise ValueError("a stock move has one leg per site")
+        return legs
+
+
+def leg_ref(move_ref: str, site_id: int) -> str:
+    """The GroupRef of a move's leg on ``site_id``."""
+    return f"{move_ref}-S{site_id}"
+
+
+def undo_of(leg: StockAdjustmentGroup) -> StockAdjustmentGroup:
+    """The group that reverses a landed leg exactly (its own GroupRef, ``-U``)."""
+    return StockAdjustmentGroup(
+        site_id=leg.site_id,
+        group_ref=f"{leg.group_ref}-U",
+        lines=tuple(
+            line.model_copy(
+                update={
+                    "adjust_by": -int(line.adjust_by or 0),
+                    "adjust_to": None,
+                    "planned_level": None,
+                }
+            )
+            for line in leg.lines
+        ),
+    )
 
 
 class CreditMode(StrEnum):

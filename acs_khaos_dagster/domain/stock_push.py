@@ -48,7 +48,12 @@ import pandas as pd
 from pydantic import TypeAdapter
 
 from acs_khaos_dagster.domain.layout import KhaosSites
-from acs_khaos_dagster.domain.models import AdjustmentLine, StockAdjustmentGroup
+from acs_khaos_dagster.domain.models import (
+    AdjustmentLine,
+    StockAdjustmentGroup,
+    StockMove,
+    leg_ref,
+)
 from acs_khaos_dagster.domain.stock_status import (
     DEFAULT_STATUS_POLICY,
     StatusPolicy,
@@ -83,6 +88,8 @@ class SiteUnits:
     ``unknown``    status, units — units whose status the policy does not know (matched or
                    not). They are on **no** site; raise ``unknown_stock_status``.
     ``unmatched``  sku, units — ACS SKUs with no Khaos StockID: never pushed.
+    ``unmatched_selling`` sku, units — of those, the units in a sellable or allocated
+                   status: stock ACS could ship that no website can sell (report them).
     ``off_site``   bucket, status, units — matched units deliberately on no site
                    (retired, ignore).
     """
@@ -92,6 +99,9 @@ class SiteUnits:
     unknown: pd.DataFrame
     unmatched: pd.DataFrame
     off_site: pd.DataFrame
+    unmatched_selling: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame({"sku": [], "units": []})
+    )
 
     @property
     def unknown_units(self) -> int:
@@ -174,6 +184,14 @@ def acs_site_units(
     unmatched = (
         frame.loc[~matched].groupby("sku", as_index=False)["units"].sum().sort_values("sku")
     ).reset_index(drop=True)
+    selling_bucket = frame["bucket"].isin([str(StockBucket.SELLABLE), str(StockBucket.ALLOCATED)])
+    unmatched_selling = (
+        frame.loc[~matched & selling_bucket]
+        .groupby("sku", as_index=False)["units"]
+        .sum()
+        .sort_values("sku")
+        .reset_index(drop=True)
+    )
 
     placed = frame.loc[matched & ~is_unknown].copy()
     placed["stock_id"] = placed["stock_id"].astype("int64")
@@ -203,6 +221,7 @@ def acs_site_units(
         unknown=unknown[["status", "units"]],
         unmatched=unmatched[["sku", "units"]],
         off_site=off_site[["bucket", "status", "units"]],
+        unmatched_selling=unmatched_selling[["sku", "units"]],
     )
 
 
@@ -486,7 +505,10 @@ class HeldVariance:
 class PushPlan:
     """The outcome of ``plan_push``.
 
-    ``groups``  the adjustment groups to put in the outbox (one key per ``group_ref``).
+    ``groups``  adjustment groups of StockIDs that change on one site only (one outbox
+                effect per ``group_ref``).
+    ``moves``   StockIDs that change on several sites (status moves): each move's legs
+                must land together (one outbox effect per move).
     ``held``    differences above tolerance (raise ``stock_variance_held``, owner finance).
     ``targets`` every StockID × site considered: stock_id, site_id, acs_units, correction,
                 target, level, delta, sku_difference, within_tolerance, held_units,
@@ -497,10 +519,12 @@ class PushPlan:
     groups: tuple[StockAdjustmentGroup, ...]
     held: tuple[HeldVariance, ...]
     targets: pd.DataFrame = field(repr=False)
+    moves: tuple[StockMove, ...] = ()
 
     @property
     def lines(self) -> int:
-        return sum(len(g.lines) for g in self.groups)
+        legs = [leg for move in self.moves for leg in move.legs]
+        return sum(len(g.lines) for g in (*self.groups, *legs))
 
     def summary(self) -> dict[str, int | str]:
         t = self.targets
@@ -513,6 +537,7 @@ class PushPlan:
             "transfer_lines": int(
                 (pushed & t["reason"].isin([REASON_TRANSFER, REASON_REFURBISH])).sum()
             ),
+            "move_effects": len(self.moves),
             "held_lines": len(self.held),
             "held_units": sum(abs(h.held_units) for h in self.held),
             "clipped_rows": int(t["clipped"].sum()),
@@ -623,8 +648,11 @@ def plan_push(
     1. ``target = ACS units + corrections`` per StockID × site; a StockID × site with
        no ACS units has 0 (so pass ``khaos_levels`` only for StockIDs ACS manages).
        A negative target (corrections exceeding units) is clipped to 0 (``clipped``).
-    2. ``delta = target − level``; only rows with ``delta ≠ 0`` become lines, each an
-       absolute ``adjust_to`` (never a buffer, never an ``adjust_by``).
+    2. ``delta = target − level``; only rows with ``delta ≠ 0`` become lines, each the
+       planned change ``adjust_by`` with the Level it was planned against
+       (``planned_level``): sent later than planned (a retry, an approval), it moves
+       Level by the change and never resets it over invoices or returns booked since.
+       Never a buffer.
     3. Per StockID, ``sku_difference = Σ delta`` over its sites. Zero → every line is a
        status move (paired, total unchanged): reason ``REFURBISH`` if one of its changed
        sites is the refurbishment site, else ``TRANSFER``.
@@ -635,12 +663,15 @@ def plan_push(
        side (a surplus from the selling sites first, a shortfall from the non-sellable
        sites first) and returned in ``held``.
     6. ``value`` of a line = units it moves × CostPrice (Decimal, pence; 0 if unknown).
-    7. Lines are grouped per site, sorted by StockID, ≤ ``max_lines_per_group`` per
-       group, refs ``group_ref(snapshot_id, site_id, n)`` numbered from 1.
+    7. A StockID with lines on one site goes in that site's groups, sorted by StockID,
+       ≤ ``max_lines_per_group`` per group, refs ``group_ref(snapshot_id, site_id, n)``
+       numbered from 1. A StockID with lines on several sites goes in a ``StockMove``
+       (≤ ``max_lines_per_group`` StockIDs each, refs ``move_ref(snapshot_id, n)``), whose
+       legs land together or not at all.
 
     Example (tolerance 2 units/£50, cost £20): Khaos selling 10, refurbishment 0.
-    ACS selling 9, refurbishment 1 → selling→9 and refurbishment→1 (``REFURBISH``).
-    ACS selling 11 → selling→11 ``VARIANCE`` (1 unit, £20). ACS selling 40 → nothing
+    ACS selling 9, refurbishment 1 → a move: selling −1, refurbishment +1 (``REFURBISH``).
+    ACS selling 11 → selling +1 ``VARIANCE`` (1 unit, £20). ACS selling 40 → nothing
     pushed; held +30 units on selling, £600, "likely goods received without a
     purchase-order receipt".
     """
@@ -725,7 +756,9 @@ def plan_push(
 
     t = t.sort_values(["site_id", "stock_id"], ignore_index=True)
     lines = t.loc[t["pushed_to"] != t["level"]]
-    groups = _groups(lines, snapshot_id, max_lines_per_group)
+    on_sites = lines.groupby("stock_id")["site_id"].transform("nunique")
+    groups = _groups(lines.loc[on_sites == 1], snapshot_id, max_lines_per_group)
+    moves = _moves(lines.loc[on_sites > 1], snapshot_id, max_lines_per_group)
     held = _held(t.loc[t["held_units"] != 0], snapshot_id)
     targets = t.drop(columns=["cost_scaled", "hold_rank"])[
         [
@@ -744,10 +777,65 @@ def plan_push(
             "clipped",
         ]
     ].sort_values(["stock_id", "site_id"], ignore_index=True)
-    return PushPlan(snapshot_id=snapshot_id, groups=groups, held=held, targets=targets)
+    return PushPlan(snapshot_id=snapshot_id, groups=groups, held=held, targets=targets, moves=moves)
 
 
 _LINES = TypeAdapter(list[AdjustmentLine])
+
+
+def _lines(site_lines: pd.DataFrame) -> list[AdjustmentLine]:
+    """The planned changes of one site's rows (one validation call for them all)."""
+    change = site_lines["pushed_to"] - site_lines["level"]
+    cost = site_lines["cost_scaled"].fillna(0).astype("int64")
+    pence = (change.abs() * cost + _COST_SCALE // 200) // (_COST_SCALE // 100)
+    return _LINES.validate_python(
+        [
+            {
+                "stock_id": stock_id,
+                "adjust_by": by,
+                "planned_level": level,
+                "reason_code": reason,
+                "value": Decimal(p).scaleb(-2),
+            }
+            for stock_id, by, level, reason, p in zip(
+                site_lines["stock_id"].tolist(),
+                change.tolist(),
+                site_lines["level"].tolist(),
+                site_lines["reason"].tolist(),
+                pence.tolist(),
+                strict=True,
+            )
+        ]
+    )
+
+
+def move_ref(snapshot_id: str, batch: int) -> str:
+    """The outbox key of one batch of status moves; its legs add ``-S{site}``.
+
+    >>> move_ref("20250301T0900", 1)
+    'SNAP-20250301T0900-M001'
+    """
+    return f"SNAP-{snapshot_id}-M{batch:03d}"
+
+
+def _moves(lines: pd.DataFrame, snapshot_id: str, max_stock_ids: int) -> tuple[StockMove, ...]:
+    if lines.empty:
+        return ()
+    stock_ids = sorted(set(lines["stock_id"].tolist()))
+    out: list[StockMove] = []
+    for batch, start in enumerate(range(0, len(stock_ids), max_stock_ids), start=1):
+        chunk = lines.loc[lines["stock_id"].isin(stock_ids[start : start + max_stock_ids])]
+        ref = move_ref(snapshot_id, batch)
+        legs = tuple(
+            StockAdjustmentGroup(
+                site_id=int(site_id),
+                group_ref=leg_ref(ref, int(site_id)),
+                lines=tuple(_lines(rows)),
+            )
+            for site_id, rows in chunk.groupby("site_id", sort=True)
+        )
+        out.append(StockMove(ref=ref, legs=legs))
+    return tuple(out)
 
 
 def _groups(
@@ -757,27 +845,7 @@ def _groups(
         return ()
     out: list[StockAdjustmentGroup] = []
     for site_id, site_lines in lines.groupby("site_id", sort=True):
-        moved = (site_lines["pushed_to"] - site_lines["level"]).abs()
-        cost = site_lines["cost_scaled"].fillna(0).astype("int64")
-        pence = (moved * cost + _COST_SCALE // 200) // (_COST_SCALE // 100)
-        # One validation call for the whole site (pydantic-core loops in Rust).
-        validated = _LINES.validate_python(
-            [
-                {
-                    "stock_id": stock_id,
-                    "adjust_to": to,
-                    "reason_code": reason,
-                    "value": Decimal(p).scaleb(-2),
-                }
-                for stock_id, to, reason, p in zip(
-                    site_lines["stock_id"].tolist(),
-                    site_lines["pushed_to"].tolist(),
-                    site_lines["reason"].tolist(),
-                    pence.tolist(),
-                    strict=True,
-                )
-            ]
-        )
+        validated = _lines(site_lines)
         for batch, start in enumerate(range(0, len(validated), max_lines), start=1):
             out.append(
                 StockAdjustmentGroup(
@@ -866,6 +934,7 @@ def approved_variance_groups(
                     AdjustmentLine(
                         stock_id=h.stock_id,
                         adjust_by=h.held_units,
+                        planned_level=h.pushed_to,
                         reason_code=REASON_VARIANCE,
                         value=value,
                     )

@@ -395,11 +395,11 @@ class Dispatcher:
                 .limit(1)
             )
             if newer is not None:
-                self.store.outbox.supersede(s, [claim.effect_id], newer)
+                self.store.outbox.supersede(s, [claim.effect_id], newer_id=newer)
                 return "superseded"
             wait_until, settled = self._older_versions(s, claim, now)
             if settled:
-                self.store.outbox.supersede(s, settled, claim.effect_id)
+                self.store.outbox.supersede(s, settled, newer_id=claim.effect_id)
             if wait_until is None:
                 return None
             s.execute(

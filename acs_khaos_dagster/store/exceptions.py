@@ -41,6 +41,7 @@ class ExceptionType(StrEnum):
     UNKNOWN_STOCK_STATUS = "unknown_stock_status"
     STOCK_VARIANCE_HELD = "stock_variance_held"
     SNAPSHOT_REFUSED = "snapshot_refused"
+    STOCK_FILE_TRUNCATED = "stock_file_truncated"
     EFFECT_FAILED = "effect_failed"
     OUTBOX_BACKLOG = "outbox_backlog"
     ORDER_SLA_BREACH = "order_sla_breach"
@@ -80,6 +81,8 @@ DEFAULT_OWNERS: dict[str, Owner] = {
     ExceptionType.UNKNOWN_STOCK_STATUS: Owner.OPERATIONS,
     ExceptionType.STOCK_VARIANCE_HELD: Owner.FINANCE,
     ExceptionType.SNAPSHOT_REFUSED: Owner.INTEGRATION,
+    # ACS sent a stock file cut short: operations ask ACS to send it again.
+    ExceptionType.STOCK_FILE_TRUNCATED: Owner.OPERATIONS,
     ExceptionType.EFFECT_FAILED: Owner.INTEGRATION,
     # Due effects left waiting: the sensor, the daemon or a pool is not doing its job.
     ExceptionType.OUTBOX_BACKLOG: Owner.INTEGRATION,
@@ -361,7 +364,7 @@ class ExceptionQueue:
                     )
             return closed
 
-    def close_for_superseded(self, s: Session, effect_ids: list[int], newer_id: int) -> None:
+    def close_for_superseded(self, s: Session, effect_ids: list[int], reason: str) -> None:
         """A newer version replaced these effects: what was open about them is closed."""
         rows = list(
             s.scalars(
@@ -373,7 +376,7 @@ class ExceptionQueue:
         now = self._db.now()
         for row in rows:
             row.status = "resolved"
-            row.resolution_note = f"superseded by effect {newer_id}, a newer version"
+            row.resolution_note = reason
             row.acted_by = "integration"
             row.acted_at = now
             self._audit.record_action(

@@ -19,6 +19,7 @@ from acs_khaos_dagster.store.tables.orders import (
     DespatchEventRow,
     OrderObservation,
     OrderRelease,
+    ShipmentInvoice,
     ShipmentPosting,
 )
 
@@ -241,3 +242,52 @@ class OrderBook:
             stmt.on_conflict_do_update(index_elements=["shipment_id"], set_=replaced),
             list(rows.values()),
         )
+
+    # --- invoices of shipments (the stock push's timing facts) ---------------------------
+
+    def shipments_to_correct(
+        self, despatched_after: datetime
+    ) -> list[tuple[DespatchEvent, int | None]]:
+        """Every shipment whose invoice was not yet seen issued, however old, and every
+        shipment despatched after ``despatched_after`` — with the Khaos order id its
+        posting names (None while it is a posting problem). One event per shipment."""
+        issued = select(ShipmentInvoice.shipment_id)
+        query = (
+            select(DespatchEventRow.payload, ShipmentPosting.order_id)
+            .outerjoin(ShipmentPosting, ShipmentPosting.shipment_id == DespatchEventRow.shipment_id)
+            .where(
+                DespatchEventRow.shipment_id.not_in(issued)
+                | (DespatchEventRow.despatched_at > despatched_after)
+            )
+            .order_by(DespatchEventRow.despatched_at, DespatchEventRow.event_id)
+        )
+        seen: dict[str, tuple[DespatchEvent, int | None]] = {}
+        with self._db.transaction() as s:
+            for payload, order_id in s.execute(query):
+                event = DespatchEvent.model_validate(payload)
+                seen.setdefault(event.shipment_id, (event, order_id))
+        return list(seen.values())
+
+    def issued_invoices(self, shipment_ids: Iterable[str]) -> dict[str, datetime]:
+        ids = list(shipment_ids)
+        with self._db.transaction() as s:
+            rows = s.execute(
+                select(ShipmentInvoice.shipment_id, ShipmentInvoice.issued_at).where(
+                    ShipmentInvoice.shipment_id.in_(ids)
+                )
+            )
+            return dict(rows.all())
+
+    def record_issued(self, issued: Mapping[str, datetime]) -> None:
+        """Remember shipments whose invoice Khaos now shows issued (and when)."""
+        if not issued:
+            return
+        now = self._db.now()
+        stmt = self._db.insert(ShipmentInvoice).on_conflict_do_nothing(
+            index_elements=["shipment_id"]
+        )
+        with self._db.transaction() as s:
+            s.execute(
+                stmt,
+                [{"shipment_id": k, "issued_at": v, "seen_at": now} for k, v in issued.items()],
+            )

@@ -43,9 +43,13 @@ PENDING, IN_FLIGHT, DONE, FAILED, PARKED, HELD, SUPERSEDED = (
 # States an effect never leaves by itself.
 FINAL_STATES = (DONE, FAILED, SUPERSEDED)
 
-# Called inside the transaction that supersedes effects, with their ids and the newer one's:
-# the exception queue closes what it had open about them.
-SupersededHook = Callable[[Session, list[int], int], None]
+# Called inside the transaction that supersedes effects, with their ids and why: the
+# exception queue closes what it had open about them.
+SupersededHook = Callable[[Session, list[int], str], None]
+
+
+class NotApprovable(ValueError):
+    """The effect behind an approval is no longer waiting for one (it was superseded)."""
 
 
 @runtime_checkable
@@ -146,18 +150,29 @@ class Outbox:
         )
         ids = list(s.scalars(select(Effect.id).where(*older, settled).with_for_update()))
         if ids:
-            self.supersede(s, ids, newer.id)
+            self.supersede(s, ids, newer_id=newer.id)
         return ids
 
-    def supersede(self, s: Session, effect_ids: list[int], newer_id: int) -> None:
-        """Mark effects superseded by ``newer_id`` (audited); they are never sent."""
+    def supersede(
+        self,
+        s: Session,
+        effect_ids: list[int],
+        *,
+        newer_id: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        """Mark effects superseded (audited, with why): they are never sent."""
+        if not effect_ids:
+            return
         now = self._db.now()
+        why = reason or f"superseded by effect {newer_id}, a newer version"
         s.execute(
             update(Effect)
             .where(Effect.id.in_(effect_ids))
             .values(
                 state=SUPERSEDED,
                 superseded_by=newer_id,
+                superseded_reason=why,
                 claim_token=None,
                 updated_at=now,
             )
@@ -167,11 +182,50 @@ class Outbox:
                 actor="integration",
                 action="supersede",
                 subject=f"effect:{effect_id}",
-                note=f"superseded by effect:{newer_id}",
+                note=why,
                 session=s,
             )
         if self.on_superseded is not None:
-            self.on_superseded(s, effect_ids, newer_id)
+            self.on_superseded(s, effect_ids, why)
+
+    def settle_older(
+        self,
+        *,
+        kinds: Iterable[str],
+        business_key_prefix: str,
+        reason: str,
+        late_apply: timedelta,
+    ) -> Settling:
+        """Before planning a newer version of many things at once (a snapshot's push):
+        supersede every earlier effect of ``kinds`` under ``business_key_prefix`` that
+        cannot land any more, and say which may still land — in flight, waiting for a
+        read-back, or parked after an ambiguous failure less than ``late_apply`` ago. The
+        plan must wait for those, or it would count them twice.
+        """
+        now = self._db.now()
+        mine = and_(
+            Effect.kind.in_([str(k) for k in kinds]),
+            Effect.business_key.startswith(business_key_prefix),
+        )
+        may_land = or_(
+            Effect.state == IN_FLIGHT,
+            and_(Effect.state == PENDING, Effect.needs_read_back.is_(True)),
+            and_(
+                Effect.state == PARKED,
+                Effect.needs_read_back.is_(True),
+                Effect.updated_at > now - late_apply,
+            ),
+        )
+        unsent = Effect.state.in_((HELD, PENDING, PARKED))
+        with self._db.transaction() as s:
+            waiting = dict(s.execute(select(Effect.id, Effect.state).where(mine, may_land)).all())
+            ids = [
+                i
+                for i in s.scalars(select(Effect.id).where(mine, unsent).with_for_update())
+                if i not in waiting
+            ]
+            self.supersede(s, ids, reason=reason)
+        return Settling(superseded=ids, unsettled=waiting)
 
     def get(self, effect_id: int, session: Session | None = None) -> Effect:
         with self._db.transaction(session) as s:
@@ -227,9 +281,14 @@ class Outbox:
         return effect
 
     def approve(self, effect_id: int, actor: str, session: Session | None = None) -> bool:
-        """Release a held effect to pending. False (and nothing recorded) if not held."""
+        """Release a held effect to pending. False (and nothing recorded) if not held;
+        ``NotApprovable`` naming the newer version if it was superseded."""
         with self._db.transaction(session) as s:
             effect = self._locked(s, effect_id)
+            if effect.state == SUPERSEDED:
+                raise NotApprovable(
+                    f"effect {effect.id} cannot be approved: {effect.superseded_reason}"
+                )
             if effect.state != HELD:
                 return False
             now = self._db.now()
@@ -323,6 +382,15 @@ class Outbox:
             counts=counts,
             oldest_pending_age=None if oldest is None else self._db.now() - oldest,
         )
+
+
+@dataclass(frozen=True)
+class Settling:
+    """What ``settle_older`` did: superseded ids, and the effects that may still land
+    (id -> state)."""
+
+    superseded: list[int]
+    unsettled: dict[int, str]
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,8 @@ class Effect(Base):
     # Level at a site): only the newest may be sent; older unsent ones become superseded.
     supersede_key: Mapped[str | None] = mapped_column(String(200), index=True)
     superseded_by: Mapped[int | None] = mapped_column(Integer)
+    # Why it was superseded, for people (the newer effect, or the newer snapshot's push).
+    superseded_reason: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     last_error: Mapped[str | None] = mapped_column(Text)
     approved_by: Mapped[str | None] = mapped_column(String(120))

@@ -63,6 +63,16 @@ class StockSnapshots:
                 select(StockSnapshot).where(StockSnapshot.snapshot_id == snapshot_id)
             ).one_or_none()
 
+    def newest_of_day(self, day: str, session: Session | None = None) -> StockSnapshot | None:
+        """The newest snapshot taken in for a snapshot day (a partition)."""
+        with self._db.transaction(session) as s:
+            return s.scalars(
+                select(StockSnapshot)
+                .where(StockSnapshot.partition_day == day)
+                .order_by(StockSnapshot.snapshot_at.desc(), StockSnapshot.id.desc())
+                .limit(1)
+            ).one_or_none()
+
     def newest(self, session: Session | None = None) -> StockSnapshot | None:
         """The newest snapshot by ACS's snapshot time (ties: the file taken in last)."""
         with self._db.transaction(session) as s:
@@ -100,13 +110,18 @@ class StockSnapshots:
         reasons: list[str] | None = None,
         summary: dict[str, Any] | None = None,
         pushed_at: datetime | None = None,
-    ) -> StockSnapshot:
+        only_from: str | None = None,
+    ) -> StockSnapshot | None:
+        """Set the snapshot's state (``None``, nothing changed, if ``only_from`` is given
+        and the snapshot is no longer in that state: another run got there first)."""
         row = session.scalars(
             select(StockSnapshot)
             .where(StockSnapshot.snapshot_id == snapshot_id)
             .with_for_update()
             .execution_options(populate_existing=True)
         ).one()
+        if only_from is not None and row.state != only_from:
+            return None
         row.state = state
         row.reasons = reasons
         row.summary = summary

@@ -11,10 +11,13 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from acs_khaos_dagster.config import HttpSettings, OutboxSettings
 from acs_khaos_dagster.connectors.errors import AmbiguousError, PermanentError
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.dispatcher import Dispatcher
+from acs_khaos_dagster.store.outbox import NotApprovable
 
 from .conftest import FakeClock
 
@@ -279,7 +282,8 @@ def test_a_held_version_replaced_by_a_newer_one_can_no_longer_be_approved(
     store: Store, clock: FakeClock
 ) -> None:
     older = enqueue(store, "variance-1", versions="level:10005:1", hold=True)
-    enqueue(store, "variance-2", versions="level:10005:1", hold=True)
+    newer = enqueue(store, "variance-2", versions="level:10005:1", hold=True)
 
-    assert store.outbox.approve(older.id, "fin.sam") is False
+    with pytest.raises(NotApprovable, match=f"superseded by effect {newer.id}"):
+        store.outbox.approve(older.id, "fin.sam")
     assert store.outbox.get(older.id).state == "superseded"

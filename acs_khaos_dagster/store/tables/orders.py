@@ -71,3 +71,14 @@ class ShipmentPosting(Base):
     outbox_key: Mapped[str | None] = mapped_column(String(200))
     problem: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ShipmentInvoice(Base):
+    """A shipment whose Khaos invoice was seen issued: from then on the stock push has no
+    timing correction to make for it, and no longer asks Khaos about it."""
+
+    __tablename__ = "shipment_invoices"
+
+    shipment_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -23,6 +23,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("renewed_at", sa.DateTime(timezone=True), nullable=True))
         batch_op.add_column(sa.Column("supersede_key", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("superseded_by", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("superseded_reason", sa.Text(), nullable=True))
         batch_op.create_index(
             batch_op.f("ix_outbox_effects_supersede_key"), ["supersede_key"], unique=False
         )
@@ -31,6 +32,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("outbox_effects", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_outbox_effects_supersede_key"))
+        batch_op.drop_column("superseded_reason")
         batch_op.drop_column("superseded_by")
         batch_op.drop_column("supersede_key")
         batch_op.drop_column("renewed_at")

@@ -1,0 +1,305 @@
+"""The facts the stock push reads at its own moment: Khaos's Levels, and the movements each
+system has booked that the other has not yet (ARCHITECTURE "Stock arithmetic").
+
+- **Despatches**: every sale unit ACS despatched — from ACS's own despatch events, whatever
+  became of their posting (queued, a posting problem, fixed later) — with whether Khaos
+  has issued its invoice. No fixed window: a shipment is read until its invoice is seen
+  issued (remembered in the store), then only if it left after the snapshot.
+- **Returns** restocked at ACS and processed "return to stock" in Khaos (or not yet).
+- **Adjustments** booked by other paths (write-offs, ex-hire legs).
+
+Each function returns the columns ``domain.stock_push.timing_corrections`` takes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+
+from acs_khaos_dagster.config import Settings
+from acs_khaos_dagster.connectors.acs.drop import DropEntry, open_drop
+from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_returns
+from acs_khaos_dagster.connectors.khaos.client import KhaosClient
+from acs_khaos_dagster.domain.models import CustomerReturn, StockAdjustmentGroup
+from acs_khaos_dagster.domain.returns import RETURN_TO_STOCK_REASONS
+from acs_khaos_dagster.domain.stock_push import ADJUSTMENT_COLUMNS, DESPATCH_COLUMNS, RETURN_COLUMNS
+from acs_khaos_dagster.effects import EffectKind
+from acs_khaos_dagster.store import Store
+from acs_khaos_dagster.store.ledger import file_sha256
+from acs_khaos_dagster.store.orders import OrderBook
+from acs_khaos_dagster.store.returns import ReturnsRepository
+from acs_khaos_dagster.store.schema import Effect, IngestedFile
+from acs_khaos_dagster.store.tables.returns import ReturnPostingRow, ReturnStockMove
+
+# ExportOrderStatusEx in batches of this many orders.
+ORDER_BATCH = 100
+RETURNS_FILE_GLOB = "returns_*.csv"
+RETURNS_FILE_KIND = "returns"
+# The push's own adjustments carry these refs; every other adjustment is another path's.
+PUSH_REF_PREFIX = "SNAP-"
+
+
+def khaos_levels(client: KhaosClient, codes: list[str], managed: set[int]) -> pd.DataFrame:
+    """Level of every managed StockID on every site (``SiteID`` empty = all sites)."""
+    levels = client.export_stock_status(codes, None)
+    frame = pd.DataFrame(
+        [(lv.stock_id, lv.site_id, lv.level) for lv in levels if lv.stock_id in managed],
+        columns=["stock_id", "site_id", "level"],
+    )
+    return frame.astype("int64")
+
+
+def despatch_facts(
+    store: Store,
+    client: KhaosClient,
+    settings: Settings,
+    sku_map: pd.DataFrame,
+    snapshot_at: datetime,
+) -> pd.DataFrame:
+    """Sale units ACS despatched whose invoice Khaos had not issued when last asked, and
+    those despatched after the snapshot: ``DESPATCH_COLUMNS`` + ``is_hire``, ``ref``.
+
+    Read from ACS's despatch events, not the outbox: a shipment held as a posting problem
+    (an unmapped courier, more units than ordered) has left ACS all the same, and Khaos
+    keeps the units in its Level until an invoice is issued — whenever that happens.
+    """
+    book = OrderBook(store.db)
+    shipments = book.shipments_to_correct(snapshot_at)
+    known = book.issued_invoices(event.shipment_id for event, _ in shipments)
+    to_ask = sorted(
+        {order_id for e, order_id in shipments if order_id and e.shipment_id not in known}
+    )
+    issued_stages = set(settings.khaos.stages.issued)
+    seen_issued: dict[str, datetime] = {}
+    for start in range(0, len(to_ask), ORDER_BATCH):
+        for order in client.export_order_status(
+            to_ask[start : start + ORDER_BATCH], include_tracking=False
+        ):
+            for invoice in order.invoices:
+                is_issued = invoice.stage_id in issued_stages and invoice.issue_date is not None
+                if invoice.external_ref and is_issued:
+                    seen_issued[invoice.external_ref] = invoice.issue_date
+    book.record_issued(
+        {
+            e.shipment_id: seen_issued[e.shipment_id]
+            for e, _ in shipments
+            if e.shipment_id in seen_issued
+        }
+    )
+    issued = {**known, **seen_issued}
+    by_sku = sku_map.drop_duplicates("sku").set_index(
+        sku_map.drop_duplicates("sku")["sku"].astype(str)
+    )
+    rows = []
+    for event, _ in shipments:
+        for line in event.lines:
+            if line.sku not in by_sku.index:
+                continue  # not a Khaos stock item: never in any Level
+            rows.append(
+                {
+                    "stock_id": int(by_sku.at[line.sku, "stock_id"]),
+                    "site_id": settings.khaos.sites.selling,
+                    "units": int(line.quantity),
+                    "despatched_at": event.despatched_at,
+                    "issued_at": issued.get(event.shipment_id),
+                    "is_hire": bool(by_sku.at[line.sku, "is_hire"]),
+                    "ref": event.shipment_id,
+                }
+            )
+    return pd.DataFrame(rows, columns=[*DESPATCH_COLUMNS, "is_hire", "ref"])
+
+
+def _since(effects: list[Effect], since: datetime) -> list[Effect]:
+    return [e for e in effects if e.created_at >= since]
+
+
+def _returns_moments(store: Store) -> tuple[dict[str, datetime], dict[str, datetime]]:
+    """When ACS restocked each return part and handled each written-off unit."""
+    with store.transaction() as s:
+        received = dict(
+            s.execute(select(ReturnPostingRow.associated_ref, ReturnPostingRow.received_at)).all()
+        )
+        happened = dict(
+            s.execute(select(ReturnStockMove.group_ref, ReturnStockMove.happened_at)).all()
+        )
+    return (
+        {k: v for k, v in received.items() if v is not None},
+        {k: v for k, v in happened.items() if v is not None},
+    )
+
+
+def return_facts(
+    store: Store,
+    settings: Settings,
+    stock_ids: dict[str, int],
+    since: datetime,
+    acs_skus: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Sale returns posted "return to stock" (``RETURN_COLUMNS`` + ``ref``). The ACS moment is
+    the return's receipt at ACS or, failing that, when it was recorded; the Khaos moment is
+    when the import was confirmed (``process_return`` processes at once).
+
+    With ``acs_skus`` (``sku, stock_id, is_hire`` by ACS SKU), also the restocked sale units
+    ACS reported whose return is not posted yet (``returns_not_posted_yet``)."""
+    received, _ = _returns_moments(store)
+    rows = []
+    for effect in _since(store.outbox.find(kind=EffectKind.KHAOS_CUSTOMER_RETURN), since):
+        ret = CustomerReturn.model_validate(effect.payload)
+        if not ret.process_return:
+            continue
+        processed_at = effect.updated_at if effect.state == "done" else None
+        for item in ret.items:
+            stock_id = stock_ids.get(item.sku)
+            if stock_id is None or item.return_reason not in RETURN_TO_STOCK_REASONS:
+                continue
+            rows.append(
+                {
+                    "stock_id": stock_id,
+                    "site_id": ret.site_id or settings.khaos.sites.selling,
+                    "units": item.quantity,
+                    "restocked_at": received.get(ret.associated_ref, effect.created_at),
+                    "processed_at": processed_at,
+                    "ref": ret.associated_ref,
+                }
+            )
+    if acs_skus is not None:
+        rows.extend(returns_not_posted_yet(store, settings, acs_skus, since))
+    return pd.DataFrame(rows, columns=[*RETURN_COLUMNS, "ref"])
+
+
+def _file_moment(entry: DropEntry) -> datetime:
+    """When ACS wrote a drop file: the UTC stamp in its name, else its mtime."""
+    stamp = entry.name.rsplit("_", 1)[-1].removesuffix(".csv")
+    if len(stamp) == 14 and stamp.isdigit():
+        return datetime.strptime(stamp, "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    return entry.mtime
+
+
+def _taken_in(store: Store, sha256: str, kind: str) -> bool:
+    with store.transaction() as s:
+        return (
+            s.scalars(
+                select(IngestedFile.id).where(
+                    IngestedFile.sha256 == sha256,
+                    IngestedFile.kind == kind,
+                    IngestedFile.state.in_(("processed", "duplicate")),
+                )
+            ).first()
+            is not None
+        )
+
+
+def returns_not_posted_yet(
+    store: Store, settings: Settings, acs_skus: pd.DataFrame, since: datetime
+) -> list[dict[str, Any]]:
+    """Sale units ACS reported back in stock whose customer return is not in the outbox yet:
+    no Khaos moment, so ``timing_corrections`` keeps them out of the target until the
+    returns path raises Level ("restocked, not processed"). Without this, a snapshot pushed
+    before the returns flow posts the return adds the unit as VARIANCE (or holds it for
+    finance), and the return then adds it a second time.
+
+    Read from the returns flow's ``returned_units`` (taken in, not covered by a posting)
+    and from ``returns_*.csv`` still waiting in the ACS drop (the stock and returns files
+    arrive together and their runs race). Hire SKUs are left out (hire units move through
+    the snapshot, never a customer return), and so are units whose grade the policy writes
+    off; a unit with an unknown grade is kept out of Level until someone decides.
+    """
+    by_sku = acs_skus.drop_duplicates("sku").set_index("sku")
+    policy = settings.grade_policy
+    seen: set[tuple[str, str]] = set()
+    rows: list[dict[str, Any]] = []
+
+    def add(ref: str, unit: str, sku: str, grade: str, action: str, received: Any) -> None:
+        if (ref, unit) in seen:
+            return
+        seen.add((ref, unit))
+        if sku not in by_sku.index or bool(by_sku.at[sku, "is_hire"]):
+            return
+        rule = policy.rule_for(grade or "", action or "")
+        if rule is not None and not rule.restocked:
+            return
+        received_at = pd.Timestamp(received)
+        if pd.isna(received_at):
+            return
+        received_at = received_at.tz_localize(UTC) if received_at.tzinfo is None else received_at
+        if received_at < pd.Timestamp(since):
+            return
+        rows.append(
+            {
+                "stock_id": int(by_sku.at[sku, "stock_id"]),
+                "site_id": settings.khaos.sites.selling,
+                "units": 1,
+                "restocked_at": received_at,
+                "processed_at": None,
+                "ref": ref,
+            }
+        )
+
+    units = ReturnsRepository(store.db).units()
+    posted = units["associated_ref"].notna()
+    # Posted units are the outbox's (above); a unit is counted from one source only.
+    seen.update(zip(units.loc[posted, "return_ref"], units.loc[posted, "unique_sku"], strict=True))
+    for row in units.loc[~posted].itertuples(index=False):
+        add(
+            str(row.return_ref),
+            str(row.unique_sku),
+            str(row.sku),
+            str(row.grade),
+            str(row.action_taken),
+            row.received_at,
+        )
+    with open_drop(settings) as drop:
+        for entry in drop.list(RETURNS_FILE_GLOB):
+            if _file_moment(entry) < since:
+                continue  # settled long ago; never fetched again
+            path = drop.fetch(entry.name)
+            if _taken_in(store, file_sha256(path), RETURNS_FILE_KIND):
+                continue  # its units are in returned_units
+            try:
+                read = read_returns(path)
+            except FileLayoutError:
+                continue  # a broken file: the returns flow quarantines it and raises it
+            for r in read.returns.to_pylist():
+                add(
+                    r["return_ref"],
+                    r["unique_sku"],
+                    r["sku"],
+                    r["grade"] or "",
+                    r["action_taken"] or "",
+                    r["received_at"],
+                )
+    return rows
+
+
+def adjustment_facts(store: Store, since: datetime) -> pd.DataFrame:
+    """Level changes booked by other paths (write-offs, ex-hire legs): ``adjust_by`` lines of
+    adjustment effects that are not the push's own (``SNAP-`` refs)."""
+    _, happened = _returns_moments(store)
+    rows = []
+    for effect in _since(store.outbox.find(kind=EffectKind.KHAOS_STOCK_ADJUSTMENT), since):
+        group = StockAdjustmentGroup.model_validate(effect.payload)
+        if group.group_ref.startswith(PUSH_REF_PREFIX):
+            continue
+        applied_at = effect.updated_at if effect.state == "done" else None
+        for line in group.lines:
+            if line.adjust_by is None:
+                continue
+            rows.append(
+                {
+                    "stock_id": line.stock_id,
+                    "site_id": group.site_id,
+                    "change": line.adjust_by,
+                    "happened_at": happened.get(group.group_ref, effect.created_at),
+                    "applied_at": applied_at,
+                    "ref": group.group_ref,
+                }
+            )
+    return pd.DataFrame(rows, columns=[*ADJUSTMENT_COLUMNS, "ref"])
+
+
+def stock_ids_by_code(sku_map: pd.DataFrame) -> dict[str, int]:
+    """Khaos stock code -> StockID (customer returns name items by their code)."""
+    return dict(zip(sku_map["stock_code"], sku_map["stock_id"].astype(int), strict=True))

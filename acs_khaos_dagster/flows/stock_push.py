@@ -1,0 +1,295 @@
+"""The stock push: the newest checked snapshot to Khaos's Levels, never a stale target.
+
+Steps (ARCHITECTURE "Stock arithmetic"; docs/stock-push.md):
+
+1. the newest snapshot, if newer than the last pushed (else ``skipped``);
+2. the units ``sellable_stock`` placed on Khaos sites for it — the table its blocking check
+   guards — re-checked here against the raw per-status counts by an independent path, and
+   the plausibility guard against the last pushed snapshot: either failing refuses it;
+3. earlier push effects are settled: those that cannot land any more are superseded
+   (audited; a held variance can no longer be approved), and if one may still land (in
+   flight, or waiting for its read-back) the push waits — Levels read now would not show
+   it, and the new plan would count it twice;
+4. Khaos's Levels and the timing facts read together, the plan made (each line the
+   planned *change*, moves between sites in one effect), and everything recorded with
+   the snapshot's "pushed" marker in one transaction.
+
+No Dagster here: ``defs/stock.py`` calls ``push_newest_snapshot`` and dispatches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from acs_khaos_dagster.clock import integration_now
+from acs_khaos_dagster.config import Settings
+from acs_khaos_dagster.connectors.khaos.client import KhaosClient
+from acs_khaos_dagster.domain.stock_guards import (
+    PlausibilityThresholds,
+    SnapshotTotals,
+    plausibility,
+    sellable_mismatches,
+)
+from acs_khaos_dagster.domain.stock_push import (
+    HeldVariance,
+    PushPlan,
+    VarianceTolerance,
+    approved_variance_groups,
+    cost_prices_from,
+    plan_push,
+    should_push,
+    timing_corrections,
+)
+from acs_khaos_dagster.effects import TARGET_OF, EffectKind
+from acs_khaos_dagster.flows.stock_facts import (
+    adjustment_facts,
+    despatch_facts,
+    khaos_levels,
+    return_facts,
+    stock_ids_by_code,
+)
+from acs_khaos_dagster.store import Store
+from acs_khaos_dagster.store.exceptions import ExceptionType
+from acs_khaos_dagster.store.stock import StockSnapshots
+from acs_khaos_dagster.store.tables.stock import StockSnapshot
+
+ADJUSTMENT = EffectKind.KHAOS_STOCK_ADJUSTMENT
+MOVE = EffectKind.KHAOS_STOCK_MOVE
+PUSH_KINDS = (ADJUSTMENT, MOVE)
+# Every effect of a snapshot push has a business key under this prefix.
+PUSH_KEY_PREFIX = "snapshot:"
+# Returns and other paths' adjustments older than this before the snapshot are taken as
+# settled on both sides. Despatches have no such window (``despatch_facts``).
+TIMING_LOOKBACK = timedelta(days=30)
+
+
+def site_units_path(settings: Settings, snapshot_id: str) -> Path:
+    """Units per StockID × Khaos site as ``sellable_stock`` placed them (all sites)."""
+    return settings.data_dir / "stock" / "site_units" / f"{snapshot_id}.parquet"
+
+
+def sellable_path(settings: Settings, snapshot_id: str) -> Path:
+    return settings.data_dir / "stock" / "sellable" / f"{snapshot_id}.parquet"
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What one push attempt did. ``outcome``: pushed, refused, skipped, waiting, nothing."""
+
+    outcome: str
+    detail: str
+    snapshot_id: str | None = None
+    plan: PushPlan | None = None
+    corrections: pd.DataFrame | None = None
+    guard_metrics: dict[str, float] = field(default_factory=dict)
+    superseded: int = 0
+
+
+def held_ref(held: HeldVariance) -> str:
+    return f"{held.snapshot_id}:{held.stock_id}:S{held.site_id}"
+
+
+def push_newest_snapshot(
+    store: Store, khaos: KhaosClient, settings: Settings, sku_map: pd.DataFrame
+) -> PushResult:
+    """Push the newest snapshot if it is newer, checked and plausible (see module doc)."""
+    snapshots = StockSnapshots(store.db)
+    snapshot = snapshots.newest()
+    last = snapshots.last_pushed()
+    if snapshot is None:
+        return PushResult("nothing", "no snapshot taken in yet")
+    sid = snapshot.snapshot_id
+    if snapshot.state != "ingested":
+        return PushResult("nothing", f"{sid} already {snapshot.state}", sid)
+    if not should_push(snapshot.snapshot_at, last.snapshot_at if last else None):
+        with store.transaction() as session:
+            snapshots.mark(sid, "skipped", session=session)
+        return PushResult("skipped", f"{sid} is not newer than the last pushed", sid)
+    placed = site_units_path(settings, sid)
+    if not placed.exists() or not sellable_path(settings, sid).exists():
+        return PushResult("waiting", f"sellable_stock has not been built for {sid} yet", sid)
+    counts = pd.read_parquet(snapshot.counts_path)
+    mismatches = sellable_mismatches(
+        counts, sku_map, pd.read_parquet(sellable_path(settings, sid)), settings.status_policy
+    )
+    if mismatches:
+        reasons = [str(m) for m in mismatches[:20]]
+        _refuse(store, snapshots, snapshot, reasons, {"mismatched_stock_ids": len(mismatches)})
+        return PushResult("refused", "; ".join(reasons), sid)
+    guard = plausibility(
+        SnapshotTotals.from_counts(counts, settings.status_policy),
+        snapshots.last_accepted_totals(),
+        PlausibilityThresholds(
+            max_total_drop=settings.stock.max_total_drop,
+            max_sellable_drop=settings.stock.max_sellable_drop,
+            max_unknown_share=settings.stock.max_unknown_share,
+        ),
+    )
+    if not guard.accepted:
+        # A truncated file must never zero the website: nothing is pushed.
+        _refuse(store, snapshots, snapshot, list(guard.reasons), guard.metrics)
+        return PushResult("refused", "; ".join(guard.reasons), sid, guard_metrics=guard.metrics)
+    settling = store.outbox.settle_older(
+        kinds=PUSH_KINDS,
+        business_key_prefix=PUSH_KEY_PREFIX,
+        reason=f"superseded by the push of the newer snapshot {sid}",
+        late_apply=timedelta(seconds=settings.outbox.read_back_after_s),
+    )
+    if settling.unsettled:
+        ids = ", ".join(str(i) for i in sorted(settling.unsettled)[:10])
+        return PushResult(
+            "waiting",
+            f"an earlier push may still land in Khaos (effects {ids}); {sid} is pushed once "
+            "it is settled",
+            sid,
+            guard_metrics=guard.metrics,
+            superseded=len(settling.superseded),
+        )
+    costs = cost_prices_from(sku_map)
+    plan, corrections, push_at = _plan(store, khaos, settings, sku_map, snapshot, placed)
+    _record(store, snapshots, snapshot, plan, push_at, costs)
+    return PushResult(
+        "pushed",
+        f"{sid}: {plan.lines} line(s), {len(plan.held)} held",
+        sid,
+        plan=plan,
+        corrections=corrections,
+        guard_metrics=guard.metrics,
+        superseded=len(settling.superseded),
+    )
+
+
+def _plan(
+    store: Store,
+    khaos: KhaosClient,
+    settings: Settings,
+    sku_map: pd.DataFrame,
+    snapshot: StockSnapshot,
+    placed: Path,
+) -> tuple[PushPlan, pd.DataFrame, datetime]:
+    units = pd.read_parquet(placed)
+    managed = set(sku_map["stock_id"].astype(int))
+    since = snapshot.snapshot_at - TIMING_LOOKBACK
+    # Levels and invoice/return states read together, right before applying.
+    push_at = integration_now(settings)
+    levels = khaos_levels(khaos, sorted(set(sku_map["stock_code"])), managed)
+    corrections = timing_corrections(
+        snapshot_at=snapshot.snapshot_at,
+        push_at=push_at,
+        despatches=despatch_facts(store, khaos, settings, sku_map, snapshot.snapshot_at),
+        returns=return_facts(store, settings, stock_ids_by_code(sku_map), since, acs_skus=sku_map),
+        adjustments=adjustment_facts(store, since),
+    )
+    plan = plan_push(
+        units,
+        levels,
+        corrections,
+        snapshot_id=snapshot.snapshot_id,
+        sites=settings.khaos.sites,
+        tolerance=VarianceTolerance.from_settings(settings.stock),
+        cost_prices=cost_prices_from(sku_map),
+        max_lines_per_group=settings.stock.max_lines_per_adjustment,
+    )
+    return plan, corrections, push_at
+
+
+def _refuse(
+    store: Store,
+    snapshots: StockSnapshots,
+    snapshot: StockSnapshot,
+    reasons: list[str],
+    metrics: dict[str, Any],
+) -> None:
+    with store.transaction() as session:
+        snapshots.mark(snapshot.snapshot_id, "refused", session=session, reasons=reasons)
+        store.exceptions.raise_exception(
+            ExceptionType.SNAPSHOT_REFUSED,
+            snapshot.snapshot_id,
+            f"snapshot {snapshot.file_name} refused, nothing pushed: " + "; ".join(reasons),
+            {"file": snapshot.file_name, **metrics},
+            session=session,
+        )
+
+
+def _record(
+    store: Store,
+    snapshots: StockSnapshots,
+    snapshot: StockSnapshot,
+    plan: PushPlan,
+    push_at: datetime,
+    costs: dict[int, Any],
+) -> None:
+    """Every group, every move, every held variance (a held effect + its exception) and
+    the snapshot's "pushed" marker in ONE transaction: a crash leaves all or nothing."""
+    sid = plan.snapshot_id
+    with store.transaction() as session:
+        marked = snapshots.mark(
+            sid,
+            "pushed",
+            session=session,
+            summary=dict(plan.summary()),
+            pushed_at=push_at,
+            only_from="ingested",  # another run pushed it meanwhile: record nothing twice
+        )
+        if marked is None:
+            return
+        for group in plan.groups:
+            store.outbox.enqueue(
+                ADJUSTMENT,
+                TARGET_OF[ADJUSTMENT],
+                f"{PUSH_KEY_PREFIX}{sid}:site:{group.site_id}",
+                group.group_ref,
+                group.model_dump(mode="json"),
+                session=session,
+            )
+        for move in plan.moves:
+            store.outbox.enqueue(
+                MOVE,
+                TARGET_OF[MOVE],
+                f"{PUSH_KEY_PREFIX}{sid}:move",
+                move.ref,
+                move.model_dump(mode="json"),
+                session=session,
+            )
+        for held in plan.held:
+            _record_held(store, held, costs, session)
+
+
+def _record_held(store: Store, held: HeldVariance, costs: dict[int, Any], session: Any) -> None:
+    [group] = approved_variance_groups([held], approval_ref=str(held.stock_id), cost_prices=costs)
+    effect = store.outbox.enqueue(
+        ADJUSTMENT,
+        TARGET_OF[ADJUSTMENT],
+        f"{PUSH_KEY_PREFIX}{held.snapshot_id}:held:{held.stock_id}:{held.site_id}",
+        group.group_ref,
+        group.model_dump(mode="json"),
+        hold=True,
+        session=session,
+    )
+    store.exceptions.raise_exception(
+        ExceptionType.STOCK_VARIANCE_HELD,
+        held_ref(held),
+        f"StockID {held.stock_id} on site {held.site_id}: {held.held_units:+d} unit(s) "
+        f"held (value {held.value if held.value is not None else 'unknown'}): "
+        f"{held.reason}. Approve to push them as VARIANCE (the change, applied to the "
+        "Level Khaos has when it is sent).",
+        {
+            "snapshot_id": held.snapshot_id,
+            "stock_id": held.stock_id,
+            "site_id": held.site_id,
+            "level": held.level,
+            "target": held.target,
+            "pushed_to": held.pushed_to,
+            "held_units": held.held_units,
+            "sku_difference": held.sku_difference,
+            "value": None if held.value is None else str(held.value),
+            "group_ref": group.group_ref,
+        },
+        effect_id=effect.id,
+        session=session,
+    )
