@@ -78,6 +78,7 @@ from acs_khaos_dagster.flows.stock_push import (
     PUSH_KINDS,
     push_newest_snapshot,
     sellable_path,
+    selling_sites,
     site_units_path,
 )
 from acs_khaos_dagster.store import Store
@@ -411,7 +412,7 @@ def _run_snapshot(conf: Settings, db: Store, run_id: str, day: str) -> StockSnap
     return snapshots.newest_of_day(day)
 
 
-def _unmatched_selling_problems(site: Any, snapshot_id: str, policy: Any) -> list[_Problem]:
+def _unmatched_selling_problems(site: Any, snapshot_id: str) -> list[_Problem]:
     """Sellable or allocated units under ACS SKUs Khaos does not know (or cannot use, such
     as a code with ``#``): they are in no Khaos Level, so the website cannot sell them."""
     problems = []
@@ -482,8 +483,10 @@ def sellable_stock(
         write_parquet_atomically(site.units, site_units_path(conf, sid))
         write_parquet_atomically(frame, sellable_path(conf, sid))
         write_parquet_atomically(sku_map, _sku_map_path(conf, sid))
-        unmatched = _unmatched_selling_problems(site, sid, conf.status_policy)
-        if StockSnapshots(db.db).newest() == snapshot or not unmatched:
+        unmatched = _unmatched_selling_problems(site, sid)
+        newest = StockSnapshots(db.db).newest()
+        if newest is not None and newest.snapshot_id == sid:
+            # The newest snapshot says which SKUs nobody can sell now.
             sync_exceptions(
                 db,
                 unmatched,
@@ -576,6 +579,8 @@ def no_non_sellable_counted_as_sellable_check(
         pd.read_parquet(_sku_map_path(conf, sid)),
         sellable,
         conf.status_policy,
+        site_units=pd.read_parquet(site_units_path(conf, sid)),
+        selling_sites=selling_sites(conf),
     )
     return AssetCheckResult(
         passed=not mismatches,

@@ -320,6 +320,9 @@ def sellable_mismatches(
     sku_map: pd.DataFrame,
     sellable: pd.DataFrame,
     policy: StatusPolicy = DEFAULT_STATUS_POLICY,
+    *,
+    site_units: pd.DataFrame | None = None,
+    selling_sites: set[int] | None = None,
 ) -> list[SellableMismatch]:
     """``sellable_stock`` checked against an independent re-derivation.
 
@@ -329,7 +332,9 @@ def sellable_mismatches(
     stock_id). This path shares nothing with the placement that built ``sellable``
     (``stock_id``, ``sellable_units``, ``allocated_units``) but the policy's own list of
     names: a unit in refurbishment or quarantine that ended up on the selling site, a
-    unit counted twice or one lost, shows as a mismatch. An empty list passes.
+    unit counted twice or one lost, shows as a mismatch. With ``site_units`` (stock_id,
+    site_id, units: what the push will set) the units on ``selling_sites`` must match
+    too. An empty list passes.
     """
     names = {
         key
@@ -349,6 +354,12 @@ def sellable_mismatches(
     )
     both = pd.concat({"expected": expected, "counted": counted}, axis=1).fillna(0).astype(int)
     wrong = both.loc[both["expected"] != both["counted"]]
+    if site_units is not None:
+        on_selling = site_units.loc[site_units["site_id"].isin(selling_sites or set())]
+        placed = on_selling["units"].groupby(on_selling["stock_id"].astype(int)).sum()
+        pair = pd.concat({"expected": expected, "counted": placed}, axis=1).fillna(0).astype(int)
+        wrong = pd.concat([wrong, pair.loc[pair["expected"] != pair["counted"]]])
+        wrong = wrong.loc[~wrong.index.duplicated()]
     return [
         SellableMismatch(stock_id=int(i), expected=int(r.expected), counted=int(r.counted))
         for i, r in wrong.sort_index().iterrows()

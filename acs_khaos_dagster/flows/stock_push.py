@@ -77,6 +77,11 @@ def sellable_path(settings: Settings, snapshot_id: str) -> Path:
     return settings.data_dir / "stock" / "sellable" / f"{snapshot_id}.parquet"
 
 
+def selling_sites(settings: Settings) -> set[int]:
+    """The sites sellable and allocated units are placed on (sale and hire)."""
+    return {settings.khaos.sites.selling, settings.khaos.sites.hire_stock}
+
+
 @dataclass(frozen=True)
 class PushResult:
     """What one push attempt did. ``outcome``: pushed, refused, skipped, waiting, nothing."""
@@ -115,7 +120,12 @@ def push_newest_snapshot(
         return PushResult("waiting", f"sellable_stock has not been built for {sid} yet", sid)
     counts = pd.read_parquet(snapshot.counts_path)
     mismatches = sellable_mismatches(
-        counts, sku_map, pd.read_parquet(sellable_path(settings, sid)), settings.status_policy
+        counts,
+        sku_map,
+        pd.read_parquet(sellable_path(settings, sid)),
+        settings.status_policy,
+        site_units=pd.read_parquet(placed),
+        selling_sites=selling_sites(settings),
     )
     if mismatches:
         reasons = [str(m) for m in mismatches[:20]]
