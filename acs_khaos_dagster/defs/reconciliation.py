@@ -98,7 +98,7 @@ from acs_khaos_dagster.domain.reconciliation import (
     order_to_cash,
     order_to_cash_ageing,
 )
-from acs_khaos_dagster.domain.returns import WRITE_OFF_REASONS, StockMoveKind, apply_grade_policy
+from acs_khaos_dagster.domain.returns import StockMoveKind, apply_grade_policy
 from acs_khaos_dagster.domain.stock_push import (
     VarianceTolerance,
     acs_site_units,
@@ -756,7 +756,9 @@ def order_to_cash_reconciliation(
 # --- returns ---------------------------------------------------------------------------------
 
 
-def _khaos_returns(client: KhaosClient, refs: Iterable[str]) -> pd.DataFrame:
+def _khaos_returns(
+    client: KhaosClient, refs: Iterable[str], written_off: frozenset[str]
+) -> pd.DataFrame:
     rows = []
     for ref in sorted(set(refs)):
         try:
@@ -769,7 +771,7 @@ def _khaos_returns(client: KhaosClient, refs: Iterable[str]) -> pd.DataFrame:
                     "associated_ref": ref,
                     "credit_status": ret.credit_status,
                     "write_off_units": sum(
-                        i.quantity for i in ret.items if i.return_reason in WRITE_OFF_REASONS
+                        i.quantity for i in ret.items if i.return_reason in written_off
                     ),
                 }
             )
@@ -824,7 +826,9 @@ def returns_reconciliation(
             )
             with khaos.client() as client:
                 khaos_returns = _khaos_returns(
-                    client, graded["associated_ref"].dropna().astype(str)
+                    client,
+                    graded["associated_ref"].dropna().astype(str),
+                    conf.khaos.reasons.written_off,
                 )
             frame = rules.returns_reconciliation(
                 graded,

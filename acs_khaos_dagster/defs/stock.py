@@ -57,6 +57,7 @@ from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE, Settings, SettingsError, load_settings
 from acs_khaos_dagster.connectors.acs.drop import DropEntry, open_drop
 from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_returns, read_stock_units
+from acs_khaos_dagster.connectors.acs.times import AcsTimeRules
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.defs.common import (
     dispatch,
@@ -67,12 +68,12 @@ from acs_khaos_dagster.defs.common import (
 )
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
 from acs_khaos_dagster.defs.schemas import SnapshotStatusCountsType
+from acs_khaos_dagster.domain.layout import KhaosReasons
 from acs_khaos_dagster.domain.models import (
     CustomerReturn,
     DespatchPosting,
     StockAdjustmentGroup,
 )
-from acs_khaos_dagster.domain.returns import RETURN_TO_STOCK_REASONS
 from acs_khaos_dagster.domain.snapshot import status_counts, units_per_status
 from acs_khaos_dagster.domain.stock_guards import (
     PlausibilityThresholds,
@@ -300,7 +301,7 @@ def acs_stock_snapshot(
             return counts
         db.ledger.mark_processing(file_row.id)
         try:
-            read = read_stock_units(path, policy)
+            read = read_stock_units(path, policy, AcsTimeRules.from_settings(conf))
         except FileLayoutError as exc:
             db.ledger.mark_failed(file_row.id, str(exc))
             raise Failure(str(exc)) from exc
@@ -624,7 +625,7 @@ def return_facts(
         processed_at = effect.updated_at if effect.state == "done" else None
         for item in ret.items:
             stock_id = stock_ids.get(item.sku)
-            if stock_id is None or item.return_reason not in RETURN_TO_STOCK_REASONS:
+            if stock_id is None or item.return_reason not in conf.khaos.reasons.returned_to_stock:
                 continue
             rows.append(
                 {
@@ -668,7 +669,7 @@ def _returns_not_posted_yet(
         if sku not in by_sku.index or bool(by_sku.at[sku, "is_hire"]):
             return
         rule = policy.rule_for(grade or "", action or "")
-        if rule is not None and not rule.restocked:
+        if rule is not None and not policy.restocks(rule):
             return
         received_at = pd.Timestamp(received)
         if pd.isna(received_at):
@@ -713,7 +714,7 @@ def _returns_not_posted_yet(
             if _taken_in(db, file_sha256(path), RETURNS_FILE_KIND):
                 continue  # its units are in returned_units
             try:
-                read = read_returns(path)
+                read = read_returns(path, AcsTimeRules.from_settings(conf))
             except FileLayoutError:
                 continue  # the returns flow raises it; nothing to correct from here
             for r in read.returns.to_pylist():
@@ -778,6 +779,7 @@ def _record_plan(
     plan: PushPlan,
     costs: dict[int, Any],
     push_at: datetime,
+    reasons: KhaosReasons | None = None,
 ) -> None:
     """Every group, every held variance (as a held effect + its exception) and the snapshot's
     "pushed" marker in ONE transaction: a crash leaves all or nothing to resend."""
@@ -793,7 +795,7 @@ def _record_plan(
             )
         for held in plan.held:
             [group] = approved_variance_groups(
-                [held], approval_ref=str(held.stock_id), cost_prices=costs
+                [held], approval_ref=str(held.stock_id), cost_prices=costs, reasons=reasons
             )
             effect = db.outbox.enqueue(
                 ADJUSTMENT,
@@ -939,8 +941,9 @@ def khaos_stock_update(
                     tolerance=VarianceTolerance.from_settings(stock),
                     cost_prices=costs,
                     max_lines_per_group=stock.max_lines_per_adjustment,
+                    reasons=conf.khaos.reasons,
                 )
-                _record_plan(db, snapshots, snapshot, plan, costs, push_at)
+                _record_plan(db, snapshots, snapshot, plan, costs, push_at, conf.khaos.reasons)
                 write_parquet_atomically(
                     plan.targets, conf.data_dir / "stock" / "pushes" / f"{plan.snapshot_id}.parquet"
                 )

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from pydantic import TypeAdapter
 
-from acs_khaos_dagster.domain.layout import KhaosSites
+from acs_khaos_dagster.domain.layout import KhaosReasons, KhaosSites
 from acs_khaos_dagster.domain.models import AdjustmentLine, StockAdjustmentGroup
 from acs_khaos_dagster.domain.stock_status import (
     DEFAULT_STATUS_POLICY,
@@ -610,6 +610,7 @@ def plan_push(
     tolerance: VarianceTolerance | None = None,
     cost_prices: Mapping[int, Decimal] | pd.Series,
     max_lines_per_group: int = 500,
+    reasons: KhaosReasons | None = None,
 ) -> PushPlan:
     """The "adjust to" lines that make every Khaos site's Level equal its target.
 
@@ -725,7 +726,7 @@ def plan_push(
 
     t = t.sort_values(["site_id", "stock_id"], ignore_index=True)
     lines = t.loc[t["pushed_to"] != t["level"]]
-    groups = _groups(lines, snapshot_id, max_lines_per_group)
+    groups = _groups(lines, snapshot_id, max_lines_per_group, reasons or KhaosReasons())
     held = _held(t.loc[t["held_units"] != 0], snapshot_id)
     targets = t.drop(columns=["cost_scaled", "hold_rank"])[
         [
@@ -751,10 +752,16 @@ _LINES = TypeAdapter(list[AdjustmentLine])
 
 
 def _groups(
-    lines: pd.DataFrame, snapshot_id: str, max_lines: int
+    lines: pd.DataFrame, snapshot_id: str, max_lines: int, reasons: KhaosReasons
 ) -> tuple[StockAdjustmentGroup, ...]:
     if lines.empty:
         return ()
+    # The plan's reasons are labels; the install names its own codes for them.
+    code_of = {
+        REASON_VARIANCE: reasons.variance,
+        REASON_TRANSFER: reasons.transfer,
+        REASON_REFURBISH: reasons.refurbish,
+    }
     out: list[StockAdjustmentGroup] = []
     for site_id, site_lines in lines.groupby("site_id", sort=True):
         moved = (site_lines["pushed_to"] - site_lines["level"]).abs()
@@ -766,7 +773,7 @@ def _groups(
                 {
                     "stock_id": stock_id,
                     "adjust_to": to,
-                    "reason_code": reason,
+                    "reason_code": code_of[reason],
                     "value": Decimal(p).scaleb(-2),
                 }
                 for stock_id, to, reason, p in zip(
@@ -837,8 +844,10 @@ def approved_variance_groups(
     approval_ref: str,
     cost_prices: Mapping[int, Decimal] | pd.Series,
     max_lines_per_group: int = 500,
+    reasons: KhaosReasons | None = None,
 ) -> tuple[StockAdjustmentGroup, ...]:
-    """Groups that push held variances finance approved, as ``adjust_by`` ``VARIANCE`` lines.
+    """Groups that push held variances finance approved, as ``adjust_by`` ``VARIANCE`` lines
+    (the install's variance code, ``reasons.variance``).
 
     ``adjust_by`` (not ``adjust_to``): the pushed part already moved Level, and invoices
     or returns booked since the plan must not be undone; the held part is a pure
@@ -866,7 +875,7 @@ def approved_variance_groups(
                     AdjustmentLine(
                         stock_id=h.stock_id,
                         adjust_by=h.held_units,
-                        reason_code=REASON_VARIANCE,
+                        reason_code=(reasons or KhaosReasons()).variance,
                         value=value,
                     )
                 )
