@@ -10,7 +10,7 @@ file kind: ``FaultRule(operation="stock_units" | "returns", kind=...)``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from acs_khaos_dagster.sandbox.acs import files
@@ -44,9 +44,9 @@ class FileDeliveries:
         out: list[Path] = []
         for item in [h for h in self.held if h.due <= self.delivered]:
             self.held.remove(item)
-            name = item.name or files.file_name(item.kind, self.account_code, now)
-            if (self.drop_folder / name).exists():  # never overwrite what is there
-                name = name.replace(".csv", "_resent.csv")
+            # A re-send is stamped a second after today's files, so the names never clash.
+            resent = now + timedelta(seconds=1)
+            name = item.name or files.file_name(item.kind, self.account_code, resent)
             out.append(files.write_csv(self.drop_folder / name, item.columns, item.rows))
             self.log.append({"file": name, "delivery": self.delivered, "what": "held back"})
         for kind, columns, rows in written:

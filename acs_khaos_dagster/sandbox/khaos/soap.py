@@ -129,6 +129,15 @@ def _wall(value: str | None, name: str) -> datetime | None:
         raise validation(f"{name} is not a UK local date and time") from None
 
 
+def _boolean(value: str | None, name: str, default: bool) -> bool:
+    if value is None or not value.strip():
+        return default
+    try:
+        return wire.khaos_boolean(value)
+    except ValueError:
+        raise validation(f"{name} must be -1 or 0") from None
+
+
 def _decimal(value: str | None, name: str) -> Decimal:
     if value is None or not value.strip():
         return Decimal("0")
@@ -420,7 +429,7 @@ def _move_invoices(books: KhaosBooks, op: ET.Element) -> ET.Element:
 def _export_order_status(books: KhaosBooks, op: ET.Element) -> ET.Element:
     ids = _int_list(_param(op, "IDs"), "IDs")
     tracking_text = _param(op, "IncludeTracking")
-    tracking = True if tracking_text is None else wire.is_true(tracking_text)
+    tracking = _boolean(tracking_text, "IncludeTracking", default=True)
     date_from = _wall(_param(op, "DateFrom"), "DateFrom")
     date_to = _wall(_param(op, "DateTo"), "DateTo")
     stages = set(_int_list(_param(op, "InvoiceStageIDs"), "InvoiceStageIDs"))
@@ -531,7 +540,7 @@ def _import_customer_returns(books: KhaosBooks, op: ET.Element) -> ET.Element:
         associated_ref=_ref(books, wire.child_text(doc, "AssociatedRef"), "AssociatedRef"),
         customer_urn=_ref(books, wire.child_text(doc, "URN"), "URN"),
         items=items,
-        process=True if process_text is None else wire.is_true(process_text),
+        process=_boolean(process_text, "ProcessReturn", default=True),
         credit_mode=(_param(op, "CreditMode") or "review").strip().lower(),
     )
     root = ET.Element("RETURN_RESULT")

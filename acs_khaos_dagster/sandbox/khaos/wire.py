@@ -122,8 +122,12 @@ def each(element: ET.Element | None, tag: str) -> list[ET.Element]:
     return [] if element is None else element.findall(tag)
 
 
-def is_true(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"-1", "1", "true"}
+def khaos_boolean(value: str) -> bool:
+    """``-1`` or ``0``, nothing else: ``ValueError`` for ``1``, ``true``…"""
+    text = value.strip()
+    if text not in ("-1", "0"):
+        raise ValueError(f"{value!r} is not a Khaos boolean (-1 or 0)")
+    return text == "-1"
 
 
 def whole_number(value: str) -> int:
