@@ -421,6 +421,21 @@ class Settings(BaseSettings):
     sync_mode: Literal["realtime", "batch"] = "batch"
     retention: RetentionSettings = RetentionSettings()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _install_reasons_into_the_grade_policy(cls, data: Any) -> Any:
+        # Before the grade policy validates its rules: it may name only the return
+        # reasons the Khaos install has (``khaos.reasons.return_reasons``).
+        if not isinstance(data, dict):
+            return data
+        reasons = _part(_part(data.get("khaos"), "reasons"), "return_reasons")
+        if reasons is None:
+            return data
+        policy = _part(data, "grade_policy") or {}
+        if isinstance(policy, BaseModel):
+            policy = policy.model_dump()
+        return {**data, "grade_policy": {**policy, "return_reasons": reasons}}
+
     @model_validator(mode="after")
     def _grade_policy_uses_the_install_reasons(self) -> Settings:
         # The grade policy may only name return reasons the Khaos install has, and learns
@@ -494,6 +509,21 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(_SettingsFile(settings_cls, yaml_file=config_file))
         return (*sources, file_secret_settings)
+
+
+def _part(value: Any, name: str) -> Any:
+    """``value[name]`` of a settings source: a dict, a model or JSON text (None if absent)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if isinstance(value, BaseModel):
+        return getattr(value, name, None)
+    if isinstance(value, dict):
+        part = value.get(name)
+        return json.loads(part) if isinstance(part, str) and part.startswith("{") else part
+    return None
 
 
 class SettingsError(ValueError):

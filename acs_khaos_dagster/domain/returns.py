@@ -187,6 +187,13 @@ class GradePolicy(BaseModel):
     def _upper_hire_reason(cls, value: str) -> str:
         return value.strip().upper()
 
+    @field_validator("return_reasons")
+    @classmethod
+    def _upper_return_reasons(
+        cls, value: dict[str, ReturnProcessing]
+    ) -> dict[str, ReturnProcessing]:
+        return {reason.strip().upper(): kind for reason, kind in value.items()}
+
     @model_validator(mode="after")
     def _reasons_known_to_the_install(self) -> GradePolicy:
         known = sorted(self.return_reasons)
