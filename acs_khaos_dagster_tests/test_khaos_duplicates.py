@@ -105,9 +105,10 @@ def test_order_to_cash_lists_a_shipments_second_invoice_instead_of_dropping_it()
         [("S-1", "SO1", pd.Timestamp("2026-03-02T10:00Z"), 1, "10.00")],
         columns=["shipment_id", "order_number", "despatched_at", "units", "unit_net"],
     )
+    # Posted twice (invoices 11 and 12); Khaos also holds 13 under the shipment's ref.
     postings = pd.DataFrame([("S-1", 11), ("S-1", 12)], columns=["shipment_id", "invoice_id"])
     invoices = pd.DataFrame(
-        [(11, 70, "S-1"), (12, 16, "S-1"), (13, 16, "S-1")],
+        [(11, 70, "OTHER"), (12, 16, "S-1"), (13, 16, "S-1")],
         columns=["invoice_id", "stage_id", "external_ref"],
     )
 
