@@ -396,8 +396,8 @@ class KhaosClient:
         try:
             return stock_levels(figures, self.stock_level_source, allocated)
         except LevelNotReported as exc:
-            raise self._error(
-                PermanentError, "ExportStockStatus", str(exc), code="LEVEL_NOT_REPORTED"
+            raise PermanentError(
+                str(exc), system=SYSTEM, operation="ExportStockStatus", code="LEVEL_NOT_REPORTED"
             ) from None
 
     def export_orders(self, stage_ids: Iterable[int], site_id: int | None) -> list[SalesOrder]:
