@@ -100,12 +100,15 @@ def summer_scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test marked ``variants`` runs against every Khaos and ACS install variant
-    (``sandbox.variants``); every other test against the modelled contract only."""
-    if metafunc.definition.get_closest_marker("variants") is None:
+    (``sandbox.variants``), or those it names (``variants("khaos_own_codes", ...)``, always
+    with ``modelled``); every other test against the modelled contract only."""
+    marker = metafunc.definition.get_closest_marker("variants")
+    if marker is None:
         return
     from acs_khaos_dagster.sandbox.variants import VARIANTS
 
-    metafunc.parametrize("variant", list(VARIANTS.values()), ids=list(VARIANTS), indirect=True)
+    names = ["modelled", *marker.args] if marker.args else list(VARIANTS)
+    metafunc.parametrize("variant", [VARIANTS[n] for n in names], ids=names, indirect=True)
 
 
 @pytest.fixture

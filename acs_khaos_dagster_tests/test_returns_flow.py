@@ -185,7 +185,7 @@ def test_the_scenarios_returns_are_credited_at_unit_net_and_restocked_once(
     assert unexpected.row.owner == "operations" and "ACSR100005" in unexpected.row.entity_ref
 
 
-@pytest.mark.variants
+@pytest.mark.variants("khaos_own_codes")
 def test_each_grade_gets_its_return_reason_and_credit_mode_in_parts_per_mode(
     integration: IntegrationHarness,
 ) -> None:

@@ -200,7 +200,7 @@ def _stock_id_with_ready_units(integration: IntegrationHarness, result) -> tuple
     return int(row["stock_id"]), str(row["stock_code"])
 
 
-@pytest.mark.variants
+@pytest.mark.variants("khaos_without_level", "khaos_own_codes")
 def test_a_variance_within_tolerance_is_pushed_and_above_is_held_until_approved(
     integration: IntegrationHarness, monkeypatch
 ) -> None:

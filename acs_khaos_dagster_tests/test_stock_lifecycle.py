@@ -306,7 +306,7 @@ def test_a_return_restocked_at_acs_before_khaos_processes_it_is_counted_once(
 # --- 3. hire units on their sites -----------------------------------------------------------
 
 
-@pytest.mark.variants
+@pytest.mark.variants("khaos_without_level", "khaos_own_codes")
 def test_a_despatched_hire_unit_moves_to_the_on_hire_site_by_a_paired_transfer(
     integration: IntegrationHarness,
 ) -> None:
