@@ -99,18 +99,32 @@ def sandbox(
     ] = None,
     acs_port: Annotated[int, typer.Option(help="ACS simulator port")] = 8701,
     khaos_port: Annotated[int, typer.Option(help="Khaos simulator port")] = 8702,
+    variant: Annotated[
+        str, typer.Option(help="install variant to simulate (sandbox/variants.py)")
+    ] = "modelled",
     config: ConfigOption = None,
 ) -> None:
     """Serve the ACS and Khaos Control simulators on loopback until interrupted."""
     from acs_khaos_dagster.demo import ensure_scenario
     from acs_khaos_dagster.sandbox.runner import Sandbox
+    from acs_khaos_dagster.sandbox.variants import VARIANTS
 
+    if variant not in VARIANTS:
+        console.print(f"[red]unknown variant {variant!r}; choose from {', '.join(VARIANTS)}[/red]")
+        raise typer.Exit(2)
     settings = _settings(config)
     folder = scenario or ensure_scenario(settings, "small", 42)
     with Sandbox(
-        folder, settings.drop_folder, settings, acs_port=acs_port, khaos_port=khaos_port
+        folder,
+        settings.drop_folder,
+        settings,
+        acs_port=acs_port,
+        khaos_port=khaos_port,
+        variant=VARIANTS[variant],
     ) as box:
         console.print(f"ACS simulator:   {box.acs_url}\nKhaos simulator: {box.khaos_url}")
+        for name, value in VARIANTS[variant].settings.items():
+            console.print(f"set for this variant: {name}={value}")
         console.print(
             "control: POST /_sandbox/clock/advance?minutes=N, /_sandbox/faults, GET /_sandbox/truth"
         )

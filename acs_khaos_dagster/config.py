@@ -38,7 +38,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from acs_khaos_dagster.domain.layout import KhaosSites, KhaosStages
+from acs_khaos_dagster.domain.layout import KhaosReasons, KhaosSites, KhaosStages
 from acs_khaos_dagster.domain.order_release import CourierMap
 from acs_khaos_dagster.domain.returns import GradePolicy
 from acs_khaos_dagster.domain.shipments import CarrierMap
@@ -63,6 +63,14 @@ class AcsSettings(BaseModel):
     drop_folder: Path = Path("acs_drop")
     page_size: int = Field(500, ge=1, le=5000)
 
+    # --- how this ACS account writes times (docs/go-live-checklist.md) ---
+    # A time with an offset or "Z" is read as written. One without: UK wall-clock time
+    # (ACS is a UK warehouse; the same as UTC in winter) unless this says "utc".
+    time_without_offset: Literal["uk_local", "utc"] = "uk_local"
+    # Dates written dd/mm/yyyy (UK order). Off: such a value is quarantined with its row,
+    # the reason naming this setting; never guessed as mm/dd.
+    dates_day_first: bool = False
+
     @field_validator("base_url")
     @classmethod
     def _https_unless_loopback(cls, value: str) -> str:
@@ -79,6 +87,17 @@ class KhaosSettings(BaseModel):
     sites: KhaosSites = KhaosSites()
     stages: KhaosStages = KhaosStages()
     export_batch_size: int = Field(100, ge=1, le=100)
+
+    # --- what this install exposes and names (docs/go-live-checklist.md) ---
+    # "level": ExportStockStatus carries Level. "available_plus_allocated": it gives only
+    # Available and OnOrder; Level is Available + what open invoices at the site allocate.
+    stock_level_source: Literal["level", "available_plus_allocated"] = "level"
+    # Invoice stages whose invoices allocate stock (not cancelled, not issued).
+    allocating_stages: tuple[int, ...] = tuple(range(9, 22))
+    # Adjustment reason codes and return reasons (with their processing types).
+    reasons: KhaosReasons = KhaosReasons()
+    # ExternalRef, GroupRef, AssociatedRef, URN, ConsignmentRef, CourierCode, reason codes.
+    reference_max_length: int = Field(50, ge=1, le=255)
 
     @field_validator("base_url")
     @classmethod
@@ -402,6 +421,32 @@ class Settings(BaseSettings):
     sync_mode: Literal["realtime", "batch"] = "batch"
     retention: RetentionSettings = RetentionSettings()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _install_reasons_into_the_grade_policy(cls, data: Any) -> Any:
+        # Before the grade policy validates its rules: it may name only the return
+        # reasons the Khaos install has (``khaos.reasons.return_reasons``).
+        if not isinstance(data, dict):
+            return data
+        reasons = _part(_part(data.get("khaos"), "reasons"), "return_reasons")
+        if reasons is None:
+            return data
+        policy = _part(data, "grade_policy") or {}
+        if isinstance(policy, BaseModel):
+            policy = policy.model_dump()
+        return {**data, "grade_policy": {**policy, "return_reasons": reasons}}
+
+    @model_validator(mode="after")
+    def _grade_policy_uses_the_install_reasons(self) -> Settings:
+        # The grade policy may only name return reasons the Khaos install has, and learns
+        # from it which of them return to stock and which write off.
+        reasons = self.khaos.reasons.return_reasons
+        if self.grade_policy.return_reasons != reasons:
+            self.grade_policy = GradePolicy.model_validate(
+                {**self.grade_policy.model_dump(), "return_reasons": reasons}
+            )
+        return self
+
     @field_validator("time_zone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -464,6 +509,21 @@ class Settings(BaseSettings):
         if config_file:
             sources.append(_SettingsFile(settings_cls, yaml_file=config_file))
         return (*sources, file_secret_settings)
+
+
+def _part(value: Any, name: str) -> Any:
+    """``value[name]`` of a settings source: a dict, a model or JSON text (None if absent)."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if isinstance(value, BaseModel):
+        return getattr(value, name, None)
+    if isinstance(value, dict):
+        part = value.get(name)
+        return json.loads(part) if isinstance(part, str) and part.startswith("{") else part
+    return None
 
 
 class SettingsError(ValueError):

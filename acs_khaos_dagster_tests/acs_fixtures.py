@@ -28,6 +28,8 @@ from acs_khaos_dagster.domain.models import (
     StockItem,
 )
 from acs_khaos_dagster.sandbox.acs import AcsSimulator
+from acs_khaos_dagster.sandbox.acs.install import MODELLED as ACS_MODELLED
+from acs_khaos_dagster.sandbox.acs.install import AcsInstall
 from acs_khaos_dagster.sandbox.clock import SimClock
 from acs_khaos_dagster.sandbox.faults import FaultInjector
 from acs_khaos_dagster.sandbox.http import serve_in_thread
@@ -247,9 +249,23 @@ def acs_server_fixture() -> Iterator[tuple[str, _Swappable]]:
 
 @pytest.fixture(name="acs")
 def acs_fixture(acs_server: tuple[str, _Swappable], tmp_path: Path) -> Iterator[AcsHarness]:
+    harness = make_harness(acs_server, tmp_path)
+    try:
+        yield harness
+    finally:
+        harness.http.close()
+
+
+def make_harness(
+    acs_server: tuple[str, _Swappable],
+    tmp_path: Path,
+    install: AcsInstall = ACS_MODELLED,
+    start: datetime = START,
+) -> AcsHarness:
+    """A fresh simulator of one ACS account (``install``) behind the module's server."""
     base_url, swappable = acs_server
     manifest = build_scenario(tmp_path / "scenario")
-    clock = SimClock(START)
+    clock = SimClock(start)
     faults = FaultInjector(seed=7)
     drop = tmp_path / "drop"
     sim = AcsSimulator(
@@ -262,10 +278,7 @@ def acs_fixture(acs_server: tuple[str, _Swappable], tmp_path: Path) -> Iterator[
         account_code=ACCOUNT,
         activation_lag=LAG,
         seed=3,
+        install=install,
     )
     swappable.target = sim.app
-    harness = AcsHarness(base_url, sim, clock, faults, drop)
-    try:
-        yield harness
-    finally:
-        harness.http.close()
+    return AcsHarness(base_url, sim, clock, faults, drop)

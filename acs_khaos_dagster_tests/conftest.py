@@ -87,13 +87,53 @@ def tiny_scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def summer_scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny brand (seed 7) starting in British Summer Time, for ACS's time variants."""
+    from acs_khaos_dagster.sandbox.scenario.generator import generate_scenario
+    from acs_khaos_dagster.sandbox.variants import SUMMER_START
+
+    folder = tmp_path_factory.mktemp("scenario-tiny-summer")
+    generate_scenario("tiny", 7, folder, start_at=SUMMER_START)
+    return folder
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked ``variants`` runs against every Khaos and ACS install variant
+    (``sandbox.variants``), or those it names (``variants("khaos_own_codes", ...)``, always
+    with ``modelled``); every other test against the modelled contract only."""
+    marker = metafunc.definition.get_closest_marker("variants")
+    if marker is None:
+        return
+    from acs_khaos_dagster.sandbox.variants import VARIANTS
+
+    names = ["modelled", *marker.args] if marker.args else list(VARIANTS)
+    metafunc.parametrize("variant", [VARIANTS[n] for n in names], ids=names, indirect=True)
+
+
 @pytest.fixture
-def sandbox(tiny_scenario: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Both simulators with fresh state on free loopback ports; settings point at them."""
+def variant(request: pytest.FixtureRequest):
+    """The install the sandbox simulates (``modelled`` unless the test is marked ``variants``)."""
+    from acs_khaos_dagster.sandbox.variants import MODELLED
+
+    return getattr(request, "param", MODELLED)
+
+
+@pytest.fixture
+def sandbox(
+    tiny_scenario: Path,
+    variant,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Both simulators with fresh state on free loopback ports; settings point at them
+    (and are those the integration needs for the simulated install, ``variant``)."""
     from acs_khaos_dagster.config import load_settings
     from acs_khaos_dagster.sandbox.runner import Sandbox
 
-    box = Sandbox(tiny_scenario, tmp_path / "acs_drop", load_settings(), seed=7).start()
+    scenario = request.getfixturevalue("summer_scenario") if variant.summer else tiny_scenario
+    box = Sandbox(scenario, tmp_path / "acs_drop", load_settings(), seed=7, variant=variant).start()
     for key, value in box.settings_env().items():
         monkeypatch.setenv(key, value)
     try:

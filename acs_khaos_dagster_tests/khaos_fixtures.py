@@ -29,7 +29,7 @@ from acs_khaos_dagster.domain.models import (
 from acs_khaos_dagster.sandbox.clock import SimClock
 from acs_khaos_dagster.sandbox.faults import FaultInjector, FaultRule
 from acs_khaos_dagster.sandbox.http import serve_in_thread
-from acs_khaos_dagster.sandbox.khaos import IssuePolicy, KhaosSimulator
+from acs_khaos_dagster.sandbox.khaos import IssuePolicy, KhaosInstall, KhaosSimulator
 from acs_khaos_dagster.sandbox.scenario.manifest import (
     ScenarioFiles,
     ScenarioManifest,
@@ -315,9 +315,16 @@ def khaos_server() -> Iterator[tuple[str, _Swappable]]:
         stop()
 
 
-def make_harness(server: tuple[str, _Swappable], policy: IssuePolicy | None = None) -> KhaosHarness:
+def make_harness(
+    server: tuple[str, _Swappable],
+    policy: IssuePolicy | None = None,
+    *,
+    install: KhaosInstall = KhaosInstall(),
+    start: datetime = START,
+) -> KhaosHarness:
+    """A fresh simulator of one Khaos install behind the module's server."""
     base_url, swappable = server
-    clock = SimClock(START)
+    clock = SimClock(start)
     faults = FaultInjector(seed=7)
     sim = KhaosSimulator(
         build_manifest(),
@@ -328,6 +335,7 @@ def make_harness(server: tuple[str, _Swappable], policy: IssuePolicy | None = No
         exe_name=EXE,
         issue_policy=policy,
         seed=3,
+        install=install,
     )
     swappable.app = sim.app
     return KhaosHarness(base_url, sim, clock, faults)

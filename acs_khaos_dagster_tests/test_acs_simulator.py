@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from acs_khaos_dagster.connectors.acs.file_layouts import STOCK_UNITS_COLUMNS
+from acs_khaos_dagster_tests import contract_fields
 from acs_khaos_dagster_tests.acs_fixtures import (  # noqa: F401 (fixtures)
     ACCOUNT,
     LAG,
@@ -403,14 +403,17 @@ def test_despatch_feed_pages_in_arrival_order_with_cursors(acs: AcsHarness) -> N
     assert third["next_cursor"] is None
 
 
-def test_resume_cursor_picks_up_events_that_arrive_later(acs: AcsHarness) -> None:
-    ship_orders(acs, 1)
-    caught_up = acs.api("GET", "/despatches").json()
-    assert caught_up["next_cursor"] is None
+def test_the_last_page_read_again_with_its_cursor_shows_events_that_arrived_since(
+    acs: AcsHarness,
+) -> None:
+    ship_orders(acs, 2)
+    first = acs.api("GET", "/despatches", params={"limit": 1}).json()
+    last = acs.api("GET", "/despatches", params={"limit": 5, "cursor": first["next_cursor"]})
+    assert last.json()["next_cursor"] is None and set(last.json()) == {"events", "next_cursor"}
     put_order(acs, order_body("SO-LATER"))
     acs.advance(timedelta(hours=4))
-    later = acs.api("GET", "/despatches", params={"cursor": caught_up["resume_cursor"]}).json()
-    assert [e["order_number"] for e in later["events"]] == ["SO-LATER"]
+    again = acs.api("GET", "/despatches", params={"limit": 5, "cursor": first["next_cursor"]})
+    assert [e["order_number"] for e in again.json()["events"]] == ["SO-1", "SO-LATER"]
 
 
 def test_duplicate_fault_serves_an_event_twice(acs: AcsHarness) -> None:
@@ -506,7 +509,7 @@ def test_daily_stock_file_has_the_contract_layout(acs: AcsHarness) -> None:
     assert not list(acs.drop_folder.glob(".*"))  # no temporary file left behind
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.reader(handle))
-    assert tuple(rows[0]) == STOCK_UNITS_COLUMNS
+    assert tuple(rows[0]) == contract_fields.STOCK_UNITS_COLUMNS
     assert len(rows) == 1 + 6 + 4 + 2 + 1 + 1
     first = dict(zip(rows[0], rows[1], strict=True))
     assert first["account_code"] == ACCOUNT
@@ -538,3 +541,58 @@ def test_hire_return_is_written_to_a_returns_file(acs: AcsHarness) -> None:
         (row,) = list(csv.DictReader(handle))
     assert (row["order_number"], row["line_item_id"], row["grade"]) == ("HIRE-1", "1", "A")
     assert len(acs.sim.write_daily_files()) == 1  # each return is written once
+
+
+# --- exactly the contract's fields, per operation --------------------------------------------
+
+
+def within(shape: contract_fields.Shape, contract: contract_fields.Shape) -> list[str]:
+    """Fields in ``shape`` the contract does not name (paths), empty when it conforms."""
+    extra = []
+    for key, below in shape.items():
+        if key not in contract:
+            extra.append(key)
+        else:
+            extra += [f"{key}.{k}" for k in within(below, contract[key])]
+    return extra
+
+
+def test_the_product_registry_carries_only_the_contracts_fields(acs: AcsHarness) -> None:
+    reply = acs.api("GET", "/products", params={"limit": 2}).json()
+    assert contract_fields.json_shape(reply) == contract_fields.ACS["list_products"]
+    one = acs.api("GET", f"/products/{reply['products'][0]['sku']}.json").json()
+    assert contract_fields.json_shape(one) == contract_fields.ACS["get_product"]
+
+
+def test_an_order_reads_back_with_only_the_contracts_fields(acs: AcsHarness) -> None:
+    put_order(acs, order_body(MULTI_ORDER, [("101", "TEE-BLK-M", 2), ("102", "TEE-BLK-L", 2)]))
+    acs.advance(timedelta(hours=8))
+    reply = acs.api("GET", f"/orders/{MULTI_ORDER}.json").json()
+    assert within(contract_fields.json_shape(reply), contract_fields.ACS["get_order"]) == []
+    assert {"Status", "Shipments", "OrderItems"} <= set(reply)
+
+
+def test_the_despatch_feed_carries_only_the_contracts_fields(acs: AcsHarness) -> None:
+    put_order(acs, order_body(MULTI_ORDER, [("101", "TEE-BLK-M", 2), ("102", "TEE-BLK-L", 2)]))
+    ship_orders(acs, 2)
+    reply = acs.api("GET", "/despatches").json()
+    assert set(reply) == {"events", "next_cursor"}
+    shape = contract_fields.json_shape(reply)
+    assert within(shape, contract_fields.ACS["list_despatches"]) == []
+    core = set(contract_fields.ACS_EVENT) - {"closed_short"}
+    assert all(core <= set(event) for event in reply["events"])
+
+
+def test_errors_carry_only_field_code_and_message(acs: AcsHarness) -> None:
+    reply = put_order(acs, order_body("SO-X", [("1", "NO-SUCH-SKU", 1)]))
+    assert contract_fields.json_shape(reply.json()) == contract_fields.ACS["errors"]
+
+
+def test_the_returns_file_has_the_contract_layout(acs: AcsHarness) -> None:
+    body = order_body("HIRE-2", [("1", "DRESS-RED-10", 1)])
+    body["OrderItems"][0]["IsHire"] = True
+    put_order(acs, body)
+    acs.advance(timedelta(days=6))
+    returns = next(p for p in acs.sim.write_daily_files() if p.name.startswith("returns_"))
+    with returns.open(encoding="utf-8", newline="") as handle:
+        assert tuple(next(csv.reader(handle))) == contract_fields.RETURNS_COLUMNS

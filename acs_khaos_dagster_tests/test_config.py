@@ -98,3 +98,48 @@ def test_timeouts_too_long_for_the_lease_are_refused_naming_the_fields(
     message = str(caught.value)
     assert "outbox.lease_s" in message
     assert "http.read_timeout_s" in message and "http.read_retries" in message
+
+
+def test_the_install_names_its_own_codes_and_return_reasons(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACS_KHAOS_KHAOS__REASONS__WRITE_OFF", "wo")
+    monkeypatch.setenv(
+        "ACS_KHAOS_KHAOS__REASONS__RETURN_REASONS",
+        '{"RTS": "return_to_stock", "SCRAP": "write_off"}',
+    )
+    monkeypatch.setenv(
+        "ACS_KHAOS_GRADE_POLICY",
+        '{"rules": {"A": {"return_reason": "RTS", "credit_mode": "auto"}},'
+        ' "hire_return_reason": "SCRAP"}',
+    )
+    settings = load_settings()
+    assert settings.khaos.reasons.write_off == "WO"
+    assert settings.khaos.reasons.returned_to_stock == {"RTS"}
+    rule = settings.grade_policy.rule_for("A")
+    assert rule is not None and settings.grade_policy.restocks(rule)
+
+
+def test_a_grade_policy_naming_a_reason_the_install_lacks_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(
+        "ACS_KHAOS_KHAOS__REASONS__RETURN_REASONS",
+        '{"RTS": "return_to_stock", "SCRAP": "write_off"}',
+    )
+    with pytest.raises(SettingsError, match=r"grade_policy.*unknown Khaos return reason 'RESTOCK'"):
+        load_settings()  # the default policy posts grade A with RESTOCK
+
+
+def test_the_stock_level_source_and_acs_time_style_are_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACS_KHAOS_KHAOS__STOCK_LEVEL_SOURCE", "available_plus_allocated")
+    monkeypatch.setenv("ACS_KHAOS_ACS__TIME_WITHOUT_OFFSET", "utc")
+    monkeypatch.setenv("ACS_KHAOS_ACS__DATES_DAY_FIRST", "true")
+    settings = load_settings()
+    assert settings.khaos.stock_level_source == "available_plus_allocated"
+    assert (settings.acs.time_without_offset, settings.acs.dates_day_first) == ("utc", True)
+    monkeypatch.setenv("ACS_KHAOS_KHAOS__STOCK_LEVEL_SOURCE", "available")
+    with pytest.raises(SettingsError, match="stock_level_source"):
+        load_settings()

@@ -22,7 +22,7 @@ from acs_khaos_dagster.connectors.khaos.xml import (
     sub,
 )
 from acs_khaos_dagster.sandbox.khaos import IssuePolicy
-from acs_khaos_dagster_tests import khaos_fixtures
+from acs_khaos_dagster_tests import contract_fields, khaos_fixtures
 from acs_khaos_dagster_tests.khaos_fixtures import (
     A_DRESS_M,
     A_DRESS_S,
@@ -133,11 +133,16 @@ def return_doc(ref: str, *items: tuple[str, int, str, int | None]) -> ET.Element
     return root
 
 
-# --- one conformance test per operation ---------------------------------------------
+# --- one conformance test per operation: exactly the contract's fields ----------------
+
+
+def fields(doc: ET.Element) -> contract_fields.Shape:
+    return contract_fields.xml_shape(doc)
 
 
 def test_get_site_list_names_every_site(khaos: KhaosHarness) -> None:
     doc = ok(khaos, "GetSiteList")
+    assert fields(doc) == contract_fields.KHAOS["GetSiteList"]
     assert [(s.findtext("SiteID"), s.findtext("SiteName")) for s in doc.findall("SITE")] == [
         ("1", "Selling"),
         ("2", "Hire stock"),
@@ -148,11 +153,13 @@ def test_get_stock_list_returns_codes_changed_since_the_date(khaos: KhaosHarness
     khaos.clock.advance(timedelta(hours=2))
     khaos.sim.rename_stock_code(DRESS_M, "DRESS-RED-MEDIUM")
     doc = ok(khaos, "GetStockList", DateValue="2024-03-04T10:00:00")
+    assert fields(doc) == contract_fields.KHAOS["GetStockList"]
     assert [c.text for c in doc.findall("StockCode")] == ["DRESS-RED-MEDIUM"]
 
 
 def test_export_stock_returns_stock_items_with_khaos_booleans(khaos: KhaosHarness) -> None:
     doc = ok(khaos, "ExportStock", StockCodes=codes_doc("DRESS-RED-S", "NO-SUCH"))
+    assert fields(doc) == contract_fields.KHAOS["ExportStock"]
     (item,) = doc.findall("STOCK_ITEM")
     assert item.findtext("StockID") == str(DRESS_S)
     assert item.findtext("SCSParentID") == "1000"
@@ -168,6 +175,7 @@ def test_export_stock_refuses_more_than_100_codes(khaos: KhaosHarness) -> None:
 
 def test_export_stock_status_gives_level_available_and_on_order(khaos: KhaosHarness) -> None:
     doc = ok(khaos, "ExportStockStatus", StockCodes=codes_doc("DRESS-RED-S"), SiteID=SELLING)
+    assert fields(doc) == contract_fields.KHAOS["ExportStockStatus"]
     (row,) = doc.findall("STOCK")
     # Level 10; open invoices allocate 3 (order A) + 1 (hire order's dress line).
     assert (row.findtext("Level"), row.findtext("Available"), row.findtext("OnOrder")) == (
@@ -180,6 +188,7 @@ def test_export_stock_status_gives_level_available_and_on_order(khaos: KhaosHarn
 def test_export_orders_returns_orders_with_an_invoice_in_the_stages(khaos: KhaosHarness) -> None:
     ok(khaos, "MoveInvoices", InvoiceIDs=str(INV_A), DestinationStageID=12)
     doc = ok(khaos, "ExportOrders", InvoiceStageIDs="9", SiteID=SELLING)
+    assert fields(doc) == contract_fields.KHAOS["ExportOrders"]
     ids = [o.findtext("HEADER/SOrderID") for o in doc.findall("ORDER")]
     assert str(ORDER_A) not in ids and str(ORDER_HIRE) in ids
     hire = next(o for o in doc.findall("ORDER") if o.findtext("HEADER/SOrderID") == str(ORDER_HIRE))
@@ -191,6 +200,7 @@ def test_move_invoices_moves_open_invoices_and_refuses_issued_ones(khaos: KhaosH
     khaos.sim.set_stage(INV_HIRE, 16)
     khaos.sim.issue_invoice(INV_HIRE)
     doc = ok(khaos, "MoveInvoices", InvoiceIDs=f"{INV_A},{INV_HIRE},999", DestinationStageID=12)
+    assert fields(doc) == contract_fields.KHAOS["MoveInvoices"]
     results = {
         r.findtext("InvoiceID"): (r.findtext("Moved"), r.findtext("Reason"))
         for r in doc.findall("INVOICE")
@@ -203,6 +213,7 @@ def test_move_invoices_moves_open_invoices_and_refuses_issued_ones(khaos: KhaosH
 def test_export_order_status_ex_lists_invoices_and_packages(khaos: KhaosHarness) -> None:
     despatch(khaos, "SHIP-1", (A_DRESS_S, 3), (A_DRESS_M, 1))
     doc = ok(khaos, "ExportOrderStatusEx", IDs=str(ORDER_A), IncludeTracking="-1")
+    assert fields(doc) == contract_fields.KHAOS["ExportOrderStatusEx"]
     (inv,) = doc.findall("ORDER/INVOICES/INVOICE")
     assert inv.findtext("INVOICE_STAGE_ID") == "16"
     assert inv.findtext("ExternalRef") == "SHIP-1"
@@ -213,6 +224,7 @@ def test_export_order_status_ex_lists_invoices_and_packages(khaos: KhaosHarness)
 
 def test_import_despatch_splits_the_order_into_shipped_and_back_order(khaos: KhaosHarness) -> None:
     doc = despatch(khaos, "SHIP-1", (A_DRESS_S, 2))
+    assert fields(doc) == contract_fields.KHAOS["ImportDespatch"]
     assert doc.findtext("INVOICE/InvoiceID") == str(INV_A)
     back_id = int(doc.findtext("BackOrderInvoiceID") or 0)
     stages = {i["invoice_id"]: (i["stage"], i["lines"]) for i in khaos.invoices(ORDER_A)}
@@ -243,8 +255,9 @@ def test_import_stock_adjustments_applies_to_and_by_in_one_group(khaos: KhaosHar
             {"StockID": DRESS_M, "AdjustBy": -2, "ReasonCode": "DAMAGED", "Value": "40.00"},
         ),
     )
-    assert doc.findtext("GroupRef") == "SNAP-1" and doc.findtext("GroupID")
-    assert [ln.findtext("LevelAfter") for ln in doc.findall("LINES/LINE")] == ["12", "3"]
+    assert fields(doc) == contract_fields.KHAOS["ImportStockAdjustments"]
+    assert doc.findtext("GroupID")
+    assert [ln.findtext("Result") for ln in doc.findall("LINES/LINE")] == ["OK", "OK"]
     assert khaos.stock(DRESS_S)["level"] == 12 and khaos.stock(DRESS_M)["level"] == 3
 
 
@@ -262,17 +275,13 @@ def test_import_stock_adjustments_refuses_an_unknown_reason_and_applies_nothing(
 
 
 def test_export_stock_adjustments_reads_groups_back_by_ref(khaos: KhaosHarness) -> None:
-    for _ in range(2):  # no de-duplication: the same GroupRef twice is two groups
-        ok(
-            khaos,
-            "ImportStockAdjustments",
-            SiteID=SELLING,
-            GroupRef="WO-1",
-            Lines=adjust_doc(
-                {"StockID": TOTE, "AdjustBy": -1, "ReasonCode": "WRITEOFF", "Value": "5.50"}
-            ),
-        )
+    for line in (
+        {"StockID": TOTE, "AdjustBy": -1, "ReasonCode": "WRITEOFF", "Value": "5.50"},
+        {"StockID": TOTE, "AdjustTo": 1, "ReasonCode": "VARIANCE", "Value": "0"},
+    ):  # no de-duplication: the same GroupRef twice is two groups
+        ok(khaos, "ImportStockAdjustments", SiteID=SELLING, GroupRef="WO-1", Lines=adjust_doc(line))
     doc = ok(khaos, "ExportStockAdjustments", GroupRef="WO-1")
+    assert fields(doc) == contract_fields.KHAOS["ExportStockAdjustments"]
     groups = doc.findall("GROUP")
     assert len(groups) == 2 and groups[0].findtext("GroupID") != groups[1].findtext("GroupID")
     assert groups[0].findtext("LINES/LINE/AdjustBy") == "-1"
@@ -287,9 +296,10 @@ def test_import_customer_returns_restocks_and_credits(khaos: KhaosHarness) -> No
         ProcessReturn="-1",
         CreditMode="auto",
     )
-    assert doc.findtext("CreditStatus") == "raised"
-    assert doc.findtext("CreditValue") == "66.67"
-    assert doc.findtext("CreditNoteID")
+    assert fields(doc) == contract_fields.KHAOS["ImportCustomerReturns"]
+    assert doc.findtext("ReturnID") and doc.findtext("CreditNoteID")
+    (credit,) = khaos.truth()["credit_notes"]
+    assert credit["value"] == "66.67"
     assert khaos.stock(DRESS_S)["level"] == 11
 
 
@@ -302,10 +312,34 @@ def test_export_customer_returns_reads_returns_back_by_ref(khaos: KhaosHarness) 
         CreditMode="review",
     )
     doc = ok(khaos, "ExportCustomerReturns", AssociatedRef="RET-2")
+    assert fields(doc) == contract_fields.KHAOS["ExportCustomerReturns"]
     (ret,) = doc.findall("CUSTOMER_RETURN")
     assert ret.findtext("CreditStatus") == "review"
     assert not ret.findtext("CreditNoteID")
     assert ret.findtext("ITEMS/ITEM/ReturnReason") == "BER"
+
+
+def test_a_request_element_the_contract_does_not_name_is_refused(khaos: KhaosHarness) -> None:
+    packages = ET.Element("PACKAGES")
+    add_fields(
+        ET.SubElement(packages, "PACKAGE"),
+        {"ConsignmentRef": "C1", "CourierCode": "DPD", "TrackingURL": "https://t.example/1"},
+    )
+    _, reply = call(
+        khaos,
+        "ImportDespatch",
+        SOrderID=ORDER_A,
+        ExternalRef="S-1",
+        Items=items_doc((A_DRESS_S, 1)),
+        Packages=packages,
+    )
+    assert reply.fault.code == "Client.Validation" and "TrackingURL" in reply.fault.message
+    assert khaos.truth()["despatch_calls"] == []
+
+
+def test_a_parameter_the_contract_does_not_name_is_refused(khaos: KhaosHarness) -> None:
+    _, code = fault_of(khaos, "GetSiteList", Sites="all")
+    assert code == "Client.Validation"
 
 
 def test_wsdl_lists_the_operations(khaos: KhaosHarness) -> None:
@@ -417,7 +451,8 @@ def test_write_off_return_does_not_restock_and_none_mode_raises_no_credit(
         ProcessReturn="-1",
         CreditMode="none",
     )
-    assert doc.findtext("CreditStatus") == "none"
+    (ret,) = khaos.truth()["customer_returns"]
+    assert doc.findtext("CreditNoteID") == "" and ret["credit_status"] == "none"
     assert khaos.stock(DRESS_S)["level"] == 10
     assert khaos.truth()["credit_notes"] == []
 

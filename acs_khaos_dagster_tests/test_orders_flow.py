@@ -131,6 +131,7 @@ def test_acs_refusing_a_sku_holds_the_order_instead_of_failing_it(
 # --- despatch back --------------------------------------------------------------------------
 
 
+@pytest.mark.variants
 def test_a_three_shipment_order_ends_complete_with_three_invoices_in_khaos(
     integration: IntegrationHarness,
 ) -> None:

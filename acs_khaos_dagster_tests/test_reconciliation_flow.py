@@ -100,6 +100,7 @@ def _stored(table: str, day: str) -> pd.DataFrame:
 # --- stock ------------------------------------------------------------------------------------
 
 
+@pytest.mark.variants
 def test_a_day_with_only_timing_differences_shows_nothing_unexplained(
     integration: IntegrationHarness,
 ) -> None:

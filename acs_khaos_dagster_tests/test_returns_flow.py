@@ -152,6 +152,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- the scenario's returns -----------------------------------------------------------
 
 
+@pytest.mark.variants
 def test_the_scenarios_returns_are_credited_at_unit_net_and_restocked_once(
     integration: IntegrationHarness,
 ) -> None:
@@ -184,6 +185,7 @@ def test_the_scenarios_returns_are_credited_at_unit_net_and_restocked_once(
     assert unexpected.row.owner == "operations" and "ACSR100005" in unexpected.row.entity_ref
 
 
+@pytest.mark.variants("khaos_own_codes")
 def test_each_grade_gets_its_return_reason_and_credit_mode_in_parts_per_mode(
     integration: IntegrationHarness,
 ) -> None:
@@ -203,12 +205,14 @@ def test_each_grade_gets_its_return_reason_and_credit_mode_in_parts_per_mode(
     result = _run(integration, *FLOW)
 
     parts = {r["associated_ref"]: r for r in _returns(integration, "RG1")}
+    policy = load_settings().grade_policy  # the install's reasons (RESTOCK, BER by default)
+    reason = {grade: policy.rule_for(grade).return_reason for grade in ("A", "C", "BER")}
     assert set(parts) == {"RG1-P1", "RG1-P2"}
     assert parts["RG1-P1"]["credit_mode"] == "auto"
-    assert {i["return_reason"] for i in parts["RG1-P1"]["items"]} == {"RESTOCK"}
+    assert {i["return_reason"] for i in parts["RG1-P1"]["items"]} == {reason["A"]}
     assert parts["RG1-P2"]["credit_mode"] == "review"
     reasons = {i["sku"]: i["return_reason"] for i in parts["RG1-P2"]["items"]}
-    assert reasons == {"JKT-0002-BRG-L": "RESTOCK", "JKT-0002-GRY-S": "BER"}
+    assert reasons == {"JKT-0002-BRG-L": reason["C"], "JKT-0002-GRY-S": reason["BER"]}
     # The BER sale unit: credited per policy, posted with a write-off reason, no adjustment.
     assert Decimal(parts["RG1-P2"]["credit_value"]) == Decimal("252.00")
     assert _level(integration, 10020, SELLING) == gry_s_before
@@ -474,7 +478,8 @@ def test_a_timeout_around_a_hire_write_off_applies_it_exactly_once(
 
     [group] = _groups(integration, "WO-UW1")
     assert group["site_id"] == HIRE_STOCK
-    assert group["lines"][0]["reason_code"] == "WRITEOFF" and group["lines"][0]["value"] == "8.96"
+    write_off = load_settings().khaos.reasons.write_off  # the install's code
+    assert group["lines"][0]["reason_code"] == write_off and group["lines"][0]["value"] == "8.96"
     assert _level(integration, 10010, HIRE_STOCK) == before - 1
     offs = integration.metadata(result, "khaos_write_offs")
     assert offs["units_written_off_by_adjustment"] == 1 and offs["write_off_value"] == 8.96

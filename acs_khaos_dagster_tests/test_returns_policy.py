@@ -190,7 +190,17 @@ def test_a_configured_grade_action_rule_wins_over_the_grade_rule() -> None:
 
 def test_policy_refuses_a_return_reason_khaos_does_not_know() -> None:
     with pytest.raises(ValidationError, match="unknown Khaos return reason"):
-        GradeRule(return_reason="BIN_IT", credit_mode=CreditMode.AUTO)
+        GradePolicy(rules={"A": GradeRule(return_reason="BIN_IT", credit_mode=CreditMode.AUTO)})
+
+
+def test_a_policy_may_name_the_reasons_the_install_has() -> None:
+    policy = GradePolicy(
+        rules={"A": GradeRule(return_reason="rts", credit_mode=CreditMode.AUTO)},
+        hire_return_reason="SCRAP",
+        return_reasons={"RTS": "return_to_stock", "SCRAP": "write_off"},
+    )
+    rule = policy.rule_for("A")
+    assert rule is not None and policy.restocks(rule) and not policy.writes_off(rule)
 
 
 def test_policy_refuses_a_hire_return_reason_that_would_restock() -> None:

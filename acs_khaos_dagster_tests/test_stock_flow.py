@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from dagster import AssetKey, build_sensor_context, materialize
 
 from acs_khaos_dagster.config import load_settings
@@ -66,6 +67,7 @@ def _rewrite(path: Path, new_name: str, transform) -> Path:
     return out
 
 
+@pytest.mark.variants
 def test_a_first_snapshot_that_agrees_with_khaos_pushes_nothing(
     integration: IntegrationHarness,
 ) -> None:
@@ -220,6 +222,7 @@ def _stock_id_with_ready_units(integration: IntegrationHarness, result) -> tuple
     return int(row["stock_id"]), str(row["stock_code"])
 
 
+@pytest.mark.variants("khaos_without_level", "khaos_own_codes")
 def test_a_variance_within_tolerance_is_pushed_and_above_is_held_until_approved(
     integration: IntegrationHarness, monkeypatch
 ) -> None:
@@ -247,7 +250,8 @@ def test_a_variance_within_tolerance_is_pushed_and_above_is_held_until_approved(
     assert _levels(integration)[(stock_id, SELLING)]["level"] == level
     assert _levels(integration)[(other, SELLING)]["level"] == other_level + 20
     [line] = [ln for g in _groups(integration) for ln in g["lines"]]
-    assert line["reason_code"] == "VARIANCE" and line["adjust_by"] == 1  # the planned change
+    variance = load_settings().khaos.reasons.variance  # the install's code
+    assert line["reason_code"] == variance and line["adjust_by"] == 1  # the planned change
     with integration.store() as store:
         [held] = store.exceptions.list(type="stock_variance_held")
         assert held.row.owner == "finance" and held.row.details["held_units"] == -20

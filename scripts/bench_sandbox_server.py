@@ -1,11 +1,13 @@
 """The sandbox in a process of its own, for the benchmarks (its CPU is read from /proc).
 
-    python scripts/bench_sandbox_server.py SCENARIO_DIR DROP_FOLDER
+    python scripts/bench_sandbox_server.py SCENARIO_DIR DROP_FOLDER [VARIANT]
 
-Prints one JSON line (the ``ACS_KHAOS_*`` environment pointing at it), then serves
-until its stdin closes. Besides the usual control routes it offers
-``POST /_sandbox/bench/daily`` (ACS writes its daily files) and
-``POST /_sandbox/bench/faults`` (add a ``FaultRule`` given as JSON).
+Prints one JSON line (the ``ACS_KHAOS_*`` environment pointing at it, with the settings
+of ``VARIANT``, a ``sandbox.variants`` name), then serves until its stdin closes. Besides
+the usual control routes it offers ``POST /_sandbox/bench/daily`` (ACS writes its daily
+files) and ``POST /_sandbox/bench/faults`` (add a ``FaultRule`` from query parameters:
+any ``FaultKind``, on ``system=acs`` or ``khaos``, with ``apply_after_s`` and
+``later_by`` for the late-apply and file faults).
 """
 
 from __future__ import annotations
@@ -17,24 +19,43 @@ from pathlib import Path
 from acs_khaos_dagster.config import load_settings
 from acs_khaos_dagster.sandbox.faults import FaultKind, FaultRule
 from acs_khaos_dagster.sandbox.runner import Sandbox
+from acs_khaos_dagster.sandbox.variants import VARIANTS
 
 
 def main() -> int:
     folder, drop = Path(sys.argv[1]), Path(sys.argv[2])
+    variant = VARIANTS[sys.argv[3] if len(sys.argv) > 3 else "modelled"]
     settings = load_settings()
-    box = Sandbox(folder, drop, settings, seed=7)
+    box = Sandbox(folder, drop, settings, seed=7, variant=variant)
 
     def daily() -> dict[str, list[str]]:
         return {"files": [p.name for p in box.acs.write_daily_files()]}
 
-    def faults(operation: str, kind: str, rate: float, retry_after: int = 1) -> dict:
-        box.acs_faults.add(
-            FaultRule(operation=operation, kind=FaultKind(kind), rate=rate, retry_after=retry_after)
+    def faults(
+        operation: str,
+        kind: str,
+        rate: float,
+        retry_after: int = 1,
+        system: str = "acs",
+        apply_after_s: float = 0.0,
+        later_by: int = 1,
+    ) -> dict:
+        injector = box.khaos_faults if system == "khaos" else box.acs_faults
+        injector.add(
+            FaultRule(
+                operation=operation,
+                kind=FaultKind(kind),
+                rate=rate,
+                retry_after=retry_after,
+                apply_after_s=apply_after_s,
+                later_by=later_by,
+            )
         )
         return {"ok": True}
 
     def clear() -> dict:
         box.acs_faults.clear()
+        box.khaos_faults.clear()
         return {"ok": True}
 
     box.acs.app.add_api_route("/_sandbox/bench/daily", daily, methods=["POST"])

@@ -9,7 +9,14 @@ What it does, all seeded (the seed is printed so a run can be replayed):
    (``scripts/chaos.py serve``), so killing the integration never kills the simulators;
 2. turns on faults on both simulators through ``POST /_sandbox/faults`` (5xx, 429 with
    Retry-After, latency beyond the client's timeout, timeout before and after the write,
-   connection resets; duplicate and reordered despatch-feed events);
+   connection resets; duplicate and reordered despatch-feed events), plus any of the
+   real-system faults named with ``--extra-faults`` (``quota_403``, ``applied_then_5xx``,
+   ``late_apply``, ``replay``, ``cursor_reset``, ``delay``, ``republish``,
+   ``republish_partial``; see ``sandbox/faults.py``). ``late_apply`` lands after the
+   outbox's read-back by design and ``applied_then_5xx`` is ambiguous: expect them to show
+   as duplicates, which the nightly reconciliation raises as ``khaos_duplicate``;
+   ``--variant`` runs the sandbox as one of ``sandbox.variants`` (Khaos without Level, own
+   codes, ACS's time styles) with the matching settings;
 3. runs ``integration_cycle`` in Dagster run processes while simulated time passes (SKU
    pushes, order releases and cancellations, despatch postings, returns, the stock push),
    SIGKILLing some of them at random moments and running them again;
@@ -61,6 +68,18 @@ CALL_FAULTS = (
     "reset_after",
 )
 FEED_FAULTS = ("duplicate", "reorder")
+# Real-system faults (--extra-faults): where each is switched on.
+EXTRA_FAULTS = {
+    "quota_403": ("acs",),
+    "applied_then_5xx": ("acs", "khaos"),
+    "late_apply": ("khaos",),
+    "replay": ("feed",),
+    "cursor_reset": ("feed",),
+    "delay": ("feed",),
+    "republish": ("feed",),
+    "republish_partial": ("feed",),
+}
+LATE_APPLY_AFTER_S = 15 * 60  # simulated seconds: lands in the soak's next clock step
 CLIENT_READ_TIMEOUT_S = 1.0
 STALL_S = 1.3  # beyond the client's read timeout: the client gives up, the server goes on
 EXTRA_ORDER_BASE = 900_000  # Khaos order ids of the extra orders the soak's despatches ship
@@ -72,13 +91,14 @@ BAD_REASON = "NOT_A_REASON"  # Khaos rejects it: the effect must be parked, neve
 # --- the sandbox process -------------------------------------------------------------------
 
 
-def serve(scenario: Path, drop: Path, seed: int) -> int:
+def serve(scenario: Path, drop: Path, seed: int, variant: str = "modelled") -> int:
     """The sandbox in its own process; prints its settings as one JSON line."""
     from acs_khaos_dagster.config import load_settings
     from acs_khaos_dagster.domain.models import OrderLine, SalesOrder
     from acs_khaos_dagster.sandbox.runner import Sandbox
+    from acs_khaos_dagster.sandbox.variants import VARIANTS
 
-    box = Sandbox(scenario, drop, load_settings(), seed=seed)
+    box = Sandbox(scenario, drop, load_settings(), seed=seed, variant=VARIANTS[variant])
 
     def extra_orders(count: int) -> dict[str, Any]:
         """Khaos orders (released, one line each) for the soak's own despatch postings."""
@@ -167,13 +187,27 @@ class SandboxProcess:
             "GET", f"{self.khaos}/_sandbox/truth"
         )
 
-    def faults_on(self, rate: float) -> None:
+    def faults_on(self, rate: float, extra: tuple[str, ...] = ()) -> None:
         # decide() takes the first rule that fires: seven rules at r each give 1-(1-r)^7.
         per_rule = 1 - (1 - rate) ** (1 / len(CALL_FAULTS))
         # Feed faults first: the first rule that fires wins, and the feed is read rarely.
-        for kind in FEED_FAULTS:
+        feed = [k for k in extra if "feed" in EXTRA_FAULTS[k]]
+        for kind in (*FEED_FAULTS, *feed):
             rule = {"operation": "list_despatches", "kind": kind, "rate": 0.2}
             _http("POST", f"{self.acs}/_sandbox/faults", rule)
+        for kind in extra:
+            for system in EXTRA_FAULTS[kind]:
+                if system == "feed":
+                    continue
+                rule = {
+                    "operation": "*",
+                    "kind": kind,
+                    "rate": per_rule,
+                    "retry_after": 1,
+                    "apply_after_s": LATE_APPLY_AFTER_S,
+                }
+                base = self.acs if system == "acs" else self.khaos
+                _http("POST", f"{base}/_sandbox/faults", rule)
         for base in (self.acs, self.khaos):
             for kind in CALL_FAULTS:
                 stall = STALL_S if kind in ("latency", "timeout_before", "timeout_after") else 0
@@ -207,10 +241,20 @@ class SandboxProcess:
 
 
 def start_sandbox(
-    scenario: Path, drop: Path, seed: int, env: dict[str, str], log: Any
+    scenario: Path, drop: Path, seed: int, env: dict[str, str], log: Any, variant: str = "modelled"
 ) -> SandboxProcess:
     process = subprocess.Popen(
-        [sys.executable, __file__, "serve", str(scenario), str(drop), "--seed", str(seed)],
+        [
+            sys.executable,
+            __file__,
+            "serve",
+            str(scenario),
+            str(drop),
+            "--seed",
+            str(seed),
+            "--variant",
+            variant,
+        ],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -698,17 +742,26 @@ def soak(args: argparse.Namespace) -> int:
     work.mkdir(parents=True, exist_ok=True)
     (work / "dagster_home").mkdir(exist_ok=True)
     scenario = work / "scenario"
-    manifest = generate_scenario("tiny", args.seed, scenario)
+    from acs_khaos_dagster.sandbox.variants import SUMMER_START, VARIANTS
+
+    summer = VARIANTS[args.variant].summer  # ACS's time styles only differ from UTC in BST
+    manifest = (
+        generate_scenario("tiny", args.seed, scenario, start_at=SUMMER_START)
+        if summer
+        else generate_scenario("tiny", args.seed, scenario)
+    )
     base_env = {k: v for k, v in os.environ.items() if not k.startswith("ACS_KHAOS_")}
     base_env["ACS_KHAOS_DATA_DIR"] = str(work / "data")
     sandbox_log = (work / "sandbox.log").open("w")  # injected resets print tracebacks there
-    sandbox = start_sandbox(scenario, work / "acs_drop", args.seed, base_env, sandbox_log)
+    sandbox = start_sandbox(
+        scenario, work / "acs_drop", args.seed, base_env, sandbox_log, args.variant
+    )
     env = integration_env(sandbox.env, work)
     store_url = env["ACS_KHAOS_DATABASE_URL"]
     print(f"chaos soak: seed {args.seed}, work folder {work}", flush=True)
     try:
         _, before = sandbox.truth()
-        sandbox.faults_on(args.fault_rate)
+        sandbox.faults_on(args.fault_rate, args.extra_faults)
         # 1. The flows, through Dagster, while simulated time passes.
         for n, wait_min in enumerate(args.cycles):
             if wait_min:
@@ -830,8 +883,9 @@ def main() -> int:
         parser.add_argument("scenario", type=Path)
         parser.add_argument("drop", type=Path)
         parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument("--variant", default="modelled")
         a = parser.parse_args()
-        return serve(a.scenario, a.drop, a.seed)
+        return serve(a.scenario, a.drop, a.seed, a.variant)
     if len(sys.argv) > 1 and sys.argv[1] == "run-job":
         return run_job(sys.argv[2])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -843,7 +897,17 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="dispatchers at once")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--small", action="store_true", help="the bounded version CI runs")
+    parser.add_argument(
+        "--extra-faults",
+        default="",
+        help=f"comma-separated real-system faults to add: {', '.join(EXTRA_FAULTS)}",
+    )
+    parser.add_argument("--variant", default="modelled", help="a sandbox.variants name")
     args = parser.parse_args()
+    args.extra_faults = tuple(k.strip() for k in args.extra_faults.split(",") if k.strip())
+    unknown = sorted(set(args.extra_faults) - set(EXTRA_FAULTS))
+    if unknown:
+        parser.error(f"unknown extra faults {unknown}; choose from {sorted(EXTRA_FAULTS)}")
     # Simulated minutes between Dagster cycles: ACS activates SKUs, picks and despatches.
     args.cycles = [0, 6 * 60, 30 * 60, 9 * 24 * 60]
     args.cycle_kill = 0.5

@@ -53,9 +53,12 @@ class Failure(StrEnum):
     CONNECT_TIMEOUT = "no connection within the connect timeout"
     POOL_TIMEOUT = "no free pooled connection in time"
     REQUEST_TIMEOUT = "408 Request Timeout (the server never had the whole request)"
-    RATE_LIMITED = "429 Too Many Requests (with or without Retry-After)"
+    RATE_LIMITED = (
+        "429 Too Many Requests (with or without Retry-After), "
+        "or a gateway's 403 call quota with Retry-After"
+    )
     SERVER_BUSY = "SOAP fault Server.Busy (Khaos: raised before applying)"
-    AUTHENTICATION = "401 or 403, or SOAP fault Client.Authentication*"
+    AUTHENTICATION = "401, or 403 without Retry-After, or SOAP fault Client.Authentication*"
     NOT_FOUND = "404, or SOAP fault Client.NotFound*"
     CONFLICT = "409, or SOAP fault Client.Conflict*"
     INVALID = "other 4xx (400, 422 with its error list), or another Client.* fault"

@@ -987,27 +987,37 @@ _LIVE = (
 )
 
 
-def _cursor_tag(cursor: str | None) -> str:
-    return hashlib.sha256((cursor or "").encode()).hexdigest()[:16]
+def _cursor_tag(cursor: str | None, unseen: Iterable[str] = ()) -> str:
+    text = "\n".join([cursor or "", *sorted(unseen)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @sensor(
     job=despatch_posting_job,
     minimum_interval_seconds=_ORDER_SETTINGS.despatch_sensor_interval_s,
     default_status=DefaultSensorStatus.RUNNING,
-    description="Starts one despatch posting run when the ACS feed has events beyond the "
-    "cursor stored in the integration's database (the run reads and posts them itself).",
+    description="Starts one despatch posting run when the ACS feed has events the "
+    "integration's database has not recorded yet, beyond or on the page of its stored "
+    "cursor (the run reads and posts them itself).",
 )
 def acs_despatch_sensor(
-    context: SensorEvaluationContext, acs: AcsApiResource, store: StoreResource
+    context: SensorEvaluationContext,
+    settings: SettingsResource,
+    acs: AcsApiResource,
+    store: StoreResource,
 ) -> SensorResult | SkipReason:
+    # The contract's feed gives only ``next_cursor``, null on the last page: caught up,
+    # the stored cursor is the start of that page, so it is read again every tick and
+    # new events are told from old ones by their event_id.
+    page_size = settings.load().orders.despatch_page_size
     with store.connect() as db:
         cursor = db.cursors.get(DESPATCH_CURSOR)
-    with acs.client() as client:
-        page = client.read_despatch_page(cursor, 1)
-    if not page.events:
-        return SkipReason(f"nothing beyond the stored cursor {cursor or '(start)'}")
-    tag = _cursor_tag(cursor)
+        with acs.client() as client:
+            page = client.read_despatch_page(cursor, page_size)
+        unseen = OrderBook(db.db).unseen_event_ids(e.event_id for e in page.events)
+    if not unseen and not page.has_more:
+        return SkipReason(f"no event beyond those recorded (stored cursor {cursor or '(start)'})")
+    tag = _cursor_tag(cursor, unseen)
     runs = context.instance.get_runs(
         filters=RunsFilter(job_name=DESPATCH_JOB, tags={CURSOR_TAG: tag})
     )

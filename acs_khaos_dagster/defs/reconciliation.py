@@ -53,11 +53,18 @@ from acs_khaos_dagster.config import UK_TIME_ZONE, Settings
 from acs_khaos_dagster.connectors.acs.client import AcsClient
 from acs_khaos_dagster.connectors.errors import NotFoundError
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
+from acs_khaos_dagster.connectors.khaos.records import KhaosCustomerReturn
 from acs_khaos_dagster.defs.common import (
     effect_states,
     markdown_table,
     sync_exceptions,
     write_parquet_atomically,
+)
+from acs_khaos_dagster.defs.duplicates import (
+    adjustment_duplicates,
+    invoice_frame,
+    raise_duplicates,
+    return_frame,
 )
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
@@ -68,6 +75,7 @@ from acs_khaos_dagster.defs.resources import (
 from acs_khaos_dagster.defs.returns import _stored_matches
 from acs_khaos_dagster.defs.stock import sku_map_frame
 from acs_khaos_dagster.domain import reconciliation as rules
+from acs_khaos_dagster.domain.duplicates import duplicate_invoices, duplicate_returns
 from acs_khaos_dagster.domain.models import (
     AcsOrderStatus,
     DespatchEvent,
@@ -91,7 +99,7 @@ from acs_khaos_dagster.domain.reconciliation import (
     order_to_cash,
     order_to_cash_ageing,
 )
-from acs_khaos_dagster.domain.returns import WRITE_OFF_REASONS, StockMoveKind, apply_grade_policy
+from acs_khaos_dagster.domain.returns import StockMoveKind, apply_grade_policy
 from acs_khaos_dagster.domain.stock_push import (
     VarianceTolerance,
     acs_site_units,
@@ -510,6 +518,9 @@ def stock_reconciliation(
             meta["snapshot"] = snapshot.snapshot_id
             meta["levels_read_at"] = now.isoformat()
         opened = _sync_findings(db, "stock", ["recon:stock:"], findings, day)
+        # Adjustment groups and write-offs Khaos saved twice (khaos_duplicate).
+        doubled = raise_duplicates(db, "adjustment", adjustment_duplicates(db, client, conf), day)
+        meta["khaos_duplicates_open"] = -1 if doubled is None else doubled
     codes = sku_map.set_index("stock_id")["stock_code"]
     frame.insert(2, "stock_code", frame["stock_id"].map(codes).fillna("").astype(str))
     frame.insert(3, "site_name", frame["site_id"].map(site_names).fillna("").astype(str))
@@ -721,7 +732,12 @@ def order_to_cash_reconciliation(
             for e in db.outbox.find(kind=EffectKind.KHAOS_DESPATCH, state="done")
         ]
         invoices = [
-            {"invoice_id": i.invoice_id, "stage_id": i.stage_id, "issue_date": i.issue_date}
+            {
+                "invoice_id": i.invoice_id,
+                "stage_id": i.stage_id,
+                "issue_date": i.issue_date,
+                "external_ref": i.external_ref,
+            }
             for o in orders.values()
             for i in o.invoices
         ]
@@ -730,13 +746,25 @@ def order_to_cash_reconciliation(
             pd.DataFrame(postings, columns=["shipment_id", "invoice_id", "posted_at"]).dropna(
                 subset=["invoice_id"]
             ),
-            pd.DataFrame(invoices, columns=["invoice_id", "stage_id", "issue_date"]),
+            pd.DataFrame(
+                invoices, columns=["invoice_id", "stage_id", "issue_date", "external_ref"]
+            ),
             as_at,
             conf.time_zone,
             issued_stages=conf.khaos.stages.issued,
+            cancelled_stage=conf.khaos.stages.cancelled,
         )
         findings = drift_findings(cash=frame, not_invoiced_after_hours=NOT_INVOICED_AFTER_HOURS)
         opened = _sync_findings(db, "order_to_cash", ["recon:cash:"], findings, day)
+        # Invoices Khaos holds twice under one ExternalRef (khaos_duplicate).
+        doubled = raise_duplicates(
+            db,
+            "invoice",
+            duplicate_invoices(
+                invoice_frame(orders.values()), cancelled_stage=conf.khaos.stages.cancelled
+            ),
+            day,
+        )
     write_parquet_atomically(frame, table_path(conf, "order_to_cash", day))
     write_parquet_atomically(
         _workflow_events(releases, frame, start, end), table_path(conf, "workflow_events", day)
@@ -752,6 +780,7 @@ def order_to_cash_reconciliation(
             "value_waiting": round(float(frame["value_waiting"].fillna(0).sum()), 2),
             "not_invoiced_over_limit": int((waiting["age_hours"] > NOT_INVOICED_AFTER_HOURS).sum()),
             "drift_open": -1 if opened is None else int(opened),
+            "khaos_duplicates_open": -1 if doubled is None else int(doubled),
             "ageing": markdown_table(ageing),
             "waiting": markdown_table(waiting),
         }
@@ -762,24 +791,31 @@ def order_to_cash_reconciliation(
 # --- returns ---------------------------------------------------------------------------------
 
 
-def _khaos_returns(client: KhaosClient, refs: Iterable[str]) -> pd.DataFrame:
-    rows = []
+def _khaos_returns(
+    client: KhaosClient, refs: Iterable[str], written_off: frozenset[str]
+) -> tuple[pd.DataFrame, list[KhaosCustomerReturn]]:
+    """Every customer return Khaos holds under each AssociatedRef: all of them, so one
+    imported twice shows (``duplicate_return_ids``, ``khaos_duplicate``)."""
+    rows, returns = [], []
     for ref in sorted(set(refs)):
         try:
             found = client.export_customer_returns(associated_ref=ref)
         except NotFoundError:
             continue
-        for ret in found[:1]:
+        returns.extend(found)
+        for ret in found:
             rows.append(
                 {
                     "associated_ref": ref,
+                    "return_id": ret.return_id,
                     "credit_status": ret.credit_status,
                     "write_off_units": sum(
-                        i.quantity for i in ret.items if i.return_reason in WRITE_OFF_REASONS
+                        i.quantity for i in ret.items if i.return_reason in written_off
                     ),
                 }
             )
-    return pd.DataFrame(rows, columns=["associated_ref", "credit_status", "write_off_units"])
+    columns = ["associated_ref", "return_id", "credit_status", "write_off_units"]
+    return pd.DataFrame(rows, columns=columns), returns
 
 
 @asset(
@@ -801,6 +837,7 @@ def returns_reconciliation(
     conf = settings.load()
     day = context.partition_key
     as_at, _ = _as_at(conf, day)
+    doubled: int | None = 0
     with store.connect() as db:
         repo = ReturnsRepository(db.db)
         units = repo.units()
@@ -829,9 +866,16 @@ def returns_reconciliation(
                 }
             )
             with khaos.client() as client:
-                khaos_returns = _khaos_returns(
-                    client, graded["associated_ref"].dropna().astype(str)
+                khaos_returns, read = _khaos_returns(
+                    client,
+                    graded["associated_ref"].dropna().astype(str),
+                    conf.khaos.reasons.written_off,
                 )
+            # Customer returns Khaos holds twice under one AssociatedRef (khaos_duplicate).
+            posted = repo.postings()
+            goods = dict(zip(posted["associated_ref"], posted["goods_value"], strict=True))
+            found = duplicate_returns(return_frame(read, goods))
+            doubled = raise_duplicates(db, "return", found, day)
             frame = rules.returns_reconciliation(
                 graded,
                 khaos_returns,
@@ -869,6 +913,7 @@ def returns_reconciliation(
             ),
             "write_offs_pending": int((frame["write_off_status"] == "pending").sum()),
             "drift_open": -1 if opened is None else int(opened),
+            "khaos_duplicates_open": -1 if doubled is None else int(doubled),
             "problems": markdown_table(
                 frame.loc[
                     frame["write_off_status"].isin(["missing", "missing_reason"])

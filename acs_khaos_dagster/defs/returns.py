@@ -43,6 +43,7 @@ from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.connectors.acs.drop import AcsDrop, DropEntry, open_drop
 from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_returns
+from acs_khaos_dagster.connectors.acs.times import AcsTimeRules
 from acs_khaos_dagster.connectors.errors import NotFoundError
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.defs.common import (
@@ -273,7 +274,7 @@ def acs_returns(
                 skipped += 1
                 continue
             try:
-                read = read_returns(path)
+                read = read_returns(path, AcsTimeRules.from_settings(conf))
             except FileLayoutError as exc:
                 db.ledger.mark_failed(file_row.id, str(exc))
                 failed += 1
@@ -459,6 +460,7 @@ def khaos_write_offs(
             policy,
             conf.returns.resale_stock_ids,
             already_planned=repo.planned_group_refs(),
+            reasons=conf.khaos.reasons,
         )
         with db.transaction() as session:
             repo.record_moves(moves, session)

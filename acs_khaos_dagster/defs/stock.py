@@ -56,6 +56,7 @@ from sqlalchemy import select
 from acs_khaos_dagster.config import UK_TIME_ZONE, Settings, SettingsError, load_settings
 from acs_khaos_dagster.connectors.acs.drop import DropEntry, open_drop
 from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_stock_units
+from acs_khaos_dagster.connectors.acs.times import AcsTimeRules
 from acs_khaos_dagster.defs.common import (
     dispatch,
     dispatch_metadata,
@@ -277,7 +278,7 @@ def acs_stock_snapshot(
             return counts
         db.ledger.mark_processing(file_row.id)
         try:
-            read = read_stock_units(path, policy)
+            read = read_stock_units(path, policy, AcsTimeRules.from_settings(conf))
         except FileLayoutError as exc:
             db.ledger.mark_failed(file_row.id, str(exc))
             raise Failure(str(exc)) from exc

@@ -545,6 +545,7 @@ ORDER_TO_CASH_COLUMNS = (
     "age_hours",
     "age_bucket",
     "value_waiting",
+    "duplicate_invoice_ids",
 )
 
 
@@ -580,6 +581,7 @@ def order_to_cash(
     *,
     issued_stages: Sequence[int] = ISSUED_STAGES,
     buckets: Sequence[AgeBucket] = DEFAULT_AGE_BUCKETS,
+    cancelled_stage: int = 1,
 ) -> pd.DataFrame:
     """Every ACS shipment despatched by ``as_at`` against its Khaos posting and invoice.
 
@@ -591,7 +593,7 @@ def order_to_cash(
     back): ``shipment_id, invoice_id`` (+ optional ``posted_at``). A posting still in the
     outbox is not a posting.
     ``invoices`` — the Khaos invoices (``ExportOrderStatusEx``): ``invoice_id, stage_id``
-    (+ optional ``issue_date``).
+    (+ optional ``issue_date``, ``external_ref``).
 
     ``status``: ``despatched_not_posted`` (no confirmed posting — the seed's hidden
     killer: Khaos will never invoice it), ``posted_not_invoiced`` (its invoice is not in
@@ -605,6 +607,11 @@ def order_to_cash(
 
     ``age_hours`` since despatch at ``as_at``; ``age_bucket`` by ``buckets`` (days);
     ``value_waiting`` = value while not invoiced, else 0. Sorted by despatch.
+
+    ``duplicate_invoice_ids``: other Khaos invoices of the same shipment (comma text) —
+    a second posting's invoice, or a live invoice carrying the shipment's ExternalRef —
+    listed, never dropped: the shipment's status follows its last posting, and
+    ``domain.duplicates`` raises the duplicate.
     """
     _require(
         shipments,
@@ -637,11 +644,20 @@ def order_to_cash(
     if "posted_at" not in p.columns:
         p["posted_at"] = pd.NaT
     p["posted_at"] = _utc(p["posted_at"])
+    p = p.drop_duplicates(["shipment_id", "invoice_id"], keep="last")
+    invoices_of: dict[str, set[int]] = {}
+    for shipment, invoice in zip(p["shipment_id"], p["invoice_id"], strict=True):
+        if pd.notna(invoice):
+            invoices_of.setdefault(shipment, set()).add(int(invoice))
     p = p.drop_duplicates("shipment_id", keep="last")[["shipment_id", "invoice_id", "posted_at"]]
     inv = invoices.copy()
     if "issue_date" not in inv.columns:
         inv["issue_date"] = pd.NaT
     inv["issue_date"] = _utc(inv["issue_date"])
+    if "external_ref" in inv.columns:
+        live = inv.loc[(inv["stage_id"] != cancelled_stage) & (inv["external_ref"] != "")]
+        for ref, invoice in zip(live["external_ref"], live["invoice_id"], strict=True):
+            invoices_of.setdefault(str(ref), set()).add(int(invoice))
     inv = inv.drop_duplicates("invoice_id", keep="last")[["invoice_id", "stage_id", "issue_date"]]
     inv = inv.rename(columns={"stage_id": "invoice_stage"})
     s = s.merge(p, on="shipment_id", how="left")
@@ -665,6 +681,15 @@ def order_to_cash(
     s["age_hours"] = ((cutoff - s["despatched_at"]).dt.total_seconds() / 3600).round(2)
     s["age_bucket"] = _bucket(s["age_hours"] / 24, buckets)
     s["value_waiting"] = s["value"].where(s["status"] != str(CashStatus.INVOICED), 0.0)
+    s["duplicate_invoice_ids"] = [
+        ",".join(
+            str(i)
+            for i in sorted(
+                invoices_of.get(shipment, set()) - {int(kept) if pd.notna(kept) else -1}
+            )
+        )
+        for shipment, kept in zip(s["shipment_id"], s["invoice_id"], strict=True)
+    ]
     s["units"] = s["units"].astype("int64")
     s["invoice_stage"] = s["invoice_stage"].astype("Int64")
     return s.sort_values(["despatched_at", "shipment_id"], ignore_index=True)[
@@ -721,6 +746,7 @@ RETURNS_RECONCILIATION_COLUMNS = (
     "refund_state",
     "written_off",
     "write_off_status",
+    "duplicate_return_ids",
 )
 
 
@@ -743,7 +769,10 @@ def returns_reconciliation(
     disposed).
     ``khaos_returns`` (``ExportCustomerReturns`` read back): ``associated_ref,
     credit_status`` (raised / review / none) + optional ``write_off_units`` (units on the
-    return posted with a write-off reason).
+    return posted with a write-off reason) and ``return_id``. Where Khaos holds several
+    returns under one AssociatedRef the first (lowest ``return_id``) decides the unit's
+    status and the others are listed in ``duplicate_return_ids``, never dropped
+    (``domain.duplicates`` raises them).
     ``write_offs`` (write-off adjustments for units still in Level, from the outbox):
     ``unique_sku`` + ``applied_at`` (NaT while still waiting).
 
@@ -789,11 +818,20 @@ def returns_reconciliation(
     kr["associated_ref"] = kr["associated_ref"].astype(str)
     if "write_off_units" not in kr.columns:
         kr["write_off_units"] = 0
-    kr = kr.drop_duplicates("associated_ref", keep="last")
-    kr = kr[["associated_ref", "credit_status", "write_off_units"]].rename(
+    if "return_id" not in kr.columns:
+        kr["return_id"] = range(len(kr))
+    kr = kr.sort_values("return_id", kind="stable")
+    others = (
+        kr.groupby("associated_ref")["return_id"]
+        .agg(lambda ids: ",".join(str(i) for i in list(ids)[1:]))
+        .rename("duplicate_return_ids")
+    )
+    kr = kr.drop_duplicates("associated_ref", keep="first").join(others, on="associated_ref")
+    kr = kr[["associated_ref", "credit_status", "write_off_units", "duplicate_return_ids"]].rename(
         columns={"credit_status": "_khaos_credit"}
     )
     u = u.merge(kr, on="associated_ref", how="left")
+    u["duplicate_return_ids"] = u["duplicate_return_ids"].fillna("").astype(str)
     u["credit_status"] = u["_khaos_credit"].fillna("missing").astype(str)
     u.loc[u["is_hire"], "credit_status"] = "not_owed"
     sale = ~u["is_hire"]

@@ -50,7 +50,14 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from acs_khaos_dagster.domain.layout import KhaosSites
+from acs_khaos_dagster.domain.layout import (
+    DEFAULT_RETURN_REASONS,
+    RETURN_TO_STOCK,
+    WRITE_OFF,
+    KhaosReasons,
+    KhaosSites,
+    ReturnProcessing,
+)
 from acs_khaos_dagster.domain.models import (
     AdjustmentLine,
     CreditMode,
@@ -73,13 +80,10 @@ ACTIONS: tuple[str, ...] = (
     "EX_HIRE",
     "DISPOSE",
 )
-# Khaos return reasons and their processing type (the sandbox's list; a real install
-# names its own, so the policy validates against these two sets).
-RETURN_TO_STOCK_REASONS = frozenset({"RESTOCK", "UNWANTED", "WRONG_SIZE", "NOT_AS_DESCRIBED"})
-WRITE_OFF_REASONS = frozenset({"WRITEOFF", "BER", "FAULTY", "MISSING"})
-
-WRITE_OFF_ADJUSTMENT_REASON = "WRITEOFF"
-EX_HIRE_ADJUSTMENT_REASON = "EXHIRE"
+# The modelled install's return reasons by processing type. A real install names its own
+# (``khaos.reasons.return_reasons``); the settings hand them to the grade policy.
+RETURN_TO_STOCK_REASONS = KhaosReasons().returned_to_stock
+WRITE_OFF_REASONS = KhaosReasons().written_off
 UK_TIME_ZONE = "Europe/London"
 
 UnitKey = tuple[str, str]  # (return_ref, unique_sku)
@@ -91,8 +95,9 @@ UnitKey = tuple[str, str]  # (return_ref, unique_sku)
 class GradeRule(BaseModel):
     """What happens in Khaos to a returned sale unit: its return reason and credit mode.
 
-    ``written_off`` follows from the reason: a write-off reason leaves Khaos's Level
-    alone (and, for a unit still in Level, asks for a write-off adjustment).
+    Whether the unit is written off follows from the reason's processing type in the
+    install (``GradePolicy.writes_off``): a write-off reason leaves Khaos's Level alone
+    (and, for a unit still in Level, asks for a write-off adjustment).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -102,20 +107,8 @@ class GradeRule(BaseModel):
 
     @field_validator("return_reason")
     @classmethod
-    def _known_reason(cls, value: str) -> str:
-        reason = value.strip().upper()
-        if reason not in RETURN_TO_STOCK_REASONS | WRITE_OFF_REASONS:
-            known = sorted(RETURN_TO_STOCK_REASONS | WRITE_OFF_REASONS)
-            raise ValueError(f"unknown Khaos return reason {value!r}; expected one of {known}")
-        return reason
-
-    @property
-    def written_off(self) -> bool:
-        return self.return_reason in WRITE_OFF_REASONS
-
-    @property
-    def restocked(self) -> bool:
-        return self.return_reason in RETURN_TO_STOCK_REASONS
+    def _upper_reason(cls, value: str) -> str:
+        return value.strip().upper()
 
 
 def default_grade_rules() -> dict[str, GradeRule]:
@@ -168,6 +161,11 @@ class GradePolicy(BaseModel):
     post_hire_returns: bool = False
     hire_return_reason: str = "WRITEOFF"
     ex_hire_to_resale_actions: frozenset[str] = frozenset({"EX_HIRE", "RESALE"})
+    # The install's return reasons and their processing types; the settings fill this from
+    # ``khaos.reasons.return_reasons`` so the policy can only name reasons Khaos knows.
+    return_reasons: dict[str, ReturnProcessing] = Field(
+        default_factory=lambda: dict(DEFAULT_RETURN_REASONS)
+    )
 
     @field_validator("rules")
     @classmethod
@@ -186,14 +184,39 @@ class GradePolicy(BaseModel):
 
     @field_validator("hire_return_reason")
     @classmethod
-    def _hire_reason_writes_off(cls, value: str) -> str:
-        reason = value.strip().upper()
-        if reason not in WRITE_OFF_REASONS:
+    def _upper_hire_reason(cls, value: str) -> str:
+        return value.strip().upper()
+
+    @field_validator("return_reasons")
+    @classmethod
+    def _upper_return_reasons(
+        cls, value: dict[str, ReturnProcessing]
+    ) -> dict[str, ReturnProcessing]:
+        return {reason.strip().upper(): kind for reason, kind in value.items()}
+
+    @model_validator(mode="after")
+    def _reasons_known_to_the_install(self) -> GradePolicy:
+        known = sorted(self.return_reasons)
+        for key, rule in self.rules.items():
+            if rule.return_reason not in self.return_reasons:
+                raise ValueError(
+                    f"grade rule {key}: unknown Khaos return reason {rule.return_reason!r}; "
+                    f"the install's reasons are {known}"
+                )
+        if self.return_reasons.get(self.hire_return_reason) != WRITE_OFF:
             raise ValueError(
                 "hire_return_reason must be a write-off reason: a hire unit never left "
                 "Level, so a 'return to stock' would count it twice"
             )
-        return reason
+        return self
+
+    def writes_off(self, rule: GradeRule) -> bool:
+        """The rule's reason is processed "write off" in Khaos (Level not raised)."""
+        return self.return_reasons.get(rule.return_reason) == WRITE_OFF
+
+    def restocks(self, rule: GradeRule) -> bool:
+        """The rule's reason is processed "return to stock" in Khaos (Level raised)."""
+        return self.return_reasons.get(rule.return_reason) == RETURN_TO_STOCK
 
     @field_validator("ex_hire_to_resale_actions")
     @classmethod
@@ -556,7 +579,7 @@ def apply_grade_policy(
         hire = bool(row.get("is_hire"))
         out = dict(row)
         out["grade"], out["action_taken"] = grade, action
-        out["written_off"] = rule.written_off
+        out["written_off"] = policy.writes_off(rule)
         if hire:
             out["return_reason"] = policy.hire_return_reason
             out["credit_mode"] = CreditMode.NONE.value
@@ -565,7 +588,7 @@ def apply_grade_policy(
         else:
             out["return_reason"] = rule.return_reason
             out["credit_mode"] = rule.credit_mode.value
-            out["restocked"] = rule.restocked
+            out["restocked"] = policy.restocks(rule)
             out["posted"] = True
         rows.append(out)
     if not rows:
@@ -770,8 +793,12 @@ def plan_write_offs(
     resale_stock_id_for: Mapping[int, int] | None = None,
     *,
     already_planned: Collection[str] = frozenset(),
+    reasons: KhaosReasons | None = None,
 ) -> tuple[list[StockMove], list[ReturnProblem]]:
     """Write-off and ex-hire adjustments for units still in Khaos's Level.
+
+    Reason codes are the install's (``reasons``: ``write_off``, ``ex_hire``; by default
+    ``WRITEOFF`` and ``EXHIRE``).
 
     ``units``: ``apply_grade_policy`` output, or any frame with ``unique_sku``, ``sku``,
     ``grade``, ``action_taken``, ``is_hire`` and optionally ``stock_id`` (else resolved by
@@ -793,6 +820,7 @@ def plan_write_offs(
     StockID or StockItem is unknown a ``stock_item_unknown`` problem.
     """
     resale = resale_stock_id_for or {}
+    codes = reasons or KhaosReasons()
     done = set(already_planned)
     moves: list[StockMove] = []
     problems: list[ReturnProblem] = []
@@ -830,8 +858,10 @@ def plan_write_offs(
                 )
             )
             continue
-        write_off = rule.written_off and in_level
-        ex_hire = hire and not rule.written_off and action in policy.ex_hire_to_resale_actions
+        write_off = policy.writes_off(rule) and in_level
+        ex_hire = (
+            hire and not policy.writes_off(rule) and action in policy.ex_hire_to_resale_actions
+        )
         if not (write_off or ex_hire):
             continue
         stock_id = _stock_id(row, identity)
@@ -868,7 +898,7 @@ def plan_write_offs(
                                 AdjustmentLine(
                                     stock_id=item.stock_id,
                                     adjust_by=-1,
-                                    reason_code=WRITE_OFF_ADJUSTMENT_REASON,
+                                    reason_code=codes.write_off,
                                     value=cost,
                                 ),
                             ),
@@ -907,7 +937,7 @@ def plan_write_offs(
                             AdjustmentLine(
                                 stock_id=item.stock_id,
                                 adjust_by=-1,
-                                reason_code=EX_HIRE_ADJUSTMENT_REASON,
+                                reason_code=codes.ex_hire,
                                 value=cost,
                             ),
                         ),
@@ -919,7 +949,7 @@ def plan_write_offs(
                             AdjustmentLine(
                                 stock_id=target,
                                 adjust_by=1,
-                                reason_code=EX_HIRE_ADJUSTMENT_REASON,
+                                reason_code=codes.ex_hire,
                                 value=cost,
                             ),
                         ),

@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 from pydantic import TypeAdapter
 
-from acs_khaos_dagster.domain.layout import KhaosSites
+from acs_khaos_dagster.domain.layout import KhaosReasons, KhaosSites
 from acs_khaos_dagster.domain.models import (
     AdjustmentLine,
     StockAdjustmentGroup,
@@ -635,6 +635,7 @@ def plan_push(
     tolerance: VarianceTolerance | None = None,
     cost_prices: Mapping[int, Decimal] | pd.Series,
     max_lines_per_group: int = 500,
+    reasons: KhaosReasons | None = None,
 ) -> PushPlan:
     """The "adjust to" lines that make every Khaos site's Level equal its target.
 
@@ -756,9 +757,11 @@ def plan_push(
 
     t = t.sort_values(["site_id", "stock_id"], ignore_index=True)
     lines = t.loc[t["pushed_to"] != t["level"]]
+    # The plan's reasons are labels; the install names its own codes for them.
+    codes = _reason_codes(reasons or KhaosReasons())
     on_sites = lines.groupby("stock_id")["site_id"].transform("nunique")
-    groups = _groups(lines.loc[on_sites == 1], snapshot_id, max_lines_per_group)
-    moves = _moves(lines.loc[on_sites > 1], snapshot_id, max_lines_per_group)
+    groups = _groups(lines.loc[on_sites == 1], snapshot_id, max_lines_per_group, codes)
+    moves = _moves(lines.loc[on_sites > 1], snapshot_id, max_lines_per_group, codes)
     held = _held(t.loc[t["held_units"] != 0], snapshot_id)
     targets = t.drop(columns=["cost_scaled", "hold_rank"])[
         [
@@ -783,7 +786,15 @@ def plan_push(
 _LINES = TypeAdapter(list[AdjustmentLine])
 
 
-def _lines(site_lines: pd.DataFrame) -> list[AdjustmentLine]:
+def _reason_codes(reasons: KhaosReasons) -> dict[str, str]:
+    return {
+        REASON_VARIANCE: reasons.variance,
+        REASON_TRANSFER: reasons.transfer,
+        REASON_REFURBISH: reasons.refurbish,
+    }
+
+
+def _lines(site_lines: pd.DataFrame, codes: dict[str, str]) -> list[AdjustmentLine]:
     """The planned changes of one site's rows (one validation call for them all)."""
     change = site_lines["pushed_to"] - site_lines["level"]
     cost = site_lines["cost_scaled"].fillna(0).astype("int64")
@@ -794,7 +805,7 @@ def _lines(site_lines: pd.DataFrame) -> list[AdjustmentLine]:
                 "stock_id": stock_id,
                 "adjust_by": by,
                 "planned_level": level,
-                "reason_code": reason,
+                "reason_code": codes[reason],
                 "value": Decimal(p).scaleb(-2),
             }
             for stock_id, by, level, reason, p in zip(
@@ -818,7 +829,9 @@ def move_ref(snapshot_id: str, batch: int) -> str:
     return f"SNAP-{snapshot_id}-M{batch:03d}"
 
 
-def _moves(lines: pd.DataFrame, snapshot_id: str, max_stock_ids: int) -> tuple[StockMove, ...]:
+def _moves(
+    lines: pd.DataFrame, snapshot_id: str, max_stock_ids: int, codes: dict[str, str]
+) -> tuple[StockMove, ...]:
     if lines.empty:
         return ()
     stock_ids = sorted(set(lines["stock_id"].tolist()))
@@ -830,7 +843,7 @@ def _moves(lines: pd.DataFrame, snapshot_id: str, max_stock_ids: int) -> tuple[S
             StockAdjustmentGroup(
                 site_id=int(site_id),
                 group_ref=leg_ref(ref, int(site_id)),
-                lines=tuple(_lines(rows)),
+                lines=tuple(_lines(rows, codes)),
             )
             for site_id, rows in chunk.groupby("site_id", sort=True)
         )
@@ -839,13 +852,13 @@ def _moves(lines: pd.DataFrame, snapshot_id: str, max_stock_ids: int) -> tuple[S
 
 
 def _groups(
-    lines: pd.DataFrame, snapshot_id: str, max_lines: int
+    lines: pd.DataFrame, snapshot_id: str, max_lines: int, codes: dict[str, str]
 ) -> tuple[StockAdjustmentGroup, ...]:
     if lines.empty:
         return ()
     out: list[StockAdjustmentGroup] = []
     for site_id, site_lines in lines.groupby("site_id", sort=True):
-        validated = _lines(site_lines)
+        validated = _lines(site_lines, codes)
         for batch, start in enumerate(range(0, len(validated), max_lines), start=1):
             out.append(
                 StockAdjustmentGroup(
@@ -905,8 +918,10 @@ def approved_variance_groups(
     approval_ref: str,
     cost_prices: Mapping[int, Decimal] | pd.Series,
     max_lines_per_group: int = 500,
+    reasons: KhaosReasons | None = None,
 ) -> tuple[StockAdjustmentGroup, ...]:
-    """Groups that push held variances finance approved, as ``adjust_by`` ``VARIANCE`` lines.
+    """Groups that push held variances finance approved, as ``adjust_by`` ``VARIANCE`` lines
+    (the install's variance code, ``reasons.variance``).
 
     ``adjust_by`` (not ``adjust_to``): the pushed part already moved Level, and invoices
     or returns booked since the plan must not be undone; the held part is a pure
@@ -935,7 +950,7 @@ def approved_variance_groups(
                         stock_id=h.stock_id,
                         adjust_by=h.held_units,
                         planned_level=h.pushed_to,
-                        reason_code=REASON_VARIANCE,
+                        reason_code=(reasons or KhaosReasons()).variance,
                         value=value,
                     )
                 )

@@ -22,9 +22,9 @@ from sqlalchemy import select
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.connectors.acs.drop import DropEntry, open_drop
 from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_returns
+from acs_khaos_dagster.connectors.acs.times import AcsTimeRules
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.domain.models import CustomerReturn, StockAdjustmentGroup
-from acs_khaos_dagster.domain.returns import RETURN_TO_STOCK_REASONS
 from acs_khaos_dagster.domain.stock_push import ADJUSTMENT_COLUMNS, DESPATCH_COLUMNS, RETURN_COLUMNS
 from acs_khaos_dagster.effects import EffectKind
 from acs_khaos_dagster.store import Store
@@ -145,6 +145,7 @@ def return_facts(
     With ``acs_skus`` (``sku, stock_id, is_hire`` by ACS SKU), also the restocked sale units
     ACS reported whose return is not posted yet (``returns_not_posted_yet``)."""
     received, _ = _returns_moments(store)
+    returned_to_stock = settings.khaos.reasons.returned_to_stock
     rows = []
     for effect in _since(store.outbox.find(kind=EffectKind.KHAOS_CUSTOMER_RETURN), since):
         ret = CustomerReturn.model_validate(effect.payload)
@@ -153,7 +154,7 @@ def return_facts(
         processed_at = effect.updated_at if effect.state == "done" else None
         for item in ret.items:
             stock_id = stock_ids.get(item.sku)
-            if stock_id is None or item.return_reason not in RETURN_TO_STOCK_REASONS:
+            if stock_id is None or item.return_reason not in returned_to_stock:
                 continue
             rows.append(
                 {
@@ -219,7 +220,7 @@ def returns_not_posted_yet(
         if sku not in by_sku.index or bool(by_sku.at[sku, "is_hire"]):
             return
         rule = policy.rule_for(grade or "", action or "")
-        if rule is not None and not rule.restocked:
+        if rule is not None and not policy.restocks(rule):
             return
         received_at = pd.Timestamp(received)
         if pd.isna(received_at):
@@ -259,7 +260,7 @@ def returns_not_posted_yet(
             if _taken_in(store, file_sha256(path), RETURNS_FILE_KIND):
                 continue  # its units are in returned_units
             try:
-                read = read_returns(path)
+                read = read_returns(path, AcsTimeRules.from_settings(settings))
             except FileLayoutError:
                 continue  # a broken file: the returns flow quarantines it and raises it
             for r in read.returns.to_pylist():

@@ -162,7 +162,7 @@ def push_newest_snapshot(
         )
     costs = cost_prices_from(sku_map)
     plan, corrections, push_at = _plan(store, khaos, settings, sku_map, snapshot, placed)
-    _record(store, snapshots, snapshot, plan, push_at, costs)
+    _record(store, snapshots, snapshot, plan, push_at, costs, settings)
     return PushResult(
         "pushed",
         f"{sid}: {plan.lines} line(s), {len(plan.held)} held",
@@ -204,6 +204,7 @@ def _plan(
         tolerance=VarianceTolerance.from_settings(settings.stock),
         cost_prices=cost_prices_from(sku_map),
         max_lines_per_group=settings.stock.max_lines_per_adjustment,
+        reasons=settings.khaos.reasons,
     )
     return plan, corrections, push_at
 
@@ -233,6 +234,7 @@ def _record(
     plan: PushPlan,
     push_at: datetime,
     costs: dict[int, Any],
+    settings: Settings,
 ) -> None:
     """Every group, every move, every held variance (a held effect + its exception) and
     the snapshot's "pushed" marker in ONE transaction: a crash leaves all or nothing."""
@@ -267,11 +269,18 @@ def _record(
                 session=session,
             )
         for held in plan.held:
-            _record_held(store, held, costs, session)
+            _record_held(store, held, costs, settings, session)
 
 
-def _record_held(store: Store, held: HeldVariance, costs: dict[int, Any], session: Any) -> None:
-    [group] = approved_variance_groups([held], approval_ref=str(held.stock_id), cost_prices=costs)
+def _record_held(
+    store: Store, held: HeldVariance, costs: dict[int, Any], settings: Settings, session: Any
+) -> None:
+    [group] = approved_variance_groups(
+        [held],
+        approval_ref=str(held.stock_id),
+        cost_prices=costs,
+        reasons=settings.khaos.reasons,
+    )
     effect = store.outbox.enqueue(
         ADJUSTMENT,
         TARGET_OF[ADJUSTMENT],

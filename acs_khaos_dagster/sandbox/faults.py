@@ -15,6 +15,27 @@ Kinds:
 - ``reset_before`` / ``reset_after``: close the connection mid-response, before / after applying.
 - ``duplicate``, ``reorder``, ``suppress``: feed events (ACS despatch feed) served twice,
   out of order, or never.
+
+What real systems do beyond that (each available to tests, ``scripts/chaos.py`` and the
+benchmarks through the same rules):
+
+- ``applied_then_5xx``: apply the write, then answer as an API gateway whose upstream
+  timed out: ``502`` with an HTML body (neither a SOAP fault nor ACS's JSON errors).
+- ``late_apply``: hold the request ``latency_s``, cut the connection without applying,
+  and apply it once ``apply_after_s`` seconds of *simulated* time have passed — after
+  the integration's read-back delay if ``apply_after_s`` exceeds it (Khaos).
+- ``quota_403``: the API gateway's call quota: ``403`` with ``Retry-After:
+  retry_after`` seconds; nothing applied (ACS). A ``403`` without it is an auth failure.
+- ``replay``: the page re-delivers the events of the page before it (after the cursor
+  moved, across pages); ``cursor_reset``: the cursor is forgotten and the feed served from
+  its start; ``delay``: the page's first event (one carrying ``closed_short`` if any) is
+  held back and delivered at the end of the feed, in a later run; ``republish`` /
+  ``republish_partial``: a shipment already delivered is published again under a new
+  ``event_id`` with all / only its first line (ACS despatch feed).
+- ``file_late``: the next daily file of the kind named by ``operation`` (``stock_units``,
+  ``returns``) reaches the drop ``later_by`` deliveries late (so after newer files);
+  ``file_twice``: it arrives now and again ``later_by`` deliveries later under a new name
+  (ACS file drop).
 """
 
 from __future__ import annotations
@@ -38,6 +59,31 @@ class FaultKind(StrEnum):
     DUPLICATE = "duplicate"
     REORDER = "reorder"
     SUPPRESS = "suppress"
+    APPLIED_THEN_5XX = "applied_then_5xx"
+    LATE_APPLY = "late_apply"
+    QUOTA_403 = "quota_403"
+    REPLAY = "replay"
+    CURSOR_RESET = "cursor_reset"
+    DELAY = "delay"
+    REPUBLISH = "republish"
+    REPUBLISH_PARTIAL = "republish_partial"
+    FILE_LATE = "file_late"
+    FILE_TWICE = "file_twice"
+
+
+FEED_FAULTS = frozenset(
+    {
+        FaultKind.DUPLICATE,
+        FaultKind.REORDER,
+        FaultKind.SUPPRESS,
+        FaultKind.REPLAY,
+        FaultKind.CURSOR_RESET,
+        FaultKind.DELAY,
+        FaultKind.REPUBLISH,
+        FaultKind.REPUBLISH_PARTIAL,
+    }
+)
+FILE_FAULTS = frozenset({FaultKind.FILE_LATE, FaultKind.FILE_TWICE})
 
 
 class FaultRule(BaseModel):
@@ -47,6 +93,8 @@ class FaultRule(BaseModel):
     count: int = Field(0, ge=0, description="fire on the next N matching calls, then stop")
     latency_s: float = Field(0.0, ge=0.0)
     retry_after: int = Field(1, ge=0)
+    apply_after_s: float = Field(0.0, ge=0.0, description="late_apply: simulated seconds")
+    later_by: int = Field(1, ge=1, description="file faults: deliveries later")
 
 
 class FaultInjector:

@@ -23,6 +23,7 @@ from acs_khaos_dagster.sandbox.faults import FaultInjector
 from acs_khaos_dagster.sandbox.http import serve_in_thread
 from acs_khaos_dagster.sandbox.khaos import KhaosSimulator
 from acs_khaos_dagster.sandbox.scenario.manifest import ScenarioManifest
+from acs_khaos_dagster.sandbox.variants import MODELLED, Variant
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,11 @@ class Sandbox:
         acs_port: int = 0,
         khaos_port: int = 0,
         activation_lag: timedelta = timedelta(hours=2),
+        variant: Variant = MODELLED,
     ) -> None:
+        """``variant``: how these simulated systems differ from the modelled contract;
+        ``settings_env`` carries the settings the integration needs to match it."""
+        self.variant = variant
         self.scenario_dir = scenario_dir
         self.manifest = ScenarioManifest.load(scenario_dir)
         self.drop_folder = drop_folder
@@ -63,6 +68,7 @@ class Sandbox:
             account_code=self.manifest.account_code,
             activation_lag=activation_lag,
             seed=seed,
+            install=variant.acs,
         )
         self.khaos = KhaosSimulator(
             self.manifest,
@@ -72,6 +78,7 @@ class Sandbox:
             password=settings.khaos.password.get_secret_value(),
             exe_name=settings.khaos.exe_name,
             seed=seed,
+            install=variant.khaos,
         )
         for app in (self.acs.app, self.khaos.app):
             self._add_clock_control(app)
@@ -137,6 +144,7 @@ class Sandbox:
             "ACS_KHAOS_ACS__DROP_FOLDER": str(self.drop_folder.resolve()),
             "ACS_KHAOS_ACS__ACCOUNT_CODE": self.manifest.account_code,
             "ACS_KHAOS_CLOCK_URL": self.clock_file.resolve().as_uri(),
+            **self.variant.settings,
         }
 
     def truth(self) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class ExceptionType(StrEnum):
     UNKNOWN_GRADE = "unknown_grade"
     REFUND_DUE = "refund_due"
     DRIFT = "drift"
+    KHAOS_DUPLICATE = "khaos_duplicate"
 
 
 class Owner(StrEnum):
@@ -99,6 +100,8 @@ DEFAULT_OWNERS: dict[str, Owner] = {
     ExceptionType.UNKNOWN_GRADE: Owner.INTEGRATION,
     ExceptionType.REFUND_DUE: Owner.FINANCE,
     ExceptionType.DRIFT: Owner.FINANCE,
+    # Khaos holds one invoice, adjustment or return twice: stock value or money moved twice.
+    ExceptionType.KHAOS_DUPLICATE: Owner.FINANCE,
 }
 
 DEFAULT_SEVERITIES: dict[str, str] = {
@@ -107,6 +110,7 @@ DEFAULT_SEVERITIES: dict[str, str] = {
     ExceptionType.ORDER_SLA_BREACH: "high",
     ExceptionType.DRIFT: "high",
     ExceptionType.REFUND_DUE: "high",
+    ExceptionType.KHAOS_DUPLICATE: "high",
     ExceptionType.SKU_RENAMED: "low",
 }
 

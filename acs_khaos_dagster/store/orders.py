@@ -202,6 +202,19 @@ class OrderBook:
                 DespatchEvent.model_validate(r.payload) for r in rows if r.shipment_id not in done
             ]
 
+    def unseen_event_ids(self, event_ids: Iterable[str]) -> list[str]:
+        """Those of ``event_ids`` not recorded yet, in the order given."""
+        wanted = list(dict.fromkeys(event_ids))
+        if not wanted:
+            return []
+        with self._db.transaction() as s:
+            seen = set(
+                s.scalars(
+                    select(DespatchEventRow.event_id).where(DespatchEventRow.event_id.in_(wanted))
+                )
+            )
+        return [e for e in wanted if e not in seen]
+
     def event_count(self) -> int:
         with self._db.transaction() as s:
             return len(list(s.scalars(select(DespatchEventRow.event_id))))

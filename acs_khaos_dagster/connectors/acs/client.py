@@ -7,7 +7,8 @@ Typed methods take and return ``domain.models`` records only; the JSON lives in
 ===============================================  ===========================================
 what happened                                    raised
 ===============================================  ===========================================
-401                                              ``AuthenticationError``
+401, 403 without ``Retry-After``                 ``AuthenticationError``
+403 with ``Retry-After`` (gateway call quota)    ``TransientError`` (``retry_after`` seconds)
 404                                              ``NotFoundError``
 409 (``ORDER_LOCKED``)                           ``ConflictError``
 422 (``UNKNOWN_SKU``, ``INACTIVE_SKU``…)          ``PermanentError`` (``details`` = the errors)
@@ -42,6 +43,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 
 from acs_khaos_dagster.config import HttpSettings, Settings
 from acs_khaos_dagster.connectors.acs import wire
+from acs_khaos_dagster.connectors.acs.times import DEFAULT_TIME_RULES, AcsTimeRules
 from acs_khaos_dagster.connectors.errors import ConnectorError, PermanentError, TransientError
 from acs_khaos_dagster.connectors.failures import Failure, error_for, transport_failure
 from acs_khaos_dagster.domain.models import AcsOrder, AcsOrderStatus, AcsProduct, DespatchEvent
@@ -71,8 +73,10 @@ class _SubscriptionKeyAuth(httpx.Auth):
 class DespatchPage:
     """One read of the despatch feed.
 
-    ``cursor`` is what to store and pass next time: the next page while ``has_more``,
-    otherwise the position to resume polling from once new events arrive.
+    ``cursor`` is what to store and pass next time: the next page while ``has_more``;
+    on the last page (the contract's ``next_cursor`` is null) the cursor this page was
+    read with, so the last page is read again next time and its new events are told from
+    the ones already taken by ``event_id``.
     """
 
     events: list[DespatchEvent]
@@ -95,6 +99,7 @@ class AcsClient:
         verify: bool | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        times: AcsTimeRules = DEFAULT_TIME_RULES,
     ) -> None:
         http = timeout if isinstance(timeout, HttpSettings) else HttpSettings()
         if isinstance(timeout, httpx.Timeout):
@@ -120,6 +125,7 @@ class AcsClient:
         self.backoff_max_s = http.backoff_max_s if backoff_max_s is None else backoff_max_s
         connections = http.max_connections if max_connections is None else max_connections
         self._sleep = sleep
+        self.times = times  # how this account writes times (acs.time_without_offset…)
         self._random = random.Random()
         self._http = httpx.Client(
             base_url=self.base_url + API_PREFIX,
@@ -145,7 +151,7 @@ class AcsClient:
             settings.acs.subscription_key,
             settings.acs.account_code,
             settings.http,
-            **kwargs,
+            **{"times": AcsTimeRules.from_settings(settings), **kwargs},
         )
 
     def __repr__(self) -> str:
@@ -197,7 +203,9 @@ class AcsClient:
 
     def get_order(self, order_number: str) -> AcsOrderStatus:
         data = self._read("get_order", f"/orders/{_segment(order_number)}.json")
-        return self._convert("get_order", wire.order_status_from_wire, data)
+        return self._convert(
+            "get_order", lambda d: wire.order_status_from_wire(d, self.times), data
+        )
 
     # --- despatch feed --------------------------------------------------------------------
 
@@ -207,12 +215,11 @@ class AcsClient:
             params["cursor"] = cursor
         data = self._read("list_despatches", "/despatches", params)
         events = [
-            self._convert("list_despatches", wire.despatch_from_wire, item)
+            self._convert("list_despatches", lambda d: wire.despatch_from_wire(d, self.times), item)
             for item in self._convert("list_despatches", lambda d: d["events"], data)
         ]
-        next_cursor = data.get("next_cursor")
-        stored = next_cursor or data.get("resume_cursor") or cursor
-        return DespatchPage(events=events, cursor=stored, has_more=bool(next_cursor))
+        next_cursor = self._convert("list_despatches", lambda d: d["next_cursor"], data)
+        return DespatchPage(events=events, cursor=next_cursor or cursor, has_more=bool(next_cursor))
 
     def read_despatches(
         self, cursor: str | None, limit: int = 500
@@ -220,8 +227,8 @@ class AcsClient:
         """One page of despatch events and the cursor to store for the next read.
 
         Events come at least once and not necessarily in order: de-duplicate on
-        ``event_id``. The returned cursor is never ``None`` once something was read,
-        so storing it resumes after what was seen; an empty list means caught up.
+        ``event_id``. Caught up, the cursor returned is the last page's own, so the next
+        read repeats that page (with anything new on it).
         """
         page = self.read_despatch_page(cursor, limit)
         return page.events, page.cursor
@@ -340,7 +347,11 @@ def _retry_after(response: httpx.Response) -> float | None:
         return None  # an HTTP-date; rare at API gateways, fall back to our own backoff
 
 
-def _status_failure(status: int) -> Failure:
+def _status_failure(status: int, retry_after: float | None = None) -> Failure:
+    if status == 403 and retry_after is not None:
+        # An API gateway's call quota (Azure API Management answers 403 + Retry-After):
+        # rate limiting, not a refused key.
+        return Failure.RATE_LIMITED
     if status in (401, 403):
         return Failure.AUTHENTICATION
     if status == 404:
@@ -366,7 +377,7 @@ def _raise_for_status(
     errors = [{k: _redact(v, secret) for k, v in e.items()} for e in _errors_of(response)]
     code = errors[0]["code"] if errors else None
     message = errors[0]["message"] if errors else response.reason_phrase or "error"
-    failure = _status_failure(status)
+    failure = _status_failure(status, _retry_after(response))
     if failure is Failure.AUTHENTICATION:
         message = "subscription key refused"
     elif failure is Failure.RATE_LIMITED:

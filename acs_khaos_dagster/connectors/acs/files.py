@@ -16,6 +16,11 @@ drop a row silently:
 * a header missing required columns raises ``FileLayoutError`` naming the file
   and the columns (the file as a whole cannot be used).
 
+Timestamps follow ``times.AcsTimeRules`` (the ``acs.time_without_offset`` and
+``acs.dates_day_first`` settings): with an offset or ``Z`` as written, without one in
+UK wall-clock time by default; a ``dd/mm/yyyy`` value is quarantined with a reason
+naming the setting unless day-first dates are switched on.
+
 Headers are matched case- and spacing-insensitively (``" Unique_Sku "`` is
 ``unique_sku``); a UTF-8 byte-order mark, CRLF or LF line ends and quoted fields
 are accepted. A quoted field holding a line break is not supported (ACS's
@@ -58,6 +63,12 @@ from acs_khaos_dagster.connectors.acs.file_layouts import (
     STOCK_UNITS_LAYOUT,
     FileLayout,
     canonical_header,
+)
+from acs_khaos_dagster.connectors.acs.times import (
+    DAY_FIRST_ADVICE,
+    DAY_FIRST_SHAPE,
+    DEFAULT_TIME_RULES,
+    AcsTimeRules,
 )
 from acs_khaos_dagster.domain.stock_status import (
     CONFLICT_STATUS,
@@ -542,29 +553,51 @@ def _by_distinct(
     return pc.take(convert(encoded.dictionary), encoded.indices)
 
 
-def _parse_utc_values(values: pa.Array, shape: str = _TIMESTAMP_SHAPE) -> pa.Array:
-    """ISO-8601 strings → UTC timestamps (null when blank or unparseable; no offset means UTC)."""
-    series = values.to_pandas().str.strip()
-    series = series.where(series.str.match(shape, na=False), "")
+def _parse_utc_values(
+    values: pa.Array, shape: str = _TIMESTAMP_SHAPE, times: AcsTimeRules = DEFAULT_TIME_RULES
+) -> pa.Array:
+    """Timestamp strings → UTC timestamps (null when blank or unparseable). ISO-8601 with an
+    offset as written; without one, and ``dd/mm/yyyy`` ones if allowed, by ``times``."""
+    if shape == _DATE_SHAPE:  # a date names a day, not a moment: midnight UTC as ever
+        times = AcsTimeRules("utc", times.dates_day_first)
+    raw = values.to_pandas().str.strip()
+    day_first = (
+        raw.str.match(DAY_FIRST_SHAPE, na=False)
+        if times.dates_day_first
+        else pd.Series(False, index=raw.index)
+    )
+    series = raw.where(raw.str.match(shape, na=False) & ~day_first, "")
     has_offset = series.str.contains(_HAS_OFFSET, regex=True, na=False)
     parsed = pd.Series(pd.NaT, index=series.index, dtype="datetime64[ns, UTC]")
     # Parse offset and naive values apart: pandas applies one value's offset to its neighbours.
-    for mask in (has_offset, ~has_offset):
-        part = series[mask & (series != "")]
-        if len(part):
-            parsed[part.index] = pd.to_datetime(part, utc=True, errors="coerce", format="ISO8601")
+    offset_part = series[has_offset & (series != "")]
+    if len(offset_part):
+        parsed[offset_part.index] = pd.to_datetime(
+            offset_part, utc=True, errors="coerce", format="ISO8601"
+        )
+    naive_part = series[~has_offset & (series != "")]
+    if len(naive_part):
+        naive = pd.to_datetime(naive_part, errors="coerce", format="ISO8601")
+        parsed[naive_part.index] = times.localise(naive)
+    if day_first.any():
+        parsed[raw.index[day_first]] = times.localise(times.day_first(raw[day_first]))
     # Nanoseconds beyond the microsecond are dropped rather than refused.
     return pa.array(parsed.dt.floor("us"), type=UTC_TS, from_pandas=True)
 
 
-def _parse_utc(column: pa.ChunkedArray | pa.Array, *, date_only: bool = False) -> pa.Array:
+def _parse_utc(
+    column: pa.ChunkedArray | pa.Array,
+    *,
+    date_only: bool = False,
+    times: AcsTimeRules = DEFAULT_TIME_RULES,
+) -> pa.Array:
     shape = _DATE_SHAPE if date_only else _TIMESTAMP_SHAPE
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if len(column) > 1 and column.null_count == 0:
         bounds = pc.min_max(column).as_py()
         if bounds["min"] == bounds["max"]:  # snapshot_at: one value in every row
-            one = _parse_utc(column.slice(0, 1), date_only=date_only)
+            one = _parse_utc(column.slice(0, 1), date_only=date_only, times=times)
             return pc.take(one, pa.array(np.zeros(len(column), dtype=np.int32)))
     # Nearly every value is in ACS's canonical form: those are parsed by Arrow in one
     # vectorised pass (event times are nearly all distinct, so per-distinct-value work
@@ -590,7 +623,7 @@ def _parse_utc(column: pa.ChunkedArray | pa.Array, *, date_only: bool = False) -
     others = pc.and_(pc.invert(canonical), pc.not_equal(column, ""))
     if not pc.any(others).as_py():
         return fast
-    rest = _by_distinct(pc.filter(column, others), lambda v: _parse_utc_values(v, shape))
+    rest = _by_distinct(pc.filter(column, others), lambda v: _parse_utc_values(v, shape, times))
     return pc.replace_with_mask(fast, others, rest.cast(UTC_TS))
 
 
@@ -624,6 +657,30 @@ class _Reasons:
                 reason = f"file cut short: {reason}"
             rows.append(QuarantinedRow(number, texts.get(number, ""), reason))
         return table.filter(pc.invert(bad)), rows
+
+
+def _time_reasons(
+    reasons: _Reasons,
+    raw: pa.ChunkedArray | pa.Array,
+    parsed: pa.Array,
+    message: str,
+    times: AcsTimeRules,
+    *,
+    date_only: bool = False,
+) -> None:
+    """Quarantine rows whose time did not parse; a ``dd/mm/yyyy`` one says which setting
+    reads it."""
+    failed = pc.is_null(parsed)
+    if date_only:  # a blank date is allowed (no return expected)
+        failed = pc.and_(failed, pc.not_equal(_trimmed(raw), ""))
+    if not pc.any(pc.fill_null(failed, False)).as_py():
+        return
+    day_first = pc.match_substring_regex(_trimmed(raw), DAY_FIRST_SHAPE)
+    if times.dates_day_first:
+        reasons.add(failed, message)
+        return
+    reasons.add(pc.and_(failed, day_first), f"{message.split(' ', 1)[0]} is {DAY_FIRST_ADVICE}")
+    reasons.add(pc.and_(failed, pc.invert(day_first)), message)
 
 
 def _finish_quarantine(rows: list[QuarantinedRow]) -> list[QuarantinedRow]:
@@ -875,7 +932,9 @@ def _needs_trim(column: pa.ChunkedArray) -> bool:
     return False
 
 
-def read_stock_units(path: Path, policy: StatusPolicy | None = None) -> StockFileRead:
+def read_stock_units(
+    path: Path, policy: StatusPolicy | None = None, times: AcsTimeRules = DEFAULT_TIME_RULES
+) -> StockFileRead:
     """Read a ``stock_units_*.csv`` snapshot. Raises only ``FileLayoutError`` (unusable header)."""
     path = Path(path)
     clean = _read_clean_units(path)
@@ -895,22 +954,36 @@ def read_stock_units(path: Path, policy: StatusPolicy | None = None) -> StockFil
             "order_number",
         )
     }
-    snapshot_at = _parse_utc(table["snapshot_at"])
-    last_event_at = _parse_utc(table["last_event_at"])
-    expected_return = _parse_utc(table["expected_return_date"], date_only=True)
+    snapshot_at = _parse_utc(table["snapshot_at"], times=times)
+    last_event_at = _parse_utc(table["last_event_at"], times=times)
+    expected_return = _parse_utc(table["expected_return_date"], date_only=True, times=times)
     status_raw = table["status"]
 
     reasons = _Reasons(table.num_rows)
     reasons.add(pc.equal(trimmed["sku"], ""), "empty sku")
     reasons.add(pc.equal(trimmed["unique_sku"], ""), "empty unique_sku")
     reasons.add(pc.equal(_trimmed(status_raw), ""), "empty status")
-    reasons.add(pc.is_null(snapshot_at), "snapshot_at is not an ISO-8601 timestamp")
-    reasons.add(pc.is_null(last_event_at), "last_event_at is not an ISO-8601 timestamp")
-    reasons.add(
-        pc.and_(
-            pc.is_null(expected_return), pc.not_equal(_trimmed(table["expected_return_date"]), "")
-        ),
+    _time_reasons(
+        reasons,
+        table["snapshot_at"],
+        snapshot_at,
+        "snapshot_at is not an ISO-8601 timestamp",
+        times,
+    )
+    _time_reasons(
+        reasons,
+        table["last_event_at"],
+        last_event_at,
+        "last_event_at is not an ISO-8601 timestamp",
+        times,
+    )
+    _time_reasons(
+        reasons,
+        table["expected_return_date"],
+        expected_return,
         "expected_return_date is not an ISO-8601 date",
+        times,
+        date_only=True,
     )
     typed = pa.table(
         {
@@ -1051,12 +1124,12 @@ def _defect_lists(column: pa.Array | pa.ChunkedArray) -> pa.Array:
     return pc.if_else(pc.equal(text, ""), pa.scalar([], pa.list_(pa.string())), lists)
 
 
-def read_returns(path: Path) -> ReturnsFileRead:
+def read_returns(path: Path, times: AcsTimeRules = DEFAULT_TIME_RULES) -> ReturnsFileRead:
     """Read a ``returns_*.csv`` file. Raises only ``FileLayoutError`` (unusable header)."""
     path = Path(path)
     raw = _read_raw(path, RETURNS_LAYOUT)
     table = raw.table
-    received_at = _parse_utc(table["received_at"])
+    received_at = _parse_utc(table["received_at"], times=times)
     grade = pc.utf8_upper(_trimmed(table["grade"]))
     action = pc.utf8_upper(
         pc.replace_substring_regex(_trimmed(table["action_taken"]), r"[\s\-]+", "_")
@@ -1070,7 +1143,13 @@ def read_returns(path: Path) -> ReturnsFileRead:
     reasons = _Reasons(table.num_rows)
     for column in ("return_ref", "sku", "unique_sku"):
         reasons.add(pc.equal(_trimmed(table[column]), ""), f"empty {column}")
-    reasons.add(pc.is_null(received_at), "received_at is not an ISO-8601 timestamp")
+    _time_reasons(
+        reasons,
+        table["received_at"],
+        received_at,
+        "received_at is not an ISO-8601 timestamp",
+        times,
+    )
     reasons.add(
         repair_cost_bad,
         "repair_cost is not an amount of money (expected e.g. 12.50, £12.50 or 1,250.00)",

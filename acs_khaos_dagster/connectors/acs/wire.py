@@ -19,7 +19,8 @@ Rules applied before anything is sent:
   for GB addresses one space put before the inward code (the last three characters),
   so ``" sw1a1aa "`` becomes ``"SW1A 1AA"``. A postcode still longer than 10 raises
   ``PermanentError`` (code ``FIELD_TOO_LONG``) before any request is made.
-* **Datetimes**: UTC, ISO-8601 with a ``Z`` (``2024-01-08T09:00:00Z``).
+* **Datetimes**: sent as UTC, ISO-8601 with a ``Z`` (``2024-01-08T09:00:00Z``); read by
+  ``times.AcsTimeRules`` (an offset as written; none: UK wall-clock time by default).
 * **Money**: JSON numbers (two decimal places at most in practice).
 """
 
@@ -33,6 +34,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from acs_khaos_dagster.connectors.acs.times import DEFAULT_TIME_RULES, AcsTimeRules
 from acs_khaos_dagster.connectors.errors import PermanentError
 from acs_khaos_dagster.domain.models import (
     AcsOrder,
@@ -64,9 +66,8 @@ def format_datetime(value: datetime | None) -> str | None:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_datetime(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+def parse_datetime(value: str, times: AcsTimeRules = DEFAULT_TIME_RULES) -> datetime:
+    return times.parse(value)
 
 
 def _money(value: Decimal) -> float | int:
@@ -238,12 +239,14 @@ def order_to_wire(order: AcsOrder, account_code: str) -> dict[str, Any]:
     }
 
 
-def despatch_from_wire(data: dict[str, Any]) -> DespatchEvent:
+def despatch_from_wire(
+    data: dict[str, Any], times: AcsTimeRules = DEFAULT_TIME_RULES
+) -> DespatchEvent:
     return DespatchEvent(
         event_id=str(data["event_id"]),
         order_number=str(data["order_number"]),
         shipment_id=str(data["shipment_id"]),
-        despatched_at=parse_datetime(str(data["despatched_at"])),
+        despatched_at=parse_datetime(str(data["despatched_at"]), times),
         carrier=str(data.get("carrier") or ""),
         service=str(data.get("service") or ""),
         parcels=tuple(
@@ -275,11 +278,13 @@ def despatch_from_wire(data: dict[str, Any]) -> DespatchEvent:
     )
 
 
-def order_status_from_wire(data: dict[str, Any]) -> AcsOrderStatus:
+def order_status_from_wire(
+    data: dict[str, Any], times: AcsTimeRules = DEFAULT_TIME_RULES
+) -> AcsOrderStatus:
     return AcsOrderStatus(
         order_number=str(data["OrderNumber"]),
         status=AcsOrderState(str(data["Status"])),
-        shipments=tuple(despatch_from_wire(s) for s in data.get("Shipments") or []),
+        shipments=tuple(despatch_from_wire(s, times) for s in data.get("Shipments") or []),
     )
 
 

@@ -30,8 +30,15 @@ from tenacity import RetryCallState, Retrying, retry_if_exception_type
 from acs_khaos_dagster.connectors.errors import ConnectorError, PermanentError, TransientError
 from acs_khaos_dagster.connectors.failures import Failure, error_for, transport_failure
 from acs_khaos_dagster.connectors.khaos import wire
-from acs_khaos_dagster.connectors.khaos.records import KhaosCustomerReturn
-from acs_khaos_dagster.connectors.khaos.uk_time import format_uk
+from acs_khaos_dagster.connectors.khaos.levels import (
+    DEFAULT_ALLOCATING_STAGES,
+    LevelNotReported,
+    StockLevelSource,
+    allocated_units,
+    stock_levels,
+)
+from acs_khaos_dagster.connectors.khaos.records import KhaosAdjustmentGroup, KhaosCustomerReturn
+from acs_khaos_dagster.connectors.khaos.uk_time import format_uk_from, format_uk_to
 from acs_khaos_dagster.connectors.khaos.xml import (
     SOAP_ACTION_PREFIX,
     SoapFault,
@@ -98,6 +105,9 @@ class KhaosClient:
         max_connections: int = 10,
         export_batch_size: int = wire.MAX_EXPORT_STOCK_CODES,
         sleep: Callable[[float], None] = time.sleep,
+        stock_level_source: StockLevelSource = "level",
+        allocating_stages: Iterable[int] = DEFAULT_ALLOCATING_STAGES,
+        reference_max_length: int = wire.MAX_REF,
     ) -> None:
         self.soap_url = soap_url
         self.username = username
@@ -107,6 +117,10 @@ class KhaosClient:
         self.backoff_max_s = backoff_max_s
         self.export_batch_size = min(export_batch_size, wire.MAX_EXPORT_STOCK_CODES)
         self._sleep = sleep
+        # How this install exposes stock and how long a reference it stores (settings).
+        self.stock_level_source: StockLevelSource = stock_level_source
+        self.allocating_stages = tuple(allocating_stages)
+        self.reference_max_length = reference_max_length
         self._http = httpx.Client(
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
             verify=verify,
@@ -137,6 +151,9 @@ class KhaosClient:
             backoff_max_s=h.backoff_max_s,
             max_connections=h.max_connections,
             export_batch_size=k.export_batch_size,
+            stock_level_source=k.stock_level_source,
+            allocating_stages=k.allocating_stages,
+            reference_max_length=k.reference_max_length,
         )
 
     def __repr__(self) -> str:
@@ -321,7 +338,7 @@ class KhaosClient:
 
     def get_stock_list(self, changed_since: datetime) -> list[str]:
         return self._read(
-            "GetStockList", {"DateValue": format_uk(changed_since)}, wire.parse_stock_codes
+            "GetStockList", {"DateValue": format_uk_from(changed_since)}, wire.parse_stock_codes
         )
 
     @staticmethod
@@ -355,19 +372,33 @@ class KhaosClient:
         return items
 
     def export_stock_status(self, codes: Iterable[str], site_id: int | None) -> list[StockLevel]:
-        levels: list[StockLevel] = []
+        """Level, Available and OnOrder per StockID × site (``site_id`` None: every site).
+
+        Where the install reports no Level (``stock_level_source``), Level is Available
+        plus what open invoices at the site allocate (``levels``)."""
+        figures = []
         for batch in self._batches("ExportStockStatus", codes):
             doc = self._local_validation(
                 "ExportStockStatus", lambda b=batch: wire.stock_codes_doc(b)
             )
-            levels.extend(
+            figures.extend(
                 self._read(
                     "ExportStockStatus",
                     {"StockCodes": doc, "SiteID": site_id},
                     wire.parse_stock_status,
                 )
             )
-        return levels
+        allocated = None
+        if self.stock_level_source == "available_plus_allocated" and figures:
+            sites = [site_id] if site_id else [s.site_id for s in self.get_sites()]
+            orders = [o for site in sites for o in self.export_orders(self.allocating_stages, site)]
+            allocated = allocated_units(orders, self.allocating_stages)
+        try:
+            return stock_levels(figures, self.stock_level_source, allocated)
+        except LevelNotReported as exc:
+            raise PermanentError(
+                str(exc), system=SYSTEM, operation="ExportStockStatus", code="LEVEL_NOT_REPORTED"
+            ) from None
 
     def export_orders(self, stage_ids: Iterable[int], site_id: int | None) -> list[SalesOrder]:
         return self._read(
@@ -386,15 +417,19 @@ class KhaosClient:
         params = {
             "IDs": wire.id_list(order_ids),
             "IncludeTracking": include_tracking,
-            "DateFrom": format_uk(date_from) if date_from else None,
-            "DateTo": format_uk(date_to) if date_to else None,
+            "DateFrom": format_uk_from(date_from) if date_from else None,
+            "DateTo": format_uk_to(date_to) if date_to else None,
         }
         return self._read("ExportOrderStatusEx", params, wire.parse_orders)
 
     def export_stock_adjustments(
         self, group_ref: str | None = None, date_from: datetime | None = None
-    ) -> list[StockAdjustmentGroup]:
-        params = {"GroupRef": group_ref, "DateFrom": format_uk(date_from) if date_from else None}
+    ) -> list[KhaosAdjustmentGroup]:
+        """Saved adjustment groups, by GroupRef or saved from ``date_from`` on."""
+        params = {
+            "GroupRef": group_ref,
+            "DateFrom": format_uk_from(date_from) if date_from else None,
+        }
         return self._read("ExportStockAdjustments", params, wire.parse_adjustment_groups)
 
     def export_customer_returns(
@@ -402,7 +437,7 @@ class KhaosClient:
     ) -> list[KhaosCustomerReturn]:
         params = {
             "AssociatedRef": associated_ref,
-            "DateFrom": format_uk(date_from) if date_from else None,
+            "DateFrom": format_uk_from(date_from) if date_from else None,
         }
         return self._read("ExportCustomerReturns", params, wire.parse_customer_returns)
 
@@ -419,12 +454,15 @@ class KhaosClient:
         )
 
     def import_despatch(self, posting: DespatchPosting) -> Invoice:
-        params = self._local_validation("ImportDespatch", lambda: wire.despatch_params(posting))
+        params = self._local_validation(
+            "ImportDespatch", lambda: wire.despatch_params(posting, self.reference_max_length)
+        )
         return self._write("ImportDespatch", params, wire.parse_despatch_result)
 
     def import_stock_adjustments(self, group: StockAdjustmentGroup) -> WriteResult:
         params = self._local_validation(
-            "ImportStockAdjustments", lambda: wire.adjustment_params(group)
+            "ImportStockAdjustments",
+            lambda: wire.adjustment_params(group, self.reference_max_length),
         )
 
         def parse(doc: ET.Element | None) -> WriteResult:
@@ -434,7 +472,9 @@ class KhaosClient:
         return self._write("ImportStockAdjustments", params, parse)
 
     def import_customer_return(self, ret: CustomerReturn) -> WriteResult:
-        params = self._local_validation("ImportCustomerReturns", lambda: wire.return_params(ret))
+        params = self._local_validation(
+            "ImportCustomerReturns", lambda: wire.return_params(ret, self.reference_max_length)
+        )
 
         def parse(doc: ET.Element | None) -> WriteResult:
             return_id, details = wire.parse_return_result(doc)

@@ -1,17 +1,15 @@
 """Khaos read-back records that are not (yet) shared domain models.
 
-Named in the business's words, no wire field names: the outbox reads these back
-to decide whether an ambiguous ``ImportCustomerReturns`` was applied.
+Named in the business's words, no wire field names: the outbox reads these back to
+decide whether an ambiguous write was applied, and reconciliation reads them to find a
+record Khaos holds twice. Each carries only what the modelled contract names.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from decimal import Decimal
 
-from pydantic import field_validator
-
-from acs_khaos_dagster.domain.models import Record, ReturnItem, _require_utc
+from acs_khaos_dagster.domain.models import AdjustmentLine, Record, ReturnItem
 
 
 class KhaosCustomerReturn(Record):
@@ -19,14 +17,26 @@ class KhaosCustomerReturn(Record):
 
     return_id: int
     associated_ref: str
-    customer_urn: str
-    site_id: int
-    created_at: datetime
-    processed: bool
-    credit_mode: str
     items: tuple[ReturnItem, ...]
     credit_note_id: int | None = None
     credit_value: Decimal = Decimal("0")
     credit_status: str = "none"  # none | review (pre-credit waiting for finance) | raised
 
-    _utc = field_validator("created_at")(_require_utc)
+
+class KhaosAdjustmentGroup(Record):
+    """One saved stock adjustment group: Khaos's group id, the GroupRef it was sent with."""
+
+    group_id: int
+    site_id: int
+    group_ref: str
+    lines: tuple[AdjustmentLine, ...]
+
+
+class StockFigures(Record):
+    """``ExportStockStatus`` as read: ``level`` is None where the install does not report it."""
+
+    stock_id: int
+    site_id: int
+    level: int | None
+    available: int
+    on_order: int = 0

@@ -77,3 +77,28 @@ def parse_uk(text: str, fold: int = 0) -> datetime:
         return from_uk_local(datetime.combine(date.fromisoformat(value), time()), fold)
     parsed = datetime.fromisoformat(value.replace(" ", "T", 1))
     return from_uk_local(parsed, fold)
+
+
+# Khaos stores UK wall-clock times and compares them as such: in October's repeated hour
+# a change at 01:10 (the second, GMT, occurrence) sorts before 01:45 (the first, BST)
+# although it happened later. A "changed since" or "from" bound sent as the wall time of
+# an instant inside that hour would miss such a change, so bounds are widened to the
+# whole repeated hour; reading a little more than asked is safe, missing a change is not.
+
+
+def format_uk_from(moment: datetime) -> str:
+    """Wire text of a lower bound (``DateValue``, ``DateFrom``): every instant from
+    ``moment`` on has a wall-clock time at or after it."""
+    wall = to_uk_local(moment)
+    if is_ambiguous(wall):
+        wall = wall.replace(minute=0, second=0, microsecond=0)
+    return wall.strftime(WIRE_FORMAT)
+
+
+def format_uk_to(moment: datetime) -> str:
+    """Wire text of an upper bound (``DateTo``): every instant up to ``moment`` has a
+    wall-clock time at or before it."""
+    wall = to_uk_local(moment)
+    if is_ambiguous(wall):
+        wall = wall.replace(minute=59, second=59, microsecond=0)
+    return wall.strftime(WIRE_FORMAT)

@@ -2,8 +2,12 @@
 
 Limits are enforced here, before anything is sent (``WireValidationError``):
 stock codes trimmed, 1–50 characters, no ``#``; at most 100 codes per
-``ExportStock``; references at most 50 characters; address lines at most 35.
-Nulls are never sent: an absent value is an omitted element.
+``ExportStock``; references at most ``khaos.reference_max_length`` (50) characters;
+address lines at most 35. Nulls are never sent: an absent value is an omitted element.
+
+Only fields the modelled contract names are sent or read (``docs/go-live-checklist.md``
+lists them, with the setting each maps to). Quantities are whole numbers, read whether
+an install writes them ``10`` or ``10.0000``; a fractional one is refused.
 """
 
 from __future__ import annotations
@@ -12,7 +16,11 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from decimal import Decimal
 
-from acs_khaos_dagster.connectors.khaos.records import KhaosCustomerReturn
+from acs_khaos_dagster.connectors.khaos.records import (
+    KhaosAdjustmentGroup,
+    KhaosCustomerReturn,
+    StockFigures,
+)
 from acs_khaos_dagster.connectors.khaos.uk_time import format_uk, parse_uk
 from acs_khaos_dagster.connectors.khaos.xml import (
     add_fields,
@@ -38,7 +46,6 @@ from acs_khaos_dagster.domain.models import (
     Site,
     StockAdjustmentGroup,
     StockItem,
-    StockLevel,
 )
 
 MAX_STOCK_CODE = 50
@@ -98,6 +105,30 @@ def _int(element: ET.Element, tag: str) -> int:
     return value
 
 
+def whole_number(text: str, tag: str) -> int:
+    """A quantity as Khaos writes it: ``10`` or ``10.0000``; never a fraction."""
+    try:
+        number = Decimal(text.strip())
+    except ArithmeticError:
+        raise ValueError(f"{tag} {text!r} is not a number") from None
+    if not number.is_finite() or number != number.to_integral_value():
+        raise ValueError(f"{tag} {text!r} is not a whole number of units")
+    return int(number)
+
+
+def _quantity(element: ET.Element, tag: str, default: int | None = None) -> int:
+    text = text_of(element, tag).strip()
+    if not text:
+        if default is None:
+            raise ValueError(f"{tag} missing in the reply")
+        return default
+    return whole_number(text, tag)
+
+
+def _optional_quantity(element: ET.Element, tag: str) -> int | None:
+    return _quantity(element, tag) if text_of(element, tag).strip() else None
+
+
 # --- request documents ---------------------------------------------------------------
 
 
@@ -115,7 +146,7 @@ def id_list(ids: Iterable[int]) -> str:
     return ",".join(str(int(i)) for i in ids)
 
 
-def despatch_params(posting: DespatchPosting) -> dict[str, object]:
+def despatch_params(posting: DespatchPosting, max_ref: int = MAX_REF) -> dict[str, object]:
     if not posting.lines:
         raise WireValidationError("a despatch needs at least one line")
     items = ET.Element("ITEMS")
@@ -130,21 +161,24 @@ def despatch_params(posting: DespatchPosting) -> dict[str, object]:
         add_fields(
             ET.SubElement(packages, "PACKAGE"),
             {
-                "ConsignmentRef": clean_ref(pkg.consignment_ref, "ConsignmentRef", required=False),
-                "CourierCode": clean_ref(pkg.courier_code, "CourierCode", required=False),
+                "ConsignmentRef": clean_ref(
+                    pkg.consignment_ref, "ConsignmentRef", required=False, max_len=max_ref
+                ),
+                "CourierCode": clean_ref(
+                    pkg.courier_code, "CourierCode", required=False, max_len=max_ref
+                ),
                 "ShipmentDate": format_uk(pkg.shipment_date),
-                "TrackingURL": pkg.tracking_url,
             },
         )
     return {
         "SOrderID": posting.order_id,
-        "ExternalRef": clean_ref(posting.external_ref, "ExternalRef"),
+        "ExternalRef": clean_ref(posting.external_ref, "ExternalRef", max_len=max_ref),
         "Items": items,
         "Packages": packages,
     }
 
 
-def adjustment_params(group: StockAdjustmentGroup) -> dict[str, object]:
+def adjustment_params(group: StockAdjustmentGroup, max_ref: int = MAX_REF) -> dict[str, object]:
     if not group.lines:
         raise WireValidationError("an adjustment group needs at least one line")
     lines = ET.Element("ADJUSTMENTS")
@@ -157,27 +191,29 @@ def adjustment_params(group: StockAdjustmentGroup) -> dict[str, object]:
                 "StockID": line.stock_id,
                 "AdjustTo": line.adjust_to,
                 "AdjustBy": line.adjust_by,
-                "ReasonCode": clean_ref(line.reason_code, "ReasonCode"),
+                "ReasonCode": clean_ref(line.reason_code, "ReasonCode", max_len=max_ref),
                 "Value": _money(line.value),
             },
         )
     return {
         "SiteID": group.site_id,
-        "GroupRef": clean_ref(group.group_ref, "GroupRef"),
+        "GroupRef": clean_ref(group.group_ref, "GroupRef", max_len=max_ref),
         "Lines": lines,
     }
 
 
-def return_params(ret: CustomerReturn) -> dict[str, object]:
+def return_params(ret: CustomerReturn, max_ref: int = MAX_REF) -> dict[str, object]:
     if not ret.items:
         raise WireValidationError("a customer return needs at least one item")
+    if ret.site_id is not None:
+        # The modelled ImportCustomerReturns has no site: Khaos takes the source order's.
+        raise WireValidationError("ImportCustomerReturns takes no SiteID")
     doc = ET.Element("CUSTOMER_RETURN")
     add_fields(
         doc,
         {
-            "AssociatedRef": clean_ref(ret.associated_ref, "AssociatedRef"),
-            "URN": clean_ref(ret.customer_urn, "URN"),
-            "SiteID": ret.site_id,
+            "AssociatedRef": clean_ref(ret.associated_ref, "AssociatedRef", max_len=max_ref),
+            "URN": clean_ref(ret.customer_urn, "URN", max_len=max_ref),
         },
     )
     items = ET.SubElement(doc, "ITEMS")
@@ -187,7 +223,7 @@ def return_params(ret: CustomerReturn) -> dict[str, object]:
             {
                 "SKU": clean_stock_code(item.sku),
                 "Quantity": item.quantity,
-                "ReturnReason": clean_ref(item.return_reason, "ReturnReason"),
+                "ReturnReason": clean_ref(item.return_reason, "ReturnReason", max_len=max_ref),
                 "SourceOrderItemID": item.source_order_item_id,
             },
         )
@@ -242,15 +278,14 @@ def parse_stock_items(doc: ET.Element | None) -> list[StockItem]:
     return items
 
 
-def parse_stock_status(doc: ET.Element | None) -> list[StockLevel]:
+def parse_stock_status(doc: ET.Element | None) -> list[StockFigures]:
     return [
-        StockLevel(
+        StockFigures(
             stock_id=_int(el, "StockID"),
-            stock_code=text_of(el, "StockCode"),
             site_id=_int(el, "SiteID"),
-            level=_int(el, "Level"),
-            available=_int(el, "Available"),
-            on_order=int_of(el, "OnOrder", 0) or 0,
+            level=_optional_quantity(el, "Level"),
+            available=_quantity(el, "Available"),
+            on_order=_quantity(el, "OnOrder", 0),
         )
         for el in children(doc, "STOCK")
     ]
@@ -261,7 +296,6 @@ def _parse_package(el: ET.Element) -> Package:
         consignment_ref=text_of(el, "ConsignmentRef"),
         courier_code=text_of(el, "CourierCode"),
         shipment_date=parse_uk(text_of(el, "ShipmentDate")),
-        tracking_url=text_of(el, "TrackingURL"),
     )
 
 
@@ -275,7 +309,7 @@ def parse_invoice(el: ET.Element) -> Invoice:
             InvoiceLine(
                 order_item_id=_int(it, "OrderItemID"),
                 stock_id=_int(it, "StockID"),
-                quantity=_int(it, "Quantity"),
+                quantity=_quantity(it, "Quantity"),
             )
             for it in children(el.find("ITEMS"), "ITEM")
         ),
@@ -321,7 +355,7 @@ def parse_orders(doc: ET.Element | None) -> list[SalesOrder]:
                         order_item_id=_int(it, "OrderItemID"),
                         stock_id=_int(it, "StockID"),
                         stock_code=text_of(it, "StockCode"),
-                        quantity=_int(it, "Quantity"),
+                        quantity=_quantity(it, "Quantity"),
                         unit_net=_decimal(it, "UnitNet"),
                         is_hire=parse_bool(text_of(it, "IsHire")),
                     )
@@ -352,26 +386,25 @@ def parse_adjustment_result(doc: ET.Element | None) -> tuple[int, dict[str, str]
     if doc is None:
         raise ValueError("ImportStockAdjustments reply is empty")
     group_id = _int(doc, "GroupID")
-    details = {"group_id": str(group_id), "group_ref": text_of(doc, "GroupRef")}
+    details = {"group_id": str(group_id)}
     for line in children(doc.find("LINES"), "LINE"):
-        stock_id = text_of(line, "StockID")
-        details[f"result:{stock_id}"] = text_of(line, "Result")
-        details[f"level_after:{stock_id}"] = text_of(line, "LevelAfter")
+        details[f"result:{text_of(line, 'StockID')}"] = text_of(line, "Result")
     return group_id, details
 
 
-def parse_adjustment_groups(doc: ET.Element | None) -> list[StockAdjustmentGroup]:
+def parse_adjustment_groups(doc: ET.Element | None) -> list[KhaosAdjustmentGroup]:
     groups = []
     for el in children(doc, "GROUP"):
         groups.append(
-            StockAdjustmentGroup(
+            KhaosAdjustmentGroup(
+                group_id=_int(el, "GroupID"),
                 site_id=_int(el, "SiteID"),
                 group_ref=text_of(el, "GroupRef"),
                 lines=tuple(
                     AdjustmentLine(
                         stock_id=_int(ln, "StockID"),
-                        adjust_to=int_of(ln, "AdjustTo"),
-                        adjust_by=int_of(ln, "AdjustBy"),
+                        adjust_to=_optional_quantity(ln, "AdjustTo"),
+                        adjust_by=_optional_quantity(ln, "AdjustBy"),
                         reason_code=text_of(ln, "ReasonCode"),
                         value=_decimal(ln, "Value"),
                     )
@@ -389,9 +422,6 @@ def parse_return_result(doc: ET.Element | None) -> tuple[int, dict[str, str]]:
     return return_id, {
         "return_id": str(return_id),
         "credit_note_id": text_of(doc, "CreditNoteID"),
-        "credit_status": text_of(doc, "CreditStatus"),
-        "credit_value": text_of(doc, "CreditValue"),
-        "processed": "true" if parse_bool(text_of(doc, "Processed")) else "false",
     }
 
 
@@ -402,15 +432,10 @@ def parse_customer_returns(doc: ET.Element | None) -> list[KhaosCustomerReturn]:
             KhaosCustomerReturn(
                 return_id=_int(el, "ReturnID"),
                 associated_ref=text_of(el, "AssociatedRef"),
-                customer_urn=text_of(el, "URN"),
-                site_id=_int(el, "SiteID"),
-                created_at=parse_uk(text_of(el, "Created")),
-                processed=parse_bool(text_of(el, "Processed")),
-                credit_mode=text_of(el, "CreditMode"),
                 items=tuple(
                     ReturnItem(
                         sku=text_of(it, "SKU"),
-                        quantity=_int(it, "Quantity"),
+                        quantity=_quantity(it, "Quantity"),
                         return_reason=text_of(it, "ReturnReason"),
                         source_order_item_id=int_of(it, "SourceOrderItemID"),
                     )

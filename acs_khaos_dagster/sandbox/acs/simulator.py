@@ -2,7 +2,11 @@
 
 Fault operation names (for ``FaultRule.operation``): ``put_product``, ``get_product``,
 ``list_products``, ``put_order``, ``get_order``, ``list_despatches``. The feed faults
-(``duplicate``, ``reorder``, ``suppress``) only apply to ``list_despatches``.
+(``feed.py``) only apply to ``list_despatches``; the file faults (``deliveries.py``) to
+``stock_units`` and ``returns``, the daily files. ``quota_403`` is the API gateway's
+call quota (403 with Retry-After); ``applied_then_5xx`` applies a PUT, then answers 502.
+
+Times leave the simulator written as the account writes them (``AcsInstall.timestamps``).
 """
 
 from __future__ import annotations
@@ -11,7 +15,6 @@ import asyncio
 import csv
 import json
 import logging
-import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -21,19 +24,26 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from acs_khaos_dagster.connectors.acs.file_layouts import (
-    RETURNS_LAYOUT,
-    STOCK_UNITS_LAYOUT,
-)
+from acs_khaos_dagster.sandbox.acs import feed, files
+from acs_khaos_dagster.sandbox.acs.deliveries import FileDeliveries
+from acs_khaos_dagster.sandbox.acs.install import MODELLED, AcsInstall
 from acs_khaos_dagster.sandbox.acs.state import AcsState, ApiError, parse_dt, parse_limit
 from acs_khaos_dagster.sandbox.clock import SimClock
-from acs_khaos_dagster.sandbox.faults import FaultInjector, FaultKind, FaultRule
+from acs_khaos_dagster.sandbox.faults import (
+    FEED_FAULTS,
+    FILE_FAULTS,
+    FaultInjector,
+    FaultKind,
+    FaultRule,
+)
 from acs_khaos_dagster.sandbox.scenario.manifest import ScenarioManifest
 
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
 API = "/api/partner/v1"
-FEED_KINDS = frozenset({FaultKind.DUPLICATE, FaultKind.REORDER, FaultKind.SUPPRESS})
-HTTP_KINDS = frozenset(set(FaultKind) - FEED_KINDS)
+FEED_KINDS = FEED_FAULTS
+HTTP_KINDS = frozenset(set(FaultKind) - FEED_KINDS - FILE_FAULTS - {FaultKind.LATE_APPLY})
+# What an API gateway answers when its upstream took too long.
+GATEWAY_BODY = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost", "testclient"})
 
 
@@ -90,6 +100,7 @@ class AcsSimulator:
         account_code: str,
         activation_lag: timedelta = timedelta(hours=2),
         seed: int = 0,
+        install: AcsInstall = MODELLED,
     ) -> None:
         self.manifest = manifest
         self.drop_folder = drop_folder
@@ -97,7 +108,10 @@ class AcsSimulator:
         self.faults = faults
         self._key = subscription_key
         self.account_code = account_code
-        self.state = AcsState(manifest, scenario_dir, account_code, activation_lag, seed)
+        self.install = install
+        lag = activation_lag if install.sets_up_skus else None
+        self.state = AcsState(manifest, scenario_dir, account_code, lag, seed)
+        self.deliveries = FileDeliveries(drop_folder, account_code, faults)
         self.app = self._build_app()
 
     def __repr__(self) -> str:
@@ -123,45 +137,56 @@ class AcsSimulator:
         return self.state.receive_customer_returns(due)
 
     def write_daily_files(self) -> list[Path]:
-        """Write the full unit snapshot (and returns graded since the last call), atomically."""
+        """Deliver the full unit snapshot (and returns graded since the last call) to the
+        drop, each written atomically, times as the account writes them; file faults
+        may hold one back or send it twice (``deliveries``). Returns the files delivered."""
         now = self.clock.now()
         self.state.advance(now)
-        stamp = now.strftime("%Y%m%d%H%M%S")
-        self.drop_folder.mkdir(parents=True, exist_ok=True)
         written = [
-            self._write_csv(
-                STOCK_UNITS_LAYOUT.file_name(self.account_code, stamp),
-                STOCK_UNITS_LAYOUT.columns,
-                self.state.unit_rows(now),
+            (
+                files.STOCK_UNITS,
+                files.STOCK_UNITS_COLUMNS,
+                self._as_written(
+                    files.STOCK_UNITS, files.STOCK_UNITS_COLUMNS, self.state.unit_rows(now)
+                ),
             )
         ]
         returns = self.state.take_returns()
         if returns:
             written.append(
-                self._write_csv(
-                    RETURNS_LAYOUT.file_name(self.account_code, stamp),
-                    RETURNS_LAYOUT.columns,
-                    returns,
+                (
+                    files.RETURNS,
+                    files.RETURNS_COLUMNS,
+                    self._as_written(files.RETURNS, files.RETURNS_COLUMNS, returns),
                 )
             )
-        return written
+        return self.deliveries.deliver(now, written)
 
-    def _write_csv(self, name: str, columns: tuple[str, ...], rows: list[list[str]]) -> Path:
-        final = self.drop_folder / name
-        temp = self.drop_folder / f".{name}.part"
-        with temp.open("w", encoding="utf-8", newline="") as handle:
-            writer = csv.writer(handle, lineterminator="\r\n")
-            writer.writerow(columns)
-            writer.writerows(rows)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, final)
-        return final
+    def _as_written(
+        self, kind: str, columns: tuple[str, ...], rows: list[list[str]]
+    ) -> list[list[str]]:
+        times = self.install.times
+        if times.timestamps == "utc_z":
+            return rows
+        out = []
+        for row in rows:
+            values = times.row(kind, dict(zip(columns, row, strict=True)))
+            out.append([values[c] for c in columns])
+        return out
 
     def truth(self) -> dict[str, Any]:
         truth = self.state.truth(self.clock.now())
         truth["faults"] = self.faults.stats()
+        truth["deliveries"] = list(self.deliveries.log)
         return truth
+
+    def send_back_to_review(self, sku: str) -> dict[str, Any]:
+        """ACS takes an active SKU back into set-up review: ``pending`` until set active again."""
+        return self.state.set_product_status(sku, "pending", None)
+
+    def _order_out(self, order: dict[str, Any]) -> dict[str, Any]:
+        times = self.install.times
+        return {**order, "Shipments": [times.event(s) for s in order.get("Shipments", [])]}
 
     def set_product_status(
         self, sku: str, status: str, active_at: datetime | None = None
@@ -195,6 +220,16 @@ class AcsSimulator:
         kind = rule.kind
         if kind == FaultKind.ERROR_5XX:
             raise ApiError(503, "SERVICE_UNAVAILABLE", "the service is busy, try again")
+        if kind == FaultKind.QUOTA_403:
+            # Azure API Management's answer when a subscription's call quota is used up.
+            return JSONResponse(
+                {"statusCode": 403, "message": "Out of call volume quota."},
+                status_code=403,
+                headers={"Retry-After": str(rule.retry_after)},
+            )
+        if kind == FaultKind.APPLIED_THEN_5XX:
+            self._respond(handler)
+            return Response(GATEWAY_BODY, status_code=502, media_type="text/html")
         if kind == FaultKind.RATE_LIMIT:
             raise ApiError(
                 429,
@@ -270,7 +305,7 @@ class AcsSimulator:
 
             def apply() -> tuple[int, Any]:
                 created, order = state.put_order(order_number, body, now())
-                return (201 if created else 200), order
+                return (201 if created else 200), self._order_out(order)
 
             return await self._serve("put_order", apply)
 
@@ -278,7 +313,7 @@ class AcsSimulator:
         async def get_order(order_number: str, request: Request) -> Response:
             self._authenticate(request)
             return await self._serve(
-                "get_order", lambda: (200, state.get_order(order_number, now()))
+                "get_order", lambda: (200, self._order_out(state.get_order(order_number, now())))
             )
 
         @app.get(API + "/despatches")
@@ -286,11 +321,13 @@ class AcsSimulator:
             self._authenticate(request)
             cursor = request.query_params.get("cursor") or None
             limit = parse_limit(request.query_params.get("limit"))
-            rule = self.faults.decide("list_despatches")
-            feed_fault = str(rule.kind) if rule and rule.kind in FEED_KINDS else None
+            rule = self.faults.decide("list_despatches", set(FEED_KINDS | HTTP_KINDS))
+            feed_fault = rule.kind if rule and rule.kind in FEED_KINDS else None
 
             def apply() -> tuple[int, Any]:
-                return 200, state.list_despatches(cursor, limit, now(), feed_fault)
+                reply = feed.page(state, cursor, limit, now(), feed_fault)
+                times = self.install.times
+                return 200, {**reply, "events": [times.event(e) for e in reply["events"]]}
 
             return await self._apply_fault(rule, apply)
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from acs_khaos_dagster.connectors.acs.file_layouts import RETURNS_COLUMNS
+from acs_khaos_dagster.sandbox.acs.files import RETURNS_COLUMNS
 from acs_khaos_dagster.sandbox.scenario.manifest import FulfilmentPlan, ScenarioManifest
 
 UK = ZoneInfo("Europe/London")
@@ -243,9 +243,10 @@ class AcsState:
         manifest: ScenarioManifest,
         scenario_dir: Path,
         account_code: str,
-        activation_lag: timedelta,
+        activation_lag: timedelta | None,
         seed: int = 0,
     ) -> None:
+        """``activation_lag``: how long ACS takes to set up a new SKU (None: never)."""
         self.lock = threading.RLock()
         self.received_returns: set[tuple[str, str]] = set()
         self.returned_per_line: dict[tuple[str, str], int] = {}
@@ -257,9 +258,10 @@ class AcsState:
         self.products: dict[str, Product] = {}
         self.orders: dict[str, Order] = {}
         self.plans: dict[str, FulfilmentPlan] = {p.order_code: p for p in manifest.fulfilment_plans}
-        self.feed: list[dict[str, Any]] = []
+        self.feed: list[dict[str, Any]] = []  # served by ``feed.page``
         self.suppressed: set[str] = set()
         self.feed_faults: list[dict[str, Any]] = []
+        self.delayed_events: list[dict[str, Any]] = []  # published on the next read
         self.units: dict[str, Unit] = {}
         self.units_by_sku: dict[str, list[Unit]] = {}
         self.despatched_units: dict[str, str] = {}  # unique_sku -> order number
@@ -278,7 +280,7 @@ class AcsState:
                     attributes=product.model_dump(mode="json", include=set(PRODUCT_FIELDS)),
                     status=status,
                     registered_at=manifest.start_at,
-                    active_at=manifest.start_at + activation_lag if status == "pending" else None,
+                    active_at=self._set_up_at(manifest.start_at) if status == "pending" else None,
                 )
             )
         units_path = scenario_dir / manifest.files.stock_units
@@ -437,6 +439,10 @@ class AcsState:
                 else:
                     getattr(self, f"_do_{name}")(order, when)
 
+    def _set_up_at(self, registered_at: datetime) -> datetime | None:
+        lag = self.activation_lag
+        return None if lag is None else registered_at + lag
+
     def _schedule(self, when: datetime, order: Order, action: str) -> None:
         heapq.heappush(self._due, (when, next(self._seq), order.number, action))
 
@@ -499,7 +505,7 @@ class AcsState:
                     attributes=attributes,
                     status="pending",
                     registered_at=now,
-                    active_at=now + self.activation_lag,
+                    active_at=self._set_up_at(now),
                     puts=1,
                     revisions=1,
                 )
@@ -985,58 +991,6 @@ class AcsState:
         for unit in self._hire_units(order):
             self._set_unit(unit, READY, when, order_number="", location="HIRE-RACK")
 
-    # --- despatch feed -------------------------------------------------------------
-
-    def list_despatches(
-        self, cursor: str | None, limit: int, now: datetime, feed_fault: str | None = None
-    ) -> dict:
-        offset = int(decode_cursor("d", cursor) or 0) if cursor else 0
-        with self.lock:
-            self.advance(now)
-            if offset < 0 or offset > len(self.feed):
-                raise ApiError(422, "INVALID_CURSOR", "the cursor is not valid", "cursor")
-            page: list[dict[str, Any]] = []
-            position = offset
-            while position < len(self.feed) and len(page) < limit:
-                event = self.feed[position]
-                position += 1
-                if event["event_id"] not in self.suppressed:
-                    page.append(event)
-            page = [dict(e) for e in page]
-            self._apply_feed_fault(feed_fault, page)
-            more = position < len(self.feed)
-            return {
-                "events": page,
-                "next_cursor": encode_cursor("d", str(position)) if more else None,
-                # Where to resume polling once caught up (``next_cursor`` is null then).
-                "resume_cursor": encode_cursor("d", str(position)),
-            }
-
-    def _apply_feed_fault(self, kind: str | None, page: list[dict[str, Any]]) -> None:
-        if kind is None or not page:
-            return
-        if kind == "suppress":
-            victim = page.pop(0)
-            self.suppressed.add(victim["event_id"])
-            self.feed_faults.append({"kind": kind, "event_id": victim["event_id"]})
-        elif kind == "duplicate":
-            page.append(dict(page[0]))
-            self.feed_faults.append({"kind": kind, "event_id": page[0]["event_id"]})
-        elif kind == "reorder" and len(page) > 1:
-            # Prefer moving a later shipment of the same order in front of an earlier one.
-            pair = next(
-                (
-                    (i, j)
-                    for i in range(len(page))
-                    for j in range(i + 1, len(page))
-                    if page[i]["order_number"] == page[j]["order_number"]
-                ),
-                (0, 1),
-            )
-            later = page.pop(pair[1])
-            page.insert(pair[0], later)
-            self.feed_faults.append({"kind": kind, "event_id": later["event_id"]})
-
     # --- truth --------------------------------------------------------------------------
 
     def truth(self, now: datetime) -> dict[str, Any]:
@@ -1080,6 +1034,7 @@ class AcsState:
                 "feed": {
                     "suppressed": sorted(self.suppressed),
                     "faults": [dict(f) for f in self.feed_faults],
+                    "delayed": [e["event_id"] for e in self.delayed_events],
                 },
                 "units": {
                     "total": len(self.units),

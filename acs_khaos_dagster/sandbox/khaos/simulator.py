@@ -9,6 +9,8 @@ Endpoints:
   ``DELETE /_sandbox/faults``, ``GET /_sandbox/faults/stats``.
 
 Faults are decided per SOAP operation name (``ImportDespatch``, ``ExportStock`` …).
+A ``late_apply`` write is kept aside and applied by ``apply_due`` (each clock step and
+each request) once its simulated time has come.
 """
 
 from __future__ import annotations
@@ -23,20 +25,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-from acs_khaos_dagster.connectors.khaos.xml import (
-    SOAP_ACTION_PREFIX,
-    UnsafeXmlError,
-    body_of,
-    build_fault,
-    build_response,
-    local_name,
-    parse_xml,
-    text_of,
-)
 from acs_khaos_dagster.domain.models import Invoice, StockItem
 from acs_khaos_dagster.sandbox.clock import SimClock
 from acs_khaos_dagster.sandbox.faults import FaultInjector, FaultKind, FaultRule
-from acs_khaos_dagster.sandbox.khaos.soap import OPERATIONS, run_operation, wsdl
+from acs_khaos_dagster.sandbox.khaos import wire
+from acs_khaos_dagster.sandbox.khaos.install import MODELLED, KhaosInstall
+from acs_khaos_dagster.sandbox.khaos.late import LateWrites
+from acs_khaos_dagster.sandbox.khaos.soap import OPERATIONS, WRITE_OPERATIONS, run_operation, wsdl
 from acs_khaos_dagster.sandbox.khaos.state import (
     IssuePolicy,
     KhaosBooks,
@@ -55,7 +50,11 @@ _CALL_FAULTS = {
     FaultKind.TIMEOUT_AFTER,
     FaultKind.RESET_BEFORE,
     FaultKind.RESET_AFTER,
+    FaultKind.APPLIED_THEN_5XX,
+    FaultKind.LATE_APPLY,
 }
+# What an API gateway in front of Khaos answers when its upstream took too long.
+GATEWAY_BODY = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 
 class _ResetResponse(Response):
@@ -83,7 +82,10 @@ def _fault(
     code: str, message: str, status: int = 500, headers: dict[str, str] | None = None
 ) -> Response:
     return Response(
-        build_fault(code, message), status_code=status, media_type=XML_MEDIA_TYPE, headers=headers
+        wire.fault_envelope(code, message),
+        status_code=status,
+        media_type=XML_MEDIA_TYPE,
+        headers=headers,
     )
 
 
@@ -98,6 +100,7 @@ class KhaosSimulator:
         exe_name: str = "KhaosControlWeb",
         issue_policy: IssuePolicy | None = None,
         seed: int = 0,
+        install: KhaosInstall = MODELLED,
     ) -> None:
         self.clock = clock
         self.faults = faults
@@ -105,7 +108,8 @@ class KhaosSimulator:
         self._username = username
         self._password = password
         self._lock = threading.Lock()
-        self.books = KhaosBooks(manifest, clock, issue_policy or IssuePolicy(), seed)
+        self.books = KhaosBooks(manifest, clock, issue_policy or IssuePolicy(), seed, install)
+        self.late = LateWrites()
         self.app = self._build_app()
 
     def __repr__(self) -> str:
@@ -117,14 +121,20 @@ class KhaosSimulator:
     def issue_policy(self) -> IssuePolicy:
         return self.books.policy
 
+    @property
+    def install(self) -> KhaosInstall:
+        return self.books.install
+
     def on_clock(self) -> list[int]:
-        """Run the finance batch for the clock's current time; returns the issued invoice ids."""
+        """Apply late writes now due, then run the finance batch for the clock's current
+        time; returns the issued invoice ids."""
         with self._lock:
+            self.late.apply_due(self.books, self.clock.now())
             return self.books.run_finance_batch()
 
     def truth(self) -> dict[str, Any]:
         with self._lock:
-            return self.books.truth()
+            return {**self.books.truth(), "late_writes": self.late.truth()}
 
     def cancel_order(self, order_id: int) -> None:
         with self._lock:
@@ -176,31 +186,33 @@ class KhaosSimulator:
         creds = op.find("Credentials")
         if creds is None:
             return False
-        user_ok = hmac.compare_digest(text_of(creds, "UserName").encode(), self._username.encode())
-        pass_ok = hmac.compare_digest(text_of(creds, "Password").encode(), self._password.encode())
+        user = wire.child_text(creds, "UserName") or ""
+        password = wire.child_text(creds, "Password") or ""
+        user_ok = hmac.compare_digest(user.encode(), self._username.encode())
+        pass_ok = hmac.compare_digest(password.encode(), self._password.encode())
         return user_ok and pass_ok
 
     def _apply(self, name: str, op: ET.Element) -> Response:
         try:
             with self._lock:
+                self.late.apply_due(self.books, self.clock.now())
                 document = run_operation(self.books, name, op)
         except SimFault as fault:
             return _fault(fault.code, fault.message)
-        return Response(build_response(name, document), media_type=XML_MEDIA_TYPE)
+        return Response(wire.reply_envelope(name, document), media_type=XML_MEDIA_TYPE)
 
     async def _soap(self, request: Request) -> Response:
         raw = await request.body()
         try:
-            body = body_of(parse_xml(raw))
-        except UnsafeXmlError as exc:
+            op = wire.operation_of(raw)
+        except wire.BadRequestXml as exc:
             return _fault("Client.Validation", str(exc))
-        op = body[0]
-        name = local_name(op.tag)
+        name = wire.tag_name(op.tag)
         action = request.headers.get("soapaction", "").strip().strip('"')
         if (
             action
-            and action.startswith(SOAP_ACTION_PREFIX)
-            and (action[len(SOAP_ACTION_PREFIX) :] != name)
+            and action.startswith(wire.ACTION_PREFIX)
+            and (action[len(wire.ACTION_PREFIX) :] != name)
         ):
             return _fault("Client.Validation", "SOAPAction does not match the body")
         if name not in OPERATIONS:
@@ -213,12 +225,19 @@ class KhaosSimulator:
                 return early
         if not self._authenticated(op):
             return _fault("Client.Authentication", "user name or password not accepted")
+        if rule is not None and rule.kind == FaultKind.LATE_APPLY and name in WRITE_OPERATIONS:
+            with self._lock:
+                self.late.keep(name, op, self.clock.now(), rule.apply_after_s)
+            await asyncio.sleep(rule.latency_s)
+            return _ResetResponse()
         response = self._apply(name, op)
         if rule is not None:
             if rule.kind == FaultKind.TIMEOUT_AFTER:
                 await asyncio.sleep(rule.latency_s)
             elif rule.kind == FaultKind.RESET_AFTER:
                 return _ResetResponse()
+            elif rule.kind == FaultKind.APPLIED_THEN_5XX:
+                return Response(GATEWAY_BODY, status_code=502, media_type="text/html")
         return response
 
     async def _fault_before(self, rule: FaultRule) -> Response | None:

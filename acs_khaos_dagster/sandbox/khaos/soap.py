@@ -1,7 +1,9 @@
 """The simulator's side of the wire: parse operation parameters, render result documents.
 
-Operations, their parameters (children of the operation element, after
-``<Credentials>``) and their ``return`` documents:
+Exactly the modelled contract (``shared/contracts/khaos-control.md``), field for field:
+a parameter or request element the contract does not name is refused
+(``Client.Validation``), and a reply carries no field the contract does not name, so a
+client that relies on one fails here before it fails against a customer's Khaos.
 
 =========================  ==========================================  =========================
 operation                  parameters                                  return document
@@ -21,6 +23,8 @@ ImportCustomerReturns      CustomerReturn (doc), ProcessReturn,        RETURN_RE
                            CreditMode (auto | review | none)
 ExportCustomerReturns      AssociatedRef | DateFrom                    CUSTOMER_RETURNS/...
 =========================  ==========================================  =========================
+
+Dates in parameters are UK wall-clock times and are compared as such (``wire``).
 """
 
 from __future__ import annotations
@@ -30,25 +34,8 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from acs_khaos_dagster.connectors.khaos.uk_time import format_uk, parse_uk
-from acs_khaos_dagster.connectors.khaos.xml import (
-    UnsafeXmlError,
-    add_fields,
-    bool_text,
-    children,
-    parse_bool,
-    parse_xml,
-    sub,
-    text_of,
-)
-from acs_khaos_dagster.domain.models import (
-    Invoice,
-    Package,
-    SalesOrder,
-    Site,
-    StockItem,
-    StockLevel,
-)
+from acs_khaos_dagster.domain.models import Invoice, Package, SalesOrder, StockItem, StockLevel
+from acs_khaos_dagster.sandbox.khaos import wire
 from acs_khaos_dagster.sandbox.khaos.state import (
     AdjustmentGroupRecord,
     KhaosBooks,
@@ -57,31 +44,54 @@ from acs_khaos_dagster.sandbox.khaos.state import (
     validation,
 )
 
-OPERATIONS = (
-    "GetSiteList",
-    "GetStockList",
-    "ExportStock",
-    "ExportStockStatus",
-    "ExportOrders",
-    "MoveInvoices",
-    "ExportOrderStatusEx",
-    "ImportDespatch",
-    "ImportStockAdjustments",
-    "ExportStockAdjustments",
-    "ImportCustomerReturns",
-    "ExportCustomerReturns",
-)
+# Each operation's parameters, after <Credentials>.
+PARAMETERS: dict[str, frozenset[str]] = {
+    "GetSiteList": frozenset(),
+    "GetStockList": frozenset({"DateValue"}),
+    "ExportStock": frozenset({"StockCodes"}),
+    "ExportStockStatus": frozenset({"StockCodes", "SiteID"}),
+    "ExportOrders": frozenset({"InvoiceStageIDs", "SiteID"}),
+    "MoveInvoices": frozenset({"InvoiceIDs", "DestinationStageID"}),
+    "ExportOrderStatusEx": frozenset(
+        {"IDs", "IncludeTracking", "DateFrom", "DateTo", "InvoiceStageIDs"}
+    ),
+    "ImportDespatch": frozenset({"SOrderID", "ExternalRef", "Items", "Packages"}),
+    "ImportStockAdjustments": frozenset({"SiteID", "GroupRef", "Lines"}),
+    "ExportStockAdjustments": frozenset({"GroupRef", "DateFrom"}),
+    "ImportCustomerReturns": frozenset({"CustomerReturn", "ProcessReturn", "CreditMode"}),
+    "ExportCustomerReturns": frozenset({"AssociatedRef", "DateFrom"}),
+}
+OPERATIONS = tuple(PARAMETERS)
 WRITE_OPERATIONS = frozenset(
     {"MoveInvoices", "ImportDespatch", "ImportStockAdjustments", "ImportCustomerReturns"}
 )
+# The elements of each request document's rows.
+_DESPATCH_ITEM = frozenset({"OrderItemID", "Quantity"})
+_PACKAGE = frozenset({"ConsignmentRef", "CourierCode", "ShipmentDate"})
+_ADJUSTMENT = frozenset({"StockID", "AdjustTo", "AdjustBy", "ReasonCode", "Value"})
+_RETURN = frozenset({"AssociatedRef", "URN", "ITEMS"})
+_RETURN_ITEM = frozenset({"SKU", "Quantity", "ReturnReason", "SourceOrderItemID"})
 
 
 # --- parameter parsing ----------------------------------------------------------
 
 
+def check_parameters(name: str, op: ET.Element) -> None:
+    given = [wire.tag_name(c.tag) for c in op if wire.tag_name(c.tag) != "Credentials"]
+    unknown = sorted(set(given) - PARAMETERS[name])
+    if unknown:
+        raise validation(f"{name} has no parameter {', '.join(unknown)}")
+
+
+def _only(element: ET.Element, allowed: frozenset[str], where: str) -> ET.Element:
+    unknown = sorted(set(wire.names(element)) - allowed)
+    if unknown:
+        raise validation(f"{where} has no element {', '.join(unknown)}")
+    return element
+
+
 def _param(op: ET.Element, name: str) -> str | None:
-    child = op.find(name)
-    return None if child is None else (child.text or "")
+    return wire.child_text(op, name)
 
 
 def _int(value: str | None, name: str, required: bool = False) -> int | None:
@@ -90,9 +100,15 @@ def _int(value: str | None, name: str, required: bool = False) -> int | None:
             raise validation(f"{name} is required")
         return None
     try:
-        return int(value.strip())
+        return wire.whole_number(value)
     except ValueError:
-        raise validation(f"{name} must be an integer") from None
+        raise validation(f"{name} must be a whole number") from None
+
+
+def _required_int(value: str | None, name: str) -> int:
+    number = _int(value, name, required=True)
+    assert number is not None
+    return number
 
 
 def _int_list(value: str | None, name: str) -> list[int]:
@@ -104,13 +120,22 @@ def _int_list(value: str | None, name: str) -> list[int]:
         raise validation(f"{name} must be a comma-separated list of integers") from None
 
 
-def _date(value: str | None, name: str) -> datetime | None:
+def _wall(value: str | None, name: str) -> datetime | None:
     if value is None or not value.strip():
         return None
     try:
-        return parse_uk(value)
+        return wire.read_wall_clock(value)
     except ValueError:
-        raise validation(f"{name} is not a date") from None
+        raise validation(f"{name} is not a UK local date and time") from None
+
+
+def _boolean(value: str | None, name: str, default: bool) -> bool:
+    if value is None or not value.strip():
+        return default
+    try:
+        return wire.khaos_boolean(value)
+    except ValueError:
+        raise validation(f"{name} must be -1 or 0") from None
 
 
 def _decimal(value: str | None, name: str) -> Decimal:
@@ -122,6 +147,14 @@ def _decimal(value: str | None, name: str) -> Decimal:
         raise validation(f"{name} must be a number") from None
 
 
+def _ref(books: KhaosBooks, value: str | None, name: str) -> str:
+    ref = (value or "").strip()
+    limit = books.install.reference_max
+    if len(ref) > limit:
+        raise validation(f"{name} is longer than the {limit} characters Khaos stores")
+    return ref
+
+
 def _document(op: ET.Element, name: str, root: str, required: bool = True) -> ET.Element | None:
     text = _param(op, name)
     if text is None or not text.strip():
@@ -129,8 +162,8 @@ def _document(op: ET.Element, name: str, root: str, required: bool = True) -> ET
             raise validation(f"{name} is required")
         return None
     try:
-        doc = parse_xml(text)
-    except UnsafeXmlError as exc:
+        doc = wire.read_xml(text)
+    except wire.BadRequestXml as exc:
         raise validation(f"{name}: {exc}") from None
     if doc.tag != root:
         raise validation(f"{name} must be a {root} document")
@@ -139,220 +172,194 @@ def _document(op: ET.Element, name: str, root: str, required: bool = True) -> ET
 
 def _codes(op: ET.Element) -> list[str]:
     doc = _document(op, "StockCodes", "STOCK_CODES")
-    return [(c.text or "").strip() for c in children(doc, "StockCode")]
+    _only(doc, frozenset({"StockCode"}), "STOCK_CODES")  # type: ignore[arg-type]
+    return [(c.text or "").strip() for c in wire.each(doc, "StockCode")]
 
 
 # --- rendering ---------------------------------------------------------------------
 
 
-def _money(value: Decimal) -> str:
-    return format(value, "f")
+class Renderer:
+    """Result documents as this install writes them."""
 
+    def __init__(self, books: KhaosBooks) -> None:
+        self.install = books.install
 
-def render_sites(sites: list[Site]) -> ET.Element:
-    root = ET.Element("SITES")
-    for site in sites:
-        add_fields(ET.SubElement(root, "SITE"), {"SiteID": site.site_id, "SiteName": site.name})
-    return root
+    def quantity(self, value: int) -> str:
+        return wire.decimal_quantity(value) if self.install.decimal_quantities else str(value)
 
+    def stock_items(self, items: list[StockItem]) -> ET.Element:
+        root = ET.Element("STOCK_ITEMS")
+        for item in items:
+            el = wire.put_all(
+                ET.SubElement(root, "STOCK_ITEM"),
+                {
+                    "StockID": item.stock_id,
+                    "StockCode": item.stock_code,
+                    "ShortDescription": item.description,
+                    "BuyPrice": item.buy_price,
+                    "CostPrice": item.cost_price,
+                    "SellPrice": item.sell_price,
+                    "Discontinued": item.discontinued,
+                    "PublishOnWeb": item.publish_on_web,
+                    "StockControlled": item.stock_controlled,
+                    "SCSParentID": "" if item.scs_parent_id is None else item.scs_parent_id,
+                    "Style": item.style,
+                    "Colour": item.colour,
+                    "Size": item.size,
+                    "IsHire": item.is_hire,
+                },
+            )
+            barcodes = ET.SubElement(el, "Barcodes")
+            for bc in item.barcodes:
+                wire.put_all(
+                    ET.SubElement(barcodes, "BARCODE"), {"Barcode": bc.value, "Type": bc.kind}
+                )
+        return root
 
-def render_stock_codes(codes: list[str]) -> ET.Element:
-    root = ET.Element("STOCK_CODES")
-    for code in codes:
-        sub(root, "StockCode", code)
-    return root
+    def stock_status(self, levels: list[StockLevel]) -> ET.Element:
+        root = ET.Element("STOCK_STATUS")
+        for lvl in levels:
+            wire.put_all(
+                ET.SubElement(root, "STOCK"),
+                {
+                    "StockID": lvl.stock_id,
+                    "SiteID": lvl.site_id,
+                    "Level": self.quantity(lvl.level) if self.install.reports_level else None,
+                    "Available": self.quantity(lvl.available),
+                    "OnOrder": self.quantity(lvl.on_order),
+                },
+            )
+        return root
 
+    def _items(self, parent: ET.Element, rows: list[dict[str, wire.Value]]) -> None:
+        items = ET.SubElement(parent, "ITEMS")
+        for row in rows:
+            wire.put_all(ET.SubElement(items, "ITEM"), row)
 
-def render_stock_items(items: list[StockItem]) -> ET.Element:
-    root = ET.Element("STOCK_ITEMS")
-    for item in items:
-        el = add_fields(
-            ET.SubElement(root, "STOCK_ITEM"),
-            {
-                "StockID": item.stock_id,
-                "StockCode": item.stock_code,
-                "ShortDescription": item.description,
-                "BuyPrice": _money(item.buy_price),
-                "CostPrice": _money(item.cost_price),
-                "SellPrice": _money(item.sell_price),
-                "Discontinued": item.discontinued,
-                "PublishOnWeb": item.publish_on_web,
-                "StockControlled": item.stock_controlled,
-                "SCSParentID": "" if item.scs_parent_id is None else item.scs_parent_id,
-                "Style": item.style,
-                "Colour": item.colour,
-                "Size": item.size,
-                "IsHire": item.is_hire,
-            },
-        )
-        barcodes = ET.SubElement(el, "Barcodes")
-        for bc in item.barcodes:
-            add_fields(ET.SubElement(barcodes, "BARCODE"), {"Barcode": bc.value, "Type": bc.kind})
-    return root
-
-
-def render_stock_status(levels: list[StockLevel]) -> ET.Element:
-    root = ET.Element("STOCK_STATUS")
-    for lvl in levels:
-        add_fields(
-            ET.SubElement(root, "STOCK"),
-            {
-                "StockID": lvl.stock_id,
-                "StockCode": lvl.stock_code,
-                "SiteID": lvl.site_id,
-                "Level": lvl.level,
-                "Available": lvl.available,
-                "OnOrder": lvl.on_order,
-            },
-        )
-    return root
-
-
-def _render_package(parent: ET.Element, pkg: Package) -> None:
-    add_fields(
-        ET.SubElement(parent, "PACKAGE"),
-        {
-            "ConsignmentRef": pkg.consignment_ref,
-            "CourierCode": pkg.courier_code,
-            "ShipmentDate": format_uk(pkg.shipment_date),
-            "TrackingURL": pkg.tracking_url,
-        },
-    )
-
-
-def render_invoice(parent: ET.Element, inv: Invoice, include_packages: bool = True) -> None:
-    el = add_fields(
-        ET.SubElement(parent, "INVOICE"),
-        {
+    def invoice(self, parent: ET.Element, inv: Invoice, status: bool, packages: bool) -> None:
+        """``status``: the ``ExportOrderStatusEx`` shape (issue date, ExternalRef)."""
+        fields: dict[str, wire.Value] = {
             "InvoiceID": inv.invoice_id,
             "InvoiceCode": inv.invoice_code,
             "INVOICE_STAGE_ID": inv.stage_id,
-            "IssueDate": format_uk(inv.issue_date) if inv.issue_date else "",
-            "ExternalRef": inv.external_ref,
-        },
-    )
-    items = ET.SubElement(el, "ITEMS")
-    for line in inv.lines:
-        add_fields(
-            ET.SubElement(items, "ITEM"),
-            {
-                "OrderItemID": line.order_item_id,
-                "StockID": line.stock_id,
-                "Quantity": line.quantity,
-            },
-        )
-    if include_packages:
-        packages = ET.SubElement(el, "PACKAGES")
-        for pkg in inv.packages:
-            _render_package(packages, pkg)
-
-
-def render_orders(orders: list[SalesOrder], include_packages: bool = True) -> ET.Element:
-    root = ET.Element("ORDERS")
-    for order in orders:
-        el = ET.SubElement(root, "ORDER")
-        addr, contact = order.delivery_address, order.contact
-        add_fields(
-            ET.SubElement(el, "HEADER"),
-            {
-                "SOrderID": order.order_id,
-                "SOrderCode": order.order_code,
-                "AssociatedRef": order.associated_ref,
-                "OrderDate": format_uk(order.order_date),
-                "CourierCode": order.courier_code,
-                "SiteID": order.site_id,
-                "CustomerURN": order.customer_urn,
-                "DeliveryForename": contact.first_name,
-                "DeliverySurname": contact.last_name,
-                "DeliveryEmail": contact.email,
-                "DeliveryTelephone": contact.phone,
-                "DeliveryAddress1": addr.line1,
-                "DeliveryAddress2": addr.line2,
-                "DeliveryAddress3": addr.line3,
-                "DeliveryAddress4": addr.line4,
-                "DeliveryTown": addr.city,
-                "DeliveryCounty": addr.county,
-                "DeliveryPostcode": addr.postcode,
-                "DeliveryCountry": addr.country,
-            },
-        )
-        items = ET.SubElement(el, "ITEMS")
-        for line in order.lines:
-            add_fields(
-                ET.SubElement(items, "ITEM"),
+        }
+        if status:
+            fields["IssueDate"] = wire.wall_text(inv.issue_date) if inv.issue_date else ""
+            fields["ExternalRef"] = inv.external_ref
+        el = wire.put_all(ET.SubElement(parent, "INVOICE"), fields)
+        self._items(
+            el,
+            [
                 {
                     "OrderItemID": line.order_item_id,
                     "StockID": line.stock_id,
-                    "StockCode": line.stock_code,
-                    "Quantity": line.quantity,
-                    "UnitNet": _money(line.unit_net),
-                    "IsHire": line.is_hire,
+                    "Quantity": self.quantity(line.quantity),
+                }
+                for line in inv.lines
+            ],
+        )
+        if status and packages:
+            holder = ET.SubElement(el, "PACKAGES")
+            for pkg in inv.packages:
+                wire.put_all(
+                    ET.SubElement(holder, "PACKAGE"),
+                    {
+                        "ConsignmentRef": pkg.consignment_ref,
+                        "CourierCode": pkg.courier_code,
+                        "ShipmentDate": wire.wall_text(pkg.shipment_date),
+                    },
+                )
+
+    def orders(self, orders: list[SalesOrder], status: bool, packages: bool) -> ET.Element:
+        root = ET.Element("ORDERS")
+        for order in orders:
+            el = ET.SubElement(root, "ORDER")
+            addr, contact = order.delivery_address, order.contact
+            wire.put_all(
+                ET.SubElement(el, "HEADER"),
+                {
+                    "SOrderID": order.order_id,
+                    "SOrderCode": order.order_code,
+                    "AssociatedRef": order.associated_ref,
+                    "OrderDate": wire.wall_text(order.order_date),
+                    "CourierCode": order.courier_code,
+                    "SiteID": order.site_id,
+                    "CustomerURN": order.customer_urn,
+                    "DeliveryForename": contact.first_name,
+                    "DeliverySurname": contact.last_name,
+                    "DeliveryEmail": contact.email,
+                    "DeliveryTelephone": contact.phone,
+                    "DeliveryAddress1": addr.line1,
+                    "DeliveryAddress2": addr.line2,
+                    "DeliveryAddress3": addr.line3,
+                    "DeliveryAddress4": addr.line4,
+                    "DeliveryTown": addr.city,
+                    "DeliveryCounty": addr.county,
+                    "DeliveryPostcode": addr.postcode,
+                    "DeliveryCountry": addr.country,
                 },
             )
-        invoices = ET.SubElement(el, "INVOICES")
-        for inv in order.invoices:
-            render_invoice(invoices, inv, include_packages)
-    return root
+            self._items(
+                el,
+                [
+                    {
+                        "OrderItemID": line.order_item_id,
+                        "StockID": line.stock_id,
+                        "StockCode": line.stock_code,
+                        "Quantity": self.quantity(line.quantity),
+                        "UnitNet": line.unit_net,
+                        "IsHire": line.is_hire,
+                    }
+                    for line in order.lines
+                ],
+            )
+            invoices = ET.SubElement(el, "INVOICES")
+            for inv in order.invoices:
+                self.invoice(invoices, inv, status, packages)
+        return root
 
+    def adjustment_group(self, parent: ET.Element, group: AdjustmentGroupRecord) -> None:
+        el = wire.put_all(
+            ET.SubElement(parent, "GROUP"),
+            {"GroupID": group.group_id, "GroupRef": group.group_ref, "SiteID": group.site_id},
+        )
+        lines = ET.SubElement(el, "LINES")
+        for line in group.lines:
+            wire.put_all(
+                ET.SubElement(lines, "LINE"),
+                {
+                    "StockID": line.stock_id,
+                    "AdjustTo": None if line.adjust_to is None else self.quantity(line.adjust_to),
+                    "AdjustBy": None if line.adjust_by is None else self.quantity(line.adjust_by),
+                    "ReasonCode": line.reason_code,
+                    "Value": line.value,
+                },
+            )
 
-def render_adjustment_group(parent: ET.Element, group: AdjustmentGroupRecord) -> ET.Element:
-    el = add_fields(
-        ET.SubElement(parent, "GROUP"),
-        {
-            "GroupID": group.group_id,
-            "GroupRef": group.group_ref,
-            "SiteID": group.site_id,
-            "Created": format_uk(group.created_at),
-        },
-    )
-    lines = ET.SubElement(el, "LINES")
-    for line in group.lines:
-        add_fields(
-            ET.SubElement(lines, "LINE"),
+    def customer_return(self, parent: ET.Element, ret: ReturnRecord) -> None:
+        el = wire.put_all(
+            ET.SubElement(parent, "CUSTOMER_RETURN"),
             {
-                "StockID": line.stock_id,
-                "AdjustTo": line.adjust_to,
-                "AdjustBy": line.adjust_by,
-                "ReasonCode": line.reason_code,
-                "Value": _money(line.value),
-                "LevelBefore": line.level_before,
-                "LevelAfter": line.level_after,
-                "Result": "OK",
+                "ReturnID": ret.return_id,
+                "AssociatedRef": ret.associated_ref,
+                "CreditNoteID": "" if ret.credit_note_id is None else ret.credit_note_id,
+                "CreditValue": ret.credit_value,
+                "CreditStatus": ret.credit_status,
             },
         )
-    return el
-
-
-def render_return(parent: ET.Element, ret: ReturnRecord) -> ET.Element:
-    el = add_fields(
-        ET.SubElement(parent, "CUSTOMER_RETURN"),
-        {
-            "ReturnID": ret.return_id,
-            "AssociatedRef": ret.associated_ref,
-            "URN": ret.customer_urn,
-            "SiteID": ret.site_id,
-            "Created": format_uk(ret.created_at),
-            "Processed": ret.processed,
-            "CreditMode": ret.credit_mode,
-            "CreditNoteID": "" if ret.credit_note_id is None else ret.credit_note_id,
-            "CreditValue": _money(ret.credit_value),
-            "CreditStatus": ret.credit_status,
-        },
-    )
-    items = ET.SubElement(el, "ITEMS")
-    for item in ret.items:
-        add_fields(
-            ET.SubElement(items, "ITEM"),
-            {
-                "SKU": item.sku,
-                "StockID": item.stock_id,
-                "Quantity": item.quantity,
-                "ReturnReason": item.return_reason,
-                "SourceOrderItemID": item.source_order_item_id,
-                "UnitNet": _money(item.unit_net),
-            },
+        self._items(
+            el,
+            [
+                {
+                    "SKU": item.sku,
+                    "Quantity": self.quantity(item.quantity),
+                    "ReturnReason": item.return_reason,
+                    "SourceOrderItemID": item.source_order_item_id,
+                }
+                for item in ret.items
+            ],
         )
-    return el
 
 
 # --- dispatch ----------------------------------------------------------------------
@@ -363,27 +370,34 @@ def run_operation(books: KhaosBooks, name: str, op: ET.Element) -> ET.Element:
     handler = _HANDLERS.get(name)
     if handler is None:
         raise SimFault("Client.UnknownOperation", f"unknown operation {name}")
+    check_parameters(name, op)
     return handler(books, op)
 
 
 def _get_site_list(books: KhaosBooks, op: ET.Element) -> ET.Element:
-    return render_sites(books.get_sites())
+    root = ET.Element("SITES")
+    for site in books.get_sites():
+        wire.put_all(ET.SubElement(root, "SITE"), {"SiteID": site.site_id, "SiteName": site.name})
+    return root
 
 
 def _get_stock_list(books: KhaosBooks, op: ET.Element) -> ET.Element:
-    since = _date(_param(op, "DateValue"), "DateValue")
+    since = _wall(_param(op, "DateValue"), "DateValue")
     if since is None:
         raise validation("DateValue is required")
-    return render_stock_codes(books.get_stock_list(since))
+    root = ET.Element("STOCK_CODES")
+    for code in books.get_stock_list(since):
+        wire.put(root, "StockCode", code)
+    return root
 
 
 def _export_stock(books: KhaosBooks, op: ET.Element) -> ET.Element:
-    return render_stock_items(books.export_stock(_codes(op)))
+    return Renderer(books).stock_items(books.export_stock(_codes(op)))
 
 
 def _export_stock_status(books: KhaosBooks, op: ET.Element) -> ET.Element:
     site = _int(_param(op, "SiteID"), "SiteID")
-    return render_stock_status(books.export_stock_status(_codes(op), site))
+    return Renderer(books).stock_status(books.export_stock_status(_codes(op), site))
 
 
 def _export_orders(books: KhaosBooks, op: ET.Element) -> ET.Element:
@@ -391,19 +405,17 @@ def _export_orders(books: KhaosBooks, op: ET.Element) -> ET.Element:
     if not stages:
         raise validation("InvoiceStageIDs is required")
     site = _int(_param(op, "SiteID"), "SiteID")
-    return render_orders(books.export_orders(stages, site))
+    return Renderer(books).orders(books.export_orders(stages, site), status=False, packages=False)
 
 
 def _move_invoices(books: KhaosBooks, op: ET.Element) -> ET.Element:
     ids = _int_list(_param(op, "InvoiceIDs"), "InvoiceIDs")
     if not ids:
         raise validation("InvoiceIDs is required")
-    stage = _int(_param(op, "DestinationStageID"), "DestinationStageID", required=True)
-    assert stage is not None
-    result = books.move_invoices(ids, stage)
+    stage = _required_int(_param(op, "DestinationStageID"), "DestinationStageID")
     root = ET.Element("MOVE_RESULTS")
-    for invoice_id, outcome in result.items():
-        add_fields(
+    for invoice_id, outcome in books.move_invoices(ids, stage).items():
+        wire.put_all(
             ET.SubElement(root, "INVOICE"),
             {
                 "InvoiceID": invoice_id,
@@ -417,135 +429,138 @@ def _move_invoices(books: KhaosBooks, op: ET.Element) -> ET.Element:
 def _export_order_status(books: KhaosBooks, op: ET.Element) -> ET.Element:
     ids = _int_list(_param(op, "IDs"), "IDs")
     tracking_text = _param(op, "IncludeTracking")
-    tracking = True if tracking_text is None else parse_bool(tracking_text)
-    date_from = _date(_param(op, "DateFrom"), "DateFrom")
-    date_to = _date(_param(op, "DateTo"), "DateTo")
+    tracking = _boolean(tracking_text, "IncludeTracking", default=True)
+    date_from = _wall(_param(op, "DateFrom"), "DateFrom")
+    date_to = _wall(_param(op, "DateTo"), "DateTo")
+    stages = set(_int_list(_param(op, "InvoiceStageIDs"), "InvoiceStageIDs"))
     if not ids and date_from is None:
         raise validation("give IDs or DateFrom")
     orders = books.export_order_status(ids, tracking, date_from, date_to)
-    return render_orders(orders, tracking)
+    if stages:
+        orders = [o for o in orders if any(i.stage_id in stages for i in o.invoices)]
+    return Renderer(books).orders(orders, status=True, packages=tracking)
 
 
 def _import_despatch(books: KhaosBooks, op: ET.Element) -> ET.Element:
-    order_id = _int(_param(op, "SOrderID"), "SOrderID", required=True)
-    assert order_id is not None
-    external_ref = (_param(op, "ExternalRef") or "").strip()
+    order_id = _required_int(_param(op, "SOrderID"), "SOrderID")
+    external_ref = _ref(books, _param(op, "ExternalRef"), "ExternalRef")
     if not external_ref:
         raise validation("ExternalRef is required")
     items_doc = _document(op, "Items", "ITEMS")
     lines: list[tuple[int, int]] = []
-    for item in children(items_doc, "ITEM"):
-        item_id = _int(text_of(item, "OrderItemID"), "OrderItemID", required=True)
-        qty = _int(text_of(item, "Quantity"), "Quantity", required=True)
-        assert item_id is not None and qty is not None
-        lines.append((item_id, qty))
+    for item in wire.each(items_doc, "ITEM"):
+        _only(item, _DESPATCH_ITEM, "ITEM")
+        lines.append(
+            (
+                _required_int(wire.child_text(item, "OrderItemID"), "OrderItemID"),
+                _required_int(wire.child_text(item, "Quantity"), "Quantity"),
+            )
+        )
     packages: list[Package] = []
-    for pkg in children(_document(op, "Packages", "PACKAGES", required=False), "PACKAGE"):
-        shipped = _date(text_of(pkg, "ShipmentDate"), "ShipmentDate") or books.clock.now()
+    for pkg in wire.each(_document(op, "Packages", "PACKAGES", required=False), "PACKAGE"):
+        _only(pkg, _PACKAGE, "PACKAGE")
+        shipped = _wall(wire.child_text(pkg, "ShipmentDate"), "ShipmentDate")
         try:
             packages.append(
                 Package(
-                    consignment_ref=text_of(pkg, "ConsignmentRef"),
-                    courier_code=text_of(pkg, "CourierCode"),
-                    shipment_date=shipped,
-                    tracking_url=text_of(pkg, "TrackingURL"),
+                    consignment_ref=_ref(
+                        books, wire.child_text(pkg, "ConsignmentRef"), "ConsignmentRef"
+                    ),
+                    courier_code=_ref(books, wire.child_text(pkg, "CourierCode"), "CourierCode"),
+                    shipment_date=wire.instant_of(shipped) if shipped else books.clock.now(),
                 )
             )
         except ValueError as exc:
             raise validation(f"bad package: {exc}") from None
     invoice = books.import_despatch(order_id, external_ref, lines, packages)
+    back_order = books.despatch_calls[-1].back_order_invoice_id
     root = ET.Element("DESPATCH_RESULT")
-    render_invoice(root, invoice)
-    back = books.despatch_calls[-1].back_order_invoice_id
-    sub(root, "BackOrderInvoiceID", "" if back is None else back)
+    Renderer(books).invoice(root, invoice, status=True, packages=True)
+    wire.put(root, "BackOrderInvoiceID", "" if back_order is None else back_order)
     return root
 
 
 def _import_stock_adjustments(books: KhaosBooks, op: ET.Element) -> ET.Element:
-    site = _int(_param(op, "SiteID"), "SiteID", required=True)
-    assert site is not None
-    group_ref = (_param(op, "GroupRef") or "").strip()
+    site = _required_int(_param(op, "SiteID"), "SiteID")
+    group_ref = _ref(books, _param(op, "GroupRef"), "GroupRef")
     lines: list[dict[str, Any]] = []
-    for line in children(_document(op, "Lines", "ADJUSTMENTS"), "ADJUSTMENT"):
+    for line in wire.each(_document(op, "Lines", "ADJUSTMENTS"), "ADJUSTMENT"):
+        _only(line, _ADJUSTMENT, "ADJUSTMENT")
         lines.append(
             {
-                "stock_id": _int(text_of(line, "StockID"), "StockID", required=True),
-                "adjust_to": _int(_param(line, "AdjustTo"), "AdjustTo"),
-                "adjust_by": _int(_param(line, "AdjustBy"), "AdjustBy"),
-                "reason_code": text_of(line, "ReasonCode").strip().upper(),
-                "value": _decimal(_param(line, "Value"), "Value"),
+                "stock_id": _int(wire.child_text(line, "StockID"), "StockID", required=True),
+                "adjust_to": _int(wire.child_text(line, "AdjustTo"), "AdjustTo"),
+                "adjust_by": _int(wire.child_text(line, "AdjustBy"), "AdjustBy"),
+                "reason_code": _ref(
+                    books, wire.child_text(line, "ReasonCode"), "ReasonCode"
+                ).upper(),
+                "value": _decimal(wire.child_text(line, "Value"), "Value"),
             }
         )
     group = books.import_stock_adjustments(site, group_ref, lines)
     root = ET.Element("ADJUSTMENT_RESULT")
-    add_fields(root, {"GroupID": group.group_id, "GroupRef": group.group_ref})
+    wire.put(root, "GroupID", group.group_id)
     results = ET.SubElement(root, "LINES")
     for line in group.lines:
-        add_fields(
-            ET.SubElement(results, "LINE"),
-            {
-                "StockID": line.stock_id,
-                "Result": "OK",
-                "LevelBefore": line.level_before,
-                "LevelAfter": line.level_after,
-            },
-        )
+        wire.put_all(ET.SubElement(results, "LINE"), {"StockID": line.stock_id, "Result": "OK"})
     return root
 
 
 def _export_stock_adjustments(books: KhaosBooks, op: ET.Element) -> ET.Element:
-    group_ref = (_param(op, "GroupRef") or "").strip() or None
-    date_from = _date(_param(op, "DateFrom"), "DateFrom")
+    group_ref = _ref(books, _param(op, "GroupRef"), "GroupRef") or None
+    date_from = _wall(_param(op, "DateFrom"), "DateFrom")
     root = ET.Element("ADJUSTMENT_GROUPS")
+    render = Renderer(books)
     for group in books.export_stock_adjustments(group_ref, date_from):
-        render_adjustment_group(root, group)
+        render.adjustment_group(root, group)
     return root
 
 
 def _import_customer_returns(books: KhaosBooks, op: ET.Element) -> ET.Element:
     doc = _document(op, "CustomerReturn", "CUSTOMER_RETURN")
     assert doc is not None
+    _only(doc, _RETURN, "CUSTOMER_RETURN")
     items = []
-    for item in children(doc.find("ITEMS"), "ITEM"):
+    for item in wire.each(doc.find("ITEMS"), "ITEM"):
+        _only(item, _RETURN_ITEM, "ITEM")
         items.append(
             {
-                "sku": text_of(item, "SKU").strip(),
-                "quantity": _int(text_of(item, "Quantity"), "Quantity", required=True),
-                "return_reason": text_of(item, "ReturnReason").strip().upper(),
+                "sku": (wire.child_text(item, "SKU") or "").strip(),
+                "quantity": _int(wire.child_text(item, "Quantity"), "Quantity", required=True),
+                "return_reason": _ref(
+                    books, wire.child_text(item, "ReturnReason"), "ReturnReason"
+                ).upper(),
                 "source_order_item_id": _int(
-                    _param(item, "SourceOrderItemID"), "SourceOrderItemID"
+                    wire.child_text(item, "SourceOrderItemID"), "SourceOrderItemID"
                 ),
             }
         )
     process_text = _param(op, "ProcessReturn")
     ret = books.import_customer_return(
-        associated_ref=text_of(doc, "AssociatedRef").strip(),
-        customer_urn=text_of(doc, "URN").strip(),
+        associated_ref=_ref(books, wire.child_text(doc, "AssociatedRef"), "AssociatedRef"),
+        customer_urn=_ref(books, wire.child_text(doc, "URN"), "URN"),
         items=items,
-        process=True if process_text is None else parse_bool(process_text),
+        process=_boolean(process_text, "ProcessReturn", default=True),
         credit_mode=(_param(op, "CreditMode") or "review").strip().lower(),
-        site_id=_int(_param(doc, "SiteID"), "SiteID"),
     )
     root = ET.Element("RETURN_RESULT")
-    add_fields(
+    wire.put_all(
         root,
         {
             "ReturnID": ret.return_id,
             "CreditNoteID": "" if ret.credit_note_id is None else ret.credit_note_id,
-            "CreditStatus": ret.credit_status,
-            "CreditValue": _money(ret.credit_value),
-            "Processed": bool_text(ret.processed),
         },
     )
     return root
 
 
 def _export_customer_returns(books: KhaosBooks, op: ET.Element) -> ET.Element:
-    ref = (_param(op, "AssociatedRef") or "").strip() or None
-    date_from = _date(_param(op, "DateFrom"), "DateFrom")
+    ref = _ref(books, _param(op, "AssociatedRef"), "AssociatedRef") or None
+    date_from = _wall(_param(op, "DateFrom"), "DateFrom")
     root = ET.Element("CUSTOMER_RETURNS")
+    render = Renderer(books)
     for ret in books.export_customer_returns(ref, date_from):
-        render_return(root, ret)
+        render.customer_return(root, ret)
     return root
 
 
@@ -571,7 +586,7 @@ def wsdl(soap_url: str) -> str:
     ns_soap = "http://schemas.xmlsoap.org/wsdl/soap/"
     root = ET.Element(
         f"{{{ns_wsdl}}}definitions",
-        {"name": "IKosWebservice", "targetNamespace": "urn:KosWebIntf-IKosWeb"},
+        {"name": "IKosWebservice", "targetNamespace": wire.SERVICE_NS},
     )
     port_type = ET.SubElement(root, f"{{{ns_wsdl}}}portType", {"name": "IKosWeb"})
     for name in OPERATIONS:

@@ -33,6 +33,14 @@ from acs_khaos_dagster.domain.models import (
     StockLevel,
 )
 from acs_khaos_dagster.sandbox.clock import SimClock
+from acs_khaos_dagster.sandbox.khaos.install import (
+    MODELLED,
+    RETURN_TO_STOCK,
+    STANDARD_ADJUSTMENT_REASONS,
+    STANDARD_RETURN_REASONS,
+    KhaosInstall,
+)
+from acs_khaos_dagster.sandbox.khaos.wire import wall_clock
 from acs_khaos_dagster.sandbox.scenario.manifest import ScenarioManifest
 
 STAGE_CANCELLED = 1
@@ -43,32 +51,9 @@ STAGE_ISSUED = 70
 ISSUED_STAGES = frozenset({70, 71, 72, 73})
 KNOWN_STAGES = frozenset({1, *range(9, 22), *ISSUED_STAGES})
 
-ADJUSTMENT_REASONS = frozenset(
-    {
-        "DAMAGED",
-        "EXPIRED",
-        "FAULTY",
-        "OBSOLETE",
-        "REFURBISH",
-        "VARIANCE",
-        "EXHIRE",
-        "WRITEOFF",
-        "TRANSFER",
-    }
-)
-# Customer return reasons and their processing type.
-RETURN_TO_STOCK = "return_to_stock"
-WRITE_OFF = "write_off"
-RETURN_REASONS: dict[str, str] = {
-    "RESTOCK": RETURN_TO_STOCK,
-    "UNWANTED": RETURN_TO_STOCK,
-    "WRONG_SIZE": RETURN_TO_STOCK,
-    "NOT_AS_DESCRIBED": RETURN_TO_STOCK,
-    "WRITEOFF": WRITE_OFF,
-    "BER": WRITE_OFF,
-    "FAULTY": WRITE_OFF,
-    "MISSING": WRITE_OFF,
-}
+# The modelled install's codes (``install.py``); a simulator may be set up with others.
+ADJUSTMENT_REASONS = STANDARD_ADJUSTMENT_REASONS
+RETURN_REASONS = STANDARD_RETURN_REASONS
 CREDIT_MODES = frozenset({"auto", "review", "none"})
 MAX_EXPORT_STOCK_CODES = 100
 
@@ -189,11 +174,17 @@ class KhaosBooks:
     """All state of one simulated Khaos Control system. Not thread-safe: callers lock."""
 
     def __init__(
-        self, manifest: ScenarioManifest, clock: SimClock, policy: IssuePolicy, seed: int
+        self,
+        manifest: ScenarioManifest,
+        clock: SimClock,
+        policy: IssuePolicy,
+        seed: int,
+        install: KhaosInstall = MODELLED,
     ) -> None:
         self.clock = clock
         self.policy = policy
         self.seed = seed
+        self.install = install
         start = clock.now()
         self.sites: dict[int, Site] = {s.site_id: s for s in manifest.sites}
         self.items: dict[int, StockItem] = {i.stock_id: i for i in manifest.stock_items}
@@ -327,8 +318,12 @@ class KhaosBooks:
         return sorted(self.sites.values(), key=lambda s: s.site_id)
 
     def get_stock_list(self, since: datetime) -> list[str]:
+        """Codes changed at or after the UK wall-clock time ``since`` (compared as Khaos
+        stores them: wall-clock times, so October's repeated hour sorts by its clock)."""
         return sorted(
-            self.items[sid].stock_code for sid, at in self.changed_at.items() if at >= since
+            self.items[sid].stock_code
+            for sid, at in self.changed_at.items()
+            if wall_clock(at) >= since
         )
 
     def export_stock(self, codes: list[str]) -> list[StockItem]:
@@ -398,9 +393,9 @@ class KhaosBooks:
         )
         out = []
         for order in chosen:
-            if date_from is not None and order.updated_at < date_from:
+            if date_from is not None and wall_clock(order.updated_at) < date_from:
                 continue
-            if date_to is not None and order.updated_at > date_to:
+            if date_to is not None and wall_clock(order.updated_at) > date_to:
                 continue
             out.append(self.order_view(order, include_tracking))
         return out
@@ -602,7 +597,7 @@ class KhaosBooks:
                 raise validation(f"line {n}: give exactly one of AdjustTo and AdjustBy")
             if line["adjust_to"] is not None and line["adjust_to"] < 0:
                 raise validation(f"line {n}: AdjustTo cannot be negative")
-            if line["reason_code"] not in ADJUSTMENT_REASONS:
+            if line["reason_code"] not in self.install.adjustment_reasons:
                 raise validation(f"line {n}: unknown reason code {line['reason_code']!r}")
         records = []
         for line in lines:
@@ -643,7 +638,7 @@ class KhaosBooks:
             g
             for g in self.adjustment_groups
             if (not group_ref or g.group_ref == group_ref)
-            and (date_from is None or g.created_at >= date_from)
+            and (date_from is None or wall_clock(g.created_at) >= date_from)
         ]
 
     # --- customer returns --------------------------------------------------------
@@ -662,7 +657,7 @@ class KhaosBooks:
         items: list[dict[str, Any]],
         process: bool,
         credit_mode: str,
-        site_id: int | None,
+        site_id: int | None = None,
     ) -> ReturnRecord:
         if not associated_ref.strip():
             raise validation("AssociatedRef is required")
@@ -682,7 +677,7 @@ class KhaosBooks:
                 raise not_found(f"item {n}: SKU {raw['sku']!r} does not exist")
             if raw["quantity"] <= 0:
                 raise validation(f"item {n}: quantity must be positive")
-            processing = RETURN_REASONS.get(raw["return_reason"])
+            processing = self.install.return_reasons.get(raw["return_reason"])
             if processing is None:
                 raise validation(f"item {n}: unknown return reason {raw['return_reason']!r}")
             unit_net = item.sell_price
@@ -757,7 +752,7 @@ class KhaosBooks:
             r
             for r in self.returns
             if (not associated_ref or r.associated_ref == associated_ref)
-            and (date_from is None or r.created_at >= date_from)
+            and (date_from is None or wall_clock(r.created_at) >= date_from)
         ]
 
     # --- stock item maintenance (test helpers) -----------------------------------

@@ -85,12 +85,6 @@ from random import Random
 from typing import Literal
 
 from acs_khaos_dagster.config import KhaosSettings, KhaosSites
-from acs_khaos_dagster.connectors.acs.file_layouts import (
-    RETURNS_COLUMNS,
-    RETURNS_LAYOUT,
-    STOCK_UNITS_COLUMNS,
-    STOCK_UNITS_LAYOUT,
-)
 from acs_khaos_dagster.domain.models import (
     AcsProduct,
     AcsProductStatus,
@@ -105,6 +99,12 @@ from acs_khaos_dagster.domain.models import (
     StockItem,
 )
 from acs_khaos_dagster.domain.stock_status import DEFAULT_STATUS_POLICY, site_id_for
+from acs_khaos_dagster.sandbox.acs.files import (
+    RETURNS,
+    RETURNS_COLUMNS,
+    STOCK_UNITS,
+    STOCK_UNITS_COLUMNS,
+)
 from acs_khaos_dagster.sandbox.scenario.manifest import (
     MANIFEST_NAME,
     Customer,
@@ -385,7 +385,9 @@ class _Builder:
         out_dir: Path,
         account_code: str,
         progress: Progress | None,
+        start_at: datetime = START_AT,
     ) -> None:
+        self.start_at = start_at
         self.spec = spec
         self.size = size
         self.seed = seed
@@ -596,7 +598,7 @@ class _Builder:
                     order_id=order_id,
                     order_code=f"SO{order_id:07d}",
                     associated_ref=f"WEB-{100_001 + i}",
-                    order_date=START_AT - timedelta(seconds=rng.randint(3_600, 4 * 86_400)),
+                    order_date=self.start_at - timedelta(seconds=rng.randint(3_600, 4 * 86_400)),
                     courier_code="DPD",
                     customer_urn=customer.urn,
                     site_id=self.sites.selling,
@@ -692,7 +694,7 @@ class _Builder:
     def write_units(self, path: Path, line_units: dict[int, list[str]]) -> None:
         """Stream the snapshot SKU by SKU; count levels and statuses as rows are written."""
         rng = self.rng
-        snapshot = iso_z(START_AT)
+        snapshot = iso_z(self.start_at)
         company = rng.randrange(16**6)
         serial = 0
         written = 0
@@ -757,7 +759,9 @@ class _Builder:
                     units = line_units.setdefault(line.order_item_id, [])
                     for _ in range(line.quantity):
                         status = _weighted(rng, ALLOCATION_STATUSES)
-                        moment = order.order_date + (START_AT - order.order_date) * rng.random()
+                        moment = (
+                            order.order_date + (self.start_at - order.order_date) * rng.random()
+                        )
                         rows.append(
                             unit_row(
                                 item.stock_code,
@@ -771,11 +775,11 @@ class _Builder:
                         count(item, status)
                 for _ in range(sku.units - sku.allocated):
                     status = self._free_status(item.is_hire)
-                    moment = START_AT - timedelta(seconds=rng.randint(600, 60 * 86_400))
+                    moment = self.start_at - timedelta(seconds=rng.randint(600, 60 * 86_400))
                     order_number = expected = grade = ""
                     if status == WITH_CUSTOMER:
                         order_number = f"SO{9_000_000 + rng.randint(1, hist_orders)}"
-                        due = START_AT + timedelta(days=rng.randint(1, 14))
+                        due = self.start_at + timedelta(days=rng.randint(1, 14))
                         expected = due.date().isoformat()
                     elif status == READY:
                         grade = "A" if rng.randrange(100) < 85 else "B"
@@ -786,7 +790,7 @@ class _Builder:
                     )
                     count(item, status)
                 for _ in range(unknown_at.get(item.stock_id, 0)):
-                    moment = START_AT - timedelta(seconds=rng.randint(600, 30 * 86_400))
+                    moment = self.start_at - timedelta(seconds=rng.randint(600, 30 * 86_400))
                     rows.append(unit_row(item.stock_code, UNKNOWN_STATUS, moment))
                     count(item, UNKNOWN_STATUS)
                 writer.writerows(rows)
@@ -794,7 +798,7 @@ class _Builder:
                 if written // 10_000 != before // 10_000:
                     self.progress("units", written, total)
             for _ in range(3):  # a SKU ACS holds that Khaos does not know: units on no level
-                moment = START_AT - timedelta(seconds=rng.randint(600, 30 * 86_400))
+                moment = self.start_at - timedelta(seconds=rng.randint(600, 30 * 86_400))
                 writer.writerow(unit_row(self.unknown_sku, READY, moment, grade="A"))
                 status_counts[READY] += 1
                 written += 1
@@ -845,7 +849,7 @@ class _Builder:
         rows: list[list[str]] = []
         grade_counts: Counter[str] = Counter()
         for i, grade in enumerate(grades):
-            received = START_AT + timedelta(
+            received = self.start_at + timedelta(
                 days=rng.randint(3, 10), seconds=rng.randint(8 * 3600, 17 * 3600)
             )
             if i < len(chosen):
@@ -885,8 +889,8 @@ class _Builder:
                 ]
             )
         rows.sort(key=lambda r: (r[5], r[0]))
-        latest = max((datetime.fromisoformat(r[5]) for r in rows), default=START_AT)
-        name = RETURNS_LAYOUT.file_name(self.account, file_stamp(latest + timedelta(hours=1)))
+        latest = max((datetime.fromisoformat(r[5]) for r in rows), default=self.start_at)
+        name = f"{RETURNS}_{self.account}_{file_stamp(latest + timedelta(hours=1))}.csv"
         with (folder / name).open("w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle, lineterminator="\r\n")
             writer.writerow(RETURNS_COLUMNS)
@@ -926,7 +930,7 @@ class _Builder:
         self.build_orders()
         self.build_plans()
         self.apportion_units()
-        units_name = STOCK_UNITS_LAYOUT.file_name(self.account, file_stamp(START_AT))
+        units_name = f"{STOCK_UNITS}_{self.account}_{file_stamp(self.start_at)}.csv"
         line_units: dict[int, list[str]] = {}
         self.write_units(self.out_dir / units_name, line_units)
         returns_name = self.write_returns(self.out_dir, line_units)
@@ -942,7 +946,7 @@ class _Builder:
             seed=self.seed,
             size=self.size,
             account_code=self.account,
-            start_at=START_AT,
+            start_at=self.start_at,
             sites=sorted(
                 (
                     Site(site_id=site_id, name=site_names[role])
@@ -977,11 +981,17 @@ def generate_scenario(
     progress: Progress | None = None,
     *,
     spec: ScenarioSpec | None = None,
+    start_at: datetime = START_AT,
 ) -> ScenarioManifest:
     """Write a scenario folder (manifest + ACS files) and return its manifest.
 
-    ``spec`` overrides the size's figures (tests use it for a mid-sized streaming check).
+    ``spec`` overrides the size's figures (tests use it for a mid-sized streaming check);
+    ``start_at`` moves the whole brand in time (a summer start puts UK time an hour
+    ahead of UTC: what ACS's times without an offset need to be tested against).
     """
     if size not in SIZES:
         raise ValueError(f"unknown scenario size {size!r}; expected one of {', '.join(SIZES)}")
-    return _Builder(spec or SIZES[size], size, seed, Path(out_dir), account_code, progress).run()
+    builder = _Builder(
+        spec or SIZES[size], size, seed, Path(out_dir), account_code, progress, start_at
+    )
+    return builder.run()
