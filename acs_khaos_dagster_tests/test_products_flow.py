@@ -222,3 +222,23 @@ def test_a_code_khaos_cannot_export_is_reported_and_the_rest_still_syncs(
     with integration.store() as store:
         [problem] = store.exceptions.list(type="invalid_sku_code")
     assert problem.row.entity_ref == "code:HAT#01" and problem.row.owner == "ecommerce"
+
+
+def test_a_khaos_with_no_stock_items_gives_an_empty_master_not_a_crash(
+    integration: IntegrationHarness,
+) -> None:
+    # A new Khaos install, or a full refresh that finds nothing: the stock list is empty.
+    state = integration.sandbox.khaos.books
+    state.items.clear()
+    state.changed_at.clear()
+    result = integration.run(
+        *PRODUCTS,
+        run_config={"ops": {"khaos_sku_master": {"config": {"full_refresh": True}}}},
+    )
+    master = result.output_for_node("khaos_sku_master")
+    assert master.empty
+    assert bool(master["is_hire"].dtype == bool)
+    assert integration.metadata(result, "khaos_sku_master")["hire_skus"] == 0
+    # ACS's SKUs are then all unknown to Khaos, and nothing is ready for sale.
+    assert set(_classes(integration, result)) == {"unknown_to_khaos"}
+    assert result.output_for_node("ready_for_sale_skus").empty

@@ -25,6 +25,25 @@ SKU_MASTER_COLUMNS = [
     "scs_parent_id",
 ]
 
+# Typed up front: an empty stock list (a new install, a full refresh that finds nothing)
+# must give the same columns and dtypes as a full one, or a boolean mask on it fails.
+SKU_MASTER_DTYPES = {
+    "stock_id": "int64",
+    "stock_code": "object",
+    "description": "object",
+    "style": "object",
+    "colour": "object",
+    "size": "object",
+    "barcode": "object",
+    "cost_price": "float64",
+    "sell_price": "float64",
+    "is_hire": "bool",
+    "discontinued": "bool",
+    "publish_on_web": "bool",
+    "stock_controlled": "bool",
+    "scs_parent_id": "Int64",
+}
+
 
 def sku_master_frame(items: Iterable[StockItem]) -> pd.DataFrame:
     """One row per Khaos stock item, keyed by ``stock_id`` (the id that never changes)."""
@@ -47,6 +66,5 @@ def sku_master_frame(items: Iterable[StockItem]) -> pd.DataFrame:
         }
         for item in items
     ]
-    frame = pd.DataFrame(rows, columns=SKU_MASTER_COLUMNS)
-    frame["scs_parent_id"] = frame["scs_parent_id"].astype("Int64")
+    frame = pd.DataFrame(rows, columns=SKU_MASTER_COLUMNS).astype(SKU_MASTER_DTYPES)
     return frame.sort_values("stock_id", kind="stable").reset_index(drop=True)
