@@ -472,7 +472,7 @@ def test_a_return_for_a_unit_never_despatched_is_a_problem_not_a_guess() -> None
             }
         ]
     )
-    matched, problems = match_returns(frame, {"SO1": _order()}, {}, despatched={7: 0})
+    matched, problems = match_returns(frame, {"SO1": _order()}, {}, despatched={("SO1", 7): 0})
     assert matched.empty
     (problem,) = problems
     assert problem.kind == ReturnProblemKind.RETURN_UNMATCHED and problem.unique_sku == "U1"
@@ -484,6 +484,6 @@ def test_the_same_returned_unit_twice_is_matched_once(tmp_path: Path) -> None:
     read = read_returns(returns_file(tmp_path, a_return("R1", "U1"), a_return("R1", "U1")))
     assert returned(read) == ["U1", "U1"]  # the reader keeps what ACS sent
     matched, problems = match_returns(
-        read.returns.to_pandas(), {"SO1": _order(quantity=2)}, {}, despatched={7: 2}
+        read.returns.to_pandas(), {"SO1": _order(quantity=2)}, {}, despatched={("SO1", 7): 2}
     )
     assert len(matched) == 1 and problems == []

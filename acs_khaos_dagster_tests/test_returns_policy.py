@@ -82,7 +82,7 @@ HIRE_ORDER = SalesOrder(
     ),
 )
 ORDERS = {o.order_code: o for o in (SALE_ORDER, HIRE_ORDER)}
-DESPATCHED = {101: 3, 102: 1, 201: 1}
+DESPATCHED = {("SO1", 101): 3, ("SO1", 102): 1, ("HO2", 201): 1}
 
 
 def unit(
@@ -254,7 +254,7 @@ def test_blank_line_item_matches_the_only_line_with_that_sku() -> None:
 
 def test_unit_beyond_the_quantity_despatched_on_the_line_is_unmatched() -> None:
     rows = [unit(f"U{i}", received_at=T0 + timedelta(minutes=i)) for i in range(3)]
-    frame, problems = match_returns(pd.DataFrame(rows), ORDERS, IDENTITY, {101: 2})
+    frame, problems = match_returns(pd.DataFrame(rows), ORDERS, IDENTITY, {("SO1", 101): 2})
 
     assert frame["unique_sku"].tolist() == ["U0", "U1"]
     assert [(p.kind, p.unique_sku) for p in problems] == [
@@ -267,12 +267,49 @@ def test_units_matched_in_earlier_runs_count_against_the_despatched_quantity() -
         pd.DataFrame([unit("U2", ref="RET2")]),
         ORDERS,
         IDENTITY,
-        {101: 1},
-        matched_before={("RET1", "U1"): 101},
+        {("SO1", 101): 1},
+        matched_before={("RET1", "U1"): ("SO1", 101)},
     )
 
     assert frame.empty
     assert problems[0].unique_sku == "U2"
+
+
+def _order_numbered_from_one(code: str, order_id: int) -> SalesOrder:
+    line = OrderLine(
+        order_item_id=1, stock_id=1, stock_code="DRESS-RED-10", quantity=1, unit_net=Decimal("50")
+    )
+    return SalesOrder(
+        order_id=order_id,
+        order_code=code,
+        order_date=T0 - timedelta(days=10),
+        customer_urn="CUST1",
+        site_id=SITES.selling,
+        lines=(line,),
+    )
+
+
+def test_line_ids_numbered_per_order_are_counted_per_order_not_pooled() -> None:
+    # An install numbering line ids 1, 2, … in each order: SO7's line 1 and SO8's line 1
+    # are two lines, each with its own despatched unit.
+    orders = {c: _order_numbered_from_one(c, n) for n, c in enumerate(("SO7", "SO8"), 7)}
+    rows = [
+        unit("U1", ref="RET7", order="SO7", line="1"),
+        unit("U2", ref="RET8", order="SO8", line="1", received_at=T0 + timedelta(hours=1)),
+    ]
+    despatched = {("SO7", 1): 1, ("SO8", 1): 1}
+
+    frame, problems = match_returns(pd.DataFrame(rows), orders, IDENTITY, despatched)
+    later, again = match_returns(
+        pd.DataFrame(rows[1:]),
+        orders,
+        IDENTITY,
+        despatched,
+        matched_before={("RET7", "U1"): ("SO7", 1)},
+    )
+
+    assert problems == [] and frame["order_number"].tolist() == ["SO7", "SO8"]
+    assert again == [] and later["unique_sku"].tolist() == ["U2"]
 
 
 def test_the_same_unit_twice_in_the_input_is_one_unit() -> None:

@@ -340,9 +340,9 @@ def khaos_return_postings(
         units = repo.units()
         unmatched = units[units["order_item_id"].isna()]
         matched_before = {
-            (r, u): int(o)
-            for r, u, o in units[units["order_item_id"].notna()][
-                ["return_ref", "unique_sku", "order_item_id"]
+            (r, u): (str(n), int(o))
+            for r, u, n, o in units[units["order_item_id"].notna()][
+                ["return_ref", "unique_sku", "order_number", "order_item_id"]
             ].itertuples(index=False)
         }
         problems: list[Any] = []

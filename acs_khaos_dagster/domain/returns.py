@@ -87,6 +87,7 @@ WRITE_OFF_REASONS = KhaosReasons().written_off
 UK_TIME_ZONE = "Europe/London"
 
 UnitKey = tuple[str, str]  # (return_ref, unique_sku)
+LineKey = tuple[str, int]  # (order_number, order_item_id): line ids may restart in each order
 
 
 # --- policy ---------------------------------------------------------------------------
@@ -361,9 +362,9 @@ def match_returns(
     returns: pd.DataFrame,
     orders: Mapping[str, SalesOrder],
     acs_sku_for_stock_id: Mapping[int, str],
-    despatched: Mapping[int, int] | None = None,
+    despatched: Mapping[LineKey, int] | None = None,
     *,
-    matched_before: Mapping[UnitKey, int] | None = None,
+    matched_before: Mapping[UnitKey, LineKey] | None = None,
     batch_id: str = "",
 ) -> tuple[pd.DataFrame, list[ReturnProblem]]:
     """Link each returned unit to its source Khaos order line (``MATCHED_COLUMNS``).
@@ -380,10 +381,12 @@ def match_returns(
     - ``return_unmatched`` (owner operations), never a guess, when: no order number; an
       unknown order; an unknown or non-numeric line; a SKU not on that line (or not on
       the order); more units returned on a line than were despatched on it.
-    - ``despatched``: units despatched per ``order_item_id`` (default: read from the
-      orders' invoices that carry a despatch reference). ``matched_before``: units matched
-      in earlier runs that are not in ``returns`` → their ``order_item_id``; they count
-      against the despatched quantity. Over the limit, the earliest received units
+    - ``despatched``: units despatched per line, keyed by (``order_number``,
+      ``order_item_id``) (default: read from the orders' invoices that carry a despatch
+      reference). ``matched_before``: units matched in earlier runs that are not in
+      ``returns`` → their (``order_number``, ``order_item_id``); they count against the
+      despatched quantity. Lines are always counted per order: an install may number its
+      line ids per order (1, 2, … in each), so a line id alone names no line. Over the limit, the earliest received units
       (then ``return_ref``, ``unique_sku``) are accepted and the rest rejected.
     """
     problems: list[ReturnProblem] = []
@@ -488,25 +491,26 @@ def _link(
 def _within_despatched(
     rows: list[dict[str, Any]],
     orders: Mapping[str, SalesOrder],
-    despatched: Mapping[int, int] | None,
-    matched_before: Mapping[UnitKey, int],
+    despatched: Mapping[LineKey, int] | None,
+    matched_before: Mapping[UnitKey, LineKey],
 ) -> tuple[list[dict[str, Any]], list[ReturnProblem]]:
-    limits: dict[int, int] = dict(despatched) if despatched is not None else {}
+    limits: dict[LineKey, int] = dict(despatched) if despatched is not None else {}
     if despatched is None:
         for number in {r["order_number"] for r in rows}:
-            limits.update(posted_quantities_from_invoices(orders[number]))
+            posted = posted_quantities_from_invoices(orders[number])
+            limits.update({(number, oid): qty for oid, qty in posted.items()})
     current = {(r["return_ref"], r["unique_sku"]) for r in rows}
-    used: dict[int, int] = {}
-    for key, order_item_id in matched_before.items():
+    used: dict[LineKey, int] = {}
+    for key, line in matched_before.items():
         if key not in current:
-            used[order_item_id] = used.get(order_item_id, 0) + 1
+            used[line] = used.get(line, 0) + 1
     far_future = datetime.max.replace(tzinfo=UTC)
     accepted: list[dict[str, Any]] = []
     problems: list[ReturnProblem] = []
     for row in sorted(
         rows, key=lambda r: (r["received_at"] or far_future, r["return_ref"], r["unique_sku"])
     ):
-        oid = row["order_item_id"]
+        oid = (row["order_number"], row["order_item_id"])
         limit = limits.get(oid, 0)
         if used.get(oid, 0) >= limit:
             problems.append(
