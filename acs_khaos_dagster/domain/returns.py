@@ -386,8 +386,9 @@ def match_returns(
       reference). ``matched_before``: units matched in earlier runs that are not in
       ``returns`` → their (``order_number``, ``order_item_id``); they count against the
       despatched quantity. Lines are always counted per order: an install may number its
-      line ids per order (1, 2, … in each), so a line id alone names no line. Over the limit, the earliest received units
-      (then ``return_ref``, ``unique_sku``) are accepted and the rest rejected.
+      line ids per order (1, 2, … in each), so a line id alone names no line. Over the
+      limit, the earliest received units (then ``return_ref``, ``unique_sku``) are
+      accepted and the rest rejected.
     """
     problems: list[ReturnProblem] = []
     rows: list[dict[str, Any]] = []
