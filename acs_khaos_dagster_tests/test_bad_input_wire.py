@@ -404,3 +404,36 @@ def test_a_symlinked_file_in_the_drop_is_refused_on_fetch(drop: LocalDrop) -> No
 def test_a_path_traversal_name_is_refused_on_fetch(drop: LocalDrop, name: str) -> None:
     with pytest.raises(UnsafeDropPath, match="not a plain file name"):
         drop.fetch(name)
+
+
+def test_a_khaos_reply_missing_a_stock_id_names_the_field_and_the_operation(
+    canned: _Canned, canned_url: str
+) -> None:
+    document = "<STOCKS><STOCK><SiteID>1</SiteID><Available>4</Available></STOCK></STOCKS>"
+    canned.set(200, build_response("ExportStockStatus", document), "text/xml")
+    with khaos_client(canned_url) as client, pytest.raises(PermanentError) as caught:
+        client.export_stock_status(["TOTE-1"], None)
+    assert caught.value.operation == "ExportStockStatus"
+    assert "StockID missing in the reply" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("code", "why"),
+    [("X" * 51, "longer than 50"), ("TOTE#1", "#")],
+    ids=["over-50-characters", "hash"],
+)
+def test_a_code_khaos_sends_that_breaks_the_code_rules_is_refused_with_the_reason(
+    canned: _Canned, canned_url: str, code: str, why: str
+) -> None:
+    # Khaos's own data can hold codes we could never send back (imported before the
+    # rules, or edited in the database): they are reported, not silently used.
+    canned.set(
+        200,
+        build_response("GetStockList", f"<STOCKCODES><StockCode>{code}</StockCode></STOCKCODES>"),
+        "text/xml",
+    )
+    with khaos_client(canned_url) as client:
+        codes, refused = client.requestable_codes(
+            client.get_stock_list(datetime(2026, 1, 1, tzinfo=UTC))
+        )
+    assert codes == [] and why in refused[code]
