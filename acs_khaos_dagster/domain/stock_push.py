@@ -1,4 +1,4 @@
-"""The snapshot push: what each Khaos site's Level should be, and the "adjust to" lines.
+"""The snapshot push: what each Khaos site's Level should be, and the planned changes.
 
 Pure and vectorised (pandas): no Dagster, no network, no database. The lead's
 ``khaos_stock_update`` asset reads the inputs, calls these functions, records the
