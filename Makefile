@@ -41,8 +41,8 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/acs-khaos demo
 
-## Run the whole test suite.
-test: setup chromium nginx
+## Run the whole test suite (after the linters: style and the layer contracts).
+test: lint chromium nginx
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Start the Dagster UI (and daemon) on the same local instance the demo used.
@@ -57,9 +57,12 @@ bench: setup
 chaos: setup
 	$(BIN)/python scripts/chaos.py
 
+# The layers (.importlinter): defs -> flows -> store : connectors -> domain; the domain does
+# no I/O and reads no settings; flows never import Dagster; defs import no SQL or HTTP.
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf data .pytest_cache

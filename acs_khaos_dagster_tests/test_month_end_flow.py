@@ -25,6 +25,7 @@ from dagster import (
 )
 from openpyxl import load_workbook
 
+from acs_khaos_dagster.config import OwnerTargets
 from acs_khaos_dagster.defs.common import write_parquet_atomically
 from acs_khaos_dagster.defs.month_end import (
     month_end_pack,
@@ -145,7 +146,7 @@ def _exceptions(day: date) -> pd.DataFrame:
         ],
         columns=["type", "owner", "opened_at"],
     )
-    return exceptions_table(rows, _end_of(day))
+    return exceptions_table(rows, _end_of(day), OwnerTargets())
 
 
 def write_month(data_dir: Path, skip: set[date] = frozenset()) -> None:

@@ -29,7 +29,6 @@ from dagster import (
     define_asset_job,
     schedule,
 )
-from sqlalchemy import select
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import Settings
@@ -40,7 +39,6 @@ from acs_khaos_dagster.domain.sla import WorkingCalendar
 from acs_khaos_dagster.reports import MonthEndInputs, render_audit_report, render_month_end_pack
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.orders import OrderBook
-from acs_khaos_dagster.store.tables.orders import DespatchEventRow
 
 UK_TIME_ZONE = "Europe/London"
 MONTHS = MonthlyPartitionsDefinition(
@@ -181,11 +179,7 @@ def _store_events(db: Store) -> pd.DataFrame:
     """Release, despatch and confirmed posting times the store holds, all time."""
     book = OrderBook(db.db)
     releases = [(code, r.released_at) for code, r in book.releases().items()]
-    with db.db.transaction() as s:
-        despatches = [
-            (r.order_number, r.shipment_id, r.despatched_at)
-            for r in s.scalars(select(DespatchEventRow))
-        ]
+    despatches = book.despatch_times()
     postings = []
     for posting in book.postings():
         effect = db.outbox.by_key(posting.outbox_key) if posting.outbox_key else None

@@ -43,7 +43,6 @@ from dagster import (
 from dagster_pandera import pandera_schema_to_dagster_type
 from pandera.typing import Series
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import OrderSettings, load_settings
@@ -92,7 +91,7 @@ from acs_khaos_dagster.domain.shipments import (
 )
 from acs_khaos_dagster.domain.sla import OrderSlaState, find_breaches
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind, versions_of
-from acs_khaos_dagster.store import Store
+from acs_khaos_dagster.store import Store, Transaction
 from acs_khaos_dagster.store.orders import DESPATCH_CURSOR, OrderBook, PostingRecord
 from acs_khaos_dagster.store.products import SkuIdentities
 from acs_khaos_dagster.store.tables.orders import OrderRelease, ShipmentPosting
@@ -296,7 +295,9 @@ def _ack_key(order_code: str, invoice_ids: Iterable[int]) -> str:
     return f"ack:{order_code}:{'-'.join(str(i) for i in sorted(invoice_ids))}"
 
 
-def _transaction_batches(db: Store, items: Sequence[T]) -> Iterator[tuple[Session, Sequence[T]]]:
+def _transaction_batches(
+    db: Store, items: Sequence[T]
+) -> Iterator[tuple[Transaction, Sequence[T]]]:
     """``items`` ``POSTING_BATCH`` at a time, each batch in a transaction of its own (a brand's
     first load or despatch day is thousands of records; one commit each is the cost)."""
     for first in range(0, len(items), POSTING_BATCH):
@@ -310,7 +311,7 @@ def _enqueue_ack(
     order_id: int,
     invoice_ids: list[int],
     stage_id: int,
-    session: Session | None = None,
+    session: Transaction | None = None,
 ) -> str:
     key = _ack_key(order_code, invoice_ids)
     kind = EffectKind.KHAOS_MOVE_INVOICES

@@ -120,7 +120,7 @@ from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.orders import OrderBook
 from acs_khaos_dagster.store.returns import ReturnsRepository
 from acs_khaos_dagster.store.stock import StockSnapshots
-from acs_khaos_dagster.store.tables.orders import DespatchEventRow, OrderRelease
+from acs_khaos_dagster.store.tables.orders import OrderRelease
 
 GROUP = "reconciliation"
 PARTITIONS_START = "2026-01-01"
@@ -377,15 +377,7 @@ def _acs_orders(client: AcsClient, numbers: Iterable[str]) -> dict[str, AcsOrder
 
 
 def _events(db: Store, since: datetime) -> list[DespatchEvent]:
-    from sqlalchemy import select
-
-    with db.transaction() as s:
-        rows = s.scalars(
-            select(DespatchEventRow)
-            .where(DespatchEventRow.despatched_at >= since)
-            .order_by(DespatchEventRow.despatched_at)
-        )
-        return [DespatchEvent.model_validate(r.payload) for r in rows]
+    return OrderBook(db.db).despatch_events(since)
 
 
 # --- stock -----------------------------------------------------------------------------------

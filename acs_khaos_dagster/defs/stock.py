@@ -51,7 +51,6 @@ from dagster import (
 )
 from dagster_pandera import pandera_schema_to_dagster_type
 from pandera.typing import Series
-from sqlalchemy import select
 
 from acs_khaos_dagster.config import UK_TIME_ZONE, Settings, SettingsError, load_settings
 from acs_khaos_dagster.connectors.acs.drop import DropEntry, open_drop
@@ -84,8 +83,7 @@ from acs_khaos_dagster.flows.stock_push import (
 )
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.exceptions import ExceptionType
-from acs_khaos_dagster.store.ledger import file_sha256
-from acs_khaos_dagster.store.schema import IngestedFile
+from acs_khaos_dagster.store.ledger import FileLedger, file_sha256
 from acs_khaos_dagster.store.stock import StockSnapshots
 from acs_khaos_dagster.store.tables.stock import StockSnapshot
 
@@ -682,17 +680,7 @@ def _already_taken(db: Store, sha256: str) -> bool:
 
 
 def _taken_in(db: Store, sha256: str, kind: str) -> bool:
-    with db.transaction() as s:
-        return (
-            s.scalars(
-                select(IngestedFile.id).where(
-                    IngestedFile.sha256 == sha256,
-                    IngestedFile.kind == kind,
-                    IngestedFile.state.in_(("processed", "duplicate")),
-                )
-            ).first()
-            is not None
-        )
+    return FileLedger(db.db).taken_in(sha256, kind)
 
 
 @sensor(

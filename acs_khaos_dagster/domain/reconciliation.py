@@ -902,18 +902,15 @@ EXCEPTIONS_TABLE_COLUMNS = (
 )
 
 
-def exceptions_table(rows: pd.DataFrame, now: datetime, targets: Any = None) -> pd.DataFrame:
+def exceptions_table(rows: pd.DataFrame, now: datetime, targets: Any) -> pd.DataFrame:
     """The open exception queue by type and owner team.
 
     ``rows``: one per exception (``ExceptionRow`` fields): ``type, owner, opened_at`` +
-    optional ``status`` (only ``open`` rows count when present). ``targets``: an
-    ``OwnerTargets`` (``for_owner``) or a mapping owner → hours (default: the settings'
-    defaults). ``over_target`` counts the type's exceptions open longer than the owner's
-    target. Sorted by owner, then type.
+    optional ``status`` (only ``open`` rows count when present). ``targets``: an object
+    with ``for_owner(owner) -> hours`` (the settings' ``OwnerTargets``) or a mapping
+    owner → hours; the domain reads no settings itself. ``over_target`` counts the type's
+    exceptions open longer than the owner's target. Sorted by owner, then type.
     """
-    from acs_khaos_dagster.config import OwnerTargets
-
-    targets = targets if targets is not None else OwnerTargets()
     _require(rows, ("type", "owner", "opened_at"), "rows")
     frame = rows if "status" not in rows.columns else rows.loc[rows["status"] == "open"]
     now_ts = _ts(now)

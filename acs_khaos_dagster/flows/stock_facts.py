@@ -28,10 +28,10 @@ from acs_khaos_dagster.domain.models import CustomerReturn, StockAdjustmentGroup
 from acs_khaos_dagster.domain.stock_push import ADJUSTMENT_COLUMNS, DESPATCH_COLUMNS, RETURN_COLUMNS
 from acs_khaos_dagster.effects import EffectKind
 from acs_khaos_dagster.store import Store
-from acs_khaos_dagster.store.ledger import file_sha256
+from acs_khaos_dagster.store.ledger import FileLedger, file_sha256
 from acs_khaos_dagster.store.orders import OrderBook
 from acs_khaos_dagster.store.returns import ReturnsRepository
-from acs_khaos_dagster.store.schema import Effect, IngestedFile
+from acs_khaos_dagster.store.schema import Effect
 from acs_khaos_dagster.store.tables.returns import ReturnPostingRow, ReturnStockMove
 
 # ExportOrderStatusEx in batches of this many orders.
@@ -180,17 +180,7 @@ def _file_moment(entry: DropEntry) -> datetime:
 
 
 def _taken_in(store: Store, sha256: str, kind: str) -> bool:
-    with store.transaction() as s:
-        return (
-            s.scalars(
-                select(IngestedFile.id).where(
-                    IngestedFile.sha256 == sha256,
-                    IngestedFile.kind == kind,
-                    IngestedFile.state.in_(("processed", "duplicate")),
-                )
-            ).first()
-            is not None
-        )
+    return FileLedger(store.db).taken_in(sha256, kind)
 
 
 def returns_not_posted_yet(

@@ -22,6 +22,10 @@ from acs_khaos_dagster.store.retention import PersonalDataRetention, PurgeReport
 if TYPE_CHECKING:
     from acs_khaos_dagster.config import OutboxSettings, Settings
 
+# An open unit of work (``Store.transaction()``): callers outside the store pass it on to
+# the store's methods and never query through it.
+Transaction = Session
+
 __all__ = [
     "DispatchReport",
     "Dispatcher",
@@ -36,6 +40,7 @@ __all__ = [
     "OwnerTargets",
     "Quarantine",
     "Store",
+    "Transaction",
     "default_actor",
     "open_store",
 ]

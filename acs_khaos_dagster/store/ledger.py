@@ -107,6 +107,18 @@ class FileLedger:
         with self._db.transaction() as s:
             return s.get(IngestedFile, file_id)
 
+    def taken_in(self, sha256: str, kind: str) -> bool:
+        """Whether a file of this content and kind was already processed (or is a copy)."""
+        with self._db.transaction() as s:
+            found = s.scalars(
+                select(IngestedFile.id).where(
+                    IngestedFile.sha256 == sha256,
+                    IngestedFile.kind == kind,
+                    IngestedFile.state.in_(("processed", "duplicate")),
+                )
+            ).first()
+            return found is not None
+
     def find(self, *, state: str | None = None, kind: str | None = None) -> list[IngestedFile]:
         query = select(IngestedFile).order_by(IngestedFile.id)
         if state:

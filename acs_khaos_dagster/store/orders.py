@@ -202,6 +202,22 @@ class OrderBook:
                 DespatchEvent.model_validate(r.payload) for r in rows if r.shipment_id not in done
             ]
 
+    def despatch_events(self, since: datetime | None = None) -> list[DespatchEvent]:
+        """Every despatch event recorded (despatched at or after ``since``), oldest first."""
+        query = select(DespatchEventRow).order_by(DespatchEventRow.despatched_at)
+        if since is not None:
+            query = query.where(DespatchEventRow.despatched_at >= since)
+        with self._db.transaction() as s:
+            return [DespatchEvent.model_validate(r.payload) for r in s.scalars(query)]
+
+    def despatch_times(self) -> list[tuple[str, str, datetime]]:
+        """(order number, shipment id, despatched at) of every recorded despatch event."""
+        with self._db.transaction() as s:
+            return [
+                (r.order_number, r.shipment_id, r.despatched_at)
+                for r in s.scalars(select(DespatchEventRow))
+            ]
+
     def unseen_event_ids(self, event_ids: Iterable[str]) -> list[str]:
         """Those of ``event_ids`` not recorded yet, in the order given."""
         wanted = list(dict.fromkeys(event_ids))
