@@ -8,7 +8,7 @@ folder); every human action is audited with ``--actor`` (default: the OS user).
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import typer
 from rich.console import Console
@@ -21,14 +21,33 @@ exceptions_app = typer.Typer(help="Problems waiting for a person.", no_args_is_h
 outbox_app = typer.Typer(help="Effects waiting to be sent to ACS or Khaos.", no_args_is_help=True)
 
 console = Console()
+err_console = Console(stderr=True)
 
 ActorOption = typer.Option(None, "--actor", help="Who is acting (default: the OS user).")
 
 
-def open_store() -> Store:
+def open_store(*, reading: bool = False) -> Store:
+    """The configured store; for ``reading`` (listing, showing), on the clock its records
+    were written on.
+
+    A store the demo filled lives on the sandbox's simulated clock: its exceptions were
+    opened in that world's time, so their ages and targets are measured as at that
+    world's last moment, not against today's date. Commands that act (dispatch, approve)
+    always run on the integration's own clock."""
+    from acs_khaos_dagster.clock import SIMULATED_CLOCK_CURSOR
     from acs_khaos_dagster.config import get_settings
 
-    return Store.from_settings(get_settings())
+    settings = get_settings()
+    store = Store.from_settings(settings)
+    if not reading or settings.clock_url:
+        return store
+    simulated = store.cursors.get(SIMULATED_CLOCK_CURSOR)
+    if simulated is None:
+        return store
+    store.close()
+    as_at = datetime.fromisoformat(simulated)
+    err_console.print(f"[dim]on the demo's simulated clock: as at {as_at:%Y-%m-%d %H:%M} UTC[/dim]")
+    return Store.from_settings(settings, clock=lambda: as_at)
 
 
 def _actor(actor: str | None) -> str:
@@ -59,7 +78,7 @@ def list_exceptions(
     older_than_hours: float | None = typer.Option(None, "--older-than-hours"),
 ) -> None:
     """List exceptions, oldest first, with their age against the owner's target."""
-    with open_store() as store:
+    with open_store(reading=True) as store:
         items = store.exceptions.list(
             type=type_,
             owner=owner,
@@ -123,7 +142,7 @@ def _show(item: ListedException, store: Store) -> None:
 @exceptions_app.command("show")
 def show_exception(exception_id: int = typer.Argument(..., help="Exception id.")) -> None:
     """Everything about one exception (and its effect, if it is about one)."""
-    with open_store() as store:
+    with open_store(reading=True) as store:
         try:
             item = store.exceptions.describe(store.exceptions.get(exception_id))
         except ExceptionNotFound:

@@ -21,6 +21,10 @@ import httpx
 
 from acs_khaos_dagster.config import Settings
 
+# A store written on a simulated clock (``acs-khaos demo``) records that world's last
+# moment under this cursor; people's commands then measure ages on it, not the wall clock.
+SIMULATED_CLOCK_CURSOR = "demo.simulated_clock"
+
 
 def _aware(now: datetime, source: str) -> datetime:
     if now.tzinfo is None:

@@ -12,9 +12,10 @@ invoices.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from dagster import AssetKey, DagsterInstance, MetadataValue
 from rich.console import Console
 from rich.table import Table
 
+from acs_khaos_dagster.clock import SIMULATED_CLOCK_CURSOR
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.sandbox.scenario.manifest import MANIFEST_NAME
 
@@ -56,11 +58,50 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
+# Kept from one demo to the next: generated scenarios (slow to make, same seed same world)
+# and the Dagster instance (so the UI shows every demo's runs).
+KEPT = ("scenarios", "dagster_home", "previous_demo")
+
+
+def start_fresh_world(settings: Settings, console: Console) -> Path | None:
+    """Every demo starts a fresh simulated world: the simulators start from the scenario,
+    so the integration's store, drop folder and files must too (a kept despatch cursor or
+    push moment from the last world is invalid in the new one). The last demo's state is
+    moved to ``<data>/previous_demo`` (replacing an older one), never deleted outright.
+    Returns that folder, or None when there was nothing to move."""
+    if settings.database_url is not None:
+        raise DemoRefused(
+            "the demo runs a simulated world in its own embedded store; it will not reset "
+            "the database named by ACS_KHAOS_DATABASE_URL. Unset it to run the demo."
+        )
+    data = settings.data_dir
+    leftovers = [p for p in data.iterdir() if p.name not in KEPT] if data.exists() else []
+    if not leftovers:
+        return None
+    previous = data / "previous_demo"
+    if previous.exists():
+        shutil.rmtree(previous)
+    previous.mkdir(parents=True)
+    for path in leftovers:
+        shutil.move(str(path), previous / path.name)
+    console.print(f"a fresh simulated world: the last demo's store and files are in {previous}")
+    return previous
+
+
+class DemoRefused(RuntimeError):
+    """The demo cannot run with these settings (the message says why)."""
+
+
 def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> int:
     """Run ``integration_cycle`` against a fresh sandbox; returns the process exit code."""
     from acs_khaos_dagster.definitions import defs
     from acs_khaos_dagster.sandbox.runner import Sandbox
 
+    try:
+        start_fresh_world(settings, console)
+    except DemoRefused as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
     with console.status(f"generating the {size} brand scenario (seed {seed})"):
         folder = ensure_scenario(settings, size, seed)
     job = defs.resolve_job_def("integration_cycle")
@@ -129,7 +170,7 @@ def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> i
                     asset_selection=[AssetKey("month_end_pack")],
                 )
             summaries.update(_asset_summaries(pack))
-            store_counts = _store_counts()
+            store_counts = _store_counts(box.clock.now())
     _print_summary(summaries, store_counts, console)
     pack_folder = settings.data_dir / "month_end" / month
     if pack.success:
@@ -189,11 +230,14 @@ def _asset_summaries(result: Any) -> dict[str, dict[str, Any]]:
     return summaries
 
 
-def _store_counts() -> dict[str, dict[str, int]]:
+def _store_counts(simulated_now: datetime) -> dict[str, dict[str, int]]:
     from acs_khaos_dagster.config import load_settings
     from acs_khaos_dagster.store import Store
 
     with Store.from_settings(load_settings()) as store:
+        # Read by the CLI afterwards: ages in this store are measured on the world's clock.
+        with store.transaction() as session:
+            store.cursors.set(SIMULATED_CLOCK_CURSOR, simulated_now.isoformat(), session)
         status = store.outbox.status()
         effects: dict[str, int] = {}
         for (_kind, state), count in status.counts.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -59,3 +60,19 @@ def test_demo_runs_the_integration_cycle_through_dagster_on_a_persistent_instanc
     with DagsterInstance.get() as instance:
         runs = instance.get_runs(RunsFilter(job_name="integration_cycle"))
     assert runs and all(run.status == DagsterRunStatus.SUCCESS for run in runs)
+
+    # A user's second try works too: a fresh simulated world, the last one kept aside.
+    again = runner.invoke(app, ["demo", "--size", "tiny", "--seed", "7"])
+    assert again.exit_code == 0, again.output
+    assert "a fresh simulated world" in again.output
+    assert (tmp_path / "data" / "previous_demo" / "integration.sqlite").exists()
+    with DagsterInstance.get() as instance:
+        runs = instance.get_runs(RunsFilter(job_name="integration_cycle"))
+    assert len(runs) == 8 and all(run.status == DagsterRunStatus.SUCCESS for run in runs)
+
+    # Ages are measured on the world's clock the exceptions were raised on: days at most,
+    # not the months between the demo's simulated March and today.
+    listed = runner.invoke(app, ["exceptions", "list", "--status", "all"])
+    assert listed.exit_code == 0, listed.output
+    ages = [int(d) for d in re.findall(r"(\d+)d\d\dh", listed.output)]
+    assert ages and max(ages) <= 14, listed.output

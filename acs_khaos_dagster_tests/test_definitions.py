@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
+import pytest
 from dagster import AssetsDefinition, Definitions
 
 from acs_khaos_dagster.definitions import defs
@@ -55,3 +61,26 @@ def test_every_asset_has_a_description_for_the_ui() -> None:
     for asset in _assets():
         for key in asset.keys:
             assert asset.specs_by_key[key].description, f"{key} has no description"
+
+
+_STATUSES = (
+    "import json; from acs_khaos_dagster.definitions import defs; r = defs.get_repository_def(); "
+    "print(json.dumps(sorted({s.default_status.value for s in "
+    "[*r.sensor_defs, *r.schedule_defs]})))"
+)
+
+
+@pytest.mark.parametrize(
+    ("automation", "expected"), [(None, ["STOPPED"]), ("running", ["RUNNING"])]
+)
+def test_sensors_and_schedules_run_only_where_automation_is_turned_on(
+    automation: str | None, expected: list[str]
+) -> None:
+    # `make dev` after `make demo` stays quiet; production's environment turns them on.
+    env = {k: v for k, v in os.environ.items() if k != "ACS_KHAOS_AUTOMATION"}
+    if automation:
+        env["ACS_KHAOS_AUTOMATION"] = automation
+    out = subprocess.run(
+        [sys.executable, "-c", _STATUSES], env=env, capture_output=True, text=True, check=True
+    )
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == expected

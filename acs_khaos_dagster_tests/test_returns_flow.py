@@ -20,7 +20,7 @@ from dagster import DagsterInstance, build_sensor_context
 from acs_khaos_dagster.config import load_settings
 from acs_khaos_dagster.connectors.acs.file_layouts import RETURNS_LAYOUT
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
-from acs_khaos_dagster.defs.resources import SettingsResource
+from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
 from acs_khaos_dagster.defs.returns import acs_returns_file_sensor
 from acs_khaos_dagster.domain.models import DespatchPosting, StockItem
 from acs_khaos_dagster.sandbox.faults import FaultKind, FaultRule
@@ -492,11 +492,14 @@ def test_a_timeout_around_a_hire_write_off_applies_it_exactly_once(
 def test_the_sensor_starts_a_run_only_for_files_it_has_not_seen(
     integration: IntegrationHarness,
 ) -> None:
-    resources = {"settings": SettingsResource()}
+    resources = {
+        "settings": SettingsResource(),
+        "store": StoreResource(settings=SettingsResource()),
+    }
 
     def tick(instance: DagsterInstance, cursor: str | None) -> tuple[int, str | None]:
-        context = build_sensor_context(instance=instance, resources=resources, cursor=cursor)
-        data = acs_returns_file_sensor.evaluate_tick(context)
+        with build_sensor_context(instance=instance, resources=resources, cursor=cursor) as ctx:
+            data = acs_returns_file_sensor.evaluate_tick(ctx)
         return len(data.run_requests or []), data.cursor
 
     with DagsterInstance.ephemeral() as instance:
@@ -516,3 +519,21 @@ def test_the_sensor_starts_a_run_only_for_files_it_has_not_seen(
         assert tick(instance, cursor)[0] == 0
         shutil.copy(path, path.with_name("returns_BRAND01_20260302120000.csv"))
         assert tick(instance, cursor)[0] == 1
+
+
+def test_a_sensor_with_an_empty_cursor_never_restarts_a_file_already_taken_in(
+    integration: IntegrationHarness,
+) -> None:
+    # A new Dagster instance, or `make dev` after `make demo`: the sensor's cursor is empty
+    # but the store took the file in already.
+    _deliver(
+        "returns_BRAND01_20260302100000.csv",
+        [_unit("RQ2", "SO0050004", 700007, "JKT-0002-BRG-S", "UQ2")],
+    )
+    _run(integration, *FLOW)
+    resources = {
+        "settings": SettingsResource(),
+        "store": StoreResource(settings=SettingsResource()),
+    }
+    with build_sensor_context(instance=DagsterInstance.ephemeral(), resources=resources) as ctx:
+        assert not acs_returns_file_sensor.evaluate_tick(ctx).run_requests

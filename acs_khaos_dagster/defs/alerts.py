@@ -20,7 +20,6 @@ from datetime import datetime
 from dagster import (
     ConfigurableResource,
     DagsterEventType,
-    DefaultSensorStatus,
     Definitions,
     RunFailureSensorContext,
     SensorEvaluationContext,
@@ -44,6 +43,7 @@ from acs_khaos_dagster.alerts.notifier import (
     load_alert_settings,
 )
 from acs_khaos_dagster.clock import integration_now
+from acs_khaos_dagster.defs.automation import SENSOR_STATUS
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def _now(settings: SettingsResource) -> datetime:
 @run_failure_sensor(
     name="integration_run_failure_alerts",
     description="Tells the integration team about every failed run and failed blocking check.",
-    default_status=DefaultSensorStatus.RUNNING,
+    default_status=SENSOR_STATUS,
 )
 def integration_run_failure_alerts(
     context: RunFailureSensorContext,
@@ -202,7 +202,7 @@ def integration_run_failure_alerts(
     name="exception_alerts",
     description="One alert per exception opening and one per closing, to the owner team.",
     minimum_interval_seconds=60,
-    default_status=DefaultSensorStatus.RUNNING,
+    default_status=SENSOR_STATUS,
 )
 def exception_alerts(
     context: SensorEvaluationContext,

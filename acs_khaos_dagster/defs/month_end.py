@@ -17,7 +17,6 @@ from dagster import (
     AssetExecutionContext,
     AssetSelection,
     Config,
-    DefaultScheduleStatus,
     Definitions,
     Failure,
     MetadataValue,
@@ -32,6 +31,7 @@ from dagster import (
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import Settings
+from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 from acs_khaos_dagster.defs.common import markdown_table
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
 from acs_khaos_dagster.domain import month_end as me
@@ -319,7 +319,7 @@ month_end_job = define_asset_job(
     job=month_end_job,
     cron_schedule=f"{MONTH_END_AT.minute} {MONTH_END_AT.hour} * * *",
     execution_timezone=UK_TIME_ZONE,
-    default_status=DefaultScheduleStatus.RUNNING,
+    default_status=SCHEDULE_STATUS,
     description="On the first working day of each month (weekdays, England-and-Wales bank "
     "holidays excluded) build the month-end pack and audit report of the month just closed.",
 )

@@ -27,8 +27,6 @@ from dagster import (
     AssetSelection,
     BetaWarning,
     DagsterRunStatus,
-    DefaultScheduleStatus,
-    DefaultSensorStatus,
     Definitions,
     RunRequest,
     RunsFilter,
@@ -46,6 +44,7 @@ from pydantic import BaseModel
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import OrderSettings, load_settings
+from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
 from acs_khaos_dagster.defs.common import (
     dispatch,
     dispatch_metadata,
@@ -975,7 +974,7 @@ order_release_schedule = ScheduleDefinition(
     job=order_release_job,
     cron_schedule=release_cron(_ORDER_SETTINGS.release_interval_s),
     execution_timezone="Europe/London",
-    default_status=DefaultScheduleStatus.RUNNING,
+    default_status=SCHEDULE_STATUS,
     description="How often outbound orders post to ACS (settings.orders.release_interval_s).",
 )
 
@@ -996,7 +995,7 @@ def _cursor_tag(cursor: str | None, unseen: Iterable[str] = ()) -> str:
 @sensor(
     job=despatch_posting_job,
     minimum_interval_seconds=_ORDER_SETTINGS.despatch_sensor_interval_s,
-    default_status=DefaultSensorStatus.RUNNING,
+    default_status=SENSOR_STATUS,
     description="Starts one despatch posting run when the ACS feed has events the "
     "integration's database has not recorded yet, beyond or on the page of its stored "
     "cursor (the run reads and posts them itself).",

@@ -17,7 +17,6 @@ from dagster import (
     AssetKey,
     AssetSelection,
     DagsterRunStatus,
-    DefaultSensorStatus,
     Definitions,
     MaterializeResult,
     MetadataValue,
@@ -31,6 +30,7 @@ from dagster import (
 )
 
 from acs_khaos_dagster.config import load_settings
+from acs_khaos_dagster.defs.automation import SENSOR_STATUS
 from acs_khaos_dagster.defs.common import dispatch_metadata
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
@@ -133,7 +133,7 @@ outbox_dispatch_job = define_asset_job(
 @sensor(
     job=outbox_dispatch_job,
     minimum_interval_seconds=load_settings().outbox.due_sensor_interval_s,
-    default_status=DefaultSensorStatus.RUNNING,
+    default_status=SENSOR_STATUS,
     description="Starts a dispatch run whenever outbox effects are due (a retry, a read-back "
     "after an ambiguous failure, an approval), for the targets that have some.",
 )

@@ -35,7 +35,6 @@ from dagster import (
     AssetSelection,
     BetaWarning,
     DailyPartitionsDefinition,
-    DefaultScheduleStatus,
     Definitions,
     MetadataValue,
     RunRequest,
@@ -54,6 +53,7 @@ from acs_khaos_dagster.connectors.acs.client import AcsClient
 from acs_khaos_dagster.connectors.errors import NotFoundError
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.connectors.khaos.records import KhaosCustomerReturn
+from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 from acs_khaos_dagster.defs.common import (
     effect_states,
     markdown_table,
@@ -1121,7 +1121,7 @@ reconciliation_job = define_asset_job(
     job=reconciliation_job,
     cron_schedule=SCHEDULE_CRON,
     execution_timezone=UK_TIME_ZONE,
-    default_status=DefaultScheduleStatus.RUNNING,
+    default_status=SCHEDULE_STATUS,
     description="Every night at 02:30 UK time: reconcile the day just ended.",
 )
 def reconciliation_schedule(context: ScheduleEvaluationContext) -> RunRequest:

@@ -5,7 +5,6 @@ The rule lives in ``store.retention`` (which bodies, when); this module only dec
 """
 
 from dagster import (
-    DefaultScheduleStatus,
     Definitions,
     OpExecutionContext,
     ScheduleDefinition,
@@ -15,6 +14,7 @@ from dagster import (
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE
+from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
 
 
@@ -48,7 +48,7 @@ personal_data_retention_schedule = ScheduleDefinition(
     cron_schedule="30 3 * * *",
     execution_timezone=UK_TIME_ZONE,
     # On by default: a privacy rule that has to be switched on is not a rule.
-    default_status=DefaultScheduleStatus.RUNNING,
+    default_status=SCHEDULE_STATUS,
     description="Every night at 03:30 UK time.",
 )
 

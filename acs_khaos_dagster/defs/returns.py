@@ -26,7 +26,6 @@ from dagster import (
     AssetExecutionContext,
     AssetSelection,
     BetaWarning,
-    DefaultSensorStatus,
     Definitions,
     RunRequest,
     SensorEvaluationContext,
@@ -46,6 +45,7 @@ from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_returns
 from acs_khaos_dagster.connectors.acs.times import AcsTimeRules
 from acs_khaos_dagster.connectors.errors import NotFoundError
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
+from acs_khaos_dagster.defs.automation import SENSOR_STATUS
 from acs_khaos_dagster.defs.common import (
     dispatch,
     dispatch_metadata,
@@ -73,6 +73,7 @@ from acs_khaos_dagster.domain.returns import (
     repair_costs,
 )
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind
+from acs_khaos_dagster.store.ledger import FileLedger, file_sha256
 from acs_khaos_dagster.store.products import SkuIdentities
 from acs_khaos_dagster.store.returns import ReturnsRepository
 
@@ -756,22 +757,29 @@ def _fingerprint(entry: DropEntry) -> str:
 
 @sensor(
     job=returns_job,
-    default_status=DefaultSensorStatus.RUNNING,
+    default_status=SENSOR_STATUS,
     minimum_interval_seconds=60,
-    description="Starts the returns flow when a new or changed returns_*.csv is in the ACS "
-    "drop. The cursor only remembers what was seen; the store's ledger decides what is taken.",
+    description="Starts the returns flow when a returns_*.csv the store's file ledger has not "
+    "taken in is in the ACS drop. The cursor only remembers what was seen.",
 )
 def acs_returns_file_sensor(
-    context: SensorEvaluationContext, settings: SettingsResource
+    context: SensorEvaluationContext, settings: SettingsResource, store: StoreResource
 ) -> RunRequest | SkipReason:
-    with open_drop(settings.load()) as drop:
-        current = sorted(_fingerprint(entry) for entry in _returns_entries(drop))
     seen = set(json.loads(context.cursor)) if context.cursor else set()
-    new = [f for f in current if f not in seen]
+    new: list[str] = []
+    with open_drop(settings.load()) as drop, store.connect() as db:
+        entries = {_fingerprint(entry): entry for entry in _returns_entries(drop)}
+        for print_, entry in sorted(entries.items()):
+            # An empty cursor (a new sensor, a reset instance) must not re-take files the
+            # store already took in: the ledger, by content, decides.
+            if print_ not in seen and not FileLedger(db.db).taken_in(
+                file_sha256(drop.fetch(entry.name)), LEDGER_KIND
+            ):
+                new.append(print_)
     # Remember only files still there, so the cursor stays small.
-    context.update_cursor(json.dumps(current))
+    context.update_cursor(json.dumps(sorted(entries)))
     if not new:
-        return SkipReason(f"no new {RETURNS_FILE_GLOB} in the ACS drop")
+        return SkipReason(f"no {RETURNS_FILE_GLOB} in the ACS drop that is not taken in")
     run_key = hashlib.sha256("\n".join(new).encode()).hexdigest()[:24]
     return RunRequest(run_key=run_key, tags={"acs_returns_files": str(len(new))})
 

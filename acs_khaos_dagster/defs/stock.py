@@ -33,8 +33,6 @@ from dagster import (
     BetaWarning,
     Config,
     DailyPartitionsDefinition,
-    DefaultScheduleStatus,
-    DefaultSensorStatus,
     Definitions,
     Failure,
     MetadataValue,
@@ -56,6 +54,7 @@ from acs_khaos_dagster.config import UK_TIME_ZONE, Settings, SettingsError, load
 from acs_khaos_dagster.connectors.acs.drop import DropEntry, open_drop
 from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_stock_units
 from acs_khaos_dagster.connectors.acs.times import AcsTimeRules
+from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
 from acs_khaos_dagster.defs.common import (
     dispatch,
     dispatch_metadata,
@@ -686,7 +685,7 @@ def _taken_in(db: Store, sha256: str, kind: str) -> bool:
 @sensor(
     name="acs_stock_file_sensor",
     jobs=[stock_snapshot_job, stock_snapshot_push_job],
-    default_status=DefaultSensorStatus.RUNNING,
+    default_status=SENSOR_STATUS,
     minimum_interval_seconds=60,
     description="Starts one run per new stock_units_*.csv in the ACS drop, for its snapshot day.",
 )
@@ -742,7 +741,7 @@ def _batch_cron() -> str:
     job=stock_push_job,
     cron_schedule=_batch_cron(),
     execution_timezone=UK_TIME_ZONE,
-    default_status=DefaultScheduleStatus.RUNNING,
+    default_status=SCHEDULE_STATUS,
     description="Batch mode: push the newest snapshot (settings.stock.batch_cron, UK time).",
 )
 def stock_push_schedule(
