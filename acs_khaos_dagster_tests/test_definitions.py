@@ -45,7 +45,7 @@ def _assets() -> list[AssetsDefinition]:
 
 
 def test_every_asset_belongs_to_a_business_group() -> None:
-    groups = {"products", "orders", "stock", "returns", "reconciliation", "outbox"}
+    groups = {"products", "orders", "stock", "returns", "reconciliation", "finance", "outbox"}
     for asset in _assets():
         for key in asset.keys:
             assert asset.specs_by_key[key].group_name in groups, key
@@ -84,3 +84,21 @@ def test_sensors_and_schedules_run_only_where_automation_is_turned_on(
         [sys.executable, "-c", _STATUSES], env=env, capture_output=True, text=True, check=True
     )
     assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_every_asset_has_an_owner_team_matching_the_exception_queue() -> None:
+    specs = list(defs.resolve_all_asset_specs())
+    teams = {"team:operations", "team:finance", "team:ecommerce", "team:integration"}
+    assert all(s.owners and set(s.owners) <= teams for s in specs)
+    by_name = {s.key.to_user_string(): s for s in specs}
+    assert by_name["month_end_pack"].group_name == "finance"
+    assert by_name["month_end_pack"].owners == ["team:finance"]
+    assert by_name["ready_for_sale_skus"].owners == ["team:ecommerce"]
+
+
+def test_every_table_asset_shows_its_columns_from_its_pandera_model() -> None:
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+    schema = specs["sellable_stock"].metadata["dagster/column_schema"].schema
+    assert {"stock_id", "site_id"} <= {c.name for c in schema.columns}
+    tables = [n for n, s in specs.items() if "dagster/column_schema" in s.metadata]
+    assert len(tables) >= 24

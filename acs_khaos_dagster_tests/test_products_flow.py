@@ -239,6 +239,7 @@ def test_a_khaos_with_no_stock_items_gives_an_empty_master_not_a_crash(
     assert master.empty
     assert bool(master["is_hire"].dtype == bool)
     assert integration.metadata(result, "khaos_sku_master")["hire_skus"] == 0
+    assert integration.metadata(result, "khaos_sku_master")["dagster/row_count"] == 0
     # ACS's SKUs are then all unknown to Khaos, and nothing is ready for sale.
     assert set(_classes(integration, result)) == {"unknown_to_khaos"}
     assert result.output_for_node("ready_for_sale_skus").empty

@@ -14,8 +14,11 @@ settings file is named by the environment of the code location only
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
-from dagster import ConfigurableResource, FilesystemIOManager
+import pandas as pd
+from dagster import ConfigurableResource, FilesystemIOManager, InitResourceContext, OutputContext
+from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 
 from acs_khaos_dagster.config import Settings, load_settings
 from acs_khaos_dagster.connectors.acs.client import AcsClient
@@ -67,11 +70,27 @@ class StoreResource(ConfigurableResource):
             yield store
 
 
+class _CountingFilesystemIOManager(PickledObjectFilesystemIOManager):
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        super().handle_output(context, obj)
+        if isinstance(obj, pd.DataFrame):
+            # The catalogue's row count, for every table asset alike.
+            context.add_output_metadata({"dagster/row_count": len(obj)})
+
+
+class TableIOManager(FilesystemIOManager):
+    """Dagster's filesystem IO manager that also records each table's row count."""
+
+    def create_io_manager(self, context: InitResourceContext) -> _CountingFilesystemIOManager:
+        base_dir = self.base_dir or context.instance.storage_directory()  # type: ignore[union-attr]
+        return _CountingFilesystemIOManager(base_dir=base_dir)
+
+
 def default_resources() -> dict[str, object]:
     settings = SettingsResource()
     return {
         # Under $DAGSTER_HOME/storage, so the UI and `make demo` see the same values.
-        "io_manager": FilesystemIOManager(),
+        "io_manager": TableIOManager(),
         "settings": settings,
         "acs": AcsApiResource(settings=settings),
         "khaos": KhaosApiResource(settings=settings),
