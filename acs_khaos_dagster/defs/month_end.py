@@ -113,6 +113,14 @@ class MonthEndConfig(Config):
     group_name="reconciliation",
     kinds={"excel", "html", "csv"},
     partitions_def=MONTHS,
+    # Every day of the month's reconciliations (daily -> monthly).
+    deps=[
+        "stock_reconciliation",
+        "order_status_reconciliation",
+        "order_to_cash_reconciliation",
+        "returns_reconciliation",
+        "integration_exceptions",
+    ],
     description="The finance month-end pack for one month (as at 23:59:59 UK time on its last "
     "day): an XLSX workbook, the same tables as CSVs and an HTML report, built from the stored "
     "daily reconciliation. Refuses to build while a day of the month is not reconciled.",
@@ -233,6 +241,8 @@ def _exception_frames(db: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
     group_name="reconciliation",
     kinds={"html", "csv"},
     partitions_def=MONTHS,
+    # Every day of the month's reconciliations (daily -> monthly).
+    deps=["order_status_reconciliation", "integration_exceptions"],
     description="The workflow audit for one month: release → despatch → posting → invoice "
     "latencies (p50/p95), exception rates by type and owner, the drift trend and the largest "
     "sources of delay, as an HTML page and CSVs.",

@@ -450,6 +450,8 @@ def _empty(columns: Iterable[str]) -> pd.DataFrame:
     kinds={"acs", "khaos", "parquet", "pandas"},
     dagster_type=StockReconciliationType,
     partitions_def=RECONCILIATION_DAYS,
+    # Read from the store and files, not as inputs: drawn as lineage.
+    deps=["acs_stock_snapshot", "khaos_stock_update"],
     pool="khaos_api",
     description="Per StockID × site: ACS's units (newest snapshot of the day, status policy) "
     "against Khaos's Level read now (Level vs Level), explained by timing (in_flight), by "
@@ -555,6 +557,8 @@ def _khaos_cancelled(order: SalesOrder | None, conf: Settings) -> bool:
     kinds={"acs", "khaos", "parquet", "pandas"},
     dagster_type=OrderStatusReconciliationType,
     partitions_def=RECONCILIATION_DAYS,
+    # Read from the store and files, not as inputs: drawn as lineage.
+    deps=["acs_order_release", "acs_shipments"],
     pool="acs_api",
     description="Every open order the integration released: its status at ACS (GET orders) "
     "against Khaos (ExportOrderStatusEx) and the despatch events received: despatched with "
@@ -683,6 +687,8 @@ def _workflow_events(
     kinds={"acs", "khaos", "parquet", "pandas"},
     dagster_type=OrderToCashType,
     partitions_def=RECONCILIATION_DAYS,
+    # Read from the store and files, not as inputs: drawn as lineage.
+    deps=["acs_shipments", "khaos_shipment_postings"],
     pool="khaos_api",
     description="Every ACS shipment (despatch feed, and GET orders for shipments whose event "
     "never came) against its confirmed Khaos posting and invoice, as at 23:59:59 UK on the "
@@ -815,6 +821,8 @@ def _khaos_returns(
     kinds={"khaos", "parquet", "pandas"},
     dagster_type=ReturnsReconciliationType,
     partitions_def=RECONCILIATION_DAYS,
+    # Read from the store and files, not as inputs: drawn as lineage.
+    deps=["acs_returns", "khaos_return_postings", "khaos_write_offs"],
     pool="khaos_api",
     description="Each graded returned unit against Khaos: its customer return and credit "
     "(raised, pending review, none), BER/disposed units against write-offs (a write-off the "
@@ -927,7 +935,12 @@ def returns_reconciliation(
     partitions_def=RECONCILIATION_DAYS,
     # After the findings of the night are raised. Not after order_to_cash_reconciliation:
     # its blocking check would stop this table on the nights it matters most.
-    deps=[stock_reconciliation, order_status_reconciliation, returns_reconciliation],
+    deps=[
+        stock_reconciliation,
+        order_status_reconciliation,
+        returns_reconciliation,
+        "order_to_cash_reconciliation",
+    ],
     description="The open exception queue by owner team and type: how many, the oldest, "
     "the owner's target age and how many are over it.",
 )
