@@ -96,9 +96,13 @@ def _pounds(pence: pd.Series) -> pd.Series:
 
 
 class StockClass(StrEnum):
-    IN_STEP = "in_step"
+    IN_STEP = "in_step"  # ACS and Khaos agree, or timing/pushes explain all of it
     IN_FLIGHT = "in_flight"
     PUSH_MISSING = "push_missing"
+    # Something is unexplained, but the StockID's net unexplained difference is within
+    # the variance tolerance: the next push books it as VARIANCE without approval. Never
+    # ``in_step`` (issue 16): finance sees it in the month-end pack's within-tolerance list.
+    WITHIN_TOLERANCE = "within_tolerance"
     UNEXPLAINED = "unexplained"
 
 
@@ -181,6 +185,25 @@ def _listing(frame: pd.DataFrame | None, label: Any, name: str) -> pd.DataFrame:
     )
 
 
+def sku_within_tolerance(
+    rows: pd.DataFrame, cost_scaled: pd.Series, tolerance: VarianceTolerance
+) -> pd.Series:
+    """Per row: is its StockID's net ``unexplained`` (Σ over sites) within tolerance?
+
+    The push's rule (``plan_push``: ``sku_difference`` against ``VarianceTolerance``),
+    so a difference the pack lists as within tolerance is exactly one the push books as
+    ``VARIANCE`` without holding it. A StockID without a cost price is within tolerance
+    only when its net is 0 (its value is unknown).
+    """
+    net = rows.groupby("stock_id")["unexplained"].transform("sum")
+    left = net.abs()
+    return (net == 0) | (
+        (left <= tolerance.units)
+        & cost_scaled.notna()
+        & (left * cost_scaled.fillna(0) <= int(tolerance.value * _COST_SCALE))
+    )
+
+
 def stock_reconciliation(
     acs_units: pd.DataFrame,
     khaos_levels: pd.DataFrame,
@@ -209,8 +232,9 @@ def stock_reconciliation(
                        its "adjust to" would have moved Level (adjust_to − Level at the
                        plan).
       ``cost_prices``  StockID → CostPrice.
-      ``tolerance``    ``VarianceTolerance`` (units and £), per StockID × site, on the
-                       unexplained part. Default: 2 units and £50 (``Settings.stock``).
+      ``tolerance``    ``VarianceTolerance`` (units and £) on a StockID's net
+                       unexplained part (see below). Default: 2 units and £50
+                       (``Settings.stock``).
 
     Sign convention: every unit column is **ACS minus Khaos**. Positive = ACS holds more
     than Khaos's Level; an explanation's ``units`` is the part of that difference it
@@ -224,16 +248,24 @@ def stock_reconciliation(
     invoice); a push of "adjust to 10" (from 11: −1) parked in the outbox (push_missing
     −1). difference = 9 − 11 = −2 (value −£40), explained −1 and −1, unexplained 0 →
     ``push_missing``. Without the parked push: unexplained −1, within 2 units/£50 →
-    ``in_flight``. With Level 20: unexplained −10 → ``unexplained`` (−£200).
+    ``within_tolerance``. With Level 20: unexplained −10 → ``unexplained`` (−£200).
+
+    Tolerance is judged as the push judges it (``stock_push.plan_push``): on a StockID's
+    **net** unexplained difference over all its sites (units and £ at cost), because a
+    difference that only moves units between sites is a status move the push books as a
+    transfer, and only the net is a variance. So every row of one StockID is within
+    tolerance, or none is.
 
     Classification (first that applies):
-      ``unexplained``  the unexplained part is beyond tolerance (or not zero and its
-                       value unknown for want of a cost price);
-      ``in_step``      ACS and Khaos agree (difference 0);
-      ``push_missing`` an unconfirmed push explains (part of) the difference;
-      ``in_flight``    timing explains (part of) it;
-      ``in_step``      otherwise: a difference within tolerance and nothing to explain it
-                       (the next push books it as ``VARIANCE``; ``unexplained`` shows it).
+      ``unexplained``      the row has an unexplained part and its StockID's net
+                           unexplained difference is beyond tolerance (or not zero and
+                           its value unknown for want of a cost price);
+      ``within_tolerance`` the row has an unexplained part, within tolerance: the next
+                           push books it as ``VARIANCE`` without approval (never
+                           ``in_step``: the pack lists these);
+      ``in_step``          ACS and Khaos agree (difference 0);
+      ``push_missing``     an unconfirmed push explains (part of) the difference;
+      ``in_flight``        timing explains the rest of it.
 
     Output (``STOCK_RECONCILIATION_COLUMNS``), sorted by stock_id, site_id; ``value``
     and ``unexplained_value`` in pounds (NaN without a cost price); ``in_flight_items``
@@ -265,20 +297,22 @@ def stock_reconciliation(
     cost = _cost_scaled(t["stock_id"], cost_prices)
     t["value"] = _pounds(_pence(t["difference"], cost))
     t["unexplained_value"] = _pounds(_pence(t["unexplained"], cost))
-    left = t["unexplained"].abs()
-    within = (t["unexplained"] == 0) | (
-        (left <= tolerance.units)
-        & cost.notna()
-        & (left * cost.fillna(0) <= int(tolerance.value * _COST_SCALE))
-    )
+    within = sku_within_tolerance(t, cost, tolerance)
     t["classification"] = np.select(
         [
-            ~within,
+            (t["unexplained"] != 0) & ~within,
+            t["unexplained"] != 0,
             t["difference"] == 0,
             t["explained_push_missing"] != 0,
             t["explained_in_flight"] != 0,
         ],
-        [StockClass.UNEXPLAINED, StockClass.IN_STEP, StockClass.PUSH_MISSING, StockClass.IN_FLIGHT],
+        [
+            StockClass.UNEXPLAINED,
+            StockClass.WITHIN_TOLERANCE,
+            StockClass.IN_STEP,
+            StockClass.PUSH_MISSING,
+            StockClass.IN_FLIGHT,
+        ],
         default=StockClass.IN_STEP,
     ).astype(object)
     t["classification"] = t["classification"].map(str)
