@@ -575,11 +575,13 @@ ORDER_TO_CASH_COLUMNS = (
     "invoice_id",
     "invoice_stage",
     "issue_date",
+    "issue_period",
     "status",
     "age_hours",
     "age_bucket",
     "value_waiting",
     "duplicate_invoice_ids",
+    "cost_value",
 )
 
 
@@ -616,6 +618,7 @@ def order_to_cash(
     issued_stages: Sequence[int] = ISSUED_STAGES,
     buckets: Sequence[AgeBucket] = DEFAULT_AGE_BUCKETS,
     cancelled_stage: int = 1,
+    cost_prices: Mapping[int, Any] | pd.Series | None = None,
 ) -> pd.DataFrame:
     """Every ACS shipment despatched by ``as_at`` against its Khaos posting and invoice.
 
@@ -629,15 +632,21 @@ def order_to_cash(
     ``invoices`` — the Khaos invoices (``ExportOrderStatusEx``): ``invoice_id, stage_id``
     (+ optional ``issue_date``, ``external_ref``).
 
-    ``status``: ``despatched_not_posted`` (no confirmed posting — the seed's hidden
-    killer: Khaos will never invoice it), ``posted_not_invoiced`` (its invoice is not in
-    ``issued_stages`` 70–73, including one missing or cancelled), ``invoiced``.
+    ``status`` **as at** ``as_at``: ``despatched_not_posted`` (no confirmed posting — the
+    seed's hidden killer: Khaos will never invoice it), ``posted_not_invoiced`` (its
+    invoice is not in ``issued_stages`` 70–73 — including one missing or cancelled — or
+    was issued only *after* ``as_at``), ``invoiced`` (issued by ``as_at``; an issued
+    invoice without an issue date counts as issued).
 
     Month end: pass ``as_at = month_end_cutoff(year, month)``. Shipments count by their
-    despatch (to the second: a despatch at 23:59:59.4 is in); invoices are dated by their
-    despatch, so the postings and invoices passed in are as known when the pack is made
-    (an invoice issued on the 1st for a despatch on the 31st counts for the month).
-    ``despatch_date`` and ``period`` (YYYY-MM) are the despatch's UK date.
+    despatch (to the second: a despatch at 23:59:59.4 is in). An invoice is never dated
+    by its despatch: one issued on the 1st for a parcel that left on the 31st is
+    ``posted_not_invoiced`` at the cut-off, so the month accrues it
+    (``domain.cutoff.cutoff_accruals``) and nobody backdates the invoice.
+    ``despatch_date`` and ``period`` (YYYY-MM) are the despatch's UK date,
+    ``issue_period`` the issue's UK month (empty while not issued).
+    ``cost_value``: Σ units × CostPrice of the lines (``shipments.stock_id`` with
+    ``cost_prices``, as at the day reconciled; NaN where unknown).
 
     ``age_hours`` since despatch at ``as_at``; ``age_bucket`` by ``buckets`` (days);
     ``value_waiting`` = value while not invoiced, else 0. Sorted by despatch.
@@ -664,11 +673,19 @@ def order_to_cash(
         * 100
     ).round()
     lines["_pence"] = pence
+    stock_ids = (
+        pd.to_numeric(lines["stock_id"], errors="coerce")
+        if "stock_id" in lines.columns
+        else pd.Series(np.nan, index=lines.index)
+    )
+    cost = _cost_scaled(stock_ids.fillna(-1).astype("int64"), cost_prices)
+    lines["_cost"] = _pence(lines["units"].astype("int64"), cost.where(stock_ids.notna()))
     s = lines.groupby("shipment_id", as_index=False).agg(
         order_number=("order_number", "first"),
         despatched_at=("despatched_at", "min"),
         units=("units", "sum"),
         _pence=("_pence", "sum"),
+        _cost=("_cost", lambda c: c.sum(min_count=len(c))),
     )
     s = s.loc[s["despatched_at"].dt.floor("s") <= cutoff].copy()
     s["value"] = _pounds(s["_pence"])
@@ -703,7 +720,9 @@ def order_to_cash(
 
     s["issue_date"] = _utc(s["issue_date"])
     posted = s["invoice_id"].notna()
-    issued = s["invoice_stage"].isin(list(issued_stages))
+    issued = s["invoice_stage"].isin(list(issued_stages)) & (
+        s["issue_date"].isna() | (s["issue_date"] <= cutoff)
+    )
     s["status"] = np.select(
         [~posted, ~issued],
         [str(CashStatus.DESPATCHED_NOT_POSTED), str(CashStatus.POSTED_NOT_INVOICED)],
@@ -712,6 +731,8 @@ def order_to_cash(
     local = s["despatched_at"].dt.tz_convert(tz)
     s["despatch_date"] = local.dt.date
     s["period"] = local.dt.strftime("%Y-%m")
+    s["issue_period"] = s["issue_date"].dt.tz_convert(tz).dt.strftime("%Y-%m").fillna("")
+    s["cost_value"] = _pounds(s["_cost"])
     s["age_hours"] = ((cutoff - s["despatched_at"]).dt.total_seconds() / 3600).round(2)
     s["age_bucket"] = _bucket(s["age_hours"] / 24, buckets)
     s["value_waiting"] = s["value"].where(s["status"] != str(CashStatus.INVOICED), 0.0)
