@@ -881,6 +881,12 @@ def returns_reconciliation(
                 units[[*keys, "associated_ref"]], on=keys, how="left", suffixes=("_x", "")
             )
             graded = graded.loc[pd.to_datetime(graded["received_at"], utc=True) <= as_at]
+            ordered = {
+                code: r.payload.get("order_date") for code, r in OrderBook(db.db).releases().items()
+            }
+            graded["order_date"] = pd.to_datetime(
+                graded["order_number"].astype(str).map(ordered), utc=True
+            )
             moves = repo.moves()
             offs = moves.loc[moves["kind"] == StockMoveKind.WRITE_OFF.value].copy()
             offs["state"] = effect_states(db, offs["group_ref"], missing="missing")

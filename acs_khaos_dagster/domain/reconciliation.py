@@ -802,6 +802,8 @@ RETURNS_RECONCILIATION_COLUMNS = (
     "written_off",
     "write_off_status",
     "duplicate_return_ids",
+    "order_number",
+    "order_date",
 )
 
 
@@ -828,6 +830,7 @@ def returns_reconciliation(
     returns under one AssociatedRef the first (lowest ``return_id``) decides the unit's
     status and the others are listed in ``duplicate_return_ids``, never dropped
     (``domain.duplicates`` raises them).
+    Optional ``order_number`` and ``order_date`` (UTC) are carried through for the pack.
     ``write_offs`` (write-off adjustments for units still in Level, from the outbox):
     ``unique_sku`` + ``applied_at`` (NaT while still waiting).
 
@@ -861,9 +864,10 @@ def returns_reconciliation(
     _require(write_offs, ("unique_sku",), "write_offs")
     now_ts = _ts(now)
     u = graded_units.copy()
-    for column in ("stock_id", "grade"):
+    for column in ("stock_id", "grade", "order_number", "order_date"):
         if column not in u.columns:
             u[column] = None
+    u["order_date"] = _utc(u["order_date"])
     u["associated_ref"] = u["associated_ref"].fillna("").astype(str)
     u["is_hire"] = u["is_hire"].fillna(False).astype(bool)
     u["written_off"] = u["written_off"].fillna(False).astype(bool)
