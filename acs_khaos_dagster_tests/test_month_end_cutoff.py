@@ -104,3 +104,35 @@ def test_without_an_invoice_within_14_days_the_vat_tax_point_is_the_despatch() -
         "VAT in 2026-03"
     )
     assert "tax point 2026-03-02" in vat_basis(date(2026, 3, 2), None, date(2026, 3, 31))
+
+
+# --- point 11: the month's adjustments by reason ----------------------------------------------
+
+
+def test_the_months_adjustments_are_totalled_by_reason_with_variance_origin() -> None:
+    from acs_khaos_dagster.domain.layout import KhaosReasons
+    from acs_khaos_dagster.domain.month_close import month_adjustments
+    from acs_khaos_dagster.domain.month_end import month_bounds
+
+    start, cutoff = month_bounds("2026-03")
+    at = datetime(2026, 3, 15, 9, tzinfo=UTC)
+    rows = pd.DataFrame(
+        [
+            (at, "SNAP-20260315-S1-B001", "VARIANCE", DRESS, 1, 1, 20.0),
+            (at, "SNAP-20260314-S1-A102-B1", "VARIANCE", DRESS, 1, -5, -100.0),
+            (at, "WO-U9", "WRITEOFF", COAT, 7, -1, -45.5),
+            (at, "EXH-1", "EXHIRE", COAT, 7, -1, -45.5),
+            (at, "SNAP-20260315-M1-S4", "TRANSFER", DRESS, 4, 2, 40.0),
+            (datetime(2026, 4, 1, 9, tzinfo=UTC), "WO-U10", "WRITEOFF", COAT, 7, -1, -45.5),
+        ],
+        columns=["applied_at", "ref", "reason_code", "stock_id", "site_id", "units", "value"],
+    )
+
+    table = month_adjustments(rows, start, cutoff, reasons=KhaosReasons(), site_names={1: "Main"})
+
+    by_kind = table.groupby("kind")["units"].sum().to_dict()
+    assert by_kind == {"variance": -4, "write_off": -1, "ex_hire": -1, "status_move": 2}
+    variance = table.loc[table["kind"] == "variance"].set_index("ref")["origin"]
+    assert variance["SNAP-20260315-S1-B001"] == "within_tolerance"
+    assert variance["SNAP-20260314-S1-A102-B1"] == "approved"
+    assert "WO-U10" not in set(table["ref"])  # applied in April

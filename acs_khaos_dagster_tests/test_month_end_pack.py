@@ -209,7 +209,7 @@ def sheets() -> dict[str, pd.DataFrame]:
                 41.00,
                 "post",
             ),
-        ],  # fmt: skip
+        ],
         columns=[
             "shipment_id",
             "order_number",
@@ -223,7 +223,7 @@ def sheets() -> dict[str, pd.DataFrame]:
             "vat_basis",
             "cost_value",
             "action",
-        ],  # fmt: skip
+        ],
     )  # 2 shipments, £200.50 net, £71 cost
     within = pd.DataFrame(
         [(106, "SCARF", "Main", 1, 7.50)],
@@ -249,7 +249,7 @@ def sheets() -> dict[str, pd.DataFrame]:
             "site_name",
             "units",
             "value",
-        ],  # fmt: skip
+        ],
     )  # VARIANCE -4 units -£67.50 (within £7.50, approved -£75); WRITEOFF -1 -£20; EXHIRE 0 £0
     by_site = pd.DataFrame(
         [(1, "Main", "yes", 30, 600.0), (2, "Quarantine", "no", 12, 180.0)],
@@ -640,3 +640,85 @@ def test_the_report_templates_ship_with_the_package() -> None:
     templates = sorted((package / "reports" / "templates").iterdir())
     assert templates
     assert [t.name for t in templates if t not in shipped] == []
+
+
+# --- issue 17: ties, column descriptions, preview -------------------------------------------
+
+
+def test_the_summarys_drift_is_the_drift_sheets_as_at_day(pack: PackFiles) -> None:
+    """Point 3: the summary's unexplained drift, the stock sheet's unexplained column and
+    the Drift by day sheet's last day are one figure (read back from the workbook)."""
+    summary = summary_from_workbook(pack.workbook)
+    [last] = [r for r in sheet_rows(pack.workbook, "Drift by day") if r["Day"].day == 31]
+
+    assert last["Unexplained units"] == summary["unexplained-drift-units"] == 6
+    assert last["Unexplained value (£ at cost)"] == pytest.approx(
+        summary["unexplained-drift-value"]
+    )
+
+
+def test_a_drift_sheet_that_disagrees_with_the_stock_sheet_is_refused() -> None:
+    drift = frames()["drift_by_day"]
+    drift.loc[30, "unexplained_units"] = 10  # the whole difference, not the unexplained part
+
+    with pytest.raises(ReportInputError, match="drift_by_day: 2025-01-31 shows 10 unit"):
+        inputs(drift_by_day=drift)
+
+
+def test_a_stock_row_whose_parts_do_not_add_up_is_refused() -> None:
+    stock = frames()["stock_reconciliation"]
+    stock.loc[2, "unexplained"] = 10
+
+    with pytest.raises(ReportInputError, match=r"stock_reconciliation\.unexplained: row 2"):
+        inputs(stock_reconciliation=stock)
+
+
+def test_the_workbook_describes_every_column_and_the_sign_convention(pack: PackFiles) -> None:
+    """Point 12: a Read me sheet and a comment on every header cell."""
+    book = load_workbook(pack.workbook)
+    readme = [r for r in book["Read me"].iter_rows(min_row=4, values_only=True)]
+    described = {(r[0], r[1]) for r in readme}
+
+    assert any("ACS − Khaos" in r[2] for r in readme if r[0] == "Sign convention")
+    for spec in TABLES:
+        sheet = book[spec.title]
+        for index, column in enumerate(spec.columns, start=1):
+            assert (spec.title, column.label) in described
+            assert sheet.cell(row=2, column=index).comment.text == column.doc
+
+
+def test_the_final_pack_says_final_as_at_the_cut_off_on_every_sheet(pack: PackFiles) -> None:
+    book = load_workbook(pack.workbook)
+
+    for sheet in book.worksheets:
+        assert "FINAL as at the cut-off, 31 Jan 2025 23:59:59" in sheet["A1"].value, sheet.title
+        assert "FINAL" in sheet.oddHeader.center.text
+
+
+def test_a_preview_is_marked_on_every_sheet_file_and_page_and_never_replaces_the_final(
+    tmp_path: Path,
+) -> None:
+    """Point 9."""
+    final = render_month_end_pack(inputs(), tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    at = datetime(2025, 1, 20, 23, 59, 59, tzinfo=UTC)
+    drift = frames()["drift_by_day"].iloc[:20].copy()
+    drift.loc[19, ["unexplained_units", "unexplained_value"]] = [6, 110.0]
+
+    preview = render_month_end_pack(inputs(preview=True, as_at=at, drift_by_day=drift), tmp_path)
+
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name in before} == before
+    written = [preview.workbook, preview.html, *preview.csvs.values()]
+    assert all(p.stem.endswith("_preview") for p in written)
+    assert not set(written) & {final.workbook, final.html, *final.csvs.values()}
+    for sheet in load_workbook(preview.workbook).worksheets:
+        assert sheet["A1"].value.count("PREVIEW as at 20 Jan 2025 23:59:59") == 1, sheet.title
+        assert "PREVIEW" in sheet.oddHeader.center.text
+    html = preview.html.read_text(encoding="utf-8")
+    assert "<title>PREVIEW" in html and 'id="pack-status" class="preview"' in html
+    assert summary_from_workbook(preview.workbook)["pack"] == "PREVIEW"
+
+
+def test_a_final_pack_must_be_as_at_the_cut_off() -> None:
+    with pytest.raises(ReportInputError, match="is not the cut-off of 2025-01"):
+        inputs(as_at=datetime(2025, 1, 20, tzinfo=UTC))
