@@ -125,6 +125,12 @@ def build_month_end_pack(
     """Build and write the pack (raises ``me.MonthIncomplete`` for a final pack of a month
     with days not reconciled)."""
     daily = read_month(conf, month)
+    missing = me.missing_days(
+        month, {table: daily.get(table, {}).keys() for table in me.DAILY_TABLES}
+    )
+    if missing and (not preview or len(missing) == len(me.month_days(month))):
+        # Refused before anything is read or recorded (no day's costs frozen by a refusal).
+        raise me.MonthIncomplete(month, missing)
     day = pack_day(month, daily, preview)
     tables = month_tables(
         month,
@@ -137,9 +143,6 @@ def build_month_end_pack(
         site_names={v: k for k, v in conf.khaos.sites.model_dump().items()},
         now=now,
         preview=preview,
-    )
-    missing = me.missing_days(
-        month, {table: daily.get(table, {}).keys() for table in me.DAILY_TABLES}
     )
     label = conf.acs.account_code
     if preview:
