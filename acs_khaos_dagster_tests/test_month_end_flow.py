@@ -102,11 +102,18 @@ def _order_to_cash(day: date) -> pd.DataFrame:
             ("SO1-1", "SO1", datetime(2026, 3, 2, 10, tzinfo=UTC), 2, "30.00"),
             ("SO2-1", "SO2", datetime(2026, 3, 27, 15, tzinfo=UTC), 1, "80.50"),
             ("SO3-1", "SO3", datetime(2026, 3, 31, 23, 30, tzinfo=UTC), 1, "99.00"),  # 1 April UK
+            # Despatched on the 31st, invoiced on 1 April: the month's accrual.
+            ("SO4-1", "SO4", datetime(2026, 3, 31, 15, tzinfo=UTC), 2, "49.50"),
         ],
         columns=["shipment_id", "order_number", "despatched_at", "units", "unit_net"],
     )
-    postings = pd.DataFrame([("SO1-1", 9001)], columns=["shipment_id", "invoice_id"])
-    invoices = pd.DataFrame([(9001, 70)], columns=["invoice_id", "stage_id"])
+    postings = pd.DataFrame(
+        [("SO1-1", 9001), ("SO4-1", 9004)], columns=["shipment_id", "invoice_id"]
+    )
+    invoices = pd.DataFrame(
+        [(9001, 70, None), (9004, 70, datetime(2026, 4, 1, 8, tzinfo=UTC))],
+        columns=["invoice_id", "stage_id", "issue_date"],
+    )
     return order_to_cash(shipments, postings, invoices, _end_of(day))
 
 
@@ -246,8 +253,9 @@ def test_the_pack_of_a_reconciled_month_is_written_with_its_totals_in_the_metada
     # The dress on the 31st: ACS 7, Level 16 → 9 units, £180 unexplained.
     assert meta["unexplained-drift-units"] == 9
     assert meta["unexplained-drift-value"] == pytest.approx(180.0)
-    # SO2-1 is posted nowhere; SO3-1 left on 1 April UK time, so it is not in March.
-    assert meta["shipments-not-invoiced"] == 1
+    # SO2-1 is posted nowhere; SO4-1's invoice was issued on 1 April, after the cut-off;
+    # SO3-1 left on 1 April UK time, so it is not in March.
+    assert meta["shipments-not-invoiced"] == 2
     assert meta["value-despatched-not-posted"] == pytest.approx(80.50)
     assert meta["credits-review-value"] == pytest.approx(60.0)
     # Inspection holds 2 dresses at £20, quarantine 1 coat at £45.50.
@@ -263,7 +271,7 @@ def test_the_pack_ages_shipments_at_the_month_end_cut_off(
 
     with (data_dir / "month_end" / MONTH / "order_to_cash.csv").open() as handle:
         rows = {r["shipment_id"]: r for r in csv.DictReader(handle)}
-    assert set(rows) == {"SO1-1", "SO2-1"}
+    assert set(rows) == {"SO1-1", "SO2-1", "SO4-1"}
     assert rows["SO2-1"]["age_days"] == "4"  # 27 Mar 15:00 UTC to 31 Mar 23:59:59 BST
     assert rows["SO2-1"]["ageing_bucket"] == "3-7 d"
 
@@ -295,6 +303,47 @@ def test_a_preview_of_an_open_month_is_built_as_at_the_newest_day_and_says_so(
     meta = _metadata(result, "month_end_pack")
     assert meta["preview"] is True and meta["days_not_reconciled"] == 12
     assert "PREVIEW" in Path(meta["html"]).read_text(encoding="utf-8")
+    # Issue 17 point 9: as at its own moment (the 19th's end), aged then, in its own files.
+    assert meta["as_at"] == "2026-03-19T23:59:59+00:00"
+    folder = data_dir / "month_end" / MONTH / "preview"
+    with (folder / "order_to_cash_preview.csv").open() as handle:
+        rows = {r["shipment_id"]: r for r in csv.DictReader(handle)}
+    assert rows["SO1-1"]["age_days"] == "17"  # 2 March 10:00 to 19 March 23:59:59
+    assert not (data_dir / "month_end" / MONTH / f"month_end_{MONTH}.xlsx").exists()
+
+
+def test_a_despatch_on_the_31st_invoiced_on_the_1st_is_an_accrual_in_the_months_pack(
+    data_dir: Path, instance: DagsterInstance
+) -> None:
+    """Issue 17 point 1."""
+    write_month(data_dir)
+
+    _materialise([month_end_pack], instance)
+
+    with (data_dir / "month_end" / MONTH / "cutoff_accruals.csv").open() as handle:
+        rows = {r["shipment_id"]: r for r in csv.DictReader(handle)}
+    assert set(rows) == {"SO2-1", "SO4-1"}
+    so4 = rows["SO4-1"]
+    assert (so4["invoice_id"], so4["despatch_date"]) == ("9004", "2026-03-31")
+    assert (so4["issue_date"], so4["issue_period"]) == ("2026-04-01", "2026-04")
+    assert so4["net_value"] == "99.00" and "VAT in 2026-04" in so4["vat_basis"]
+    assert so4["action"] == "post at the cut-off, reverse on the 1st"
+
+
+def test_rebuilding_a_past_month_after_a_cost_change_gives_the_same_figures(
+    data_dir: Path, instance: DagsterInstance
+) -> None:
+    """Issue 17 point 10: costs as at the period, not today's."""
+    write_month(data_dir)
+    first = _metadata(_materialise([month_end_pack], instance), "month_end_pack")
+    master = pd.DataFrame({"stock_id": list(COSTS), "cost_price": [99.0, 99.0, 99.0]})
+    write_parquet_atomically(master, data_dir / "products" / "sku_master.parquet")
+
+    again = _metadata(_materialise([month_end_pack], instance), "month_end_pack")
+
+    figures = [k for k in first if isinstance(first[k], int | float) and k != "preview"]
+    assert {k: again[k] for k in figures} == {k: first[k] for k in figures}
+    assert again["non-sellable-value"] == pytest.approx(85.50)
 
 
 def test_a_day_missing_one_table_is_named_with_that_table() -> None:

@@ -29,6 +29,7 @@ from acs_khaos_dagster.reports import (
 from acs_khaos_dagster_tests.chromium import PageFacts, decode_png, dump_dom, screenshot
 
 XSS = "<script>alert(1)</script>"
+HEADER_KEYS = ("month", "account", "generated-at", "as-at", "pack")
 CUSTOMER = "Jane Doe, 1 High Street, Leeds"
 CHART_IDS = (
     "chart-drift",
@@ -43,11 +44,13 @@ def frames() -> dict[str, pd.DataFrame]:
     """One small month. The comments give the figures the summary must show."""
     stock = pd.DataFrame(
         [
-            (101, "TSHIRT-RED-M", 1, "Main", 10, 10, 0, 0.00, "in_step"),
-            (102, "JEANS-32", 1, "Main", 7, 9, -2, -30.00, "unexplained"),
-            (103, "DRESS-10", 1, "Main", 5, 4, 1, Decimal("22.50"), "unexplained"),
-            (104, "COAT-L", 1, "Main", 3, 4, -1, -40.00, "in_flight"),
-            (105, f"HAT-{XSS}", 2, "Quarantine", 2, 0, 2, 9.99, "push_missing"),
+            (101, "TSHIRT-RED-M", 1, "Main", 10, 10, 0, 0.00, 0, 0, 0, 0.00, "in_step"),
+            (102, "JEANS-32", 1, "Main", 7, 9, -2, -30.00, 0, 0, -2, -30.00, "unexplained"),
+            # The case of issue 17 point 3: ACS 20, Khaos 10, 6 in transit, £20 → 4, £80.
+            (103, "DRESS-10", 1, "Main", 20, 10, 10, Decimal("200"), 6, 0, 4, 80.0, "unexplained"),
+            (104, "COAT-L", 1, "Main", 3, 4, -1, -40.00, -1, 0, 0, 0.0, "in_flight"),
+            (105, f"HAT-{XSS}", 2, "Quarantine", 2, 0, 2, 9.99, 0, 2, 0, 0.0, "push_missing"),
+            (106, "SCARF", 1, "Main", 6, 5, 1, 7.50, 0, 0, 1, 7.50, "within_tolerance"),
         ],
         columns=[
             "stock_id",
@@ -58,9 +61,13 @@ def frames() -> dict[str, pd.DataFrame]:
             "khaos_level",
             "difference",
             "value",
+            "explained_in_flight",
+            "explained_push_missing",
+            "unexplained",
+            "unexplained_value",
             "classification",
         ],
-    )  # unexplained: 3 units gross, £52.50 gross, -£7.50 net
+    )  # unexplained: 6 units gross, £110 gross, £50 net; within tolerance 1 unit, £7.50
     o2c = pd.DataFrame(
         [
             (
@@ -105,7 +112,17 @@ def frames() -> dict[str, pd.DataFrame]:
             "ageing_bucket",
             "customer_name",  # must never reach the pack
         ],
-    )  # not invoiced: 3 shipments; £165.25 not posted + £80.50 not invoiced = £245.75
+    )
+    o2c["invoice_id"] = [None, "9002", "9003", None]
+    o2c["issue_date"] = [None, None, date(2025, 1, 6), None]
+    o2c["issue_period"] = ["", "", "2025-01", ""]
+    o2c["period"] = "2025-01"
+    o2c["value"] = [
+        120.00,
+        80.50,
+        99.00,
+        45.25,
+    ]  # not invoiced: 3 shipments; £165.25 not posted + £80.50 not invoiced = £245.75
     returns = pd.DataFrame(
         [
             ("R1", "1", "A", "raised", 25.00, 0, 0.00, None),
@@ -125,6 +142,10 @@ def frames() -> dict[str, pd.DataFrame]:
             "refund_days_left",
         ],
     )  # raised 2 (£40.50), review 2 (£70.00), written off 2 units (£19.25)
+    returns["order_number"] = ["SO-9", "SO-9", "SO-8", "SO-7", "SO-6"]
+    returns["order_date"] = [date(2025, 1, 2)] * 5
+    returns["received_date"] = [date(2025, 1, 12)] * 5
+    returns["hire"] = ["sale", "sale", "sale", "hire", "sale"]
     exceptions = pd.DataFrame(
         [
             ("despatch_not_posted", "finance", 3, 30.0, 1),
@@ -141,6 +162,7 @@ def frames() -> dict[str, pd.DataFrame]:
             "unexplained_value": [(d.day % 5) * 7.5 for d in days],
         }
     )
+    drift.loc[30, ["unexplained_units", "unexplained_value"]] = [6, 110.0]  # the stock sheet's
     non_sellable = pd.DataFrame(
         [("Quarantine", 12, 180.00), ("Refurbishment", 5, 62.50), (XSS, 1, 9.99)],
         columns=["site_name", "units", "value_at_cost"],
@@ -155,12 +177,99 @@ def frames() -> dict[str, pd.DataFrame]:
     }
 
 
+def sheets() -> dict[str, pd.DataFrame]:
+    """The close sheets of the same month."""
+    accruals = pd.DataFrame(
+        [
+            (
+                "S2",
+                "SO-2",
+                "9002",
+                "posted_not_invoiced",
+                date(2025, 1, 20),
+                date(2025, 2, 1),
+                "2025-02",
+                1,
+                80.50,
+                "net of VAT; tax point open",
+                30.00,
+                "post",
+            ),
+            (
+                "S1",
+                "SO-1",
+                None,
+                "despatched_not_posted",
+                date(2025, 1, 30),
+                None,
+                None,
+                2,
+                120.00,
+                "net of VAT; tax point open",
+                41.00,
+                "post",
+            ),
+        ],
+        columns=[
+            "shipment_id",
+            "order_number",
+            "invoice_id",
+            "status",
+            "despatch_date",
+            "issue_date",
+            "issue_period",
+            "units",
+            "net_value",
+            "vat_basis",
+            "cost_value",
+            "action",
+        ],
+    )  # 2 shipments, £200.50 net, £71 cost
+    within = pd.DataFrame(
+        [(106, "SCARF", "Main", 1, 7.50)],
+        columns=["stock_id", "stock_code", "site_name", "unexplained", "unexplained_value"],
+    )
+    at = datetime(2025, 1, 15, 9, tzinfo=UTC)
+    adjustments = pd.DataFrame(
+        [
+            (at, "SNAP-1-S1-B001", "VARIANCE", "variance", "within_tolerance", 106, "Main", 1, 7.5),
+            (at, "SNAP-1-S1-A106-B1", "VARIANCE", "variance", "approved", 102, "Main", -5, -75.0),
+            (at, "WO-U9", "WRITEOFF", "write_off", "", 103, "Hire", -1, -20.0),
+            (at, "EXH-1-S7", "EXHIRE", "ex_hire", "", 103, "Hire", -1, -20.0),
+            (at, "EXH-1-S1", "EXHIRE", "ex_hire", "", 107, "Main", 1, 20.0),
+            (at, "SNAP-1-M1-S4", "TRANSFER", "status_move", "", 101, "Inspection", 2, 10.0),
+        ],
+        columns=[
+            "applied_at",
+            "ref",
+            "reason_code",
+            "kind",
+            "origin",
+            "stock_id",
+            "site_name",
+            "units",
+            "value",
+        ],
+    )  # VARIANCE -4 units -£67.50 (within £7.50, approved -£75); WRITEOFF -1 -£20; EXHIRE 0 £0
+    by_site = pd.DataFrame(
+        [(1, "Main", "yes", 30, 600.0), (2, "Quarantine", "no", 12, 180.0)],
+        columns=["site_id", "site_name", "selling", "units", "value_at_cost"],
+    )  # 42 units, £780, selling £600
+    return {
+        "cutoff_accruals": accruals,
+        "within_tolerance": within,
+        "adjustments": adjustments,
+        "stock_by_site": by_site,
+    }
+
+
 def inputs(**overrides: Any) -> MonthEndInputs:
     values: dict[str, Any] = {
         "month": "2025-01",
         "generated_at": datetime(2025, 2, 3, 7, 30, tzinfo=UTC),
         "account_name": "Example Fashion Ltd",
         **frames(),
+        "sheets": sheets(),
     }
     values.update(overrides)
     return MonthEndInputs(**values)
@@ -179,26 +288,40 @@ def summary_from_workbook(path: Path) -> dict[str, Any]:
 
 
 def sheet_rows(path: Path, title: str) -> list[dict[str, Any]]:
+    """A table sheet's rows by header label (row 1 is the pack's banner, row 2 the header)."""
     rows = list(load_workbook(path)[title].iter_rows(values_only=True))
-    return [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
+    return [dict(zip(rows[1], row, strict=True)) for row in rows[2:]]
 
 
 def recompute_from_sheets(path: Path) -> dict[str, float]:
-    """Each summary figure, summed again from the rows of the other sheets."""
+    """Each summary figure, summed again from the columns of the other sheets, read from
+    the written workbook (never from the code that built it)."""
     stock = sheet_rows(path, "Stock reconciliation")
     o2c = sheet_rows(path, "Order to cash")
     returns = sheet_rows(path, "Returns")
     exceptions = sheet_rows(path, "Exceptions")
     sites = sheet_rows(path, "Non-sellable stock")
+    accruals = sheet_rows(path, "Cut-off accruals")
+    adjustments = sheet_rows(path, "Stock adjustments")
+    by_site = sheet_rows(path, "Stock by site")
 
     def total(rows: list[dict[str, Any]], column: str, keep: Callable[[dict], bool]) -> float:
-        return sum(row[column] for row in rows if keep(row))
+        return sum(row[column] or 0 for row in rows if keep(row))
 
-    unexplained = [r for r in stock if r["Classification"] == "unexplained"]
+    def cls(name: str) -> Callable[[dict], bool]:
+        return lambda r: r["Classification"] == name
+
+    drift = [r for r in stock if r["Classification"] == "unexplained"]
+    small = [r for r in stock if r["Classification"] == "within_tolerance"]
     figures = {
-        "unexplained-drift-units": sum(abs(r["Difference (units)"]) for r in unexplained),
-        "unexplained-drift-value": sum(abs(r["Difference value (£ at cost)"]) for r in unexplained),
-        "unexplained-drift-net-value": sum(r["Difference value (£ at cost)"] for r in unexplained),
+        "unexplained-drift-units": sum(abs(r["Unexplained (units)"]) for r in drift),
+        "unexplained-drift-value": sum(abs(r["Unexplained value (£ at cost)"]) for r in drift),
+        "unexplained-drift-net-value": sum(r["Unexplained value (£ at cost)"] for r in drift),
+        "stock-rows-in-step": sum(1 for r in stock if cls("in_step")(r)),
+        "stock-rows-within-tolerance": len(small),
+        "within-tolerance-units": sum(abs(r["Unexplained (units)"]) for r in small),
+        "within-tolerance-value": sum(abs(r["Unexplained value (£ at cost)"]) for r in small),
+        "in-transit-units": total(stock, "In transit / timing (units)", lambda r: True),
         "shipments-not-invoiced": sum(1 for r in o2c if r["Status"] != "invoiced"),
         "value-despatched-not-posted": total(
             o2c, "Value waiting (£)", lambda r: r["Status"] == "despatched_not_posted"
@@ -223,7 +346,29 @@ def recompute_from_sheets(path: Path) -> dict[str, float]:
         "non-sellable-value": total(sites, "Value (£ at cost)", lambda r: True),
         "open-exceptions": total(exceptions, "Open", lambda r: True),
         "open-exceptions-over-target": total(exceptions, "Over target", lambda r: True),
+        "accrual-shipments": len(accruals),
+        "accrual-net-value": total(accruals, "Net value (£)", lambda r: True),
+        "accrual-cost-value": total(accruals, "Cost (£ at cost)", lambda r: True),
+        "stock-units": total(by_site, "Units (Level)", lambda r: True),
+        "stock-value": total(by_site, "Value (£ at cost)", lambda r: True),
+        "stock-value-selling": total(
+            by_site, "Value (£ at cost)", lambda r: r["Selling site"] == "yes"
+        ),
     }
+    for kind in ("variance", "write_off", "ex_hire"):
+        key = kind.replace("_", "-")
+        figures[f"adjustments-{key}-units"] = total(
+            adjustments, "Units", lambda r, k=kind: r["Kind"] == k
+        )
+        figures[f"adjustments-{key}-value"] = total(
+            adjustments, "Value (£ at cost)", lambda r, k=kind: r["Kind"] == k
+        )
+    for origin in ("within_tolerance", "approved"):
+        figures[f"variance-{origin.replace('_', '-')}-value"] = total(
+            adjustments,
+            "Value (£ at cost)",
+            lambda r, o=origin: r["Kind"] == "variance" and r["Variance origin"] == o,
+        )
     for owner in {r["Owner team"] for r in exceptions}:
         figures[f"open-exceptions-{owner}"] = total(
             exceptions, "Open", lambda r, o=owner: r["Owner team"] == o
@@ -236,14 +381,14 @@ def recompute_from_sheets(path: Path) -> dict[str, float]:
 
 def test_workbook_has_a_summary_and_one_sheet_per_table(pack: PackFiles) -> None:
     book = load_workbook(pack.workbook)
-    assert book.sheetnames == ["Summary", *(spec.title for spec in TABLES)]
+    assert book.sheetnames == ["Summary", "Read me", *(spec.title for spec in TABLES)]
 
 
 def test_summary_totals_equal_the_sums_of_the_sheets(pack: PackFiles) -> None:
     summary = summary_from_workbook(pack.workbook)
     recomputed = recompute_from_sheets(pack.workbook)
 
-    figures = {k: v for k, v in summary.items() if k not in ("month", "account", "generated-at")}
+    figures = {k: v for k, v in summary.items() if k not in HEADER_KEYS}
     assert set(figures) == set(recomputed)
     for key, value in recomputed.items():
         assert figures[key] == pytest.approx(value, abs=0.005), key
@@ -255,9 +400,18 @@ def test_summary_shows_the_months_figures(pack: PackFiles) -> None:
     assert summary["month"] == "2025-01"
     assert summary["account"] == "Example Fashion Ltd"
     assert summary["generated-at"] == "2025-02-03 07:30"
-    assert summary["unexplained-drift-units"] == 3
-    assert summary["unexplained-drift-value"] == pytest.approx(52.50)
-    assert summary["unexplained-drift-net-value"] == pytest.approx(-7.50)
+    assert summary["unexplained-drift-units"] == 6  # 2 + 4 (not the dress's whole 10)
+    assert summary["unexplained-drift-value"] == pytest.approx(110.00)
+    assert summary["unexplained-drift-net-value"] == pytest.approx(50.00)
+    assert summary["stock-rows-in-step"] == 1
+    assert summary["stock-rows-within-tolerance"] == 1
+    assert summary["within-tolerance-value"] == pytest.approx(7.50)
+    assert summary["accrual-net-value"] == pytest.approx(200.50)
+    assert summary["adjustments-variance-value"] == pytest.approx(-67.50)
+    assert summary["variance-within-tolerance-value"] == pytest.approx(7.50)
+    assert summary["adjustments-write-off-value"] == pytest.approx(-20.00)
+    assert summary["adjustments-ex-hire-units"] == 0
+    assert summary["stock-value-selling"] == pytest.approx(600.00)
     assert summary["value-despatched-not-invoiced"] == pytest.approx(245.75)
     assert summary["credits-raised-value"] == pytest.approx(40.50)
     assert summary["credits-review-value"] == pytest.approx(70.00)
@@ -271,15 +425,15 @@ def test_summary_shows_the_months_figures(pack: PackFiles) -> None:
 def test_sheets_have_a_styled_frozen_header_and_typed_cells(pack: PackFiles) -> None:
     sheet = load_workbook(pack.workbook)["Order to cash"]
 
-    assert sheet.freeze_panes == "A2"
-    assert sheet["A1"].font.bold
+    assert sheet.freeze_panes == "A3"  # the banner and the header stay in view
+    assert sheet["A2"].font.bold
     assert sheet.column_dimensions["A"].width >= len("Shipment")
-    value_cell = sheet["F2"]  # Value waiting (£)
+    value_cell = sheet["F3"]  # Value waiting (£)
     assert value_cell.number_format == '"£"#,##0.00;[Red]-"£"#,##0.00'
-    assert sheet["C2"].number_format == "yyyy-mm-dd hh:mm"
+    assert sheet["C3"].number_format == "yyyy-mm-dd hh:mm"
     # 10:00 UTC on 30 January is 10:00 UK time (GMT); Excel gets wall time, no zone.
-    assert sheet["C2"].value == datetime(2025, 1, 30, 10, 0)
-    assert load_workbook(pack.workbook)["Drift by day"]["A2"].number_format == "yyyy-mm-dd"
+    assert sheet["C3"].value == datetime(2025, 1, 30, 10, 0)
+    assert load_workbook(pack.workbook)["Drift by day"]["A3"].number_format == "yyyy-mm-dd"
 
 
 # --- the CSVs -------------------------------------------------------------------------------
@@ -291,7 +445,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 def test_each_table_is_written_as_a_utf8_csv_matching_its_frame(pack: PackFiles) -> None:
-    source = frames()
+    source = {**frames(), **sheets()}
     for spec in TABLES:
         rows = read_csv(pack.csvs[spec.key])
         frame = source[spec.key]
@@ -308,7 +462,7 @@ def test_each_table_is_written_as_a_utf8_csv_matching_its_frame(pack: PackFiles)
                         original
                     ), (spec.key, column.name)
                 elif column.kind == "text":
-                    assert written == str(original)
+                    assert written == ("" if original is None else str(original))
     assert read_csv(pack.csvs["order_to_cash"])[0]["despatched_at"] == "2025-01-30 10:00:00"
     assert read_csv(pack.csvs["drift_by_day"])[0]["day"] == "2025-01-01"
 
@@ -439,11 +593,11 @@ def test_the_month_must_be_year_and_month() -> None:
 def assert_totals_match_workbook(facts: PageFacts, workbook: Path) -> None:
     summary = summary_from_workbook(workbook)
     for key, value in summary.items():
-        if key in ("month", "account", "generated-at"):
+        if key in HEADER_KEYS:
             continue
         shown = facts.by_id[f"total-{key}"]
         assert float(shown["data-value"]) == pytest.approx(value, abs=0.005), key
-    assert set(summary) - {"month", "account", "generated-at"} == {
+    assert set(summary) - set(HEADER_KEYS) == {
         k.removeprefix("total-") for k in facts.by_id if k.startswith("total-")
     }
 
@@ -486,3 +640,85 @@ def test_the_report_templates_ship_with_the_package() -> None:
     templates = sorted((package / "reports" / "templates").iterdir())
     assert templates
     assert [t.name for t in templates if t not in shipped] == []
+
+
+# --- issue 17: ties, column descriptions, preview -------------------------------------------
+
+
+def test_the_summarys_drift_is_the_drift_sheets_as_at_day(pack: PackFiles) -> None:
+    """Point 3: the summary's unexplained drift, the stock sheet's unexplained column and
+    the Drift by day sheet's last day are one figure (read back from the workbook)."""
+    summary = summary_from_workbook(pack.workbook)
+    [last] = [r for r in sheet_rows(pack.workbook, "Drift by day") if r["Day"].day == 31]
+
+    assert last["Unexplained units"] == summary["unexplained-drift-units"] == 6
+    assert last["Unexplained value (£ at cost)"] == pytest.approx(
+        summary["unexplained-drift-value"]
+    )
+
+
+def test_a_drift_sheet_that_disagrees_with_the_stock_sheet_is_refused() -> None:
+    drift = frames()["drift_by_day"]
+    drift.loc[30, "unexplained_units"] = 10  # the whole difference, not the unexplained part
+
+    with pytest.raises(ReportInputError, match="drift_by_day: 2025-01-31 shows 10 unit"):
+        inputs(drift_by_day=drift)
+
+
+def test_a_stock_row_whose_parts_do_not_add_up_is_refused() -> None:
+    stock = frames()["stock_reconciliation"]
+    stock.loc[2, "unexplained"] = 10
+
+    with pytest.raises(ReportInputError, match=r"stock_reconciliation\.unexplained: row 2"):
+        inputs(stock_reconciliation=stock)
+
+
+def test_the_workbook_describes_every_column_and_the_sign_convention(pack: PackFiles) -> None:
+    """Point 12: a Read me sheet and a comment on every header cell."""
+    book = load_workbook(pack.workbook)
+    readme = [r for r in book["Read me"].iter_rows(min_row=4, values_only=True)]
+    described = {(r[0], r[1]) for r in readme}
+
+    assert any("ACS − Khaos" in r[2] for r in readme if r[0] == "Sign convention")
+    for spec in TABLES:
+        sheet = book[spec.title]
+        for index, column in enumerate(spec.columns, start=1):
+            assert (spec.title, column.label) in described
+            assert sheet.cell(row=2, column=index).comment.text == column.doc
+
+
+def test_the_final_pack_says_final_as_at_the_cut_off_on_every_sheet(pack: PackFiles) -> None:
+    book = load_workbook(pack.workbook)
+
+    for sheet in book.worksheets:
+        assert "FINAL as at the cut-off, 31 Jan 2025 23:59:59" in sheet["A1"].value, sheet.title
+        assert "FINAL" in sheet.oddHeader.center.text
+
+
+def test_a_preview_is_marked_on_every_sheet_file_and_page_and_never_replaces_the_final(
+    tmp_path: Path,
+) -> None:
+    """Point 9."""
+    final = render_month_end_pack(inputs(), tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    at = datetime(2025, 1, 20, 23, 59, 59, tzinfo=UTC)
+    drift = frames()["drift_by_day"].iloc[:20].copy()
+    drift.loc[19, ["unexplained_units", "unexplained_value"]] = [6, 110.0]
+
+    preview = render_month_end_pack(inputs(preview=True, as_at=at, drift_by_day=drift), tmp_path)
+
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.name in before} == before
+    written = [preview.workbook, preview.html, *preview.csvs.values()]
+    assert all(p.stem.endswith("_preview") for p in written)
+    assert not set(written) & {final.workbook, final.html, *final.csvs.values()}
+    for sheet in load_workbook(preview.workbook).worksheets:
+        assert sheet["A1"].value.count("PREVIEW as at 20 Jan 2025 23:59:59") == 1, sheet.title
+        assert "PREVIEW" in sheet.oddHeader.center.text
+    html = preview.html.read_text(encoding="utf-8")
+    assert "<title>PREVIEW" in html and 'id="pack-status" class="preview"' in html
+    assert summary_from_workbook(preview.workbook)["pack"] == "PREVIEW"
+
+
+def test_a_final_pack_must_be_as_at_the_cut_off() -> None:
+    with pytest.raises(ReportInputError, match="is not the cut-off of 2025-01"):
+        inputs(as_at=datetime(2025, 1, 20, tzinfo=UTC))

@@ -204,6 +204,32 @@ def test_a_despatch_never_posted_and_an_invoice_never_issued_are_drift_for_finan
     assert set(events.columns) == {"order_number", "shipment_id", "step", "at"}
 
 
+def test_an_invoice_never_issued_stays_tracked_and_its_exception_open_whatever_its_age(
+    integration: IntegrationHarness,
+) -> None:
+    """Issue 17 point 2: a shipment posted but never invoiced does not drop out of order
+    to cash after 92 days, and its ``recon:cash`` exception is not closed as "no longer
+    seen": it stays open until someone resolves it."""
+    integration.run(*PRODUCTS, *RELEASE)
+    integration.sandbox.advance(timedelta(hours=4))
+    integration.run(*DESPATCH)
+    khaos = integration.sandbox.khaos
+    [call, *_] = khaos.truth()["despatch_calls"]
+    khaos.issue_policy.hold_invoice_ids.add(call["invoice_id"])  # never issued
+    integration.sandbox.advance(timedelta(days=3))
+    _reconcile(integration, "order_to_cash_reconciliation")
+    integration.sandbox.advance(timedelta(days=120))
+
+    result = _reconcile(integration, "order_to_cash_reconciliation")
+
+    cash = _table(result, "order_to_cash_reconciliation").set_index("shipment_id")
+    shipment = call["external_ref"]
+    assert cash.loc[shipment, "status"] == "posted_not_invoiced"
+    assert cash.loc[shipment, "age_hours"] > 120 * 24
+    row = _drift(integration)[f"recon:cash:{shipment}"]
+    assert row.status == "open" and row.count == 2
+
+
 def test_a_despatch_never_put_on_the_feed_is_found_in_order_status_once(
     integration: IntegrationHarness,
 ) -> None:

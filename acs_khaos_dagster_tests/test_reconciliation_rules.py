@@ -7,6 +7,8 @@ from decimal import Decimal
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from acs_khaos_dagster.domain.reconciliation import (
     AgeBucket,
@@ -22,7 +24,7 @@ from acs_khaos_dagster.domain.reconciliation import (
     stock_reconciliation,
     workflow_latencies,
 )
-from acs_khaos_dagster.domain.stock_push import VarianceTolerance, timing_corrections
+from acs_khaos_dagster.domain.stock_push import VarianceTolerance, plan_push, timing_corrections
 
 DRESS, SELLING, REFURB = 101, 1, 5
 COST = {DRESS: Decimal("20.00")}
@@ -157,14 +159,48 @@ def test_what_timing_does_not_explain_is_unexplained() -> None:
     assert row["explained_in_flight"] == -1 and row["unexplained"] == -4
 
 
-def test_a_small_unexplained_difference_within_tolerance_is_not_unexplained() -> None:
+def test_a_small_unexplained_difference_is_within_tolerance_never_in_step() -> None:
+    """Issue 16 point 8: a difference within tolerance is not hidden as in_step."""
     row = one(
         stock_reconciliation(
             units((DRESS, SELLING, 11)), levels((DRESS, SELLING, 10)), cost_prices=COST
         )
     )
-    assert row["classification"] == "in_step"
-    assert row["unexplained"] == 1
+    assert row["classification"] == "within_tolerance"
+    assert row["unexplained"] == 1 and row["unexplained_value"] == 20.00
+    assert drift_findings(stock=pd.DataFrame([row])) == []
+
+
+def test_tolerance_is_judged_on_the_stock_items_net_difference_as_the_push_judges_it() -> None:
+    """Issue 17 point 11: +2 on two sites is 4 units net, beyond 2 units: the push holds
+    it, so the reconciliation calls both rows unexplained (not "within tolerance")."""
+    acs = units((DRESS, SELLING, 12), (DRESS, REFURB, 2))
+    khaos = levels((DRESS, SELLING, 10), (DRESS, REFURB, 0))
+
+    table = stock_reconciliation(acs, khaos, cost_prices=COST)
+    plan = plan_push(acs, khaos, None, snapshot_id="S", cost_prices=COST)
+
+    assert set(table["classification"]) == {"unexplained"}
+    assert not plan.targets["within_tolerance"].any() and plan.held
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    acs=st.lists(st.integers(0, 12), min_size=3, max_size=3),
+    khaos=st.lists(st.integers(0, 12), min_size=3, max_size=3),
+)
+def test_the_reconciliation_and_the_push_agree_on_what_is_within_tolerance(
+    acs: list[int], khaos: list[int]
+) -> None:
+    sites = (SELLING, 4, REFURB)
+    a = units(*((DRESS, site, n) for site, n in zip(sites, acs, strict=True)))
+    k = levels(*((DRESS, site, n) for site, n in zip(sites, khaos, strict=True)))
+
+    table = stock_reconciliation(a, k, cost_prices=COST)
+    plan = plan_push(a, k, None, snapshot_id="S", cost_prices=COST)
+
+    beyond = not plan.targets["within_tolerance"].all()
+    assert (table["classification"] == "unexplained").any() == beyond
 
 
 def test_tolerance_is_configurable_in_value() -> None:

@@ -9,7 +9,6 @@ the UI gives the same figures for the same stored days.
 from collections.abc import Iterator
 from datetime import date, time, timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -36,7 +35,14 @@ from acs_khaos_dagster.defs.common import markdown_table
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
 from acs_khaos_dagster.domain import month_end as me
 from acs_khaos_dagster.domain.sla import WorkingCalendar
-from acs_khaos_dagster.reports import MonthEndInputs, render_audit_report, render_month_end_pack
+from acs_khaos_dagster.flows.month_end_pack import (
+    build_month_end_pack,
+    read_month,
+    reconciliation_dir,
+    stored_days,
+)
+from acs_khaos_dagster.flows.month_end_pack import read_optional as _read_optional
+from acs_khaos_dagster.reports import render_audit_report
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.orders import OrderBook
 
@@ -49,50 +55,6 @@ MONTHS = MonthlyPartitionsDefinition(
 # so it is a module constant; so is the time the pack is built.
 FINANCE_CALENDAR = WorkingCalendar(holiday_country="GB", holiday_subdivision="ENG")
 MONTH_END_AT = time(6, 0)
-RECONCILIATION_DIR = "reconciliation"
-
-
-# --- reading the stored daily reconciliation -------------------------------------------------
-
-
-def reconciliation_dir(settings: Settings) -> Path:
-    return settings.data_dir / RECONCILIATION_DIR
-
-
-def stored_days(folder: Path, table: str, month: str) -> dict[date, Path]:
-    """``<folder>/<table>/<YYYY-MM-DD>.parquet`` files of the month, by day."""
-    found: dict[date, Path] = {}
-    for path in sorted((folder / table).glob(f"{month}-??.parquet")):
-        try:
-            found[date.fromisoformat(path.stem)] = path
-        except ValueError:
-            continue
-    return found
-
-
-def read_month(settings: Settings, month: str) -> dict[str, dict[date, pd.DataFrame]]:
-    """Every stored daily table of the month, ``[table][day] -> frame``."""
-    folder = reconciliation_dir(settings)
-    return {
-        table: {
-            day: pd.read_parquet(path) for day, path in stored_days(folder, table, month).items()
-        }
-        for table in me.DAILY_TABLES
-    }
-
-
-def _read_optional(path: Path) -> pd.DataFrame | None:
-    return pd.read_parquet(path) if path.exists() else None
-
-
-def cost_prices(settings: Settings) -> dict[int, float]:
-    """StockID → CostPrice from the products flow's SKU master, when it has run."""
-    master = _read_optional(settings.data_dir / "products" / "sku_master.parquet")
-    if master is None or master.empty:
-        return {}
-    return dict(
-        zip(master["stock_id"].astype(int), master["cost_price"].astype(float), strict=True)
-    )
 
 
 def _plain(value: int | Decimal) -> int | float:
@@ -103,8 +65,9 @@ def _plain(value: int | Decimal) -> int | float:
 
 
 class MonthEndConfig(Config):
-    """``preview`` builds the pack before every day of the month is reconciled, as at the
-    newest reconciled day, and says so on the pack; the scheduled month-end run never does."""
+    """``preview`` builds the pack while the month is open, as at its own moment (the end of
+    the newest reconciled day, or now), marked PREVIEW on every sheet, file and page and
+    written to its own files; the scheduled month-end run never does."""
 
     preview: bool = False
 
@@ -123,24 +86,23 @@ class MonthEndConfig(Config):
     ],
     description="The finance month-end pack for one month (as at 23:59:59 UK time on its last "
     "day): an XLSX workbook, the same tables as CSVs and an HTML report, built from the stored "
-    "daily reconciliation. Refuses to build while a day of the month is not reconciled.",
+    "daily reconciliation, with the cut-off accruals, the differences within tolerance and the "
+    "month's stock adjustments. Refuses to build while a day of the month is not reconciled "
+    "(unless asked for a preview).",
 )
 def month_end_pack(
-    context: AssetExecutionContext, config: MonthEndConfig, settings: SettingsResource
+    context: AssetExecutionContext,
+    config: MonthEndConfig,
+    settings: SettingsResource,
+    store: StoreResource,
 ) -> None:
     conf = settings.load()
     month = context.partition_key
-    daily = read_month(conf, month)
-    drift = _read_optional(reconciliation_dir(conf) / "drift_by_day.parquet")
     try:
-        tables = me.month_tables(
-            month,
-            daily,
-            drift,
-            selling_site_ids=[conf.khaos.sites.selling],
-            cost_prices=cost_prices(conf),
-            preview=config.preview,
-        )
+        with store.connect() as db:
+            built = build_month_end_pack(
+                conf, db, month, preview=config.preview, now=integration_now(conf)
+            )
     except me.MonthIncomplete as exc:
         raise Failure(
             description=str(exc),
@@ -151,29 +113,18 @@ def month_end_pack(
                 "missing_day_count": len(exc.missing),
             },
         ) from None
-    missing = me.missing_days(
-        month, {table: daily.get(table, {}).keys() for table in me.DAILY_TABLES}
-    )
-    label = conf.acs.account_code
-    if missing:
-        label += f" (PREVIEW: {len(missing)} day(s) of the month not reconciled yet)"
-    inputs = MonthEndInputs(
-        month=month,
-        generated_at=integration_now(conf),
-        account_name=label,
-        **tables.as_kwargs(),
-    )
-    files = render_month_end_pack(inputs, conf.data_dir / "month_end" / month)
+    files, tables = built.files, built.tables
     metadata: dict[str, Any] = {
         "month": month,
+        "as_at": tables.as_at.isoformat() if tables.as_at else "",
         "workbook": MetadataValue.path(str(files.workbook)),
         "html": MetadataValue.path(str(files.html)),
         "csv_folder": MetadataValue.path(str(files.workbook.parent)),
         "csv_files": MetadataValue.json({k: str(v) for k, v in files.csvs.items()}),
     }
     metadata.update({key: _plain(value) for key, value in files.totals().items()})
-    metadata["preview"] = bool(missing)
-    metadata["days_not_reconciled"] = len(missing)
+    metadata["preview"] = config.preview
+    metadata["days_not_reconciled"] = built.days_not_reconciled
     metadata["stock_rows"] = len(tables.stock_reconciliation)
     metadata["shipments"] = len(tables.order_to_cash)
     metadata["returned_units"] = len(tables.returns)

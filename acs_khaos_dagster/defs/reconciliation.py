@@ -107,6 +107,7 @@ from acs_khaos_dagster.domain.stock_push import (
     timing_corrections,
 )
 from acs_khaos_dagster.effects import EffectKind
+from acs_khaos_dagster.flows.period_costs import period_cost_prices, record_day_costs
 from acs_khaos_dagster.flows.stock_facts import (
     ORDER_BATCH,
     adjustment_facts,
@@ -132,8 +133,9 @@ RECONCILIATION_DAYS = DailyPartitionsDefinition(
 NOT_INVOICED_AFTER_HOURS = 48.0
 # A sale return whose credit Khaos does not have at all this long after receipt is drift.
 CREDIT_MISSING_AFTER_HOURS = 24.0
-# Despatch events older than this before the day's end are taken as settled and not read
-# again (keeps the nightly Khaos reads bounded; the month-end pack needs one month).
+# Despatch events older than this before the day's end are read again only while their
+# shipment is still an open item (its ``recon:cash`` exception is open): the nightly Khaos
+# reads stay bounded, and a shipment never invoiced is tracked whatever its age.
 CASH_LOOKBACK = timedelta(days=92)
 SCHEDULE_CRON = "30 2 * * *"
 DRIFT = "drift"
@@ -376,8 +378,21 @@ def _acs_orders(client: AcsClient, numbers: Iterable[str]) -> dict[str, AcsOrder
     return found
 
 
-def _events(db: Store, since: datetime) -> list[DespatchEvent]:
-    return OrderBook(db.db).despatch_events(since)
+def _events(db: Store, since: datetime, also_shipments: Iterable[str] = ()) -> list[DespatchEvent]:
+    """Despatch events since ``since``, plus every event of ``also_shipments`` whatever
+    its age (the open items)."""
+    return OrderBook(db.db).despatch_events(since, also_shipments=also_shipments)
+
+
+def _open_cash_items(db: Store) -> list[str]:
+    """Shipments whose ``recon:cash:<shipment>`` exception is open: not invoiced when last
+    seen, so read again until they are (never dropped for their age)."""
+    prefix = rules.finding_key("cash", "")
+    return [
+        x.row.entity_ref.removeprefix(prefix)
+        for x in db.exceptions.list(type=DRIFT)
+        if x.row.entity_ref.startswith(prefix)
+    ]
 
 
 # --- stock -----------------------------------------------------------------------------------
@@ -468,7 +483,10 @@ def stock_reconciliation(
     conf = settings.load()
     day = context.partition_key
     sku_map = sku_map_frame(khaos_sku_master, sku_mapping)
-    costs = cost_prices_from(sku_map)
+    # Costs as at the day: recorded once, so a re-run after a price change values the
+    # day as it was (the month-end pack reads the same record).
+    record_day_costs(conf, day, cost_prices_from(sku_map), integration_now(conf))
+    costs = period_cost_prices(conf, day)
     site_names = {v: k for k, v in conf.khaos.sites.model_dump().items()}
     meta: dict[str, Any] = {}
     with store.connect() as db, khaos.client() as client:
@@ -642,7 +660,9 @@ def _shipment_lines(
     rows = []
     for event in events:
         order = orders_by_code.get(event.order_number)
-        nets = {str(line.order_item_id): line.unit_net for line in order.lines} if order else {}
+        lines = order.lines if order else ()
+        nets = {str(line.order_item_id): line.unit_net for line in lines}
+        stock_ids = {str(line.order_item_id): line.stock_id for line in lines}
         for line in event.lines or ():
             rows.append(
                 {
@@ -651,10 +671,12 @@ def _shipment_lines(
                     "despatched_at": event.despatched_at,
                     "units": line.quantity,
                     "unit_net": nets.get(str(line.line_item_id)),
+                    "stock_id": stock_ids.get(str(line.line_item_id)),
                 }
             )
     return pd.DataFrame(
-        rows, columns=["shipment_id", "order_number", "despatched_at", "units", "unit_net"]
+        rows,
+        columns=["shipment_id", "order_number", "despatched_at", "units", "unit_net", "stock_id"],
     )
 
 
@@ -709,7 +731,9 @@ def order_to_cash_reconciliation(
     with store.connect() as db:
         book = OrderBook(db.db)
         releases = book.releases()
-        events = {e.shipment_id: e for e in _events(db, as_at - CASH_LOOKBACK)}
+        events = {
+            e.shipment_id: e for e in _events(db, as_at - CASH_LOOKBACK, _open_cash_items(db))
+        }
         with acs.client() as ac:
             at_acs = _acs_orders(ac, _open_releases(db))
         # ACS's own record of shipments the feed never delivered.
@@ -751,6 +775,7 @@ def order_to_cash_reconciliation(
             conf.time_zone,
             issued_stages=conf.khaos.stages.issued,
             cancelled_stage=conf.khaos.stages.cancelled,
+            cost_prices=period_cost_prices(conf, day),
         )
         findings = drift_findings(cash=frame, not_invoiced_after_hours=NOT_INVOICED_AFTER_HOURS)
         opened = _sync_findings(db, "order_to_cash", ["recon:cash:"], findings, day)
@@ -850,6 +875,12 @@ def returns_reconciliation(
                 units[[*keys, "associated_ref"]], on=keys, how="left", suffixes=("_x", "")
             )
             graded = graded.loc[pd.to_datetime(graded["received_at"], utc=True) <= as_at]
+            ordered = {
+                code: r.payload.get("order_date") for code, r in OrderBook(db.db).releases().items()
+            }
+            graded["order_date"] = pd.to_datetime(
+                graded["order_number"].astype(str).map(ordered), utc=True
+            )
             moves = repo.moves()
             offs = moves.loc[moves["kind"] == StockMoveKind.WRITE_OFF.value].copy()
             offs["state"] = effect_states(db, offs["group_ref"], missing="missing")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import calendar
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -130,10 +129,14 @@ def pack_stock(stock: pd.DataFrame) -> pd.DataFrame:
 
 
 def pack_order_to_cash(
-    cash: pd.DataFrame, month: str, buckets: Sequence[AgeBucket] = DEFAULT_AGE_BUCKETS
+    cash: pd.DataFrame,
+    month: str,
+    buckets: Sequence[AgeBucket] = DEFAULT_AGE_BUCKETS,
+    as_at: datetime | None = None,
 ) -> pd.DataFrame:
-    """Shipments despatched by the cut-off, aged at the cut-off (whole days, bucketed)."""
-    _, cutoff = month_bounds(month)
+    """Shipments despatched by ``as_at`` (default the cut-off), aged at it (whole days,
+    bucketed). A preview passes its own moment: its ages are not the month end's."""
+    cutoff = as_at or month_bounds(month)[1]
     out = cash.copy()
     out["despatched_at"] = pd.to_datetime(out["despatched_at"], utc=True)
     out = out.loc[out["despatched_at"].dt.floor("s") <= pd.Timestamp(cutoff)].copy()
@@ -141,6 +144,11 @@ def pack_order_to_cash(
     out["age_days"] = _floor_days(hours)
     out["ageing_bucket"] = [_bucket_label(h / 24, buckets) for h in hours]
     out["value_waiting"] = pd.to_numeric(out["value_waiting"], errors="coerce").fillna(0.0)
+    invoice = pd.to_numeric(out.get("invoice_id"), errors="coerce")
+    out["invoice_id"] = [None if pd.isna(i) else str(int(i)) for i in invoice]
+    out["issue_date"] = _uk_dates(out.get("issue_date", pd.Series(None, index=out.index)))
+    if "issue_period" not in out.columns:
+        out["issue_period"] = ""
     return out.reset_index(drop=True)
 
 
@@ -159,7 +167,10 @@ def month_returns(daily: Mapping[date, pd.DataFrame], month: str) -> pd.DataFram
 
 
 def pack_returns(
-    units: pd.DataFrame, month: str, cost_prices: Mapping[int, Any] | None = None
+    units: pd.DataFrame,
+    month: str,
+    cost_prices: Mapping[int, Any] | None = None,
+    as_at: datetime | None = None,
 ) -> pd.DataFrame:
     """One row per returned unit (``part`` = its unique SKU) with credit and write-off.
 
@@ -167,8 +178,10 @@ def pack_returns(
     Khaos yet, none raised, or a hire unit that owes no credit); ``credit_value`` only for
     raised and review. A unit is written off when its write-off is in Khaos, valued at
     CostPrice (``cost_prices``: StockID → CostPrice; £0 when unknown).
-    ``refund_days_left``: whole days left of the refund window at the cut-off (negative =
-    overdue), empty once credited or when no refund is owed.
+    ``refund_days_left``: whole days left of the refund window at ``as_at`` (default the
+    cut-off; a preview's own moment), negative = overdue, empty once credited or when no
+    refund is owed. ``order_number``, ``order_date``, ``received_date`` (UK) and ``hire``
+    (sale / hire) say where the unit came from.
     """
     columns = [
         "return_ref",
@@ -179,10 +192,14 @@ def pack_returns(
         "written_off_units",
         "write_off_value",
         "refund_days_left",
+        "order_number",
+        "order_date",
+        "received_date",
+        "hire",
     ]
     if units.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    _, cutoff = month_bounds(month)
+    cutoff = as_at or month_bounds(month)[1]
     costs = {int(k): float(v) for k, v in (cost_prices or {}).items()}
     u = units.reset_index(drop=True)
     status = u["credit_status"].astype(str).map(lambda s: _PACK_CREDIT.get(s, "none"))
@@ -207,15 +224,33 @@ def pack_returns(
             "written_off_units": written,
             "write_off_value": (written * cost).round(2),
             "refund_days_left": pd.Series(days_left, dtype=object),
+            "order_number": u.get("order_number", pd.Series(None, index=u.index)),
+            "order_date": _uk_dates(u.get("order_date", pd.Series(None, index=u.index))),
+            "received_date": _uk_dates(u["received_at"]),
+            "hire": u["is_hire"].astype(bool).map({True: "hire", False: "sale"})
+            if "is_hire" in u.columns
+            else "sale",
         }
     )
 
 
+def _uk_dates(values: pd.Series) -> pd.Series:
+    stamps = pd.to_datetime(values, utc=True)
+    return pd.Series(
+        [None if pd.isna(t) else t.tz_convert(UK).date() for t in stamps],
+        index=values.index,
+        dtype=object,
+    )
+
+
 def drift_of_stock(stock: pd.DataFrame) -> tuple[int, float]:
-    """Gross unexplained drift of one day's stock reconciliation: (units, £ at cost)."""
+    """Gross unexplained drift of one day's stock reconciliation: (units, £ at cost).
+
+    Only the *unexplained part* of each row classified ``unexplained`` (ACS 20, Khaos 10,
+    6 in transit, £20 cost: 4 units, £80 — not the whole difference of 10)."""
     bad = stock.loc[stock["classification"].astype(str) == "unexplained"]
-    units = int(pd.to_numeric(bad["difference"]).abs().sum())
-    value = float(pd.to_numeric(bad["value"], errors="coerce").fillna(0).abs().sum())
+    units = int(pd.to_numeric(bad["unexplained"]).abs().sum())
+    value = float(pd.to_numeric(bad["unexplained_value"], errors="coerce").fillna(0).abs().sum())
     return units, round(value, 2)
 
 
@@ -271,57 +306,6 @@ def non_sellable_value(
     )
     out["value_at_cost"] = (out["_pence"] / 100).round(2)
     return out[["site_name", "units", "value_at_cost"]].sort_values("site_name", ignore_index=True)
-
-
-@dataclass(frozen=True, eq=False)
-class MonthTables:
-    """The six frames of ``reports.MonthEndInputs`` for one month."""
-
-    stock_reconciliation: pd.DataFrame
-    order_to_cash: pd.DataFrame
-    returns: pd.DataFrame
-    exceptions: pd.DataFrame
-    drift_by_day: pd.DataFrame
-    non_sellable_value: pd.DataFrame
-
-    def as_kwargs(self) -> dict[str, pd.DataFrame]:
-        return dict(self.__dict__)
-
-
-def month_tables(
-    month: str,
-    daily: Mapping[str, Mapping[date, pd.DataFrame]],
-    drift_by_day: pd.DataFrame | None,
-    *,
-    selling_site_ids: Iterable[int],
-    cost_prices: Mapping[int, Any] | None = None,
-    buckets: Sequence[AgeBucket] = DEFAULT_AGE_BUCKETS,
-    preview: bool = False,
-) -> MonthTables:
-    """The pack's tables from the month's daily frames (``daily[table][day]``).
-
-    Raises ``MonthIncomplete`` when a day of the month lacks one of ``DAILY_TABLES``,
-    unless ``preview``: then the pack is built as at the newest day every table has (a
-    preview while the month is still open; finance closes only on a complete pack).
-    """
-    gaps = missing_days(month, {table: daily.get(table, {}).keys() for table in DAILY_TABLES})
-    last = month_days(month)[-1]
-    if gaps and not preview:
-        raise MonthIncomplete(month, gaps)
-    if gaps:
-        complete = set.intersection(*(set(daily.get(t, {})) for t in DAILY_TABLES))
-        if not complete:
-            raise MonthIncomplete(month, gaps)
-        last = max(complete)
-    stock = pack_stock(daily["stock"][last])
-    return MonthTables(
-        stock_reconciliation=stock,
-        order_to_cash=pack_order_to_cash(daily["order_to_cash"][last], month, buckets),
-        returns=pack_returns(month_returns(daily["returns"], month), month, cost_prices),
-        exceptions=daily["exceptions"][last].reset_index(drop=True),
-        drift_by_day=month_drift(drift_by_day, daily["stock"], month),
-        non_sellable_value=non_sellable_value(stock, selling_site_ids, cost_prices),
-    )
 
 
 # --- the workflow audit ---------------------------------------------------------------------

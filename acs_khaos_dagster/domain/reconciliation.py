@@ -96,9 +96,13 @@ def _pounds(pence: pd.Series) -> pd.Series:
 
 
 class StockClass(StrEnum):
-    IN_STEP = "in_step"
+    IN_STEP = "in_step"  # ACS and Khaos agree, or timing/pushes explain all of it
     IN_FLIGHT = "in_flight"
     PUSH_MISSING = "push_missing"
+    # Something is unexplained, but the StockID's net unexplained difference is within
+    # the variance tolerance: the next push books it as VARIANCE without approval. Never
+    # ``in_step`` (issue 16): finance sees it in the month-end pack's within-tolerance list.
+    WITHIN_TOLERANCE = "within_tolerance"
     UNEXPLAINED = "unexplained"
 
 
@@ -181,6 +185,25 @@ def _listing(frame: pd.DataFrame | None, label: Any, name: str) -> pd.DataFrame:
     )
 
 
+def sku_within_tolerance(
+    rows: pd.DataFrame, cost_scaled: pd.Series, tolerance: VarianceTolerance
+) -> pd.Series:
+    """Per row: is its StockID's net ``unexplained`` (Σ over sites) within tolerance?
+
+    The push's rule (``plan_push``: ``sku_difference`` against ``VarianceTolerance``),
+    so a difference the pack lists as within tolerance is exactly one the push books as
+    ``VARIANCE`` without holding it. A StockID without a cost price is within tolerance
+    only when its net is 0 (its value is unknown).
+    """
+    net = rows.groupby("stock_id")["unexplained"].transform("sum")
+    left = net.abs()
+    return (net == 0) | (
+        (left <= tolerance.units)
+        & cost_scaled.notna()
+        & (left * cost_scaled.fillna(0) <= int(tolerance.value * _COST_SCALE))
+    )
+
+
 def stock_reconciliation(
     acs_units: pd.DataFrame,
     khaos_levels: pd.DataFrame,
@@ -209,8 +232,9 @@ def stock_reconciliation(
                        its "adjust to" would have moved Level (adjust_to − Level at the
                        plan).
       ``cost_prices``  StockID → CostPrice.
-      ``tolerance``    ``VarianceTolerance`` (units and £), per StockID × site, on the
-                       unexplained part. Default: 2 units and £50 (``Settings.stock``).
+      ``tolerance``    ``VarianceTolerance`` (units and £) on a StockID's net
+                       unexplained part (see below). Default: 2 units and £50
+                       (``Settings.stock``).
 
     Sign convention: every unit column is **ACS minus Khaos**. Positive = ACS holds more
     than Khaos's Level; an explanation's ``units`` is the part of that difference it
@@ -224,16 +248,24 @@ def stock_reconciliation(
     invoice); a push of "adjust to 10" (from 11: −1) parked in the outbox (push_missing
     −1). difference = 9 − 11 = −2 (value −£40), explained −1 and −1, unexplained 0 →
     ``push_missing``. Without the parked push: unexplained −1, within 2 units/£50 →
-    ``in_flight``. With Level 20: unexplained −10 → ``unexplained`` (−£200).
+    ``within_tolerance``. With Level 20: unexplained −10 → ``unexplained`` (−£200).
+
+    Tolerance is judged as the push judges it (``stock_push.plan_push``): on a StockID's
+    **net** unexplained difference over all its sites (units and £ at cost), because a
+    difference that only moves units between sites is a status move the push books as a
+    transfer, and only the net is a variance. So every row of one StockID is within
+    tolerance, or none is.
 
     Classification (first that applies):
-      ``unexplained``  the unexplained part is beyond tolerance (or not zero and its
-                       value unknown for want of a cost price);
-      ``in_step``      ACS and Khaos agree (difference 0);
-      ``push_missing`` an unconfirmed push explains (part of) the difference;
-      ``in_flight``    timing explains (part of) it;
-      ``in_step``      otherwise: a difference within tolerance and nothing to explain it
-                       (the next push books it as ``VARIANCE``; ``unexplained`` shows it).
+      ``unexplained``      the row has an unexplained part and its StockID's net
+                           unexplained difference is beyond tolerance (or not zero and
+                           its value unknown for want of a cost price);
+      ``within_tolerance`` the row has an unexplained part, within tolerance: the next
+                           push books it as ``VARIANCE`` without approval (never
+                           ``in_step``: the pack lists these);
+      ``in_step``          ACS and Khaos agree (difference 0);
+      ``push_missing``     an unconfirmed push explains (part of) the difference;
+      ``in_flight``        timing explains the rest of it.
 
     Output (``STOCK_RECONCILIATION_COLUMNS``), sorted by stock_id, site_id; ``value``
     and ``unexplained_value`` in pounds (NaN without a cost price); ``in_flight_items``
@@ -265,20 +297,22 @@ def stock_reconciliation(
     cost = _cost_scaled(t["stock_id"], cost_prices)
     t["value"] = _pounds(_pence(t["difference"], cost))
     t["unexplained_value"] = _pounds(_pence(t["unexplained"], cost))
-    left = t["unexplained"].abs()
-    within = (t["unexplained"] == 0) | (
-        (left <= tolerance.units)
-        & cost.notna()
-        & (left * cost.fillna(0) <= int(tolerance.value * _COST_SCALE))
-    )
+    within = sku_within_tolerance(t, cost, tolerance)
     t["classification"] = np.select(
         [
-            ~within,
+            (t["unexplained"] != 0) & ~within,
+            t["unexplained"] != 0,
             t["difference"] == 0,
             t["explained_push_missing"] != 0,
             t["explained_in_flight"] != 0,
         ],
-        [StockClass.UNEXPLAINED, StockClass.IN_STEP, StockClass.PUSH_MISSING, StockClass.IN_FLIGHT],
+        [
+            StockClass.UNEXPLAINED,
+            StockClass.WITHIN_TOLERANCE,
+            StockClass.IN_STEP,
+            StockClass.PUSH_MISSING,
+            StockClass.IN_FLIGHT,
+        ],
         default=StockClass.IN_STEP,
     ).astype(object)
     t["classification"] = t["classification"].map(str)
@@ -541,11 +575,13 @@ ORDER_TO_CASH_COLUMNS = (
     "invoice_id",
     "invoice_stage",
     "issue_date",
+    "issue_period",
     "status",
     "age_hours",
     "age_bucket",
     "value_waiting",
     "duplicate_invoice_ids",
+    "cost_value",
 )
 
 
@@ -582,6 +618,7 @@ def order_to_cash(
     issued_stages: Sequence[int] = ISSUED_STAGES,
     buckets: Sequence[AgeBucket] = DEFAULT_AGE_BUCKETS,
     cancelled_stage: int = 1,
+    cost_prices: Mapping[int, Any] | pd.Series | None = None,
 ) -> pd.DataFrame:
     """Every ACS shipment despatched by ``as_at`` against its Khaos posting and invoice.
 
@@ -595,15 +632,21 @@ def order_to_cash(
     ``invoices`` — the Khaos invoices (``ExportOrderStatusEx``): ``invoice_id, stage_id``
     (+ optional ``issue_date``, ``external_ref``).
 
-    ``status``: ``despatched_not_posted`` (no confirmed posting — the seed's hidden
-    killer: Khaos will never invoice it), ``posted_not_invoiced`` (its invoice is not in
-    ``issued_stages`` 70–73, including one missing or cancelled), ``invoiced``.
+    ``status`` **as at** ``as_at``: ``despatched_not_posted`` (no confirmed posting — the
+    seed's hidden killer: Khaos will never invoice it), ``posted_not_invoiced`` (its
+    invoice is not in ``issued_stages`` 70–73 — including one missing or cancelled — or
+    was issued only *after* ``as_at``), ``invoiced`` (issued by ``as_at``; an issued
+    invoice without an issue date counts as issued).
 
     Month end: pass ``as_at = month_end_cutoff(year, month)``. Shipments count by their
-    despatch (to the second: a despatch at 23:59:59.4 is in); invoices are dated by their
-    despatch, so the postings and invoices passed in are as known when the pack is made
-    (an invoice issued on the 1st for a despatch on the 31st counts for the month).
-    ``despatch_date`` and ``period`` (YYYY-MM) are the despatch's UK date.
+    despatch (to the second: a despatch at 23:59:59.4 is in). An invoice is never dated
+    by its despatch: one issued on the 1st for a parcel that left on the 31st is
+    ``posted_not_invoiced`` at the cut-off, so the month accrues it
+    (``domain.cutoff.cutoff_accruals``) and nobody backdates the invoice.
+    ``despatch_date`` and ``period`` (YYYY-MM) are the despatch's UK date,
+    ``issue_period`` the issue's UK month (empty while not issued).
+    ``cost_value``: Σ units × CostPrice of the lines (``shipments.stock_id`` with
+    ``cost_prices``, as at the day reconciled; NaN where unknown).
 
     ``age_hours`` since despatch at ``as_at``; ``age_bucket`` by ``buckets`` (days);
     ``value_waiting`` = value while not invoiced, else 0. Sorted by despatch.
@@ -630,11 +673,19 @@ def order_to_cash(
         * 100
     ).round()
     lines["_pence"] = pence
+    stock_ids = (
+        pd.to_numeric(lines["stock_id"], errors="coerce")
+        if "stock_id" in lines.columns
+        else pd.Series(np.nan, index=lines.index)
+    )
+    cost = _cost_scaled(stock_ids.fillna(-1).astype("int64"), cost_prices)
+    lines["_cost"] = _pence(lines["units"].astype("int64"), cost.where(stock_ids.notna()))
     s = lines.groupby("shipment_id", as_index=False).agg(
         order_number=("order_number", "first"),
         despatched_at=("despatched_at", "min"),
         units=("units", "sum"),
         _pence=("_pence", "sum"),
+        _cost=("_cost", lambda c: c.sum(min_count=len(c))),
     )
     s = s.loc[s["despatched_at"].dt.floor("s") <= cutoff].copy()
     s["value"] = _pounds(s["_pence"])
@@ -669,7 +720,9 @@ def order_to_cash(
 
     s["issue_date"] = _utc(s["issue_date"])
     posted = s["invoice_id"].notna()
-    issued = s["invoice_stage"].isin(list(issued_stages))
+    issued = s["invoice_stage"].isin(list(issued_stages)) & (
+        s["issue_date"].isna() | (s["issue_date"] <= cutoff)
+    )
     s["status"] = np.select(
         [~posted, ~issued],
         [str(CashStatus.DESPATCHED_NOT_POSTED), str(CashStatus.POSTED_NOT_INVOICED)],
@@ -678,6 +731,8 @@ def order_to_cash(
     local = s["despatched_at"].dt.tz_convert(tz)
     s["despatch_date"] = local.dt.date
     s["period"] = local.dt.strftime("%Y-%m")
+    s["issue_period"] = s["issue_date"].dt.tz_convert(tz).dt.strftime("%Y-%m").fillna("")
+    s["cost_value"] = _pounds(s["_cost"])
     s["age_hours"] = ((cutoff - s["despatched_at"]).dt.total_seconds() / 3600).round(2)
     s["age_bucket"] = _bucket(s["age_hours"] / 24, buckets)
     s["value_waiting"] = s["value"].where(s["status"] != str(CashStatus.INVOICED), 0.0)
@@ -747,6 +802,8 @@ RETURNS_RECONCILIATION_COLUMNS = (
     "written_off",
     "write_off_status",
     "duplicate_return_ids",
+    "order_number",
+    "order_date",
 )
 
 
@@ -773,6 +830,7 @@ def returns_reconciliation(
     returns under one AssociatedRef the first (lowest ``return_id``) decides the unit's
     status and the others are listed in ``duplicate_return_ids``, never dropped
     (``domain.duplicates`` raises them).
+    Optional ``order_number`` and ``order_date`` (UTC) are carried through for the pack.
     ``write_offs`` (write-off adjustments for units still in Level, from the outbox):
     ``unique_sku`` + ``applied_at`` (NaT while still waiting).
 
@@ -806,9 +864,10 @@ def returns_reconciliation(
     _require(write_offs, ("unique_sku",), "write_offs")
     now_ts = _ts(now)
     u = graded_units.copy()
-    for column in ("stock_id", "grade"):
+    for column in ("stock_id", "grade", "order_number", "order_date"):
         if column not in u.columns:
             u[column] = None
+    u["order_date"] = _utc(u["order_date"])
     u["associated_ref"] = u["associated_ref"].fillna("").astype(str)
     u["is_hire"] = u["is_hire"].fillna(False).astype(bool)
     u["written_off"] = u["written_off"].fillna(False).astype(bool)

@@ -339,32 +339,34 @@ def fit_widths(sheet: Worksheet, widths: Sequence[int]) -> None:
         sheet.column_dimensions[letter].width = min(max(width, 8) + 2, MAX_COLUMN_WIDTH)
 
 
-def write_table_sheet(sheet: Worksheet, frame: pd.DataFrame, spec: TableSpec) -> None:
-    """Header row 1 (styled, frozen, filterable), one row per frame row, typed cells."""
-    sheet.append([column.label for column in spec.columns])
-    style_header(sheet, 1, len(spec.columns))
+def write_table_sheet(
+    sheet: Worksheet, frame: pd.DataFrame, spec: TableSpec, first_row: int = 1
+) -> None:
+    """Header at ``first_row`` (styled, frozen, filterable), one row per frame row below it,
+    typed cells. Rows above the header are left for a banner."""
+    header = first_row
+    for index, column in enumerate(spec.columns, start=1):
+        sheet.cell(row=header, column=index, value=column.label)
+    style_header(sheet, header, len(spec.columns))
     widths = [len(column.label) for column in spec.columns]
-    for row in frame[spec.names].itertuples(index=False, name=None):
-        sheet.append(
-            [excel_value(value, c.kind) for value, c in zip(row, spec.columns, strict=True)]
-        )
-        for i, (value, column) in enumerate(zip(row, spec.columns, strict=True)):
-            widths[i] = max(widths[i], len(format_value(value, column.kind)))
+    for offset, row in enumerate(frame[spec.names].itertuples(index=False, name=None), start=1):
+        for index, (value, column) in enumerate(zip(row, spec.columns, strict=True), start=1):
+            sheet.cell(row=header + offset, column=index, value=excel_value(value, column.kind))
+            widths[index - 1] = max(widths[index - 1], len(format_value(value, column.kind)))
+    last = header + len(frame)
     for index, column in enumerate(spec.columns, start=1):
         number_format = EXCEL_FORMATS.get(column.kind)
-        if number_format:
-            for (cell,) in sheet.iter_rows(
-                min_row=2, max_row=len(frame) + 1, min_col=index, max_col=index
-            ):
+        for (cell,) in sheet.iter_rows(
+            min_row=header + 1, max_row=last, min_col=index, max_col=index
+        ):
+            if number_format:
                 cell.number_format = number_format
-        elif column.kind == "text":
-            for (cell,) in sheet.iter_rows(
-                min_row=2, max_row=len(frame) + 1, min_col=index, max_col=index
-            ):
+            elif column.kind == "text":
                 guard_text_cell(cell)
-    sheet.freeze_panes = "A2"
+    sheet.freeze_panes = sheet.cell(row=header + 1, column=1).coordinate
     if len(frame):
-        sheet.auto_filter.ref = sheet.dimensions
+        end = sheet.cell(row=last, column=len(spec.columns)).coordinate
+        sheet.auto_filter.ref = f"A{header}:{end}"
     fit_widths(sheet, widths)
 
 

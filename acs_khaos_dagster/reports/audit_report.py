@@ -26,7 +26,7 @@ from acs_khaos_dagster.reports._tables import (
     write_text,
 )
 from acs_khaos_dagster.reports.charts import Series, bar_chart, hbar_chart, line_chart
-from acs_khaos_dagster.reports.month_end import DRIFT_BY_DAY
+from acs_khaos_dagster.reports.pack_sheets import DRIFT_BY_DAY
 
 TOP_DELAY_SOURCES = 5
 HTML_TOP_ROWS = 20

@@ -1,13 +1,21 @@
 """The finance month-end pack: reconciliation tables in, workbook + CSVs + HTML out.
 
 Pure rendering: no store, no Dagster, no clock. The monthly asset builds
-``MonthEndInputs`` from the reconciliation assets (as at 23:59:59 UK time on the last
-day of the month) and calls ``render_month_end_pack``.
+``MonthEndInputs`` from the reconciliation assets — as at the cut-off (23:59:59 UK time
+on the last day of the month), or as at a preview's own moment — and calls
+``render_month_end_pack``. The sheets are a registry (``SHEETS``, see
+``reports.pack_registry``).
 
 Every figure on the summary is computed once from the (prepared) tables, written as a
 value to the workbook's Summary sheet, to ``summary.csv`` and to the HTML report (each
 figure in an element ``id="total-<key>"`` with ``data-value``), and is the plain sum of
-the rows on the matching sheet, so finance can tick it back.
+one column of the rows on the matching sheet, so finance can tick it back. The Read me
+sheet describes every column and the sign convention (ACS − Khaos); each header cell
+carries its description as a comment.
+
+A **preview** is marked as such on every sheet (a banner row and the printed page
+header), in every file name (``..._preview``) and on the HTML page, and is written to its
+own names, so it can never overwrite a final pack.
 
 Only the declared columns are ever written (see ``_tables.prepare``): customer names,
 addresses or e-mails in an input frame never reach the pack, only references.
@@ -18,20 +26,21 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from openpyxl import Workbook
-from openpyxl.styles import Font
+from openpyxl.comments import Comment
+from openpyxl.styles import Font, PatternFill
 
 from acs_khaos_dagster.private_files import private_dir
 from acs_khaos_dagster.reports._tables import (
     EXCEL_FORMATS,
     REPORT_DIR,
     UK,
-    Column,
     ReportInputError,
     TableSpec,
     atomic_path,
@@ -40,10 +49,7 @@ from acs_khaos_dagster.reports._tables import (
     format_value,
     guard_text_cell,
     html_rows,
-    int_sum,
-    money_sum,
     prepare,
-    slug,
     style_header,
     template_environment,
     write_csv,
@@ -52,127 +58,19 @@ from acs_khaos_dagster.reports._tables import (
     write_text,
 )
 from acs_khaos_dagster.reports.charts import Series, bar_chart, hbar_chart, line_chart
+from acs_khaos_dagster.reports.pack_close_sheets import CLOSE_SHEETS
+from acs_khaos_dagster.reports.pack_registry import PackSheet, SummaryFigure
+from acs_khaos_dagster.reports.pack_sheets import CORE_SHEETS, SIGN
 
-STOCK_CLASSIFICATIONS = ("in_step", "in_flight", "push_missing", "unexplained")
-ORDER_TO_CASH_STATUSES = ("despatched_not_posted", "posted_not_invoiced", "invoiced")
-CREDIT_STATUSES = ("raised", "review", "none")
 # How many rows of each table the HTML shows; the workbook and CSVs have them all.
 HTML_TOP_ROWS = 15
-
-STOCK_RECONCILIATION = TableSpec(
-    "stock_reconciliation",
-    "Stock reconciliation",
-    (
-        Column("stock_id", "int", "Stock ID", "Khaos StockID."),
-        Column("stock_code", "text", "Stock code", "Khaos StockCode (the SKU)."),
-        Column("site_id", "int", "Site ID", "Khaos site id."),
-        Column("site_name", "text", "Site", "Khaos site name."),
-        Column("acs_units", "int", "ACS units", "ACS units for this site under the status policy."),
-        Column("khaos_level", "int", "Khaos Level", "Khaos Level (ExportStockStatus)."),
-        Column("difference", "int", "Difference (units)", "acs_units - khaos_level (checked)."),
-        Column("value", "money", "Difference value (£ at cost)", "difference × CostPrice, signed."),
-        Column(
-            "classification",
-            "text",
-            "Classification",
-            "One of " + ", ".join(STOCK_CLASSIFICATIONS) + ".",
-            allowed=STOCK_CLASSIFICATIONS,
-        ),
-    ),
-)
-ORDER_TO_CASH = TableSpec(
-    "order_to_cash",
-    "Order to cash",
-    (
-        Column("shipment_id", "text", "Shipment", "ACS shipment reference."),
-        Column("order_number", "text", "Order", "Khaos order number."),
-        Column("despatched_at", "datetime", "Despatched (UK)", "Despatch time; naive = UK time."),
-        Column(
-            "status",
-            "text",
-            "Status",
-            "One of " + ", ".join(ORDER_TO_CASH_STATUSES) + ".",
-            allowed=ORDER_TO_CASH_STATUSES,
-        ),
-        Column("age_days", "int", "Age (days)", "Days since despatch at the month-end cut-off."),
-        Column(
-            "value_waiting",
-            "money",
-            "Value waiting (£)",
-            "Goods value not yet invoiced (0 once invoiced).",
-        ),
-        Column("ageing_bucket", "text", "Ageing bucket", "Label such as '0-2 days'."),
-    ),
-)
-RETURNS = TableSpec(
-    "returns",
-    "Returns",
-    (
-        Column("return_ref", "text", "Return", "ACS return reference."),
-        Column("part", "text", "Part", "Line/part of the return (e.g. the StockCode)."),
-        Column("grade", "text", "Grade", "ACS grade (A, B, C, BER, ...)."),
-        Column(
-            "credit_status",
-            "text",
-            "Credit",
-            "raised (credit note raised), review (pending review) or none.",
-            allowed=CREDIT_STATUSES,
-        ),
-        Column("credit_value", "money", "Credit value (£)", "Value of the credit (raised/review)."),
-        Column("written_off_units", "int", "Units written off", "Units written off for this part."),
-        Column("write_off_value", "money", "Write-off value (£ at cost)", "At CostPrice."),
-        Column(
-            "refund_days_left",
-            "int",
-            "Refund days left",
-            "Days left of the 14-day refund window; negative = overdue; empty = refunded/n/a.",
-            nullable=True,
-        ),
-    ),
-)
-EXCEPTIONS = TableSpec(
-    "exceptions",
-    "Exceptions",
-    (
-        Column("type", "text", "Exception type", "Exception type code."),
-        Column("owner", "text", "Owner team", "operations, finance, ecommerce, integration..."),
-        Column("count", "int", "Open", "Open exceptions of this type and owner."),
-        Column("oldest_age_hours", "number", "Oldest (hours)", "Age of the oldest open one."),
-        Column(
-            "over_target",
-            "int",
-            "Over target",
-            "How many of them are older than the owner team's target age (0..count).",
-        ),
-    ),
-)
-DRIFT_BY_DAY = TableSpec(
-    "drift_by_day",
-    "Drift by day",
-    (
-        Column("day", "date", "Day", "A day of the month (UK)."),
-        Column("unexplained_units", "int", "Unexplained units", "Sum of |difference| that day."),
-        Column("unexplained_value", "money", "Unexplained value (£ at cost)", "Sum of |value|."),
-    ),
-)
-NON_SELLABLE_VALUE = TableSpec(
-    "non_sellable_value",
-    "Non-sellable stock",
-    (
-        Column("site_name", "text", "Site", "Khaos non-sellable site name."),
-        Column("units", "int", "Units", "Units (Level) in the site."),
-        Column("value_at_cost", "money", "Value (£ at cost)", "units × CostPrice."),
-    ),
-)
-TABLES: tuple[TableSpec, ...] = (
-    STOCK_RECONCILIATION,
-    ORDER_TO_CASH,
-    RETURNS,
-    EXCEPTIONS,
-    DRIFT_BY_DAY,
-    NON_SELLABLE_VALUE,
-)
+# Every sheet of the pack, in workbook order (after the Summary and the Read me). A new
+# sheet is one more ``PackSheet`` here; its frame comes in ``MonthEndInputs.sheets``.
+SHEETS: tuple[PackSheet, ...] = (*CORE_SHEETS, *CLOSE_SHEETS)
+TABLES: tuple[TableSpec, ...] = tuple(sheet.spec for sheet in SHEETS)
 SUMMARY_SHEET = "Summary"
+README_SHEET = "Read me"
+_NAMED = tuple(sheet.key for sheet in CORE_SHEETS)
 
 
 @dataclass(frozen=True, eq=False)  # frames do not compare as booleans
@@ -181,35 +79,19 @@ class MonthEndInputs:
 
     ``month`` is ``YYYY-MM``; ``generated_at`` is when the pack was built (shown in UK
     time; pass the integration's clock, not the wall clock); ``account_name`` is the
-    brand/account the pack is for. The six frames must have at least these columns
-    (others are ignored and never written):
+    brand/account the pack is for. ``as_at`` is the moment the figures are as at: the
+    month's cut-off (the default) for the final pack, the preview's own moment for a
+    preview (``preview=True``; it must not be later than the cut-off).
 
-    ``stock_reconciliation`` (per StockID × site, as at the month-end cut-off):
-    stock_id (int), stock_code (text), site_id (int), site_name (text), acs_units (int),
-    khaos_level (int), difference (int, = acs_units - khaos_level), value (money,
-    difference × CostPrice, signed), classification (in_step | in_flight | push_missing |
-    unexplained).
-
-    ``order_to_cash`` (one row per ACS shipment): shipment_id (text), order_number
-    (text), despatched_at (date-time; tz-aware or naive UK time), status
-    (despatched_not_posted | posted_not_invoiced | invoiced), age_days (int),
-    value_waiting (money; 0 once invoiced), ageing_bucket (text label).
-
-    ``returns`` (one row per graded part): return_ref (text), part (text), grade (text),
-    credit_status (raised | review | none), credit_value (money), written_off_units
-    (int), write_off_value (money), refund_days_left (int, may be empty).
-
-    ``exceptions`` (open queue by type × owner): type (text), owner (text), count (int),
-    oldest_age_hours (number), over_target (int, how many are past the owner's target).
-
-    ``drift_by_day`` (each day of the month): day (date in the month),
-    unexplained_units (int, gross), unexplained_value (money, gross).
-
-    ``non_sellable_value`` (per non-sellable site): site_name (text), units (int),
-    value_at_cost (money).
-
+    The six core frames are named fields; every other sheet of ``SHEETS`` comes in
+    ``sheets[key]``. Each must have at least its sheet's declared columns (others are
+    ignored and never written); ``describe_columns()`` lists them with their meaning.
     Money may be float, int or Decimal; it is rounded to pence. Construction validates
     and raises ``ReportInputError`` naming the table and the column.
+
+    Ties checked here: a stock row's difference = acs_units − khaos_level = in transit +
+    unconfirmed pushes + unexplained; the Drift by day row of the as-at day equals the
+    Stock sheet's unexplained drift (units and £).
     """
 
     month: str
@@ -221,6 +103,9 @@ class MonthEndInputs:
     exceptions: pd.DataFrame
     drift_by_day: pd.DataFrame
     non_sellable_value: pd.DataFrame
+    sheets: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+    as_at: datetime | None = None
+    preview: bool = False
     prepared: Mapping[str, pd.DataFrame] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -228,8 +113,33 @@ class MonthEndInputs:
             raise ReportInputError(f"month: {self.month!r} is not YYYY-MM")
         if not isinstance(self.generated_at, datetime):
             raise ReportInputError("generated_at: expected a datetime")
-        prepared = {spec.key: prepare(getattr(self, spec.key), spec) for spec in TABLES}
-        _check_consistency(prepared, self.month)
+        cutoff = _cutoff(self.month)
+        if self.as_at is None:
+            if self.preview:
+                raise ReportInputError("as_at: a preview needs its own as-at moment")
+            object.__setattr__(self, "as_at", cutoff)
+        elif self.as_at.tzinfo is None:
+            raise ReportInputError("as_at: must be timezone-aware")
+        elif self.as_at > cutoff or (not self.preview and self.as_at != cutoff):
+            raise ReportInputError(
+                f"as_at: {self.as_at.isoformat()} is not the cut-off of {self.month} "
+                "(a pack before the cut-off is a preview)"
+            )
+        unknown = sorted(set(self.sheets) - {s.key for s in SHEETS})
+        if unknown:
+            raise ReportInputError(f"sheets: unknown table(s) {', '.join(unknown)}")
+        prepared = {}
+        for sheet in SHEETS:
+            frame = getattr(self, sheet.key) if sheet.key in _NAMED else self.sheets.get(sheet.key)
+            if frame is None:
+                raise ReportInputError(
+                    f"{sheet.key}: missing table; expected columns: {', '.join(sheet.spec.names)}"
+                )
+            prepared[sheet.key] = prepare(frame, sheet.spec)
+        for sheet in SHEETS:
+            if sheet.check is not None:
+                sheet.check(prepared)
+        _check_drift(prepared, self.month, self.as_day)
         object.__setattr__(self, "prepared", prepared)
 
     @property
@@ -237,37 +147,50 @@ class MonthEndInputs:
         year, month = (int(part) for part in self.month.split("-"))
         return date(year, month, 1)
 
+    @property
+    def as_day(self) -> date:
+        assert self.as_at is not None
+        return self.as_at.astimezone(UK).date()
 
-def _check_consistency(tables: Mapping[str, pd.DataFrame], month: str) -> None:
-    stock = tables["stock_reconciliation"]
-    wrong = stock["difference"] != stock["acs_units"] - stock["khaos_level"]
-    if wrong.any():
-        row = int(wrong.idxmax())
-        raise ReportInputError(
-            f"stock_reconciliation.difference: row {row} is not acs_units - khaos_level"
-        )
-    exceptions = tables["exceptions"]
-    over = (exceptions["over_target"] < 0) | (exceptions["over_target"] > exceptions["count"])
-    if over.any():
-        raise ReportInputError(
-            f"exceptions.over_target: row {int(over.idxmax())} is not between 0 and count"
-        )
+    @property
+    def status(self) -> str:
+        """What the pack is, in words, for every banner, page and file."""
+        assert self.as_at is not None
+        at = self.as_at.astimezone(UK).strftime("%d %b %Y %H:%M:%S")
+        if self.preview:
+            return (
+                f"PREVIEW as at {at} UK time — {self.month} is not closed; these are not the "
+                "month's final figures"
+            )
+        return f"FINAL as at the cut-off, {at} UK time"
+
+
+def _cutoff(month: str) -> datetime:
+    """23:59:59 UK time on the month's last day (``reconciliation.month_end_cutoff``)."""
+    year, number = (int(p) for p in month.split("-"))
+    first_next = datetime(year + number // 12, number % 12 + 1, 1, tzinfo=UK)
+    return first_next.astimezone(UTC) - timedelta(seconds=1)
+
+
+def _check_drift(tables: Mapping[str, pd.DataFrame], month: str, as_day: date) -> None:
     days = tables["drift_by_day"]["day"]
     outside = days.map(lambda d: d.strftime("%Y-%m") != month)
     if outside.any():
         row = int(outside.idxmax())
         raise ReportInputError(f"drift_by_day.day: {days[row]} in row {row} is not in {month}")
-
-
-@dataclass(frozen=True)
-class SummaryFigure:
-    """One figure of the summary: ``key`` is stable (HTML id ``total-<key>``)."""
-
-    key: str
-    label: str
-    kind: str  # "int" or "money"
-    value: int | Decimal
-    source: str  # how to recompute it from the sheets, in words
+    # The summary's drift and the drift sheet's as-at day are the same figure.
+    same_day = tables["drift_by_day"].loc[days == as_day]
+    stock = tables["stock_reconciliation"]
+    drift = stock.loc[stock["classification"] == "unexplained"]
+    units = int(drift["unexplained"].abs().sum())
+    value = round(float(drift["unexplained_value"].abs().fillna(0).sum()), 2)
+    for row in same_day.itertuples(index=False):
+        if int(row.unexplained_units) != units or round(float(row.unexplained_value), 2) != value:
+            raise ReportInputError(
+                f"drift_by_day: {as_day} shows {row.unexplained_units} unit(s), "
+                f"£{row.unexplained_value:,.2f}; the stock sheet's unexplained drift is "
+                f"{units} unit(s), £{value:,.2f}"
+            )
 
 
 @dataclass(frozen=True)
@@ -282,180 +205,54 @@ class PackFiles:
 
 
 def summarise(inputs: MonthEndInputs) -> tuple[SummaryFigure, ...]:
-    """The summary figures, each a plain sum over rows of one sheet."""
-    t = inputs.prepared
-    stock, o2c, returns = t["stock_reconciliation"], t["order_to_cash"], t["returns"]
-    exceptions, non_sellable = t["exceptions"], t["non_sellable_value"]
-    unexplained = stock[stock["classification"] == "unexplained"]
-    waiting = o2c[o2c["status"] != "invoiced"]
-    raised = returns[returns["credit_status"] == "raised"]
-    review = returns[returns["credit_status"] == "review"]
-    sr, oc, rt = STOCK_RECONCILIATION.title, ORDER_TO_CASH.title, RETURNS.title
-    ex, ns = EXCEPTIONS.title, NON_SELLABLE_VALUE.title
-    figures = [
-        SummaryFigure(
-            "unexplained-drift-units",
-            "Unexplained stock drift (units, gross)",
-            "int",
-            int(unexplained["difference"].abs().sum()),
-            f"'{sr}': sum of |Difference (units)| where Classification = unexplained",
-        ),
-        SummaryFigure(
-            "unexplained-drift-value",
-            "Unexplained stock drift (£ at cost, gross)",
-            "money",
-            money_sum(unexplained["value"].abs()),
-            f"'{sr}': sum of |Difference value| where Classification = unexplained",
-        ),
-        SummaryFigure(
-            "unexplained-drift-net-value",
-            "Unexplained stock drift (£ at cost, net)",
-            "money",
-            money_sum(unexplained["value"]),
-            f"'{sr}': sum of Difference value where Classification = unexplained",
-        ),
-        SummaryFigure(
-            "shipments-not-invoiced",
-            "Shipments despatched, not invoiced",
-            "int",
-            len(waiting),
-            f"'{oc}': rows where Status is not invoiced",
-        ),
-        SummaryFigure(
-            "value-despatched-not-posted",
-            "Value waiting: despatched, not posted",
-            "money",
-            money_sum(o2c.loc[o2c["status"] == "despatched_not_posted", "value_waiting"]),
-            f"'{oc}': sum of Value waiting where Status = despatched_not_posted",
-        ),
-        SummaryFigure(
-            "value-posted-not-invoiced",
-            "Value waiting: posted, not invoiced",
-            "money",
-            money_sum(o2c.loc[o2c["status"] == "posted_not_invoiced", "value_waiting"]),
-            f"'{oc}': sum of Value waiting where Status = posted_not_invoiced",
-        ),
-        SummaryFigure(
-            "value-despatched-not-invoiced",
-            "Value waiting: despatched, not invoiced (total)",
-            "money",
-            money_sum(waiting["value_waiting"]),
-            f"'{oc}': sum of Value waiting where Status is not invoiced",
-        ),
-        SummaryFigure(
-            "credits-raised-count",
-            "Credits raised",
-            "int",
-            len(raised),
-            f"'{rt}': rows where Credit = raised",
-        ),
-        SummaryFigure(
-            "credits-raised-value",
-            "Credits raised (£)",
-            "money",
-            money_sum(raised["credit_value"]),
-            f"'{rt}': sum of Credit value where Credit = raised",
-        ),
-        SummaryFigure(
-            "credits-review-count",
-            "Credits pending review",
-            "int",
-            len(review),
-            f"'{rt}': rows where Credit = review",
-        ),
-        SummaryFigure(
-            "credits-review-value",
-            "Credits pending review (£)",
-            "money",
-            money_sum(review["credit_value"]),
-            f"'{rt}': sum of Credit value where Credit = review",
-        ),
-        SummaryFigure(
-            "written-off-units",
-            "Units written off",
-            "int",
-            int_sum(returns["written_off_units"]),
-            f"'{rt}': sum of Units written off",
-        ),
-        SummaryFigure(
-            "written-off-value",
-            "Written off (£ at cost)",
-            "money",
-            money_sum(returns["write_off_value"]),
-            f"'{rt}': sum of Write-off value",
-        ),
-        SummaryFigure(
-            "non-sellable-units",
-            "Units in non-sellable sites",
-            "int",
-            int_sum(non_sellable["units"]),
-            f"'{ns}': sum of Units",
-        ),
-        SummaryFigure(
-            "non-sellable-value",
-            "Stock in non-sellable sites (£ at cost)",
-            "money",
-            money_sum(non_sellable["value_at_cost"]),
-            f"'{ns}': sum of Value",
-        ),
-        SummaryFigure(
-            "open-exceptions",
-            "Open exceptions",
-            "int",
-            int_sum(exceptions["count"]),
-            f"'{ex}': sum of Open",
-        ),
-        SummaryFigure(
-            "open-exceptions-over-target",
-            "Open exceptions over target age",
-            "int",
-            int_sum(exceptions["over_target"]),
-            f"'{ex}': sum of Over target",
-        ),
-    ]
-    used: set[str] = set()
-    for owner in sorted(exceptions["owner"].unique()):
-        key = f"open-exceptions-{slug(owner)}"
-        while key in used:  # two owners that differ only in punctuation or case
-            key += "-x"
-        used.add(key)
-        figures.append(
-            SummaryFigure(
-                key,
-                f"Open exceptions: {owner}",
-                "int",
-                int_sum(exceptions.loc[exceptions["owner"] == owner, "count"]),
-                f"'{ex}': sum of Open where Owner team = {owner}",
-            )
-        )
-    return tuple(figures)
+    """The summary figures, sheet by sheet, each a plain sum over rows of one sheet."""
+    return tuple(figure for sheet in SHEETS for figure in sheet.figures(inputs.prepared))
+
+
+def describe_columns() -> str:
+    """Every sheet's columns and their meaning, as text (for docs and docstrings)."""
+    return "\n\n".join(f"{spec.title} (``{spec.key}``):\n{spec.describe()}" for spec in TABLES)
 
 
 def _header_rows(inputs: MonthEndInputs) -> list[tuple[str, str, str]]:
     generated = inputs.generated_at
     if generated.tzinfo is not None:
         generated = generated.astimezone(UK)
+    assert inputs.as_at is not None
     return [
         ("month", "Month", inputs.month),
         ("account", "Account", inputs.account_name),
         ("generated-at", "Generated (UK time)", generated.strftime("%Y-%m-%d %H:%M")),
+        ("as-at", "As at (UK time)", inputs.as_at.astimezone(UK).strftime("%Y-%m-%d %H:%M:%S")),
+        ("pack", "Pack", "PREVIEW" if inputs.preview else "FINAL"),
     ]
 
 
-def render_month_end_pack(inputs: MonthEndInputs, out_dir: Path | str) -> PackFiles:
-    """Write the workbook, one CSV per sheet (plus summary.csv) and the HTML report.
+def pack_names(month: str, preview: bool) -> dict[str, str]:
+    """File names: a preview's all end in ``_preview``, so it never replaces a final pack."""
+    tail = "_preview" if preview else ""
+    names = {"workbook": f"month_end_{month}{tail}.xlsx", "html": f"month_end_{month}{tail}.html"}
+    names["summary"] = f"summary{tail}.csv"
+    names.update({spec.key: f"{spec.key}{tail}.csv" for spec in TABLES})
+    return names
 
-    Files (re-running replaces them atomically): ``month_end_<YYYY-MM>.xlsx``,
-    ``month_end_<YYYY-MM>.html``, ``summary.csv`` and ``<table key>.csv``.
+
+def render_month_end_pack(inputs: MonthEndInputs, out_dir: Path | str) -> PackFiles:
+    """Write the workbook, one CSV per sheet (plus the summary) and the HTML report.
+
+    Files (``pack_names``; re-running replaces them atomically): final
+    ``month_end_<YYYY-MM>.xlsx``, ``month_end_<YYYY-MM>.html``, ``summary.csv`` and
+    ``<table key>.csv``; a preview the same names ending in ``_preview``.
     """
     out = Path(out_dir)
     private_dir(out, REPORT_DIR)
+    names = pack_names(inputs.month, inputs.preview)
     summary = summarise(inputs)
-    workbook = _write_workbook(inputs, summary, out / f"month_end_{inputs.month}.xlsx")
-    csvs = {"summary": _write_summary_csv(inputs, summary, out / "summary.csv")}
+    workbook = _write_workbook(inputs, summary, out / names["workbook"])
+    csvs = {"summary": _write_summary_csv(inputs, summary, out / names["summary"])}
     for spec in TABLES:
-        csvs[spec.key] = write_table_csv(out / f"{spec.key}.csv", inputs.prepared[spec.key], spec)
-    html = write_text(out / f"month_end_{inputs.month}.html", render_html(inputs, summary))
+        csvs[spec.key] = write_table_csv(out / names[spec.key], inputs.prepared[spec.key], spec)
+    html = write_text(out / names["html"], render_html(inputs, summary))
     return PackFiles(workbook=workbook, html=html, csvs=csvs, summary=summary)
 
 
@@ -470,13 +267,33 @@ def _write_summary_csv(
     return write_csv(path, ["key", "figure", "value", "kind"], rows)
 
 
+PREVIEW_FILL = PatternFill("solid", fgColor="FFE699")
+
+
+def _mark(sheet: Any, inputs: MonthEndInputs) -> None:
+    """The pack's status on the sheet's printed pages, and a preview's tab in amber."""
+    text = f"{inputs.account_name} — {inputs.month} — {inputs.status}"
+    sheet.oddHeader.center.text = text.replace("&", "&&")
+    sheet.evenHeader.center.text = sheet.oddHeader.center.text
+    if inputs.preview:
+        sheet.sheet_properties.tabColor = "C00000"
+
+
+def _banner(sheet: Any, inputs: MonthEndInputs, title: str) -> None:
+    cell = sheet.cell(row=1, column=1, value=f"{title} — {inputs.account_name} — {inputs.status}")
+    cell.font = Font(bold=True, size=12, color="C00000" if inputs.preview else "000000")
+    if inputs.preview:
+        cell.fill = PREVIEW_FILL
+    guard_text_cell(cell)
+    _mark(sheet, inputs)
+
+
 def _write_workbook(inputs: MonthEndInputs, summary: tuple[SummaryFigure, ...], path: Path) -> Path:
     book = Workbook()
     sheet = book.active
     assert sheet is not None
     sheet.title = SUMMARY_SHEET
-    sheet["A1"] = f"Month-end pack — {inputs.account_name} — {inputs.month}"
-    sheet["A1"].font = Font(bold=True, size=14)
+    _banner(sheet, inputs, f"Month-end pack {inputs.month}")
     # Row 3 is the header of a plain table (Figure, Value, How it is computed, Key) so
     # the sheet filters, sorts and reads back like the others.
     header_row = 3
@@ -508,48 +325,60 @@ def _write_workbook(inputs: MonthEndInputs, summary: tuple[SummaryFigure, ...], 
     sheet.freeze_panes = sheet.cell(row=header_row + 1, column=1).coordinate
     fit_widths(sheet, widths)
     # The header rows carry the account name and other text from the settings and data.
-    for cells in sheet.iter_rows():
+    for cells in sheet.iter_rows(min_row=2):
         for summary_cell in cells:
             guard_text_cell(summary_cell)
+    _write_readme(book.create_sheet(README_SHEET), inputs)
     for spec in TABLES:
-        write_table_sheet(book.create_sheet(spec.title), inputs.prepared[spec.key], spec)
+        table = book.create_sheet(spec.title)
+        write_table_sheet(table, inputs.prepared[spec.key], spec, first_row=2)
+        _banner(table, inputs, spec.title)
+        for index, column in enumerate(spec.columns, start=1):
+            table.cell(row=2, column=index).comment = Comment(column.doc, "acs-khaos")
     with atomic_path(path) as tmp:
         book.save(tmp)
     return path
 
 
+def _write_readme(sheet: Any, inputs: MonthEndInputs) -> None:
+    """What every sheet and column means, and the sign convention."""
+    _banner(sheet, inputs, "Read me")
+    lines = [
+        ("Sign convention", "", f"Every unit difference is {SIGN}; values are units × CostPrice."),
+        (
+            "As at",
+            "",
+            "Every figure is as at the moment on the banner: the month's cut-off "
+            "(23:59:59 UK time on its last day) for the final pack, the preview's own moment "
+            "for a preview. Ages and days left are measured at that moment.",
+        ),
+        (
+            "Costs",
+            "",
+            "CostPrice as at the period (recorded per reconciled day), never today's: "
+            "rebuilding a past month gives the same figures.",
+        ),
+        (
+            "Summary",
+            "",
+            "Each figure is the sum of one column of one sheet; the Summary says which.",
+        ),
+    ]
+    header = ("Sheet", "Column", "Meaning")
+    for col, text in enumerate(header, start=1):
+        sheet.cell(row=3, column=col, value=text)
+    style_header(sheet, 3, len(header))
+    rows = [*lines, *((s.title, c.label, c.doc) for s in TABLES for c in s.columns)]
+    widths = [len(h) for h in header]
+    for number, values in enumerate(rows, start=4):
+        for col, text in enumerate(values, start=1):
+            guard_text_cell(sheet.cell(row=number, column=col, value=text))
+            widths[col - 1] = max(widths[col - 1], len(text))
+    sheet.freeze_panes = "A4"
+    fit_widths(sheet, widths)
+
+
 # --- HTML -----------------------------------------------------------------------------------
-
-
-def _by_abs_value(frame: pd.DataFrame) -> pd.DataFrame:
-    drifting = frame[frame["classification"] != "in_step"]
-    return drifting.assign(_k=drifting["value"].abs()).sort_values("_k", ascending=False)
-
-
-def _oldest_waiting(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["status"] != "invoiced"].sort_values("age_days", ascending=False)
-
-
-def _credits_first(frame: pd.DataFrame) -> pd.DataFrame:
-    interesting = frame[(frame["credit_status"] != "none") | (frame["written_off_units"] > 0)]
-    return interesting.sort_values(["credit_value", "write_off_value"], ascending=False)
-
-
-def _oldest_exceptions(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values("oldest_age_hours", ascending=False)
-
-
-def _by_value_at_cost(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.sort_values("value_at_cost", ascending=False)
-
-
-HTML_TABLES = (
-    (STOCK_RECONCILIATION, "Largest stock differences (not in step)", _by_abs_value),
-    (ORDER_TO_CASH, "Oldest shipments not yet invoiced", _oldest_waiting),
-    (RETURNS, "Credits and write-offs", _credits_first),
-    (EXCEPTIONS, "Open exceptions, oldest first", _oldest_exceptions),
-    (NON_SELLABLE_VALUE, "Stock in non-sellable sites", _by_value_at_cost),
-)
 
 
 def _charts(inputs: MonthEndInputs, summary: tuple[SummaryFigure, ...]) -> list[object]:
@@ -620,7 +449,10 @@ def _charts(inputs: MonthEndInputs, summary: tuple[SummaryFigure, ...]) -> list[
 def render_html(inputs: MonthEndInputs, summary: tuple[SummaryFigure, ...]) -> str:
     """The self-contained HTML report (inline CSS and SVG, no script, no URL)."""
     tables = []
-    for spec, caption, order in HTML_TABLES:
+    for sheet in SHEETS:
+        if sheet.html is None:
+            continue
+        spec, (caption, order) = sheet.spec, sheet.html
         frame = inputs.prepared[spec.key]
         rows = html_rows(frame, spec, order, HTML_TOP_ROWS)
         tables.append(
@@ -645,5 +477,7 @@ def render_html(inputs: MonthEndInputs, summary: tuple[SummaryFigure, ...]) -> s
         summary=summary,
         charts=_charts(inputs, summary),
         tables=tables,
-        workbook_name=f"month_end_{inputs.month}.xlsx",
+        workbook_name=pack_names(inputs.month, inputs.preview)["workbook"],
+        status=inputs.status,
+        preview=inputs.preview,
     )

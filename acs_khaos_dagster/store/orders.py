@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from acs_khaos_dagster.domain.models import AcsOrder, DespatchEvent
@@ -202,11 +202,20 @@ class OrderBook:
                 DespatchEvent.model_validate(r.payload) for r in rows if r.shipment_id not in done
             ]
 
-    def despatch_events(self, since: datetime | None = None) -> list[DespatchEvent]:
-        """Every despatch event recorded (despatched at or after ``since``), oldest first."""
+    def despatch_events(
+        self, since: datetime | None = None, also_shipments: Iterable[str] = ()
+    ) -> list[DespatchEvent]:
+        """Every despatch event recorded (despatched at or after ``since``, plus every event
+        of ``also_shipments`` whatever its age), oldest first."""
         query = select(DespatchEventRow).order_by(DespatchEventRow.despatched_at)
         if since is not None:
-            query = query.where(DespatchEventRow.despatched_at >= since)
+            older = sorted(set(also_shipments))
+            query = query.where(
+                or_(
+                    DespatchEventRow.despatched_at >= since,
+                    DespatchEventRow.shipment_id.in_(older),
+                )
+            )
         with self._db.transaction() as s:
             return [DespatchEvent.model_validate(r.payload) for r in s.scalars(query)]
 

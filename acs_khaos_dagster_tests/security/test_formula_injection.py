@@ -105,8 +105,9 @@ def test_negative_numbers_stay_numbers_in_the_csv_and_the_workbook(
     assert (jeans["difference"], jeans["value"]) == ("-2", "-30.00")
 
     sheet = load_workbook(pack.workbook)["Stock reconciliation"]
-    header = [cell.value for cell in sheet[1]]
-    row = next(r for r in sheet.iter_rows(min_row=2) if r[0].value == 102)
+    # Row 1 is the pack's banner, row 2 the header.
+    header = [cell.value for cell in sheet[2]]
+    row = next(r for r in sheet.iter_rows(min_row=3) if r[0].value == 102)
     difference = row[header.index("Difference (units)")]
     value = row[header.index("Difference value (£ at cost)")]
     assert (difference.value, difference.data_type) == (-2, "n")

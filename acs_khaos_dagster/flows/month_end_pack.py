@@ -1,0 +1,153 @@
+"""Month-end pack flow: read the month's stored reconciliation, build and write the pack.
+
+Application layer (no Dagster): the ``month_end_pack`` asset calls ``build_month_end_pack``
+with the settings, the store and the clock's now.
+
+- The daily tables come from ``<data_dir>/reconciliation/<table>/<YYYY-MM-DD>.parquet``.
+- Costs are those recorded for the pack's day (``flows.period_costs``): a rebuild of a
+  past month after a price change gives the same figures.
+- The month's stock adjustments are read from the outbox: every adjustment and status
+  move Khaos confirmed, line by line, for the pack's VARIANCE / WRITEOFF / EXHIRE totals.
+- A final pack goes to ``<data_dir>/month_end/<YYYY-MM>/``; a preview to
+  ``<data_dir>/month_end/<YYYY-MM>/preview/`` under names ending in ``_preview``, so a
+  preview can never replace a final pack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from acs_khaos_dagster.config import Settings
+from acs_khaos_dagster.domain import month_end as me
+from acs_khaos_dagster.domain.models import StockAdjustmentGroup, StockMove
+from acs_khaos_dagster.domain.month_close import (
+    ADJUSTMENT_INPUT_COLUMNS,
+    MonthTables,
+    month_tables,
+)
+from acs_khaos_dagster.effects import EffectKind
+from acs_khaos_dagster.flows.period_costs import period_cost_prices
+from acs_khaos_dagster.reports import MonthEndInputs, PackFiles, render_month_end_pack
+from acs_khaos_dagster.store import Store
+
+RECONCILIATION_DIR = "reconciliation"
+PREVIEW_DIR = "preview"
+
+
+def reconciliation_dir(settings: Settings) -> Path:
+    return settings.data_dir / RECONCILIATION_DIR
+
+
+def stored_days(folder: Path, table: str, month: str) -> dict[date, Path]:
+    """``<folder>/<table>/<YYYY-MM-DD>.parquet`` files of the month, by day."""
+    found: dict[date, Path] = {}
+    for path in sorted((folder / table).glob(f"{month}-??.parquet")):
+        try:
+            found[date.fromisoformat(path.stem)] = path
+        except ValueError:
+            continue
+    return found
+
+
+def read_month(settings: Settings, month: str) -> dict[str, dict[date, pd.DataFrame]]:
+    """Every stored daily table of the month, ``[table][day] -> frame``."""
+    folder = reconciliation_dir(settings)
+    return {
+        table: {
+            day: pd.read_parquet(path) for day, path in stored_days(folder, table, month).items()
+        }
+        for table in me.DAILY_TABLES
+    }
+
+
+def read_optional(path: Path) -> pd.DataFrame | None:
+    return pd.read_parquet(path) if path.exists() else None
+
+
+def confirmed_adjustments(db: Store) -> pd.DataFrame:
+    """Every stock adjustment line Khaos confirmed (``ADJUSTMENT_INPUT_COLUMNS``): the
+    outbox's done adjustment groups and status moves, each line with its change."""
+    rows: list[dict[str, Any]] = []
+    kinds = (EffectKind.KHAOS_STOCK_ADJUSTMENT, EffectKind.KHAOS_STOCK_MOVE)
+    for effect in (e for kind in kinds for e in db.outbox.find(kind=kind, state="done")):
+        if effect.kind == str(EffectKind.KHAOS_STOCK_MOVE):
+            groups = list(StockMove.model_validate(effect.payload).legs)
+        else:
+            groups = [StockAdjustmentGroup.model_validate(effect.payload)]
+        for group in groups:
+            for line in group.lines:
+                if line.adjust_by is not None:
+                    units = line.adjust_by
+                elif line.adjust_to is not None and line.planned_level is not None:
+                    units = line.adjust_to - line.planned_level
+                else:
+                    continue  # an absolute target with no known starting Level
+                value = abs(Decimal(line.value)) * (1 if units >= 0 else -1)
+                rows.append(
+                    {
+                        "applied_at": effect.updated_at,
+                        "ref": group.group_ref,
+                        "reason_code": line.reason_code,
+                        "stock_id": line.stock_id,
+                        "site_id": group.site_id,
+                        "units": units,
+                        "value": float(value),
+                    }
+                )
+    return pd.DataFrame(rows, columns=list(ADJUSTMENT_INPUT_COLUMNS))
+
+
+@dataclass(frozen=True)
+class PackResult:
+    tables: MonthTables
+    files: PackFiles
+    days_not_reconciled: int
+
+
+def pack_day(month: str, daily: dict[str, dict[date, pd.DataFrame]], preview: bool) -> date:
+    """The day the pack's figures are taken from: the month's last, or for a preview the
+    newest day every table has (the month's first if none)."""
+    if not preview:
+        return me.month_days(month)[-1]
+    complete = set.intersection(*(set(daily.get(t, {})) for t in me.DAILY_TABLES))
+    return max(complete) if complete else me.month_days(month)[0]
+
+
+def build_month_end_pack(
+    conf: Settings, db: Store, month: str, *, preview: bool, now: datetime
+) -> PackResult:
+    """Build and write the pack (raises ``me.MonthIncomplete`` for a final pack of a month
+    with days not reconciled)."""
+    daily = read_month(conf, month)
+    missing = me.missing_days(
+        month, {table: daily.get(table, {}).keys() for table in me.DAILY_TABLES}
+    )
+    if missing and (not preview or len(missing) == len(me.month_days(month))):
+        # Refused before anything is read or recorded (no day's costs frozen by a refusal).
+        raise me.MonthIncomplete(month, missing)
+    day = pack_day(month, daily, preview)
+    tables = month_tables(
+        month,
+        daily,
+        read_optional(reconciliation_dir(conf) / "drift_by_day.parquet"),
+        selling_site_ids=[conf.khaos.sites.selling],
+        cost_prices=period_cost_prices(conf, day.isoformat()),
+        adjustments=confirmed_adjustments(db),
+        reasons=conf.khaos.reasons,
+        site_names={v: k for k, v in conf.khaos.sites.model_dump().items()},
+        now=now,
+        preview=preview,
+    )
+    label = conf.acs.account_code
+    if preview:
+        label += f" (PREVIEW: {len(missing)} day(s) of the month not reconciled yet)"
+    inputs = MonthEndInputs(month=month, generated_at=now, account_name=label, **tables.as_kwargs())
+    folder = conf.data_dir / "month_end" / month
+    files = render_month_end_pack(inputs, folder / PREVIEW_DIR if preview else folder)
+    return PackResult(tables=tables, files=files, days_not_reconciled=len(missing))
