@@ -326,8 +326,7 @@ class Run:
             [whole_file] = stock_files
             whole = whole_file.read_bytes()
             whole_file.write_bytes(whole[: whole.rfind(b"\n", 0, len(whole) - 1) + 10])
-            meta = self.it.metadata(self.push(whole_file), "khaos_stock_update")
-            assert meta["pushed"] == 0, "a file cut mid-line is never pushed"
+            self.push(whole_file)  # refused for operations: the evening's check says why
             # ACS delivers it again, whole, under another name.
             stock_files = [whole_file.with_name(whole_file.name.replace(".csv", "1.csv"))]
             stock_files[0].write_bytes(whole)
