@@ -162,6 +162,16 @@ class OrderSettings(BaseModel):
     despatch_page_size: int = Field(200, ge=1, le=5000)
 
 
+class FreshnessSettings(BaseModel):
+    """When each day's data must be in, as cron expressions in UK time (the UI flags a late
+    partition; ``defs/freshness.py``)."""
+
+    # ACS drops a stock file every trading morning.
+    snapshot_due: str = "0 9 * * 1-6"
+    # The nightly reconciliation (02:30) of the day before is done by this time.
+    reconciliation_due: str = "0 6 * * *"
+
+
 class StockSettings(BaseModel):
     """ACS snapshots to Khaos Level (see ARCHITECTURE "Stock arithmetic")."""
 
@@ -417,6 +427,7 @@ class Settings(BaseSettings):
     couriers: CourierMap = CourierMap()
     carriers: CarrierMap = CarrierMap()
     working_calendar: WorkingCalendar = WorkingCalendar()
+    freshness: FreshnessSettings = FreshnessSettings()
     sla: SlaPolicy = SlaPolicy()
     sync_mode: Literal["realtime", "batch"] = "batch"
     retention: RetentionSettings = RetentionSettings()

@@ -5,6 +5,7 @@ exposing its own ``defs``; this file merges them with the shared resources and j
 """
 
 import warnings
+from datetime import timedelta
 
 from dagster import (
     AssetKey,
@@ -12,12 +13,19 @@ from dagster import (
     AssetSelection,
     AssetSpec,
     Definitions,
+    FreshnessPolicy,
     TableSchemaMetadataValue,
     define_asset_job,
     in_process_executor,
 )
 from dagster._utils.warnings import PreviewWarning
 
+from acs_khaos_dagster.config import (
+    UK_TIME_ZONE,
+    FreshnessSettings,
+    SettingsError,
+    load_settings,
+)
 from acs_khaos_dagster.defs import (
     alerts,
     month_end,
@@ -82,6 +90,32 @@ OWNER_OF_ASSET = {"integration_exceptions": "team:integration"}
 FINANCE_OUTPUTS = {"month_end_pack", "workflow_audit_report"}
 
 
+def _freshness() -> dict[str, FreshnessPolicy]:
+    """Each trading day's snapshot and each night's reconciliation by a deadline (UK time,
+    ``freshness.*`` settings, read when the code location loads): the UI flags them late."""
+    try:
+        due = load_settings().freshness
+    except SettingsError:
+        due = FreshnessSettings()  # broken settings fail every run with the field named
+    day = timedelta(hours=24)
+    snapshot = FreshnessPolicy.cron(
+        deadline_cron=due.snapshot_due, lower_bound_delta=day, timezone=UK_TIME_ZONE
+    )
+    nightly = FreshnessPolicy.cron(
+        deadline_cron=due.reconciliation_due, lower_bound_delta=day, timezone=UK_TIME_ZONE
+    )
+    return {"acs_stock_snapshot": snapshot} | {name: nightly for name in RECONCILED}
+
+
+RECONCILED = (
+    "stock_reconciliation",
+    "order_status_reconciliation",
+    "order_to_cash_reconciliation",
+    "returns_reconciliation",
+    "integration_exceptions",
+)
+
+
 def _column_schemas() -> dict[AssetKey, TableSchemaMetadataValue]:
     """Each table asset's columns, from the pandera model its output type was built from."""
     found: dict[AssetKey, TableSchemaMetadataValue] = {}
@@ -101,12 +135,15 @@ def _catalogued(spec: AssetSpec, schemas: dict[AssetKey, TableSchemaMetadataValu
     owner = OWNER_OF_ASSET.get(name) or OWNER_OF_GROUP.get(group or "", "team:integration")
     owners = list(spec.owners) or [owner]
     spec = spec.replace_attributes(group_name=group, owners=owners)
+    if name in FRESHNESS and spec.freshness_policy is None:
+        spec = spec.replace_attributes(freshness_policy=FRESHNESS[name])
     if spec.key in schemas and "dagster/column_schema" not in spec.metadata:
         spec = spec.merge_attributes(metadata={"dagster/column_schema": schemas[spec.key]})
     return spec
 
 
 _schemas = _column_schemas()
+FRESHNESS = _freshness()
 _merged = Definitions.merge(
     *GROUPS,
     Definitions(

@@ -115,3 +115,11 @@ def test_reports_draw_lineage_from_the_data_they_read() -> None:
     # The pack depends on the days of its month, so the check guarding it shows as such.
     assert "order_to_cash_reconciliation" in deps["month_end_pack"]
     assert "integration_exceptions" in deps["workflow_audit_report"]
+
+
+def test_the_snapshot_and_the_reconciliations_have_a_deadline() -> None:
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+    snapshot = specs["acs_stock_snapshot"].freshness_policy
+    assert snapshot is not None and snapshot.deadline_cron == "0 9 * * 1-6"
+    assert snapshot.timezone == "Europe/London"
+    assert specs["stock_reconciliation"].freshness_policy.deadline_cron == "0 6 * * *"
