@@ -6,6 +6,7 @@ one inactive, one with a barcode that differs from Khaos, and one SKU Khaos does
 
 from __future__ import annotations
 
+import csv
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
@@ -39,6 +40,21 @@ def test_first_sync_classifies_every_sku_against_the_acs_registry(
     mapping = result.output_for_node("sku_mapping")
     mismatch = mapping[mapping["classification"] == "attribute_mismatch"].iloc[0]
     assert mismatch["mismatch_fields"] == "barcode"
+
+
+def test_ecommerce_gets_the_skus_not_ready_for_sale_and_why(
+    integration: IntegrationHarness,
+) -> None:
+    result = integration.run(*PRODUCTS)
+    meta = integration.metadata(result, "ready_for_sale_skus")
+    # 2 missing, 2 pending, 1 inactive, 1 mismatched barcode (the scenario's registry).
+    assert meta["not_ready_for_sale"] == 6
+    with open(meta["not_ready_csv"], newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6
+    mismatch = next(r for r in rows if r["classification"] == "attribute_mismatch")
+    assert mismatch["why"].startswith("ACS holds other details: barcode")
+    assert "| stock_code " in meta["not_ready_first_50"]
 
 
 def test_style_parents_are_in_the_master_but_never_sent_to_acs(

@@ -15,6 +15,7 @@ from dagster import (
     AssetKey,
     Config,
     Definitions,
+    MetadataValue,
     asset,
     asset_check,
 )
@@ -41,6 +42,7 @@ from acs_khaos_dagster.defs.schemas import (
     SkuPushType,
 )
 from acs_khaos_dagster.domain.catalogue import SKU_MASTER_COLUMNS, sku_master_frame
+from acs_khaos_dagster.domain.readiness import NOT_READY_COLUMNS, not_ready_for_sale
 from acs_khaos_dagster.domain.sku_mapping import (
     ExceptionSpec,
     acs_registry_frame,
@@ -53,6 +55,7 @@ from acs_khaos_dagster.domain.sku_mapping import (
     summary_counts,
 )
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind, versions_of
+from acs_khaos_dagster.reports._tables import neutralise_text, write_csv
 from acs_khaos_dagster.store.products import SkuIdentities
 
 # GetStockList needs a "changed since" date; this one predates any Khaos install.
@@ -228,9 +231,25 @@ def sku_mapping(
     dagster_type=ReadyForSaleType,
     description="SKUs active at ACS with matching attributes: what the order and stock flows use.",
 )
-def ready_for_sale_skus(context: AssetExecutionContext, sku_mapping: pd.DataFrame) -> pd.DataFrame:
+def ready_for_sale_skus(
+    context: AssetExecutionContext, sku_mapping: pd.DataFrame, settings: SettingsResource
+) -> pd.DataFrame:
     ready = ready_for_sale(sku_mapping)
-    context.add_output_metadata({"ready_for_sale": len(ready)})
+    waiting = not_ready_for_sale(sku_mapping)
+    # Ecommerce's worklist: the first 50 here, every one in the CSV beside the SKU master.
+    path = write_csv(
+        settings.load().data_dir / "products" / "not_ready_for_sale.csv",
+        NOT_READY_COLUMNS,
+        [[neutralise_text(str(v)) for v in row] for row in waiting.itertuples(index=False)],
+    )
+    context.add_output_metadata(
+        {
+            "ready_for_sale": len(ready),
+            "not_ready_for_sale": len(waiting),
+            "not_ready_first_50": markdown_table(waiting, limit=50),
+            "not_ready_csv": MetadataValue.path(str(path)),
+        }
+    )
     return ready
 
 
