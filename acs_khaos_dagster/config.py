@@ -180,6 +180,8 @@ class StockSettings(BaseModel):
     max_total_drop: float = Field(0.10, ge=0, le=1)
     max_sellable_drop: float = Field(0.20, ge=0, le=1)
     max_unknown_share: float = Field(0.02, ge=0, le=1)
+    # Above this share of a file's rows quarantined, the snapshot's quality check warns.
+    max_quarantine_share: float = Field(0.01, ge=0, le=1)
     # Unexplained differences within both limits are pushed as VARIANCE; above, held
     # for finance to approve.
     variance_tolerance_units: int = Field(2, ge=0)

@@ -64,6 +64,7 @@ from acs_khaos_dagster.defs.common import (
 )
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
 from acs_khaos_dagster.defs.schemas import SnapshotStatusCountsType
+from acs_khaos_dagster.defs.stock_checks import snapshot_file_is_whole_and_known
 from acs_khaos_dagster.domain.snapshot import status_counts, units_per_status
 from acs_khaos_dagster.domain.stock_guards import (
     SnapshotTotals,
@@ -754,7 +755,7 @@ def stock_push_schedule(
 
 defs = Definitions(
     assets=[acs_stock_snapshot, sellable_stock, non_sellable_stock, khaos_stock_update],
-    asset_checks=[no_non_sellable_counted_as_sellable_check],
+    asset_checks=[no_non_sellable_counted_as_sellable_check, snapshot_file_is_whole_and_known],
     jobs=[stock_snapshot_job, stock_snapshot_push_job, stock_push_job],
     sensors=[acs_stock_file_sensor],
     schedules=[stock_push_schedule],

@@ -1,0 +1,74 @@
+"""The snapshot's quality, as a check operations can see and rerun in the UI.
+
+Not blocking: the push's own guards refuse a cut or implausible file. This check says, per
+snapshot day, whether the file was whole, how much of it was quarantined and how many units
+were in statuses the policy does not know.
+"""
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetKey,
+    asset_check,
+)
+
+from acs_khaos_dagster.defs.resources import SettingsResource
+
+SNAPSHOT = AssetKey("acs_stock_snapshot")
+
+
+def snapshot_quality_findings(
+    metadata: dict[str, float], max_quarantine_share: float, max_unknown_share: float
+) -> list[str]:
+    """What is wrong with a snapshot, from its materialisation's figures (empty: nothing)."""
+    units = metadata.get("units", 0)
+    quarantined = metadata.get("rows_quarantined", 0)
+    unknown = metadata.get("unknown_status_units", 0)
+    findings = []
+    if metadata.get("file_truncated", 0):
+        findings.append("the file was cut short (refused: stock_file_truncated)")
+    rows = units + quarantined
+    if rows and quarantined / rows > max_quarantine_share:
+        findings.append(f"{quarantined} of {rows:g} rows quarantined")
+    if units and unknown / units > max_unknown_share:
+        findings.append(f"{unknown:g} of {units:g} units in unknown statuses")
+    return findings
+
+
+@asset_check(
+    asset=SNAPSHOT,
+    name="snapshot_file_is_whole_and_known",
+    description="The stock file was whole, at most stock.max_quarantine_share of its rows were "
+    "quarantined and at most stock.max_unknown_share of its units were in unknown statuses.",
+)
+def snapshot_file_is_whole_and_known(
+    context: AssetCheckExecutionContext, settings: SettingsResource
+) -> AssetCheckResult:
+    event = context.instance.get_latest_materialization_event(SNAPSHOT)
+    if event is None or event.run_id != context.run.run_id:
+        return AssetCheckResult(
+            passed=False, metadata={"missing": "the snapshot was not taken in by this run"}
+        )
+    materialization = event.asset_materialization
+    assert materialization is not None
+    figures = {
+        key: float(value.value)
+        for key, value in materialization.metadata.items()
+        if isinstance(value.value, int | float)
+    }
+    stock = settings.load().stock
+    findings = snapshot_quality_findings(
+        figures, stock.max_quarantine_share, stock.max_unknown_share
+    )
+    return AssetCheckResult(
+        passed=not findings,
+        severity=AssetCheckSeverity.WARN,
+        description="; ".join(findings) or "whole, nothing unusual",
+        metadata={
+            "units": int(figures.get("units", 0)),
+            "rows_quarantined": int(figures.get("rows_quarantined", 0)),
+            "unknown_status_units": int(figures.get("unknown_status_units", 0)),
+            "file_truncated": bool(figures.get("file_truncated", 0)),
+        },
+    )
