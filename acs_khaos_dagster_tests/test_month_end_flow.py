@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import pandas as pd
 import pytest
@@ -236,6 +238,10 @@ def _summary_sheet(workbook: Path) -> dict[str, float]:
 # --- the pack ------------------------------------------------------------------------------
 
 
+def _file(uri: str) -> Path:
+    return Path(url2pathname(urlparse(uri).path))
+
+
 def test_the_pack_of_a_reconciled_month_is_written_with_its_totals_in_the_metadata(
     data_dir: Path, instance: DagsterInstance
 ) -> None:
@@ -245,9 +251,12 @@ def test_the_pack_of_a_reconciled_month_is_written_with_its_totals_in_the_metada
 
     meta = _metadata(result, "month_end_pack")
     folder = data_dir / "month_end" / MONTH
-    assert Path(meta["workbook"]) == folder / f"month_end_{MONTH}.xlsx"
-    assert Path(meta["html"]).exists() and (folder / "order_to_cash.csv").exists()
-    sheet = _summary_sheet(Path(meta["workbook"]))
+    # Links the UI renders: finance clicks through to the files.
+    assert meta["workbook"] == (folder / f"month_end_{MONTH}.xlsx").resolve().as_uri()
+    assert _file(meta["html"]).exists() and (folder / "order_to_cash.csv").exists()
+    assert meta["pack"].startswith("FINAL") and "| figure | value |" in meta["summary"]
+    assert "£" in meta["summary"]
+    sheet = _summary_sheet(_file(meta["workbook"]))
     totals = {k: meta[k] for k in sheet}
     assert totals == pytest.approx(sheet)
     # The dress on the 31st: ACS 7, Level 16 → 9 units, £180 unexplained.
@@ -302,7 +311,8 @@ def test_a_preview_of_an_open_month_is_built_as_at_the_newest_day_and_says_so(
 
     meta = _metadata(result, "month_end_pack")
     assert meta["preview"] is True and meta["days_not_reconciled"] == 12
-    assert "PREVIEW" in Path(meta["html"]).read_text(encoding="utf-8")
+    assert "PREVIEW" in _file(meta["html"]).read_text(encoding="utf-8")
+    assert meta["pack"].startswith("PREVIEW") and next(iter(meta)) == "pack"
     # Issue 17 point 9: as at its own moment (the 19th's end), aged then, in its own files.
     assert meta["as_at"] == "2026-03-19T23:59:59+00:00"
     folder = data_dir / "month_end" / MONTH / "preview"

@@ -6,7 +6,7 @@ reconciliation stored under ``<data_dir>/reconciliation/``; rebuilding a past mo
 the UI gives the same figures for the same stored days.
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import date, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -43,6 +43,7 @@ from acs_khaos_dagster.flows.month_end_pack import (
 )
 from acs_khaos_dagster.flows.month_end_pack import read_optional as _read_optional
 from acs_khaos_dagster.reports import render_audit_report
+from acs_khaos_dagster.reports.pack_registry import SummaryFigure
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.orders import OrderBook
 
@@ -59,6 +60,15 @@ MONTH_END_AT = time(6, 0)
 
 def _plain(value: int | Decimal) -> int | float:
     return value if isinstance(value, int) else float(value)
+
+
+def _summary_markdown(figures: Iterable[SummaryFigure]) -> str:
+    """The pack's summary as finance reads it: money in £ with pence, the sheets' labels."""
+    rows = ["| figure | value |", "| --- | ---: |"]
+    for figure in figures:
+        value = f"£{figure.value:,.2f}" if figure.kind == "money" else f"{figure.value:,}"
+        rows.append(f"| {figure.label} | {value} |")
+    return "\n".join(rows)
 
 
 # --- the month-end pack ----------------------------------------------------------------------
@@ -114,12 +124,18 @@ def month_end_pack(
             },
         ) from None
     files, tables = built.files, built.tables
+    as_at = tables.as_at.astimezone(conf.tz).strftime("%d %b %Y %H:%M") if tables.as_at else ""
     metadata: dict[str, Any] = {
+        # First, so a preview cannot be taken for the final pack on the asset's page.
+        "pack": f"PREVIEW as at {as_at} (UK time) — not for posting"
+        if config.preview
+        else f"FINAL, as at the cut-off {as_at} (UK time)",
+        "summary": MetadataValue.md(_summary_markdown(files.summary)),
+        "workbook": MetadataValue.url(files.workbook.resolve().as_uri()),
+        "html": MetadataValue.url(files.html.resolve().as_uri()),
+        "csv_folder": MetadataValue.url(files.workbook.parent.resolve().as_uri()),
         "month": month,
         "as_at": tables.as_at.isoformat() if tables.as_at else "",
-        "workbook": MetadataValue.path(str(files.workbook)),
-        "html": MetadataValue.path(str(files.html)),
-        "csv_folder": MetadataValue.path(str(files.workbook.parent)),
         "csv_files": MetadataValue.json({k: str(v) for k, v in files.csvs.items()}),
     }
     metadata.update({key: _plain(value) for key, value in files.totals().items()})
