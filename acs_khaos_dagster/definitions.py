@@ -144,17 +144,26 @@ def _catalogued(spec: AssetSpec, schemas: dict[AssetKey, TableSchemaMetadataValu
 
 _schemas = _column_schemas()
 FRESHNESS = _freshness()
-_merged = Definitions.merge(
-    *GROUPS,
-    Definitions(
-        jobs=[integration_cycle],
-        resources=default_resources(),
-        # SQLite instance storage locks under parallel steps; production scales out with
-        # dagster-postgres and the run queue instead (deploy/dagster.yaml).
-        executor=in_process_executor,
-    ),
-)
-with warnings.catch_warnings():
-    # Mapping specs is "preview" in 1.13; it only sets owners, groups and column schemas.
-    warnings.simplefilter("ignore", category=PreviewWarning)
-    defs = _merged.map_asset_specs(func=lambda spec: _catalogued(spec, _schemas))
+
+
+def _definitions() -> Definitions:
+    """Every group merged, with owners, groups, schemas and freshness mapped onto the assets.
+
+    Built inside a function: Dagster refuses a module holding two ``Definitions`` objects."""
+    merged = Definitions.merge(
+        *GROUPS,
+        Definitions(
+            jobs=[integration_cycle],
+            resources=default_resources(),
+            # SQLite instance storage locks under parallel steps; production scales out with
+            # dagster-postgres and the run queue instead (deploy/dagster.yaml).
+            executor=in_process_executor,
+        ),
+    )
+    with warnings.catch_warnings():
+        # Mapping specs is "preview" in 1.13; it only sets owners, groups, schemas, freshness.
+        warnings.simplefilter("ignore", category=PreviewWarning)
+        return merged.map_asset_specs(func=lambda spec: _catalogued(spec, _schemas))
+
+
+defs = _definitions()

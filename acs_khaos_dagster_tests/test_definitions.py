@@ -123,3 +123,10 @@ def test_the_snapshot_and_the_reconciliations_have_a_deadline() -> None:
     assert snapshot is not None and snapshot.deadline_cron == "0 9 * * 1-6"
     assert snapshot.timezone == "Europe/London"
     assert specs["stock_reconciliation"].freshness_policy.deadline_cron == "0 6 * * *"
+
+
+def test_the_module_holds_exactly_one_definitions_object_as_dagster_requires() -> None:
+    import acs_khaos_dagster.definitions as module
+
+    found = [name for name, value in vars(module).items() if isinstance(value, Definitions)]
+    assert found == ["defs"]
