@@ -263,10 +263,12 @@ def acs_returns(
     context: AssetExecutionContext, settings: SettingsResource, store: StoreResource
 ) -> pd.DataFrame:
     conf = settings.load()
-    taken = skipped = failed = new_units = quarantined = 0
+    taken = skipped = failed = new_units = quarantined = corrected = not_applied = 0
     problems: list[str] = []
     with store.connect() as db, open_drop(conf) as drop:
         repo = ReturnsRepository(db.db)
+        # Before any correction is taken in: a unit settled by hand keeps its story.
+        repo.settle_units_closed_by_hand()
         for entry in _returns_entries(drop):
             path = drop.fetch(entry.name)
             file_row, process = db.ledger.record_file(path, kind=LEDGER_KIND)
@@ -283,7 +285,10 @@ def acs_returns(
             units = read.returns.to_pandas()
             # The units, their quarantined rows and the file's closing land together.
             with db.transaction() as session:
-                new_units += repo.store_units(file_row.id, units, session)
+                stored = repo.store_units(file_row.id, units, session)
+                new_units += stored.new
+                corrected += stored.corrected
+                not_applied += stored.correction_not_applied
                 db.ledger.add_quarantined_rows(file_row.id, read.quarantined, session)
                 db.ledger.mark_processed(
                     file_row.id,
@@ -302,6 +307,8 @@ def acs_returns(
             "files_skipped": skipped,
             "files_failed": failed,
             "units_new": new_units,
+            "units_corrected": corrected,
+            "corrections_not_applied": not_applied,
             "rows_quarantined": quarantined,
             "returned_units": len(table),
             **{f"units_grade_{g}": int(grades.get(g, 0)) for g in GRADES},
@@ -337,7 +344,10 @@ def khaos_return_postings(
     with store.connect() as db, khaos.client() as client:
         repo = ReturnsRepository(db.db)
         identity = SkuIdentities(db.db).identity()
-        units = repo.units()
+        repo.settle_units_closed_by_hand()
+        every_unit = repo.units()
+        # A unit settled by hand is never matched or credited here again (a second refund).
+        units = every_unit[every_unit["settled_by_hand_at"].isna()]
         unmatched = units[units["order_item_id"].isna()]
         matched_before = {
             (r, u): int(o)
