@@ -212,6 +212,18 @@ class ReturnSettings(BaseModel):
     refund_warn_days: int = Field(3, ge=0)
     # Hire StockID -> the StockID the unit is sold under once ex-hired.
     resale_stock_ids: dict[int, int] = Field(default_factory=dict)
+    # The used-garment value an ex-hire move carries (both EXHIRE legs), not the hire
+    # item's original cost: a share of CostPrice, or a fixed value per hire StockID.
+    ex_hire_value_share: Decimal = Field(Decimal("1"), gt=0, le=1)
+    ex_hire_unit_values: dict[int, Decimal] = Field(default_factory=dict)
+
+    @field_validator("ex_hire_unit_values")
+    @classmethod
+    def _non_negative_values(cls, value: dict[int, Decimal]) -> dict[int, Decimal]:
+        bad = sorted(k for k, v in value.items() if v < 0)
+        if bad:
+            raise ValueError(f"ex-hire unit values cannot be negative (StockIDs {bad})")
+        return value
 
 
 OWNER_TEAMS = ("operations", "finance", "ecommerce", "integration")

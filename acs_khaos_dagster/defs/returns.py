@@ -13,6 +13,7 @@ import warnings
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ from acs_khaos_dagster.defs.resources import (
     SettingsResource,
     StoreResource,
 )
+from acs_khaos_dagster.domain.ex_hire import ex_hire_unit_value
 from acs_khaos_dagster.domain.hire import HireStage, hire_unit_lifecycle
 from acs_khaos_dagster.domain.models import SalesOrder, StockItem
 from acs_khaos_dagster.domain.returns import (
@@ -471,6 +473,11 @@ def khaos_write_offs(
             conf.returns.resale_stock_ids,
             already_planned=repo.planned_group_refs(),
             reasons=conf.khaos.reasons,
+            ex_hire_value=partial(
+                ex_hire_unit_value,
+                share_of_cost=conf.returns.ex_hire_value_share,
+                unit_values=conf.returns.ex_hire_unit_values,
+            ),
         )
         with db.transaction() as session:
             repo.record_moves(moves, session)

@@ -39,7 +39,7 @@ One mover per event (``shared/ARCHITECTURE.md``)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -794,8 +794,12 @@ def plan_write_offs(
     *,
     already_planned: Collection[str] = frozenset(),
     reasons: KhaosReasons | None = None,
+    ex_hire_value: Callable[[int, Decimal], Decimal] | None = None,
 ) -> tuple[list[StockMove], list[ReturnProblem]]:
     """Write-off and ex-hire adjustments for units still in Khaos's Level.
+
+    ``ex_hire_value(hire StockID, CostPrice)``: the used-garment value both ex-hire legs
+    carry (``domain/ex_hire.py``); CostPrice when not given.
 
     Reason codes are the install's (``reasons``: ``write_off``, ``ex_hire``; by default
     ``WRITEOFF`` and ``EXHIRE``).
@@ -920,6 +924,7 @@ def plan_write_offs(
         out_ref, in_ref = ex_hire_group_refs(unit)
         if out_ref in done and in_ref in done:
             continue
+        used = ex_hire_value(item.stock_id, cost) if ex_hire_value else cost
         moves.append(
             StockMove(
                 kind=StockMoveKind.EX_HIRE,
@@ -927,7 +932,7 @@ def plan_write_offs(
                 return_ref=ref,
                 stock_id=item.stock_id,
                 resale_stock_id=target,
-                value=cost,
+                value=used,
                 happened_at=happened,
                 groups=(
                     StockAdjustmentGroup(
@@ -938,7 +943,7 @@ def plan_write_offs(
                                 stock_id=item.stock_id,
                                 adjust_by=-1,
                                 reason_code=codes.ex_hire,
-                                value=cost,
+                                value=used,
                             ),
                         ),
                     ),
@@ -950,7 +955,7 @@ def plan_write_offs(
                                 stock_id=target,
                                 adjust_by=1,
                                 reason_code=codes.ex_hire,
-                                value=cost,
+                                value=used,
                             ),
                         ),
                     ),
