@@ -1014,7 +1014,8 @@ class RefundWarning(Record):
 
     @property
     def message(self) -> str:
-        when = f"{self.deadline:%Y-%m-%d %H:%M} UTC"
+        # Finance reads UK time: 23:00 UTC in summer is the end of the UK day.
+        when = f"{self.deadline.astimezone(ZoneInfo(UK_TIME_ZONE)):%Y-%m-%d %H:%M %Z}"
         state = {"review": "a pre-credit is waiting for review", "none": "no credit exists"}
         why = state.get(self.credit_status, f"credit status is {self.credit_status!r}")
         if self.breached:
