@@ -174,6 +174,10 @@ class StockSettings(BaseModel):
     # for finance to approve.
     variance_tolerance_units: int = Field(2, ge=0)
     variance_tolerance_value: Decimal = Field(Decimal("50.00"), ge=0)
+    # A held variance above either limit needs a second finance approver
+    # (docs/runbooks/stock_variance_held.md).
+    second_approval_units: int = Field(20, ge=0)
+    second_approval_value: Decimal = Field(Decimal("500.00"), ge=0)
     max_lines_per_adjustment: int = Field(500, ge=1)
     # batch mode: push the newest snapshot on this schedule (Europe/London).
     batch_cron: str = "0 8-20 * * 1-6"
