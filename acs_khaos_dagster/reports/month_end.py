@@ -52,6 +52,8 @@ from acs_khaos_dagster.reports._tables import (
     write_text,
 )
 from acs_khaos_dagster.reports.charts import Series, bar_chart, hbar_chart, line_chart
+from acs_khaos_dagster.reports.pack_extra_sheets import EXTRA_SHEETS
+from acs_khaos_dagster.reports.pack_registry import SummaryFigure
 
 STOCK_CLASSIFICATIONS = ("in_step", "in_flight", "push_missing", "unexplained")
 ORDER_TO_CASH_STATUSES = ("despatched_not_posted", "posted_not_invoiced", "invoiced")
@@ -164,7 +166,7 @@ NON_SELLABLE_VALUE = TableSpec(
         Column("value_at_cost", "money", "Value (£ at cost)", "units × CostPrice."),
     ),
 )
-TABLES: tuple[TableSpec, ...] = (
+CORE_TABLES: tuple[TableSpec, ...] = (
     STOCK_RECONCILIATION,
     ORDER_TO_CASH,
     RETURNS,
@@ -172,6 +174,8 @@ TABLES: tuple[TableSpec, ...] = (
     DRIFT_BY_DAY,
     NON_SELLABLE_VALUE,
 )
+# Every sheet after the Summary, in workbook order: the core frames, then EXTRA_SHEETS.
+TABLES: tuple[TableSpec, ...] = (*CORE_TABLES, *(sheet.spec for sheet in EXTRA_SHEETS))
 SUMMARY_SHEET = "Summary"
 
 
@@ -221,6 +225,8 @@ class MonthEndInputs:
     exceptions: pd.DataFrame
     drift_by_day: pd.DataFrame
     non_sellable_value: pd.DataFrame
+    # The frames of ``EXTRA_SHEETS`` by key; one not given is an empty sheet.
+    sheets: Mapping[str, pd.DataFrame] = field(default_factory=dict)
     prepared: Mapping[str, pd.DataFrame] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -228,8 +234,17 @@ class MonthEndInputs:
             raise ReportInputError(f"month: {self.month!r} is not YYYY-MM")
         if not isinstance(self.generated_at, datetime):
             raise ReportInputError("generated_at: expected a datetime")
-        prepared = {spec.key: prepare(getattr(self, spec.key), spec) for spec in TABLES}
+        prepared = {spec.key: prepare(getattr(self, spec.key), spec) for spec in CORE_TABLES}
+        unknown = sorted(set(self.sheets) - {sheet.key for sheet in EXTRA_SHEETS})
+        if unknown:
+            raise ReportInputError(f"sheets: unknown table(s) {', '.join(unknown)}")
+        for sheet in EXTRA_SHEETS:
+            frame = self.sheets.get(sheet.key, pd.DataFrame(columns=sheet.spec.names))
+            prepared[sheet.key] = prepare(frame, sheet.spec)
         _check_consistency(prepared, self.month)
+        for sheet in EXTRA_SHEETS:
+            if sheet.check is not None:
+                sheet.check(prepared)
         object.__setattr__(self, "prepared", prepared)
 
     @property
@@ -257,17 +272,6 @@ def _check_consistency(tables: Mapping[str, pd.DataFrame], month: str) -> None:
     if outside.any():
         row = int(outside.idxmax())
         raise ReportInputError(f"drift_by_day.day: {days[row]} in row {row} is not in {month}")
-
-
-@dataclass(frozen=True)
-class SummaryFigure:
-    """One figure of the summary: ``key`` is stable (HTML id ``total-<key>``)."""
-
-    key: str
-    label: str
-    kind: str  # "int" or "money"
-    value: int | Decimal
-    source: str  # how to recompute it from the sheets, in words
 
 
 @dataclass(frozen=True)
@@ -371,20 +375,6 @@ def summarise(inputs: MonthEndInputs) -> tuple[SummaryFigure, ...]:
             f"'{rt}': sum of Credit value where Credit = review",
         ),
         SummaryFigure(
-            "written-off-units",
-            "Units written off",
-            "int",
-            int_sum(returns["written_off_units"]),
-            f"'{rt}': sum of Units written off",
-        ),
-        SummaryFigure(
-            "written-off-value",
-            "Written off (£ at cost)",
-            "money",
-            money_sum(returns["write_off_value"]),
-            f"'{rt}': sum of Write-off value",
-        ),
-        SummaryFigure(
             "non-sellable-units",
             "Units in non-sellable sites",
             "int",
@@ -413,6 +403,10 @@ def summarise(inputs: MonthEndInputs) -> tuple[SummaryFigure, ...]:
             f"'{ex}': sum of Over target",
         ),
     ]
+    # Write-offs are on their own sheet, split by route (a Khaos adjustment or a BER sale
+    # return): one total of both would not tie to Khaos's adjustment report.
+    for sheet in EXTRA_SHEETS:
+        figures.extend(sheet.figures(t))
     used: set[str] = set()
     for owner in sorted(exceptions["owner"].unique()):
         key = f"open-exceptions-{slug(owner)}"
@@ -549,6 +543,7 @@ HTML_TABLES = (
     (RETURNS, "Credits and write-offs", _credits_first),
     (EXCEPTIONS, "Open exceptions, oldest first", _oldest_exceptions),
     (NON_SELLABLE_VALUE, "Stock in non-sellable sites", _by_value_at_cost),
+    *((s.spec, s.html[0], s.html[1]) for s in EXTRA_SHEETS if s.html is not None),
 )
 
 
@@ -596,14 +591,15 @@ def _charts(inputs: MonthEndInputs, summary: tuple[SummaryFigure, ...]) -> list[
         bar_chart(
             "chart-credits",
             "Credits and write-offs (£)",
-            ["Credits raised", "Pending review", "Written off"],
+            ["Credits raised", "Pending review", "Written off (adjustments)", "BER sale returns"],
             [
                 Series(
                     "Value",
                     [
                         totals["credits-raised-value"],
                         totals["credits-review-value"],
-                        totals["written-off-value"],
+                        totals["written-off-adjustment-value"],
+                        totals["written-off-ber-returns-value"],
                     ],
                 )
             ],

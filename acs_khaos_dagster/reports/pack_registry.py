@@ -1,0 +1,67 @@
+"""The month-end pack's sheets as a registry: one ``PackSheet`` per sheet.
+
+A sheet is its table (``TableSpec``: key, title, columns with their descriptions), the
+summary figures computed from it (each the plain sum of one of its columns, said in
+words), how the HTML report shows it, and any cross-check against the other sheets.
+``reports.month_end.SHEETS`` lists them in workbook order; adding a sheet is adding a
+``PackSheet`` to that list (its frame comes in ``MonthEndInputs.sheets[key]``), nothing
+else: the workbook, the CSVs, the Read me sheet, the summary and the HTML follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pandas as pd
+
+from acs_khaos_dagster.reports._tables import TableSpec, int_sum, money_sum
+
+Tables = Mapping[str, pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class SummaryFigure:
+    """One figure of the summary: ``key`` is stable (HTML id ``total-<key>``)."""
+
+    key: str
+    label: str
+    kind: str  # "int" or "money"
+    value: int | Decimal
+    source: str  # how to recompute it from the sheets, in words
+
+
+@dataclass(frozen=True)
+class PackSheet:
+    """One sheet of the pack.
+
+    ``figures(tables)`` returns its summary figures from the prepared tables (by key).
+    ``html``: (caption, rows to show in order) for the HTML report, or None.
+    ``check(tables)`` raises ``ReportInputError`` when the sheet disagrees with another.
+    """
+
+    spec: TableSpec
+    figures: Callable[[Tables], list[SummaryFigure]] = lambda tables: []
+    html: tuple[str, Callable[[pd.DataFrame], pd.DataFrame]] | None = None
+    check: Callable[[Tables], None] | None = None
+
+    @property
+    def key(self) -> str:
+        return self.spec.key
+
+
+def where(frame: pd.DataFrame, column: str, value: str) -> pd.DataFrame:
+    return frame.loc[frame[column] == value]
+
+
+def count_figure(key: str, label: str, rows: pd.DataFrame, source: str) -> SummaryFigure:
+    return SummaryFigure(key, label, "int", len(rows), source)
+
+
+def int_figure(key: str, label: str, values: pd.Series, source: str) -> SummaryFigure:
+    return SummaryFigure(key, label, "int", int_sum(values), source)
+
+
+def money_figure(key: str, label: str, values: pd.Series, source: str) -> SummaryFigure:
+    return SummaryFigure(key, label, "money", money_sum(values), source)
