@@ -38,6 +38,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from acs_khaos_dagster.domain.hire_valuation import HireValuation
 from acs_khaos_dagster.domain.layout import KhaosReasons, KhaosSites, KhaosStages
 from acs_khaos_dagster.domain.order_release import CourierMap
 from acs_khaos_dagster.domain.returns import GradePolicy
@@ -426,6 +427,9 @@ class Settings(BaseSettings):
     orders: OrderSettings = OrderSettings()
     stock: StockSettings = StockSettings()
     returns: ReturnSettings = ReturnSettings()
+    # Hire units: valuation basis (cost, or cost less a per-rental depreciation with a
+    # floor) for the pack and hire write-offs; days of grace before a hire is overdue.
+    hire: HireValuation = HireValuation()
     grade_policy: GradePolicy = GradePolicy()
     alerts: AlertSettings = AlertSettings()
     status_policy: StatusPolicy = StatusPolicy()

@@ -7,6 +7,7 @@ the UI gives the same figures for the same stored days.
 """
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -34,9 +35,10 @@ from sqlalchemy import select
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.defs.common import markdown_table
-from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
+from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
 from acs_khaos_dagster.domain import month_end as me
 from acs_khaos_dagster.domain.sla import WorkingCalendar
+from acs_khaos_dagster.flows.month_end_extras import extra_pack_sheets, hire_stock_ids, without_hire
 from acs_khaos_dagster.reports import MonthEndInputs, render_audit_report, render_month_end_pack
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.orders import OrderBook
@@ -87,9 +89,13 @@ def _read_optional(path: Path) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.exists() else None
 
 
+def sku_master(settings: Settings) -> pd.DataFrame | None:
+    return _read_optional(settings.data_dir / "products" / "sku_master.parquet")
+
+
 def cost_prices(settings: Settings) -> dict[int, float]:
     """StockID → CostPrice from the products flow's SKU master, when it has run."""
-    master = _read_optional(settings.data_dir / "products" / "sku_master.parquet")
+    master = sku_master(settings)
     if master is None or master.empty:
         return {}
     return dict(
@@ -120,12 +126,17 @@ class MonthEndConfig(Config):
     "daily reconciliation. Refuses to build while a day of the month is not reconciled.",
 )
 def month_end_pack(
-    context: AssetExecutionContext, config: MonthEndConfig, settings: SettingsResource
+    context: AssetExecutionContext,
+    config: MonthEndConfig,
+    settings: SettingsResource,
+    store: StoreResource,
+    khaos: KhaosApiResource,
 ) -> None:
     conf = settings.load()
     month = context.partition_key
     daily = read_month(conf, month)
     drift = _read_optional(reconciliation_dir(conf) / "drift_by_day.parquet")
+    hire_ids = hire_stock_ids(sku_master(conf))
     try:
         tables = me.month_tables(
             month,
@@ -151,10 +162,31 @@ def month_end_pack(
     label = conf.acs.account_code
     if missing:
         label += f" (PREVIEW: {len(missing)} day(s) of the month not reconciled yet)"
+    stock = tables.stock_reconciliation
+    tables = replace(
+        tables,
+        non_sellable_value=me.non_sellable_value(
+            without_hire(stock, hire_ids), [conf.khaos.sites.selling], cost_prices(conf)
+        ),
+    )
+    with store.connect() as db, khaos.client() as client:
+        sheets = extra_pack_sheets(
+            conf,
+            db,
+            client,
+            month,
+            stock=stock,
+            order_to_cash=tables.order_to_cash,
+            month_returns=me.month_returns(daily["returns"], month),
+            cost_prices=cost_prices(conf),
+            hire_ids=hire_ids,
+            as_at=me.month_bounds(month)[1],
+        )
     inputs = MonthEndInputs(
         month=month,
         generated_at=integration_now(conf),
         account_name=label,
+        sheets=sheets,
         **tables.as_kwargs(),
     )
     files = render_month_end_pack(inputs, conf.data_dir / "month_end" / month)
