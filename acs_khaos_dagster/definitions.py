@@ -8,6 +8,7 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 
 from acs_khaos_dagster.defs import (
     alerts,
+    hire,
     month_end,
     orders,
     outbox,
@@ -24,6 +25,7 @@ GROUPS = [
     orders.defs,
     stock.defs,
     returns.defs,
+    hire.defs,
     reconciliation.defs,
     month_end.defs,
     outbox.defs,

@@ -75,6 +75,7 @@ from acs_khaos_dagster.domain.returns import (
     repair_costs,
 )
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind
+from acs_khaos_dagster.flows.hire import hire_write_off_value
 from acs_khaos_dagster.store.products import SkuIdentities
 from acs_khaos_dagster.store.returns import ReturnsRepository
 
@@ -478,6 +479,7 @@ def khaos_write_offs(
                 share_of_cost=conf.returns.ex_hire_value_share,
                 unit_values=conf.returns.ex_hire_unit_values,
             ),
+            hire_write_off_value=hire_write_off_value(conf, db),
         )
         with db.transaction() as session:
             repo.record_moves(moves, session)

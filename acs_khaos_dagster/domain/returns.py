@@ -795,11 +795,14 @@ def plan_write_offs(
     already_planned: Collection[str] = frozenset(),
     reasons: KhaosReasons | None = None,
     ex_hire_value: Callable[[int, Decimal], Decimal] | None = None,
+    hire_write_off_value: Callable[[str, Decimal], Decimal] | None = None,
 ) -> tuple[list[StockMove], list[ReturnProblem]]:
     """Write-off and ex-hire adjustments for units still in Khaos's Level.
 
     ``ex_hire_value(hire StockID, CostPrice)``: the used-garment value both ex-hire legs
     carry (``domain/ex_hire.py``); CostPrice when not given.
+    ``hire_write_off_value(unique SKU, CostPrice)``: a hire unit's write-off value at the
+    hire valuation basis (``domain/hire_valuation.py``); CostPrice when not given.
 
     Reason codes are the install's (``reasons``: ``write_off``, ``ex_hire``; by default
     ``WRITEOFF`` and ``EXHIRE``).
@@ -886,6 +889,8 @@ def plan_write_offs(
             if ref_wo in done:
                 continue
             site = _site(row, sites.hire_stock if hire else sites.selling)
+            if hire and hire_write_off_value is not None:
+                cost = hire_write_off_value(unit, cost)
             moves.append(
                 StockMove(
                     kind=StockMoveKind.WRITE_OFF,
