@@ -436,8 +436,12 @@ class Settings(BaseSettings):
     # Khaos courier code -> ACS delivery agent/service (orders out), and back (despatches in).
     couriers: CourierMap = CourierMap()
     carriers: CarrierMap = CarrierMap()
+    # ACS's contracted working days and bank holidays (GB/SCT at Eurocentral; GB/ENG for a
+    # warehouse in England), and the despatch SLA per service level.
     working_calendar: WorkingCalendar = WorkingCalendar()
     sla: SlaPolicy = SlaPolicy()
+    # The brand's finance calendar: the month-end pack is built on its first working day.
+    finance_calendar: WorkingCalendar = WorkingCalendar(holiday_subdivision="ENG")
     sync_mode: Literal["realtime", "batch"] = "batch"
     retention: RetentionSettings = RetentionSettings()
 

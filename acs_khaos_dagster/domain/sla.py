@@ -22,11 +22,24 @@ Cut-off
 came before opening; one acknowledged at or after the cut-off, or on a non-working
 day, starts at ``day_start`` of the next working day.
 
+Service levels (the 3PL contract)
+---------------------------------
+A 3PL contract states the despatch SLA per service level as a cut-off and working days:
+"standard: in by 14:00, out the same working day". ``ServiceLevel`` is that sentence:
+an order acknowledged to ACS on a working day before ``cutoff`` (local) is due out by
+``despatch_by`` (default: the close of the working day) ``working_days`` working days
+later (0 = the same day); one acknowledged at or after the cut-off, or on a day ACS does
+not work, counts from the next working day. ``SlaPolicy.service_levels`` names them
+(default ``standard``: 14:00, same working day; ``next_day``: 14:00, out by the 16:00
+courier collection the same day); ``SlaPolicy.delivery_services`` maps the order's ACS
+``DeliveryService`` to a level (default ``24`` and ``ND`` → ``next_day``), anything else
+is ``default_service_level``. The working days are ACS's contracted ones: the
+``WorkingCalendar`` (weekdays, the Scottish or English bank holidays, closures).
+
 Breaches (``find_breaches``)
 ----------------------------
-- ``turnaround``: acknowledged to ACS, units not yet despatched or closed, and more than
-  ``SlaPolicy.turnaround_working_hours`` of working time since ``sla_start`` — whatever
-  the order's Khaos stage now.
+- ``turnaround``: acknowledged to ACS, units not yet despatched or closed, and past its
+  service level's due time (``turnaround_due``) — whatever the order's Khaos stage now.
 - ``release_stage``: waiting at the release stage (not held) longer than
   ``release_stage_max_hours`` of **wall-clock** time: the integration runs round the
   clock, so an order it has not picked up in that time means the integration is
@@ -77,6 +90,18 @@ class WorkingCalendar(BaseModel):
     def _zone(cls, value: str) -> str:
         ZoneInfo(value)
         return value
+
+    @model_validator(mode="after")
+    def _known_holidays(self) -> WorkingCalendar:
+        if self.holiday_country is not None:
+            try:
+                _holidays(self.holiday_country, self.holiday_subdivision, 2026)
+            except NotImplementedError as exc:
+                raise ValueError(
+                    f"unknown bank-holiday calendar {self.holiday_country}/"
+                    f"{self.holiday_subdivision} (for the UK: GB with ENG, SCT, WLS or NIR)"
+                ) from exc
+        return self
 
     @field_validator("working_weekdays")
     @classmethod
@@ -179,16 +204,20 @@ def add_working_hours(start_utc: datetime, hours: float, calendar: WorkingCalend
     raise AssertionError("unreachable")  # _intervals_from raises first
 
 
-def sla_start(acknowledged_at: datetime, calendar: WorkingCalendar) -> datetime:
-    """When the turnaround clock starts for an order acknowledged at ``acknowledged_at``.
+def sla_start(
+    acknowledged_at: datetime, calendar: WorkingCalendar, cutoff: time | None = None
+) -> datetime:
+    """When the turnaround clock starts for an order acknowledged at ``acknowledged_at``
+    (the working-hours age of a breach counts from here).
 
-    Before the cut-off on a working day: at the acknowledgement (or at opening if earlier).
-    At or after the cut-off, or on a non-working day: at the next working day's opening.
+    Before the cut-off (``cutoff``, default ``calendar.cutoff``) on a working day: at the
+    acknowledgement (or at opening if earlier). At or after the cut-off, or on a
+    non-working day: at the next working day's opening.
     """
     at = _require_aware(acknowledged_at, "acknowledged_at")
     local = at.astimezone(calendar.tz)
     today = calendar.working_interval(local.date())
-    if today is not None and local.time() < calendar.cutoff:
+    if today is not None and local.time() < (calendar.cutoff if cutoff is None else cutoff):
         return max(at, today[0])
     day = local.date() + timedelta(days=1)
     for _ in range(_MAX_SCAN_DAYS):
@@ -202,14 +231,91 @@ def sla_start(acknowledged_at: datetime, calendar: WorkingCalendar) -> datetime:
 # --- Policy and breaches ---------------------------------------------------------------------
 
 
-class SlaPolicy(BaseModel):
-    """The agreed limits (configuration)."""
+class ServiceLevel(BaseModel):
+    """One service level of the 3PL contract: in by ``cutoff``, out by ``despatch_by``
+    (``None``: the close of the working day) ``working_days`` working days later."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    turnaround_working_hours: float = Field(24.0, gt=0)
+    cutoff: time = time(14, 0)
+    working_days: int = Field(0, ge=0, le=30)
+    despatch_by: time | None = None
+
+
+def _default_levels() -> dict[str, ServiceLevel]:
+    return {
+        "standard": ServiceLevel(),
+        "next_day": ServiceLevel(despatch_by=time(16, 0)),
+    }
+
+
+class SlaPolicy(BaseModel):
+    """The agreed limits (configuration): the contract's service levels, and two limits
+    on the integration's own waits."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    service_levels: dict[str, ServiceLevel] = Field(default_factory=_default_levels)
+    # ACS DeliveryService of the order (from the courier map) -> service level name.
+    delivery_services: dict[str, str] = Field(
+        default_factory=lambda: {"24": "next_day", "ND": "next_day"}
+    )
+    default_service_level: str = "standard"
     release_stage_max_hours: float = Field(4.0, gt=0)  # wall-clock
     back_order_max_days: float = Field(5.0, gt=0)  # wall-clock
+
+    @field_validator("service_levels", mode="before")
+    @classmethod
+    def _over_the_defaults(cls, value: Any) -> Any:
+        # A brand that sets one level (from YAML or one environment variable) keeps the
+        # others: ``standard`` and ``next_day`` are always there unless redefined.
+        if isinstance(value, Mapping):
+            return {**_default_levels(), **value}
+        return value
+
+    @model_validator(mode="after")
+    def _levels_named(self) -> SlaPolicy:
+        named = {self.default_service_level, *self.delivery_services.values()}
+        unknown = sorted(named - set(self.service_levels))
+        if unknown:
+            raise ValueError(f"sla: service level(s) {unknown} are not in sla.service_levels")
+        return self
+
+    def level_for(self, delivery_service: str | None) -> str:
+        return self.delivery_services.get(delivery_service or "", self.default_service_level)
+
+
+def turnaround_due(
+    acknowledged_at: datetime, level: ServiceLevel, calendar: WorkingCalendar
+) -> datetime:
+    """When an order acknowledged at ``acknowledged_at`` must be out (UTC), by ``level``.
+
+    >>> cal = WorkingCalendar(holiday_country=None)
+    >>> ack = datetime(2025, 6, 2, 13, 59, tzinfo=UTC)  # Monday 14:59 BST: after 14:00
+    >>> turnaround_due(ack, ServiceLevel(), cal).isoformat()  # Tuesday 18:00 BST
+    '2025-06-03T17:00:00+00:00'
+    """
+    at = _require_aware(acknowledged_at, "acknowledged_at")
+    local = at.astimezone(calendar.tz)
+    day = local.date()
+    if not (calendar.is_working_day(day) and local.time() < level.cutoff):
+        day = _next_working_day(day, calendar)
+    for _ in range(level.working_days):
+        day = _next_working_day(day, calendar)
+    by = level.despatch_by
+    if by is None:
+        interval = calendar.working_interval(day)
+        assert interval is not None  # a working day has one
+        return interval[1]
+    return _instant(day, by, calendar.tz)
+
+
+def _next_working_day(day: date, calendar: WorkingCalendar) -> date:
+    for _ in range(_MAX_SCAN_DAYS):
+        day += timedelta(days=1)
+        if calendar.is_working_day(day):
+            return day
+    raise ValueError("the working calendar has no working day in ten years")
 
 
 class OrderSlaState(Record):
@@ -222,6 +328,8 @@ class OrderSlaState(Record):
     - ``back_order_since``: first seen with a back-order invoice in Awaiting Stock, if
       one is still there.
     - ``held``: held for SKUs (has an open ``order_held`` exception).
+    - ``delivery_service``: the ACS DeliveryService it was released with (its service
+      level through ``SlaPolicy.delivery_services``).
     """
 
     order_number: str
@@ -230,6 +338,7 @@ class OrderSlaState(Record):
     open_units: int = 0
     back_order_since: datetime | None = None
     held: bool = False
+    delivery_service: str = ""
 
 
 BreachKind = Literal["turnaround", "release_stage", "back_order"]
@@ -332,8 +441,9 @@ def find_breaches(
     for state in _states(orders_state):
         if state.acknowledged_at is not None and state.open_units > 0:
             acknowledged = _require_aware(state.acknowledged_at, "acknowledged_at")
-            clock = sla_start(acknowledged, calendar)
-            due = add_working_hours(clock, policy.turnaround_working_hours, calendar)
+            level = policy.service_levels[policy.level_for(state.delivery_service)]
+            clock = sla_start(acknowledged, calendar, level.cutoff)
+            due = turnaround_due(acknowledged, level, calendar)
             add("turnaround", state.order_number, acknowledged, due, clock)
         if state.released_at is not None and not state.held:
             released = _require_aware(state.released_at, "released_at")
