@@ -42,6 +42,8 @@ demo: setup
 	$(BIN)/acs-khaos demo
 
 ## Run the whole test suite (after the linters: style and the layer contracts).
+# Both cores (CI has two): test files are spread over workers, a file's tests stay together.
+PYTEST_ARGS ?= -n auto --dist loadfile
 test: lint chromium nginx
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

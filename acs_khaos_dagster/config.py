@@ -38,6 +38,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from acs_khaos_dagster.domain.hire_valuation import HireValuation
 from acs_khaos_dagster.domain.layout import KhaosReasons, KhaosSites, KhaosStages
 from acs_khaos_dagster.domain.order_release import CourierMap
 from acs_khaos_dagster.domain.returns import GradePolicy
@@ -186,6 +187,10 @@ class StockSettings(BaseModel):
     # for finance to approve.
     variance_tolerance_units: int = Field(2, ge=0)
     variance_tolerance_value: Decimal = Field(Decimal("50.00"), ge=0)
+    # A held variance above either limit needs a second finance approver
+    # (docs/runbooks/stock_variance_held.md).
+    second_approval_units: int = Field(20, ge=0)
+    second_approval_value: Decimal = Field(Decimal("500.00"), ge=0)
     max_lines_per_adjustment: int = Field(500, ge=1)
     # batch mode: push the newest snapshot on this schedule (Europe/London).
     batch_cron: str = "0 8-20 * * 1-6"
@@ -224,6 +229,18 @@ class ReturnSettings(BaseModel):
     refund_warn_days: int = Field(3, ge=0)
     # Hire StockID -> the StockID the unit is sold under once ex-hired.
     resale_stock_ids: dict[int, int] = Field(default_factory=dict)
+    # The used-garment value an ex-hire move carries (both EXHIRE legs), not the hire
+    # item's original cost: a share of CostPrice, or a fixed value per hire StockID.
+    ex_hire_value_share: Decimal = Field(Decimal("1"), gt=0, le=1)
+    ex_hire_unit_values: dict[int, Decimal] = Field(default_factory=dict)
+
+    @field_validator("ex_hire_unit_values")
+    @classmethod
+    def _non_negative_values(cls, value: dict[int, Decimal]) -> dict[int, Decimal]:
+        bad = sorted(k for k, v in value.items() if v < 0)
+        if bad:
+            raise ValueError(f"ex-hire unit values cannot be negative (StockIDs {bad})")
+        return value
 
 
 OWNER_TEAMS = ("operations", "finance", "ecommerce", "integration")
@@ -422,15 +439,22 @@ class Settings(BaseSettings):
     orders: OrderSettings = OrderSettings()
     stock: StockSettings = StockSettings()
     returns: ReturnSettings = ReturnSettings()
+    # Hire units: valuation basis (cost, or cost less a per-rental depreciation with a
+    # floor) for the pack and hire write-offs; days of grace before a hire is overdue.
+    hire: HireValuation = HireValuation()
     grade_policy: GradePolicy = GradePolicy()
     alerts: AlertSettings = AlertSettings()
     status_policy: StatusPolicy = StatusPolicy()
     # Khaos courier code -> ACS delivery agent/service (orders out), and back (despatches in).
     couriers: CourierMap = CourierMap()
     carriers: CarrierMap = CarrierMap()
+    # ACS's contracted working days and bank holidays (GB/SCT at Eurocentral; GB/ENG for a
+    # warehouse in England), and the despatch SLA per service level.
     working_calendar: WorkingCalendar = WorkingCalendar()
     freshness: FreshnessSettings = FreshnessSettings()
     sla: SlaPolicy = SlaPolicy()
+    # The brand's finance calendar: the month-end pack is built on its first working day.
+    finance_calendar: WorkingCalendar = WorkingCalendar(holiday_subdivision="ENG")
     sync_mode: Literal["realtime", "batch"] = "batch"
     retention: RetentionSettings = RetentionSettings()
 

@@ -28,6 +28,7 @@ from acs_khaos_dagster.config import (
 )
 from acs_khaos_dagster.defs import (
     alerts,
+    hire,
     month_end,
     orders,
     outbox,
@@ -44,6 +45,7 @@ GROUPS = [
     orders.defs,
     stock.defs,
     returns.defs,
+    hire.defs,
     reconciliation.defs,
     month_end.defs,
     outbox.defs,

@@ -177,6 +177,57 @@ def frames() -> dict[str, pd.DataFrame]:
     }
 
 
+def extra_frames() -> dict[str, pd.DataFrame]:
+    """The sheets beside the core ones (refund liability, write-offs, hire)."""
+    liability = pd.DataFrame(
+        [
+            ("FEB", "FEB-P1", "U1", "2025-12-20 10:00", "2026-01-04 00:00", -27.0, "matched",
+             "review", 38.50, 40.00, "net of VAT", ""),
+            ("GONE", "GONE-P1", "U3", "2025-01-20 10:00", "2025-02-04 00:00", 3.0, "matched",
+             "missing", None, 60.00, "net of VAT", "no credit in Khaos"),
+            ("NOORDER", None, "U4", "2025-01-28 10:00", "2025-02-12 00:00", 11.0, "unmatched",
+             "missing", None, None, "net of VAT", "unmatched"),
+        ],
+        columns=[
+            "return_ref", "associated_ref", "unique_skus", "received_at_uk", "deadline_uk",
+            "days_left", "matched", "credit_status", "khaos_credit_value", "asked_value",
+            "vat_basis", "note",
+        ],
+    )  # fmt: skip  # 3 owed, Khaos £38.50, 2 missing, posted £100.00, 1 overdue
+    write_offs = pd.DataFrame(
+        [
+            ("UH1", "R2", 201, "khaos_adjustment", "WO-UH1", 1, 12.00),
+            ("U9", "R4", 104, "ber_sale_return", "R4-P1", 1, 7.25),
+        ],
+        columns=["unique_sku", "return_ref", "stock_id", "route", "reference", "units", "value"],
+    )  # adjustments 1 unit £12.00; BER sale returns 1 unit £7.25
+    fleet = pd.DataFrame(
+        [
+            (201, "HIRE-DRESS", "Hire stock", "no", 10, 1.5, 500.00, 425.00, "cost less 10%"),
+            (201, "HIRE-DRESS", "On hire", "yes", 4, 1.5, 200.00, 170.00, "cost less 10%"),
+        ],
+        columns=[
+            "stock_id", "stock_code", "site_name", "on_hire", "units", "rentals_per_unit",
+            "value_at_cost", "book_value", "basis",
+        ],
+    )  # fmt: skip  # 14 units, book £595.00, cost £700.00; on hire 4 units, £170.00
+    by_kind = pd.DataFrame(
+        [
+            ("S1", "SO-1", "sale", "despatched_not_posted", 120.00),
+            ("S2", "SO-2", "hire", "posted_not_invoiced", 80.50),
+            ("S3", "SO-3", "sale", "invoiced", 0.00),
+            ("S4", "SO-4", "sale", "despatched_not_posted", 45.25),
+        ],
+        columns=["shipment_id", "order_number", "kind", "status", "value_waiting"],
+    )  # sales waiting £165.25, hire fees waiting £80.50 (1 shipment)
+    return {
+        "refund_liability": liability,
+        "write_offs": write_offs,
+        "hire_fleet": fleet,
+        "order_to_cash_by_kind": by_kind,
+    }
+
+
 def sheets() -> dict[str, pd.DataFrame]:
     """The close sheets of the same month."""
     accruals = pd.DataFrame(
@@ -260,6 +311,7 @@ def sheets() -> dict[str, pd.DataFrame]:
         "within_tolerance": within,
         "adjustments": adjustments,
         "stock_by_site": by_site,
+        **extra_frames(),
     }
 
 
@@ -304,6 +356,10 @@ def recompute_from_sheets(path: Path) -> dict[str, float]:
     accruals = sheet_rows(path, "Cut-off accruals")
     adjustments = sheet_rows(path, "Stock adjustments")
     by_site = sheet_rows(path, "Stock by site")
+    owed = sheet_rows(path, "Refund liability")
+    write_offs = sheet_rows(path, "Write-offs")
+    fleet = sheet_rows(path, "Hire fleet")
+    by_kind = sheet_rows(path, "Order to cash by kind")
 
     def total(rows: list[dict[str, Any]], column: str, keep: Callable[[dict], bool]) -> float:
         return sum(row[column] or 0 for row in rows if keep(row))
@@ -340,8 +396,45 @@ def recompute_from_sheets(path: Path) -> dict[str, float]:
         "credits-review-value": total(
             returns, "Credit value (£)", lambda r: r["Credit"] == "review"
         ),
-        "written-off-units": total(returns, "Units written off", lambda r: True),
-        "written-off-value": total(returns, "Write-off value (£ at cost)", lambda r: True),
+        "written-off-adjustment-units": total(
+            write_offs, "Units", lambda r: r["Route"] == "khaos_adjustment"
+        ),
+        "written-off-adjustment-value": total(
+            write_offs, "Value (£)", lambda r: r["Route"] == "khaos_adjustment"
+        ),
+        "written-off-ber-returns-units": total(
+            write_offs, "Units", lambda r: r["Route"] == "ber_sale_return"
+        ),
+        "written-off-ber-returns-value": total(
+            write_offs, "Value (£)", lambda r: r["Route"] == "ber_sale_return"
+        ),
+        "refund-liability-count": len(owed),
+        "refund-liability-khaos-value": total(
+            owed, "Khaos credit value (£, net)", lambda r: r["Khaos credit value (£, net)"]
+        ),
+        "refund-liability-missing-count": sum(1 for r in owed if r["Khaos credit"] == "missing"),
+        "refund-liability-posted-value": total(
+            owed, "Posted value (£, net)", lambda r: r["Posted value (£, net)"]
+        ),
+        "refund-liability-overdue-count": sum(1 for r in owed if r["Days left"] < 0),
+        "hire-fleet-units": total(fleet, "Units", lambda r: True),
+        "hire-fleet-book-value": total(fleet, "Book value (£)", lambda r: True),
+        "hire-fleet-cost-value": total(fleet, "Value at cost (£)", lambda r: True),
+        "hire-on-hire-units": total(fleet, "Units", lambda r: r["On hire"] == "yes"),
+        "hire-on-hire-book-value": total(fleet, "Book value (£)", lambda r: r["On hire"] == "yes"),
+        "value-waiting-sales": total(
+            by_kind,
+            "Value waiting (£)",
+            lambda r: r["Sale or hire"] == "sale" and r["Status"] != "invoiced",
+        ),
+        "value-waiting-hire-fees": total(
+            by_kind,
+            "Value waiting (£)",
+            lambda r: r["Sale or hire"] == "hire" and r["Status"] != "invoiced",
+        ),
+        "hire-shipments-not-invoiced": sum(
+            1 for r in by_kind if r["Sale or hire"] == "hire" and r["Status"] != "invoiced"
+        ),
         "non-sellable-units": total(sites, "Units", lambda r: True),
         "non-sellable-value": total(sites, "Value (£ at cost)", lambda r: True),
         "open-exceptions": total(exceptions, "Open", lambda r: True),
@@ -415,8 +508,10 @@ def test_summary_shows_the_months_figures(pack: PackFiles) -> None:
     assert summary["value-despatched-not-invoiced"] == pytest.approx(245.75)
     assert summary["credits-raised-value"] == pytest.approx(40.50)
     assert summary["credits-review-value"] == pytest.approx(70.00)
-    assert summary["written-off-units"] == 2
-    assert summary["written-off-value"] == pytest.approx(19.25)
+    assert summary["written-off-adjustment-value"] == pytest.approx(12.00)
+    assert summary["written-off-ber-returns-value"] == pytest.approx(7.25)
+    assert summary["refund-liability-missing-count"] == 2
+    assert summary["value-waiting-hire-fees"] == pytest.approx(80.50)
     assert summary["non-sellable-value"] == pytest.approx(252.49)
     assert summary["open-exceptions-finance"] == 3
     assert summary["open-exceptions-operations"] == 3
@@ -455,7 +550,9 @@ def test_each_table_is_written_as_a_utf8_csv_matching_its_frame(pack: PackFiles)
             for written, original in zip(
                 (row[column.name] for row in rows), frame[column.name], strict=True
             ):
-                if column.kind == "money":
+                if column.kind == "money" and (original is None or pd.isna(original)):
+                    assert written == "", (spec.key, column.name)
+                elif column.kind == "money":
                     assert Decimal(written) == Decimal(str(original)).quantize(Decimal("0.01"))
                 elif column.kind in ("int", "number"):
                     assert (written == "" and pd.isna(original)) or float(written) == float(
@@ -508,7 +605,7 @@ def test_html_has_each_chart_drawn_from_the_data(pack: PackFiles) -> None:
     assert facts.marks["chart-drift-units"] == 31 - 6  # a bar per day with drift (day % 5)
     # Three buckets waiting, each holding one status only; empty stacks are not drawn.
     assert facts.marks["chart-order-to-cash"] == 3
-    assert facts.marks["chart-credits"] == 3
+    assert facts.marks["chart-credits"] == 4  # raised, review, adjustments, BER sale returns
     assert facts.marks["chart-non-sellable"] == 3
 
 
@@ -526,7 +623,8 @@ def test_html_escapes_text_from_the_data(pack: PackFiles) -> None:
 
 def test_an_empty_month_still_renders_with_zero_totals(tmp_path: Path) -> None:
     empty = {key: frame.iloc[0:0] for key, frame in frames().items()}
-    files = render_month_end_pack(inputs(**empty), tmp_path)
+    no_sheets = {key: frame.iloc[0:0] for key, frame in sheets().items()}
+    files = render_month_end_pack(inputs(**empty, sheets=no_sheets), tmp_path)
 
     totals = files.totals()
     assert totals["open-exceptions"] == 0

@@ -322,8 +322,10 @@ def test_the_despatch_sensor_starts_a_run_only_when_the_feed_has_new_events(
 def test_orders_acknowledged_and_not_despatched_past_the_turnaround_breach_once(
     integration: IntegrationHarness,
 ) -> None:
-    _products_and_release(integration)  # acknowledged Monday 07:00 UTC: clock starts 08:00
-    integration.sandbox.advance(timedelta(days=2, hours=6))  # Wednesday 13:00, due 12:00
+    # Acknowledged Monday 07:00 UTC, before the 14:00 cut-off: standard service, due out by
+    # close (18:00) that Monday.
+    _products_and_release(integration)
+    integration.sandbox.advance(timedelta(days=2, hours=6))  # Wednesday 13:00: overdue
 
     first = integration.run("order_sla_breaches").output_for_node("order_sla_breaches")
     integration.run("order_sla_breaches")

@@ -1,4 +1,8 @@
-"""The stuck-order clock: warehouse working time (Scotland) and SLA breaches."""
+"""The stuck-order clock: warehouse working time (Scotland) and SLA breaches.
+
+The despatch SLA is the 3PL contract's sentence per service level (issue 17 point 13):
+standard "in by 14:00, out the same working day"; next-day out by the 16:00 collection.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,24 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
+from acs_khaos_dagster.config import SettingsError, load_settings
 from acs_khaos_dagster.domain.sla import (
     OrderSlaState,
+    ServiceLevel,
     SlaPolicy,
     WorkingCalendar,
     add_working_hours,
     find_breaches,
     sla_start,
+    turnaround_due,
     working_hours_between,
 )
 
 UK = ZoneInfo("Europe/London")
 CAL = WorkingCalendar()  # 08:00-18:00, cut-off 14:00, Mon-Fri, Scottish bank holidays
-POLICY = SlaPolicy()  # 24 working hours, 4 h at release stage, 5 days back order
+# standard: in by 14:00, out by close (18:00) the same working day; next_day (ACS services
+# 24 and ND): out by 16:00; 4 h at release stage, 5 days back order.
+POLICY = SlaPolicy()
 ROUND_THE_CLOCK = WorkingCalendar(
     day_start=time(0),
     day_end=time(0),
@@ -122,21 +131,85 @@ def test_an_order_acknowledged_after_friday_cut_off_starts_on_monday() -> None:
 # --- breaches --------------------------------------------------------------------------
 
 
-def acked(at: datetime, open_units: int = 1, order: str = "SO1") -> OrderSlaState:
-    return OrderSlaState(order_number=order, acknowledged_at=at, open_units=open_units)
+def acked(
+    at: datetime, open_units: int = 1, order: str = "SO1", service: str = "48"
+) -> OrderSlaState:
+    return OrderSlaState(
+        order_number=order, acknowledged_at=at, open_units=open_units, delivery_service=service
+    )
 
 
-def test_an_order_not_despatched_within_the_turnaround_breaches() -> None:
-    # Acknowledged Mon 10:00; due Wed 14:00 (8 + 10 + 6 working hours).
-    (breach,) = find_breaches([acked(uk(2025, 6, 2, 10))], uk(2025, 6, 4, 15), POLICY, CAL)
+def test_a_standard_order_in_before_the_cut_off_and_not_out_by_close_that_day_breaches() -> None:
+    # Acknowledged Monday 10:00: due out by 18:00 the same working day.
+    (breach,) = find_breaches([acked(uk(2025, 6, 2, 10))], uk(2025, 6, 2, 18, 1), POLICY, CAL)
     assert (breach.kind, breach.order_number) == ("turnaround", "SO1")
-    assert breach.due_at == uk(2025, 6, 4, 14)
-    assert breach.age_working_hours == 25.0
+    assert breach.due_at == uk(2025, 6, 2, 18)
+    assert breach.age_working_hours == 8.0  # 10:00 to 18:00; the minute after closing is not
     assert breach.exception_type == "order_sla_breach" and breach.owner == "operations"
 
 
-def test_an_order_within_the_turnaround_does_not_breach() -> None:
-    assert find_breaches([acked(uk(2025, 6, 2, 10))], uk(2025, 6, 4, 13), POLICY, CAL) == []
+def test_a_standard_order_out_by_close_of_its_day_does_not_breach() -> None:
+    assert find_breaches([acked(uk(2025, 6, 2, 10))], uk(2025, 6, 2, 17, 59), POLICY, CAL) == []
+
+
+def test_a_standard_order_in_after_the_cut_off_is_due_by_close_of_the_next_working_day() -> None:
+    assert turnaround_due(uk(2025, 6, 2, 14), ServiceLevel(), CAL) == uk(2025, 6, 3, 18)
+
+
+def test_a_next_day_order_must_leave_by_the_collection_the_same_day() -> None:
+    state = acked(uk(2025, 6, 2, 13), service="24")
+    (breach,) = find_breaches([state], uk(2025, 6, 2, 16, 1), POLICY, CAL)
+    assert breach.due_at == uk(2025, 6, 2, 16)
+    # The same order on the standard service still has until 18:00.
+    assert find_breaches([acked(uk(2025, 6, 2, 13))], uk(2025, 6, 2, 16, 1), POLICY, CAL) == []
+
+
+def test_a_contract_can_give_a_service_level_more_working_days_and_its_own_cut_off() -> None:
+    policy = SlaPolicy(
+        service_levels={"standard": ServiceLevel(cutoff=time(12, 0), working_days=1)}
+    )
+    # Friday 12:30 is after this cut-off: counts from Monday, out by close on Tuesday.
+    state = acked(uk(2025, 6, 6, 12, 30))
+    assert find_breaches([state], uk(2025, 6, 10, 17, 59), policy, CAL) == []
+    assert [b.due_at for b in find_breaches([state], uk(2025, 6, 10, 18, 1), policy, CAL)] == [
+        uk(2025, 6, 10, 18)
+    ]
+
+
+def test_the_scottish_2_january_holiday_moves_the_standard_due_time_to_the_next_day() -> None:
+    thursday = uk(2025, 1, 2, 10)  # a bank holiday in Scotland, not in England
+    assert turnaround_due(thursday, ServiceLevel(), CAL) == uk(2025, 1, 3, 18)
+    england = WorkingCalendar(holiday_subdivision="ENG")
+    assert turnaround_due(thursday, ServiceLevel(), england) == uk(2025, 1, 2, 18)
+
+
+def test_acs_contracted_saturday_working_makes_saturday_a_despatch_day() -> None:
+    saturdays = WorkingCalendar(working_weekdays=frozenset({0, 1, 2, 3, 4, 5}))
+    assert turnaround_due(uk(2025, 6, 7, 10), ServiceLevel(), saturdays) == uk(2025, 6, 7, 18)
+    assert turnaround_due(uk(2025, 6, 7, 10), ServiceLevel(), CAL) == uk(2025, 6, 9, 18)
+
+
+def test_an_unknown_bank_holiday_calendar_is_refused() -> None:
+    with pytest.raises(ValueError, match="bank-holiday calendar"):
+        WorkingCalendar(holiday_subdivision="SCOTLAND")
+
+
+def test_a_delivery_service_mapped_to_an_unknown_service_level_is_refused() -> None:
+    with pytest.raises(ValueError, match="express"):
+        SlaPolicy(delivery_services={"ND": "express"})
+
+
+def test_the_calendars_and_service_levels_are_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACS_KHAOS_WORKING_CALENDAR__HOLIDAY_SUBDIVISION", "ENG")
+    monkeypatch.setenv("ACS_KHAOS_FINANCE_CALENDAR__HOLIDAY_SUBDIVISION", "SCT")
+    monkeypatch.setenv("ACS_KHAOS_SLA__SERVICE_LEVELS__NEXT_DAY__DESPATCH_BY", "15:30")
+    conf = load_settings()
+    assert conf.working_calendar.holiday_subdivision == "ENG"
+    assert conf.finance_calendar.holiday_subdivision == "SCT"
+    assert conf.sla.service_levels["next_day"].despatch_by == time(15, 30)
+    monkeypatch.setenv("ACS_KHAOS_FINANCE_CALENDAR__HOLIDAY_SUBDIVISION", "XX")
+    with pytest.raises(SettingsError, match="finance_calendar"):
+        load_settings()
 
 
 def test_a_fully_despatched_order_does_not_breach() -> None:
@@ -145,8 +218,8 @@ def test_a_fully_despatched_order_does_not_breach() -> None:
 
 
 def test_the_weekend_does_not_make_an_order_late() -> None:
-    # Acknowledged Friday 15:00 (after cut-off): the clock starts Monday 08:00.
-    assert find_breaches([acked(uk(2025, 6, 6, 15))], uk(2025, 6, 10, 17), POLICY, CAL) == []
+    # Acknowledged Friday 15:00 (after cut-off): due by close on Monday.
+    assert find_breaches([acked(uk(2025, 6, 6, 15))], uk(2025, 6, 9, 17), POLICY, CAL) == []
 
 
 def test_breach_key_is_the_same_on_every_run() -> None:
@@ -228,9 +301,31 @@ def test_a_back_order_beside_an_acknowledged_order_does_not_restart_its_clock() 
 
 def test_policy_limits_must_be_positive() -> None:
     with pytest.raises(ValueError):
-        SlaPolicy(turnaround_working_hours=0)
+        SlaPolicy(release_stage_max_hours=0)
+    with pytest.raises(ValueError):
+        ServiceLevel(working_days=-1)
 
 
 def test_one_hour_of_working_time_is_one_real_hour() -> None:
     start = uk(2025, 6, 2, 9)
     assert add_working_hours(start, 1, CAL) - start == timedelta(hours=1)
+
+
+def test_the_month_end_schedule_follows_the_finance_calendar_in_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dagster import RunRequest, SkipReason, build_schedule_context
+
+    from acs_khaos_dagster.defs.month_end import month_end_schedule
+
+    def tick(day: int) -> object:
+        context = build_schedule_context(scheduled_execution_time=uk(2026, 1, day, 6))
+        [answer] = list(month_end_schedule(context))
+        return answer
+
+    # 2 January 2026 is a Friday: a working day in England, a bank holiday in Scotland.
+    assert isinstance(tick(2), RunRequest)
+    monkeypatch.setenv("ACS_KHAOS_FINANCE_CALENDAR__HOLIDAY_SUBDIVISION", "SCT")
+    assert isinstance(tick(2), SkipReason)
+    answer = tick(5)
+    assert isinstance(answer, RunRequest) and answer.partition_key == "2025-12"

@@ -29,10 +29,10 @@ from dagster import (
 )
 
 from acs_khaos_dagster.clock import integration_now
-from acs_khaos_dagster.config import Settings
+from acs_khaos_dagster.config import Settings, SettingsError, load_settings
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 from acs_khaos_dagster.defs.common import markdown_table
-from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
+from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
 from acs_khaos_dagster.domain import month_end as me
 from acs_khaos_dagster.domain.sla import WorkingCalendar
 from acs_khaos_dagster.flows.month_end_pack import (
@@ -51,9 +51,9 @@ UK_TIME_ZONE = "Europe/London"
 MONTHS = MonthlyPartitionsDefinition(
     start_date="2026-01", timezone=UK_TIME_ZONE, end_offset=0, fmt="%Y-%m"
 )
-# The finance calendar: weekdays that are not England-and-Wales bank holidays (the
-# warehouse's calendar in settings is Scotland's). No setting exists for it in config.py,
-# so it is a module constant; so is the time the pack is built.
+# The default finance calendar: weekdays that are not England-and-Wales bank holidays.
+# The brand sets its own in settings (``finance_calendar``); the schedule reads it at
+# each tick.
 FINANCE_CALENDAR = WorkingCalendar(holiday_country="GB", holiday_subdivision="ENG")
 MONTH_END_AT = time(6, 0)
 
@@ -105,13 +105,14 @@ def month_end_pack(
     config: MonthEndConfig,
     settings: SettingsResource,
     store: StoreResource,
+    khaos: KhaosApiResource,
 ) -> None:
     conf = settings.load()
     month = context.partition_key
     try:
-        with store.connect() as db:
+        with store.connect() as db, khaos.client() as client:
             built = build_month_end_pack(
-                conf, db, month, preview=config.preview, now=integration_now(conf)
+                conf, db, month, preview=config.preview, now=integration_now(conf), khaos=client
             )
     except me.MonthIncomplete as exc:
         raise Failure(
@@ -285,6 +286,13 @@ def month_closed_on(day: date, calendar: WorkingCalendar = FINANCE_CALENDAR) -> 
     return previous.strftime("%Y-%m")
 
 
+def _finance_calendar() -> WorkingCalendar:
+    try:
+        return load_settings().finance_calendar
+    except SettingsError:
+        return FINANCE_CALENDAR  # bad settings fail the run itself, with their message
+
+
 month_end_job = define_asset_job(
     "month_end_job",
     selection=AssetSelection.assets(month_end_pack, workflow_audit_report),
@@ -297,16 +305,18 @@ month_end_job = define_asset_job(
     cron_schedule=f"{MONTH_END_AT.minute} {MONTH_END_AT.hour} * * *",
     execution_timezone=UK_TIME_ZONE,
     default_status=SCHEDULE_STATUS,
-    description="On the first working day of each month (weekdays, England-and-Wales bank "
-    "holidays excluded) build the month-end pack and audit report of the month just closed.",
+    description="On the first working day of each month (the finance calendar in settings: "
+    "by default weekdays, England-and-Wales bank holidays excluded) build the month-end pack "
+    "and audit report of the month just closed.",
 )
 def month_end_schedule(context: ScheduleEvaluationContext) -> Iterator[RunRequest | SkipReason]:
     when = context.scheduled_execution_time
     if when is None:  # only a hand-built context has no tick time
         yield SkipReason("no scheduled execution time")
         return
-    local = when.astimezone(FINANCE_CALENDAR.tz)
-    month = month_closed_on(local.date())
+    calendar = _finance_calendar()
+    local = when.astimezone(calendar.tz)
+    month = month_closed_on(local.date(), calendar)
     if month is None:
         yield SkipReason(f"{local.date().isoformat()} is not the first working day of its month")
         return

@@ -875,6 +875,9 @@ def sla_states(db: Store) -> list[OrderSlaState]:
                 open_units=open_units,
                 back_order_since=seen.back_order_since if seen else None,
                 held=code in held,
+                delivery_service=str((release.payload or {}).get("delivery_service", ""))
+                if release
+                else "",
             )
         )
     return states

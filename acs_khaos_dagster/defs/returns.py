@@ -13,6 +13,7 @@ import warnings
 from collections import Counter
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,7 @@ from acs_khaos_dagster.defs.resources import (
     SettingsResource,
     StoreResource,
 )
+from acs_khaos_dagster.domain.ex_hire import ex_hire_unit_value
 from acs_khaos_dagster.domain.hire import HireStage, hire_unit_lifecycle
 from acs_khaos_dagster.domain.models import SalesOrder, StockItem
 from acs_khaos_dagster.domain.returns import (
@@ -73,6 +75,7 @@ from acs_khaos_dagster.domain.returns import (
     repair_costs,
 )
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind
+from acs_khaos_dagster.flows.hire import hire_write_off_value
 from acs_khaos_dagster.store.ledger import FileLedger, file_sha256
 from acs_khaos_dagster.store.products import SkuIdentities
 from acs_khaos_dagster.store.returns import ReturnsRepository
@@ -264,10 +267,12 @@ def acs_returns(
     context: AssetExecutionContext, settings: SettingsResource, store: StoreResource
 ) -> pd.DataFrame:
     conf = settings.load()
-    taken = skipped = failed = new_units = quarantined = 0
+    taken = skipped = failed = new_units = quarantined = corrected = not_applied = 0
     problems: list[str] = []
     with store.connect() as db, open_drop(conf) as drop:
         repo = ReturnsRepository(db.db)
+        # Before any correction is taken in: a unit settled by hand keeps its story.
+        repo.settle_units_closed_by_hand()
         for entry in _returns_entries(drop):
             path = drop.fetch(entry.name)
             file_row, process = db.ledger.record_file(path, kind=LEDGER_KIND)
@@ -284,7 +289,10 @@ def acs_returns(
             units = read.returns.to_pandas()
             # The units, their quarantined rows and the file's closing land together.
             with db.transaction() as session:
-                new_units += repo.store_units(file_row.id, units, session)
+                stored = repo.store_units(file_row.id, units, session)
+                new_units += stored.new
+                corrected += stored.corrected
+                not_applied += stored.correction_not_applied
                 db.ledger.add_quarantined_rows(file_row.id, read.quarantined, session)
                 db.ledger.mark_processed(
                     file_row.id,
@@ -303,6 +311,8 @@ def acs_returns(
             "files_skipped": skipped,
             "files_failed": failed,
             "units_new": new_units,
+            "units_corrected": corrected,
+            "corrections_not_applied": not_applied,
             "rows_quarantined": quarantined,
             "returned_units": len(table),
             **{f"units_grade_{g}": int(grades.get(g, 0)) for g in GRADES},
@@ -338,7 +348,10 @@ def khaos_return_postings(
     with store.connect() as db, khaos.client() as client:
         repo = ReturnsRepository(db.db)
         identity = SkuIdentities(db.db).identity()
-        units = repo.units()
+        repo.settle_units_closed_by_hand()
+        every_unit = repo.units()
+        # A unit settled by hand is never matched or credited here again (a second refund).
+        units = every_unit[every_unit["settled_by_hand_at"].isna()]
         unmatched = units[units["order_item_id"].isna()]
         matched_before = {
             (r, u): (str(n), int(o))
@@ -462,6 +475,12 @@ def khaos_write_offs(
             conf.returns.resale_stock_ids,
             already_planned=repo.planned_group_refs(),
             reasons=conf.khaos.reasons,
+            ex_hire_value=partial(
+                ex_hire_unit_value,
+                share_of_cost=conf.returns.ex_hire_value_share,
+                unit_values=conf.returns.ex_hire_unit_values,
+            ),
+            hire_write_off_value=hire_write_off_value(conf, db),
         )
         with db.transaction() as session:
             repo.record_moves(moves, session)

@@ -39,7 +39,7 @@ One mover per event (``shared/ARCHITECTURE.md``)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -799,8 +799,15 @@ def plan_write_offs(
     *,
     already_planned: Collection[str] = frozenset(),
     reasons: KhaosReasons | None = None,
+    ex_hire_value: Callable[[int, Decimal], Decimal] | None = None,
+    hire_write_off_value: Callable[[str, Decimal], Decimal] | None = None,
 ) -> tuple[list[StockMove], list[ReturnProblem]]:
     """Write-off and ex-hire adjustments for units still in Khaos's Level.
+
+    ``ex_hire_value(hire StockID, CostPrice)``: the used-garment value both ex-hire legs
+    carry (``domain/ex_hire.py``); CostPrice when not given.
+    ``hire_write_off_value(unique SKU, CostPrice)``: a hire unit's write-off value at the
+    hire valuation basis (``domain/hire_valuation.py``); CostPrice when not given.
 
     Reason codes are the install's (``reasons``: ``write_off``, ``ex_hire``; by default
     ``WRITEOFF`` and ``EXHIRE``).
@@ -887,6 +894,8 @@ def plan_write_offs(
             if ref_wo in done:
                 continue
             site = _site(row, sites.hire_stock if hire else sites.selling)
+            if hire and hire_write_off_value is not None:
+                cost = hire_write_off_value(unit, cost)
             moves.append(
                 StockMove(
                     kind=StockMoveKind.WRITE_OFF,
@@ -925,6 +934,7 @@ def plan_write_offs(
         out_ref, in_ref = ex_hire_group_refs(unit)
         if out_ref in done and in_ref in done:
             continue
+        used = ex_hire_value(item.stock_id, cost) if ex_hire_value else cost
         moves.append(
             StockMove(
                 kind=StockMoveKind.EX_HIRE,
@@ -932,7 +942,7 @@ def plan_write_offs(
                 return_ref=ref,
                 stock_id=item.stock_id,
                 resale_stock_id=target,
-                value=cost,
+                value=used,
                 happened_at=happened,
                 groups=(
                     StockAdjustmentGroup(
@@ -943,7 +953,7 @@ def plan_write_offs(
                                 stock_id=item.stock_id,
                                 adjust_by=-1,
                                 reason_code=codes.ex_hire,
-                                value=cost,
+                                value=used,
                             ),
                         ),
                     ),
@@ -955,7 +965,7 @@ def plan_write_offs(
                                 stock_id=target,
                                 adjust_by=1,
                                 reason_code=codes.ex_hire,
-                                value=cost,
+                                value=used,
                             ),
                         ),
                     ),
@@ -1014,7 +1024,8 @@ class RefundWarning(Record):
 
     @property
     def message(self) -> str:
-        when = f"{self.deadline:%Y-%m-%d %H:%M} UTC"
+        # Finance reads UK time: 23:00 UTC in summer is the end of the UK day.
+        when = f"{self.deadline.astimezone(ZoneInfo(UK_TIME_ZONE)):%Y-%m-%d %H:%M %Z}"
         state = {"review": "a pre-credit is waiting for review", "none": "no credit exists"}
         why = state.get(self.credit_status, f"credit status is {self.credit_status!r}")
         if self.breached:

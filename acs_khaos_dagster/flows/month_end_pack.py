@@ -15,7 +15,7 @@ with the settings, the store and the clock's now.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from acs_khaos_dagster.config import Settings
+from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.domain import month_end as me
 from acs_khaos_dagster.domain.models import StockAdjustmentGroup, StockMove
 from acs_khaos_dagster.domain.month_close import (
@@ -32,6 +33,7 @@ from acs_khaos_dagster.domain.month_close import (
     month_tables,
 )
 from acs_khaos_dagster.effects import EffectKind
+from acs_khaos_dagster.flows.month_end_extras import extra_pack_sheets, hire_stock_ids, without_hire
 from acs_khaos_dagster.flows.period_costs import period_cost_prices
 from acs_khaos_dagster.reports import MonthEndInputs, PackFiles, render_month_end_pack
 from acs_khaos_dagster.store import Store
@@ -120,10 +122,18 @@ def pack_day(month: str, daily: dict[str, dict[date, pd.DataFrame]], preview: bo
 
 
 def build_month_end_pack(
-    conf: Settings, db: Store, month: str, *, preview: bool, now: datetime
+    conf: Settings,
+    db: Store,
+    month: str,
+    *,
+    preview: bool,
+    now: datetime,
+    khaos: KhaosClient | None = None,
 ) -> PackResult:
     """Build and write the pack (raises ``me.MonthIncomplete`` for a final pack of a month
-    with days not reconciled)."""
+    with days not reconciled). With ``khaos``, the sheets read from Khaos at build time
+    (refund liability, write-offs, hire fleet, order to cash by kind) are filled; without,
+    they are empty."""
     daily = read_month(conf, month)
     missing = me.missing_days(
         month, {table: daily.get(table, {}).keys() for table in me.DAILY_TABLES}
@@ -147,7 +157,32 @@ def build_month_end_pack(
     label = conf.acs.account_code
     if preview:
         label += f" (PREVIEW: {len(missing)} day(s) of the month not reconciled yet)"
-    inputs = MonthEndInputs(month=month, generated_at=now, account_name=label, **tables.as_kwargs())
+    sheets: dict[str, pd.DataFrame] = dict(tables.sheets)
+    if khaos is not None:
+        costs = period_cost_prices(conf, day.isoformat())
+        hire_ids = hire_stock_ids(read_optional(conf.data_dir / "products" / "sku_master.parquet"))
+        stock = tables.stock_reconciliation
+        # The hire fleet has its own sheet: it leaves "Non-sellable stock".
+        tables = replace(
+            tables,
+            non_sellable_value=me.non_sellable_value(
+                without_hire(stock, hire_ids), [conf.khaos.sites.selling], costs
+            ),
+        )
+        sheets |= extra_pack_sheets(
+            conf,
+            db,
+            khaos,
+            month,
+            stock=stock,
+            order_to_cash=tables.order_to_cash,
+            month_returns=me.month_returns(daily["returns"], month),
+            cost_prices=costs,
+            hire_ids=hire_ids,
+            as_at=tables.as_at or me.month_bounds(month)[1],
+        )
+    kwargs = {**tables.as_kwargs(), "sheets": sheets}
+    inputs = MonthEndInputs(month=month, generated_at=now, account_name=label, **kwargs)
     folder = conf.data_dir / "month_end" / month
     files = render_month_end_pack(inputs, folder / PREVIEW_DIR if preview else folder)
     return PackResult(tables=tables, files=files, days_not_reconciled=len(missing))

@@ -24,7 +24,9 @@ from acs_khaos_dagster.connectors.acs.drop import DropEntry, open_drop
 from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_returns
 from acs_khaos_dagster.connectors.acs.times import AcsTimeRules
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
+from acs_khaos_dagster.domain.ex_hire import ex_hired_units_held_under_hire_sku
 from acs_khaos_dagster.domain.models import CustomerReturn, StockAdjustmentGroup
+from acs_khaos_dagster.domain.returns import StockMoveKind
 from acs_khaos_dagster.domain.stock_push import ADJUSTMENT_COLUMNS, DESPATCH_COLUMNS, RETURN_COLUMNS
 from acs_khaos_dagster.effects import EffectKind
 from acs_khaos_dagster.store import Store
@@ -294,3 +296,22 @@ def adjustment_facts(store: Store, since: datetime) -> pd.DataFrame:
 def stock_ids_by_code(sku_map: pd.DataFrame) -> dict[str, int]:
     """Khaos stock code -> StockID (customer returns name items by their code)."""
     return dict(zip(sku_map["stock_code"], sku_map["stock_id"].astype(int), strict=True))
+
+
+def ex_hired_held_units(store: Store, settings: Settings, units_path: str) -> pd.DataFrame:
+    """Units the integration moved to resale that ACS still holds under their hire SKU,
+    to be counted on the resale StockID (``domain/ex_hire.py``)."""
+    moves = ReturnsRepository(store.db).moves()
+    legs = moves[(moves["kind"] == StockMoveKind.EX_HIRE.value) & (moves["adjust_by"] > 0)]
+    if legs.empty:
+        return ex_hired_units_held_under_hire_sku(pd.DataFrame(), legs, settings.status_policy)
+    snapshot_units = pd.read_parquet(
+        units_path,
+        columns=["unique_sku", "status"],
+        filters=[("unique_sku", "in", sorted(set(legs["unique_sku"])))],
+    )
+    return ex_hired_units_held_under_hire_sku(
+        snapshot_units,
+        legs.astype({"stock_id": "int64", "site_id": "int64"}),
+        settings.status_policy,
+    )

@@ -29,6 +29,7 @@ import pandas as pd
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
+from acs_khaos_dagster.domain.ex_hire import add_to_site_units
 from acs_khaos_dagster.domain.stock_guards import (
     PlausibilityThresholds,
     SnapshotTotals,
@@ -49,6 +50,7 @@ from acs_khaos_dagster.effects import TARGET_OF, EffectKind
 from acs_khaos_dagster.flows.stock_facts import (
     adjustment_facts,
     despatch_facts,
+    ex_hired_held_units,
     khaos_levels,
     return_facts,
     stock_ids_by_code,
@@ -182,7 +184,11 @@ def _plan(
     snapshot: StockSnapshot,
     placed: Path,
 ) -> tuple[PushPlan, pd.DataFrame, datetime]:
-    units = pd.read_parquet(placed)
+    # An ex-hired unit ACS holds under its hire SKU is counted on its resale StockID, or
+    # the push would undo the integration's own EXHIRE move (domain/ex_hire.py).
+    units = add_to_site_units(
+        pd.read_parquet(placed), ex_hired_held_units(store, settings, snapshot.units_path)
+    )
     managed = set(sku_map["stock_id"].astype(int))
     since = snapshot.snapshot_at - TIMING_LOOKBACK
     # Levels and invoice/return states read together, right before applying.

@@ -59,6 +59,7 @@ from acs_khaos_dagster.reports._tables import (
 )
 from acs_khaos_dagster.reports.charts import Series, bar_chart, hbar_chart, line_chart
 from acs_khaos_dagster.reports.pack_close_sheets import CLOSE_SHEETS
+from acs_khaos_dagster.reports.pack_extra_sheets import EXTRA_SHEETS
 from acs_khaos_dagster.reports.pack_registry import PackSheet, SummaryFigure
 from acs_khaos_dagster.reports.pack_sheets import CORE_SHEETS, SIGN
 
@@ -66,7 +67,9 @@ from acs_khaos_dagster.reports.pack_sheets import CORE_SHEETS, SIGN
 HTML_TOP_ROWS = 15
 # Every sheet of the pack, in workbook order (after the Summary and the Read me). A new
 # sheet is one more ``PackSheet`` here; its frame comes in ``MonthEndInputs.sheets``.
-SHEETS: tuple[PackSheet, ...] = (*CORE_SHEETS, *CLOSE_SHEETS)
+SHEETS: tuple[PackSheet, ...] = (*CORE_SHEETS, *CLOSE_SHEETS, *EXTRA_SHEETS)
+# Sheets whose frame may be left out (an empty sheet): those read from Khaos at build time.
+_OPTIONAL = frozenset(sheet.key for sheet in EXTRA_SHEETS)
 TABLES: tuple[TableSpec, ...] = tuple(sheet.spec for sheet in SHEETS)
 SUMMARY_SHEET = "Summary"
 README_SHEET = "Read me"
@@ -131,6 +134,8 @@ class MonthEndInputs:
         prepared = {}
         for sheet in SHEETS:
             frame = getattr(self, sheet.key) if sheet.key in _NAMED else self.sheets.get(sheet.key)
+            if frame is None and sheet.key in _OPTIONAL:
+                frame = pd.DataFrame(columns=sheet.spec.names)
             if frame is None:
                 raise ReportInputError(
                     f"{sheet.key}: missing table; expected columns: {', '.join(sheet.spec.names)}"
@@ -425,14 +430,15 @@ def _charts(inputs: MonthEndInputs, summary: tuple[SummaryFigure, ...]) -> list[
         bar_chart(
             "chart-credits",
             "Credits and write-offs (£)",
-            ["Credits raised", "Pending review", "Written off"],
+            ["Credits raised", "Pending review", "Written off (adjustments)", "BER sale returns"],
             [
                 Series(
                     "Value",
                     [
                         totals["credits-raised-value"],
                         totals["credits-review-value"],
-                        totals["written-off-value"],
+                        totals["written-off-adjustment-value"],
+                        totals["written-off-ber-returns-value"],
                     ],
                 )
             ],

@@ -317,18 +317,8 @@ def _returns_figures(t: Tables) -> list[SummaryFigure]:
             review["credit_value"],
             f"'{rt}': sum of Credit value where Credit = review",
         ),
-        int_figure(
-            "written-off-units",
-            "Units written off",
-            returns["written_off_units"],
-            f"'{rt}': sum of Units written off",
-        ),
-        money_figure(
-            "written-off-value",
-            "Written off (£ at cost)",
-            returns["write_off_value"],
-            f"'{rt}': sum of Write-off value",
-        ),
+        # Write-offs are totalled on their own sheet, split by route (a Khaos adjustment or a
+        # BER sale return): one total of both would not tie to Khaos's adjustment report.
     ]
 
 

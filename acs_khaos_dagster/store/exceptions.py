@@ -52,6 +52,7 @@ class ExceptionType(StrEnum):
     REFUND_DUE = "refund_due"
     DRIFT = "drift"
     KHAOS_DUPLICATE = "khaos_duplicate"
+    HIRE_OVERDUE = "hire_overdue"
 
 
 class Owner(StrEnum):
@@ -102,6 +103,8 @@ DEFAULT_OWNERS: dict[str, Owner] = {
     ExceptionType.DRIFT: Owner.FINANCE,
     # Khaos holds one invoice, adjustment or return twice: stock value or money moved twice.
     ExceptionType.KHAOS_DUPLICATE: Owner.FINANCE,
+    # A hire unit past its expected return date: operations chase the customer.
+    ExceptionType.HIRE_OVERDUE: Owner.OPERATIONS,
 }
 
 DEFAULT_SEVERITIES: dict[str, str] = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 from sqlalchemy import func, select, update
@@ -17,6 +17,12 @@ from sqlalchemy.orm import Session
 
 from acs_khaos_dagster.domain.returns import ReturnPosting, StockMove, UnitKey
 from acs_khaos_dagster.store.db import Database
+from acs_khaos_dagster.store.return_corrections import (
+    APPLIED,
+    corrections,
+    settle_units_closed_by_hand,
+    take_correction,
+)
 from acs_khaos_dagster.store.tables.returns import ReturnedUnit, ReturnPostingRow, ReturnStockMove
 
 UNIT_COLUMNS: tuple[str, ...] = (
@@ -40,6 +46,9 @@ UNIT_COLUMNS: tuple[str, ...] = (
     "unit_net",
     "is_hire",
     "associated_ref",
+    "settled_by_hand_at",
+    "settled_by_hand_by",
+    "settled_by_hand_note",
 )
 POSTING_COLUMNS: tuple[str, ...] = (
     "associated_ref",
@@ -89,43 +98,69 @@ def _frame(rows: list[Any], columns: tuple[str, ...]) -> pd.DataFrame:
     return pd.DataFrame(data, columns=list(columns))
 
 
+class StoredUnits(NamedTuple):
+    """What one file's units did: new units, corrections applied, corrections kept but
+    not applied (the unit was already posted or settled by hand)."""
+
+    new: int
+    corrected: int
+    correction_not_applied: int
+
+
 class ReturnsRepository:
     def __init__(self, db: Database) -> None:
         self._db = db
 
     # -- units ------------------------------------------------------------------------
 
-    def store_units(self, file_id: int, units: pd.DataFrame, session: Session) -> int:
-        """Keep each unit of a file; a unit already known (same key) keeps its first row.
-        Returns how many units were new."""
+    def store_units(self, file_id: int, units: pd.DataFrame, session: Session) -> StoredUnits:
+        """Keep each unit of a file. A unit already known (same key) with the same data is a
+        re-delivery and changes nothing; with different data it is a correction, recorded
+        with its audit trail and applied while the unit is neither posted nor settled by
+        hand (``store/return_corrections.py``)."""
         now = self._db.now()
-        added = 0
+        added = applied = refused = 0
         for row in units.to_dict("records"):
             defects = row.get("defect_codes")
             defects_text = "|".join(str(d) for d in defects) if defects is not None else ""
             cost = row.get("repair_cost")
+            values = {
+                "return_ref": str(row["return_ref"]),
+                "unique_sku": str(row["unique_sku"]),
+                "order_number": _text(row.get("order_number")),
+                "line_item_id": _text(row.get("line_item_id")),
+                "sku": str(row["sku"]),
+                "received_at": pd.Timestamp(row["received_at"]).to_pydatetime(),
+                "grade": _text(row.get("grade")) or "",
+                "action_taken": _text(row.get("action_taken")) or "",
+                "action_reason": _text(row.get("action_reason")) or "",
+                "defect_codes": defects_text,
+                "repair_cost": str(Decimal(str(cost)) if _text(cost) else Decimal("0.00")),
+            }
             stmt = (
                 self._db.insert(ReturnedUnit)
                 .values(
-                    return_ref=str(row["return_ref"]),
-                    unique_sku=str(row["unique_sku"]),
+                    **values,
                     batch_id=file_id,
                     line_number=int(row["line_number"]),
-                    order_number=_text(row.get("order_number")),
-                    line_item_id=_text(row.get("line_item_id")),
-                    sku=str(row["sku"]),
-                    received_at=pd.Timestamp(row["received_at"]).to_pydatetime(),
-                    grade=_text(row.get("grade")) or "",
-                    action_taken=_text(row.get("action_taken")) or "",
-                    action_reason=_text(row.get("action_reason")) or "",
-                    defect_codes=defects_text,
-                    repair_cost=str(Decimal(str(cost)) if _text(cost) else Decimal("0.00")),
                     stored_at=now,
                 )
                 .on_conflict_do_nothing(index_elements=["return_ref", "unique_sku"])
             )
-            added += session.execute(stmt).rowcount or 0
-        return added
+            if session.execute(stmt).rowcount:
+                added += 1
+                continue
+            taken = take_correction(self._db, session, file_id, int(row["line_number"]), values)
+            if taken is not None:
+                applied += taken.outcome == APPLIED
+                refused += taken.outcome != APPLIED
+        return StoredUnits(added, applied, refused)
+
+    def settle_units_closed_by_hand(self, session: Session | None = None) -> int:
+        return settle_units_closed_by_hand(self._db, session)
+
+    def corrections(self, session: Session | None = None) -> pd.DataFrame:
+        return corrections(self._db, session)
 
     def units(self, session: Session | None = None) -> pd.DataFrame:
         """Every returned unit, in arrival order (file, then line)."""
@@ -146,6 +181,8 @@ class ReturnsRepository:
                     ReturnedUnit.return_ref == row["return_ref"],
                     ReturnedUnit.unique_sku == row["unique_sku"],
                     ReturnedUnit.order_item_id.is_(None),
+                    # settled by hand: a match now would credit it a second time
+                    ReturnedUnit.settled_by_hand_at.is_(None),
                 )
                 .values(
                     order_item_id=int(row["order_item_id"]),

@@ -44,6 +44,11 @@ class ReturnedUnit(Base):
     matched_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # -- the customer return part that covers it
     associated_ref: Mapped[str | None] = mapped_column(String(80), index=True)
+    # -- settled outside the integration (a person closed its return_unmatched exception,
+    # e.g. after raising the credit in Khaos by hand): never matched or credited afterwards
+    settled_by_hand_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    settled_by_hand_by: Mapped[str | None] = mapped_column(String(120))
+    settled_by_hand_note: Mapped[str | None] = mapped_column(Text)
 
 
 class ReturnPostingRow(Base):
@@ -84,3 +89,19 @@ class ReturnStockMove(Base):
     value: Mapped[str] = mapped_column(String(20))
     happened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ReturnedUnitCorrection(Base):
+    """A later ACS row for a unit already taken in (same return ref and unique SKU) whose
+    data differs: kept with what it changed, and whether it could still be applied."""
+
+    __tablename__ = "returned_unit_corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    return_ref: Mapped[str] = mapped_column(String(60), index=True)
+    unique_sku: Mapped[str] = mapped_column(String(60))
+    batch_id: Mapped[int] = mapped_column(ForeignKey("ingested_files.id"))
+    line_number: Mapped[int] = mapped_column(Integer)
+    changes: Mapped[str] = mapped_column(Text)  # JSON {field: [before, after]}
+    outcome: Mapped[str] = mapped_column(String(30))  # applied | not_applied_posted | ...
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime)
