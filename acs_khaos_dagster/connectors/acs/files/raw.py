@@ -26,8 +26,6 @@ from acs_khaos_dagster.connectors.acs.file_layouts import (
 )
 
 _READ_BLOCK_BYTES = 8 << 20
-
-
 _SCREEN_BLOCK_BYTES = 1 << 20
 
 

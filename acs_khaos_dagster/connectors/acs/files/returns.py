@@ -39,8 +39,6 @@ from acs_khaos_dagster.connectors.acs.times import (
 )
 
 MONEY = pa.decimal128(12, 2)
-
-
 # Money as ACS writes it: digits with at most two decimals, an optional pound sign and
 # thousands separators only in their places ("1,250.00"); "12,50" is not an amount.
 _MONEY_SHAPE = re.compile(r"^£?\s*(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?$")

@@ -41,8 +41,6 @@ _CLEAN_UNIT_TYPES: dict[str, pa.DataType] = {
     "order_number": pa.string(),
     "expected_return_date": pa.date32(),
 }
-
-
 # Columns the careful path quarantines a row for when blank (``account_code`` is kept
 # blank there, not null, so a blank one also takes the careful path).
 _CLEAN_UNIT_REQUIRED = (

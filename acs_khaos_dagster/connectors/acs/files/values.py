@@ -28,36 +28,19 @@ from acs_khaos_dagster.connectors.acs.times import (
 )
 
 UTC_TS = pa.timestamp("us", tz="UTC")
-
-
 _HAS_OFFSET = r"(?i)(?:z|[+-]\d\d(?::?\d\d)?)$"
-
-
 # A timestamp must carry a date and a time, a date a full date: a value cut short never parses.
 # An hour alone counts as a time only with its zone ("T07Z", as ISO 8601 and Arrow read it).
 _TIMESTAMP_SHAPE = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}(?::\d{2}|(?:Z|[+-]\d{2}(?::?\d{2})?)$)"
-
-
 _DATE_SHAPE = r"^\d{4}-\d{2}-\d{2}"
-
-
 # ACS's own spelling, parsed by Arrow directly (":60" leap seconds go the general way).
 _CANONICAL_TIMESTAMP = (r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:[0-5]\dZ$", "%Y-%m-%dT%H:%M:%SZ")
-
-
 _CANONICAL_DATE = (r"^\d{4}-\d{2}-\d{2}$", "%Y-%m-%d")
-
-
 # How far a timestamp may run ahead of its reference (snapshot, file stamp) before it is
 # reported: UK local time vs UTC in a file name, plus some clock skew.
 _FUTURE_TOLERANCE = timedelta(hours=2)
-
-
 _FILE_STAMP = re.compile(r"_(\d{14})\.csv$", re.IGNORECASE)
-
-
 _LINES_NAMED = 10  # line numbers spelled out in a problem message
-
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
 
