@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from acs_khaos_dagster.connectors.acs import files as acs_files
 from acs_khaos_dagster.connectors.acs.files import (
     FileLayoutError,
     read_returns,
     read_stock_units,
 )
+from acs_khaos_dagster.connectors.acs.files import stock_units as stock_units_reader
 from acs_khaos_dagster.domain.stock_status import CONFLICT_STATUS
 
 HEADER = (
@@ -293,7 +293,7 @@ def both_ways(tmp_path: Path, *rows: str) -> tuple[object, object]:
         raise AssertionError("a clean file was read the careful way")
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(acs_files, "_read_raw", not_careful)
+        patch.setattr(stock_units_reader, "_read_raw", not_careful)
         clean = read_stock_units(stock(tmp_path / "clean", *rows))
     careful = read_stock_units(stock(tmp_path / "careful", *rows, BAD_ROW))
     assert clean.quarantined == [] and [q.line_number for q in careful.quarantined] == [

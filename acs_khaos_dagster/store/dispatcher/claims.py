@@ -1,0 +1,279 @@
+"""The dispatcher's claims: claiming due effects, renewing them, recovering stale ones, and
+the guard that renews a claim and settles versions right before each send.
+
+``Claiming`` is mixed into ``Dispatcher`` (``store/dispatcher/running.py``), whose
+``__init__`` sets the attributes it declares.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from acs_khaos_dagster.store.db import Database
+from acs_khaos_dagster.store.dispatcher.records import (
+    _ATTEMPTS,
+    _EFFECTS,
+    _KEYS_PER_QUERY,
+    DEFER_S,
+    Claim,
+)
+from acs_khaos_dagster.store.outbox import HELD, IN_FLIGHT, PARKED, PENDING, EffectHandler
+
+if TYPE_CHECKING:
+    from acs_khaos_dagster.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class Claiming:
+    """Claim, renew, recover and guard: every short transaction before a send."""
+
+    # Set by ``Dispatcher.__init__``.
+    store: Store
+    handlers: dict[str, EffectHandler]
+    owner: str
+    lease: timedelta
+    longest_request: timedelta
+    late_apply: timedelta
+    _owner_gone: Callable[[str | None], bool]
+    _db: Database
+
+    # -- claiming ------------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Back to pending, read back first: effects whose dispatcher died or lease ran out."""
+        now = self._db.now()
+        recovered = 0
+        with self._db.transaction() as s:
+            # Our own claims are alive for as long as we are: only the others can be stale.
+            query = (
+                select(
+                    _EFFECTS.c.id,
+                    _EFFECTS.c.idempotency_key,
+                    _EFFECTS.c.attempts,
+                    _EFFECTS.c.claimed_by,
+                    _EFFECTS.c.claimed_at,
+                    _EFFECTS.c.renewed_at,
+                )
+                .where(
+                    _EFFECTS.c.state == IN_FLIGHT,
+                    _EFFECTS.c.kind.in_(list(self.handlers)),
+                    (_EFFECTS.c.claimed_by.is_(None)) | (_EFFECTS.c.claimed_by != self.owner),
+                )
+                .with_for_update(skip_locked=True)
+            )
+            for effect in s.execute(query).all():
+                renewed: datetime | None = effect.renewed_at or effect.claimed_at
+                expired = renewed is None or renewed <= now - self.lease
+                gone = self._owner_gone(effect.claimed_by)
+                if not expired and not gone:
+                    continue
+                log.warning(
+                    "effect %s (%s) was in flight with %s, last renewed %s; it will be read "
+                    "back before any resend",
+                    effect.id,
+                    effect.idempotency_key,
+                    effect.claimed_by,
+                    renewed,
+                )
+                s.execute(
+                    insert(_ATTEMPTS).values(
+                        effect_id=effect.id,
+                        attempt_no=effect.attempts,
+                        at=now,
+                        outcome="interrupted",
+                        message=f"claimed by {effect.claimed_by}, last renewed {renewed}",
+                        duration_ms=0,
+                        dispatcher=self.owner,
+                    )
+                )
+                # A send made under the old claim may still land: read back after that. A
+                # process that is gone writes nothing more, so its last request left by now.
+                on_the_wire_until = (renewed or now) + self.longest_request
+                if gone:
+                    on_the_wire_until = min(on_the_wire_until, now)
+                landed_by = on_the_wire_until + self.late_apply
+                s.execute(
+                    update(_EFFECTS)
+                    .where(_EFFECTS.c.id == effect.id, _EFFECTS.c.state == IN_FLIGHT)
+                    .values(
+                        state=PENDING,
+                        needs_read_back=True,
+                        next_attempt_at=max(now, landed_by),
+                        claim_token=None,
+                        updated_at=now,
+                    )
+                )
+                recovered += 1
+        return recovered
+
+    def claim(self, limit: int) -> list[Claim]:
+        now = self._db.now()
+        with self._db.transaction() as s:
+            query = (
+                select(
+                    _EFFECTS.c.id,
+                    _EFFECTS.c.kind,
+                    _EFFECTS.c.target,
+                    _EFFECTS.c.business_key,
+                    _EFFECTS.c.idempotency_key,
+                    _EFFECTS.c.payload,
+                    _EFFECTS.c.attempts,
+                    _EFFECTS.c.needs_read_back,
+                    _EFFECTS.c.supersede_key,
+                )
+                .where(
+                    _EFFECTS.c.state == PENDING,
+                    _EFFECTS.c.next_attempt_at <= now,
+                    _EFFECTS.c.kind.in_(list(self.handlers)),
+                )
+                .order_by(_EFFECTS.c.next_attempt_at, _EFFECTS.c.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            claims = [
+                Claim(
+                    effect_id=row.id,
+                    token=uuid.uuid4().hex,
+                    kind=row.kind,
+                    target=row.target,
+                    business_key=row.business_key,
+                    idempotency_key=row.idempotency_key,
+                    payload=dict(row.payload),
+                    attempt_no=row.attempts + 1,
+                    needs_read_back=bool(row.needs_read_back),
+                    supersede_key=row.supersede_key,
+                )
+                for row in s.execute(query).all()
+            ]
+            if claims:
+                s.execute(
+                    update(_EFFECTS)
+                    .where(_EFFECTS.c.id == bindparam("effect_id_"))
+                    .values(
+                        state=IN_FLIGHT,
+                        claim_token=bindparam("token_"),
+                        claimed_by=self.owner,
+                        claimed_at=now,
+                        renewed_at=now,
+                        attempts=bindparam("attempts_"),
+                        updated_at=now,
+                    ),
+                    [
+                        {"effect_id_": c.effect_id, "token_": c.token, "attempts_": c.attempt_no}
+                        for c in claims
+                    ],
+                )
+        return claims
+
+    def renew(self, claims: Iterable[Claim]) -> set[str]:
+        """Renew every claim we still hold; the tokens of those we no longer hold."""
+        tokens = sorted({claim.token for claim in claims})
+        held: set[str] = set()
+        if not tokens:
+            return held
+        now = self._db.now()
+        with self._db.transaction() as s:
+            for start in range(0, len(tokens), _KEYS_PER_QUERY):
+                batch = tokens[start : start + _KEYS_PER_QUERY]
+                ours = (_EFFECTS.c.claim_token.in_(batch), _EFFECTS.c.state == IN_FLIGHT)
+                s.execute(update(_EFFECTS).where(*ours).values(renewed_at=now))
+                held.update(s.scalars(select(_EFFECTS.c.claim_token).where(*ours)))
+        return set(tokens) - held
+
+    # -- the guard ---------------------------------------------------------------------------
+
+    def guard(self, claim: Claim) -> str | None:
+        """Right before a send: renew the claim if we still hold it, and settle versions.
+
+        ``None`` means send now. Otherwise the outcome, with the effect's state already
+        set: ``claim_lost`` (another dispatcher recovered it: it is theirs now),
+        ``superseded`` (a newer version exists: this one is never sent) or ``deferred``
+        (an older version is in flight or may still land: this one waits, the attempt not
+        counted). One transaction, so no other dispatcher can act in between.
+        """
+        now = self._db.now()
+        with self._db.transaction() as s:
+            renewed = s.execute(
+                update(_EFFECTS)
+                .where(
+                    _EFFECTS.c.id == claim.effect_id,
+                    _EFFECTS.c.claim_token == claim.token,
+                    _EFFECTS.c.state == IN_FLIGHT,
+                )
+                .values(renewed_at=now)
+            )
+            if renewed.rowcount != 1:
+                return "claim_lost"
+            if claim.supersede_key is None:
+                return None
+            same = _EFFECTS.c.supersede_key == claim.supersede_key
+            newer = s.scalar(
+                select(_EFFECTS.c.id)
+                .where(same, _EFFECTS.c.id > claim.effect_id)
+                .order_by(_EFFECTS.c.id.desc())
+                .limit(1)
+            )
+            if newer is not None:
+                self.store.outbox.supersede(s, [claim.effect_id], newer_id=newer)
+                return "superseded"
+            wait_until, settled = self._older_versions(s, claim, now)
+            if settled:
+                self.store.outbox.supersede(s, settled, newer_id=claim.effect_id)
+            if wait_until is None:
+                return None
+            s.execute(
+                update(_EFFECTS)
+                .where(_EFFECTS.c.id == claim.effect_id)
+                .values(
+                    state=PENDING,
+                    claim_token=None,
+                    attempts=claim.attempt_no - 1,
+                    next_attempt_at=wait_until,
+                    updated_at=now,
+                )
+            )
+            return "deferred"
+
+    def _older_versions(
+        self, s: Session, claim: Claim, now: datetime
+    ) -> tuple[datetime | None, list[int]]:
+        """Until when older versions may still land (None: they cannot), and the older
+        versions that are settled and so superseded by this one."""
+        rows = s.execute(
+            select(
+                _EFFECTS.c.id,
+                _EFFECTS.c.state,
+                _EFFECTS.c.needs_read_back,
+                _EFFECTS.c.next_attempt_at,
+                _EFFECTS.c.updated_at,
+            ).where(
+                _EFFECTS.c.supersede_key == claim.supersede_key,
+                _EFFECTS.c.id < claim.effect_id,
+                _EFFECTS.c.state.in_((PENDING, IN_FLIGHT, HELD, PARKED)),
+            )
+        ).all()
+        soon = now + timedelta(seconds=DEFER_S)
+        waits: list[datetime] = []
+        settled: list[int] = []
+        for row in rows:
+            if row.state == IN_FLIGHT:
+                waits.append(soon)  # on the wire, or about to be: let it finish first
+            elif row.needs_read_back and row.state == PENDING:
+                waits.append(max(soon, row.next_attempt_at))  # its read-back decides
+            elif (
+                row.needs_read_back
+                and row.state == PARKED
+                and row.updated_at + self.late_apply > now
+            ):
+                waits.append(row.updated_at + self.late_apply)  # gave up lately: may land
+            else:
+                settled.append(row.id)
+        return (max(waits) if waits else None), settled
