@@ -197,9 +197,14 @@ def ignore_exception(
 @exceptions_app.command("approve")
 def approve_exception(exception_id: int, actor: str | None = ActorOption) -> None:
     """Release the effect held for approval behind this exception."""
+    from acs_khaos_dagster.config import get_settings
+    from acs_khaos_dagster.domain.approvals import ApprovalLimits
+
+    stock = get_settings().stock
+    limits = ApprovalLimits(stock.second_approval_units, stock.second_approval_value)
     with open_store() as store:
         try:
-            released = store.approve(exception_id=exception_id, actor=_actor(actor))
+            released = store.approve(exception_id=exception_id, actor=_actor(actor), limits=limits)
         except ExceptionNotFound:
             raise _not_found("exception", exception_id) from None
         except ValueError as exc:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from acs_khaos_dagster.domain.approvals import ApprovalLimits
 from acs_khaos_dagster.store.audit import AuditLog, default_actor
 from acs_khaos_dagster.store.cursors import Cursors
 from acs_khaos_dagster.store.db import Clock, Database, make_engine, upgrade_to_head, utc_now
@@ -116,13 +117,19 @@ class Store:
         return Dispatcher(self, handlers, settings, **kwargs)
 
     def approve(
-        self, *, actor: str, effect_id: int | None = None, exception_id: int | None = None
+        self,
+        *,
+        actor: str,
+        effect_id: int | None = None,
+        exception_id: int | None = None,
+        limits: ApprovalLimits | None = None,
     ) -> bool:
-        """Release a held effect, named directly or by its exception. True if it was released."""
+        """Release a held effect, named directly or by its exception. True if it was released.
+        ``limits``: finance's two-person approval limits for held stock variances."""
         if (effect_id is None) == (exception_id is None):
             raise ValueError("give exactly one of effect_id or exception_id")
         if exception_id is not None:
-            return self.exceptions.approve(exception_id, actor)
+            return self.exceptions.approve(exception_id, actor, limits)
         assert effect_id is not None
         return self.outbox.approve(effect_id, actor)
 

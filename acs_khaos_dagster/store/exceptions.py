@@ -18,12 +18,17 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from acs_khaos_dagster.config import OwnerTargets
+from acs_khaos_dagster.domain.approvals import ApprovalLimits, needs_second_approval
 from acs_khaos_dagster.store.audit import AuditLog
 from acs_khaos_dagster.store.db import Database
 from acs_khaos_dagster.store.schema import ExceptionRow
 
 if TYPE_CHECKING:
     from acs_khaos_dagster.store.outbox import Outbox
+
+
+class SecondApprovalNeeded(ValueError):
+    """A held variance above the approval limits waits for a second, different approver."""
 
 
 class ExceptionType(StrEnum):
@@ -317,14 +322,56 @@ class ExceptionQueue:
             )
             return row
 
-    def approve(self, exception_id: int, actor: str) -> bool:
-        """Release the held effect this exception is about. Approving twice does nothing."""
+    def approve(self, exception_id: int, actor: str, limits: ApprovalLimits | None = None) -> bool:
+        """Release the held effect this exception is about. Approving twice does nothing.
+
+        With ``limits``, a held stock variance at or above them needs two people: the first
+        approval is recorded (audited) and ``SecondApprovalNeeded`` raised; a second,
+        different person's approval releases it."""
+        waiting_for_second = False
         with self._db.transaction() as s:
             row = s.get(ExceptionRow, exception_id, with_for_update=True)
             if row is None:
                 raise ExceptionNotFound(exception_id)
             if row.effect_id is None:
                 raise ValueError(f"exception {exception_id} has no effect waiting for approval")
+            details = dict(row.details or {})
+            if (
+                limits is not None
+                and row.type == ExceptionType.STOCK_VARIANCE_HELD
+                and row.status == "open"
+                and needs_second_approval(details, limits)
+            ):
+                first = details.get("first_approved_by")
+                if first == actor:
+                    raise SecondApprovalNeeded(
+                        f"exception {exception_id} is above the approval limits "
+                        f"({limits.units} units / £{limits.value}): {actor} approved it "
+                        "already; a second, different person must approve it"
+                    )
+                if first is None:
+                    row.details = {
+                        **details,
+                        "first_approved_by": actor,
+                        "first_approved_at": self._db.now().isoformat(),
+                    }
+                    self._audit.record_action(
+                        actor=actor,
+                        action="first_approval",
+                        subject=f"exception:{row.id}",
+                        note="above the approval limits: waits for a second approver",
+                        session=s,
+                    )
+                    waiting_for_second = True
+        if waiting_for_second:
+            raise SecondApprovalNeeded(
+                f"exception {exception_id}: {actor}'s approval is recorded; it is above the "
+                f"approval limits ({limits.units} units / £{limits.value}), so nothing is "
+                "booked until a second, different person approves it"
+            )
+        with self._db.transaction() as s:
+            row = s.get(ExceptionRow, exception_id, with_for_update=True)
+            assert row is not None and row.effect_id is not None
             released = self._outbox.approve(row.effect_id, actor, session=s)
             if released and row.status == "open":
                 row.status = "resolved"

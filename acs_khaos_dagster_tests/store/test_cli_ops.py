@@ -78,7 +78,11 @@ def test_ignore_defaults_the_actor_to_the_os_user(cli_store: Store) -> None:
 def test_retry_and_approve_and_outbox_status(cli_store: Store) -> None:
     effect = cli_store.outbox.enqueue("adjust", "khaos", "S1", "adjust:S1", {"r": 1}, hold=True)
     held = cli_store.exceptions.raise_exception(
-        "stock_variance_held", "S1", "big variance", effect_id=effect.id
+        "stock_variance_held",
+        "S1",
+        "small variance",
+        {"held_units": 3, "value": "30.00"},  # below the approval limits: one approver
+        effect_id=effect.id,
     )
     output = run("outbox", "status")
     assert "adjust" in output and "held: 1" in output
@@ -88,3 +92,19 @@ def test_retry_and_approve_and_outbox_status(cli_store: Store) -> None:
     other = cli_store.exceptions.raise_exception("order_held", "SO1", "held")
     result = runner.invoke(app, ["exceptions", "retry", str(other.id)])
     assert result.exit_code == 2
+
+
+def test_a_large_held_variance_needs_a_second_person_at_the_command_line(cli_store: Store) -> None:
+    effect = cli_store.outbox.enqueue("adjust", "khaos", "S2", "adjust:S2", {"r": 1}, hold=True)
+    held = cli_store.exceptions.raise_exception(
+        "stock_variance_held",
+        "S2",
+        "large variance",
+        {"held_units": 40, "value": "800.00"},
+        effect_id=effect.id,
+    )
+    first = runner.invoke(app, ["exceptions", "approve", str(held.id), "--actor", "fin.carl"])
+    assert first.exit_code == 2 and "second, different person" in first.output
+    assert cli_store.outbox.get(effect.id).state == "held"
+    run("exceptions", "approve", str(held.id), "--actor", "fin.dana")
+    assert cli_store.outbox.get(effect.id).state == "pending"
