@@ -44,6 +44,10 @@ def main() -> int:
         from soak.loop import run_worker
 
         return run_worker(sys.argv[2])
+    if len(sys.argv) > 1 and sys.argv[1] == "forkserver":
+        from soak.loop import fork_server
+
+        return fork_server()
     from soak.run import soak
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -52,11 +56,19 @@ def main() -> int:
     parser.add_argument("--days", type=float, default=6.0, help="simulated days of trading")
     parser.add_argument("--orders-per-day", type=int, default=400)
     parser.add_argument("--step-min", type=int, default=30, help="simulated minutes per step")
-    parser.add_argument("--step-wall-s", type=float, default=4.0,
-                        help="longest wall-clock wait for running runs per step")
+    parser.add_argument(
+        "--step-wall-s",
+        type=float,
+        default=4.0,
+        help="longest wall-clock wait for running runs per step",
+    )
     parser.add_argument("--fault-rate", type=float, default=0.25)
-    parser.add_argument("--kill-share", type=float, default=0.2,
-                        help="share of run workers killed (SIGKILL or a crash point)")
+    parser.add_argument(
+        "--kill-share",
+        type=float,
+        default=0.2,
+        help="share of run workers killed (SIGKILL or a crash point)",
+    )
     parser.add_argument("--pg-restarts", type=int, default=2)
     parser.add_argument("--max-running", type=int, default=3, help="run workers at once")
     parser.add_argument("--workdir", type=Path, default=None)

@@ -123,8 +123,10 @@ class Brand:
     def _plan(self, order: SalesOrder) -> FulfilmentPlan | None:
         """15% of multi-line orders split over two shipments; 3% close a line short."""
         rng = self.rng
-        lines = [PlannedShipmentLine(order_item_id=ln.order_item_id, quantity=ln.quantity)
-                 for ln in order.lines]
+        lines = [
+            PlannedShipmentLine(order_item_id=ln.order_item_id, quantity=ln.quantity)
+            for ln in order.lines
+        ]
         short: list[PlannedShipmentLine] = []
         if rng.random() < 0.03:
             short = [PlannedShipmentLine(order_item_id=lines[-1].order_item_id, quantity=1)]
@@ -137,7 +139,9 @@ class Brand:
                 short_reason=rng.choice(["STOCK_NOT_FOUND", "DAMAGED_AT_PICK"]),
             )
         if short:
-            return FulfilmentPlan(order_code=order.order_code, shipments=[lines], closed_short=short)
+            return FulfilmentPlan(
+                order_code=order.order_code, shipments=[lines], closed_short=short
+            )
         return None
 
     def returns(self, share: float) -> dict[str, int]:

@@ -12,12 +12,14 @@ writes into the outbox or the store.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -60,7 +62,9 @@ class SandboxProcess:
     env: dict[str, str]
 
     @classmethod
-    def start(cls, scenario: Path, drop: Path, seed: int, env: dict[str, str], log: Any) -> SandboxProcess:
+    def start(
+        cls, scenario: Path, drop: Path, seed: int, env: dict[str, str], log: Any
+    ) -> SandboxProcess:
         process = subprocess.Popen(
             [sys.executable, str(SCRIPT), "serve", str(scenario), str(drop), "--seed", str(seed)],
             env=env,
@@ -93,18 +97,28 @@ class SandboxProcess:
     def faults_on(self, rate: float, stall_s: float, late_apply_s: float) -> None:
         """Call faults on every operation of both systems; their union is ``rate``."""
         for kind in FEED_FAULTS:
-            http("POST", f"{self.acs}/_sandbox/faults",
-                 {"operation": "list_despatches", "kind": kind, "rate": 0.05})
+            http(
+                "POST",
+                f"{self.acs}/_sandbox/faults",
+                {"operation": "list_despatches", "kind": kind, "rate": 0.05},
+            )
         per_rule = 1 - (1 - rate) ** (1 / (len(CALL_FAULTS) + 1))
         rules = [(b, k) for b in (self.acs, self.khaos) for k in CALL_FAULTS]
         rules += [(self.khaos, k) for k in KHAOS_ONLY] + [(self.acs, k) for k in ACS_ONLY]
         for base, kind in rules:
             stalls = kind in ("latency", "timeout_before", "timeout_after", "late_apply")
-            http("POST", f"{base}/_sandbox/faults", {
-                "operation": "*", "kind": kind, "rate": per_rule,
-                "latency_s": stall_s if stalls else 0, "retry_after": 2,
-                "apply_after_s": late_apply_s,
-            })
+            http(
+                "POST",
+                f"{base}/_sandbox/faults",
+                {
+                    "operation": "*",
+                    "kind": kind,
+                    "rate": per_rule,
+                    "latency_s": stall_s if stalls else 0,
+                    "retry_after": 2,
+                    "apply_after_s": late_apply_s,
+                },
+            )
 
     def faults_off(self) -> None:
         for base in (self.acs, self.khaos):
@@ -135,7 +149,7 @@ class SandboxProcess:
 
 @dataclass
 class Worker:
-    process: subprocess.Popen[bytes]
+    pid: int
     number: int
     job: str
     kill_at: float | None
@@ -160,52 +174,101 @@ class Figures:
 
 
 class Launcher:
-    """Starts run requests as run worker processes; kills some of them."""
+    """Starts run requests as run worker processes; kills some of them.
 
-    def __init__(self, env: dict[str, str], work: Path, rng: random.Random, figures: Figures,
-                 kill_share: float, max_running: int) -> None:
+    The workers are forked from a warm process (``chaos.py forkserver``) that has already
+    imported Dagster and the definitions, as a daemon's run launcher starts each run in a
+    process of its own; without it every run pays seconds of imports on a shared machine.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        work: Path,
+        rng: random.Random,
+        figures: Figures,
+        kill_share: float,
+        max_running: int,
+    ) -> None:
         self.env, self.work, self.rng, self.figures = env, work, rng, figures
         self.kill_share, self.max_running = kill_share, max_running
         self.running: list[Worker] = []
         self.count = 0
         (work / "runs").mkdir(exist_ok=True)
+        self.server = subprocess.Popen(
+            [sys.executable, str(SCRIPT), "forkserver"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=(work / "forkserver.log").open("wb"),
+            text=True,
+        )
+        self.exits: dict[int, int] = {}
+        self.pids: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._ready = threading.Condition(self._lock)
+        threading.Thread(target=self._read, daemon=True).start()
 
-    def launch(self, job: str, partition: str | None, tags: dict[str, str], run_config: dict) -> None:
+    def _read(self) -> None:
+        assert self.server.stdout is not None
+        for line in self.server.stdout:
+            message = json.loads(line)
+            with self._ready:
+                if "started" in message:
+                    self.pids[message["started"]] = message["pid"]
+                else:
+                    self.exits[message["pid"]] = message["status"]
+                self._ready.notify_all()
+
+    def launch(
+        self, job: str, partition: str | None, tags: dict[str, str], run_config: dict
+    ) -> None:
         self.count += 1
-        env = dict(self.env)
+        extra: dict[str, str] = {}
         kill_at = None
         if self.rng.random() < self.kill_share:
             if self.rng.random() < 0.5:
                 point = self.rng.choice(CRASH_POINTS)
-                env["ACS_KHAOS_CRASH_AT"] = f"{point}:{self.rng.randint(1, 4)}"
+                extra["ACS_KHAOS_CRASH_AT"] = f"{point}:{self.rng.randint(1, 4)}"
             else:
-                kill_at = time.monotonic() + self.rng.uniform(3.0, 20.0)
-        request = {"job": job, "partition": partition, "run_config": run_config,
-                   "tags": {**tags, WORKER_TAG: str(self.count)}}
+                kill_at = time.monotonic() + self.rng.uniform(0.5, 8.0)
+        request = {
+            "job": job,
+            "partition": partition,
+            "run_config": run_config,
+            "tags": {**tags, WORKER_TAG: str(self.count)},
+        }
         log = self.work / "runs" / f"{self.count:05d}-{job}.log"
-        process = subprocess.Popen(
-            [sys.executable, str(SCRIPT), "run", json.dumps(request)],
-            env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+        assert self.server.stdin is not None
+        self.server.stdin.write(
+            json.dumps({"n": self.count, "request": request, "env": extra, "log": str(log)}) + "\n"
         )
-        self.running.append(Worker(process, self.count, job, kill_at, log))
+        self.server.stdin.flush()
+        with self._ready:
+            self._ready.wait_for(lambda: self.count in self.pids, timeout=60)
+            pid = self.pids[self.count]
+        self.running.append(Worker(pid, self.count, job, kill_at, log))
         self.figures.runs[job] += 1
 
     def poll(self, instance: Any) -> None:
         for worker in list(self.running):
-            if worker.kill_at is not None and time.monotonic() >= worker.kill_at and worker.process.poll() is None:
-                worker.process.send_signal(signal.SIGKILL)
-            code = worker.process.poll()
-            if code is None:
+            with self._lock:
+                status = self.exits.get(worker.pid)
+            if status is None and worker.kill_at is not None and time.monotonic() >= worker.kill_at:
+                os.kill(worker.pid, signal.SIGKILL)
+                worker.kill_at = None
+            if status is None:
                 continue
             self.running.remove(worker)
-            text = worker.log.read_text(errors="replace")
-            if code == 137 and "crashpoint" in text:
+            text = worker.log.read_text(errors="replace") if worker.log.exists() else ""
+            if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 137 and "crashpoint" in text:
                 point = text.split("crashpoint ", 1)[1].split(" ", 1)[0]
                 self.figures.kills[f"crash point {point}"] += 1
-            elif code == -signal.SIGKILL:
+            elif os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
                 self.figures.kills["SIGKILL run worker"] += 1
             else:
-                self.figures.outcomes[f"{worker.job}: {'ok' if code == 0 else 'failed'}"] += 1
+                ok = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+                self.figures.outcomes[f"{worker.job}: {'ok' if ok else 'failed'}"] += 1
                 continue
             _mark_dead_runs_failed(instance, worker.number)
 
@@ -215,12 +278,62 @@ class Launcher:
             self.poll(instance)
             if len(self.running) <= limit or time.monotonic() >= deadline:
                 return
-            time.sleep(0.2)
+            time.sleep(0.1)
 
     def kill_all(self) -> None:
         for worker in self.running:
-            if worker.process.poll() is None:
-                worker.process.send_signal(signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker.pid, signal.SIGKILL)
+        if self.server.stdin:
+            self.server.stdin.close()
+        self.server.wait(30)
+
+
+def fork_server() -> int:
+    """``chaos.py forkserver``: imports once, then forks one run worker per request."""
+    import logging
+
+    from dagster import DagsterInstance  # noqa: F401  (imported before forking)
+
+    from acs_khaos_dagster.definitions import defs  # noqa: F401
+
+    logging.disable(logging.NOTSET)
+    out_lock = threading.Lock()
+
+    def say(message: dict[str, Any]) -> None:
+        with out_lock:
+            sys.stdout.write(json.dumps(message) + "\n")
+            sys.stdout.flush()
+
+    def reap() -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, 0)
+            except ChildProcessError:
+                time.sleep(0.05)
+                continue
+            say({"pid": pid, "status": status})
+
+    threading.Thread(target=reap, daemon=True).start()
+    for line in sys.stdin:
+        message = json.loads(line)
+        pid = os.fork()
+        if pid == 0:
+            code = 70
+            try:
+                fd = os.open(message["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                os.dup2(fd, 2)
+                os.environ.update(message["env"])
+                code = run_worker(json.dumps(message["request"]))
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+            finally:
+                sys.stderr.flush()
+                os._exit(code)
+        say({"started": message["n"], "pid": pid})
+    return 0
 
 
 def _mark_dead_runs_failed(instance: Any, number: int) -> None:
@@ -230,8 +343,11 @@ def _mark_dead_runs_failed(instance: Any, number: int) -> None:
     try:
         runs = instance.get_runs(filters=RunsFilter(tags={WORKER_TAG: str(number)}))
         for run in runs:
-            if run.status in (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING,
-                              DagsterRunStatus.NOT_STARTED):
+            if run.status in (
+                DagsterRunStatus.STARTED,
+                DagsterRunStatus.STARTING,
+                DagsterRunStatus.NOT_STARTED,
+            ):
                 instance.report_run_failed(run, "run worker killed (soak)")
     except Exception:  # PostgreSQL may be down: the next kill's clean-up retries nothing
         pass
@@ -247,8 +363,11 @@ def run_worker(raw: str) -> int:
     job = defs.resolve_job_def(request["job"])
     config = {**QUIET, **(request["run_config"] or {})}
     result = job.execute_in_process(
-        instance=DagsterInstance.get(), partition_key=request["partition"],
-        tags=request["tags"], run_config=config, raise_on_error=False,
+        instance=DagsterInstance.get(),
+        partition_key=request["partition"],
+        tags=request["tags"],
+        run_config=config,
+        raise_on_error=False,
     )
     return 0 if result.success else 1
 
@@ -282,8 +401,12 @@ class Ticker:
         launched = 0
         for sensor in self.repo.sensor_defs:
             try:
-                with build_sensor_context(instance=self.instance, cursor=self.cursors.get(sensor.name),
-                                          resources=self.defs.resources, repository_def=self.repo) as ctx:
+                with build_sensor_context(
+                    instance=self.instance,
+                    cursor=self.cursors.get(sensor.name),
+                    resources=self.defs.resources,
+                    repository_def=self.repo,
+                ) as ctx:
                     data = sensor.evaluate_tick(ctx)
             except Exception as exc:  # the daemon logs a failed tick and tries next time
                 self.figures.tick_errors[f"{sensor.name}: {type(exc).__name__}"] += 1
@@ -297,14 +420,17 @@ class Ticker:
                 if request.run_key:
                     seen.add(request.run_key)
                 job = request.job_name or sensor.targets[0].job_name
-                self.launcher.launch(job, request.partition_key, dict(request.tags), request.run_config or {})
+                self.launcher.launch(
+                    job, request.partition_key, dict(request.tags), request.run_config or {}
+                )
                 launched += 1
         previous = self.last_tick or now - timedelta(minutes=1)
         self.last_tick = now
         for schedule in self.repo.schedule_defs:
             ticks = []
-            for moment in cron_string_iterator(previous.timestamp(), schedule.cron_schedule,
-                                               schedule.execution_timezone):
+            for moment in cron_string_iterator(
+                previous.timestamp(), schedule.cron_schedule, schedule.execution_timezone
+            ):
                 if moment.timestamp() > now.timestamp():
                     break
                 if moment.timestamp() > previous.timestamp():
@@ -314,17 +440,24 @@ class Ticker:
             if not ticks:
                 continue
             try:
-                with build_schedule_context(instance=self.instance, scheduled_execution_time=ticks[-1],
-                                            resources=self.defs.resources,
-                                            repository_def=self.repo) as ctx:
+                with build_schedule_context(
+                    instance=self.instance,
+                    scheduled_execution_time=ticks[-1],
+                    resources=self.defs.resources,
+                    repository_def=self.repo,
+                ) as ctx:
                     data = schedule.evaluate_tick(ctx)
             except Exception as exc:
                 self.figures.tick_errors[f"{schedule.name}: {type(exc).__name__}"] += 1
                 continue
             self.figures.ticks[schedule.name] += 1
             for request in data.run_requests or []:
-                self.launcher.launch(schedule.job_name, request.partition_key, dict(request.tags),
-                                     request.run_config or {})
+                self.launcher.launch(
+                    schedule.job_name,
+                    request.partition_key,
+                    dict(request.tags),
+                    request.run_config or {},
+                )
                 launched += 1
         return launched
 
@@ -351,15 +484,19 @@ def dagster_yaml(home: Path, port: int) -> None:
     )
 
 
-def integration_env(sandbox_env: dict[str, str], work: Path, store_url: str, read_timeout_s: float) -> dict[str, str]:
+def integration_env(
+    sandbox_env: dict[str, str], work: Path, store_url: str, read_timeout_s: float
+) -> dict[str, str]:
     """Production settings (defaults) except the client's wall-clock read timeout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACS_KHAOS_")}
     env.update(sandbox_env)
-    env.update({
-        "ACS_KHAOS_DATA_DIR": str(work / "data"),
-        "ACS_KHAOS_DATABASE_URL": store_url,
-        "ACS_KHAOS_HTTP__READ_TIMEOUT_S": str(read_timeout_s),
-        "ACS_KHAOS_LOG_LEVEL": "WARNING",
-        "DAGSTER_HOME": str(work / "dagster_home"),
-    })
+    env.update(
+        {
+            "ACS_KHAOS_DATA_DIR": str(work / "data"),
+            "ACS_KHAOS_DATABASE_URL": store_url,
+            "ACS_KHAOS_HTTP__READ_TIMEOUT_S": str(read_timeout_s),
+            "ACS_KHAOS_LOG_LEVEL": "WARNING",
+            "DAGSTER_HOME": str(work / "dagster_home"),
+        }
+    )
     return env

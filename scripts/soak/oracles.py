@@ -15,8 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 # ACS status (normalised: lower case, no spaces) -> (site for sale units, site for hire units)
-SITES = {"selling": 1, "hire_stock": 2, "on_hire": 3, "inspection": 4, "refurbishment": 5,
-         "quarantine": 6}
+SITES = {
+    "selling": 1,
+    "hire_stock": 2,
+    "on_hire": 3,
+    "inspection": 4,
+    "refurbishment": 5,
+    "quarantine": 6,
+}
 _POLICY = {
     "inwarehouse-readyforcustomer": ("selling", "hire_stock"),
     "allocated": ("selling", "hire_stock"),
@@ -55,8 +61,9 @@ class Verdict:
         return not any(self.broken.values())
 
 
-def check(acs: dict[str, Any], khaos: dict[str, Any], units: dict[str, Any],
-          store_url: str) -> Verdict:
+def check(
+    acs: dict[str, Any], khaos: dict[str, Any], units: dict[str, Any], store_url: str
+) -> Verdict:
     verdict = Verdict()
     _despatches(acs, khaos, verdict)
     _releases(acs, khaos, units, store_url, verdict)
@@ -79,11 +86,14 @@ def _despatches(acs: dict[str, Any], khaos: dict[str, Any], verdict: Verdict) ->
         if order["order_number"] not in orders:
             continue
         for event in order["shipments"]:
+            if not sum(int(line["quantity"]) for line in event["lines"]):
+                continue  # wholly closed short: nothing shipped, an owned exception instead
             verdict.checked["ACS shipments"] += 1
             n = calls[event["shipment_id"]]
             if n != 1:
-                verdict.fail("shipment = one Khaos despatch",
-                             f"{event['shipment_id']}: posted {n} times")
+                verdict.fail(
+                    "shipment = one Khaos despatch", f"{event['shipment_id']}: posted {n} times"
+                )
             oid = orders[order["order_number"]]["order_id"]
             for line in event["lines"]:
                 shipped_items[oid][str(line["line_item_id"])] += int(line["quantity"])
@@ -94,9 +104,10 @@ def _despatches(acs: dict[str, Any], khaos: dict[str, Any], verdict: Verdict) ->
                 invoiced[inv["order_id"]][str(ln["order_item_id"])] += ln["quantity"]
     for oid in set(shipped_items) | set(invoiced):
         if +shipped_items[oid] != +invoiced[oid]:
-            verdict.fail("invoices = shipped quantities",
-                         f"order {oid}: shipped {dict(shipped_items[oid])}, "
-                         f"invoiced {dict(invoiced[oid])}")
+            verdict.fail(
+                "invoices = shipped quantities",
+                f"order {oid}: shipped {dict(shipped_items[oid])}, invoiced {dict(invoiced[oid])}",
+            )
 
 
 def _open_exception_refs(store_url: str) -> str:
@@ -106,8 +117,13 @@ def _open_exception_refs(store_url: str) -> str:
         return "\n".join(repr(item.row.__dict__) for item in store.exceptions.list())
 
 
-def _releases(acs: dict[str, Any], khaos: dict[str, Any], units: dict[str, Any],
-              store_url: str, verdict: Verdict) -> None:
+def _releases(
+    acs: dict[str, Any],
+    khaos: dict[str, Any],
+    units: dict[str, Any],
+    store_url: str,
+    verdict: Verdict,
+) -> None:
     """Every released Khaos order is at ACS at its newest lines, or cancelled there."""
     at_acs = {o["order_number"]: o for o in acs["orders"]}
     stages = {i["invoice_id"]: i["stage"] for i in khaos["invoices"]}
@@ -120,20 +136,31 @@ def _releases(acs: dict[str, Any], khaos: dict[str, Any], units: dict[str, Any],
         verdict.checked["Khaos orders"] += 1
         if cancelled:
             if there is not None and not there["cancelled"]:
-                exceptions = exceptions if exceptions is not None else _open_exception_refs(store_url)
+                exceptions = (
+                    exceptions if exceptions is not None else _open_exception_refs(store_url)
+                )
                 if code not in exceptions:
-                    verdict.fail("cancelled order cancelled at ACS (or owned)",
-                                 f"{code}: live at ACS ({there['status']}) with no open exception")
+                    verdict.fail(
+                        "cancelled order cancelled at ACS (or owned)",
+                        f"{code}: live at ACS ({there['status']}) with no open exception",
+                    )
             continue
         if there is None:
             verdict.fail("released order at ACS", f"{code}: not at ACS")
             continue
         want = Counter({str(ln["order_item_id"]): ln["quantity"] for ln in order["lines"]})
-        got = Counter({str(i["LineItemId"]): int(i["ItemQuantity"])
-                       for i in there["body"].get("OrderItems", [])})
+        got = Counter(
+            {
+                str(i["LineItemId"]): int(i["ItemQuantity"])
+                for i in there["body"].get("OrderItems", [])
+            }
+        )
         if want != got or there["cancelled"]:
-            verdict.fail("released order at ACS", f"{code}: ACS holds {dict(got)}"
-                         f"{' cancelled' if there['cancelled'] else ''}, Khaos {dict(want)}")
+            verdict.fail(
+                "released order at ACS",
+                f"{code}: ACS holds {dict(got)}"
+                f"{' cancelled' if there['cancelled'] else ''}, Khaos {dict(want)}",
+            )
 
 
 def _returns(units: dict[str, Any], khaos: dict[str, Any], verdict: Verdict) -> None:
@@ -149,9 +176,11 @@ def _returns(units: dict[str, Any], khaos: dict[str, Any], verdict: Verdict) -> 
         found = by_ref.get(ref, [])
         quantity = sum(it["quantity"] for r in found for it in r["items"])
         if quantity != len(rows):
-            verdict.fail("graded return = one Khaos return",
-                         f"{ref}: {len(rows)} unit(s) at ACS, {quantity} in Khaos "
-                         f"({[r['associated_ref'] for r in found]})")
+            verdict.fail(
+                "graded return = one Khaos return",
+                f"{ref}: {len(rows)} unit(s) at ACS, {quantity} in Khaos "
+                f"({[r['associated_ref'] for r in found]})",
+            )
             continue
         want = {CREDIT_BY_GRADE[r["grade"]] for r in rows}
         got = {r["credit_mode"] for r in found}
@@ -160,12 +189,15 @@ def _returns(units: dict[str, Any], khaos: dict[str, Any], verdict: Verdict) -> 
         for r in found:
             goods = sum(Decimal(it["unit_net"]) * it["quantity"] for it in r["items"])
             if r["credit_mode"] == "auto" and Decimal(r["credit_value"]) != goods:
-                verdict.fail("credit per grade policy",
-                             f"{r['associated_ref']}: credit {r['credit_value']} != goods {goods}")
+                verdict.fail(
+                    "credit per grade policy",
+                    f"{r['associated_ref']}: credit {r['credit_value']} != goods {goods}",
+                )
 
 
-def _level(acs: dict[str, Any], khaos: dict[str, Any], units: dict[str, Any],
-           verdict: Verdict) -> None:
+def _level(
+    acs: dict[str, Any], khaos: dict[str, Any], units: dict[str, Any], verdict: Verdict
+) -> None:
     """Level per StockID × site = ACS's physical units there + sale units ACS despatched
     whose Khaos invoice is not issued yet (the only movement left in flight at quiescence)."""
     items = {i["stock_code"]: i for i in khaos["stock_items"]}
@@ -178,8 +210,11 @@ def _level(acs: dict[str, Any], khaos: dict[str, Any], units: dict[str, Any],
         role = hire if item["is_hire"] else sale
         if role is not None:
             expected[(item["stock_id"], SITES[role])] += row["count"]
-    line_stock = {ln["order_item_id"]: (ln["stock_id"], ln["is_hire"])
-                  for o in khaos["orders"] for ln in o["lines"]}
+    line_stock = {
+        ln["order_item_id"]: (ln["stock_id"], ln["is_hire"])
+        for o in khaos["orders"]
+        for ln in o["lines"]
+    }
     khaos_ids = {o["order_code"]: o for o in khaos["orders"]}
     shipped: Counter[int] = Counter()
     for order in acs["orders"]:
@@ -200,9 +235,10 @@ def _level(acs: dict[str, Any], khaos: dict[str, Any], units: dict[str, Any],
         key = (row["stock_id"], row["site_id"])
         verdict.checked["Level rows"] += 1
         if row["level"] != expected[key]:
-            verdict.fail("Level = ACS physical units",
-                         f"StockID {key[0]} site {key[1]}: Khaos {row['level']}, "
-                         f"ACS says {expected[key]}")
+            verdict.fail(
+                "Level = ACS physical units",
+                f"StockID {key[0]} site {key[1]}: Khaos {row['level']}, ACS says {expected[key]}",
+            )
 
 
 def _effects(store_url: str, verdict: Verdict) -> None:

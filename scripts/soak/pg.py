@@ -19,7 +19,9 @@ import sqlalchemy as sa
 
 
 def _bin(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None)
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None
+    )
     if not found:
         raise RuntimeError(f"PostgreSQL's {name} is not installed")
     return found
@@ -49,7 +51,9 @@ class Cluster:
         self.folder.mkdir(parents=True, exist_ok=True)
         if self._as_postgres:
             shutil.chown(self.folder, "postgres", "postgres")
-        self._run(_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8")
+        self._run(
+            _bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8"
+        )
         with (self.data / "postgresql.conf").open("a") as conf:
             conf.write(
                 f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"

@@ -51,8 +51,9 @@ def soak(args: argparse.Namespace) -> int:
         generate_scenario(args.size, args.seed, work / "scenario")
         base = {k: v for k, v in os.environ.items() if not k.startswith("ACS_KHAOS_")}
         base["ACS_KHAOS_DATA_DIR"] = str(work / "data")
-        sandbox = SandboxProcess.start(work / "scenario", work / "acs_drop", args.seed, base,
-                                       (work / "sandbox.log").open("w"))
+        sandbox = SandboxProcess.start(
+            work / "scenario", work / "acs_drop", args.seed, base, (work / "sandbox.log").open("w")
+        )
         env = integration_env(sandbox.env, work, store_url, READ_TIMEOUT_S)
         os.environ.update(env)  # the ticks' sensors read the same settings as the runs
         from acs_khaos_dagster.store import Store
@@ -64,8 +65,9 @@ def soak(args: argparse.Namespace) -> int:
         sandbox.faults_on(args.fault_rate, STALL_S, LATE_APPLY_S)
         steps = int(args.days * 24 * 60 / args.step_min)
         restarts = {int(steps * (n + 1) / (args.pg_restarts + 1)) for n in range(args.pg_restarts)}
-        trading_steps = sum(1 for h in range(24 * 60 // args.step_min)
-                            if 8 <= (h * args.step_min) // 60 < 22)
+        trading_steps = sum(
+            1 for h in range(24 * 60 // args.step_min) if 8 <= (h * args.step_min) // 60 < 22
+        )
         per_step = max(1, round(args.orders_per_day / max(trading_steps, 1)))
         start = sandbox.now()
         for step in range(steps):
@@ -87,9 +89,11 @@ def soak(args: argparse.Namespace) -> int:
             now = sandbox.advance(args.step_min)
             _tick(ticker, launcher, now, args.max_running, args.step_wall_s)
             if step % max(1, steps // 20) == 0:
-                print(f"  {now:%a %d %b %H:%M} step {step}/{steps}: {dict(outbox_counts(store_url))}"
-                      f" runs {sum(figures.runs.values())} kills {sum(figures.kills.values())}",
-                      flush=True)
+                print(
+                    f"  {now:%a %d %b %H:%M} step {step}/{steps}: {dict(outbox_counts(store_url))}"
+                    f" runs {sum(figures.runs.values())} kills {sum(figures.kills.values())}",
+                    flush=True,
+                )
         stats = sandbox.fault_stats()
         sandbox.faults_off()
         settle(sandbox, ticker, launcher, store_url, args)
@@ -108,13 +112,20 @@ def soak(args: argparse.Namespace) -> int:
     return 0 if verdict.ok else 1
 
 
-def _tick(ticker: Ticker, launcher: Launcher, now: datetime, max_running: int, budget: float) -> None:
+def _tick(
+    ticker: Ticker, launcher: Launcher, now: datetime, max_running: int, budget: float
+) -> None:
     ticker.tick(now)
     launcher.wait_below(ticker.instance, max_running - 1, budget)
 
 
-def settle(sandbox: SandboxProcess, ticker: Ticker, launcher: Launcher, store_url: str,
-           args: argparse.Namespace) -> None:
+def settle(
+    sandbox: SandboxProcess,
+    ticker: Ticker,
+    launcher: Launcher,
+    store_url: str,
+    args: argparse.Namespace,
+) -> None:
     """Faults off, no more trading: ACS finishes its work (hire units back and cleaned) in
     day-long jumps, as over a closed weekend; then its last files are dropped and the
     integration's schedules and sensors run hour by hour until the outbox and the runs are
@@ -125,21 +136,26 @@ def settle(sandbox: SandboxProcess, ticker: Ticker, launcher: Launcher, store_ur
         if not http("GET", f"{sandbox.acs}/_sandbox/soak/units")["busy"]:
             break
         sandbox.advance(24 * 60)
-    http("POST", f"{sandbox.acs}/_sandbox/daily-files")
-    quiet = 0
-    for hour in range(24 * 7):
-        now = sandbox.advance(60)
-        _tick(ticker, launcher, now, args.max_running, args.step_wall_s)
-        launcher.wait_below(ticker.instance, 0, 600)
-        counts = outbox_counts(store_url)
-        quiet = quiet + 1 if not counts["pending"] + counts["in_flight"] else 0
-        if quiet >= 3 and hour >= 26:
-            return
-    print("  the outbox did not settle in a simulated week", flush=True)
+    # Two of ACS's nightly drops: the second one is taken after everything the first one
+    # brought (returns posted, invoices issued) has landed, as the next morning's would be.
+    for _drop in range(2):
+        http("POST", f"{sandbox.acs}/_sandbox/daily-files")
+        quiet = 0
+        for step in range(8 * 7):
+            now = sandbox.advance(180)
+            _tick(ticker, launcher, now, args.max_running, args.step_wall_s)
+            launcher.wait_below(ticker.instance, 0, 600)
+            counts = outbox_counts(store_url)
+            quiet = quiet + 1 if not counts["pending"] + counts["in_flight"] else 0
+            if quiet >= 2 and step >= 9:
+                break
+        else:
+            print("  the outbox did not settle in a simulated week", flush=True)
 
 
-def report(args: argparse.Namespace, figures: Figures, verdict: Any, stats: dict[str, Any],
-           store_url: str) -> None:
+def report(
+    args: argparse.Namespace, figures: Figures, verdict: Any, stats: dict[str, Any], store_url: str
+) -> None:
     from sqlalchemy import func, select
 
     from acs_khaos_dagster.store import Store
@@ -153,23 +169,34 @@ def report(args: argparse.Namespace, figures: Figures, verdict: Any, stats: dict
     faults = sum(injected.values())
     with Store.open(store_url, migrate=False) as store, store.transaction() as s:
         kinds = dict(s.execute(select(Effect.kind, func.count()).group_by(Effect.kind)).all())
-        attempts = dict(s.execute(select(EffectAttempt.outcome, func.count())
-                                  .group_by(EffectAttempt.outcome)).all())
+        attempts = dict(
+            s.execute(
+                select(EffectAttempt.outcome, func.count()).group_by(EffectAttempt.outcome)
+            ).all()
+        )
     print()
     print(f"seed {args.seed}  (replay: scripts/chaos.py {' '.join(sys.argv[1:])})")
     print(f"duration {time.monotonic() - figures.started:.0f} s; simulated days {figures.days:.1f}")
-    print(f"brand: {figures.orders} orders, {figures.cancelled} cancelled, "
-          f"{figures.returns} units returned")
+    print(
+        f"brand: {figures.orders} orders, {figures.cancelled} cancelled, "
+        f"{figures.returns} units returned"
+    )
     print(f"effects: {sum(kinds.values())}  (all made by the flows)  by kind: {kinds}")
-    print(f"calls to the simulators: {calls}; faults injected: {faults} "
-          f"({100 * faults / max(calls, 1):.1f}%)")
+    print(
+        f"calls to the simulators: {calls}; faults injected: {faults} "
+        f"({100 * faults / max(calls, 1):.1f}%)"
+    )
     for name, n in sorted(injected.items()):
         print(f"  {name}: {n}")
-    print(f"runs launched by sensors and schedules: {sum(figures.runs.values())} "
-          f"{dict(sorted(figures.runs.items()))}")
+    print(
+        f"runs launched by sensors and schedules: {sum(figures.runs.values())} "
+        f"{dict(sorted(figures.runs.items()))}"
+    )
     print(f"run outcomes: {dict(sorted(figures.outcomes.items()))}")
-    print(f"ticks: {dict(sorted(figures.ticks.items()))}; failed ticks: "
-          f"{dict(sorted(figures.tick_errors.items()))}")
+    print(
+        f"ticks: {dict(sorted(figures.ticks.items()))}; failed ticks: "
+        f"{dict(sorted(figures.tick_errors.items()))}"
+    )
     print(f"kills: {sum(figures.kills.values())}")
     for name, n in sorted(figures.kills.items()):
         print(f"  {name}: {n}")
