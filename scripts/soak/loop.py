@@ -45,6 +45,8 @@ KHAOS_ONLY = ("late_apply",)
 ACS_ONLY = ("quota_403",)
 FEED_FAULTS = ("duplicate", "reorder", "replay", "republish")
 WORKER_TAG = "soak/worker"
+RETRY_TAG = "dagster/retry_number"
+MAX_RETRIES = 2
 
 
 def http(method: str, url: str, body: Any = None, timeout: float = 120) -> Any:
@@ -154,6 +156,7 @@ class Worker:
     job: str
     kill_at: float | None
     log: Path
+    request: dict[str, Any]
 
 
 @dataclass
@@ -247,7 +250,7 @@ class Launcher:
         with self._ready:
             self._ready.wait_for(lambda: self.count in self.pids, timeout=60)
             pid = self.pids[self.count]
-        self.running.append(Worker(pid, self.count, job, kill_at, log))
+        self.running.append(Worker(pid, self.count, job, kill_at, log, request))
         self.figures.runs[job] += 1
 
     def poll(self, instance: Any) -> None:
@@ -269,8 +272,20 @@ class Launcher:
             else:
                 ok = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
                 self.figures.outcomes[f"{worker.job}: {'ok' if ok else 'failed'}"] += 1
+                if not ok:
+                    self._retry(worker)
                 continue
             _mark_dead_runs_failed(instance, worker.number)
+            self._retry(worker)
+
+    def _retry(self, worker: Worker) -> None:
+        """deploy/dagster.yaml's ``run_retries`` (max 2): the daemon re-executes a failed run."""
+        tries = int(worker.request["tags"].get(RETRY_TAG, "0"))
+        if tries >= MAX_RETRIES:
+            return
+        tags = {**worker.request["tags"], RETRY_TAG: str(tries + 1)}
+        self.figures.runs["retries (run_retries)"] += 1
+        self.launch(worker.job, worker.request["partition"], tags, worker.request["run_config"])
 
     def wait_below(self, instance: Any, limit: int, budget_s: float) -> None:
         deadline = time.monotonic() + budget_s
