@@ -258,6 +258,13 @@ def _effects(store_url: str, verdict: Verdict) -> None:
         # open exception with an owner must name it.
         if effect.state in ("parked", "held") and effect.id in owned_for:
             continue
+        # Failed: a parked release the flow turned into a business exception of its own
+        # (an ACS rejection of the order or SKU); that exception must be open and owned.
+        ref = str(effect.payload.get("order_number") or effect.payload.get("sku") or "?")
+        if effect.state == "failed" and any(
+            i.row.owner and ref in f"{i.row.entity_ref} {i.row.message}" for i in items
+        ):
+            continue
         verdict.fail("effect finished or owned", f"{effect.idempotency_key} ({effect.state})")
     for item in items:
         if not item.row.owner:
