@@ -65,7 +65,7 @@ def check(
     acs: dict[str, Any], khaos: dict[str, Any], units: dict[str, Any], store_url: str
 ) -> Verdict:
     verdict = Verdict()
-    _despatches(acs, khaos, verdict)
+    _despatches(acs, khaos, _cancelled_and_owned(khaos, store_url), verdict)
     _releases(acs, khaos, units, store_url, verdict)
     _returns(units, khaos, verdict)
     _level(acs, khaos, units, verdict)
@@ -77,13 +77,33 @@ def _khaos_orders(khaos: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {o["order_code"]: o for o in khaos["orders"]}
 
 
-def _despatches(acs: dict[str, Any], khaos: dict[str, Any], verdict: Verdict) -> None:
+def _cancelled_and_owned(khaos: dict[str, Any], store_url: str) -> set[str]:
+    """Orders cancelled in Khaos that an open exception names (cancelled after ACS began
+    picking: ACS ships anyway and Khaos refuses the despatch; people act on it)."""
+    stages = {i["invoice_id"]: i["stage"] for i in khaos["invoices"]}
+    cancelled = {
+        o["order_code"] for o in khaos["orders"] if any(stages[i] == 1 for i in o["invoice_ids"])
+    }
+    if not cancelled:
+        return set()
+    text = _open_exception_refs(store_url)
+    return {code for code in cancelled if code in text}
+
+
+def _despatches(
+    acs: dict[str, Any], khaos: dict[str, Any], excused: set[str], verdict: Verdict
+) -> None:
     """Every ACS shipment is exactly one Khaos despatch; invoices add up to what shipped."""
     calls = Counter(c["external_ref"] for c in khaos["despatch_calls"])
     orders = _khaos_orders(khaos)
     shipped_items: dict[int, Counter[str]] = defaultdict(Counter)
     for order in acs["orders"]:
         if order["order_number"] not in orders:
+            continue
+        if order["order_number"] in excused:
+            verdict.checked["shipments of orders cancelled while picked (owned)"] += 1
+            if any(calls[e["shipment_id"]] > 1 for e in order["shipments"]):
+                verdict.fail("shipment = one Khaos despatch", f"{order['order_number']}: twice")
             continue
         for event in order["shipments"]:
             if not sum(int(line["quantity"]) for line in event["lines"]):
@@ -102,7 +122,8 @@ def _despatches(acs: dict[str, Any], khaos: dict[str, Any], verdict: Verdict) ->
         if inv["shipped"]:
             for ln in inv["lines"]:
                 invoiced[inv["order_id"]][str(ln["order_item_id"])] += ln["quantity"]
-    for oid in set(shipped_items) | set(invoiced):
+    excused_ids = {orders[code]["order_id"] for code in excused if code in orders}
+    for oid in (set(shipped_items) | set(invoiced)) - excused_ids:
         if +shipped_items[oid] != +invoiced[oid]:
             verdict.fail(
                 "invoices = shipped quantities",
@@ -114,7 +135,11 @@ def _open_exception_refs(store_url: str) -> str:
     from acs_khaos_dagster.store import Store
 
     with Store.open(store_url, migrate=False) as store:
-        return "\n".join(repr(item.row.__dict__) for item in store.exceptions.list())
+        return "\n".join(
+            f"{item.row.entity_ref} {item.row.message}"
+            for item in store.exceptions.list()
+            if item.row.owner
+        )
 
 
 def _releases(
