@@ -48,11 +48,6 @@ def _figure(output: str, pattern: str) -> int:
     return int(match.group(1))
 
 
-@pytest.mark.xfail(
-    reason="issue 19: the soak's first runs break the returns, despatch and Level oracles on "
-    "a few entities (RELIABILITY.md, 'What it found at once'); not yet triaged",
-    strict=False,
-)
 def test_every_oracle_holds_after_the_small_soak(soak: str) -> None:
     assert "BROKEN" not in soak, soak[soak.find("oracles (checked)") :]
     assert "RESULT: PASS" in soak
