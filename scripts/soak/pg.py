@@ -12,6 +12,7 @@ import os
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,17 +36,27 @@ def free_port() -> int:
 
 class Cluster:
     def __init__(self, folder: Path) -> None:
+        self._as_postgres = os.geteuid() == 0
+        if self._as_postgres:
+            # The server runs as postgres, which may not traverse the work folder's parents
+            # (pytest's are root-only): the cluster lives in a temp folder of its own,
+            # linked from the work folder.
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            own = Path(tempfile.mkdtemp(prefix="acs-khaos-soak-pg-"))
+            folder.symlink_to(own, target_is_directory=True)
+            folder = own
         self.folder = folder
         self.data = folder / "data"
         self.log = folder / "server.log"
         self.port = free_port()
-        self._as_postgres = os.geteuid() == 0
 
     def _run(self, *argv: str) -> None:
         command = list(argv)
         if self._as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
-        subprocess.run(command, check=True, capture_output=True, text=True)
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode:
+            raise RuntimeError(f"{' '.join(argv[:2])} failed: {done.stderr.strip()[-2000:]}")
 
     def init(self) -> Cluster:
         self.folder.mkdir(parents=True, exist_ok=True)
