@@ -151,6 +151,10 @@ class OwnerTargets(BaseModel):
 class ProductSettings(BaseModel):
     # Warn when fewer web-published SKUs than this share are ready for sale at ACS.
     coverage_warn_below: float = Field(0.98, ge=0, le=1)
+    # When ``product_sync_schedule`` reads Khaos's SKU master, pushes new and changed SKUs
+    # to ACS and refreshes which SKUs are ready for sale (UK time). Order release and the
+    # stock push read the latter, so without it nothing is released on a fresh install.
+    sync_cron: str = "*/15 * * * *"
 
 
 class OrderSettings(BaseModel):

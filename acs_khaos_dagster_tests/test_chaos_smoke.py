@@ -1,13 +1,16 @@
-"""The bounded fault-injection soak CI runs on every commit (``scripts/chaos.py --small``).
+"""The bounded soak CI runs (``scripts/chaos.py --small``): the same oracles as the full one.
 
-300 effects, about a quarter of all calls to the simulators meeting an injected fault,
-dispatchers killed at every named crash point and with SIGKILL, a Dagster run process
-SIGKILLed mid-run; afterwards the store must agree with the sandbox's ground truth.
+Half a simulated day of a tiny brand trading (new orders, cancellations, returns), every
+effect made by Dagster runs that the integration's own sensors and schedules started, a
+quarter of all calls faulted, run workers SIGKILLed and killed at crash points, the soak's
+own PostgreSQL restarted once; at quiescence every oracle from the simulators' ground truth
+holds.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,16 +20,25 @@ import pytest
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "chaos.py"
 
 
+def _postgres_installed() -> bool:
+    from glob import glob
+
+    return bool(shutil.which("initdb") or glob("/usr/lib/postgresql/*/bin/initdb"))
+
+
+pytestmark = pytest.mark.skipif(not _postgres_installed(), reason="PostgreSQL not installed")
+
+
 @pytest.fixture(scope="module")
 def soak(tmp_path_factory: pytest.TempPathFactory) -> str:
-    work = tmp_path_factory.mktemp("chaos")
+    work = tmp_path_factory.mktemp("soak")
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--small", "--seed", "5", "--workdir", str(work)],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
+    assert "RESULT:" in done.stdout, done.stdout[-6000:] + done.stderr[-3000:]
     return done.stdout
 
 
@@ -36,24 +48,20 @@ def _figure(output: str, pattern: str) -> int:
     return int(match.group(1))
 
 
-def test_the_small_soak_loses_nothing_and_applies_nothing_twice(soak: str) -> None:
-    assert _figure(soak, r"(?m)^effects: (\d+)") >= 300
-    assert _figure(soak, r"(?m)^lost: (\d+)") == 0
-    assert _figure(soak, r"(?m)^duplicated: (\d+)") == 0
+def test_every_oracle_holds_after_the_small_soak(soak: str) -> None:
+    assert "BROKEN" not in soak, soak[soak.find("oracles (checked)") :]
     assert "RESULT: PASS" in soak
 
 
-def test_the_small_soak_meets_faults_on_at_least_a_fifth_of_calls(soak: str) -> None:
+def test_the_small_soak_makes_every_effect_through_the_flows(soak: str) -> None:
+    assert _figure(soak, r"(?m)^effects: (\d+)  \(all made by the flows\)") > 0
+    assert _figure(soak, r"runs launched by sensors and schedules: (\d+)") > 0
+
+
+def test_the_small_soak_faults_a_fifth_of_calls_kills_runs_and_restarts_postgresql(
+    soak: str,
+) -> None:
     share = float(re.search(r"faults injected: \d+ \(([\d.]+)%\)", soak).group(1))
     assert share >= 20.0
-
-
-def test_the_small_soak_kills_at_every_crash_point_and_kills_a_dagster_run(soak: str) -> None:
-    for point in ("after_claim", "after_send", "before_mark_done"):
-        assert _figure(soak, rf"crash point {point}: (\d+)") >= 1
-    assert _figure(soak, r"SIGKILL Dagster run: (\d+)") >= 1
-
-
-def test_the_small_soak_leaves_khaos_level_right_and_every_failure_owned(soak: str) -> None:
-    assert _figure(soak, r"stock rows checked, (\d+) wrong") == 0
-    assert _figure(soak, r"without an owned exception: (\d+)") == 0
+    assert _figure(soak, r"(?m)^kills: (\d+)") >= 1
+    assert _figure(soak, r"PostgreSQL restarts: (\d+)") >= 1

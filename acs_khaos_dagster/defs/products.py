@@ -13,14 +13,19 @@ from dagster import (
     AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
+    AssetSelection,
     Config,
     Definitions,
     MetadataValue,
+    ScheduleDefinition,
     asset,
     asset_check,
+    define_asset_job,
 )
 
 from acs_khaos_dagster.clock import integration_now
+from acs_khaos_dagster.config import UK_TIME_ZONE, ProductSettings, SettingsError, load_settings
+from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 from acs_khaos_dagster.defs.common import (
     dispatch,
     dispatch_metadata,
@@ -360,7 +365,33 @@ def web_coverage(sku_mapping: pd.DataFrame, settings: SettingsResource) -> Asset
     )
 
 
+product_sync_job = define_asset_job(
+    "product_sync_job",
+    selection=AssetSelection.groups("products"),
+    description="Read Khaos's SKU master, push new and changed SKUs to ACS, refresh which "
+    "SKUs are ready for sale.",
+)
+
+
+def _sync_cron() -> str:
+    try:
+        return load_settings().products.sync_cron
+    except SettingsError:
+        return ProductSettings().sync_cron
+
+
+product_sync_schedule = ScheduleDefinition(
+    name="product_sync_schedule",
+    job=product_sync_job,
+    cron_schedule=_sync_cron(),
+    execution_timezone=UK_TIME_ZONE,
+    default_status=SCHEDULE_STATUS,
+    description="The product sync (settings.products.sync_cron, UK time).",
+)
+
 defs = Definitions(
     assets=[khaos_sku_master, acs_product_registry, sku_mapping, ready_for_sale_skus, acs_sku_push],
     asset_checks=[no_invalid_code_pushed, web_coverage],
+    jobs=[product_sync_job],
+    schedules=[product_sync_schedule],
 )
