@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,13 @@ def start_fresh_world(settings: Settings, console: Console) -> Path | None:
     leftovers = [p for p in data.iterdir() if p.name not in KEPT] if data.exists() else []
     if not leftovers:
         return None
+    store = data / "integration.sqlite"
+    if store.exists() and not _written_by_a_demo(store):
+        raise DemoRefused(
+            f"{store} was not written by the demo (it has no simulated clock): it may be a real "
+            "installation's store, and the demo will not move it. Point ACS_KHAOS_DATA_DIR at "
+            "a folder of its own to run the demo."
+        )
     previous = data / "previous_demo"
     if previous.exists():
         shutil.rmtree(previous)
@@ -86,6 +94,18 @@ def start_fresh_world(settings: Settings, console: Console) -> Path | None:
         shutil.move(str(path), previous / path.name)
     console.print(f"a fresh simulated world: the last demo's store and files are in {previous}")
     return previous
+
+
+def _written_by_a_demo(store: Path) -> bool:
+    """Whether the embedded store carries the demo's simulated-clock marker."""
+    with closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+        try:
+            found = db.execute(
+                "SELECT 1 FROM cursors WHERE name = ?", (SIMULATED_CLOCK_CURSOR,)
+            ).fetchone()
+        except sqlite3.DatabaseError:
+            return False
+    return found is not None
 
 
 class DemoRefused(RuntimeError):
@@ -109,6 +129,8 @@ def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> i
     with Sandbox(folder, settings.drop_folder, settings, seed=seed) as box:
         console.print(f"sandbox: ACS {box.acs_url}, Khaos {box.khaos_url}")
         with _environment(box.settings_env()):
+            # Marked at once: a demo stopped half-way is still recognised as the demo's.
+            _mark_simulated(box.clock.now())
             instance = DagsterInstance.get()
             sensor_cursors: dict[str, str | None] = {}
             for number, wait in enumerate(CYCLES, start=1):
@@ -230,14 +252,22 @@ def _asset_summaries(result: Any) -> dict[str, dict[str, Any]]:
     return summaries
 
 
+def _mark_simulated(now: datetime) -> None:
+    """Record the world's clock in the store: the CLI measures ages on it afterwards, and
+    the next demo knows this store is the demo's own."""
+    from acs_khaos_dagster.config import load_settings
+    from acs_khaos_dagster.store import Store
+
+    with Store.from_settings(load_settings()) as store, store.transaction() as session:
+        store.cursors.set(SIMULATED_CLOCK_CURSOR, now.isoformat(), session)
+
+
 def _store_counts(simulated_now: datetime) -> dict[str, dict[str, int]]:
     from acs_khaos_dagster.config import load_settings
     from acs_khaos_dagster.store import Store
 
+    _mark_simulated(simulated_now)
     with Store.from_settings(load_settings()) as store:
-        # Read by the CLI afterwards: ages in this store are measured on the world's clock.
-        with store.transaction() as session:
-            store.cursors.set(SIMULATED_CLOCK_CURSOR, simulated_now.isoformat(), session)
         status = store.outbox.status()
         effects: dict[str, int] = {}
         for (_kind, state), count in status.counts.items():

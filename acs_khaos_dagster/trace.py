@@ -490,13 +490,24 @@ def trace_return(store: Store, return_ref: str) -> Trace:
             _text(u.received_at),
             "hire" if u.is_hire is True else ("sale" if u.is_hire is False else "not matched"),
             _text(u.associated_ref),
+            _text(u.settled_by_hand_at),
         )
         for u in mine.itertuples(index=False)
     ]
     sections = [
         Section(
             "Units",
-            ("unit", "sku", "order", "grade", "action", "received", "type", "Khaos part"),
+            (
+                "unit",
+                "sku",
+                "order",
+                "grade",
+                "action",
+                "received",
+                "type",
+                "Khaos part",
+                "settled by hand",
+            ),
             unit_rows,
             "" if unit_rows else "no unit of this return was received",
         )

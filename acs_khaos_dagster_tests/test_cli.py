@@ -76,3 +76,21 @@ def test_demo_runs_the_integration_cycle_through_dagster_on_a_persistent_instanc
     assert listed.exit_code == 0, listed.output
     ages = [int(d) for d in re.findall(r"(\d+)d\d\dh", listed.output)]
     assert ages and max(ages) <= 14, listed.output
+
+
+def test_the_demo_never_moves_a_store_it_did_not_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acs_khaos_dagster.store import Store
+
+    data = tmp_path / "data"
+    data.mkdir()
+    # An installation on the embedded default store, not the demo's world.
+    with Store.open(f"sqlite:///{data / 'integration.sqlite'}"):
+        pass
+    monkeypatch.setenv("ACS_KHAOS_DATA_DIR", str(data))
+
+    result = runner.invoke(app, ["demo", "--size", "tiny"])
+
+    assert result.exit_code == 2 and "not written by the demo" in result.output
+    assert (data / "integration.sqlite").exists() and not (data / "previous_demo").exists()

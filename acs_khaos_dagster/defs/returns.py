@@ -387,6 +387,15 @@ def khaos_return_postings(
         )
         # Matches, parts and their effects land together or not at all.
         with db.transaction() as session:
+            # A person may have closed a unit's exception while this run talked to Khaos:
+            # claimed again here, in the transaction that would post it, it is never posted.
+            repo.settle_units_closed_by_hand(session)
+            settled = repo.settled_units(session)
+            postings = [
+                p for p in postings if not any((p.return_ref, u) in settled for u in p.unique_skus)
+            ]
+            keys = list(zip(newly["return_ref"], newly["unique_sku"], strict=True))
+            newly = newly[[(str(r), str(u)) not in settled for r, u in keys]]
             repo.record_matches(newly, session)
             repo.record_postings(postings, session)
             for posting in postings:

@@ -99,8 +99,14 @@ def _figures(tables: Tables) -> list[SummaryFigure]:
             f"'{rl}': rows",
         ),
         money_figure(
+            "refund-liability-posted-value",
+            "Refund liability: goods value of the returns owed (£, net of VAT)",
+            owed["asked_value"],
+            f"'{rl}': sum of Posted value (unmatched returns carry none: see their rows)",
+        ),
+        money_figure(
             "refund-liability-khaos-value",
-            "Refunds owed: Khaos credit value (£, net of VAT)",
+            "of which Khaos holds a credit value (£, net of VAT; tie-out)",
             owed["khaos_credit_value"],
             f"'{rl}': sum of Khaos credit value",
         ),
@@ -109,12 +115,6 @@ def _figures(tables: Tables) -> list[SummaryFigure]:
             "Refunds owed with no credit in Khaos (missing)",
             where(owed, "credit_status", "missing"),
             f"'{rl}': rows where Khaos credit = missing",
-        ),
-        money_figure(
-            "refund-liability-posted-value",
-            "Refunds owed: posted value (£, net of VAT)",
-            owed["asked_value"],
-            f"'{rl}': sum of Posted value",
         ),
         count_figure(
             "refund-liability-overdue-count",

@@ -327,7 +327,9 @@ class ExceptionQueue:
 
         With ``limits``, a held stock variance at or above them needs two people: the first
         approval is recorded (audited) and ``SecondApprovalNeeded`` raised; a second,
-        different person's approval releases it."""
+        different person's approval releases it. The check and the release are one locked
+        transaction, whatever the exception's status: closing the exception first does not
+        skip it, and a held effect behind an exception a person closed is not released."""
         waiting_for_second = False
         with self._db.transaction() as s:
             row = s.get(ExceptionRow, exception_id, with_for_update=True)
@@ -335,11 +337,18 @@ class ExceptionQueue:
                 raise ExceptionNotFound(exception_id)
             if row.effect_id is None:
                 raise ValueError(f"exception {exception_id} has no effect waiting for approval")
+            held = self._outbox.is_held(row.effect_id, session=s)
+            if row.status != "open" and held:
+                raise ValueError(
+                    f"exception {exception_id} was {row.status} by {row.acted_by}: its held "
+                    "effect is not released by an approval; a newer snapshot's push "
+                    "supersedes it"
+                )
             details = dict(row.details or {})
             if (
-                limits is not None
+                held
+                and limits is not None
                 and row.type == ExceptionType.STOCK_VARIANCE_HELD
-                and row.status == "open"
                 and needs_second_approval(details, limits)
             ):
                 first = details.get("first_approved_by")
@@ -363,22 +372,22 @@ class ExceptionQueue:
                         session=s,
                     )
                     waiting_for_second = True
-        if waiting_for_second:
-            raise SecondApprovalNeeded(
-                f"exception {exception_id}: {actor}'s approval is recorded; it is above the "
-                f"approval limits ({limits.units} units / £{limits.value}), so nothing is "
-                "booked until a second, different person approves it"
+            released = not waiting_for_second and self._outbox.approve(
+                row.effect_id, actor, session=s
             )
-        with self._db.transaction() as s:
-            row = s.get(ExceptionRow, exception_id, with_for_update=True)
-            assert row is not None and row.effect_id is not None
-            released = self._outbox.approve(row.effect_id, actor, session=s)
             if released and row.status == "open":
                 row.status = "resolved"
                 row.resolution_note = "approved"
                 row.acted_by = actor
                 row.acted_at = self._db.now()
-            return released
+        if waiting_for_second:
+            assert limits is not None
+            raise SecondApprovalNeeded(
+                f"exception {exception_id}: {actor}'s approval is recorded; it is above the "
+                f"approval limits ({limits.units} units / £{limits.value}), so nothing is "
+                "booked until a second, different person approves it"
+            )
+        return released
 
     def auto_resolve(
         self,

@@ -280,6 +280,10 @@ class Outbox:
             raise EffectNotFound(effect_id)
         return effect
 
+    def is_held(self, effect_id: int, session: Session | None = None) -> bool:
+        with self._db.transaction(session) as s:
+            return self._locked(s, effect_id).state == HELD
+
     def approve(self, effect_id: int, actor: str, session: Session | None = None) -> bool:
         """Release a held effect to pending. False (and nothing recorded) if not held;
         ``NotApprovable`` naming the newer version if it was superseded."""

@@ -159,6 +159,16 @@ class ReturnsRepository:
     def settle_units_closed_by_hand(self, session: Session | None = None) -> int:
         return settle_units_closed_by_hand(self._db, session)
 
+    def settled_units(self, session: Session | None = None) -> set[tuple[str, str]]:
+        """(return_ref, unique_sku) of every unit settled by hand."""
+        with self._db.transaction(session) as s:
+            rows = s.execute(
+                select(ReturnedUnit.return_ref, ReturnedUnit.unique_sku).where(
+                    ReturnedUnit.settled_by_hand_at.is_not(None)
+                )
+            )
+            return {(str(r), str(u)) for r, u in rows}
+
     def corrections(self, session: Session | None = None) -> pd.DataFrame:
         return corrections(self._db, session)
 

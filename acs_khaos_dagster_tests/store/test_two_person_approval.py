@@ -63,3 +63,14 @@ def test_either_limit_reached_in_either_direction_needs_a_second_approver(
 
 def test_a_variance_of_unknown_value_needs_a_second_approver() -> None:
     assert needs_second_approval({"held_units": 1, "value": None}, LIMITS)
+
+
+def test_closing_the_exception_first_does_not_let_one_person_release_a_large_variance(
+    store: Store,
+) -> None:
+    exception_id, effect_id = _held(store, 900, "90000.00")
+    store.exceptions.ignore(exception_id, "alice", "not worth it")
+
+    with pytest.raises(ValueError, match="ignored by alice"):
+        store.approve(exception_id=exception_id, actor="alice", limits=LIMITS)
+    assert store.outbox.get(effect_id).state == "held"
