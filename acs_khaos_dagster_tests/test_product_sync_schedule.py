@@ -6,9 +6,10 @@ group, so order release, the stock push and reconciliation failed on a missing i
 
 from __future__ import annotations
 
-from dagster import AssetKey, DefaultScheduleStatus
+from dagster import AssetKey
 
 from acs_khaos_dagster.definitions import defs
+from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 
 
 def _automatic_jobs() -> set[str]:
@@ -35,9 +36,10 @@ def test_every_input_of_an_automatic_run_is_made_by_an_automatic_run() -> None:
     assert not missing, f"read by an automatic run, made by none: {sorted(missing)}"
 
 
-def test_the_product_sync_schedule_runs_by_default_and_refreshes_ready_for_sale_skus() -> None:
+def test_the_product_sync_schedule_follows_the_automation_switch_and_refreshes_ready_skus() -> None:
     schedule = defs.get_repository_def().get_schedule_def("product_sync_schedule")
-    assert schedule.default_status == DefaultScheduleStatus.RUNNING
+    # Running wherever the other schedules run (production's ACS_KHAOS_AUTOMATION=running).
+    assert schedule.default_status == SCHEDULE_STATUS
     assert {AssetKey("khaos_sku_master"), AssetKey("ready_for_sale_skus")} <= _job_assets(
         schedule.job_name
     )
