@@ -316,6 +316,27 @@ def test_the_despatch_sensor_starts_a_run_only_when_the_feed_has_new_events(
     assert later.run_key != request.run_key
 
 
+def test_events_a_dead_run_recorded_but_never_posted_start_another_run(
+    integration: IntegrationHarness,
+) -> None:
+    # Found by the soak: a posting run killed after recording the feed's events (the cursor
+    # moved) and before posting them; nothing on the feed would ever bring them back.
+    instance: DagsterInstance = integration.instance
+    resources = default_resources()
+    _products_and_release(integration)
+    integration.sandbox.advance(timedelta(hours=4))
+    integration.run("acs_shipments")  # recorded; khaos_shipment_postings never ran
+
+    with build_sensor_context(instance=instance, resources=resources) as context:
+        [request] = acs_despatch_sensor(context).run_requests
+    assert isinstance(request, RunRequest)
+
+    integration.run(*DESPATCH)
+    with build_sensor_context(instance=instance, resources=resources) as context:
+        assert isinstance(acs_despatch_sensor(context), SkipReason)
+    assert integration.sandbox.khaos.truth()["despatch_calls"]  # posted once caught up
+
+
 # --- stuck orders ---------------------------------------------------------------------------
 
 

@@ -537,3 +537,35 @@ def test_a_sensor_with_an_empty_cursor_never_restarts_a_file_already_taken_in(
     }
     with build_sensor_context(instance=DagsterInstance.ephemeral(), resources=resources) as ctx:
         assert not acs_returns_file_sensor.evaluate_tick(ctx).run_requests
+
+
+def test_a_file_a_dead_run_left_unfinished_is_taken_in_by_another_run(
+    integration: IntegrationHarness,
+) -> None:
+    # Found by the soak: a returns_flow run killed while taking a file in, and no new file
+    # to start another: the returns never reached Khaos.
+    from acs_khaos_dagster.connectors.acs.drop import open_drop
+    from acs_khaos_dagster.store.ledger import FileLedger
+
+    path = _deliver(
+        "returns_BRAND01_20260302100000.csv",
+        [_unit("RQ3", "SO0050004", 700007, "JKT-0002-BRG-S", "UQ3")],
+    )
+    resources = {
+        "settings": SettingsResource(),
+        "store": StoreResource(settings=SettingsResource()),
+    }
+    instance = integration.instance
+    with build_sensor_context(instance=instance, resources=resources) as ctx:
+        first = acs_returns_file_sensor.evaluate_tick(ctx)
+    with integration.store() as store, open_drop(load_settings()) as drop:
+        # The run fetched and recorded the file, then died.
+        FileLedger(store.db).record_file(drop.fetch(path.name), kind="returns")
+
+    with build_sensor_context(instance=instance, resources=resources, cursor=first.cursor) as ctx:
+        [again] = acs_returns_file_sensor.evaluate_tick(ctx).run_requests
+    assert again.tags.get("acs_returns_unfinished")
+
+    _run(integration, *FLOW)
+    with build_sensor_context(instance=instance, resources=resources, cursor=first.cursor) as ctx:
+        assert not acs_returns_file_sensor.evaluate_tick(ctx).run_requests

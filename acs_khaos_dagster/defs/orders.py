@@ -1017,10 +1017,13 @@ def acs_despatch_sensor(
         cursor = db.cursors.get(DESPATCH_CURSOR)
         with acs.client() as client:
             page = client.read_despatch_page(cursor, page_size)
-        unseen = OrderBook(db.db).unseen_event_ids(e.event_id for e in page.events)
-    if not unseen and not page.has_more:
+        book = OrderBook(db.db)
+        unseen = book.unseen_event_ids(e.event_id for e in page.events)
+        # Recorded by a run that died before posting them: the feed will not bring them back.
+        stranded = book.stranded_event_ids()
+    if not unseen and not page.has_more and not stranded:
         return SkipReason(f"no event beyond those recorded (stored cursor {cursor or '(start)'})")
-    tag = _cursor_tag(cursor, unseen)
+    tag = _cursor_tag(cursor, [*unseen, *stranded])
     runs = context.instance.get_runs(
         filters=RunsFilter(job_name=DESPATCH_JOB, tags={CURSOR_TAG: tag})
     )

@@ -27,8 +27,10 @@ from dagster import (
     AssetExecutionContext,
     AssetSelection,
     BetaWarning,
+    DagsterRunStatus,
     Definitions,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SkipReason,
     asset,
@@ -76,7 +78,7 @@ from acs_khaos_dagster.domain.returns import (
 )
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind
 from acs_khaos_dagster.flows.hire import hire_write_off_value
-from acs_khaos_dagster.store.ledger import FileLedger, file_sha256
+from acs_khaos_dagster.store.ledger import UNFINISHED, FileLedger, file_sha256
 from acs_khaos_dagster.store.products import SkuIdentities
 from acs_khaos_dagster.store.returns import ReturnsRepository
 
@@ -779,6 +781,16 @@ returns_job = define_asset_job(
 )
 
 
+UNFINISHED_TAG = "acs_returns_unfinished"
+UNFINISHED_RETRIES = 3
+_IN_PROGRESS = (
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+)
+
+
 def _fingerprint(entry: DropEntry) -> str:
     return f"{entry.name}|{entry.size}|{entry.mtime.isoformat()}"
 
@@ -804,12 +816,35 @@ def acs_returns_file_sensor(
                 file_sha256(drop.fetch(entry.name)), LEDGER_KIND
             ):
                 new.append(print_)
+        # A run that died while taking files in leaves them unfinished in the ledger, and no
+        # new file may ever come to start another: those are retried (a few times).
+        stuck = sorted(
+            f.name for f in FileLedger(db.db).find(kind=LEDGER_KIND) if f.state in UNFINISHED
+        )
     # Remember only files still there, so the cursor stays small.
     context.update_cursor(json.dumps(sorted(entries)))
-    if not new:
+    if new:
+        run_key = hashlib.sha256("\n".join(new).encode()).hexdigest()[:24]
+        return RunRequest(run_key=run_key, tags={"acs_returns_files": str(len(new))})
+    if not stuck:
         return SkipReason(f"no {RETURNS_FILE_GLOB} in the ACS drop that is not taken in")
-    run_key = hashlib.sha256("\n".join(new).encode()).hexdigest()[:24]
-    return RunRequest(run_key=run_key, tags={"acs_returns_files": str(len(new))})
+    return _retry_unfinished(context, stuck)
+
+
+def _retry_unfinished(
+    context: SensorEvaluationContext, stuck: list[str]
+) -> RunRequest | SkipReason:
+    key = hashlib.sha256("\n".join(stuck).encode()).hexdigest()[:24]
+    runs = context.instance.get_runs(
+        filters=RunsFilter(job_name=returns_job.name, tags={UNFINISHED_TAG: key})
+    )
+    if any(run.status in _IN_PROGRESS for run in runs):
+        return SkipReason(f"a run is taking in {', '.join(stuck)}")
+    if len(runs) >= UNFINISHED_RETRIES:
+        return SkipReason(
+            f"{', '.join(stuck)} still unfinished after {len(runs)} runs: see their failures"
+        )
+    return RunRequest(run_key=f"unfinished:{key}:{len(runs)}", tags={UNFINISHED_TAG: key})
 
 
 defs = Definitions(

@@ -227,6 +227,19 @@ class OrderBook:
                 for r in s.scalars(select(DespatchEventRow))
             ]
 
+    def stranded_event_ids(self) -> list[str]:
+        """Events recorded whose shipment has no posting at all (queued, nothing to post or a
+        problem): a run recorded them and died before deciding. Nothing on the feed will
+        bring them back, so the despatch sensor starts a run for them."""
+        with self._db.transaction() as s:
+            decided = select(ShipmentPosting.shipment_id)
+            rows = s.scalars(
+                select(DespatchEventRow.event_id)
+                .where(DespatchEventRow.shipment_id.not_in(decided))
+                .order_by(DespatchEventRow.event_id)
+            )
+            return list(rows)
+
     def unseen_event_ids(self, event_ids: Iterable[str]) -> list[str]:
         """Those of ``event_ids`` not recorded yet, in the order given."""
         wanted = list(dict.fromkeys(event_ids))
