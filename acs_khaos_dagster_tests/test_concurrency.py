@@ -28,7 +28,6 @@ from acs_khaos_dagster.store.schema import EffectAttempt
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).with_name("acs-khaos")
-CHAOS = ROOT / "scripts" / "chaos.py"
 
 
 def _adjustment(ref: str, stock_id: int) -> dict:
@@ -44,6 +43,20 @@ _INIT_INSTANCE = (
     "instance = DagsterInstance.get()\n"
     "instance.get_runs(limit=1)\n"
     "instance.all_instigator_state()\n"
+)
+
+
+# One Dagster run of the main job in its own process, as a run worker would execute it.
+_RUN_CYCLE = (
+    "import sys\n"
+    "from dagster import DagsterInstance\n"
+    "from acs_khaos_dagster.definitions import defs\n"
+    "job = defs.resolve_job_def('integration_cycle')\n"
+    "quiet = {'loggers': {'console': {'config': {'log_level': 'WARNING'}}}}\n"
+    "result = job.execute_in_process(\n"
+    "    instance=DagsterInstance.get(), raise_on_error=False, run_config=quiet\n"
+    ")\n"
+    "sys.exit(0 if result.success else 1)\n"
 )
 
 
@@ -70,9 +83,7 @@ def test_two_dispatchers_and_two_dagster_runs_on_postgres_apply_each_effect_once
     subprocess.run(
         [sys.executable, "-c", _INIT_INSTANCE], env=env, check=True, capture_output=True, text=True
     )
-    commands = [[str(CLI), "outbox", "dispatch"]] * 2 + [
-        [sys.executable, str(CHAOS), "run-job", "integration_cycle"]
-    ] * 2
+    commands = [[str(CLI), "outbox", "dispatch"]] * 2 + [[sys.executable, "-c", _RUN_CYCLE]] * 2
     workers = [
         subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for cmd in commands
