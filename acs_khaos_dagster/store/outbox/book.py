@@ -1,25 +1,15 @@
-"""Outbox of effects on other systems: recorded before anything is sent, done when confirmed.
+"""The ``Outbox``: records effects, answers questions about them, carries out decisions.
 
-An effect is one write to ACS or Khaos (push a SKU, release an order, post a despatch,
-adjust stock, import a return), recorded with a deterministic idempotency key before it
-is sent. ``store/dispatcher.py`` sends due effects; this module records them, answers
-questions about them and carries out people's decisions (approve, requeue, abandon).
-
-States (docs/outbox.md draws the machine): ``held`` (waits for a person) → ``pending``
-(due at ``next_attempt_at``) → ``in_flight`` (claimed by one dispatcher) → ``done``, or
-back to ``pending`` for a retry, or ``parked`` with an owned exception; ``failed`` when a
-person abandons it; ``superseded`` when a newer version of the same thing (the same
-``supersede_key``: an order at ACS, a stock item's Level at a site) was recorded before
-this one was sent.
+Recording, superseding and settling versions, looking effects up, what is due, and
+people's decisions (approve, requeue, abandon) — each in the store's transactions.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -27,53 +17,25 @@ from sqlalchemy.orm import Session
 from acs_khaos_dagster.store.audit import AuditLog, canonical_json
 from acs_khaos_dagster.store.crashpoints import crashpoint
 from acs_khaos_dagster.store.db import Database
+from acs_khaos_dagster.store.outbox.records import (
+    FAILED,
+    HELD,
+    IN_FLIGHT,
+    PARKED,
+    PENDING,
+    SUPERSEDED,
+    DueEffects,
+    EffectNotFound,
+    NotApprovable,
+    OutboxStatus,
+    Settling,
+    SupersededHook,
+)
 from acs_khaos_dagster.store.schema import Effect, EffectAttempt
 
 log = logging.getLogger(__name__)
 
-PENDING, IN_FLIGHT, DONE, FAILED, PARKED, HELD, SUPERSEDED = (
-    "pending",
-    "in_flight",
-    "done",
-    "failed",
-    "parked",
-    "held",
-    "superseded",
-)
-# States an effect never leaves by itself.
-FINAL_STATES = (DONE, FAILED, SUPERSEDED)
-
-# Called inside the transaction that supersedes effects, with their ids and why: the
-# exception queue closes what it had open about them.
-SupersededHook = Callable[[Session, list[int], str], None]
-
-
-class NotApprovable(ValueError):
-    """The effect behind an approval is no longer waiting for one (it was superseded)."""
-
-
-@runtime_checkable
-class EffectHandler(Protocol):
-    """Sends one kind of effect. Raise only the classes of ``connectors/errors.py``.
-
-    A handler may declare ``idempotent = True`` when sending the same payload twice leaves
-    the target as sending it once (ACS PUTs); only those are sent several at a time.
-    """
-
-    def send(self, payload: dict[str, Any]) -> dict[str, Any]:
-        """Apply the effect; return what the target system answered (stored as the result)."""
-        ...
-
-    def read_back(self, payload: dict[str, Any]) -> dict[str, Any] | None:
-        """Ask the target whether the effect already happened: its result if so, else None."""
-        ...
-
-
 _KEYS_PER_QUERY = 500  # well under SQLite's bound-parameter limit
-
-
-class EffectNotFound(KeyError):
-    pass
 
 
 class Outbox:
@@ -386,50 +348,3 @@ class Outbox:
             counts=counts,
             oldest_pending_age=None if oldest is None else self._db.now() - oldest,
         )
-
-
-@dataclass(frozen=True)
-class Settling:
-    """What ``settle_older`` did: superseded ids, and the effects that may still land
-    (id -> state)."""
-
-    superseded: list[int]
-    unsettled: dict[int, str]
-
-
-@dataclass(frozen=True)
-class DueEffects:
-    """Effects a dispatcher could take now, per target system, and how long the oldest
-    has been waiting since it fell due."""
-
-    by_target: dict[str, int]
-    oldest_due_age: timedelta | None
-
-    @property
-    def total(self) -> int:
-        return sum(self.by_target.values())
-
-
-@dataclass(frozen=True)
-class OutboxStatus:
-    counts: dict[tuple[str, str], int]
-    oldest_pending_age: timedelta | None
-
-    def total(self, state: str) -> int:
-        return sum(n for (_, s), n in self.counts.items() if s == state)
-
-    @property
-    def parked(self) -> int:
-        return self.total(PARKED)
-
-    @property
-    def held(self) -> int:
-        return self.total(HELD)
-
-    @property
-    def pending(self) -> int:
-        return self.total(PENDING)
-
-    @property
-    def in_flight(self) -> int:
-        return self.total(IN_FLIGHT)
