@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from dagster import MetadataValue
+from dagster import DagsterRunStatus, MetadataValue
 
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.connectors.acs.client import AcsClient
@@ -14,6 +14,14 @@ from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.effects import EffectKind, effect_handlers
 from acs_khaos_dagster.private_files import private_partial
 from acs_khaos_dagster.store import DispatchReport, Store
+
+# A run that is still to finish: a sensor starting another for the same work would run it twice.
+RUN_IN_PROGRESS = (
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+)
 
 
 def markdown_table(frame: pd.DataFrame, limit: int = 20) -> MetadataValue:

@@ -46,6 +46,7 @@ from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import OrderSettings, load_settings
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
 from acs_khaos_dagster.defs.common import (
+    RUN_IN_PROGRESS,
     dispatch,
     dispatch_metadata,
     effect_states,
@@ -981,13 +982,7 @@ order_release_schedule = ScheduleDefinition(
     description="How often outbound orders post to ACS (settings.orders.release_interval_s).",
 )
 
-_LIVE = (
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-    DagsterRunStatus.SUCCESS,
-)
+_LIVE = (*RUN_IN_PROGRESS, DagsterRunStatus.SUCCESS)
 
 
 def _cursor_tag(cursor: str | None, unseen: Iterable[str] = ()) -> str:

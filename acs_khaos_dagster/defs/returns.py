@@ -27,7 +27,6 @@ from dagster import (
     AssetExecutionContext,
     AssetSelection,
     BetaWarning,
-    DagsterRunStatus,
     Definitions,
     RunRequest,
     RunsFilter,
@@ -50,6 +49,7 @@ from acs_khaos_dagster.connectors.errors import NotFoundError
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.defs.automation import SENSOR_STATUS
 from acs_khaos_dagster.defs.common import (
+    RUN_IN_PROGRESS,
     dispatch,
     dispatch_metadata,
     effect_states,
@@ -783,12 +783,6 @@ returns_job = define_asset_job(
 
 UNFINISHED_TAG = "acs_returns_unfinished"
 UNFINISHED_RETRIES = 3
-_IN_PROGRESS = (
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-)
 
 
 def _fingerprint(entry: DropEntry) -> str:
@@ -838,7 +832,7 @@ def _retry_unfinished(
     runs = context.instance.get_runs(
         filters=RunsFilter(job_name=returns_job.name, tags={UNFINISHED_TAG: key})
     )
-    if any(run.status in _IN_PROGRESS for run in runs):
+    if any(run.status in RUN_IN_PROGRESS for run in runs):
         return SkipReason(f"a run is taking in {', '.join(stuck)}")
     if len(runs) >= UNFINISHED_RETRIES:
         return SkipReason(
