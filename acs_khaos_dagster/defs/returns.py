@@ -5,22 +5,18 @@ Level through its customer return's "return to stock" reason; a BER or disposed 
 return is posted with a write-off reason and never adjusted; only units still in Level
 (hire units) are written off, or moved to resale, by adjustment. Every write to Khaos
 goes through the outbox, recorded in the same transaction as the rows that planned it.
+
+Dagster wiring only: the steps are ``flows.returns_intake``, ``flows.return_postings``,
+``flows.return_moves``, ``flows.refund_clock`` and ``flows.hire``.
 """
 
 import hashlib
 import json
 import warnings
 from collections import Counter
-from datetime import datetime
-from decimal import Decimal
-from functools import partial
-from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pandera.pandas as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
@@ -41,61 +37,41 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from pandera.typing import Series
 
 from acs_khaos_dagster.clock import integration_now
-from acs_khaos_dagster.config import Settings
-from acs_khaos_dagster.connectors.acs.drop import AcsDrop, DropEntry, open_drop
-from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_returns
-from acs_khaos_dagster.connectors.acs.times import AcsTimeRules
-from acs_khaos_dagster.connectors.errors import NotFoundError
-from acs_khaos_dagster.connectors.khaos.client import KhaosClient
+from acs_khaos_dagster.connectors.acs.drop import open_drop
 from acs_khaos_dagster.defs.automation import SENSOR_STATUS
-from acs_khaos_dagster.defs.common import (
-    RUN_IN_PROGRESS,
-    dispatch,
-    dispatch_metadata,
-    effect_states,
-    markdown_table,
-    sync_exceptions,
-)
+from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, dispatch_metadata, markdown_table
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
     KhaosApiResource,
     SettingsResource,
     StoreResource,
 )
-from acs_khaos_dagster.domain.ex_hire import ex_hire_unit_value
-from acs_khaos_dagster.domain.hire import HireStage, hire_unit_lifecycle
-from acs_khaos_dagster.domain.models import SalesOrder, StockItem
-from acs_khaos_dagster.domain.returns import (
-    GRADES,
-    MATCHED_COLUMNS,
-    StockMoveKind,
-    apply_grade_policy,
-    match_returns,
-    plan_return_postings,
-    plan_write_offs,
-    refund_due,
-    repair_costs,
+from acs_khaos_dagster.domain.hire import HireStage
+from acs_khaos_dagster.domain.returns import GRADES, StockMoveKind
+from acs_khaos_dagster.flows.hire import (
+    SNAPSHOT_FOLDERS,  # noqa: F401 (defs.hire's, tests')
+    hire_lifecycle,
 )
-from acs_khaos_dagster.effects import TARGET_OF, EffectKind
-from acs_khaos_dagster.flows.hire import hire_write_off_value
-from acs_khaos_dagster.store.ledger import UNFINISHED, FileLedger, file_sha256
-from acs_khaos_dagster.store.products import SkuIdentities
-from acs_khaos_dagster.store.returns import ReturnsRepository
+from acs_khaos_dagster.flows.refund_clock import run_refund_clock
+from acs_khaos_dagster.flows.return_moves import (
+    MOVE_PROBLEM_TYPES,
+    moves_breaking_one_mover,
+    post_write_offs,
+    repair_cost_total,
+)
+from acs_khaos_dagster.flows.return_postings import (
+    credit_figures,
+    post_customer_returns,
+)
+from acs_khaos_dagster.flows.return_postings import (  # noqa: F401 (defs.reconciliation's)
+    stored_matches as _stored_matches,
+)
+from acs_khaos_dagster.flows.returns_intake import (
+    RETURNS_FILE_GLOB,
+    returns_files_news,
+    take_in_returns,
+)
 
-RETURNS_FILE_GLOB = "returns_*.csv"
-LEDGER_KIND = "returns"
-# Where the stock flow keeps its unit snapshots as Parquet, under ``data_dir``
-# (``stock/units/{snapshot_id}.parquet``; ``snapshots`` is the older layout). Every
-# ``*.parquet`` below them with unit columns is read.
-SNAPSHOT_FOLDERS = ("snapshots", "stock/units")
-SNAPSHOT_COLUMNS = ("unique_sku", "sku", "status", "last_event_at", "snapshot_at")
-# Problems raised by this group carry refs starting with these; other flows' exceptions of
-# the same type are never closed here.
-RETURN_REF_PREFIX = "return:"
-REFUND_REF_PREFIX = "refund:"
-PROBLEM_TYPES = ("return_unmatched", "unknown_grade")
-# Mapping gaps of write-offs: a missing resale StockID, an unknown stock item.
-MOVE_PROBLEM_TYPES = ("resale_unmapped", "stock_item_unknown")
 CREDIT_MODES = ["auto", "review", "none"]
 
 
@@ -188,72 +164,6 @@ RefundClockType = pandera_schema_to_dagster_type(RefundClockSchema)
 HireLifecycleType = pandera_schema_to_dagster_type(HireLifecycleSchema)
 
 
-# --- helpers ---------------------------------------------------------------------------
-
-
-def _returns_entries(drop: AcsDrop) -> list[DropEntry]:
-    """``returns_*.csv`` in the ACS drop (local folder or SFTP; never a link or a path
-    outside it), oldest first: names carry the timestamp."""
-    return sorted(drop.list(RETURNS_FILE_GLOB), key=lambda entry: entry.name)
-
-
-def _money(value: Any) -> Decimal:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return Decimal("0")
-    return Decimal(str(value))
-
-
-def _owned_by_returns(ref: str) -> bool:
-    return ref.startswith(RETURN_REF_PREFIX)
-
-
-def _domain_units(units: pd.DataFrame) -> pd.DataFrame:
-    """Stored units as the domain's returns table (batch id as text, money as Decimal)."""
-    frame = units.copy()
-    frame["batch_id"] = frame["batch_id"].astype(str)
-    frame["repair_cost"] = frame["repair_cost"].map(_money)
-    frame["defect_codes"] = frame["defect_codes"].map(
-        lambda s: [c for c in str(s or "").split("|") if c]
-    )
-    return frame
-
-
-def _stored_matches(units: pd.DataFrame) -> pd.DataFrame:
-    """Units already linked to their order line, in ``match_returns``' shape."""
-    matched = _domain_units(units[units["order_item_id"].notna()])
-    if matched.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in MATCHED_COLUMNS})
-    matched["order_item_id"] = matched["order_item_id"].astype(int)
-    matched["stock_id"] = matched["stock_id"].astype(int)
-    matched["unit_net"] = matched["unit_net"].map(_money)
-    matched["is_hire"] = matched["is_hire"].astype(bool)
-    return matched[list(MATCHED_COLUMNS)].reset_index(drop=True)
-
-
-def _orders_by_code(client: KhaosClient, conf: Settings, codes: set[str]) -> dict[str, SalesOrder]:
-    """Khaos orders named by code (ACS order number = Khaos ``order_code``), with invoices.
-
-    Khaos cannot be asked by order code: list orders at every live stage to learn their
-    ids, then read those ids' status (invoices with their despatch ExternalRef)."""
-    if not codes:
-        return {}
-    stages = conf.khaos.stages
-    live = {stages.released, stages.acknowledged, stages.issue, stages.awaiting_stock}
-    listed = client.export_orders(sorted(live | set(stages.issued)), None)
-    ids = sorted({o.order_id for o in listed if o.order_code in codes})
-    if not ids:
-        return {}
-    return {o.order_code: o for o in client.export_order_status(ids, include_tracking=False)}
-
-
-def _unit_table(units: pd.DataFrame) -> pd.DataFrame:
-    out = units.copy()
-    out["repair_cost"] = out["repair_cost"].map(lambda v: float(_money(v)))
-    out["matched"] = out["order_item_id"].notna()
-    out["posted"] = out["associated_ref"].notna()
-    return out.reset_index(drop=True)
-
-
 # --- assets ----------------------------------------------------------------------------
 
 
@@ -269,59 +179,25 @@ def acs_returns(
     context: AssetExecutionContext, settings: SettingsResource, store: StoreResource
 ) -> pd.DataFrame:
     conf = settings.load()
-    taken = skipped = failed = new_units = quarantined = corrected = not_applied = 0
-    problems: list[str] = []
     with store.connect() as db, open_drop(conf) as drop:
-        repo = ReturnsRepository(db.db)
-        # Before any correction is taken in: a unit settled by hand keeps its story.
-        repo.settle_units_closed_by_hand()
-        for entry in _returns_entries(drop):
-            path = drop.fetch(entry.name)
-            file_row, process = db.ledger.record_file(path, kind=LEDGER_KIND)
-            if not process:
-                skipped += 1
-                continue
-            try:
-                read = read_returns(path, AcsTimeRules.from_settings(conf))
-            except FileLayoutError as exc:
-                db.ledger.mark_failed(file_row.id, str(exc))
-                failed += 1
-                problems.append(str(exc))
-                continue
-            units = read.returns.to_pandas()
-            # The units, their quarantined rows and the file's closing land together.
-            with db.transaction() as session:
-                stored = repo.store_units(file_row.id, units, session)
-                new_units += stored.new
-                corrected += stored.corrected
-                not_applied += stored.correction_not_applied
-                db.ledger.add_quarantined_rows(file_row.id, read.quarantined, session)
-                db.ledger.mark_processed(
-                    file_row.id,
-                    rows_accepted=len(units),
-                    rows_quarantined=len(read.quarantined),
-                    session=session,
-                )
-            taken += 1
-            quarantined += len(read.quarantined)
-            problems.extend(f"{path.name}: {p}" for p in read.problems)
-        table = _unit_table(repo.units())
+        result = take_in_returns(db, drop, conf)
+    table = result.table
     grades = Counter(table["grade"])
     context.add_output_metadata(
         {
-            "files_processed": taken,
-            "files_skipped": skipped,
-            "files_failed": failed,
-            "units_new": new_units,
-            "units_corrected": corrected,
-            "corrections_not_applied": not_applied,
-            "rows_quarantined": quarantined,
+            "files_processed": result.files_processed,
+            "files_skipped": result.files_skipped,
+            "files_failed": result.files_failed,
+            "units_new": result.units_new,
+            "units_corrected": result.units_corrected,
+            "corrections_not_applied": result.corrections_not_applied,
+            "rows_quarantined": result.rows_quarantined,
             "returned_units": len(table),
             **{f"units_grade_{g}": int(grades.get(g, 0)) for g in GRADES},
             "units_grade_unknown": int(sum(n for g, n in grades.items() if g not in GRADES)),
             "unexpected_returns": int(table["order_number"].isna().sum()),
             "repair_cost_total": round(float(table["repair_cost"].sum()), 2),
-            "file_problems": markdown_table(pd.DataFrame({"problem": problems})),
+            "file_problems": markdown_table(pd.DataFrame({"problem": result.problems})),
         }
     )
     return table
@@ -344,109 +220,25 @@ def khaos_return_postings(
     khaos: KhaosApiResource,
     store: StoreResource,
 ) -> pd.DataFrame:
-    conf = settings.load()
-    policy = conf.grade_policy
-    kind = EffectKind.KHAOS_CUSTOMER_RETURN
     with store.connect() as db, khaos.client() as client:
-        repo = ReturnsRepository(db.db)
-        identity = SkuIdentities(db.db).identity()
-        repo.settle_units_closed_by_hand()
-        every_unit = repo.units()
-        # A unit settled by hand is never matched or credited here again (a second refund).
-        units = every_unit[every_unit["settled_by_hand_at"].isna()]
-        unmatched = units[units["order_item_id"].isna()]
-        matched_before = {
-            (r, u): (str(n), int(o))
-            for r, u, n, o in units[units["order_item_id"].notna()][
-                ["return_ref", "unique_sku", "order_number", "order_item_id"]
-            ].itertuples(index=False)
-        }
-        problems: list[Any] = []
-        newly = pd.DataFrame({c: pd.Series(dtype=object) for c in MATCHED_COLUMNS})
-        if not unmatched.empty:
-            codes = set(unmatched["order_number"].dropna().astype(str))
-            orders = _orders_by_code(client, conf, codes)
-            newly, unmatched_problems = match_returns(
-                _domain_units(unmatched), orders, identity, matched_before=matched_before
-            )
-            problems.extend(unmatched_problems)
-        stored = _stored_matches(units)
-        unposted = units[units["associated_ref"].isna()][["return_ref", "unique_sku"]]
-        candidates = stored.merge(unposted, on=["return_ref", "unique_sku"])
-        frames = [f for f in (candidates, newly) if not f.empty]
-        everything = (
-            pd.concat(frames, ignore_index=True)
-            if frames
-            else pd.DataFrame({c: pd.Series(dtype=object) for c in MATCHED_COLUMNS})
-        )
-        graded, grade_problems = apply_grade_policy(everything, policy)
-        problems.extend(grade_problems)
-        postings = plan_return_postings(
-            graded,
-            policy,
-            already_posted_units=repo.posted_units(),
-            part_numbers_used=repo.part_numbers_used(),
-        )
-        # Matches, parts and their effects land together or not at all.
-        with db.transaction() as session:
-            # A person may have closed a unit's exception while this run talked to Khaos:
-            # claimed again here, in the transaction that would post it, it is never posted.
-            repo.settle_units_closed_by_hand(session)
-            settled = repo.settled_units(session)
-            postings = [
-                p for p in postings if not any((p.return_ref, u) in settled for u in p.unique_skus)
-            ]
-            keys = list(zip(newly["return_ref"], newly["unique_sku"], strict=True))
-            newly = newly[[(str(r), str(u)) not in settled for r, u in keys]]
-            repo.record_matches(newly, session)
-            repo.record_postings(postings, session)
-            for posting in postings:
-                db.outbox.enqueue(
-                    kind,
-                    TARGET_OF[kind],
-                    posting.return_ref,
-                    posting.idempotency_key,
-                    posting.customer_return.model_dump(mode="json"),
-                    session=session,
-                )
-        report = dispatch(db, conf, [kind], khaos=client)
-        open_counts = sync_exceptions(db, problems, PROBLEM_TYPES, owns=_owned_by_returns)
-        table = repo.postings()
-        table["state"] = effect_states(db, table["idempotency_key"], missing="missing")
-    table["credit_value"] = table["credit_value"].map(lambda v: float(_money(v)))
-    table["goods_value"] = table["goods_value"].map(lambda v: float(_money(v)))
-    sale = table[~table["is_hire"].astype(bool)]
-    # Not yet read back from Khaos: an auto credit is raised on import, else the mode says.
-    assumed = sale["credit_mode"].map({"auto": "raised"}).fillna(sale["credit_mode"])
-    status = sale["credit_status"].where(sale["credit_status"].notna(), assumed)
-    raised, review = sale[status == "raised"], sale[status == "review"]
+        result = post_customer_returns(db, client, settings.load())
+    table = result.table
     context.add_output_metadata(
         {
-            "parts_queued": len(postings),
-            "units_posted": sum(len(p.unique_skus) for p in postings),
-            "units_matched": len(newly),
-            "units_unmatched": int(open_counts.get("return_unmatched", 0)),
-            "units_unknown_grade": int(open_counts.get("unknown_grade", 0)),
+            "parts_queued": result.parts_queued,
+            "units_posted": result.units_posted,
+            "units_matched": result.units_matched,
+            "units_unmatched": int(result.open_counts.get("return_unmatched", 0)),
+            "units_unknown_grade": int(result.open_counts.get("unknown_grade", 0)),
             "return_parts": len(table),
-            "credits_raised": len(raised),
-            "credits_raised_value": round(float(raised["credit_value"].sum()), 2),
-            "credits_pending_review": len(review),
-            "credits_pending_review_value": round(float(review["credit_value"].sum()), 2),
-            "sale_units_written_off": int(sale["written_off_units"].sum()),
-            **dispatch_metadata(report),
+            **credit_figures(table),
+            **dispatch_metadata(result.report),
             "parts": markdown_table(
                 table[["associated_ref", "credit_mode", "units", "credit_value", "state"]]
             ),
         }
     )
     return table
-
-
-def _stock_items(client: KhaosClient, codes: set[str]) -> dict[int, StockItem]:
-    if not codes:
-        return {}
-    requestable, _ = client.requestable_codes(sorted(codes))
-    return {item.stock_id: item for item in client.export_stock(requestable)}
 
 
 @asset(
@@ -466,86 +258,26 @@ def khaos_write_offs(
     khaos: KhaosApiResource,
     store: StoreResource,
 ) -> pd.DataFrame:
-    conf = settings.load()
-    policy = conf.grade_policy
-    kind = EffectKind.KHAOS_STOCK_ADJUSTMENT
     with store.connect() as db, khaos.client() as client:
-        repo = ReturnsRepository(db.db)
-        units = repo.units()
-        graded, _ = apply_grade_policy(_stored_matches(units), policy)
-        # Only hire units are still in Level; a sale unit left it when invoiced.
-        in_level = graded[graded["is_hire"].astype(bool)] if not graded.empty else graded
-        items = _stock_items(client, set(in_level["stock_code"].dropna().astype(str)))
-        identity = {sku: sid for sid, sku in SkuIdentities(db.db).identity().items()}
-        moves, move_problems = plan_write_offs(
-            graded,
-            items,
-            identity,
-            conf.khaos.sites,
-            policy,
-            conf.returns.resale_stock_ids,
-            already_planned=repo.planned_group_refs(),
-            reasons=conf.khaos.reasons,
-            ex_hire_value=partial(
-                ex_hire_unit_value,
-                share_of_cost=conf.returns.ex_hire_value_share,
-                unit_values=conf.returns.ex_hire_unit_values,
-            ),
-            hire_write_off_value=hire_write_off_value(conf, db),
-        )
-        with db.transaction() as session:
-            repo.record_moves(moves, session)
-            for move in moves:
-                for group in move.groups:
-                    db.outbox.enqueue(
-                        kind,
-                        TARGET_OF[kind],
-                        move.unique_sku,
-                        group.group_ref,
-                        group.model_dump(mode="json"),
-                        session=session,
-                    )
-        report = dispatch(db, conf, [kind], khaos=client)
-        # Unknown grades belong to khaos_return_postings; the rest are mapping gaps.
-        gaps = [p for p in move_problems if p.exception_type in MOVE_PROBLEM_TYPES]
-        open_counts = sync_exceptions(db, gaps, MOVE_PROBLEM_TYPES, owns=_owned_by_returns)
-        table = repo.moves()
-        table["state"] = effect_states(db, table["group_ref"], missing="missing")
-        postings = repo.postings()
-    table["value"] = table["value"].map(lambda v: float(_money(v)))
-    write_offs = table[table["kind"] == StockMoveKind.WRITE_OFF.value]
-    ex_hire_out = table[(table["kind"] == StockMoveKind.EX_HIRE.value) & (table["adjust_by"] < 0)]
-    sale_written_off = int(postings[~postings["is_hire"].astype(bool)]["written_off_units"].sum())
-    costs = repair_costs(_domain_units(units), by="month")
+        result = post_write_offs(db, client, settings.load())
+    table, write_offs, ex_hire_out = result.table, result.write_offs, result.ex_hire_out
     context.add_output_metadata(
         {
-            "moves_queued": len(moves),
-            "units_written_off": len(write_offs) + sale_written_off,
+            "moves_queued": result.moves_queued,
+            "units_written_off": len(write_offs) + result.sale_written_off,
             "units_written_off_by_adjustment": len(write_offs),
-            "sale_units_written_off": sale_written_off,
+            "sale_units_written_off": result.sale_written_off,
             "write_off_value": round(float(write_offs["value"].sum()), 2),
             "ex_hired_to_resale": len(ex_hire_out),
             "ex_hire_value": round(float(ex_hire_out["value"].sum()), 2),
-            "mapping_gaps": int(sum(open_counts.get(t, 0) for t in MOVE_PROBLEM_TYPES)),
-            "repair_cost_total": round(float(sum(costs["repair_cost"], Decimal("0"))), 2),
-            "repair_costs_by_month": markdown_table(costs),
-            **dispatch_metadata(report),
+            "mapping_gaps": int(sum(result.open_counts.get(t, 0) for t in MOVE_PROBLEM_TYPES)),
+            "repair_cost_total": repair_cost_total(result.repair_costs),
+            "repair_costs_by_month": markdown_table(result.repair_costs),
+            **dispatch_metadata(result.report),
             "moves": markdown_table(table[["group_ref", "kind", "value", "state"]]),
         }
     )
     return table
-
-
-def _read_credit_status(client: KhaosClient, refs: list[str]) -> dict[str, str]:
-    statuses: dict[str, str] = {}
-    for ref in refs:
-        try:
-            found = client.export_customer_returns(associated_ref=ref)
-        except NotFoundError:
-            continue
-        if found:
-            statuses[ref] = found[0].credit_status
-    return statuses
 
 
 @asset(
@@ -565,67 +297,8 @@ def return_refund_clock(
     store: StoreResource,
 ) -> pd.DataFrame:
     conf = settings.load()
-    with store.connect() as db:
-        repo = ReturnsRepository(db.db)
-        postings = repo.postings()
-        sale = postings[~postings["is_hire"].astype(bool)].copy()
-        pending = sale[sale["credit_status"] != "raised"]
-        with khaos.client() as client:
-            fresh = _read_credit_status(client, list(pending["associated_ref"]))
-        now = integration_now(conf)
-        repo.set_credit_status(fresh, now)
-        sale["credit_status"] = [
-            fresh.get(ref, known or "none")
-            for ref, known in zip(sale["associated_ref"], sale["credit_status"], strict=True)
-        ]
-        sale["credit_value"] = sale["goods_value"].map(_money)
-        due = refund_due(
-            sale,
-            now,
-            days=conf.returns.refund_days,
-            warn_days=conf.returns.refund_warn_days,
-            time_zone=conf.time_zone,
-        )
-        sync_exceptions(db, due, ["refund_due"], owns=lambda ref: ref.startswith(REFUND_REF_PREFIX))
-    warned = {w.associated_ref: w for w in due}
-    rows = []
-    for row in sale.to_dict("records"):
-        received = row["received_at"]
-        warning = warned.get(row["associated_ref"])
-        deadline = (
-            warning.deadline
-            if warning
-            else _deadline(received, conf.returns.refund_days, conf.time_zone)
-        )
-        rows.append(
-            {
-                "associated_ref": row["associated_ref"],
-                "return_ref": row["return_ref"],
-                "received_at": received,
-                "deadline": deadline,
-                "credit_status": row["credit_status"],
-                "credit_value": float(row["credit_value"]),
-                "days_left": round((deadline - now).total_seconds() / 86400, 2)
-                if deadline
-                else 0.0,
-                "due": warning is not None,
-                "breached": bool(warning and warning.breached),
-            }
-        )
-    table = pd.DataFrame(
-        rows,
-        columns=[
-            "associated_ref",
-            "return_ref",
-            "received_at",
-            "deadline",
-            "credit_status",
-            "credit_value",
-            "days_left",
-            "due",
-            "breached",
-        ],
-    )
+    with store.connect() as db, khaos.client() as client:
+        table = run_refund_clock(db, client, conf, integration_now(conf))
     context.add_output_metadata(
         {
             "sale_return_parts": len(table),
@@ -637,34 +310,6 @@ def return_refund_clock(
         }
     )
     return table
-
-
-def _deadline(received: Any, days: int, time_zone: str) -> datetime | None:
-    from acs_khaos_dagster.domain.returns import refund_deadline
-
-    if received is None or pd.isna(received):
-        return None
-    return refund_deadline(pd.Timestamp(received).to_pydatetime(), days, time_zone)
-
-
-def _snapshots(folder: Path, hire_skus: set[str]) -> list[tuple[datetime, pd.DataFrame]]:
-    """Each kept unit snapshot's time and its hire units (only those rows are read: a
-    brand's snapshot is millions of units, a tenth of them for hire at most)."""
-    found = []
-    for path in sorted(folder.rglob("*.parquet")) if folder.is_dir() else []:
-        names = pq.read_schema(path).names
-        if {"unique_sku", "sku", "status", "snapshot_at"} - set(names):
-            continue
-        taken = pc.max(pq.read_table(path, columns=["snapshot_at"])["snapshot_at"]).as_py()
-        if taken is None:
-            continue
-        units = pq.read_table(
-            path,
-            columns=[c for c in SNAPSHOT_COLUMNS if c in names],
-            filters=[("sku", "in", sorted(hire_skus))] if hire_skus else [("sku", "==", "")],
-        )
-        found.append((pd.Timestamp(taken).to_pydatetime(), units.to_pandas()))
-    return found
 
 
 @asset(
@@ -684,48 +329,16 @@ def hire_unit_lifecycle_table(
     acs: AcsApiResource,
     store: StoreResource,
 ) -> pd.DataFrame:
-    conf = settings.load()
-    with acs.client() as client:
-        hire_skus = {p.sku for p in client.iter_products() if p.is_hire}
-    with store.connect() as db:
-        repo = ReturnsRepository(db.db)
-        units = repo.units()
-        moves = repo.moves()
-    hire_units = units[units["is_hire"].eq(True) | units["sku"].isin(hire_skus)]
-    hire_skus |= set(hire_units["sku"])
-    snapshots = [s for f in SNAPSHOT_FOLDERS for s in _snapshots(conf.data_dir / f, hire_skus)]
-    events = [
-        {
-            "unique_sku": r.unique_sku,
-            "sku": r.sku,
-            "stage": HireStage.BACK.value,
-            "at": r.received_at,
-        }
-        for r in hire_units.itertuples(index=False)
-    ]
-    events += [
-        {
-            "unique_sku": m.unique_sku,
-            "sku": "",
-            "stage": HireStage.RETIRED.value,
-            "at": m.happened_at,
-        }
-        for m in moves.itertuples(index=False)
-        if m.adjust_by < 0 and m.happened_at is not None
-    ]
-    lifecycle = hire_unit_lifecycle(
-        snapshots,
-        pd.DataFrame(events, columns=["unique_sku", "sku", "stage", "at"]),
-        hire_skus=hire_skus,
-        policy=conf.status_policy,
-    )
+    with store.connect() as db, acs.client() as client:
+        result = hire_lifecycle(db, client, settings.load())
+    lifecycle = result.lifecycle
     stages = Counter(lifecycle["stage"])
     context.add_output_metadata(
         {
-            "snapshots_read": len(snapshots),
+            "snapshots_read": result.snapshots_read,
             "hire_units": len(lifecycle),
             **{f"hire_units_{s.value}": int(stages.get(s.value, 0)) for s in HireStage},
-            "hire_returns": len(hire_units),
+            "hire_returns": result.hire_returns,
             "sample": markdown_table(lifecycle, 10),
         }
     )
@@ -745,13 +358,7 @@ def no_sale_return_adjusted(
     khaos_write_offs: pd.DataFrame, store: StoreResource
 ) -> AssetCheckResult:
     with store.connect() as db:
-        units = ReturnsRepository(db.db).units()
-    sale_units = set(units[units["is_hire"].eq(False)]["unique_sku"])
-    adjusted = khaos_write_offs[khaos_write_offs["unique_sku"].isin(sale_units)]
-    doubled = khaos_write_offs[
-        khaos_write_offs.duplicated(["unique_sku", "kind", "adjust_by"], keep=False)
-    ]
-    bad = pd.concat([adjusted, doubled]).drop_duplicates("group_ref")
+        bad = moves_breaking_one_mover(db, khaos_write_offs)
     return AssetCheckResult(
         passed=bad.empty,
         metadata={"bad_moves": len(bad), "sample": markdown_table(bad)},
@@ -785,10 +392,6 @@ UNFINISHED_TAG = "acs_returns_unfinished"
 UNFINISHED_RETRIES = 3
 
 
-def _fingerprint(entry: DropEntry) -> str:
-    return f"{entry.name}|{entry.size}|{entry.mtime.isoformat()}"
-
-
 @sensor(
     job=returns_job,
     default_status=SENSOR_STATUS,
@@ -800,29 +403,16 @@ def acs_returns_file_sensor(
     context: SensorEvaluationContext, settings: SettingsResource, store: StoreResource
 ) -> RunRequest | SkipReason:
     seen = set(json.loads(context.cursor)) if context.cursor else set()
-    new: list[str] = []
     with open_drop(settings.load()) as drop, store.connect() as db:
-        entries = {_fingerprint(entry): entry for entry in _returns_entries(drop)}
-        for print_, entry in sorted(entries.items()):
-            # An empty cursor (a new sensor, a reset instance) must not re-take files the
-            # store already took in: the ledger, by content, decides.
-            if print_ not in seen and not FileLedger(db.db).taken_in(
-                file_sha256(drop.fetch(entry.name)), LEDGER_KIND
-            ):
-                new.append(print_)
-        # A run that died while taking files in leaves them unfinished in the ledger, and no
-        # new file may ever come to start another: those are retried (a few times).
-        stuck = sorted(
-            f.name for f in FileLedger(db.db).find(kind=LEDGER_KIND) if f.state in UNFINISHED
-        )
+        news = returns_files_news(db, drop, seen)
     # Remember only files still there, so the cursor stays small.
-    context.update_cursor(json.dumps(sorted(entries)))
-    if new:
-        run_key = hashlib.sha256("\n".join(new).encode()).hexdigest()[:24]
-        return RunRequest(run_key=run_key, tags={"acs_returns_files": str(len(new))})
-    if not stuck:
+    context.update_cursor(json.dumps(news.fingerprints))
+    if news.new:
+        run_key = hashlib.sha256("\n".join(news.new).encode()).hexdigest()[:24]
+        return RunRequest(run_key=run_key, tags={"acs_returns_files": str(len(news.new))})
+    if not news.stuck:
         return SkipReason(f"no {RETURNS_FILE_GLOB} in the ACS drop that is not taken in")
-    return _retry_unfinished(context, stuck)
+    return _retry_unfinished(context, news.stuck)
 
 
 def _retry_unfinished(
