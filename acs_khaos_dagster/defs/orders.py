@@ -13,14 +13,10 @@ Dagster wiring only: the steps are ``flows.order_release`` (with ``flows.order_c
 - ``order_sla_breaches``: the stuck-order clock over the store's timestamps.
 """
 
-import warnings
-
 import pandas as pd
-import pandera.pandas as pa
 from dagster import (
     AssetExecutionContext,
     AssetSelection,
-    BetaWarning,
     DagsterRunStatus,
     Definitions,
     RunRequest,
@@ -33,13 +29,17 @@ from dagster import (
     define_asset_job,
     sensor,
 )
-from dagster_pandera import pandera_schema_to_dagster_type
-from pandera.typing import Series
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import OrderSettings, load_settings
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
 from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, dispatch_metadata, markdown_table
+from acs_khaos_dagster.defs.orders_tables import (
+    OrderReleaseType,
+    ShipmentPostingsType,
+    ShipmentsType,
+    SlaBreachesType,
+)
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
     KhaosApiResource,
@@ -49,7 +49,6 @@ from acs_khaos_dagster.defs.resources import (
 from acs_khaos_dagster.defs.schemas import ReleasedOrderLinesType
 from acs_khaos_dagster.domain.shipments import SHIPMENT_COLUMNS
 from acs_khaos_dagster.flows.despatch_postings import (
-    POSTING_STATES,
     post_shipments,
     read_despatch_feed,
     shipments_frame,
@@ -70,82 +69,6 @@ RELEASE_JOB = "order_release_job"
 DESPATCH_JOB = "despatch_posting_job"
 # Tag carrying the stored feed cursor a despatch run was started for.
 CURSOR_TAG = "acs_khaos/despatch_cursor"
-
-
-# --- pandera models of the group's tables ----------------------------------------------------
-
-
-class OrderReleaseSchema(pa.DataFrameModel):
-    """What happened to each order this run."""
-
-    order_code: Series[str]
-    order_id: Series[int]
-    action: Series[str] = pa.Field(isin=RELEASE_ACTIONS)
-    acknowledged: Series[bool]
-    outbox_key: Series[str]
-    detail: Series[str]
-
-    class Config:
-        strict = "filter"
-        coerce = True
-
-
-class ShipmentsSchema(pa.DataFrameModel):
-    """One row per ACS shipment received this run."""
-
-    order_number: Series[str]
-    shipment_id: Series[str] = pa.Field(unique=True)
-    event_id: Series[str]
-    despatched_at: Series[pd.DatetimeTZDtype] = pa.Field(dtype_kwargs={"tz": "UTC"})
-    carrier: Series[str]
-    service: Series[str]
-    lines: Series[str]
-    units: Series[int] = pa.Field(ge=0)
-    parcels: Series[int] = pa.Field(ge=0)
-    tracking_numbers: Series[str]
-    tracking_urls: Series[str]
-    closed_short_units: Series[int] = pa.Field(ge=0)
-
-    class Config:
-        strict = "filter"
-        coerce = True
-
-
-class ShipmentPostingsSchema(pa.DataFrameModel):
-    """Each shipment handled this run and what became of it in Khaos."""
-
-    shipment_id: Series[str] = pa.Field(unique=True)
-    order_number: Series[str]
-    state: Series[str] = pa.Field(isin=POSTING_STATES)
-    effect_state: Series[str]
-    units: Series[int] = pa.Field(ge=0)
-    closed_short_units: Series[int] = pa.Field(ge=0)
-    order_completion: Series[str]
-    problem: Series[str]
-
-    class Config:
-        strict = "filter"
-        coerce = True
-
-
-class SlaBreachesSchema(pa.DataFrameModel):
-    key: Series[str] = pa.Field(unique=True)
-    kind: Series[str] = pa.Field(isin=list(SLA_KINDS))
-    order_number: Series[str]
-    age_working_hours: Series[float]
-    age_hours: Series[float]
-    due_at: Series[str]
-
-    class Config:
-        strict = "filter"
-        coerce = True
-
-
-warnings.filterwarnings("ignore", category=BetaWarning, module=__name__)
-OrderReleaseType = pandera_schema_to_dagster_type(OrderReleaseSchema)
-ShipmentsType = pandera_schema_to_dagster_type(ShipmentsSchema)
-ShipmentPostingsType = pandera_schema_to_dagster_type(ShipmentPostingsSchema)
-SlaBreachesType = pandera_schema_to_dagster_type(SlaBreachesSchema)
 
 
 # --- order release ---------------------------------------------------------------------------
