@@ -1,33 +1,25 @@
-"""Khaos wire documents <-> domain records (the only module that knows Khaos field names).
-
-Limits are enforced here, before anything is sent (``WireValidationError``):
-stock codes trimmed, 1–50 characters, no ``#``; at most 100 codes per
-``ExportStock``; references at most ``khaos.reference_max_length`` (50) characters;
-address lines at most 35. Nulls are never sent: an absent value is an omitted element.
-
-Only fields the modelled contract names are sent or read (``docs/go-live-checklist.md``
-lists them, with the setting each maps to). Quantities are whole numbers, read whether
-an install writes them ``10`` or ``10.0000``; a fractional one is refused.
-"""
+"""Reply documents: what Khaos answers, as domain records."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
-from decimal import Decimal
 
 from acs_khaos_dagster.connectors.khaos.records import (
     KhaosAdjustmentGroup,
     KhaosCustomerReturn,
     StockFigures,
 )
-from acs_khaos_dagster.connectors.khaos.uk_time import format_uk, parse_uk
+from acs_khaos_dagster.connectors.khaos.uk_time import parse_uk
+from acs_khaos_dagster.connectors.khaos.wire.limits import (
+    _decimal,
+    _int,
+    _optional_quantity,
+    _quantity,
+)
 from acs_khaos_dagster.connectors.khaos.xml import (
-    add_fields,
     children,
     int_of,
     parse_bool,
-    sub,
     text_of,
 )
 from acs_khaos_dagster.domain.models import (
@@ -35,8 +27,6 @@ from acs_khaos_dagster.domain.models import (
     AdjustmentLine,
     Barcode,
     Contact,
-    CustomerReturn,
-    DespatchPosting,
     Invoice,
     InvoiceLine,
     OrderLine,
@@ -44,195 +34,8 @@ from acs_khaos_dagster.domain.models import (
     ReturnItem,
     SalesOrder,
     Site,
-    StockAdjustmentGroup,
     StockItem,
 )
-
-MAX_STOCK_CODE = 50
-MAX_EXPORT_STOCK_CODES = 100
-MAX_REF = 50
-MAX_ADDRESS_LINE = 35
-
-
-class WireValidationError(ValueError):
-    """A value Khaos would reject; found before sending."""
-
-
-# --- limits ------------------------------------------------------------------------
-
-
-def clean_stock_code(code: str) -> str:
-    value = code.strip()
-    if not value:
-        raise WireValidationError("a stock code cannot be empty")
-    if len(value) > MAX_STOCK_CODE:
-        raise WireValidationError(f"stock code {value[:20]!r}… is longer than {MAX_STOCK_CODE}")
-    if "#" in value:
-        raise WireValidationError(f"stock code {value!r} contains '#'")
-    return value
-
-
-def clean_ref(value: str, field: str, required: bool = True, max_len: int = MAX_REF) -> str:
-    text = value.strip()
-    if required and not text:
-        raise WireValidationError(f"{field} is required")
-    if len(text) > max_len:
-        raise WireValidationError(f"{field} is longer than {max_len} characters")
-    return text
-
-
-def check_address(address: Address) -> Address:
-    """Refuse address lines Khaos would truncate or reject (over 35 characters)."""
-    for name in ("line1", "line2", "line3", "line4", "city", "county"):
-        if len(getattr(address, name)) > MAX_ADDRESS_LINE:
-            raise WireValidationError(f"address {name} is longer than {MAX_ADDRESS_LINE}")
-    return address
-
-
-def _money(value: Decimal) -> str:
-    return format(value, "f")
-
-
-def _decimal(element: ET.Element, tag: str) -> Decimal:
-    text = text_of(element, tag).strip()
-    return Decimal(text) if text else Decimal("0")
-
-
-def _int(element: ET.Element, tag: str) -> int:
-    value = int_of(element, tag)
-    if value is None:
-        raise ValueError(f"{tag} missing in the reply")
-    return value
-
-
-def whole_number(text: str, tag: str) -> int:
-    """A quantity as Khaos writes it: ``10`` or ``10.0000``; never a fraction."""
-    try:
-        number = Decimal(text.strip())
-    except ArithmeticError:
-        raise ValueError(f"{tag} {text!r} is not a number") from None
-    if not number.is_finite() or number != number.to_integral_value():
-        raise ValueError(f"{tag} {text!r} is not a whole number of units")
-    return int(number)
-
-
-def _quantity(element: ET.Element, tag: str, default: int | None = None) -> int:
-    text = text_of(element, tag).strip()
-    if not text:
-        if default is None:
-            raise ValueError(f"{tag} missing in the reply")
-        return default
-    return whole_number(text, tag)
-
-
-def _optional_quantity(element: ET.Element, tag: str) -> int | None:
-    return _quantity(element, tag) if text_of(element, tag).strip() else None
-
-
-# --- request documents ---------------------------------------------------------------
-
-
-def stock_codes_doc(codes: Iterable[str], limit: int = MAX_EXPORT_STOCK_CODES) -> ET.Element:
-    cleaned = [clean_stock_code(c) for c in codes]
-    if len(cleaned) > limit:
-        raise WireValidationError(f"at most {limit} stock codes per call, got {len(cleaned)}")
-    root = ET.Element("STOCK_CODES")
-    for code in cleaned:
-        sub(root, "StockCode", code)
-    return root
-
-
-def id_list(ids: Iterable[int]) -> str:
-    return ",".join(str(int(i)) for i in ids)
-
-
-def despatch_params(posting: DespatchPosting, max_ref: int = MAX_REF) -> dict[str, object]:
-    if not posting.lines:
-        raise WireValidationError("a despatch needs at least one line")
-    items = ET.Element("ITEMS")
-    for order_item_id, quantity in posting.lines:
-        if quantity <= 0:
-            raise WireValidationError("despatch quantities must be positive")
-        add_fields(
-            ET.SubElement(items, "ITEM"), {"OrderItemID": order_item_id, "Quantity": quantity}
-        )
-    packages = ET.Element("PACKAGES")
-    for pkg in posting.packages:
-        add_fields(
-            ET.SubElement(packages, "PACKAGE"),
-            {
-                "ConsignmentRef": clean_ref(
-                    pkg.consignment_ref, "ConsignmentRef", required=False, max_len=max_ref
-                ),
-                "CourierCode": clean_ref(
-                    pkg.courier_code, "CourierCode", required=False, max_len=max_ref
-                ),
-                "ShipmentDate": format_uk(pkg.shipment_date),
-            },
-        )
-    return {
-        "SOrderID": posting.order_id,
-        "ExternalRef": clean_ref(posting.external_ref, "ExternalRef", max_len=max_ref),
-        "Items": items,
-        "Packages": packages,
-    }
-
-
-def adjustment_params(group: StockAdjustmentGroup, max_ref: int = MAX_REF) -> dict[str, object]:
-    if not group.lines:
-        raise WireValidationError("an adjustment group needs at least one line")
-    lines = ET.Element("ADJUSTMENTS")
-    for line in group.lines:
-        if (line.adjust_to is None) == (line.adjust_by is None):
-            raise WireValidationError("each adjustment line needs exactly one of to / by")
-        add_fields(
-            ET.SubElement(lines, "ADJUSTMENT"),
-            {
-                "StockID": line.stock_id,
-                "AdjustTo": line.adjust_to,
-                "AdjustBy": line.adjust_by,
-                "ReasonCode": clean_ref(line.reason_code, "ReasonCode", max_len=max_ref),
-                "Value": _money(line.value),
-            },
-        )
-    return {
-        "SiteID": group.site_id,
-        "GroupRef": clean_ref(group.group_ref, "GroupRef", max_len=max_ref),
-        "Lines": lines,
-    }
-
-
-def return_params(ret: CustomerReturn, max_ref: int = MAX_REF) -> dict[str, object]:
-    if not ret.items:
-        raise WireValidationError("a customer return needs at least one item")
-    if ret.site_id is not None:
-        # The modelled ImportCustomerReturns has no site: Khaos takes the source order's.
-        raise WireValidationError("ImportCustomerReturns takes no SiteID")
-    doc = ET.Element("CUSTOMER_RETURN")
-    add_fields(
-        doc,
-        {
-            "AssociatedRef": clean_ref(ret.associated_ref, "AssociatedRef", max_len=max_ref),
-            "URN": clean_ref(ret.customer_urn, "URN", max_len=max_ref),
-        },
-    )
-    items = ET.SubElement(doc, "ITEMS")
-    for item in ret.items:
-        add_fields(
-            ET.SubElement(items, "ITEM"),
-            {
-                "SKU": clean_stock_code(item.sku),
-                "Quantity": item.quantity,
-                "ReturnReason": clean_ref(item.return_reason, "ReturnReason", max_len=max_ref),
-                "SourceOrderItemID": item.source_order_item_id,
-            },
-        )
-    return {
-        "CustomerReturn": doc,
-        "ProcessReturn": ret.process_return,
-        "CreditMode": ret.credit_mode.value,
-    }
-
 
 # --- reply documents -------------------------------------------------------------------
 
