@@ -54,8 +54,13 @@ from acs_khaos_dagster.flows.despatch_postings import (
     shipments_frame,
     unrecorded_despatches,
 )
-from acs_khaos_dagster.flows.order_progress import (  # noqa: F401 (defs.reconciliation's)
-    open_units as _open_units,
+
+# Re-exported: defs.reconciliation imports these from here.
+from acs_khaos_dagster.flows.order_progress import (
+    open_units as _open_units,  # noqa: F401
+)
+from acs_khaos_dagster.flows.order_progress import (
+    postings_by_order as _postings_by_order,  # noqa: F401
 )
 from acs_khaos_dagster.flows.order_release import (
     RELEASE_ACTIONS,

@@ -65,8 +65,10 @@ from acs_khaos_dagster.flows.return_postings import (
     credit_figures,
     post_customer_returns,
 )
-from acs_khaos_dagster.flows.return_postings import (  # noqa: F401 (defs.reconciliation's)
-    stored_matches as _stored_matches,
+
+# Re-exported: defs.reconciliation imports it from here.
+from acs_khaos_dagster.flows.return_postings import (
+    stored_matches as _stored_matches,  # noqa: F401
 )
 from acs_khaos_dagster.flows.returns_intake import (
     RETURNS_FILE_GLOB,
