@@ -17,17 +17,14 @@ Dagster wiring only; the steps are ``flows.stock_snapshot``, ``flows.stock_place
 """
 
 import json
-import warnings
 from typing import Any
 
 import pandas as pd
-import pandera.pandas as pa
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetExecutionContext,
     AssetSelection,
-    BetaWarning,
     Config,
     DailyPartitionsDefinition,
     Definitions,
@@ -44,8 +41,6 @@ from dagster import (
     schedule,
     sensor,
 )
-from dagster_pandera import pandera_schema_to_dagster_type
-from pandera.typing import Series
 
 from acs_khaos_dagster.config import UK_TIME_ZONE, SettingsError, load_settings
 from acs_khaos_dagster.connectors.acs.drop import open_drop
@@ -59,6 +54,12 @@ from acs_khaos_dagster.defs.common import (
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
 from acs_khaos_dagster.defs.schemas import SnapshotStatusCountsType
 from acs_khaos_dagster.defs.stock_checks import snapshot_file_is_whole_and_known
+from acs_khaos_dagster.defs.stock_tables import (
+    NonSellableStockType,
+    SellableStockType,
+    StockUpdateSchema,
+    StockUpdateType,
+)
 from acs_khaos_dagster.domain.snapshot import units_per_status
 from acs_khaos_dagster.flows.stock_placement import (
     check_sellable,
@@ -96,64 +97,6 @@ SNAPSHOT_DAYS = DailyPartitionsDefinition(
 def _failure(exc: SnapshotError) -> Failure:
     sample = {"sample": MetadataValue.md("\n".join(f"- {p}" for p in exc.details[:20]))}
     return Failure(str(exc), metadata=sample if exc.details else None)
-
-
-# --- pandera models of the group's tables ---------------------------------------------------
-
-# --- pandera models of the group's tables ---------------------------------------------------
-
-
-class SellableStockSchema(pa.DataFrameModel):
-    """Per StockID: units free for sale and units allocated to orders at the snapshot."""
-
-    stock_id: Series[int] = pa.Field(unique=True)
-    stock_code: Series[str]
-    site_id: Series[int]
-    sellable_units: Series[int] = pa.Field(ge=0)
-    allocated_units: Series[int] = pa.Field(ge=0)
-    statuses: Series[str] = pa.Field(description="the normalised statuses counted, '|'-joined")
-
-    class Config:
-        strict = "filter"
-        coerce = True
-
-
-class NonSellableStockSchema(pa.DataFrameModel):
-    """Per StockID × bucket × Khaos site: units that are not for sale."""
-
-    stock_id: Series[int]
-    stock_code: Series[str]
-    bucket: Series[str] = pa.Field(isin=["non_sellable", "on_hire"])
-    site_id: Series[int]
-    units: Series[int] = pa.Field(ge=1)
-
-    class Config:
-        strict = "filter"
-        coerce = True
-
-
-class StockUpdateSchema(pa.DataFrameModel):
-    """Every StockID × site the push considered, with its target and what was pushed."""
-
-    stock_id: Series[int]
-    site_id: Series[int]
-    acs_units: Series[int] = pa.Field(ge=0)
-    correction: Series[int]
-    target: Series[int] = pa.Field(ge=0)
-    level: Series[int]
-    pushed_to: Series[int] = pa.Field(ge=0)
-    held_units: Series[int]
-    reason: Series[str]
-
-    class Config:
-        strict = "filter"
-        coerce = True
-
-
-warnings.filterwarnings("ignore", category=BetaWarning, module=__name__)
-SellableStockType = pandera_schema_to_dagster_type(SellableStockSchema)
-NonSellableStockType = pandera_schema_to_dagster_type(NonSellableStockSchema)
-StockUpdateType = pandera_schema_to_dagster_type(StockUpdateSchema)
 
 
 # --- the snapshot -------------------------------------------------------------------------
