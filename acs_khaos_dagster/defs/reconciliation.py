@@ -47,20 +47,13 @@ from acs_khaos_dagster.domain.reconciliation import (
     order_to_cash_ageing,
 )
 from acs_khaos_dagster.flows.reconciliation import (
-    day_window,
-    drift_by_day_path,
     exception_queue,
     reconcile_order_status,
     reconcile_order_to_cash,
     reconcile_returns,
     reconcile_stock,
-    reconciliation_folder,
-    table_path,
 )
 from acs_khaos_dagster.flows.stock_snapshot import sku_map_frame
-
-# Re-exported: other code and the docs name these here.
-__all__ = ["day_window", "drift_by_day_path", "reconciliation_folder", "table_path"]
 
 GROUP = "reconciliation"
 PARTITIONS_START = "2026-01-01"

@@ -68,25 +68,16 @@ from acs_khaos_dagster.flows.stock_placement import (
 )
 from acs_khaos_dagster.flows.stock_push import PUSH_KINDS, push_newest_snapshot
 from acs_khaos_dagster.flows.stock_snapshot import (
-    FILE_KIND,
     PARTITIONS_START,
-    STOCK_FILE_GLOB,
     SnapshotError,
     partition_day,
     scan_stock_files,
     sku_map_frame,
-    snapshot_id_for,
     take_in_snapshot,
 )
 
-# Re-exported: tests and other modules name these here.
-__all__ = [
-    "FILE_KIND",
-    "STOCK_FILE_GLOB",
-    "partition_day",
-    "sku_map_frame",
-    "snapshot_id_for",
-]
+# Re-exported: tests name it here.
+__all__ = ["partition_day"]
 
 # end_offset=1: today's snapshot is a partition while today is still running.
 SNAPSHOT_DAYS = DailyPartitionsDefinition(
