@@ -156,7 +156,7 @@ def test_a_placement_counting_refurbishment_units_as_sellable_fails_the_check_an
         units = units.groupby(["stock_id", "site_id"], as_index=False)["units"].sum()
         return type(site)(**{**site.__dict__, "units": units})
 
-    monkeypatch.setattr("acs_khaos_dagster.defs.stock.acs_site_units", misplaced)
+    monkeypatch.setattr("acs_khaos_dagster.flows.stock_placement.acs_site_units", misplaced)
     integration.sandbox.advance(timedelta(minutes=30))
     result = _stock(integration, _snapshot_file(integration), raise_on_error=False)
 

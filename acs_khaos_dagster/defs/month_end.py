@@ -29,23 +29,15 @@ from dagster import (
 )
 
 from acs_khaos_dagster.clock import integration_now
-from acs_khaos_dagster.config import Settings, SettingsError, load_settings
+from acs_khaos_dagster.config import SettingsError, load_settings
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 from acs_khaos_dagster.defs.common import markdown_table
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
 from acs_khaos_dagster.domain import month_end as me
 from acs_khaos_dagster.domain.sla import WorkingCalendar
-from acs_khaos_dagster.flows.month_end_pack import (
-    build_month_end_pack,
-    read_month,
-    reconciliation_dir,
-    stored_days,
-)
-from acs_khaos_dagster.flows.month_end_pack import read_optional as _read_optional
-from acs_khaos_dagster.reports import render_audit_report
+from acs_khaos_dagster.flows.audit_report import build_audit_report
+from acs_khaos_dagster.flows.month_end_pack import build_month_end_pack
 from acs_khaos_dagster.reports.pack_registry import SummaryFigure
-from acs_khaos_dagster.store import Store
-from acs_khaos_dagster.store.orders import OrderBook
 
 UK_TIME_ZONE = "Europe/London"
 MONTHS = MonthlyPartitionsDefinition(
@@ -151,60 +143,6 @@ def month_end_pack(
 # --- the workflow audit report ---------------------------------------------------------------
 
 
-def _store_events(db: Store) -> pd.DataFrame:
-    """Release, despatch and confirmed posting times the store holds, all time."""
-    book = OrderBook(db.db)
-    releases = [(code, r.released_at) for code, r in book.releases().items()]
-    despatches = book.despatch_times()
-    postings = []
-    for posting in book.postings():
-        effect = db.outbox.by_key(posting.outbox_key) if posting.outbox_key else None
-        if effect is not None and effect.state == "done":
-            postings.append((posting.order_number, posting.shipment_id, effect.updated_at))
-    return me.store_events(releases, despatches, postings)
-
-
-def _stored_events(settings: Settings, month: str) -> pd.DataFrame:
-    folder = reconciliation_dir(settings)
-    frames = [pd.read_parquet(p) for p in stored_days(folder, "workflow_events", month).values()]
-    frames = [f[list(me.EVENT_COLUMNS)] for f in frames if not f.empty]
-    if not frames:
-        return pd.DataFrame(columns=list(me.EVENT_COLUMNS))
-    return pd.concat(frames, ignore_index=True)
-
-
-def _exception_frames(db: Store) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(every exception: type, owner, opened_at, status, acted_at; open ones with ages)."""
-    listed = db.exceptions.list(status=None)
-    every = pd.DataFrame(
-        [
-            {
-                "type": x.row.type,
-                "owner": x.row.owner,
-                "opened_at": x.row.opened_at,
-                "status": x.row.status,
-                "acted_at": x.row.acted_at,
-            }
-            for x in listed
-        ],
-        columns=["type", "owner", "opened_at", "status", "acted_at"],
-    )
-    open_ = pd.DataFrame(
-        [
-            {
-                "type": x.row.type,
-                "owner": x.row.owner,
-                "age_hours": x.age.total_seconds() / 3600,
-                "target_hours": x.target_hours,
-            }
-            for x in listed
-            if x.row.status == "open"
-        ],
-        columns=["type", "owner", "age_hours", "target_hours"],
-    )
-    return every, open_
-
-
 @asset(
     group_name="reconciliation",
     kinds={"html", "csv"},
@@ -221,40 +159,15 @@ def workflow_audit_report(
     conf = settings.load()
     month = context.partition_key
     with store.connect() as db:
-        found = [f for f in (_stored_events(conf, month), _store_events(db)) if not f.empty]
-        events = (
-            pd.concat(found, ignore_index=True)
-            if found
-            else pd.DataFrame(columns=list(me.EVENT_COLUMNS))
-        )
-        every, open_ = _exception_frames(db)
-    lat = me.latencies(events, month)
-    shipments = int((lat["ref"] != lat["order_number"]).sum()) if not lat.empty else 0
-    orders = int(lat["order_number"].nunique()) if not lat.empty else 0
-    rates = me.exception_rates(every, month, base_count=orders + shipments)
-    drift = me.month_drift(
-        _read_optional(reconciliation_dir(conf) / "drift_by_day.parquet"),
-        read_month(conf, month)["stock"],
-        month,
-    )
-    delays = me.delay_sources(lat, open_)
-    files = render_audit_report(
-        lat,
-        rates,
-        drift,
-        delays,
-        conf.data_dir / "audit" / month,
-        period=month,
-        account_name=conf.acs.account_code,
-        generated_at=integration_now(conf),
-    )
+        report = build_audit_report(db, conf, month, integration_now(conf))
+    files = report.files
     metadata: dict[str, Any] = {
         "month": month,
         "html": MetadataValue.path(str(files.html)),
         "csv_files": MetadataValue.json({k: str(v) for k, v in files.csvs.items()}),
-        "orders": orders,
-        "shipments": shipments,
-        "exceptions_opened": int(rates["opened"].sum()) if not rates.empty else 0,
+        "orders": report.orders,
+        "shipments": report.shipments,
+        "exceptions_opened": report.exceptions_opened,
         "largest_delays": MetadataValue.md(
             "\n".join(f"- {name}" for name in files.largest_delays) or "_none_"
         ),

@@ -1,5 +1,8 @@
 """Stock group: ACS unit snapshots to Khaos Level (issue 7; ARCHITECTURE "Stock arithmetic").
 
+Dagster wiring only; the steps are ``flows.stock_snapshot``, ``flows.stock_placement`` and
+``flows.stock_push``.
+
 * ``acs_stock_file_sensor`` watches the ACS drop for ``stock_units_*.csv`` and starts one
   run per new file for its snapshot day; the store's file ledger decides whether data
   was taken.
@@ -14,23 +17,14 @@
 """
 
 import json
-import re
-import warnings
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pandas as pd
-import pandera.pandas as pa
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetExecutionContext,
     AssetSelection,
-    BetaWarning,
     Config,
     DailyPartitionsDefinition,
     Definitions,
@@ -47,181 +41,53 @@ from dagster import (
     schedule,
     sensor,
 )
-from dagster_pandera import pandera_schema_to_dagster_type
-from pandera.typing import Series
 
-from acs_khaos_dagster.config import UK_TIME_ZONE, Settings, SettingsError, load_settings
-from acs_khaos_dagster.connectors.acs.drop import DropEntry, open_drop
-from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_stock_units
-from acs_khaos_dagster.connectors.acs.times import AcsTimeRules
+from acs_khaos_dagster.config import UK_TIME_ZONE, SettingsError, load_settings
+from acs_khaos_dagster.connectors.acs.drop import open_drop
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
 from acs_khaos_dagster.defs.common import (
     dispatch,
     dispatch_metadata,
     markdown_table,
-    sync_exceptions,
     write_parquet_atomically,
 )
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
 from acs_khaos_dagster.defs.schemas import SnapshotStatusCountsType
 from acs_khaos_dagster.defs.stock_checks import snapshot_file_is_whole_and_known
-from acs_khaos_dagster.domain.snapshot import status_counts, units_per_status
-from acs_khaos_dagster.domain.stock_guards import (
-    SnapshotTotals,
-    UnknownStatusReport,
-    no_non_sellable_counted_as_sellable,
-    sellable_mismatches,
+from acs_khaos_dagster.defs.stock_tables import (
+    NonSellableStockType,
+    SellableStockType,
+    StockUpdateSchema,
+    StockUpdateType,
 )
-from acs_khaos_dagster.domain.stock_push import acs_site_units
-from acs_khaos_dagster.domain.stock_status import StockBucket
-from acs_khaos_dagster.flows.stock_push import (
-    PUSH_KINDS,
-    push_newest_snapshot,
-    sellable_path,
-    selling_sites,
-    site_units_path,
+from acs_khaos_dagster.domain.snapshot import units_per_status
+from acs_khaos_dagster.flows.stock_placement import (
+    check_sellable,
+    place_non_sellable,
+    place_sellable,
 )
-from acs_khaos_dagster.store import Store
-from acs_khaos_dagster.store.exceptions import ExceptionType
-from acs_khaos_dagster.store.ledger import FileLedger, file_sha256
-from acs_khaos_dagster.store.stock import StockSnapshots
-from acs_khaos_dagster.store.tables.stock import StockSnapshot
+from acs_khaos_dagster.flows.stock_push import PUSH_KINDS, push_newest_snapshot
+from acs_khaos_dagster.flows.stock_snapshot import (
+    PARTITIONS_START,
+    SnapshotError,
+    partition_day,
+    scan_stock_files,
+    sku_map_frame,
+    take_in_snapshot,
+)
 
-STOCK_FILE_GLOB = "stock_units_*.csv"
-FILE_KIND = "stock_units"
-# The returns flow's files and ledger kind (``defs/returns.py``): the push reads returns ACS
-# reported that the returns flow has not taken in yet.
-RETURNS_FILE_GLOB = "returns_*.csv"
-RETURNS_FILE_KIND = "returns"
-# The first snapshot day the UI offers; older days cannot be re-run.
-PARTITIONS_START = "2026-01-01"
+# Re-exported: tests name it here.
+__all__ = ["partition_day"]
+
 # end_offset=1: today's snapshot is a partition while today is still running.
 SNAPSHOT_DAYS = DailyPartitionsDefinition(
     start_date=PARTITIONS_START, timezone=UK_TIME_ZONE, end_offset=1
 )
-_STAMP_RE = re.compile(r"_(\d{14})\.csv$")
-_SELLING_BUCKETS = (str(StockBucket.SELLABLE), str(StockBucket.ALLOCATED))
-_UNKNOWN_TYPE = "unknown_stock_status"
 
 
-# --- pandera models of the group's tables ---------------------------------------------------
-
-
-class SellableStockSchema(pa.DataFrameModel):
-    """Per StockID: units free for sale and units allocated to orders at the snapshot."""
-
-    stock_id: Series[int] = pa.Field(unique=True)
-    stock_code: Series[str]
-    site_id: Series[int]
-    sellable_units: Series[int] = pa.Field(ge=0)
-    allocated_units: Series[int] = pa.Field(ge=0)
-    statuses: Series[str] = pa.Field(description="the normalised statuses counted, '|'-joined")
-
-    class Config:
-        strict = "filter"
-        coerce = True
-
-
-class NonSellableStockSchema(pa.DataFrameModel):
-    """Per StockID × bucket × Khaos site: units that are not for sale."""
-
-    stock_id: Series[int]
-    stock_code: Series[str]
-    bucket: Series[str] = pa.Field(isin=["non_sellable", "on_hire"])
-    site_id: Series[int]
-    units: Series[int] = pa.Field(ge=1)
-
-    class Config:
-        strict = "filter"
-        coerce = True
-
-
-class StockUpdateSchema(pa.DataFrameModel):
-    """Every StockID × site the push considered, with its target and what was pushed."""
-
-    stock_id: Series[int]
-    site_id: Series[int]
-    acs_units: Series[int] = pa.Field(ge=0)
-    correction: Series[int]
-    target: Series[int] = pa.Field(ge=0)
-    level: Series[int]
-    pushed_to: Series[int] = pa.Field(ge=0)
-    held_units: Series[int]
-    reason: Series[str]
-
-    class Config:
-        strict = "filter"
-        coerce = True
-
-
-warnings.filterwarnings("ignore", category=BetaWarning, module=__name__)
-SellableStockType = pandera_schema_to_dagster_type(SellableStockSchema)
-NonSellableStockType = pandera_schema_to_dagster_type(NonSellableStockSchema)
-StockUpdateType = pandera_schema_to_dagster_type(StockUpdateSchema)
-
-
-# --- helpers ------------------------------------------------------------------------------
-
-
-def partition_day(name: str, mtime: datetime, tz: str = UK_TIME_ZONE) -> str:
-    """The snapshot day of a file: the ``yyyymmddHHMMSS`` (UTC) stamp in its name, in UK time;
-    the file's mtime if the name carries none."""
-    found = _STAMP_RE.search(name)
-    moment = mtime
-    if found:
-        moment = datetime.strptime(found.group(1), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
-    return moment.astimezone(ZoneInfo(tz)).date().isoformat()
-
-
-def snapshot_id_for(snapshot_at: datetime, file_id: int) -> str:
-    """Unique per file even when two files carry the same snapshot time."""
-    return f"{snapshot_at.astimezone(UTC):%Y%m%dT%H%M%S}-F{file_id}"
-
-
-def _file_moment(entry: DropEntry) -> datetime:
-    """When ACS wrote a drop file: the UTC stamp in its name, else its mtime."""
-    found = _STAMP_RE.search(entry.name)
-    if found:
-        return datetime.strptime(found.group(1), "%Y%m%d%H%M%S").replace(tzinfo=UTC)
-    return entry.mtime
-
-
-def _newest_for_day(entries: Iterable[DropEntry], day: str) -> str:
-    files = [e.name for e in entries if partition_day(e.name, e.mtime) == day]
-    if not files:
-        raise Failure(f"no {STOCK_FILE_GLOB} for snapshot day {day} in the ACS drop")
-    # Names carry yyyymmddHHMMSS, so the last by name is the newest snapshot of the day.
-    return sorted(files)[-1]
-
-
-def sku_map_frame(khaos_sku_master: pd.DataFrame, sku_mapping: pd.DataFrame) -> pd.DataFrame:
-    """ACS SKU → StockID with the hire flag, cost price and current Khaos code.
-
-    Every SKU ACS holds under a Khaos StockID counts (matched, pending, inactive,
-    mismatched, renamed, discontinued): physical units are physical whatever the SKU's
-    sales state. Codes Khaos cannot use and SKUs Khaos does not know have no StockID.
-    """
-    known = sku_mapping.loc[
-        sku_mapping["stock_id"].notna()
-        & (sku_mapping["acs_sku"].astype(str) != "")
-        & (sku_mapping["acs_status"] != "missing")
-        & (sku_mapping["classification"] != "invalid_code"),
-        ["stock_id", "acs_sku"],
-    ].astype({"stock_id": "int64"})
-    master = khaos_sku_master.loc[
-        khaos_sku_master["stock_controlled"], ["stock_id", "stock_code", "is_hire", "cost_price"]
-    ]
-    out = known.merge(master, on="stock_id", how="inner").rename(columns={"acs_sku": "sku"})
-    out = out.drop_duplicates("sku", keep="first").drop_duplicates("stock_id", keep="first")
-    return out[["sku", "stock_id", "stock_code", "is_hire", "cost_price"]].reset_index(drop=True)
-
-
-@dataclass(frozen=True)
-class _Problem:
-    type: str
-    entity_ref: str
-    message: str
-    details: dict[str, Any] = field(default_factory=dict)
+def _failure(exc: SnapshotError) -> Failure:
+    sample = {"sample": MetadataValue.md("\n".join(f"- {p}" for p in exc.details[:20]))}
+    return Failure(str(exc), metadata=sample if exc.details else None)
 
 
 # --- the snapshot -------------------------------------------------------------------------
@@ -249,187 +115,44 @@ def acs_stock_snapshot(
     store: StoreResource,
 ) -> pd.DataFrame:
     conf = settings.load()
-    policy = conf.status_policy
-    day = context.partition_key
-    with open_drop(conf) as drop:
-        name = config.file or _newest_for_day(drop.list(STOCK_FILE_GLOB), day)
-        path = drop.fetch(name)
-    with store.connect() as db:
-        snapshots = StockSnapshots(db.db)
-        file_row, fresh = db.ledger.record_file(path, kind=FILE_KIND)
-        original = snapshots.by_file(file_row.duplicate_of or file_row.id)
-        if not fresh:
-            if original is None:
-                raise Failure(f"{name} was taken in before and failed: {file_row.error}")
-            # A re-run of the day, or the same content delivered under another name.
-            counts = pd.read_parquet(original.counts_path)
-            _point_run_at(conf, context.run.run_id, original.snapshot_id)
-            context.add_output_metadata(
-                {
-                    "file": name,
-                    "taken_in_before": 1,
-                    "same_content_as": original.file_name,
-                    "snapshot_id": original.snapshot_id,
-                    "units": original.total_units,
-                }
+    try:
+        with open_drop(conf) as drop, store.connect() as db:
+            took = take_in_snapshot(
+                db, drop, conf, context.partition_key, config.file, context.run.run_id
             )
-            return counts
-        db.ledger.mark_processing(file_row.id)
-        try:
-            read = read_stock_units(path, policy, AcsTimeRules.from_settings(conf))
-        except FileLayoutError as exc:
-            db.ledger.mark_failed(file_row.id, str(exc))
-            raise Failure(str(exc)) from exc
-        counts = status_counts(read.units, policy)
-        totals = SnapshotTotals.from_counts(counts, policy)
-        snapshot_at = read.snapshot_at or file_row.mtime
-        snapshot_id = snapshot_id_for(snapshot_at, file_row.id)
-        folder = conf.data_dir / "stock"
-        units_path = folder / "units" / f"{snapshot_id}.parquet"
-        counts_path = folder / "counts" / f"{snapshot_id}.parquet"
-        # Only this step touches every unit; everything after reads the counts.
-        write_parquet_atomically(read.units, units_path)
-        write_parquet_atomically(counts, counts_path)
-        with db.transaction() as session:
-            db.ledger.add_quarantined_rows(file_row.id, read.quarantined, session=session)
-            snapshots.record(
-                snapshot_id=snapshot_id,
-                file_id=file_row.id,
-                file_name=name,
-                snapshot_at=snapshot_at,
-                partition_day=day,
-                totals=totals,
-                counts_path=str(counts_path),
-                units_path=str(units_path),
-                session=session,
-            )
-            db.ledger.mark_processed(
-                file_row.id,
-                rows_accepted=read.units.num_rows,
-                rows_quarantined=len(read.quarantined),
-                session=session,
-            )
-            if read.truncated:
-                _refuse_truncated(db, snapshots, snapshot_id, name, read.rows_read, session)
-        unknown = UnknownStatusReport.from_units(read.units, policy)
-        newest, last = snapshots.newest(), snapshots.last_pushed()
-        goes_forward = (
-            not read.truncated
-            and newest is not None
-            and newest.snapshot_id == snapshot_id
-            and (last is None or snapshot_at > last.snapshot_at)
-        )
-        if goes_forward:
-            # Only a snapshot that can still be pushed says which statuses are unknown now;
-            # an older or cut file must not rewrite what the queue says.
-            sync_exceptions(db, _unknown_problems(unknown, snapshot_id), [_UNKNOWN_TYPE])
-
-    _point_run_at(conf, context.run.run_id, snapshot_id)
+    except SnapshotError as exc:
+        raise _failure(exc) from exc
+    meta: dict[str, Any] = {"file": took.name}
+    if took.read is None:
+        meta |= {"taken_in_before": 1, "same_content_as": took.same_content_as}
+        meta |= {"snapshot_id": took.snapshot_id, "units": took.units}
+        context.add_output_metadata(meta)
+        return took.counts
+    read, totals = took.read, took.totals
+    assert totals is not None and took.snapshot_at is not None
     reasons = pd.Series([row.reason for row in read.quarantined], dtype="object")
     context.add_output_metadata(
         {
-            "file": name,
-            "snapshot_id": snapshot_id,
-            "snapshot_at": snapshot_at.isoformat(),
-            "units": int(read.units.num_rows),
+            **meta,
+            "snapshot_id": took.snapshot_id,
+            "snapshot_at": took.snapshot_at.isoformat(),
+            "units": took.units,
             "sellable_or_allocated_units": totals.sellable,
             "unknown_status_units": totals.unknown,
             "rows_quarantined": len(read.quarantined),
             "duplicate_rows_removed": int(read.duplicates_removed),
             "conflicting_units": len(read.conflicts),
             "file_truncated": int(read.truncated),
-            "units_per_status": markdown_table(units_per_status(counts), 40),
+            "units_per_status": markdown_table(units_per_status(took.counts), 40),
             "quarantine_reasons": markdown_table(
                 reasons.value_counts().rename_axis("reason").reset_index(name="rows")
             ),
         }
     )
-    return counts
-
-
-def _refuse_truncated(
-    db: Store,
-    snapshots: StockSnapshots,
-    snapshot_id: str,
-    name: str,
-    rows_read: int,
-    session: Any,
-) -> None:
-    """A file ACS cut short is never pushed: a SKU missing from it is not a SKU sold out."""
-    reason = f"{name} ends in the middle of a line: the file was cut short"
-    snapshots.mark(snapshot_id, "refused", session=session, reasons=[reason])
-    db.exceptions.raise_exception(
-        ExceptionType.STOCK_FILE_TRUNCATED,
-        f"file:{name}",
-        f"{reason} after {rows_read} row(s). Nothing from it is pushed to Khaos; ask ACS to "
-        "send the file again (a complete file is taken in as a new snapshot).",
-        {"file": name, "rows_read": rows_read, "snapshot_id": snapshot_id},
-        session=session,
-    )
-
-
-def _unknown_problems(report: UnknownStatusReport, snapshot_id: str) -> list[_Problem]:
-    return [
-        _Problem(
-            type=_UNKNOWN_TYPE,
-            entity_ref=f"status:{raw}",
-            message=(
-                f"{units} unit(s) carry the ACS status {raw!r}, which the stock policy does "
-                "not know: they are on no Khaos site and never sellable"
-            ),
-            details={"status": raw, "units": units, "snapshot_id": snapshot_id},
-        )
-        for raw, units in report.units_by_value.items()
-    ]
+    return took.counts
 
 
 # --- sellable and non-sellable ------------------------------------------------------------
-
-
-def _site_detail(
-    counts: pd.DataFrame, sku_map: pd.DataFrame, conf: Settings
-) -> tuple[pd.DataFrame, Any]:
-    site = acs_site_units(counts, sku_map, conf.status_policy, conf.khaos.sites)
-    codes = sku_map.set_index("stock_id")["stock_code"]
-    detail = site.detail.assign(stock_code=site.detail["stock_id"].map(codes).fillna(""))
-    return detail, site
-
-
-def _point_run_at(conf: Settings, run_id: str, snapshot_id: str) -> None:
-    """Which snapshot this run took in, for the assets after it in the same run."""
-    path = conf.data_dir / "stock" / "runs" / f"{run_id}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"snapshot_id": snapshot_id}), encoding="utf-8")
-
-
-def _run_snapshot(conf: Settings, db: Store, run_id: str, day: str) -> StockSnapshot | None:
-    """The snapshot this run took in; for a re-run of one asset, the day's newest."""
-    snapshots = StockSnapshots(db.db)
-    path = conf.data_dir / "stock" / "runs" / f"{run_id}.json"
-    if path.exists():
-        return snapshots.get(json.loads(path.read_text(encoding="utf-8"))["snapshot_id"])
-    return snapshots.newest_of_day(day)
-
-
-def _unmatched_selling_problems(site: Any, snapshot_id: str) -> list[_Problem]:
-    """Sellable or allocated units under ACS SKUs Khaos does not know (or cannot use, such
-    as a code with ``#``): they are in no Khaos Level, so the website cannot sell them."""
-    problems = []
-    for row in site.unmatched_selling.itertuples(index=False):
-        problems.append(
-            _Problem(
-                type=str(ExceptionType.SKU_UNKNOWN_TO_KHAOS),
-                entity_ref=f"stock:{row.sku}",
-                message=(
-                    f"ACS holds {row.units} sellable or allocated unit(s) of SKU {row.sku!r}, "
-                    "which matches no usable Khaos stock item: they are in no Khaos Level "
-                    "and cannot be sold. Create or fix the item in Khaos (codes: at most "
-                    "50 characters, no '#'), or ask ACS to correct the SKU."
-                ),
-                details={"sku": row.sku, "units": int(row.units), "snapshot_id": snapshot_id},
-            )
-        )
-    return problems
 
 
 @asset(
@@ -451,64 +174,14 @@ def sellable_stock(
 ) -> pd.DataFrame:
     conf = settings.load()
     sku_map = sku_map_frame(khaos_sku_master, sku_mapping)
-    detail, site = _site_detail(acs_stock_snapshot, sku_map, conf)
-    # The counts' own buckets must agree with the policy before anything is placed.
-    problems = no_non_sellable_counted_as_sellable(acs_stock_snapshot, conf.status_policy)
-    if problems:
-        raise Failure(
-            f"{len(problems)} group(s) of non-sellable units counted as sellable",
-            metadata={"sample": MetadataValue.md("\n".join(f"- {p}" for p in problems[:20]))},
-        )
-    selling = detail.loc[detail["bucket"].isin(_SELLING_BUCKETS)]
-    frame = (
-        selling.assign(
-            sellable_units=selling["units"].where(selling["bucket"] == "sellable", 0),
-            allocated_units=selling["units"].where(selling["bucket"] == "allocated", 0),
-        )
-        .groupby(["stock_id", "stock_code", "site_id"], as_index=False)
-        .agg(
-            sellable_units=("sellable_units", "sum"),
-            allocated_units=("allocated_units", "sum"),
-            statuses=("status", lambda s: "|".join(sorted(set(s)))),
-        )
-        .sort_values("stock_id", ignore_index=True)
-    )
-    with store.connect() as db:
-        snapshot = _run_snapshot(conf, db, context.run.run_id, context.partition_key)
-        if snapshot is None:
-            raise Failure(f"no snapshot taken in for {context.partition_key}")
-        sid = snapshot.snapshot_id
-        # What the push takes: every site's units, and the sellable table its check guards.
-        write_parquet_atomically(site.units, site_units_path(conf, sid))
-        write_parquet_atomically(frame, sellable_path(conf, sid))
-        write_parquet_atomically(sku_map, _sku_map_path(conf, sid))
-        unmatched = _unmatched_selling_problems(site, sid)
-        newest = StockSnapshots(db.db).newest()
-        if newest is not None and newest.snapshot_id == sid:
-            # The newest snapshot says which SKUs nobody can sell now.
-            sync_exceptions(
-                db,
-                unmatched,
-                [ExceptionType.SKU_UNKNOWN_TO_KHAOS],
-                owns=lambda ref: ref.startswith("stock:"),
-            )
-    context.add_output_metadata(
-        {
-            "snapshot_id": sid,
-            "stock_ids": len(frame),
-            "sellable_units": int(frame["sellable_units"].sum()),
-            "allocated_units": int(frame["allocated_units"].sum()),
-            "unknown_status_units": site.unknown_units,
-            "unmatched_sku_units": site.unmatched_units,
-            "unmatched_sellable_units": int(site.unmatched_selling["units"].sum()),
-            "sample": markdown_table(frame, 10),
-        }
-    )
-    return frame
-
-
-def _sku_map_path(conf: Settings, snapshot_id: str) -> Path:
-    return conf.data_dir / "stock" / "sku_map" / f"{snapshot_id}.parquet"
+    run_id, day = context.run.run_id, context.partition_key
+    try:
+        with store.connect() as db:
+            placed = place_sellable(db, conf, acs_stock_snapshot, sku_map, run_id, day)
+    except SnapshotError as exc:
+        raise _failure(exc) from exc
+    context.add_output_metadata({**placed.counts(), "sample": markdown_table(placed.frame, 10)})
+    return placed.frame
 
 
 @asset(
@@ -527,15 +200,8 @@ def non_sellable_stock(
     settings: SettingsResource,
 ) -> pd.DataFrame:
     conf = settings.load()
-    detail, site = _site_detail(
-        acs_stock_snapshot, sku_map_frame(khaos_sku_master, sku_mapping), conf
-    )
-    others = detail.loc[~detail["bucket"].isin(_SELLING_BUCKETS)]
-    frame = (
-        others.groupby(["stock_id", "stock_code", "bucket", "site_id"], as_index=False)["units"]
-        .sum()
-        .sort_values(["stock_id", "site_id"], ignore_index=True)
-    )
+    sku_map = sku_map_frame(khaos_sku_master, sku_mapping)
+    frame, site = place_non_sellable(acs_stock_snapshot, sku_map, conf)
     per_bucket = frame.groupby(["bucket", "site_id"], as_index=False)["units"].sum()
     context.add_output_metadata(
         {
@@ -568,27 +234,16 @@ def no_non_sellable_counted_as_sellable_check(
     conf = settings.load()
     day = context.run.tags.get("dagster/partition", "")
     with store.connect() as db:
-        snapshot = _run_snapshot(conf, db, context.run.run_id, day)
-    if snapshot is None or not sellable_path(conf, snapshot.snapshot_id).exists():
+        checked = check_sellable(db, conf, context.run.run_id, day)
+    if checked is None:
         return AssetCheckResult(passed=False, metadata={"missing": f"snapshot of {day}"})
-    sid = snapshot.snapshot_id
-    sellable = pd.read_parquet(sellable_path(conf, sid))
-    mismatches = sellable_mismatches(
-        pd.read_parquet(snapshot.counts_path),
-        pd.read_parquet(_sku_map_path(conf, sid)),
-        sellable,
-        conf.status_policy,
-        site_units=pd.read_parquet(site_units_path(conf, sid)),
-        selling_sites=selling_sites(conf),
-    )
+    mismatches = checked.mismatches
     return AssetCheckResult(
         passed=not mismatches,
         metadata={
-            "snapshot_id": sid,
+            "snapshot_id": checked.snapshot_id,
             "mismatched_stock_ids": len(mismatches),
-            "counted_units": int(
-                sellable["sellable_units"].sum() + sellable["allocated_units"].sum()
-            ),
+            "counted_units": checked.counted_units,
             "sample": MetadataValue.md("\n".join(f"- {m}" for m in mismatches[:20]) or "_none_"),
         },
     )
@@ -656,6 +311,8 @@ def khaos_stock_update(
 
 # --- jobs, sensor, schedule ---------------------------------------------------------------------
 
+# --- jobs, sensor, schedule ---------------------------------------------------------------------
+
 _SNAPSHOT_ASSETS = AssetSelection.assets(acs_stock_snapshot, sellable_stock, non_sellable_stock)
 
 stock_snapshot_job = define_asset_job(
@@ -675,14 +332,6 @@ stock_push_job = define_asset_job(
 )
 
 
-def _already_taken(db: Store, sha256: str) -> bool:
-    return _taken_in(db, sha256, FILE_KIND)
-
-
-def _taken_in(db: Store, sha256: str, kind: str) -> bool:
-    return FileLedger(db.db).taken_in(sha256, kind)
-
-
 @sensor(
     name="acs_stock_file_sensor",
     jobs=[stock_snapshot_job, stock_snapshot_push_job],
@@ -695,39 +344,22 @@ def acs_stock_file_sensor(
 ) -> SensorResult:
     conf = settings.load()
     job = stock_snapshot_push_job if conf.sync_mode == "realtime" else stock_snapshot_job
-    # What was seen: name -> [size, mtime, sha256]. Never the wall clock.
     seen: dict[str, list[Any]] = json.loads(context.cursor) if context.cursor else {}
-    first_day = date.fromisoformat(PARTITIONS_START)
-    requests: list[RunRequest] = []
-    current: dict[str, list[Any]] = {}
     with open_drop(conf) as drop, store.connect() as db:
-        for entry in drop.list(STOCK_FILE_GLOB):
-            signature = [entry.size, entry.mtime.isoformat()]
-            previous = seen.get(entry.name)
-            if previous is not None and previous[:2] == signature:
-                current[entry.name] = previous
-                continue
-            sha = file_sha256(drop.fetch(entry.name))
-            current[entry.name] = [*signature, sha]
-            if previous is not None and previous[2:] == [sha]:
-                continue  # touched, not changed
-            day = partition_day(entry.name, entry.mtime)
-            if date.fromisoformat(day) < first_day:
-                context.log.warning("%s is before the first snapshot day; ignored", entry.name)
-                continue
-            if _already_taken(db, sha):
-                context.log.info("%s: the same content was taken in before", entry.name)
-                continue
-            requests.append(
-                RunRequest(
-                    run_key=f"{entry.name}:{sha[:16]}",
-                    job_name=job.name,
-                    partition_key=day,
-                    run_config={"ops": {"acs_stock_snapshot": {"config": {"file": entry.name}}}},
-                    tags={"acs_file": entry.name},
-                )
-            )
-    return SensorResult(run_requests=requests, cursor=json.dumps(current, sort_keys=True))
+        scan = scan_stock_files(drop, db, seen)
+    for level, message in scan.notes:
+        getattr(context.log, level)(message)
+    requests = [
+        RunRequest(
+            run_key=f"{new.name}:{new.sha256[:16]}",
+            job_name=job.name,
+            partition_key=new.day,
+            run_config={"ops": {"acs_stock_snapshot": {"config": {"file": new.name}}}},
+            tags={"acs_file": new.name},
+        )
+        for new in scan.new
+    ]
+    return SensorResult(run_requests=requests, cursor=json.dumps(scan.seen, sort_keys=True))
 
 
 def _batch_cron() -> str:

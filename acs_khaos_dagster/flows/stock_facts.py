@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import select
 
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.connectors.acs.drop import DropEntry, open_drop
@@ -34,7 +33,6 @@ from acs_khaos_dagster.store.ledger import FileLedger, file_sha256
 from acs_khaos_dagster.store.orders import OrderBook
 from acs_khaos_dagster.store.returns import ReturnsRepository
 from acs_khaos_dagster.store.schema import Effect
-from acs_khaos_dagster.store.tables.returns import ReturnPostingRow, ReturnStockMove
 
 # ExportOrderStatusEx in batches of this many orders.
 ORDER_BATCH = 100
@@ -120,17 +118,7 @@ def _since(effects: list[Effect], since: datetime) -> list[Effect]:
 
 def _returns_moments(store: Store) -> tuple[dict[str, datetime], dict[str, datetime]]:
     """When ACS restocked each return part and handled each written-off unit."""
-    with store.transaction() as s:
-        received = dict(
-            s.execute(select(ReturnPostingRow.associated_ref, ReturnPostingRow.received_at)).all()
-        )
-        happened = dict(
-            s.execute(select(ReturnStockMove.group_ref, ReturnStockMove.happened_at)).all()
-        )
-    return (
-        {k: v for k, v in received.items() if v is not None},
-        {k: v for k, v in happened.items() if v is not None},
-    )
+    return ReturnsRepository(store.db).restock_moments()
 
 
 def return_facts(

@@ -304,3 +304,22 @@ class ReturnsRepository:
         with self._db.transaction(session) as s:
             rows = list(s.scalars(select(ReturnStockMove).order_by(ReturnStockMove.created_at)))
             return _frame(rows, MOVE_COLUMNS)
+
+    def restock_moments(
+        self, session: Session | None = None
+    ) -> tuple[dict[str, datetime], dict[str, datetime]]:
+        """(each posted return part's receipt at ACS by AssociatedRef, each stock move's
+        moment by GroupRef); parts and moves without a moment are left out."""
+        with self._db.transaction(session) as s:
+            received = dict(
+                s.execute(
+                    select(ReturnPostingRow.associated_ref, ReturnPostingRow.received_at)
+                ).all()
+            )
+            happened = dict(
+                s.execute(select(ReturnStockMove.group_ref, ReturnStockMove.happened_at)).all()
+            )
+        return (
+            {k: v for k, v in received.items() if v is not None},
+            {k: v for k, v in happened.items() if v is not None},
+        )

@@ -1,6 +1,6 @@
 """Reconciliation's duplicate check: Khaos's records as read, to ``domain.duplicates``.
 
-The nightly reconciliation assets call these with what they already read from Khaos
+The nightly reconciliation flows call these with what they already read from Khaos
 (invoices, customer returns) or one extra read (adjustment groups saved since the
 look-back), and raise each finding as a ``khaos_duplicate`` exception (owner finance).
 An exception stays open while Khaos holds the records twice; once finance has put it
@@ -20,10 +20,10 @@ from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.connectors.khaos.records import KhaosAdjustmentGroup, KhaosCustomerReturn
-from acs_khaos_dagster.defs.common import sync_exceptions
 from acs_khaos_dagster.domain import duplicates as rules
 from acs_khaos_dagster.domain.models import SalesOrder
 from acs_khaos_dagster.effects import EffectKind
+from acs_khaos_dagster.flows.common import sync_exceptions
 from acs_khaos_dagster.store import Store
 
 _SYNCED_DAY = "reconciliation.duplicates_day.{source}"
