@@ -49,6 +49,7 @@ class ExceptionType(StrEnum):
     STOCK_FILE_TRUNCATED = "stock_file_truncated"
     EFFECT_FAILED = "effect_failed"
     OUTBOX_BACKLOG = "outbox_backlog"
+    EFFECT_RATE_LIMITED = "effect_rate_limited"
     ORDER_SLA_BREACH = "order_sla_breach"
     DESPATCH_CLOSED_SHORT = "despatch_closed_short"
     COURIER_UNMAPPED = "courier_unmapped"
@@ -93,6 +94,9 @@ DEFAULT_OWNERS: dict[str, Owner] = {
     ExceptionType.EFFECT_FAILED: Owner.INTEGRATION,
     # Due effects left waiting: the sensor, the daemon or a pool is not doing its job.
     ExceptionType.OUTBOX_BACKLOG: Owner.INTEGRATION,
+    # One change refused for the target's rate limit for too long: ask the vendor about
+    # the quota, or spread the load.
+    ExceptionType.EFFECT_RATE_LIMITED: Owner.INTEGRATION,
     ExceptionType.ORDER_SLA_BREACH: Owner.OPERATIONS,
     ExceptionType.DESPATCH_CLOSED_SHORT: Owner.OPERATIONS,
     ExceptionType.COURIER_UNMAPPED: Owner.INTEGRATION,
@@ -429,13 +433,18 @@ class ExceptionQueue:
 
     def close_for_superseded(self, s: Session, effect_ids: list[int], reason: str) -> None:
         """A newer version replaced these effects: what was open about them is closed."""
-        rows = list(
-            s.scalars(
-                select(ExceptionRow)
-                .where(ExceptionRow.effect_id.in_(effect_ids), ExceptionRow.status == "open")
-                .with_for_update()
-            )
+        self.close_for_effects(s, effect_ids, reason)
+
+    def close_for_effects(
+        self, s: Session, effect_ids: list[int], reason: str, *, type: str | None = None
+    ) -> None:
+        """Close what is open about these effects (of ``type`` only, if given)."""
+        query = select(ExceptionRow).where(
+            ExceptionRow.effect_id.in_(effect_ids), ExceptionRow.status == "open"
         )
+        if type is not None:
+            query = query.where(ExceptionRow.type == str(type))
+        rows = list(s.scalars(query.with_for_update()))
         now = self._db.now()
         for row in rows:
             row.status = "resolved"
