@@ -7,7 +7,7 @@
 Benchmarks (``--only`` picks some; default all):
 
 * ``snapshot``  1. stock_units file → push plan + stock reconciliation vs pyarrow read_csv
-* ``release``   2. order release via the outbox dispatchers (5% 429s) vs a bare httpx loop
+* ``release``   2. order release via the outbox (5% 429s) vs a bare loop honouring them
 * ``despatch``  3. despatch latency p50/p95 (``scripts/bench_despatch_latency.py``, owned
   by the orders flow; a marked placeholder row when it is missing)
 * ``cycle``     4. the daily cycle through Dagster: first full load and steady state
