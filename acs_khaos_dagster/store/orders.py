@@ -232,13 +232,24 @@ class OrderBook:
 
     def open_observations(self) -> dict[str, OrderObservation]:
         """Observations whose clock is running (waiting at the release stage or in back
-        order now): the SLA's inputs, without the orders whose waits are long over."""
+        order) of orders not finished at ACS: the SLA's inputs, without the orders whose
+        waits are long over. (A back order's clock is stopped only by a sighting without
+        it; a finished order is not sighted again, so its finish is what leaves it out.)"""
         running = or_(
             OrderObservation.at_release_since.is_not(None),
             OrderObservation.back_order_since.is_not(None),
         )
+        finished = (
+            select(OrderRelease.order_code)
+            .where(
+                OrderRelease.order_code == OrderObservation.order_code,
+                OrderRelease.finished_at.is_not(None),
+            )
+            .exists()
+        )
+        query = select(OrderObservation).where(running, ~finished)
         with self._db.transaction() as s:
-            return {o.order_code: o for o in s.scalars(select(OrderObservation).where(running))}
+            return {o.order_code: o for o in s.scalars(query)}
 
     def observe(
         self,

@@ -210,3 +210,16 @@ def test_the_retention_pass_closes_orders_finished_before_the_store_kept_it(
     store.purge_personal_data(90)
 
     assert book.open_releases() == {}
+
+
+def test_a_back_order_clock_of_a_finished_order_is_no_longer_an_open_observation(
+    store: Store, clock: FakeClock
+) -> None:
+    book = OrderBook(store.db)
+    _release(store, "SO1", units=2)
+    book.observe({"SO1": (1, False, True)}, clock.now, release_stage_complete=True)
+    assert set(book.open_observations()) == {"SO1"}
+
+    _ship(store, "SO1", 2)  # shipped whole: never sighted in back order again
+
+    assert book.open_observations() == {}
