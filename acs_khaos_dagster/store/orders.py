@@ -103,6 +103,27 @@ class OrderBook:
             query = select(OrderRelease).where(OrderRelease.finished_at.is_(None))
             return {r.order_code: r for r in s.scalars(query)}
 
+    def releases_of(
+        self, order_codes: Iterable[str], session: Session | None = None
+    ) -> dict[str, OrderRelease]:
+        """The releases of these orders only (finished or not), by primary key: what the
+        release plan needs to tell a back order of an accepted order from a new one."""
+        codes = sorted(set(order_codes))
+        found: dict[str, OrderRelease] = {}
+        with self._db.transaction(session) as s:
+            for start in range(0, len(codes), _KEYS_PER_QUERY):
+                chunk = codes[start : start + _KEYS_PER_QUERY]
+                query = select(OrderRelease).where(OrderRelease.order_code.in_(chunk))
+                found.update({r.order_code: r for r in s.scalars(query)})
+        return found
+
+    def unacknowledged_releases(self) -> dict[str, OrderRelease]:
+        """Releases whose acknowledgement in Khaos is not recorded yet (indexed: a day's
+        new releases, not the history)."""
+        query = select(OrderRelease).where(OrderRelease.acknowledged_at.is_(None))
+        with self._db.transaction() as s:
+            return {r.order_code: r for r in s.scalars(query)}
+
     def open_postings(self) -> list[ShipmentPosting]:
         """The shipment postings of open orders only (see ``open_releases``)."""
         still_open = select(OrderRelease.order_code).where(OrderRelease.finished_at.is_(None))

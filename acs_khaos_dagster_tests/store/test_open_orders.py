@@ -223,3 +223,33 @@ def test_a_back_order_clock_of_a_finished_order_is_no_longer_an_open_observation
     _ship(store, "SO1", 2)  # shipped whole: never sighted in back order again
 
     assert book.open_observations() == {}
+
+
+def test_the_releases_of_named_orders_are_read_by_key_finished_or_not(store: Store) -> None:
+    book = OrderBook(store.db)
+    for n in range(30):
+        _release(store, f"SO{n}", units=1)
+    _ship(store, "SO1", 1)
+
+    with loaded(OrderRelease) as rows:
+        found = book.releases_of(["SO1", "SO2", "NOT-RELEASED"])
+
+    assert set(found) == {"SO1", "SO2"}
+    assert found["SO1"].finished_at is not None
+    assert len(rows) == 2
+
+
+def test_unacknowledged_releases_are_only_those_not_yet_acknowledged(
+    store: Store, clock: FakeClock
+) -> None:
+    book = OrderBook(store.db)
+    for n in range(5):
+        _release(store, f"SO{n}", units=1)
+    for n in range(4):
+        book.mark_acknowledged(f"SO{n}", clock.now)
+
+    with loaded(OrderRelease) as rows:
+        waiting = book.unacknowledged_releases()
+
+    assert set(waiting) == {"SO4"}
+    assert len(rows) == 1

@@ -23,7 +23,7 @@ class OrderRelease(Base):
     outbox_key: Mapped[str] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
     released_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # None while live at ACS; requested | cancelled | locked once Khaos cancelled it.
     cancel_state: Mapped[str | None] = mapped_column(String(20))
     cancel_outbox_key: Mapped[str | None] = mapped_column(String(200))

@@ -1,4 +1,4 @@
-"""orders: when a release was finished at ACS (the open-order queries read only the others)
+"""orders: when a release was finished at ACS, indexes for the open-order reads
 
 Revision ID: 0011_releases_finished_at
 Revises: 0009_shipment_invoices
@@ -22,9 +22,13 @@ def upgrade() -> None:
     with op.batch_alter_table("order_releases") as batch:
         batch.add_column(sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True))
         batch.create_index(batch.f("ix_order_releases_finished_at"), ["finished_at"], unique=False)
+        batch.create_index(
+            batch.f("ix_order_releases_acknowledged_at"), ["acknowledged_at"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("order_releases") as batch:
+        batch.drop_index(batch.f("ix_order_releases_acknowledged_at"))
         batch.drop_index(batch.f("ix_order_releases_finished_at"))
         batch.drop_column("finished_at")
