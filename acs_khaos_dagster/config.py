@@ -407,6 +407,17 @@ class OutboxSettings(BaseModel):
     due_sensor_interval_s: int = Field(30, ge=5)
     # The integration owner is alerted when the oldest due effect has waited this long.
     due_alert_after_s: float = Field(1800.0, gt=0)
+    # A refusal for the target's rate limit or call quota (429, a gateway's 403 with
+    # Retry-After) is not a failure: the effect is sent again exactly when the target said
+    # and the refusal never counts toward ``max_attempts``. A longer ``Retry-After`` is cut
+    # to ``rate_limit_wait_max_s`` (the target is simply asked again then); a refusal naming
+    # no wait waits about as long as the effect has been refused so far, between
+    # ``backoff_initial_s`` and that cap.
+    rate_limit_wait_max_s: float = Field(900.0, gt=0)
+    # An effect refused for the rate limit without a break for longer than this opens an
+    # ``effect_rate_limited`` exception for the integration owner; it closes once the
+    # effect gets through.
+    rate_limit_alert_after_s: float = Field(3600.0, gt=0)
 
 
 class RetentionSettings(BaseModel):

@@ -70,3 +70,9 @@ def test_cycle_benchmark_runs_a_first_load_and_a_steady_day_through_dagster() ->
     out = _bench("cycle")
     assert "first_full_load  ok" in out
     assert "steady_state     ok" in out
+
+
+def test_days_benchmark_compares_a_late_day_of_order_reads_with_day_ten() -> None:
+    out = _bench("days")
+    assert "order reads over time" in out
+    assert "day 12 / day 10" in out

@@ -179,6 +179,8 @@ def test_each_failure_of_a_khaos_import_ends_with_the_effect_applied_at_most_onc
         assert outcomes == ["ambiguous_error", "confirmed_by_read_back"]
     elif verdict is Verdict.AMBIGUOUS:
         assert outcomes == ["ambiguous_error", "sent"]  # read back, found nothing, sent once
+    elif row.failure is Failure.RATE_LIMITED:
+        assert outcomes == ["rate_limited", "sent"]  # a refusal, not a failed attempt
     else:
         assert outcomes == ["transient_error", "sent"]
 

@@ -7,12 +7,15 @@
 Benchmarks (``--only`` picks some; default all):
 
 * ``snapshot``  1. stock_units file → push plan + stock reconciliation vs pyarrow read_csv
-* ``release``   2. order release via the outbox dispatchers (5% 429s) vs a bare httpx loop
+* ``release``   2. order release via the outbox (5% 429s) vs a bare loop honouring them
 * ``despatch``  3. despatch latency p50/p95 (``scripts/bench_despatch_latency.py``, owned
   by the orders flow; a marked placeholder row when it is missing)
 * ``cycle``     4. the daily cycle through Dagster: first full load and steady state
 * ``growth``    5. figures 1 and 4 at 0.3M, 1M and 3M units (``--size brand`` only; at
   smaller sizes it runs 1 at the given size)
+* ``days``      6. a cycle's order reads on day ``--days`` against day 10 of an
+  installation's life (``scripts/bench_days.py``; at ``--size brand`` with the u300k
+  size's 2,000 orders a day, to keep a 90-day store build within minutes)
 
 ``--cycle-size`` overrides the size of benchmark 4 (the brand-scale cycle takes long);
 ``--no-growth-cycle`` leaves the cycle out of the growth table.
@@ -36,10 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_common as common
 import bench_cycle
+import bench_days
 import bench_release
 import bench_snapshot
 
-ALL = ("snapshot", "release", "despatch", "cycle", "growth")
+ALL = ("snapshot", "release", "despatch", "cycle", "growth", "days")
 DESPATCH_SCRIPT = Path(__file__).with_name("bench_despatch_latency.py")
 
 
@@ -96,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycle-size", choices=sorted(common.SIZES))
     parser.add_argument("--no-growth-cycle", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="snapshot runs (best kept)")
+    parser.add_argument("--days", type=int, help="simulated days of benchmark 6 (90; tiny 12)")
     parser.add_argument("--json", type=Path, help="also write every result as JSON here")
     parser.add_argument("--write", action="store_true", help="write the figures to the file")
     parser.add_argument("--benchmarks-file", type=Path, default=common.BENCHMARKS)
@@ -137,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
         growth = [grow(size, args.seed, cycle=not args.no_growth_cycle, say=say) for size in sizes]
         results["growth"] = growth
         say(growth_table(growth))
+    if "days" in wanted:
+        days = args.days or (12 if args.size == "tiny" else 90)
+        r = bench_days.measure("u300k" if args.size == "brand" else args.size, days)
+        results["days"] = r
+        say(bench_days.report(r))
     say(f"done in {time.perf_counter() - started:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str))

@@ -4,11 +4,10 @@ What is measured: ``AcsOrderPush`` effects sent by the outbox dispatcher — the
 path of ``defs/orders.py`` (``defs/common.dispatch``) — draining a SQLite outbox with
 ``outbox.concurrency`` = ``CONCURRENCY`` sends in flight. The sandbox injects
 ``FaultRule(operation="put_order", kind=RATE_LIMIT, rate=0.05, retry_after=1)``; the client
-does not retry writes, so a 429 becomes a ``TransientError`` and the outbox reschedules the
-effect (the first refusal after exactly ``Retry-After``, later ones after the jittered
-backoff, never sooner than ``Retry-After``). Between drains the loop sleeps until the
-next retry falls due (``Outbox.next_due``); a release run itself leaves retries to the next
-run.
+does not retry writes, so a 429 becomes a rate-limited ``TransientError`` and the outbox
+sends the effect again exactly ``Retry-After`` later, every time, without counting it as
+an attempt. Between drains the loop sleeps until the next retry falls due
+(``Outbox.next_due``); a release run itself leaves retries to the next run.
 
 Figures, per round:
 
@@ -19,10 +18,12 @@ Figures, per round:
 - client CPU per order (the sandbox runs in its own process, so this is the
   integration's own cost).
 
-Baseline, same concurrency, same sandbox process, faults off: a bare ``httpx`` loop
-PUTting the same (already serialised) order bodies. A second reference, **bare
-honouring**, is the same loop with the faults on, re-sending each 429'd order exactly
-``Retry-After`` later: the floor any client that honours the 429s pays.
+Baseline (issue 23, target 2), same concurrency, same sandbox process, same faults: the
+**bare honouring loop**, a bare ``httpx`` loop PUTting the same (already serialised) order
+bodies with ``CONCURRENCY`` threads and re-sending each 429'd order exactly
+``Retry-After`` later — the floor any client that honours the 429s pays. The target is
+the dispatcher's whole run ≥ ``TARGET_RATIO`` of it. A second reference, the **bare loop**
+with the faults off, gives the sandbox's raw capacity.
 
 Rounds alternate (bare, bare honouring, dispatched) ``--repeat`` times on one sandbox
 process after an unmeasured warm-up PUT of every order, and the medians are reported, so
@@ -256,16 +257,20 @@ def child(folder: Path, limit: int, repeat: int) -> dict[str, object]:
         return statistics.median(r[part][key] for r in rounds)
 
     base = median("baseline", "per_second")
+    honouring = median("honouring", "per_second")
     return {
         "orders": len(orders),
         "rounds": rounds,
         "baseline_per_second": base,
-        "honouring_per_second": median("honouring", "per_second"),
+        "honouring_per_second": honouring,
         "dispatched_per_second": median("dispatched", "per_second"),
         "steady_per_second": median("dispatched", "steady_per_second"),
-        "ratio": median("dispatched", "per_second") / base,
+        # The target: the whole run against the loop that honours the same 429s.
+        "ratio": median("dispatched", "per_second") / honouring,
+        # Against the raw capacity (faults off), for reference.
+        "ratio_to_bare": median("dispatched", "per_second") / base,
         "steady_ratio": median("dispatched", "steady_per_second") / base,
-        "honouring_ratio": median("honouring", "per_second") / base,
+        "honouring_ratio": honouring / base,
     }
 
 
@@ -294,13 +299,15 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         f"order release [{result['size']}] {result['orders']} orders, concurrency "
         f"{result['concurrency']}, {len(result['rounds'])} rounds (medians)",
-        f"  baseline bare httpx PUT loop        {result['baseline_per_second']:7.1f} req/s",
-        f"  bare loop honouring the 429s        {result['honouring_per_second']:7.1f} orders/s "
-        f"(ratio {result['honouring_ratio']:.2f})",
-        f"  outbox dispatcher, 5% 429s, whole   {result['dispatched_per_second']:7.1f} orders/s",
+        f"  baseline bare httpx PUT loop        {result['baseline_per_second']:7.1f} req/s "
+        "(faults off: raw capacity)",
+        f"  baseline bare loop honouring 429s   {result['honouring_per_second']:7.1f} orders/s "
+        f"({result['honouring_ratio']:.2f} of raw)",
+        f"  outbox dispatcher, 5% 429s, whole   {result['dispatched_per_second']:7.1f} orders/s "
+        f"({result['ratio_to_bare']:.2f} of raw)",
         f"  outbox dispatcher, first {STEADY_SHARE:.0%}        "
-        f"{result['steady_per_second']:7.1f} orders/s (ratio {result['steady_ratio']:.2f})",
-        f"  ratio {ratio:.2f} (target ≥{TARGET_RATIO}): {verdict}",
+        f"{result['steady_per_second']:7.1f} orders/s ({result['steady_ratio']:.2f} of raw)",
+        f"  ratio to the honouring loop, whole run {ratio:.2f} (target ≥{TARGET_RATIO}): {verdict}",
         "  rounds:",
     ]
     for r in result["rounds"]:

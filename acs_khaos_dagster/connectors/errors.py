@@ -42,11 +42,23 @@ class ConnectorError(Exception):
 
 
 class TransientError(ConnectorError):
-    """Not applied; safe to retry after a delay (``retry_after`` seconds if the server said)."""
+    """Not applied; safe to retry after a delay (``retry_after`` seconds if the server said).
 
-    def __init__(self, *args: object, retry_after: float | None = None, **kwargs: object) -> None:
+    ``rate_limited``: the target refused for its rate limit or call quota (429, or a
+    gateway's 403 with ``Retry-After``). That is not a failure of the effect: the outbox
+    sends it again when the target said, without counting it toward ``max_attempts``.
+    """
+
+    def __init__(
+        self,
+        *args: object,
+        retry_after: float | None = None,
+        rate_limited: bool = False,
+        **kwargs: object,
+    ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.retry_after = retry_after
+        self.rate_limited = rate_limited
 
 
 class PermanentError(ConnectorError):

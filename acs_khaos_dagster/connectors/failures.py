@@ -140,7 +140,12 @@ def error_for(
     error: ConnectorError
     match verdict(operation, failure, write=write):
         case Verdict.NOT_SENT:
-            error = TransientError(message, retry_after=retry_after, **common)
+            error = TransientError(
+                message,
+                retry_after=retry_after,
+                rate_limited=failure is Failure.RATE_LIMITED,
+                **common,
+            )
         case Verdict.REJECTED:
             error = _REJECTION_CLASSES.get(failure, PermanentError)(message, **common)  # type: ignore[arg-type]
         case Verdict.AMBIGUOUS:

@@ -10,11 +10,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from acs_khaos_dagster.domain.models import AcsOrder, DespatchEvent
 from acs_khaos_dagster.store.db import Database
+from acs_khaos_dagster.store.schema import Effect
 from acs_khaos_dagster.store.tables.orders import (
     DespatchEventRow,
     OrderObservation,
@@ -54,6 +55,35 @@ class PostingRecord:
     problem: str | None = None
 
 
+FINISHED_CANCEL_STATES = ("cancelled", "locked")
+_KEYS_PER_QUERY = 500  # well under SQLite's bound-parameter limit
+
+
+def release_finished(
+    release: OrderRelease, postings: Iterable[ShipmentPosting], done: set[str]
+) -> bool:
+    """The order is over at ACS, so nothing can still need the body sent there: its release
+    confirmed, and cancelled there or every unit of its lines posted to Khaos or closed
+    short. ``done``: the idempotency keys of effects that are done."""
+    if release.outbox_key not in done:
+        return False  # not yet confirmed at ACS: the body may be sent again
+    if release.cancel_state in FINISHED_CANCEL_STATES:
+        return release.cancel_outbox_key is None or release.cancel_outbox_key in done
+    if release.cancel_state is not None:
+        return False  # a cancellation is on its way: it sends this body
+    # Every unit posted to Khaos or closed short (the rule of the orders flow's open units).
+    ordered: dict[int, int] = {}
+    for line in (release.payload or {}).get("lines", []):
+        item = int(line["line_item_id"])
+        ordered[item] = ordered.get(item, 0) + int(line["quantity"])
+    covered: dict[int, int] = {}
+    for posting in postings:
+        moved = list(posting.closed) + (list(posting.lines) if posting.state == "queued" else [])
+        for item, quantity in moved:
+            covered[int(item)] = covered.get(int(item), 0) + int(quantity)
+    return all(covered.get(item, 0) >= quantity for item, quantity in ordered.items())
+
+
 class OrderBook:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -61,8 +91,97 @@ class OrderBook:
     # --- releases ----------------------------------------------------------------------
 
     def releases(self, session: Session | None = None) -> dict[str, OrderRelease]:
+        """Every release ever recorded (the month-end pack, reconciliation, traces). A
+        cycle's steps want ``open_releases``: this grows with the installation's age."""
         with self._db.transaction(session) as s:
             return {r.order_code: r for r in s.scalars(select(OrderRelease))}
+
+    def open_releases(self, session: Session | None = None) -> dict[str, OrderRelease]:
+        """Releases of orders still open at ACS (``finished_at`` unset): what the release
+        and SLA steps need each cycle. Reads no finished order, however long the history."""
+        with self._db.transaction(session) as s:
+            query = select(OrderRelease).where(OrderRelease.finished_at.is_(None))
+            return {r.order_code: r for r in s.scalars(query)}
+
+    def releases_of(
+        self, order_codes: Iterable[str], session: Session | None = None
+    ) -> dict[str, OrderRelease]:
+        """The releases of these orders only (finished or not), by primary key: what the
+        release plan needs to tell a back order of an accepted order from a new one."""
+        codes = sorted(set(order_codes))
+        found: dict[str, OrderRelease] = {}
+        with self._db.transaction(session) as s:
+            for start in range(0, len(codes), _KEYS_PER_QUERY):
+                chunk = codes[start : start + _KEYS_PER_QUERY]
+                query = select(OrderRelease).where(OrderRelease.order_code.in_(chunk))
+                found.update({r.order_code: r for r in s.scalars(query)})
+        return found
+
+    def unacknowledged_releases(self) -> dict[str, OrderRelease]:
+        """Releases whose acknowledgement in Khaos is not recorded yet (indexed: a day's
+        new releases, not the history)."""
+        query = select(OrderRelease).where(OrderRelease.acknowledged_at.is_(None))
+        with self._db.transaction() as s:
+            return {r.order_code: r for r in s.scalars(query)}
+
+    def open_postings(self) -> list[ShipmentPosting]:
+        """The shipment postings of open orders only (see ``open_releases``)."""
+        still_open = select(OrderRelease.order_code).where(OrderRelease.finished_at.is_(None))
+        query = select(ShipmentPosting).where(ShipmentPosting.order_number.in_(still_open))
+        with self._db.transaction() as s:
+            return list(s.scalars(query))
+
+    def close_finished(
+        self, order_codes: Iterable[str] | None = None, session: Session | None = None
+    ) -> list[str]:
+        """Stamp ``finished_at`` on those open releases (of ``order_codes``, or all) that are
+        over at ACS (``release_finished``); the codes closed. Called whenever postings or a
+        cancellation are recorded, so the open set stays the orders still in progress."""
+        codes = None if order_codes is None else sorted(set(order_codes))
+        closed: list[str] = []
+        with self._db.transaction(session) as s:
+            chunks = (
+                [None]
+                if codes is None
+                else [codes[i : i + _KEYS_PER_QUERY] for i in range(0, len(codes), _KEYS_PER_QUERY)]
+            )
+            for chunk in chunks:
+                query = select(OrderRelease).where(OrderRelease.finished_at.is_(None))
+                if chunk is not None:
+                    query = query.where(OrderRelease.order_code.in_(chunk))
+                releases = list(s.scalars(query))
+                if not releases:
+                    continue
+                keys = [r.outbox_key for r in releases] + [
+                    r.cancel_outbox_key for r in releases if r.cancel_outbox_key
+                ]
+                done = set(
+                    s.scalars(
+                        select(Effect.idempotency_key).where(
+                            Effect.idempotency_key.in_(keys), Effect.state == "done"
+                        )
+                    )
+                )
+                postings: dict[str, list[ShipmentPosting]] = {}
+                for posting in s.scalars(
+                    select(ShipmentPosting).where(
+                        ShipmentPosting.order_number.in_([r.order_code for r in releases])
+                    )
+                ):
+                    postings.setdefault(posting.order_number, []).append(posting)
+                finished = [
+                    r.order_code
+                    for r in releases
+                    if release_finished(r, postings.get(r.order_code, []), done)
+                ]
+                if finished:
+                    s.execute(
+                        update(OrderRelease)
+                        .where(OrderRelease.order_code.in_(finished))
+                        .values(finished_at=self._db.now())
+                    )
+                closed += finished
+        return closed
 
     def record_release(
         self,
@@ -121,12 +240,37 @@ class OrderBook:
             if outbox_key is not None:
                 row.cancel_outbox_key = outbox_key
             row.updated_at = self._db.now()
+            if state in FINISHED_CANCEL_STATES:
+                s.flush()
+                self.close_finished([order_code], session=s)
 
     # --- observations (the stuck-order clock) ---------------------------------------------
 
     def observations(self) -> dict[str, OrderObservation]:
+        """Every observation ever recorded; a cycle wants ``open_observations``."""
         with self._db.transaction() as s:
             return {o.order_code: o for o in s.scalars(select(OrderObservation))}
+
+    def open_observations(self) -> dict[str, OrderObservation]:
+        """Observations whose clock is running (waiting at the release stage or in back
+        order) of orders not finished at ACS: the SLA's inputs, without the orders whose
+        waits are long over. (A back order's clock is stopped only by a sighting without
+        it; a finished order is not sighted again, so its finish is what leaves it out.)"""
+        running = or_(
+            OrderObservation.at_release_since.is_not(None),
+            OrderObservation.back_order_since.is_not(None),
+        )
+        finished = (
+            select(OrderRelease.order_code)
+            .where(
+                OrderRelease.order_code == OrderObservation.order_code,
+                OrderRelease.finished_at.is_not(None),
+            )
+            .exists()
+        )
+        query = select(OrderObservation).where(running, ~finished)
+        with self._db.transaction() as s:
+            return {o.order_code: o for o in s.scalars(query)}
 
     def observe(
         self,
@@ -143,7 +287,20 @@ class OrderBook:
         """
         now = self._db.now()
         with self._db.transaction() as s:
-            rows = {o.order_code: o for o in s.scalars(select(OrderObservation))}
+            # Only the orders seen now and the clocks still running: an order whose waits
+            # ended long ago is never read again.
+            codes = sorted(seen)
+            rows: dict[str, OrderObservation] = {}
+            for start in range(0, len(codes), _KEYS_PER_QUERY):
+                chunk = codes[start : start + _KEYS_PER_QUERY]
+                query = select(OrderObservation).where(OrderObservation.order_code.in_(chunk))
+                rows.update({o.order_code: o for o in s.scalars(query)})
+            if release_stage_complete:
+                running = select(OrderObservation).where(
+                    OrderObservation.at_release_since.is_not(None)
+                )
+                for o in s.scalars(running):
+                    rows.setdefault(o.order_code, o)
             for code, (order_id, at_release, back_order) in seen.items():
                 row = rows.get(code)
                 if row is None:
@@ -189,18 +346,17 @@ class OrderBook:
 
     def unposted_events(self) -> list[DespatchEvent]:
         """Events whose shipment is not yet queued to Khaos (nor known to need nothing)."""
+        decided = select(ShipmentPosting.shipment_id).where(
+            ShipmentPosting.state.in_(("queued", "nothing"))
+        )
+        # The database leaves out what was decided: the events of past days are never loaded.
+        query = (
+            select(DespatchEventRow)
+            .where(DespatchEventRow.shipment_id.not_in(decided))
+            .order_by(DespatchEventRow.despatched_at)
+        )
         with self._db.transaction() as s:
-            done = set(
-                s.scalars(
-                    select(ShipmentPosting.shipment_id).where(
-                        ShipmentPosting.state.in_(("queued", "nothing"))
-                    )
-                )
-            )
-            rows = s.scalars(select(DespatchEventRow).order_by(DespatchEventRow.despatched_at))
-            return [
-                DespatchEvent.model_validate(r.payload) for r in rows if r.shipment_id not in done
-            ]
+            return [DespatchEvent.model_validate(r.payload) for r in s.scalars(query)]
 
     def despatch_events(
         self, since: datetime | None = None, also_shipments: Iterable[str] = ()
@@ -255,7 +411,7 @@ class OrderBook:
 
     def event_count(self) -> int:
         with self._db.transaction() as s:
-            return len(list(s.scalars(select(DespatchEventRow.event_id))))
+            return int(s.scalar(select(func.count()).select_from(DespatchEventRow)) or 0)
 
     # --- shipment postings --------------------------------------------------------------
 
@@ -293,6 +449,8 @@ class OrderBook:
             stmt.on_conflict_do_update(index_elements=["shipment_id"], set_=replaced),
             list(rows.values()),
         )
+        # An order whose last units were just posted or closed short leaves the open set.
+        self.close_finished({r["order_number"] for r in rows.values()}, session=session)
 
     # --- invoices of shipments (the stock push's timing facts) ---------------------------
 

@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from acs_khaos_dagster.store.cursors import Cursors
 from acs_khaos_dagster.store.db import Database
+from acs_khaos_dagster.store.orders import release_finished
 from acs_khaos_dagster.store.schema import Effect
 from acs_khaos_dagster.store.tables.orders import OrderRelease, ShipmentPosting
 
@@ -63,7 +64,6 @@ PERSONAL_FIELDS = frozenset(
         "Comments",
     }
 )
-FINISHED_CANCEL_STATES = ("cancelled", "locked")
 # Effects that are never sent again.
 SETTLED = ("done", "superseded")
 CURSOR = "retention:personal_data"
@@ -172,11 +172,19 @@ class PersonalDataRetention:
         purged = kept = 0
         oldest_unfinished: datetime | None = None
         for release in releases:
-            if not _finished(release, postings.get(release.order_code, []), done_keys):
+            if not release_finished(release, postings.get(release.order_code, []), done_keys):
                 kept += 1
                 if oldest_unfinished is None:
                     oldest_unfinished = release.released_at
                 continue
+            if release.finished_at is None:
+                # Finished before the store kept ``finished_at``: the open-order reads
+                # (``OrderBook.open_releases``) leave it out from now on.
+                s.execute(
+                    update(OrderRelease)
+                    .where(OrderRelease.order_code == release.order_code)
+                    .values(finished_at=self._db.now())
+                )
             blanked, changed = blank_personal_data(release.payload)
             if changed:
                 s.execute(
@@ -208,27 +216,6 @@ class PersonalDataRetention:
             for posting in s.scalars(query):
                 found.setdefault(posting.order_number, []).append(posting)
         return found
-
-
-def _finished(release: OrderRelease, postings: Iterable[ShipmentPosting], done: set[str]) -> bool:
-    """Nothing can still need the body sent to ACS: the order is over there."""
-    if release.outbox_key not in done:
-        return False  # not yet confirmed at ACS: the body may be sent again
-    if release.cancel_state in FINISHED_CANCEL_STATES:
-        return release.cancel_outbox_key is None or release.cancel_outbox_key in done
-    if release.cancel_state is not None:
-        return False  # a cancellation is on its way: it sends this body
-    # Every unit posted to Khaos or closed short (the rule of the orders flow's open units).
-    ordered: dict[int, int] = {}
-    for line in (release.payload or {}).get("lines", []):
-        item = int(line["line_item_id"])
-        ordered[item] = ordered.get(item, 0) + int(line["quantity"])
-    covered: dict[int, int] = {}
-    for posting in postings:
-        moved = list(posting.closed) + (list(posting.lines) if posting.state == "queued" else [])
-        for item, quantity in moved:
-            covered[int(item)] = covered.get(int(item), 0) + int(quantity)
-    return all(covered.get(item, 0) >= quantity for item, quantity in ordered.items())
 
 
 def _cancel_keys(releases: Iterable[OrderRelease]) -> list[str]:

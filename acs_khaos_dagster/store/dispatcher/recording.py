@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, insert, select, update
@@ -24,12 +24,17 @@ from acs_khaos_dagster.store.db import Database
 from acs_khaos_dagster.store.dispatcher.records import (
     _ATTEMPTS,
     _EFFECTS,
+    _KEYS_PER_QUERY,
     NOT_SENT_OUTCOMES,
+    RATE_LIMITED_PREFIX,
     Claim,
     Talked,
     _error_text,
     backoff_delay,
+    rate_limit_delay,
+    rate_limited_since,
 )
+from acs_khaos_dagster.store.exceptions import ExceptionType
 from acs_khaos_dagster.store.outbox import DONE, IN_FLIGHT, PARKED, PENDING
 
 if TYPE_CHECKING:
@@ -85,6 +90,7 @@ class Recording:
                         _EFFECTS.c.state,
                         _EFFECTS.c.claim_token,
                         _EFFECTS.c.needs_read_back,
+                        _EFFECTS.c.last_error,
                     )
                     .where(_EFFECTS.c.id.in_(ids))
                     .with_for_update()
@@ -123,6 +129,8 @@ class Recording:
                 at=now,
                 session=s,
             )
+            refused_since = self._refused_since(s, talked, current)
+            let_through: list[int] = []  # were refused for the rate limit, are not any more
             changes: list[dict[str, Any]] = []
             done = 0
             for t in talked:
@@ -140,9 +148,12 @@ class Recording:
                         t.claim.idempotency_key,
                         None if row is None else row.state,
                     )
-                    outcomes[t.outcome if t.done or t.park else "retried"] += 1
+                    outcomes[t.outcome if t.done or t.park or t.rate_limited else "retried"] += 1
                     continue
                 assert row is not None
+                was_refused = (row.last_error or "").startswith(RATE_LIMITED_PREFIX)
+                if was_refused and not t.rate_limited:
+                    let_through.append(t.claim.effect_id)
                 change: dict[str, Any] = {
                     "effect_id_": t.claim.effect_id,
                     "token_": t.claim.token,
@@ -161,7 +172,26 @@ class Recording:
                         needs_read_back=bool(row.needs_read_back) or t.read_back,
                         last_error=_error_text(t.error),
                     )
-                    if t.park:
+                    if t.rate_limited:
+                        since = refused_since.get(t.claim.effect_id, now)
+                        delay = rate_limit_delay(
+                            getattr(t.error, "retry_after", None),
+                            (now - since).total_seconds(),
+                            self.settings,
+                            self._rng,
+                        )
+                        change.update(
+                            state=PENDING,
+                            # Not an attempt: the count stays where it was before the claim.
+                            attempts=t.claim.attempt_no - 1,
+                            next_attempt_at=now + timedelta(seconds=delay),
+                            last_error=RATE_LIMITED_PREFIX + _error_text(t.error),
+                        )
+                        retries.append((t, delay))
+                        outcomes[t.outcome] += 1
+                        if now - since > timedelta(seconds=self.settings.rate_limit_alert_after_s):
+                            self._raise_rate_limited(s, t.claim, t.error, now - since)
+                    elif t.park:
                         change["state"] = PARKED
                         parks.append((t, t.error))
                         outcomes["parked"] += 1
@@ -177,6 +207,13 @@ class Recording:
                         outcomes["retried"] += 1
                 changes.append(change)
             _update_effects(s, changes)
+            if let_through:
+                self.store.exceptions.close_for_effects(
+                    s,
+                    let_through,
+                    "no longer refused for the rate limit",
+                    type=ExceptionType.EFFECT_RATE_LIMITED,
+                )
             for t, exc in parks:
                 self._raise_parked(s, t.claim, exc)
             for _ in range(done):
@@ -192,6 +229,56 @@ class Recording:
         for t, exc in parks:
             log.error("effect %s parked: %s", t.claim.idempotency_key, _error_text(exc))
         return outcomes
+
+    def _refused_since(
+        self, s: Session, talked: list[Talked], current: dict[int, Any]
+    ) -> dict[int, datetime]:
+        """Since when each effect refused again for the rate limit has been refused without
+        a break (from its attempts, this one included). A first refusal is not looked up:
+        it started now."""
+        again = [
+            t.claim.effect_id
+            for t in talked
+            if t.rate_limited
+            and (row := current.get(t.claim.effect_id)) is not None
+            and (row.last_error or "").startswith(RATE_LIMITED_PREFIX)
+        ]
+        history: dict[int, list[tuple[str, datetime]]] = {}
+        for start in range(0, len(again), _KEYS_PER_QUERY):
+            rows = s.execute(
+                select(_ATTEMPTS.c.effect_id, _ATTEMPTS.c.outcome, _ATTEMPTS.c.at)
+                .where(_ATTEMPTS.c.effect_id.in_(again[start : start + _KEYS_PER_QUERY]))
+                .order_by(_ATTEMPTS.c.id)
+            )
+            for effect_id, outcome, at in rows:
+                history.setdefault(effect_id, []).append((outcome, at))
+        found = {eid: rate_limited_since(history.get(eid, [])) for eid in again}
+        return {eid: since for eid, since in found.items() if since is not None}
+
+    def _raise_rate_limited(
+        self, s: Session, claim: Claim, exc: BaseException | None, waited: timedelta
+    ) -> None:
+        minutes = waited.total_seconds() / 60
+        self.store.exceptions.raise_exception(
+            ExceptionType.EFFECT_RATE_LIMITED,
+            claim.idempotency_key,
+            (
+                f"{claim.kind} to {claim.target} for {claim.business_key} has been refused "
+                f"for the rate limit for {minutes:.0f} min (alert after "
+                f"{self.settings.rate_limit_alert_after_s / 60:.0f} min); it is still retried "
+                "when the target says"
+            ),
+            details={
+                "effect_id": claim.effect_id,
+                "kind": claim.kind,
+                "target": claim.target,
+                "business_key": claim.business_key,
+                "refused_for_s": round(waited.total_seconds()),
+                "retry_after_s": getattr(exc, "retry_after", None),
+            },
+            effect_id=claim.effect_id,
+            session=s,
+        )
 
     def _raise_parked(self, s: Session, claim: Claim, exc: BaseException) -> None:
         reason = _error_text(exc)

@@ -11,6 +11,7 @@ import random
 import socket
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from acs_khaos_dagster.config import OutboxSettings
@@ -26,7 +27,15 @@ RECORD_WITHIN_S = 0.05
 DEFER_S = 5.0
 
 # Outcomes of a talk that sent nothing: no external-write audit row.
-NOT_SENT_OUTCOMES = frozenset({"claim_lost", "superseded", "deferred", "read_back_failed"})
+NOT_SENT_OUTCOMES = frozenset(
+    {"claim_lost", "superseded", "deferred", "read_back_failed", "read_back_rate_limited"}
+)
+# Refusals for the target's rate limit: not failures, never counted toward max_attempts.
+RATE_LIMITED_OUTCOMES = frozenset({"rate_limited", "read_back_rate_limited"})
+# Outcomes that neither reached the target nor end a run of rate-limit refusals.
+_NEUTRAL_OUTCOMES = frozenset({"claim_lost", "deferred", "interrupted"})
+# ``last_error`` of an effect whose last refusal was for the rate limit starts with this.
+RATE_LIMITED_PREFIX = "rate limited: "
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,7 @@ class Talked:
     error: BaseException | None = None  # set when it is to be retried or parked
     read_back: bool = False  # read the target back before any resend
     park: bool = False  # rejected, or out of attempts
+    rate_limited: bool = False  # refused for the rate limit: not counted as an attempt
     settled_by_guard: bool = False  # the guard already gave the effect its new state
 
     @property
@@ -91,6 +101,38 @@ def backoff_delay(
     if retry_after is not None and retry_after > delay:
         return float(retry_after)
     return delay
+
+
+def rate_limit_delay(
+    retry_after: float | None,
+    refused_for_s: float,
+    settings: OutboxSettings,
+    rng: random.Random | None = None,
+) -> float:
+    """When to ask again after a refusal for the rate limit.
+
+    Exactly the target's ``Retry-After`` (cut to ``rate_limit_wait_max_s``). Without one,
+    about as long as the effect has been refused so far (so the waits double), at least
+    ``backoff_initial_s``, at most the cap, with jitter so refused effects do not come back
+    all at once.
+    """
+    cap = settings.rate_limit_wait_max_s
+    if retry_after is not None:
+        return min(float(retry_after), cap)
+    wait = min(max(settings.backoff_initial_s, refused_for_s), cap)
+    return (rng or random).uniform(wait / 2, wait)
+
+
+def rate_limited_since(outcomes: list[tuple[str, datetime]]) -> datetime | None:
+    """Since when an effect has been refused for the rate limit without a break, from its
+    attempts in order (None if its last attempt that reached the target was not refused)."""
+    since: datetime | None = None
+    for outcome, at in outcomes:
+        if outcome in RATE_LIMITED_OUTCOMES:
+            since = since or at
+        elif outcome not in _NEUTRAL_OUTCOMES:
+            since = None
+    return since
 
 
 def _this_host() -> str:

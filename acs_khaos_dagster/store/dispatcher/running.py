@@ -210,6 +210,10 @@ class Dispatcher(Claiming, Recording):
                 found = handler.read_back(claim.payload)
             except PermanentError as exc:
                 return self._failed(claim, started, "read_back_rejected", exc, park=True)
+            except TransientError as exc:
+                if exc.rate_limited:
+                    return self._rate_limited(claim, started, "read_back_rate_limited", exc)
+                return self._failed(claim, started, "read_back_failed", exc, read_back=True)
             except Exception as exc:
                 return self._failed(claim, started, "read_back_failed", exc, read_back=True)
             if found is not None:
@@ -220,6 +224,8 @@ class Dispatcher(Claiming, Recording):
         try:
             result = handler.send(claim.payload)
         except TransientError as exc:
+            if exc.rate_limited:
+                return self._rate_limited(claim, started, "rate_limited", exc)
             return self._failed(claim, started, "transient_error", exc)
         except PermanentError as exc:
             return self._failed(claim, started, "permanent_error", exc, park=True)
@@ -235,6 +241,13 @@ class Dispatcher(Claiming, Recording):
         if not isinstance(result, dict):
             result = {"value": result}
         return Talked(claim, outcome, self._elapsed_ms(started), result=result)
+
+    def _rate_limited(
+        self, claim: Claim, started: float, outcome: str, exc: TransientError
+    ) -> Talked:
+        """Refused for the target's rate limit: nothing applied, and not a failed attempt,
+        so it is never parked for it (it is retried when the target said)."""
+        return Talked(claim, outcome, self._elapsed_ms(started), error=exc, rate_limited=True)
 
     def _failed(
         self,

@@ -32,6 +32,7 @@ class ExceptionType(StrEnum):
     STOCK_FILE_TRUNCATED = "stock_file_truncated"
     EFFECT_FAILED = "effect_failed"
     OUTBOX_BACKLOG = "outbox_backlog"
+    EFFECT_RATE_LIMITED = "effect_rate_limited"
     ORDER_SLA_BREACH = "order_sla_breach"
     DESPATCH_CLOSED_SHORT = "despatch_closed_short"
     COURIER_UNMAPPED = "courier_unmapped"
@@ -76,6 +77,9 @@ DEFAULT_OWNERS: dict[str, Owner] = {
     ExceptionType.EFFECT_FAILED: Owner.INTEGRATION,
     # Due effects left waiting: the sensor, the daemon or a pool is not doing its job.
     ExceptionType.OUTBOX_BACKLOG: Owner.INTEGRATION,
+    # One change refused for the target's rate limit for too long: ask the vendor about
+    # the quota, or spread the load.
+    ExceptionType.EFFECT_RATE_LIMITED: Owner.INTEGRATION,
     ExceptionType.ORDER_SLA_BREACH: Owner.OPERATIONS,
     ExceptionType.DESPATCH_CLOSED_SHORT: Owner.OPERATIONS,
     ExceptionType.COURIER_UNMAPPED: Owner.INTEGRATION,

@@ -324,13 +324,18 @@ class ExceptionQueue:
 
     def close_for_superseded(self, s: Session, effect_ids: list[int], reason: str) -> None:
         """A newer version replaced these effects: what was open about them is closed."""
-        rows = list(
-            s.scalars(
-                select(ExceptionRow)
-                .where(ExceptionRow.effect_id.in_(effect_ids), ExceptionRow.status == "open")
-                .with_for_update()
-            )
+        self.close_for_effects(s, effect_ids, reason)
+
+    def close_for_effects(
+        self, s: Session, effect_ids: list[int], reason: str, *, type: str | None = None
+    ) -> None:
+        """Close what is open about these effects (of ``type`` only, if given)."""
+        query = select(ExceptionRow).where(
+            ExceptionRow.effect_id.in_(effect_ids), ExceptionRow.status == "open"
         )
+        if type is not None:
+            query = query.where(ExceptionRow.type == str(type))
+        rows = list(s.scalars(query.with_for_update()))
         now = self._db.now()
         for row in rows:
             row.status = "resolved"

@@ -23,11 +23,14 @@ class OrderRelease(Base):
     outbox_key: Mapped[str] = mapped_column(String(200))
     payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
     released_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     # None while live at ACS; requested | cancelled | locked once Khaos cancelled it.
     cancel_state: Mapped[str | None] = mapped_column(String(20))
     cancel_outbox_key: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # When the order was over at ACS (every unit posted or closed short, or cancelled
+    # there); None while open. The cycle's release and SLA reads take only open orders.
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class OrderObservation(Base):

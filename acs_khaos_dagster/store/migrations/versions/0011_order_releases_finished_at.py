@@ -1,0 +1,34 @@
+"""orders: when a release was finished at ACS, indexes for the open-order reads
+
+Revision ID: 0011_releases_finished_at
+Revises: 0009_shipment_invoices
+Create Date: 2026-12-06 23:40:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0011_releases_finished_at"
+down_revision: str | None = "0009_shipment_invoices"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("order_releases") as batch:
+        batch.add_column(sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True))
+        batch.create_index(batch.f("ix_order_releases_finished_at"), ["finished_at"], unique=False)
+        batch.create_index(
+            batch.f("ix_order_releases_acknowledged_at"), ["acknowledged_at"], unique=False
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("order_releases") as batch:
+        batch.drop_index(batch.f("ix_order_releases_acknowledged_at"))
+        batch.drop_index(batch.f("ix_order_releases_finished_at"))
+        batch.drop_column("finished_at")
