@@ -28,6 +28,7 @@ from acs_khaos_dagster.config import (
 )
 from acs_khaos_dagster.defs import (
     alerts,
+    freshness,
     hire,
     month_end,
     orders,
@@ -50,6 +51,7 @@ GROUPS = [
     month_end.defs,
     outbox.defs,
     alerts.defs,
+    freshness.defs,
     retention.defs,
 ]
 
