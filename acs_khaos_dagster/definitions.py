@@ -28,6 +28,7 @@ from acs_khaos_dagster.config import (
 )
 from acs_khaos_dagster.defs import (
     alerts,
+    freshness,
     hire,
     month_end,
     orders,
@@ -38,6 +39,7 @@ from acs_khaos_dagster.defs import (
     returns,
     stock,
 )
+from acs_khaos_dagster.defs.pandera_checks import pandera_checks
 from acs_khaos_dagster.defs.resources import default_resources
 
 GROUPS = [
@@ -50,6 +52,7 @@ GROUPS = [
     month_end.defs,
     outbox.defs,
     alerts.defs,
+    freshness.defs,
     retention.defs,
 ]
 
@@ -156,6 +159,8 @@ def _definitions() -> Definitions:
         *GROUPS,
         Definitions(
             jobs=[integration_cycle],
+            # Each table's pandera model as a visible, re-runnable check (per partition).
+            asset_checks=pandera_checks(GROUPS),
             resources=default_resources(),
             # SQLite instance storage locks under parallel steps; production scales out with
             # dagster-postgres and the run queue instead (deploy/dagster.yaml).

@@ -15,7 +15,7 @@ import os
 import shutil
 import sqlite3
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from rich.table import Table
 
 from acs_khaos_dagster.clock import SIMULATED_CLOCK_CURSOR
 from acs_khaos_dagster.config import Settings
+from acs_khaos_dagster.demo_runs import WorkspaceRuns, workspace_runs
 from acs_khaos_dagster.sandbox.scenario.manifest import MANIFEST_NAME
 
 # Dagster's console logger at DEBUG drowns the summary; failures still print.
@@ -126,12 +127,15 @@ def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> i
         folder = ensure_scenario(settings, size, seed)
     job = defs.resolve_job_def("integration_cycle")
     summaries: dict[str, dict[str, Any]] = {}
-    with Sandbox(folder, settings.drop_folder, settings, seed=seed) as box:
+    with ExitStack() as stack, Sandbox(folder, settings.drop_folder, settings, seed=seed) as box:
         console.print(f"sandbox: ACS {box.acs_url}, Khaos {box.khaos_url}")
         with _environment(box.settings_env()):
             # Marked at once: a demo stopped half-way is still recognised as the demo's.
             _mark_simulated(box.clock.now())
             instance = DagsterInstance.get()
+            # Launched through the workspace's code location: the UI's Jobs and Overview
+            # pages list the demo's runs under their jobs.
+            launcher = stack.enter_context(workspace_runs(instance))
             sensor_cursors: dict[str, str | None] = {}
             for number, wait in enumerate(CYCLES, start=1):
                 if wait:
@@ -141,29 +145,26 @@ def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> i
                 label = f"cycle {number} at {box.clock.now():%a %d %b %H:%M} UTC (simulated)"
                 console.print(f"{label}: ACS delivered {', '.join(p.name for p in written)}")
                 with console.status(f"{label}: integration_cycle"):
-                    runs = [
-                        job.execute_in_process(
-                            instance=instance, raise_on_error=False, run_config=QUIET
-                        )
-                    ]
+                    runs = [launcher.execute(job, run_config=QUIET)]
                 with console.status(f"{label}: new ACS stock files"):
-                    runs += _run_sensor(defs, "acs_stock_file_sensor", instance, sensor_cursors)
+                    runs += _run_sensor(
+                        defs, "acs_stock_file_sensor", instance, sensor_cursors, launcher
+                    )
                 if settings.sync_mode == "batch":
                     # What the batch schedule does in production: push the newest snapshot.
                     with console.status(f"{label}: stock push"):
                         runs.append(
-                            defs.resolve_job_def("stock_push_job").execute_in_process(
-                                instance=instance, raise_on_error=False, run_config=QUIET
+                            launcher.execute(
+                                defs.resolve_job_def("stock_push_job"), run_config=QUIET
                             )
                         )
                 # What the nightly schedule does, for the day just simulated.
                 day = box.clock.now().astimezone(settings.tz).date().isoformat()
                 with console.status(f"{label}: reconciliation of {day}"):
                     runs.append(
-                        defs.resolve_job_def("reconciliation_job").execute_in_process(
-                            instance=instance,
+                        launcher.execute(
+                            defs.resolve_job_def("reconciliation_job"),
                             partition_key=day,
-                            raise_on_error=False,
                             run_config=QUIET,
                         )
                     )
@@ -181,10 +182,9 @@ def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> i
             # The finance pack of the month so far (the real one waits for the month's end).
             month = box.clock.now().astimezone(settings.tz).strftime("%Y-%m")
             with console.status(f"month-end pack preview for {month}"):
-                pack = defs.resolve_job_def("month_end_job").execute_in_process(
-                    instance=instance,
+                pack = launcher.execute(
+                    defs.resolve_job_def("month_end_job"),
                     partition_key=month,
-                    raise_on_error=False,
                     run_config={
                         **QUIET,
                         "ops": {"month_end_pack": {"config": {"preview": True}}},
@@ -204,7 +204,11 @@ def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> i
 
 
 def _run_sensor(
-    defs: Any, name: str, instance: DagsterInstance, cursors: dict[str, str | None]
+    defs: Any,
+    name: str,
+    instance: DagsterInstance,
+    cursors: dict[str, str | None],
+    launcher: WorkspaceRuns,
 ) -> list[Any]:
     """One tick of a sensor, its run requests executed in process (as the daemon would)."""
     from dagster import build_sensor_context
@@ -222,12 +226,11 @@ def _run_sensor(
     for request in tick.run_requests or []:
         job = defs.resolve_job_def(request.job_name)
         results.append(
-            job.execute_in_process(
-                instance=instance,
+            launcher.execute(
+                job,
                 partition_key=request.partition_key,
                 run_config={**QUIET, **(request.run_config or {})},
                 tags=request.tags,
-                raise_on_error=False,
             )
         )
     return results

@@ -358,7 +358,8 @@ def web_coverage(sku_mapping: pd.DataFrame, settings: SettingsResource) -> Asset
         severity=AssetCheckSeverity.WARN,
         metadata={
             "coverage": round(share, 4),
-            "threshold": threshold,
+            # A setting, not a measurement: text, so the UI does not plot it.
+            "threshold": MetadataValue.text(f"{threshold:.0%} (products.coverage_warn_below)"),
             "published_not_ready": len(not_live),
             "sample": markdown_table(not_live[["stock_id", "stock_code", "classification"]]),
         },

@@ -58,8 +58,11 @@ def unexplained_stock_drift_within_tolerance(
             "unexplained_rows": len(bad),
             "unexplained_units_gross": int(bad["unexplained"].abs().sum()),
             "unexplained_value_gross": round(float(bad["unexplained_value"].abs().sum()), 2),
-            "tolerance_units": conf.stock.variance_tolerance_units,
-            "tolerance_value": float(conf.stock.variance_tolerance_value),
+            # Settings, not measurements: text, so the UI does not plot them.
+            "tolerance": MetadataValue.text(
+                f"{conf.stock.variance_tolerance_units} units and "
+                f"£{conf.stock.variance_tolerance_value:,.2f} (stock.variance_tolerance_*)"
+            ),
             "rows": _sample(
                 bad, ["stock_code", "site_name", "acs_units", "khaos_level", "unexplained"]
             ),
@@ -91,7 +94,7 @@ def no_shipment_despatched_not_invoiced_too_long(
         metadata={
             "late_shipments": len(late),
             "late_value": round(float(late["value_waiting"].fillna(0).sum()), 2),
-            "limit_hours": NOT_INVOICED_AFTER_HOURS,
+            "limit": MetadataValue.text(f"{NOT_INVOICED_AFTER_HOURS:g} hours"),
             "shipments": _sample(late, ["shipment_id", "order_number", "status", "age_hours"]),
         },
     )

@@ -42,6 +42,8 @@ class ExceptionType(StrEnum):
     DRIFT = "drift"
     KHAOS_DUPLICATE = "khaos_duplicate"
     HIRE_OVERDUE = "hire_overdue"
+    SNAPSHOT_OVERDUE = "snapshot_overdue"
+    RECONCILIATION_OVERDUE = "reconciliation_overdue"
 
 
 class Owner(StrEnum):
@@ -97,6 +99,9 @@ DEFAULT_OWNERS: dict[str, Owner] = {
     ExceptionType.KHAOS_DUPLICATE: Owner.FINANCE,
     # A hire unit past its expected return date: operations chase the customer.
     ExceptionType.HIRE_OVERDUE: Owner.OPERATIONS,
+    # Past its freshness deadline (defs/freshness.py): the owner of the late asset chases it.
+    ExceptionType.SNAPSHOT_OVERDUE: Owner.OPERATIONS,
+    ExceptionType.RECONCILIATION_OVERDUE: Owner.FINANCE,
 }
 
 DEFAULT_SEVERITIES: dict[str, str] = {

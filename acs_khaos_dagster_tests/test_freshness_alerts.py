@@ -1,0 +1,112 @@
+"""Overdue data alerts its owner: ``freshness_alerts`` raises an exception in the queue for
+each day whose freshness deadline passed without its partition, and closes it once made."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from dagster import AssetMaterialization, build_sensor_context
+
+from acs_khaos_dagster.config import load_settings
+from acs_khaos_dagster.defs.freshness import WATCHED, freshness_alerts
+from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
+from acs_khaos_dagster.store import Store
+from acs_khaos_dagster.store.exceptions import DEFAULT_OWNERS
+
+UK = ZoneInfo("Europe/London")
+RECONCILIATIONS = [w.asset for w in WATCHED if w.asset != "acs_stock_snapshot"]
+
+
+@pytest.fixture
+def midnight_deadlines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every deadline at UK midnight, so the days due are plain: the snapshot of each of the
+    last seven days up to today, the reconciliation of each day before."""
+    monkeypatch.setenv("ACS_KHAOS_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ACS_KHAOS_FRESHNESS__SNAPSHOT_DUE", "0 0 * * *")
+    monkeypatch.setenv("ACS_KHAOS_FRESHNESS__RECONCILIATION_DUE", "0 0 * * *")
+
+
+def _today() -> date:
+    return datetime.now(UK).date()
+
+
+def _make(instance: Any, asset: str, days: list[date]) -> None:
+    for day in days:
+        instance.report_runless_asset_event(
+            AssetMaterialization(asset_key=asset, partition=day.isoformat())
+        )
+
+
+def _tick(instance: Any) -> None:
+    settings = SettingsResource()
+    resources = {"settings": settings, "store": StoreResource(settings=settings)}
+    with build_sensor_context(instance=instance, resources=resources) as context:
+        freshness_alerts.evaluate_tick(context)
+
+
+def _open(type_: str) -> dict[str, str]:
+    with Store.from_settings(load_settings()) as store:
+        return {i.row.entity_ref: i.row.owner for i in store.exceptions.list(type=type_)}
+
+
+def _last_week() -> list[date]:
+    return [_today() - timedelta(days=n) for n in range(7)]
+
+
+def _all_made_but(instance: Any, missing: date) -> None:
+    _make(instance, "acs_stock_snapshot", [d for d in _last_week() if d != missing])
+    for asset in RECONCILIATIONS:
+        _make(instance, asset, [d - timedelta(days=1) for d in _last_week()])
+
+
+@pytest.mark.usefixtures("midnight_deadlines")
+def test_a_snapshot_day_missing_past_its_deadline_opens_one_exception_for_operations(
+    dagster_instance: Any,
+) -> None:
+    yesterday = _today() - timedelta(days=1)
+    _all_made_but(dagster_instance, missing=yesterday)
+
+    _tick(dagster_instance)
+    _tick(dagster_instance)  # seen again: the same exception, counted again
+
+    assert _open("snapshot_overdue") == {f"acs_stock_snapshot:{yesterday}": "operations"}
+    assert _open("reconciliation_overdue") == {}
+
+
+@pytest.mark.usefixtures("midnight_deadlines")
+def test_the_overdue_exception_closes_itself_once_its_day_is_made(dagster_instance: Any) -> None:
+    yesterday = _today() - timedelta(days=1)
+    _all_made_but(dagster_instance, missing=yesterday)
+    _tick(dagster_instance)
+
+    _make(dagster_instance, "acs_stock_snapshot", [yesterday])
+    _tick(dagster_instance)
+
+    assert _open("snapshot_overdue") == {}
+
+
+@pytest.mark.usefixtures("midnight_deadlines")
+def test_unreconciled_days_are_finances_one_per_reconciliation_and_day(
+    dagster_instance: Any,
+) -> None:
+    _make(dagster_instance, "acs_stock_snapshot", _last_week())
+
+    _tick(dagster_instance)
+
+    opened = _open("reconciliation_overdue")
+    assert set(opened.values()) == {"finance"}
+    expected = {f"{a}:{d - timedelta(days=1)}" for a in RECONCILIATIONS for d in _last_week()}
+    assert set(opened) == expected
+
+
+def test_each_overdue_exception_goes_to_the_team_that_owns_the_late_asset() -> None:
+    from acs_khaos_dagster.definitions import defs
+
+    owners = {s.key.to_user_string(): s.owners for s in defs.resolve_all_asset_specs()}
+    for watched in WATCHED:
+        team = f"team:{DEFAULT_OWNERS[watched.exception_type]}"
+        assert owners[watched.asset] == [team], watched.asset
