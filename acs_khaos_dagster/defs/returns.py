@@ -48,6 +48,7 @@ from acs_khaos_dagster.connectors.acs.times import AcsTimeRules
 from acs_khaos_dagster.connectors.errors import NotFoundError
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.defs.automation import SENSOR_STATUS
+from acs_khaos_dagster.defs.brand import brand_tags
 from acs_khaos_dagster.defs.common import (
     RUN_IN_PROGRESS,
     dispatch,
@@ -830,7 +831,7 @@ def _retry_unfinished(
 ) -> RunRequest | SkipReason:
     key = hashlib.sha256("\n".join(stuck).encode()).hexdigest()[:24]
     runs = context.instance.get_runs(
-        filters=RunsFilter(job_name=returns_job.name, tags={UNFINISHED_TAG: key})
+        filters=RunsFilter(job_name=returns_job.name, tags={UNFINISHED_TAG: key, **brand_tags()})
     )
     if any(run.status in RUN_IN_PROGRESS for run in runs):
         return SkipReason(f"a run is taking in {', '.join(stuck)}")
