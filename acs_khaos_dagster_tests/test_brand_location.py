@@ -43,9 +43,7 @@ def test_a_brand_prefixes_every_asset_key_and_every_check(
     plain: Definitions, acme: Definitions
 ) -> None:
     before, after = plain.resolve_asset_graph(), acme.resolve_asset_graph()
-    assert set(after.get_all_asset_keys()) == {
-        _prefixed(k) for k in before.get_all_asset_keys()
-    }
+    assert set(after.get_all_asset_keys()) == {_prefixed(k) for k in before.get_all_asset_keys()}
     assert set(after.asset_check_keys) == {
         check.replace_asset_key(_prefixed(check.asset_key)) for check in before.asset_check_keys
     }
@@ -86,9 +84,7 @@ def test_every_job_selects_the_same_assets_and_checks_under_the_brand(
             assert branded_job.tags.get(BRAND_TAG) == BRAND, name
 
 
-def test_the_external_api_pools_are_the_brands_own(
-    plain: Definitions, acme: Definitions
-) -> None:
+def test_the_external_api_pools_are_the_brands_own(plain: Definitions, acme: Definitions) -> None:
     def pools(defs: Definitions) -> dict[tuple[str, str], str | None]:
         return {
             (job.name, node.name): node.definition.pool
@@ -102,9 +98,7 @@ def test_the_external_api_pools_are_the_brands_own(
     assert {p for p in after.values() if p} == {"acs_api:acme", "khaos_api:acme"}
 
 
-def test_sensors_and_schedules_start_the_brands_jobs(
-    plain: Definitions, acme: Definitions
-) -> None:
+def test_sensors_and_schedules_start_the_brands_jobs(plain: Definitions, acme: Definitions) -> None:
     repo = acme.get_repository_def()
     for sensor in repo.sensor_defs:
         assert sensor.metadata[BRAND_TAG].value == BRAND, sensor.name
@@ -158,9 +152,11 @@ def test_a_brands_run_materialises_its_own_keys_and_is_tagged_with_the_brand(
     assert dagster_instance.get_latest_materialization_event(AssetKey("sku_mapping")) is None
 
 
-def test_a_brands_outbox_sensor_asks_for_the_brands_own_outbox_assets(
-    sandbox, dagster_instance, acme: Definitions, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def _outbox_tick(acme: Definitions, instance, monkeypatch, tmp_path: Path, *, queued: str | None):
+    """One tick of brand acme's outbox sensor with an effect due and, if ``queued`` names a
+    brand, a dispatch run of that brand already started on the instance."""
+    from dagster import DagsterRunStatus
+
     from acs_khaos_dagster.domain.models import AdjustmentLine, StockAdjustmentGroup
     from acs_khaos_dagster.effects import TARGET_OF, EffectKind
     from acs_khaos_dagster.store import Store
@@ -175,12 +171,32 @@ def test_a_brands_outbox_sensor_asks_for_the_brands_own_outbox_assets(
     with Store.from_settings(load_settings()) as store:
         kind = EffectKind.KHAOS_STOCK_ADJUSTMENT
         store.outbox.enqueue(kind, TARGET_OF[kind], "BR-1", "BR-1", group)
-    sensor = acme.resolve_sensor_def("outbox_due_sensor")
+    job = acme.resolve_job_def("outbox_dispatch_job")
+    if queued is not None:
+        instance.create_run_for_job(job, tags={BRAND_TAG: queued}, status=DagsterRunStatus.STARTED)
     with build_sensor_context(
-        instance=dagster_instance,
-        resources=acme.resources,
-        repository_def=acme.get_repository_def(),
+        instance=instance, resources=acme.resources, repository_def=acme.get_repository_def()
     ) as context:
-        tick = sensor.evaluate_tick(context)
+        return acme.resolve_sensor_def("outbox_due_sensor").evaluate_tick(context)
+
+
+def test_a_brands_outbox_sensor_asks_for_the_brands_own_outbox_assets(
+    sandbox, dagster_instance, acme: Definitions, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    tick = _outbox_tick(acme, dagster_instance, monkeypatch, tmp_path, queued=None)
     [request] = tick.run_requests or []
     assert request.asset_selection == [AssetKey([BRAND, "khaos_outbox"])]
+
+
+def test_another_brands_dispatch_run_under_way_does_not_hold_this_brands_back(
+    sandbox, dagster_instance, acme: Definitions, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    tick = _outbox_tick(acme, dagster_instance, monkeypatch, tmp_path, queued="bravo")
+    assert len(tick.run_requests or []) == 1, tick.skip_message
+
+
+def test_the_brands_own_dispatch_run_under_way_holds_the_next_back(
+    sandbox, dagster_instance, acme: Definitions, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    tick = _outbox_tick(acme, dagster_instance, monkeypatch, tmp_path, queued=BRAND)
+    assert not tick.run_requests and "on its way" in (tick.skip_message or "")
