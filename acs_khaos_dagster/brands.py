@@ -106,8 +106,11 @@ def brand_environment(file: Path, code: str | None = None) -> Iterator[Settings]
 
 def enter_brand(code: str, folder: Path) -> Settings:
     """Make this process brand ``code``'s for good (the CLI's ``--brand``)."""
+    from acs_khaos_dagster.config import get_settings
+
     file = brand_file(code, folder)
     _replace_environment(brand_environment_values(file))
+    get_settings.cache_clear()  # settings read before now were the process's, not the brand's
     return _checked(file, code, load_settings())
 
 
