@@ -172,11 +172,20 @@ def demo(
     size: Annotated[str, typer.Option(help="scenario size")] = "small",
     seed: Annotated[int, typer.Option(help="scenario seed")] = 42,
     config: ConfigOption = None,
+    brands: Annotated[
+        int, typer.Option(help="generated brands, each its own world, on one instance")
+    ] = 1,
 ) -> None:
     """Run a full integration cycle against the sandbox, through Dagster, and print a summary."""
     from acs_khaos_dagster.demo import run_demo
 
     settings = _settings(config)
+    if brands != 1:
+        from acs_khaos_dagster.demo_brands import run_brands_demo
+
+        raise typer.Exit(
+            run_brands_demo(settings, brands=brands, size=size, seed=seed, console=console)
+        )
     raise typer.Exit(run_demo(settings, size=size, seed=seed, console=console))
 
 
