@@ -37,6 +37,7 @@ ConfigOption = Annotated[
 def _mount_operations() -> None:
     """The store's people surface (exceptions, outbox) lives in ``cli_ops``."""
     from acs_khaos_dagster.cli_admin import db_app, webserver
+    from acs_khaos_dagster.cli_brands import overview
     from acs_khaos_dagster.cli_ops import exceptions_app, outbox_app
     from acs_khaos_dagster.cli_trace import trace_app
 
@@ -45,9 +46,41 @@ def _mount_operations() -> None:
     app.add_typer(exceptions_app, name="exceptions")
     app.add_typer(outbox_app, name="outbox")
     app.add_typer(trace_app, name="trace")
+    app.command("overview")(overview)
 
 
 _mount_operations()
+
+
+@app.callback()
+def _brand(
+    brand: Annotated[
+        str | None,
+        typer.Option(
+            "--brand",
+            help="run the command as this brand of a deployment serving several: its "
+            'settings and secrets from --brands-dir (deploy/README.md "Several brands")',
+        ),
+    ] = None,
+    brands_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--brands-dir",
+            help="folder of <brand>.yaml and <brand>.env "
+            "[env ACS_KHAOS_BRANDS_DIR; default /etc/acs-khaos/brands]",
+        ),
+    ] = None,
+) -> None:
+    if brand is None:
+        return
+    from acs_khaos_dagster.brands import brands_dir as folder_of
+    from acs_khaos_dagster.brands import enter_brand
+
+    try:
+        enter_brand(brand, folder_of(brands_dir))
+    except SettingsError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
 
 
 def _progress() -> Progress:
@@ -139,11 +172,20 @@ def demo(
     size: Annotated[str, typer.Option(help="scenario size")] = "small",
     seed: Annotated[int, typer.Option(help="scenario seed")] = 42,
     config: ConfigOption = None,
+    brands: Annotated[
+        int, typer.Option(help="generated brands, each its own world, on one instance")
+    ] = 1,
 ) -> None:
     """Run a full integration cycle against the sandbox, through Dagster, and print a summary."""
     from acs_khaos_dagster.demo import run_demo
 
     settings = _settings(config)
+    if brands != 1:
+        from acs_khaos_dagster.demo_brands import run_brands_demo
+
+        raise typer.Exit(
+            run_brands_demo(settings, brands=brands, size=size, seed=seed, console=console)
+        )
     raise typer.Exit(run_demo(settings, size=size, seed=seed, console=console))
 
 

@@ -439,6 +439,10 @@ class Settings(BaseSettings):
         extra="forbid",
     )
 
+    # The brand this installation (code location) serves, when one Dagster deployment runs
+    # several (deploy/README.md "Several brands"): its asset keys are prefixed with it, its
+    # runs tagged with it, its API pools named after it. None: one brand, unprefixed keys.
+    brand: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{0,29}$")
     data_dir: Path = Path("data")
     # Sandbox and replay only: read "now" from this URL (GET -> {"now": ISO-8601}) instead
     # of the system clock, so the integration and the simulators agree on the time.
@@ -497,6 +501,13 @@ class Settings(BaseSettings):
             self.grade_policy = GradePolicy.model_validate(
                 {**self.grade_policy.model_dump(), "return_reasons": reasons}
             )
+        return self
+
+    @model_validator(mode="after")
+    def _a_brand_has_its_own_data_folder(self) -> Settings:
+        # Two brands left on the default folder would share one store and one drop folder.
+        if self.brand and "data_dir" not in self.model_fields_set:
+            self.data_dir = Path("data") / self.brand
         return self
 
     @field_validator("time_zone")

@@ -39,6 +39,7 @@ from acs_khaos_dagster.defs import (
     returns,
     stock,
 )
+from acs_khaos_dagster.defs.brand import brand_code, branded
 from acs_khaos_dagster.defs.pandera_checks import pandera_checks
 from acs_khaos_dagster.defs.resources import default_resources
 
@@ -170,7 +171,9 @@ def _definitions() -> Definitions:
     with warnings.catch_warnings():
         # Mapping specs is "preview" in 1.13; it only sets owners, groups, schemas, freshness.
         warnings.simplefilter("ignore", category=PreviewWarning)
-        return merged.map_asset_specs(func=lambda spec: _catalogued(spec, _schemas))
+        catalogued = merged.map_asset_specs(func=lambda spec: _catalogued(spec, _schemas))
+    # One brand per code location: its keys prefixed, its runs tagged, its own API pools.
+    return branded(catalogued, brand_code())
 
 
 defs = _definitions()

@@ -20,12 +20,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetKey, DagsterInstance, MetadataValue
+from dagster import DagsterInstance, MetadataValue
 from rich.console import Console
 from rich.table import Table
 
 from acs_khaos_dagster.clock import SIMULATED_CLOCK_CURSOR
 from acs_khaos_dagster.config import Settings
+from acs_khaos_dagster.defs.brand import brand_key
 from acs_khaos_dagster.demo_runs import WorkspaceRuns, workspace_runs
 from acs_khaos_dagster.sandbox.scenario.manifest import MANIFEST_NAME
 
@@ -189,7 +190,7 @@ def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> i
                         **QUIET,
                         "ops": {"month_end_pack": {"config": {"preview": True}}},
                     },
-                    asset_selection=[AssetKey("month_end_pack")],
+                    asset_selection=[brand_key("month_end_pack")],
                 )
             summaries.update(_asset_summaries(pack))
             store_counts = _store_counts(box.clock.now())

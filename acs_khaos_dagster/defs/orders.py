@@ -33,6 +33,7 @@ from dagster import (
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import OrderSettings, load_settings
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
+from acs_khaos_dagster.defs.brand import brand_tags
 from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, dispatch_metadata, markdown_table
 from acs_khaos_dagster.defs.orders_tables import (
     OrderReleaseType,
@@ -309,7 +310,7 @@ def acs_despatch_sensor(
         return SkipReason(f"no event beyond those recorded (stored cursor {cursor or '(start)'})")
     tag = news.tag
     runs = context.instance.get_runs(
-        filters=RunsFilter(job_name=DESPATCH_JOB, tags={CURSOR_TAG: tag})
+        filters=RunsFilter(job_name=DESPATCH_JOB, tags={CURSOR_TAG: tag, **brand_tags()})
     )
     if any(run.status in _LIVE for run in runs):
         return SkipReason(f"a run for stored cursor {tag} is already on its way")

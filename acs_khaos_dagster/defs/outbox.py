@@ -14,7 +14,6 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
-    AssetKey,
     AssetSelection,
     DagsterRunStatus,
     Definitions,
@@ -31,6 +30,7 @@ from dagster import (
 
 from acs_khaos_dagster.config import load_settings
 from acs_khaos_dagster.defs.automation import SENSOR_STATUS
+from acs_khaos_dagster.defs.brand import brand_key, brand_tags
 from acs_khaos_dagster.defs.common import dispatch_metadata
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
@@ -150,11 +150,11 @@ def outbox_due_sensor(
     if not targets:
         return SkipReason("no effect is due")
     if context.instance.get_runs(
-        filters=RunsFilter(job_name=OUTBOX_JOB, statuses=_ON_ITS_WAY), limit=1
+        filters=RunsFilter(job_name=OUTBOX_JOB, statuses=_ON_ITS_WAY, tags=brand_tags()), limit=1
     ):
         return SkipReason("a dispatch run is already on its way")
     return RunRequest(
-        asset_selection=[AssetKey(f"{target}_outbox") for target in targets],
+        asset_selection=[brand_key(f"{target}_outbox") for target in targets],
         tags={"outbox/due": ",".join(f"{t}={due[t].total}" for t in targets)},
     )
 

@@ -34,6 +34,7 @@ from dagster import (
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.connectors.acs.drop import open_drop
 from acs_khaos_dagster.defs.automation import SENSOR_STATUS
+from acs_khaos_dagster.defs.brand import brand_tags
 from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, dispatch_metadata, markdown_table
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
@@ -332,7 +333,7 @@ def _retry_unfinished(
 ) -> RunRequest | SkipReason:
     key = hashlib.sha256("\n".join(stuck).encode()).hexdigest()[:24]
     runs = context.instance.get_runs(
-        filters=RunsFilter(job_name=returns_job.name, tags={UNFINISHED_TAG: key})
+        filters=RunsFilter(job_name=returns_job.name, tags={UNFINISHED_TAG: key, **brand_tags()})
     )
     if any(run.status in RUN_IN_PROGRESS for run in runs):
         return SkipReason(f"a run is taking in {', '.join(stuck)}")

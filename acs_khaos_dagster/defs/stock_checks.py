@@ -13,6 +13,7 @@ from dagster import (
     asset_check,
 )
 
+from acs_khaos_dagster.defs.brand import brand_key
 from acs_khaos_dagster.defs.resources import SettingsResource
 
 SNAPSHOT = AssetKey("acs_stock_snapshot")
@@ -45,7 +46,7 @@ def snapshot_quality_findings(
 def snapshot_file_is_whole_and_known(
     context: AssetCheckExecutionContext, settings: SettingsResource
 ) -> AssetCheckResult:
-    event = context.instance.get_latest_materialization_event(SNAPSHOT)
+    event = context.instance.get_latest_materialization_event(brand_key(SNAPSHOT.path[-1]))
     if event is None or event.run_id != context.run.run_id:
         return AssetCheckResult(
             passed=False, metadata={"missing": "the snapshot was not taken in by this run"}

@@ -1,0 +1,123 @@
+"""A folder of brands' settings, for the commands that work across brands.
+
+Each brand served by one deployment has ``<folder>/<code>.yaml`` (its settings, naming
+``brand: <code>``) and, optionally, ``<folder>/<code>.env`` (its secrets as ``KEY=VALUE``
+lines, the file its code server's unit reads). ``acs-khaos overview`` reads every brand of
+the folder; ``acs-khaos --brand CODE ...`` runs any other command as that brand.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from acs_khaos_dagster.config import Settings, SettingsError, load_settings
+
+BRANDS_DIR_VARIABLE = "ACS_KHAOS_BRANDS_DIR"
+DEFAULT_BRANDS_DIR = Path("/etc/acs-khaos/brands")
+_CODE = re.compile(r"[a-z][a-z0-9_]{0,29}")
+# Deployment-wide variables a brand's settings never come from.
+_KEPT = {BRANDS_DIR_VARIABLE, "ACS_KHAOS_AUTOMATION", "ACS_KHAOS_LOG_LEVEL"}
+
+
+class BrandError(SettingsError):
+    """A brand is not in the folder, or its files disagree (the message says which)."""
+
+
+def brands_dir(folder: Path | None = None) -> Path:
+    return folder or Path(os.environ.get(BRANDS_DIR_VARIABLE) or DEFAULT_BRANDS_DIR)
+
+
+def brand_codes(folder: Path) -> list[str]:
+    """The brands of ``folder``: every ``<code>.yaml`` whose name is a brand code."""
+    if not folder.is_dir():
+        raise BrandError(f"brands folder {folder} is not a folder ({BRANDS_DIR_VARIABLE})")
+    return sorted(p.stem for p in folder.glob("*.yaml") if _CODE.fullmatch(p.stem))
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines (systemd ``EnvironmentFile``): comments, blanks, quotes allowed.
+
+    Only ``ACS_KHAOS_*`` keys are taken: the brand's settings and secrets, nothing else."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        problem = type(exc).__name__
+    else:
+        problem = None
+    if problem is not None:
+        raise BrandError(f"cannot read {path} ({problem}): run as a user who may read it")
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not re.fullmatch(r"[A-Z_][A-Z0-9_]*", key.strip()):
+            raise BrandError(f"{path}, line {number}: not a KEY=VALUE line")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if key.strip().startswith("ACS_KHAOS_"):
+            values[key.strip()] = value
+    return values
+
+
+def brand_file(code: str, folder: Path) -> Path:
+    if not _CODE.fullmatch(code):
+        raise BrandError("a brand code is lower-case letters, digits and _")
+    file = folder / f"{code}.yaml"
+    if not file.is_file():
+        raise BrandError(f"no brand {code}: {file} is not a file")
+    return file
+
+
+def brand_environment_values(file: Path) -> dict[str, str]:
+    """The environment a brand's code server has: its settings file, and its secrets from
+    the ``.env`` file beside it (if there is one)."""
+    secrets = file.with_suffix(".env")
+    values = read_env_file(secrets) if secrets.exists() else {}
+    return {**values, "ACS_KHAOS_CONFIG_FILE": str(file)}
+
+
+def _replace_environment(values: dict[str, str]) -> None:
+    for key in [k for k in os.environ if k.startswith("ACS_KHAOS_") and k not in _KEPT]:
+        del os.environ[key]
+    os.environ.update(values)
+
+
+@contextmanager
+def brand_environment(file: Path, code: str | None = None) -> Iterator[Settings]:
+    """Inside: the process's environment is that of the brand whose settings are ``file``
+    alone (no other brand's, nor the process's own ``ACS_KHAOS_*`` values); its validated
+    settings are yielded. ``code``: the brand the file must name."""
+    values = brand_environment_values(file)
+    saved = dict(os.environ)
+    try:
+        _replace_environment(values)
+        yield _checked(file, code, load_settings())
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def enter_brand(code: str, folder: Path) -> Settings:
+    """Make this process brand ``code``'s for good (the CLI's ``--brand``)."""
+    from acs_khaos_dagster.config import get_settings
+
+    file = brand_file(code, folder)
+    _replace_environment(brand_environment_values(file))
+    get_settings.cache_clear()  # settings read before now were the process's, not the brand's
+    return _checked(file, code, load_settings())
+
+
+def _checked(file: Path, code: str | None, settings: Settings) -> Settings:
+    if settings.brand is None or (code is not None and settings.brand != code):
+        raise BrandError(
+            f"{file} must name its brand (brand: {code or file.stem}); "
+            f"it names {settings.brand or 'none'}"
+        )
+    return settings

@@ -1,0 +1,214 @@
+"""A brand is a code location: its asset keys, runs and API pools carry the brand code.
+
+One Dagster deployment serves several brands by loading this package once per brand, one
+code location each (``deploy/workspace.brands.yaml``), each with its own settings file
+naming ``brand:`` and its own store, drop folder, secrets and alert routes. ``branded`` is
+the one place that turns the integration's definitions into one brand's:
+
+- every asset key is prefixed ``[brand, ...]`` (asset checks, dependencies and the jobs'
+  selections follow), so brands never share a materialisation history on the instance;
+- every asset, job and run carries the tag ``brand=<code>`` (the UI's filters), sensors
+  and schedules the metadata ``brand``;
+- the API pools ``acs_api`` and ``khaos_api`` become ``acs_api:<brand>`` and
+  ``khaos_api:<brand>``, so a slow Khaos in one brand never holds another brand's slot.
+
+Job, sensor and schedule names stay as they are: Dagster keeps them per code location.
+Run lookups by job name are instance-wide, though, so sensors narrow them with
+``brand_tags()``. Without a brand (the default) nothing changes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from dagster import (
+    AssetCheckKey,
+    AssetDep,
+    AssetKey,
+    AssetsDefinition,
+    AssetSelection,
+    AssetSpec,
+    Definitions,
+    JobDefinition,
+    OpDefinition,
+    ScheduleDefinition,
+    SensorDefinition,
+)
+from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+from dagster._core.definitions.input import In
+from dagster._core.definitions.output import Out
+from dagster._core.definitions.unresolved_asset_job_definition import (
+    UnresolvedAssetJobDefinition,
+)
+from dagster._utils.warnings import BetaWarning
+from dagster_shared.record import replace
+
+from acs_khaos_dagster.config import SettingsError, load_settings
+
+BRAND_TAG = "brand"
+# The external APIs each brand reaches with its own account: one pool per brand and API.
+API_POOLS = ("acs_api", "khaos_api")
+_BRAND = re.compile(r"[a-z][a-z0-9_]{0,29}")
+
+
+def brand_code() -> str | None:
+    """The brand of this code location, from its settings (``brand``)."""
+    try:
+        return load_settings().brand
+    except SettingsError:
+        # Runs fail on the bad setting, naming it; the location still loads under its own
+        # brand so that it never shows (or runs) another brand's keys.
+        return _brand_named_in_raw_settings()
+
+
+def _brand_named_in_raw_settings() -> str | None:
+    value: Any = os.environ.get("ACS_KHAOS_BRAND")
+    file = os.environ.get("ACS_KHAOS_CONFIG_FILE")
+    if value is None and file:
+        try:
+            data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return None  # the settings error already names the file
+        value = data.get("brand") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and _BRAND.fullmatch(value) else None
+
+
+def pool_for(pool: str, brand: str | None) -> str:
+    """The concurrency pool of ``pool`` (``acs_api``, ``khaos_api``) for ``brand``."""
+    return f"{pool}:{brand}" if brand and pool in API_POOLS else pool
+
+
+def brand_key(name: str) -> AssetKey:
+    """The asset key ``name`` of this code location's brand (unprefixed without one)."""
+    brand = brand_code()
+    return AssetKey([brand, name]) if brand else AssetKey(name)
+
+
+def brand_tags() -> dict[str, str]:
+    """Run tags that narrow an instance-wide run lookup to this code location's brand."""
+    brand = brand_code()
+    return {BRAND_TAG: brand} if brand else {}
+
+
+def branded(defs: Definitions, brand: str | None) -> Definitions:
+    """``defs`` as brand ``brand``'s code location (unchanged when ``brand`` is None)."""
+    if brand is None:
+        return defs
+    if not _BRAND.fullmatch(brand):
+        raise ValueError("a brand code is lower-case letters, digits and _ (settings: brand)")
+    with warnings.catch_warnings():
+        # Copying sensors passes their (beta) owners on; nothing here is new to the user.
+        warnings.simplefilter("ignore", category=BetaWarning)
+        return _branded(defs, brand)
+
+
+def _branded(defs: Definitions, brand: str) -> Definitions:
+    graph = defs.resolve_asset_graph()
+    keys = {key: key.with_prefix(brand) for key in graph.get_all_asset_keys()}
+    # Jobs named by the definitions, and those only a schedule or sensor names.
+    found = {job.name: job for job in defs.jobs or []}
+    for schedule in defs.schedules or []:
+        if isinstance(schedule, ScheduleDefinition) and schedule.has_job:
+            found.setdefault(schedule.job_name, schedule.job)
+    for sensor in defs.sensors or []:
+        for target in sensor.targets:
+            if target.has_job_def:
+                found.setdefault(target.job_name, target.job_def)
+    jobs = {name: _job(job, brand, graph, keys) for name, job in found.items()}
+    return Definitions(
+        assets=[_asset(asset, brand, keys) for asset in defs.assets or []],
+        asset_checks=[_asset(check, brand, keys) for check in defs.asset_checks or []],
+        jobs=list(jobs.values()),
+        schedules=[_schedule(schedule, brand, jobs) for schedule in defs.schedules or []],
+        sensors=[_sensor(sensor, brand, jobs) for sensor in defs.sensors or []],
+        resources=defs.resources,
+        executor=defs.executor,
+        loggers=defs.loggers,
+        metadata={**(defs.metadata or {}), BRAND_TAG: brand},
+    )
+
+
+def _asset(asset: Any, brand: str, keys: Mapping[AssetKey, AssetKey]) -> Any:
+    tags = {BRAND_TAG: brand}
+    if isinstance(asset, AssetSpec):
+        return asset.replace_attributes(
+            key=keys[asset.key],
+            deps=[
+                AssetDep(keys.get(d.asset_key, d.asset_key), partition_mapping=d.partition_mapping)
+                for d in asset.deps
+            ],
+        ).merge_attributes(tags=tags)
+    if not isinstance(asset, AssetsDefinition):
+        raise TypeError(f"cannot brand {type(asset).__name__}: define it as an asset or a spec")
+    asset = _pooled(asset.with_attributes(asset_key_replacements=keys), brand)
+    if asset.specs:
+        asset = asset.map_asset_specs(lambda spec: spec.merge_attributes(tags=tags))
+    return asset
+
+
+def _pooled(asset: AssetsDefinition, brand: str) -> AssetsDefinition:
+    """The asset with its op in the brand's pool (``acs_api:<brand>``), if it is in one."""
+    op = asset.node_def
+    if not isinstance(op, OpDefinition) or op.pool not in API_POOLS:
+        return asset
+    # As OpDefinition.with_replaced_properties copies an op, with the pool changed.
+    pooled = OpDefinition.dagster_internal_init(
+        name=op.name,
+        ins={d.name: In.from_definition(d) for d in op.input_defs},
+        outs={d.name: Out.from_definition(d) for d in op.output_defs},
+        compute_fn=op.compute_fn,
+        config_schema=op.config_schema,
+        description=op.description,
+        tags=op.tags,
+        required_resource_keys=op.required_resource_keys,
+        code_version=op._version,
+        retry_policy=op.retry_policy,
+        version=None,
+        pool=pool_for(op.pool, brand),
+    )
+    return asset.__class__.dagster_internal_init(
+        **{**asset.get_attributes_dict(), "node_def": pooled}  # type: ignore[arg-type]
+    )
+
+
+def _job(
+    job: Any, brand: str, graph: AssetGraph, keys: Mapping[AssetKey, AssetKey]
+) -> UnresolvedAssetJobDefinition | JobDefinition:
+    tags = {**(job.tags or {}), BRAND_TAG: brand}
+    if isinstance(job, UnresolvedAssetJobDefinition):
+        # The selection as it resolves now, over the brand's keys: the same assets and checks.
+        chosen = [keys[key] for key in job.selection.resolve(graph)]
+        checks = [
+            AssetCheckKey(keys[check.asset_key], check.name)
+            for check in job.selection.resolve_checks(graph)
+        ]
+        selection = AssetSelection.assets(*chosen).without_checks() | AssetSelection.checks(*checks)
+        run_tags = None if job.run_tags is None else {**job.run_tags, BRAND_TAG: brand}
+        return replace(job, selection=selection, tags=tags, run_tags=run_tags)
+    if isinstance(job, JobDefinition):
+        if any(node.definition.pools for node in job.graph.node_dict.values()):
+            raise ValueError(f"op job {job.name} uses a pool: make it an asset job to brand it")
+        return job._copy(tags=tags)
+    raise TypeError(f"cannot brand job {job!r}")
+
+
+def _schedule(schedule: Any, brand: str, jobs: Mapping[str, Any]) -> ScheduleDefinition:
+    if not isinstance(schedule, ScheduleDefinition):
+        raise TypeError(f"cannot brand schedule {schedule!r}")
+    job = jobs.get(schedule.job_name) if schedule.has_job else None
+    metadata = {**schedule.metadata, BRAND_TAG: brand}
+    return schedule.with_attributes(job=job, metadata=metadata)
+
+
+def _sensor(sensor: SensorDefinition, brand: str, jobs: Mapping[str, Any]) -> SensorDefinition:
+    metadata = {**sensor.metadata, BRAND_TAG: brand}
+    targets = [target.job_name for target in sensor.targets if target.has_job_def]
+    if not targets:
+        return sensor.with_attributes(metadata=metadata)
+    return sensor.with_attributes(jobs=[jobs[name] for name in targets], metadata=metadata)

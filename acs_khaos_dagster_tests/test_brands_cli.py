@@ -1,0 +1,138 @@
+"""The team running several brands: ``acs-khaos overview`` and ``acs-khaos --brand CODE``.
+
+Each brand is a ``<code>.yaml`` (and ``<code>.env``) in a brands folder, as the brand's
+code server reads them (deploy/README.md "Several brands").
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from acs_khaos_dagster.brands import brand_environment
+from acs_khaos_dagster.cli import app
+from acs_khaos_dagster.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+@pytest.fixture
+def restored_environment() -> Iterator[None]:
+    """``--brand`` makes the process the brand's for good: put the test's back after."""
+    from acs_khaos_dagster.config import get_settings
+
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+    get_settings.cache_clear()
+
+
+def _brand(folder: Path, code: str, *, store: Path | None = None, extra: str = "") -> Path:
+    folder.mkdir(exist_ok=True)
+    file = folder / f"{code}.yaml"
+    file.write_text(f"brand: {code}\ndata_dir: {folder.parent / code}\n{extra}", encoding="utf-8")
+    file.chmod(0o600)
+    secrets = f"ACS_KHAOS_KHAOS__PASSWORD='{code}-password'\n"
+    if store is not None:
+        secrets += f"ACS_KHAOS_DATABASE_URL=sqlite:///{store}\n"
+    env = file.with_suffix(".env")
+    env.write_text(secrets, encoding="utf-8")
+    env.chmod(0o600)
+    return file
+
+
+def _raise(file: Path, type_: str, ref: str) -> None:
+    with brand_environment(file) as settings, Store.from_settings(settings) as store:
+        store.exceptions.raise_exception(type_, ref, f"{ref} needs a person")
+
+
+def test_the_overview_lists_every_brand_with_its_open_exceptions_by_owner_and_over_target(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "brands"
+    acme = _brand(folder, "acme", extra="owner_targets:\n  operations: 0.0001\n")
+    _brand(folder, "bravo")
+    _raise(acme, "order_locked", "SO1")
+    _raise(acme, "sku_not_live", "SKU1")
+    time.sleep(1.0)  # past acme's operations target (0.36 s)
+    result = runner.invoke(app, ["overview", "--brands-dir", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = {row["brand"]: row for row in map(json.loads, result.output.splitlines())}
+    assert rows["acme"]["open_by_owner"] == {"operations": 1, "ecommerce": 1}
+    assert rows["acme"]["over_target_by_owner"] == {"operations": 1}
+    assert rows["bravo"]["open_by_owner"] == {}
+    assert rows["bravo"]["month_end"].endswith("not built")
+
+
+def test_the_overview_table_names_each_brand(tmp_path: Path) -> None:
+    folder = tmp_path / "brands"
+    _brand(folder, "acme")
+    _brand(folder, "bravo")
+    result = runner.invoke(app, ["overview", "--brands-dir", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "acme" in result.output and "bravo" in result.output
+    assert "acme-password" not in result.output
+
+
+def test_two_brands_on_one_store_are_named_and_fail_the_overview(tmp_path: Path) -> None:
+    folder = tmp_path / "brands"
+    shared = tmp_path / "shared.sqlite"
+    _brand(folder, "acme", store=shared)
+    _brand(folder, "bravo", store=shared)
+    result = runner.invoke(app, ["overview", "--brands-dir", str(folder)])
+    assert result.exit_code == 1
+    assert "brands acme and bravo share one store" in result.output
+
+
+def test_a_command_run_as_a_brand_reads_that_brands_store_alone(
+    tmp_path: Path, restored_environment: None
+) -> None:
+    folder = tmp_path / "brands"
+    _raise(_brand(folder, "acme"), "order_locked", "ACME-ORDER")
+    _raise(_brand(folder, "bravo"), "order_locked", "BRAVO-ORDER")
+    result = runner.invoke(
+        app, ["--brand", "bravo", "--brands-dir", str(folder), "exceptions", "list"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "BRAVO-ORDER" in result.output and "ACME-ORDER" not in result.output
+
+
+def test_a_brand_whose_settings_name_another_brand_is_refused(
+    tmp_path: Path, restored_environment: None
+) -> None:
+    folder = tmp_path / "brands"
+    _brand(folder, "acme")
+    (folder / "bravo.yaml").write_text("brand: acme\n", encoding="utf-8")
+    result = runner.invoke(
+        app, ["--brand", "bravo", "--brands-dir", str(folder), "outbox", "status"]
+    )
+    assert result.exit_code == 2
+    assert "must name its brand (brand: bravo); it names acme" in result.output
+
+
+def test_the_brand_unit_is_hardened_like_the_others_and_serves_the_workspaces_socket() -> None:
+    from acs_khaos_dagster_tests.security.test_systemd_units import HARDENING
+
+    unit = ROOT / "deploy" / "systemd" / "brands" / "acs-khaos-brand@.service"
+    parser = configparser.ConfigParser(strict=False, interpolation=None, delimiters=("=",))
+    parser.optionxform = str  # type: ignore[assignment,method-assign]
+    parser.read_string(unit.read_text())
+    service = dict(parser["Service"])
+    assert {k: v for k, v in HARDENING.items() if service.get(k) != v} == {}
+    socket = "/run/acs-khaos/brand-%i/code-server.sock"
+    assert f"--socket {socket}" in service["ExecStart"]
+    assert "-m acs_khaos_dagster.definitions" in service["ExecStart"]
+    workspace = yaml.safe_load((ROOT / "deploy" / "workspace.brands.yaml").read_text())
+    for entry in workspace["load_from"]:
+        brand = entry["grpc_server"]["location_name"]
+        assert entry["grpc_server"]["socket"] == socket.replace("%i", brand)

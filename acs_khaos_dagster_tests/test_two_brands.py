@@ -1,0 +1,319 @@
+"""Two brands on one Dagster instance on PostgreSQL, each a code location of its own.
+
+Each brand has its own store database, data folder, secrets and simulators, and runs in
+its own process (as its code server's runs would) on the one shared instance. Brand
+``acme`` trades through a fault storm (half of Khaos's calls fail or crawl, a third of
+ACS's fail); brand ``bravo`` trades calmly. The oracles come from the simulators' truth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import sqlalchemy as sa
+from dagster import DagsterInstance, RunsFilter
+
+from acs_khaos_dagster.brands import brand_environment_values
+from acs_khaos_dagster.config import load_settings
+from acs_khaos_dagster.sandbox.faults import FaultKind, FaultRule
+from acs_khaos_dagster.sandbox.runner import Sandbox
+from acs_khaos_dagster.store import Store
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = Path(sys.executable).with_name("acs-khaos")
+STORMY, CALM = "acme", "bravo"
+CYCLES = (timedelta(0), timedelta(hours=6), timedelta(hours=30))
+
+# One brand's code location in its own process: each "cycle DAY" line runs what the
+# brand's schedules and sensors would (the main job, the stock-file sensor's runs, the
+# day's reconciliation) and answers with the runs' ids and outcomes.
+WORKER = """
+import json, sys
+from dagster import DagsterInstance
+from acs_khaos_dagster.definitions import defs
+from acs_khaos_dagster.demo import QUIET, _run_sensor
+instance = DagsterInstance.get()
+cursors = {}
+for line in sys.stdin:
+    word, day = line.split()
+    runs = [defs.resolve_job_def("integration_cycle").execute_in_process(
+        instance=instance, raise_on_error=False, run_config=QUIET)]
+    runs += _run_sensor(defs, "acs_stock_file_sensor", instance, cursors)
+    runs.append(defs.resolve_job_def("reconciliation_job").execute_in_process(
+        instance=instance, partition_key=day, raise_on_error=False, run_config=QUIET))
+    print(json.dumps([[r.run_id, r.job_def.name, r.success] for r in runs]), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def bravo_scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Another tiny brand: other seed, other ACS account, other orders."""
+    from acs_khaos_dagster.sandbox.scenario.generator import generate_scenario
+
+    folder = tmp_path_factory.mktemp("scenario-bravo")
+    generate_scenario("tiny", 11, folder, account_code="BRAVO01")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def databases(postgres_admin_url: str) -> Iterator[dict[str, str]]:
+    """The instance's database and each brand's store database, dropped afterwards."""
+    names = {role: f"akd_test_{role}_{uuid.uuid4().hex[:8]}" for role in ("dagster", STORMY, CALM)}
+    admin = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for name in names.values():
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    base = postgres_admin_url.rsplit("/", 1)[0]
+    try:
+        yield {role: f"{base}/{name}" for role, name in names.items()}
+    finally:
+        with admin.connect() as conn:
+            for name in names.values():
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+class Brand:
+    def __init__(self, code: str, scenario: Path, seed: int, folder: Path, store_url: str):
+        self.code = code
+        self.key = f"{code}-acs-key-{secrets.token_hex(8)}"
+        self.password = f"{code}-khaos-pw-{secrets.token_hex(8)}"
+        self.store_url = store_url
+        self.data = folder / code
+        settings = load_settings(
+            acs={"subscription_key": self.key}, khaos={"password": self.password}
+        )
+        self.box = Sandbox(scenario, self.data / "acs_drop", settings, seed=seed).start()
+        self.file = folder / "brands" / f"{code}.yaml"
+        self.file.parent.mkdir(exist_ok=True)
+        self.file.write_text(f"brand: {code}\ndata_dir: {self.data}\n", encoding="utf-8")
+        secrets_env = {
+            **self.box.settings_env(),
+            "ACS_KHAOS_DATABASE_URL": store_url,
+            "ACS_KHAOS_ACS__SUBSCRIPTION_KEY": self.key,
+            "ACS_KHAOS_KHAOS__PASSWORD": self.password,
+        }
+        self.file.with_suffix(".env").write_text(
+            "".join(f"{k}={v}\n" for k, v in secrets_env.items()), encoding="utf-8"
+        )
+        for path in (self.file, self.file.with_suffix(".env")):
+            path.chmod(0o600)
+
+    def secrets(self) -> tuple[str, str]:
+        return self.key, self.password
+
+
+def _instance_env(databases: dict[str, str], home: Path) -> dict[str, str]:
+    url = urlsplit(databases["dagster"])
+    return {
+        "DAGSTER_HOME": str(home),
+        "DAGSTER_PG_HOST": url.hostname or "127.0.0.1",
+        "DAGSTER_PG_PORT": str(url.port or 5432),
+        "DAGSTER_PG_USER": url.username or "postgres",
+        "DAGSTER_PG_PASSWORD": url.password or "",
+        "DAGSTER_PG_DB": url.path.lstrip("/"),
+    }
+
+
+def _worker(brand: Brand, instance_env: dict[str, str]) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACS_KHAOS_")}
+    env.update(instance_env)
+    env.update(brand_environment_values(brand.file))  # what its code server's unit gives it
+    env["ACS_KHAOS_OUTBOX__BACKOFF_INITIAL_S"] = "0"
+    return subprocess.Popen(
+        [sys.executable, "-c", WORKER],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=brand.data.parent,
+    )
+
+
+def _cycle(worker: subprocess.Popen, day: str) -> list[list]:
+    assert worker.stdin is not None and worker.stdout is not None
+    worker.stdin.write(f"cycle {day}\n")
+    worker.stdin.flush()
+    line = worker.stdout.readline()
+    assert line, worker.stderr.read() if worker.stderr else "worker died"
+    return json.loads(line)
+
+
+def _store_text(url: str) -> str:
+    """Everything the brand's store holds, as text (every row of every table)."""
+    engine = sa.create_engine(url)
+    meta = sa.MetaData()
+    meta.reflect(engine)
+    with engine.connect() as conn:
+        rows = [row for table in meta.sorted_tables for row in conn.execute(table.select())]
+    engine.dispose()
+    return "\n".join(map(repr, rows))
+
+
+def _run_logs(instance: DagsterInstance, brand: str) -> str:
+    runs = instance.get_runs(filters=RunsFilter(tags={"brand": brand}))
+    return "\n".join(repr(entry) for run in runs for entry in instance.all_logs(run.run_id))
+
+
+@pytest.fixture(scope="module")
+def two_brands(
+    databases: dict[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    tiny_scenario: Path,
+    bravo_scenario: Path,
+) -> Iterator[dict]:
+    tmp_path = tmp_path_factory.mktemp("two_brands")
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    instance_env = _instance_env(databases, home)
+    brands = {
+        STORMY: Brand(STORMY, tiny_scenario, 7, tmp_path, databases[STORMY]),
+        CALM: Brand(CALM, bravo_scenario, 11, tmp_path, databases[CALM]),
+    }
+    stormy = brands[STORMY].box
+    stormy.khaos_faults.add(FaultRule(kind=FaultKind.ERROR_5XX, rate=0.5))
+    stormy.khaos_faults.add(FaultRule(kind=FaultKind.LATENCY, rate=0.5, latency_s=0.3))
+    stormy.acs_faults.add(FaultRule(kind=FaultKind.ERROR_5XX, rate=0.3))
+    saved = dict(os.environ)
+    os.environ.update(instance_env)
+    # The instance's schema is created once, before two processes race to create it.
+    DagsterInstance.get().get_runs(limit=1)
+    workers = {code: _worker(brand, instance_env) for code, brand in brands.items()}
+    runs: dict[str, list[list]] = {code: [] for code in brands}
+    unposted: dict[str, list[int]] = {code: [] for code in brands}
+    try:
+        for wait in CYCLES:
+            for brand in brands.values():
+                if wait:
+                    brand.box.advance(wait)
+                box = brand.box
+                box.acs.receive_customer_returns(box.scenario_dir / box.manifest.files.returns)
+                box.acs.write_daily_files()
+            day = brands[CALM].box.clock.now().date().isoformat()
+            with ThreadPoolExecutor(2) as pool:
+                done = {code: pool.submit(_cycle, w, day) for code, w in workers.items()}
+                for code, future in done.items():
+                    runs[code] += future.result(timeout=600)
+            for code, brand in brands.items():
+                shipped, posted = _despatches(brand)
+                unposted[code].append(len(shipped - posted))
+        yield {
+            "brands": brands,
+            "runs": runs,
+            "unposted": unposted,
+            "instance": DagsterInstance.get(),
+            "instance_env": instance_env,
+            "workers": workers,
+        }
+    finally:
+        for worker in workers.values():
+            worker.kill()
+        for brand in brands.values():
+            brand.box.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _despatches(brand: Brand) -> tuple[set[str], set[str]]:
+    """Shipments ACS made (by id), and those posted to Khaos (the despatch calls' refs)."""
+    truth = brand.box.truth()
+    shipped = {s["shipment_id"] for o in truth["acs"]["orders"] for s in o.get("shipments", [])}
+    posted = {call["external_ref"] for call in truth["khaos"]["despatch_calls"]}
+    return shipped, posted
+
+
+def test_every_run_carries_its_brand_and_every_run_of_the_calm_brand_succeeds(two_brands) -> None:
+    instance: DagsterInstance = two_brands["instance"]
+    for code, runs in two_brands["runs"].items():
+        for run_id, _job, _ok in runs:
+            assert instance.get_run_by_id(run_id).tags["brand"] == code
+    assert [r for r in two_brands["runs"][CALM] if not r[2]] == []
+    assert len(two_brands["runs"][CALM]) >= 3 * len(CYCLES)
+
+
+def test_each_brands_effects_reach_only_its_own_simulators(two_brands) -> None:
+    brands = two_brands["brands"]
+    tracking: dict[str, set[str]] = {}
+    for code, brand in brands.items():
+        truth = brand.box.truth()
+        accounts = {o["body"]["AccountCode"] for o in truth["acs"]["orders"]}
+        assert accounts == {truth["acs"]["account_code"]}, code
+        made = {
+            parcel["tracking_number"]
+            for order in truth["acs"]["orders"]
+            for shipment in order.get("shipments", [])
+            for parcel in shipment["parcels"]
+        }
+        posted = {
+            package["consignment_ref"]
+            for call in truth["khaos"]["despatch_calls"]
+            for package in call["packages"]
+        }
+        assert posted <= made, code  # Khaos heard only of its own brand's parcels
+        tracking[code] = made
+    assert tracking[CALM] and not tracking[CALM] & tracking[STORMY]  # the oracle can tell
+
+
+def test_a_fault_storm_in_one_brand_leaves_the_other_posting_each_despatch_in_its_cycle(
+    two_brands,
+) -> None:
+    stormy = two_brands["brands"][STORMY].box.truth()
+    injected = (
+        sum(stormy["khaos"]["faults"]["injected"].values()) if "faults" in stormy["khaos"] else 0
+    )
+    injected += sum(stormy["acs"]["faults"]["injected"].values())
+    assert injected > 0  # the storm was real
+    assert two_brands["unposted"][CALM] == [0] * len(CYCLES)
+    shipped, posted = _despatches(two_brands["brands"][CALM])
+    assert shipped and shipped == posted
+    with Store.open(two_brands["brands"][CALM].store_url, migrate=False) as store:
+        states = {e.state for e in store.outbox.find()}
+        assert states <= {"done", "superseded"}, states
+
+
+def test_one_brands_secrets_never_reach_the_others_logs_store_or_output(two_brands) -> None:
+    brands, instance = two_brands["brands"], two_brands["instance"]
+    for code, other in ((STORMY, CALM), (CALM, STORMY)):
+        seen = _run_logs(instance, code) + _store_text(brands[code].store_url)
+        assert seen and not [s for s in brands[other].secrets() if s in seen], code
+        assert not [s for s in brands[code].secrets() if s in seen], code  # nor its own
+
+
+def test_each_brand_takes_slots_of_its_own_api_pools(two_brands) -> None:
+    keys = two_brands["instance"].event_log_storage.get_concurrency_keys()
+    assert {f"{api}:{code}" for api in ("acs_api", "khaos_api") for code in (STORMY, CALM)} <= keys
+    assert not keys & {"acs_api", "khaos_api"}
+
+
+def test_the_overview_lists_both_brands_from_their_settings_folder(two_brands) -> None:
+    folder = two_brands["brands"][CALM].file.parent
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ACS_KHAOS_")}
+    done = subprocess.run(
+        [str(CLI), "overview", "--brands-dir", str(folder), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {row["brand"]: row for row in map(json.loads, done.stdout.splitlines())}
+    assert set(rows) == {STORMY, CALM}
+    assert rows[CALM]["oldest_due_s"] is None
+    assert all(row["snapshot_age_s"] is not None for row in rows.values())
+    assert rows[CALM]["despatch_posted_age_s"] is not None
+    for brand in two_brands["brands"].values():
+        assert not [s for s in brand.secrets() if s in done.stdout + done.stderr]
