@@ -40,12 +40,8 @@ def main() -> int:
         parser.add_argument("--seed", type=int, default=7)
         a = parser.parse_args()
         return serve(a.scenario, a.drop, a.seed)
-    if len(sys.argv) > 1 and sys.argv[1] == "run":
-        from soak.loop import run_worker
-
-        return run_worker(sys.argv[2])
     if len(sys.argv) > 1 and sys.argv[1] == "forkserver":
-        from soak.loop import fork_server
+        from soak.launcher import fork_server
 
         return fork_server()
     from soak.run import soak
@@ -68,6 +64,21 @@ def main() -> int:
         type=float,
         default=0.2,
         help="share of run workers killed (SIGKILL or a crash point)",
+    )
+    parser.add_argument(
+        "--freeze-share",
+        type=float,
+        default=0.1,
+        help="share of run workers frozen (SIGSTOP) holding claims, thawed after the lease",
+    )
+    parser.add_argument(
+        "--daemon-kill-rate", type=float, default=0.15, help="chance a step kills the daemon"
+    )
+    parser.add_argument(
+        "--dispatcher-rate",
+        type=float,
+        default=0.3,
+        help="chance a step starts a standalone `acs-khaos outbox dispatch`",
     )
     parser.add_argument("--pg-restarts", type=int, default=2)
     parser.add_argument("--max-running", type=int, default=3, help="run workers at once")
