@@ -88,7 +88,7 @@ def main() -> int:
     if args.small:
         args.size, args.days, args.orders_per_day = "tiny", 0.5, 40
         args.step_min, args.kill_share, args.pg_restarts = 60, 0.3, 1
-        args.step_wall_s = 2.0
+        args.step_wall_s, args.freeze_share, args.daemon_kill_rate = 2.0, 0.5, 0.3
     return soak(args)
 
 
