@@ -125,7 +125,7 @@ class Launcher:
             else:
                 kill_at = time.monotonic() + self.rng.uniform(0.5, 8.0)
         elif roll < self.faults.kill_share + self.faults.freeze_share and job not in NOT_FROZEN:
-            extra[FREEZE_ENV] = f"after_claim:{self.rng.randint(1, 2)}"
+            extra[FREEZE_ENV] = "after_claim:1"
             freeze = True
         request = {
             "job": job,
@@ -147,7 +147,7 @@ class Launcher:
             if self.rng.random() < 0.5:
                 kill_at = time.monotonic() + self.rng.uniform(0.2, 4.0)
             else:
-                extra[FREEZE_ENV] = f"after_claim:{self.rng.randint(1, 3)}"
+                extra[FREEZE_ENV] = "after_claim:1"
                 freeze = True
         log = self.work / "runs" / f"{self.count + 1:05d}-dispatcher.log"
         pid = self.fork("dispatch", None, extra, log)

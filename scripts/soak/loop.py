@@ -171,6 +171,10 @@ def dagster_yaml(home: Path, port: int) -> None:
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text(
         "telemetry:\n  enabled: false\n"
+        # Each step's stdout/stderr captured to files is I/O the soak never reads: the run
+        # workers log to their own files, and the oracles read the simulators.
+        "compute_logs:\n  module: dagster._core.storage.noop_compute_log_manager\n"
+        "  class: NoOpComputeLogManager\n"
         "storage:\n  postgres:\n    postgres_db:\n      scheme: postgresql+psycopg2\n"
         f"      hostname: 127.0.0.1\n      port: {port}\n      username: postgres\n"
         "      password: ''\n      db_name: dagster\n",

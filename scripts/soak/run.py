@@ -87,7 +87,8 @@ def soak(args: argparse.Namespace) -> int:
                 figures.orders += made["orders"]
                 figures.cancelled += made["cancelled"]
             if local.minute < args.step_min and local.hour % 4 == 0:
-                got = http("POST", f"{sandbox.acs}/_sandbox/soak/returns?share=0.06")
+                share = args.returns_share
+                got = http("POST", f"{sandbox.acs}/_sandbox/soak/returns?share={share}")
                 figures.returns += got["received"]
             if local.hour == 5 and local.minute < args.step_min:
                 http("POST", f"{sandbox.acs}/_sandbox/daily-files")
@@ -107,7 +108,6 @@ def soak(args: argparse.Namespace) -> int:
                 )
         stats = sandbox.fault_stats()
         sandbox.faults_off()
-        launcher.thaw_all()
         settling = time.monotonic()
         settle(sandbox, driver, store_url)
         figures.wall["quiescence (all of it)"] += time.monotonic() - settling
@@ -187,6 +187,10 @@ def settle(sandbox: SandboxProcess, driver: Driver, store_url: str) -> None:
                 break
         else:
             print("  the outbox did not settle in a simulated week", flush=True)
+    # A process still frozen carries on now: what it holds was recovered long ago (or not
+    # claimed by anyone else), and it must find that out before it sends.
+    driver.launcher.thaw_all()
+    driver.drain()
 
 
 def report(
