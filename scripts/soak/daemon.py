@@ -206,6 +206,7 @@ class Daemon:
                 kill_at = None
             status = self.launcher.exit_status(self.pid)
             if status is not None:
+                self.launcher.figures.cpu["daemon"] += self.launcher.cpu.get(self.pid, 0.0)
                 killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
                 name = "SIGKILL daemon" if killed else "daemon died on its own"
                 self.launcher.figures.kills[name] += 1

@@ -80,6 +80,7 @@ class Launcher:
         )
         self.exits: dict[int, int] = {}
         self.pids: dict[int, int] = {}
+        self.cpu: dict[int, float] = {}  # CPU seconds of each process that ended
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         threading.Thread(target=self._read, daemon=True).start()
@@ -93,6 +94,7 @@ class Launcher:
                     self.pids[message["started"]] = message["pid"]
                 else:
                     self.exits[message["pid"]] = message["status"]
+                    self.cpu[message["pid"]] = message["cpu"]
                 self._ready.notify_all()
 
     def fork(self, what: str, payload: Any, env: dict[str, str], log: Path) -> int:
@@ -172,6 +174,8 @@ class Launcher:
             if status is None:
                 continue
             self.running.remove(worker)
+            with self._lock:
+                self.figures.cpu[worker.job] += self.cpu.get(worker.pid, 0.0)
             text = worker.log.read_text(errors="replace") if worker.log.exists() else ""
             what = "standalone dispatcher" if worker.standalone else "run worker"
             if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 137 and "crashpoint" in text:
@@ -265,11 +269,11 @@ def fork_server() -> int:
     def reap() -> None:
         while True:
             try:
-                pid, status = os.waitpid(-1, 0)
+                pid, status, usage = os.wait4(-1, 0)
             except ChildProcessError:
                 time.sleep(0.05)
                 continue
-            say({"pid": pid, "status": status})
+            say({"pid": pid, "status": status, "cpu": usage.ru_utime + usage.ru_stime})
 
     threading.Thread(target=reap, daemon=True).start()
     for line in sys.stdin:

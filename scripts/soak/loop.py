@@ -142,6 +142,7 @@ class Figures:
     seed: int
     started: float = field(default_factory=time.monotonic)
     wall: Counter[str] = field(default_factory=Counter)  # seconds spent, by phase
+    cpu: Counter[str] = field(default_factory=Counter)  # CPU seconds, by process kind
     runs: Counter[str] = field(default_factory=Counter)
     outcomes: Counter[str] = field(default_factory=Counter)
     kills: Counter[str] = field(default_factory=Counter)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -121,7 +122,10 @@ def soak(args: argparse.Namespace) -> int:
         if launcher is not None:
             launcher.kill_all()
         if sandbox is not None:
+            figures.cpu["sandbox (both simulators)"] += _cpu_of(sandbox.process.pid)
             sandbox.stop()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        figures.cpu["controller"] += usage.ru_utime + usage.ru_stime
     from soak.oracles import check
 
     checking = time.monotonic()
@@ -130,6 +134,15 @@ def soak(args: argparse.Namespace) -> int:
     report(args, figures, verdict, stats, store_url)
     cluster.stop("fast")
     return 0 if verdict.ok else 1
+
+
+def _cpu_of(pid: int) -> float:
+    """CPU seconds a live process has used (``/proc``: utime + stime, in clock ticks)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Driver:
@@ -218,6 +231,10 @@ def report(
     print(f"seed {args.seed}  (replay: scripts/chaos.py {' '.join(sys.argv[1:])})")
     print(f"duration {time.monotonic() - figures.started:.0f} s; simulated days {figures.days:.1f}")
     print("wall time by phase (s):", {k: round(v) for k, v in sorted(figures.wall.items())})
+    print(
+        "CPU seconds by process (ended ones; the share a shared machine gave the soak):",
+        {k: round(v) for k, v in sorted(figures.cpu.items(), key=lambda kv: -kv[1])},
+    )
     print(
         f"brand: {figures.orders} orders, {figures.cancelled} cancelled, "
         f"{figures.returns} units returned"
