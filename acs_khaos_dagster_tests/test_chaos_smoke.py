@@ -1,10 +1,11 @@
 """The bounded soak CI runs (``scripts/chaos.py --small``): the same oracles as the full one.
 
 Half a simulated day of a tiny brand trading (new orders, cancellations, returns), every
-effect made by Dagster runs that the integration's own sensors and schedules started, a
-quarter of all calls faulted, run workers SIGKILLed and killed at crash points, the soak's
-own PostgreSQL restarted once; at quiescence every oracle from the simulators' ground truth
-holds.
+effect made by Dagster runs that the integration's own sensors and schedules started (ticked
+by a daemon process the soak SIGKILLs and restarts), a quarter of all calls faulted, run
+workers and standalone dispatchers SIGKILLed, killed at crash points and frozen (SIGSTOP)
+holding claims past their lease, the soak's own PostgreSQL restarted once; at quiescence
+every oracle from the simulators' ground truth holds.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def soak(tmp_path_factory: pytest.TempPathFactory) -> str:
         [sys.executable, str(SCRIPT), "--small", "--seed", "5", "--workdir", str(work)],
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1800,
     )
     assert "RESULT:" in done.stdout, done.stdout[-6000:] + done.stderr[-3000:]
     return done.stdout
@@ -65,3 +66,10 @@ def test_the_small_soak_faults_a_fifth_of_calls_kills_runs_and_restarts_postgres
     assert share >= 20.0
     assert _figure(soak, r"(?m)^kills: (\d+)") >= 1
     assert _figure(soak, r"PostgreSQL restarts: (\d+)") >= 1
+
+
+def test_the_small_soak_kills_the_daemon_and_freezes_dispatchers_holding_claims(
+    soak: str,
+) -> None:
+    assert _figure(soak, r"(?m)^  SIGKILL daemon: (\d+)") >= 1
+    assert _figure(soak, r"(?m)^freezes: (\d+)") >= 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import sys
 import tempfile
 import time
@@ -14,11 +15,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from soak.daemon import Daemon
+from soak.launcher import Faults, Launcher
 from soak.loop import (
     Figures,
-    Launcher,
     SandboxProcess,
-    Ticker,
     dagster_yaml,
     http,
     integration_env,
@@ -44,6 +45,7 @@ def soak(args: argparse.Namespace) -> int:
     cluster.start()
     sandbox = None
     launcher = None
+    daemon = None
     try:
         store_url = cluster.create_database("store")
         cluster.create_database("dagster")
@@ -60,8 +62,16 @@ def soak(args: argparse.Namespace) -> int:
 
         with Store.open(store_url):
             pass  # migrations, as a deployment runs them before starting the daemon
-        launcher = Launcher(env, work, rng, figures, args.kill_share, args.max_running)
-        ticker = Ticker(launcher, figures)
+        from dagster import DagsterInstance
+
+        instance = DagsterInstance.get()
+        faults = Faults(args.kill_share, args.freeze_share, dispatcher_kill_share=0.6)
+        launcher = Launcher(env, work, rng, figures, faults)
+        daemon = Daemon(
+            launcher, instance, rng, args.daemon_kill_rate, f"{sandbox.acs}/_sandbox/clock"
+        )
+        driver = Driver(launcher, daemon, instance, args)
+        figures.wall["set-up"] += time.monotonic() - figures.started
         sandbox.faults_on(args.fault_rate, STALL_S, LATE_APPLY_S)
         steps = int(args.days * 24 * 60 / args.step_min)
         restarts = {int(steps * (n + 1) / (args.pg_restarts + 1)) for n in range(args.pg_restarts)}
@@ -78,7 +88,8 @@ def soak(args: argparse.Namespace) -> int:
                 figures.orders += made["orders"]
                 figures.cancelled += made["cancelled"]
             if local.minute < args.step_min and local.hour % 4 == 0:
-                got = http("POST", f"{sandbox.acs}/_sandbox/soak/returns?share=0.06")
+                share = args.returns_share
+                got = http("POST", f"{sandbox.acs}/_sandbox/soak/returns?share={share}")
                 figures.returns += got["received"]
             if local.hour == 5 and local.minute < args.step_min:
                 http("POST", f"{sandbox.acs}/_sandbox/daily-files")
@@ -87,7 +98,9 @@ def soak(args: argparse.Namespace) -> int:
                 figures.pg_restarts += 1
                 print(f"  PostgreSQL restarted at step {step}", flush=True)
             now = sandbox.advance(args.step_min)
-            _tick(ticker, launcher, now, args.max_running, args.step_wall_s)
+            if rng.random() < args.dispatcher_rate:
+                launcher.dispatcher()
+            driver.step(now)
             if step % max(1, steps // 20) == 0:
                 print(
                     f"  {now:%a %d %b %H:%M} step {step}/{steps}: {dict(outbox_counts(store_url))}"
@@ -96,61 +109,101 @@ def soak(args: argparse.Namespace) -> int:
                 )
         stats = sandbox.fault_stats()
         sandbox.faults_off()
-        settle(sandbox, ticker, launcher, store_url, args)
+        settling = time.monotonic()
+        settle(sandbox, driver, store_url)
+        figures.wall["quiescence (all of it)"] += time.monotonic() - settling
+        figures.ticks.update(daemon.state.get("ticks", {}))
+        figures.tick_errors.update(daemon.state.get("tick_errors", {}))
         figures.days = (sandbox.now() - start).total_seconds() / 86400
         acs, khaos, units = sandbox.truth()
     finally:
+        if daemon is not None:
+            daemon.stop()
         if launcher is not None:
             launcher.kill_all()
         if sandbox is not None:
+            figures.cpu["sandbox (both simulators)"] += _cpu_of(sandbox.process.pid)
             sandbox.stop()
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        figures.cpu["controller"] += usage.ru_utime + usage.ru_stime
     from soak.oracles import check
 
+    checking = time.monotonic()
     verdict = check(acs, khaos, units, store_url)
+    figures.wall["oracles"] += time.monotonic() - checking
     report(args, figures, verdict, stats, store_url)
     cluster.stop("fast")
     return 0 if verdict.ok else 1
 
 
-def _tick(
-    ticker: Ticker, launcher: Launcher, now: datetime, max_running: int, budget: float
-) -> None:
-    ticker.tick(now)
-    launcher.wait_below(ticker.instance, max_running - 1, budget)
+def _cpu_of(pid: int) -> float:
+    """CPU seconds a live process has used (``/proc``: utime + stime, in clock ticks)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def settle(
-    sandbox: SandboxProcess,
-    ticker: Ticker,
-    launcher: Launcher,
-    store_url: str,
-    args: argparse.Namespace,
-) -> None:
+class Driver:
+    """One step of the integration: the daemon ticks at the new time and the runs it
+    started work, until all but one are done or the step's wall-clock budget is spent."""
+
+    def __init__(
+        self, launcher: Launcher, daemon: Daemon, instance: Any, args: argparse.Namespace
+    ) -> None:
+        self.launcher, self.daemon, self.instance = launcher, daemon, instance
+        self.max_running, self.budget = args.max_running, args.step_wall_s
+
+    def step(self, now: datetime) -> None:
+        self.launcher.step += 1
+        wall = self.launcher.figures.wall
+        started = time.monotonic()
+        self.daemon.await_tick(now)
+        ticked = time.monotonic()
+        wall["waiting for the daemon's tick"] += ticked - started
+        self.launcher.wait_below(self.instance, self.max_running - 1, self.budget)
+        # Runs may straddle steps, but never pile up beyond the machine: a run slower than
+        # the step's budget holds the clock back rather than crowd the next step's runs.
+        self.launcher.wait_below(self.instance, self.max_running, 600)
+        wall["waiting for runs"] += time.monotonic() - ticked
+
+    def drain(self) -> None:
+        started = time.monotonic()
+        self.daemon.pump()
+        self.launcher.wait_below(self.instance, 0, 600)
+        self.launcher.figures.wall["waiting for runs"] += time.monotonic() - started
+
+
+def settle(sandbox: SandboxProcess, driver: Driver, store_url: str) -> None:
     """Faults off, no more trading: ACS finishes its work (hire units back and cleaned) in
     day-long jumps, as over a closed weekend; then its last files are dropped and the
-    integration's schedules and sensors run hour by hour until the outbox and the runs are
-    quiet for three hours and a full day has passed (the stock push of the last snapshot,
+    integration's schedules and sensors run in three-hour steps until the outbox and the
+    runs are quiet for two steps and a day has passed (the stock push of the last snapshot,
     the finance batch and a night's reconciliation all had their turn)."""
-    launcher.wait_below(ticker.instance, 0, 600)
+    driver.drain()
     for _ in range(14):
         if not http("GET", f"{sandbox.acs}/_sandbox/soak/units")["busy"]:
             break
-        sandbox.advance(24 * 60)
+        driver.step(sandbox.advance(24 * 60))
     # Two of ACS's nightly drops: the second one is taken after everything the first one
     # brought (returns posted, invoices issued) has landed, as the next morning's would be.
     for _drop in range(2):
         http("POST", f"{sandbox.acs}/_sandbox/daily-files")
         quiet = 0
         for step in range(8 * 7):
-            now = sandbox.advance(180)
-            _tick(ticker, launcher, now, args.max_running, args.step_wall_s)
-            launcher.wait_below(ticker.instance, 0, 600)
+            driver.step(sandbox.advance(180))
+            driver.drain()
             counts = outbox_counts(store_url)
             quiet = quiet + 1 if not counts["pending"] + counts["in_flight"] else 0
             if quiet >= 2 and step >= 9:
                 break
         else:
             print("  the outbox did not settle in a simulated week", flush=True)
+    # A process still frozen carries on now: what it holds was recovered long ago (or not
+    # claimed by anyone else), and it must find that out before it sends.
+    driver.launcher.thaw_all()
+    driver.drain()
 
 
 def report(
@@ -177,6 +230,11 @@ def report(
     print()
     print(f"seed {args.seed}  (replay: scripts/chaos.py {' '.join(sys.argv[1:])})")
     print(f"duration {time.monotonic() - figures.started:.0f} s; simulated days {figures.days:.1f}")
+    print("wall time by phase (s):", {k: round(v) for k, v in sorted(figures.wall.items())})
+    print(
+        "CPU seconds by process (ended ones; the share a shared machine gave the soak):",
+        {k: round(v) for k, v in sorted(figures.cpu.items(), key=lambda kv: -kv[1])},
+    )
     print(
         f"brand: {figures.orders} orders, {figures.cancelled} cancelled, "
         f"{figures.returns} units returned"
@@ -199,6 +257,9 @@ def report(
     )
     print(f"kills: {sum(figures.kills.values())}")
     for name, n in sorted(figures.kills.items()):
+        print(f"  {name}: {n}")
+    print(f"freezes: {sum(figures.freezes.values())}")
+    for name, n in sorted(figures.freezes.items()):
         print(f"  {name}: {n}")
     print(f"PostgreSQL restarts: {figures.pg_restarts}")
     print(f"attempts by outcome: {dict(sorted(attempts.items()))}")
