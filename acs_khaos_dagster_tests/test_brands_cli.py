@@ -136,3 +136,17 @@ def test_the_brand_unit_is_hardened_like_the_others_and_serves_the_workspaces_so
     for entry in workspace["load_from"]:
         brand = entry["grpc_server"]["location_name"]
         assert entry["grpc_server"]["socket"] == socket.replace("%i", brand)
+
+
+def test_the_demo_makes_each_generated_brand_a_settings_file_of_its_own(tmp_path: Path) -> None:
+    from acs_khaos_dagster.config import load_settings
+    from acs_khaos_dagster.demo_brands import write_brand_settings
+
+    folder = write_brand_settings(load_settings(data_dir=tmp_path), 2)
+    loaded = {}
+    for file in sorted(folder.glob("*.yaml")):
+        with brand_environment(file) as settings:
+            loaded[settings.brand] = settings
+    assert set(loaded) == {"brand_a", "brand_b"}
+    assert loaded["brand_a"].data_dir != loaded["brand_b"].data_dir
+    assert loaded["brand_a"].acs.account_code != loaded["brand_b"].acs.account_code

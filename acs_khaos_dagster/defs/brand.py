@@ -167,7 +167,7 @@ def _pooled(asset: AssetsDefinition, brand: str) -> AssetsDefinition:
         description=op.description,
         tags=op.tags,
         required_resource_keys=op.required_resource_keys,
-        code_version=op._version,
+        code_version=op._version,  # as with_replaced_properties copies it
         retry_policy=op.retry_policy,
         version=None,
         pool=pool_for(op.pool, brand),
