@@ -55,14 +55,6 @@ from acs_khaos_dagster.flows.despatch_postings import (
     shipments_frame,
     unrecorded_despatches,
 )
-
-# Re-exported: defs.reconciliation imports these from here.
-from acs_khaos_dagster.flows.order_progress import (
-    open_units as _open_units,  # noqa: F401
-)
-from acs_khaos_dagster.flows.order_progress import (
-    postings_by_order as _postings_by_order,  # noqa: F401
-)
 from acs_khaos_dagster.flows.order_release import (
     RELEASE_ACTIONS,
     ready_sku_map,

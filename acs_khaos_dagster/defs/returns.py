@@ -66,11 +66,6 @@ from acs_khaos_dagster.flows.return_postings import (
     credit_figures,
     post_customer_returns,
 )
-
-# Re-exported: defs.reconciliation imports it from here.
-from acs_khaos_dagster.flows.return_postings import (
-    stored_matches as _stored_matches,  # noqa: F401
-)
 from acs_khaos_dagster.flows.returns_intake import (
     RETURNS_FILE_GLOB,
     returns_files_news,

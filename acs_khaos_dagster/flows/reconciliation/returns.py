@@ -23,9 +23,9 @@ from acs_khaos_dagster.domain.reconciliation import (
 from acs_khaos_dagster.domain.returns import StockMoveKind, apply_grade_policy
 from acs_khaos_dagster.flows.common import effect_states, write_parquet_atomically
 from acs_khaos_dagster.flows.duplicates import raise_duplicates, return_frame
-from acs_khaos_dagster.flows.reconciliation.sources import stored_matches
 from acs_khaos_dagster.flows.reconciliation.stock import UNSENT
 from acs_khaos_dagster.flows.reconciliation.storage import as_at, empty, sync_findings, table_path
+from acs_khaos_dagster.flows.return_postings import stored_matches
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.orders import OrderBook
 from acs_khaos_dagster.store.returns import ReturnsRepository
