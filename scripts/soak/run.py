@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from soak.finance import Finance
 from soak.loop import (
     Figures,
     Launcher,
@@ -62,6 +63,7 @@ def soak(args: argparse.Namespace) -> int:
             pass  # migrations, as a deployment runs them before starting the daemon
         launcher = Launcher(env, work, rng, figures, args.kill_share, args.max_running)
         ticker = Ticker(launcher, figures)
+        finance = Finance(args.seed)  # brand side (soakbrand): works held variances
         sandbox.faults_on(args.fault_rate, STALL_S, LATE_APPLY_S)
         steps = int(args.days * 24 * 60 / args.step_min)
         restarts = {int(steps * (n + 1) / (args.pg_restarts + 1)) for n in range(args.pg_restarts)}
@@ -77,6 +79,10 @@ def soak(args: argparse.Namespace) -> int:
                 made = http("POST", f"{sandbox.khaos}/_sandbox/soak/trade?orders={per_step}")
                 figures.orders += made["orders"]
                 figures.cancelled += made["cancelled"]
+                # brand side (soakbrand): stock changes no order explains
+                for kind, n in http("POST", f"{sandbox.acs}/_sandbox/soak/stock").items():
+                    figures.stock_events[kind] += n
+            finance.visit(now)  # brand side (soakbrand)
             if local.minute < args.step_min and local.hour % 4 == 0:
                 got = http("POST", f"{sandbox.acs}/_sandbox/soak/returns?share=0.06")
                 figures.returns += got["received"]
@@ -96,7 +102,7 @@ def soak(args: argparse.Namespace) -> int:
                 )
         stats = sandbox.fault_stats()
         sandbox.faults_off()
-        settle(sandbox, ticker, launcher, store_url, args)
+        settle(sandbox, ticker, launcher, store_url, args, finance)
         figures.days = (sandbox.now() - start).total_seconds() / 86400
         acs, khaos, units = sandbox.truth()
     finally:
@@ -107,7 +113,7 @@ def soak(args: argparse.Namespace) -> int:
     from soak.oracles import check
 
     verdict = check(acs, khaos, units, store_url)
-    report(args, figures, verdict, stats, store_url)
+    report(args, figures, verdict, stats, store_url, finance)
     cluster.stop("fast")
     return 0 if verdict.ok else 1
 
@@ -125,6 +131,7 @@ def settle(
     launcher: Launcher,
     store_url: str,
     args: argparse.Namespace,
+    finance: Finance,
 ) -> None:
     """Faults off, no more trading: ACS finishes its work (hire units back and cleaned) in
     day-long jumps, as over a closed weekend; then its last files are dropped and the
@@ -138,11 +145,17 @@ def settle(
         sandbox.advance(24 * 60)
     # Two of ACS's nightly drops: the second one is taken after everything the first one
     # brought (returns posted, invoices issued) has landed, as the next morning's would be.
-    for _drop in range(2):
-        http("POST", f"{sandbox.acs}/_sandbox/daily-files")
+    # Then (brand side, soakbrand) finance decides every hold still open, and the
+    # approved variances are sent.
+    for drop in range(3):
+        if drop < 2:
+            http("POST", f"{sandbox.acs}/_sandbox/daily-files")
+        else:
+            finance.visit(sandbox.now(), everything=True)
         quiet = 0
         for step in range(8 * 7):
             now = sandbox.advance(180)
+            finance.visit(now)
             _tick(ticker, launcher, now, args.max_running, args.step_wall_s)
             launcher.wait_below(ticker.instance, 0, 600)
             counts = outbox_counts(store_url)
@@ -154,7 +167,12 @@ def settle(
 
 
 def report(
-    args: argparse.Namespace, figures: Figures, verdict: Any, stats: dict[str, Any], store_url: str
+    args: argparse.Namespace,
+    figures: Figures,
+    verdict: Any,
+    stats: dict[str, Any],
+    store_url: str,
+    finance: Finance,
 ) -> None:
     from sqlalchemy import func, select
 
@@ -201,6 +219,8 @@ def report(
     for name, n in sorted(figures.kills.items()):
         print(f"  {name}: {n}")
     print(f"PostgreSQL restarts: {figures.pg_restarts}")
+    print(f"brand stock events: {dict(sorted(figures.stock_events.items()))}")
+    print(f"finance on held variances: {dict(sorted(finance.figures.items()))}")
     print(f"attempts by outcome: {dict(sorted(attempts.items()))}")
     print("oracles (checked):", dict(sorted(verdict.checked.items())))
     for oracle, entities in sorted(verdict.broken.items()):
