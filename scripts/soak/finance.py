@@ -4,7 +4,7 @@ Two people (``finance-a``, ``finance-b``) approve held stock variances with the 
 method ``acs-khaos exceptions approve`` calls, under the settings' two-person limits
 (``stock.second_approval_units/value``): a hold above them waits for the second person.
 
-Finance does not look at a new hold at once: half of them the same afternoon (4 simulated
+Finance does not look at a new hold at once: half of them the same day (6 simulated
 hours later), half only after the next stock count (36 hours later), by which time the
 next snapshot's push has usually replaced the hold with one of its own. Then, like the
 person in ``test_stock_invariant.py``, they click approve on every hold they have seen for
@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 PEOPLE = ("finance-a", "finance-b")
-DELAYS = (timedelta(hours=4), timedelta(hours=36))
+DELAYS = (timedelta(hours=6), timedelta(hours=36))
 
 
 class Finance:

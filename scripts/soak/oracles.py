@@ -291,13 +291,13 @@ def _corrections(
     For each StockID the brand changed without an order (goods in, a unit counted out, a
     count keyed in Khaos; a unit set aside damaged moves sites, not the total), and each
     pushed snapshot T: what Khaos applied from the pushes of snapshots up to T (its own
-    Level before/after of each line, all sites), plus what the store says was planned for
-    those snapshots and never sent (superseded, parked, held), minus the brand's changes up
-    to T (ACS's at the snapshot, Khaos's before the push), is the same at every T. It moves
-    when a push applied more or less than the physical change: a retried line resetting
-    Level over invoices booked since (absolute target), two holds of one difference both
-    booked. Level itself is checked at quiescence only, where a later push has corrected
-    such a change; this sees it in the history of what Khaos applied."""
+    Level before/after of each line, all sites), plus what the store says T's push planned
+    and never sent (superseded, parked, held: the next push plans it again), minus the
+    brand's changes up to T (ACS's at the snapshot, Khaos's before the push), is the same
+    at every T. It moves when a push applied more or less than the physical change: a
+    retried line resetting Level over invoices booked since (absolute target), two holds of
+    one difference both booked. Level itself is checked at quiescence only, where a later
+    push has corrected such a change; this sees it in the history of what Khaos applied."""
     events: dict[int, list[tuple[datetime, str, int]]] = defaultdict(list)
     for e in units.get("stock_events", []):
         at = datetime.fromisoformat(e["at"])
@@ -326,7 +326,7 @@ def _corrections(
         owed: list[tuple[datetime, int]] = []
         pushed = 0
         for moment in moments:
-            pushed += applied[stock_id][moment] + unsent[stock_id][moment]
+            pushed += applied[stock_id][moment]
             physical = sum(
                 c
                 for at, kind, c in happened
@@ -339,7 +339,9 @@ def _corrections(
                 for at, kind, _ in happened
             ):
                 continue
-            owed.append((moment, pushed - physical))
+            # What this snapshot planned and never sent, a later plan plans again: it
+            # counts at its own snapshot only.
+            owed.append((moment, pushed + unsent[stock_id][moment] - physical))
         if len({d for _, d in owed}) > 1:
             verdict.fail(
                 "push changes = physical changes",
