@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import time
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -528,6 +529,38 @@ def test_sold_units_leave_the_snapshot_once_despatched(acs: AcsHarness) -> None:
     with path.open(encoding="utf-8") as handle:
         assert [r for r in csv.DictReader(handle) if r["order_number"] == "SO-1"] == []
     assert acs.truth()["units"]["despatched"] == 2
+
+
+def _snapshot_statuses(acs: AcsHarness, sku: str) -> Counter[str]:
+    (path,) = [p for p in acs.sim.write_daily_files() if p.name.startswith("stock_units")]
+    with path.open(encoding="utf-8") as handle:
+        return Counter(r["status"] for r in csv.DictReader(handle) if r["sku"] == sku)
+
+
+def test_goods_received_are_in_the_next_snapshot_ready_for_customers_once(
+    acs: AcsHarness,
+) -> None:
+    before = _snapshot_statuses(acs, "TEE-BLK-M")
+    added = acs.sim.state.receive_goods("TEE-BLK-M", 3, acs.clock.now(), "GRN1")
+    assert acs.sim.state.receive_goods("TEE-BLK-M", 3, acs.clock.now(), "GRN1") == []
+    after = _snapshot_statuses(acs, "TEE-BLK-M")
+    assert added == ["GRN1-1", "GRN1-2", "GRN1-3"]
+    assert after - before == Counter({"In Warehouse - Ready For Customer": 3})
+
+
+def test_a_unit_found_damaged_moves_to_quarantine_and_is_never_allocated(
+    acs: AcsHarness,
+) -> None:
+    free = acs.sim.state.free_units("TEE-BLK-M")
+    for unit in free[1:]:
+        acs.sim.state.count_out(unit)  # a cycle count finds all but one
+    acs.sim.state.set_aside(free[0], "Quarantine", acs.clock.now())
+    assert acs.sim.state.free_units("TEE-BLK-M") == []
+    assert _snapshot_statuses(acs, "TEE-BLK-M")["Quarantine"] >= 1
+    put_order(acs, order_body("SO-9", [("1", "TEE-BLK-M", 1)]))
+    acs.advance(timedelta(hours=1))
+    [short] = acs.truth()["orders"][-1]["closed_short"]
+    assert short["reason"] == "STOCK_NOT_FOUND"
 
 
 def test_hire_return_is_written_to_a_returns_file(acs: AcsHarness) -> None:

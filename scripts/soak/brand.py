@@ -10,8 +10,14 @@ integration never touch them, and adds what a brand's day brings, all seeded:
 - ``POST /_sandbox/soak/returns`` (ACS side): customers send back a share of the sale
   units ACS has despatched; ACS receives and grades them (A/B/C/BER by quota) and they go
   into the next returns file;
+- ``POST /_sandbox/soak/stock`` (both sides): stock changes no order explains — a
+  supplier delivery put away at ACS (goods in), a unit ACS finds damaged on the shelf
+  (quarantine), a unit a cycle count does not find, and now and then someone in Khaos
+  setting a selling Level 20+ over (a count keyed in by hand), which the next push must
+  hold for finance (``scripts/soak/finance.py`` works that queue);
 - ``GET /_sandbox/soak/units``: ACS's physical units per SKU and status, the units ACS
-  has received back with their grade, and whether ACS still has work scheduled.
+  has received back with their grade, the stock events above with their simulated time,
+  and whether ACS still has work scheduled.
 
 Everything else (picking, packing, split and short-closed shipments, hire units going out
 and coming back through inspection and cleaning, the daily stock and returns files, the
@@ -37,6 +43,7 @@ from acs_khaos_dagster.sandbox.variants import VARIANTS
 
 FIRST_ORDER_ID = 600_000
 GRADES = (("A", 60), ("B", 25), ("C", 10), ("BER", 5))
+SELLING_SITE = 1  # the documented default policy's selling site
 ACTIONS = {"A": "RESTOCK", "B": "CLEAN", "C": "QUARANTINE", "BER": "DISPOSE"}
 
 
@@ -61,6 +68,10 @@ class Brand:
         self.return_seq = 500_000
         self.considered: set[str] = set()
         self.graded: list[dict[str, str]] = []
+        self.ordered: list[Any] = []  # sale items of recent orders: what sells today
+        self.stock_events: list[dict[str, Any]] = []
+        self.delivery_seq = 0
+        self.miscount_day: Any = None
 
     def trade(self, orders: int, cancel_share: float) -> dict[str, int]:
         box, rng = self.box, self.rng
@@ -74,6 +85,8 @@ class Brand:
                 if plan is not None:
                     box.acs.state.plans[order.order_code] = plan
                 self.recent.append(order.order_id)
+                by_code = {i.stock_code: i for i in self.sale}
+                self.ordered += [by_code[ln.stock_code] for ln in order.lines if not ln.is_hire]
                 made += 1
             # Customer services cancel a few of the day's orders (some will already be at
             # ACS: a cancellation there, or too late once picked — an owned exception).
@@ -83,6 +96,7 @@ class Brand:
                     self.cancelled.append(order_id)
                     cancelled += 1
             self.recent = self.recent[-orders * 2 :]
+            self.ordered = self.ordered[-orders * 12 :]
         return {"orders": made, "cancelled": cancelled}
 
     def _order(self, now: Any) -> SalesOrder:
@@ -190,6 +204,64 @@ class Brand:
         self.graded.extend(rows)
         return {"received": taken}
 
+    def stock(self, share: float = 1.0) -> dict[str, int]:
+        """One step's stock changes no order explains, on items that sell (so invoices are
+        issued on them while their pushes are still retried or held for finance)."""
+        box, rng, state = self.box, self.rng, self.box.acs.state
+        now = box.clock.now()
+        made: Counter[str] = Counter()
+        pool = self.ordered or self.sale
+        with box.khaos._lock, state.lock:
+            if rng.random() < 0.25 * share:
+                item = rng.choice(pool)
+                self.delivery_seq += 1
+                count = rng.randint(1, 8)
+                ref = f"GRN{self.delivery_seq:05d}"
+                added = state.receive_goods(item.stock_code, count, now, ref)
+                self._event(now, item, "goods_in", len(added))
+                made["goods_in"] += len(added)
+            for kind, chance in (("damaged", 0.12), ("counted_out", 0.12)):
+                if rng.random() >= chance * share:
+                    continue
+                item = rng.choice(pool)
+                free = state.free_units(item.stock_code)
+                if len(free) < 2:
+                    continue  # keep a unit for today's orders
+                unit = rng.choice(free)
+                if kind == "damaged":
+                    state.set_aside(unit, "Quarantine", now)
+                    self._event(now, item, kind, 0)  # a status move: no unit gained or lost
+                else:
+                    state.count_out(unit)
+                    self._event(now, item, kind, -1)
+                made[kind] += 1
+            day = now.date()
+            if self.miscount_day != day and rng.random() < 0.15 * share:
+                # Someone in Khaos keys a count 20+ over on the selling site: ACS's units say
+                # otherwise, so the next push must bring Level back down (held: 20+ units).
+                self.miscount_day = day
+                item = rng.choice(pool)
+                over = rng.randint(20, 25)
+                books = box.khaos.books
+                books.levels[(item.stock_id, SELLING_SITE)] = (
+                    books.level(item.stock_id, SELLING_SITE) + over
+                )
+                self._event(now, item, "khaos_miscount", -over)
+                made["khaos_miscount"] += 1
+        return dict(made)
+
+    def _event(self, now: Any, item: Any, kind: str, correction: int) -> None:
+        """``correction``: what this does to the StockID's Level change the pushes owe."""
+        self.stock_events.append(
+            {
+                "at": now.isoformat(),
+                "sku": item.stock_code,
+                "stock_id": item.stock_id,
+                "kind": kind,
+                "correction": correction,
+            }
+        )
+
     def units(self) -> dict[str, Any]:
         state = self.box.acs.state
         with state.lock:
@@ -202,6 +274,7 @@ class Brand:
             "busy": busy,
             "next_due": next_due,
             "cancelled_orders": list(self.cancelled),
+            "stock_events": list(self.stock_events),
         }
 
 
@@ -219,6 +292,7 @@ def serve(scenario: Path, drop: Path, seed: int, variant: str = "modelled") -> i
     box.khaos.app.add_api_route("/_sandbox/soak/trade", trade, methods=["POST"])
     box.acs.app.add_api_route("/_sandbox/soak/returns", send_back, methods=["POST"])
     box.acs.app.add_api_route("/_sandbox/soak/units", brand.units, methods=["GET"])
+    box.acs.app.add_api_route("/_sandbox/soak/stock", brand.stock, methods=["POST"])
     with box:
         print(json.dumps(box.settings_env()), flush=True)
         sys.stdin.read()

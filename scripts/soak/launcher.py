@@ -105,8 +105,10 @@ class Launcher:
         assert self.server.stdin is not None
         self.server.stdin.write(json.dumps(message) + "\n")
         self.server.stdin.flush()
+        # The first fork waits for the server's imports: minutes on a crowded machine.
         with self._ready:
-            self._ready.wait_for(lambda: number in self.pids, timeout=60)
+            if not self._ready.wait_for(lambda: number in self.pids, timeout=900):
+                raise RuntimeError(f"the fork server started no process in 900 s ({what})")
             return self.pids[number]
 
     def exit_status(self, pid: int) -> int | None:
@@ -238,7 +240,11 @@ class Launcher:
                 os.kill(worker.pid, signal.SIGKILL)
         if self.server.stdin:
             self.server.stdin.close()
-        self.server.wait(30)
+        try:
+            self.server.wait(30)
+        except subprocess.TimeoutExpired:
+            self.server.kill()
+            self.server.wait()
 
 
 def _stopped(pid: int) -> bool:

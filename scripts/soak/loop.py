@@ -155,6 +155,7 @@ class Figures:
     returns: int = 0
     days: float = 0.0
     first_failure_s: float | None = None
+    stock_events: Counter[str] = field(default_factory=Counter)  # brand side (soakbrand)
 
 
 def outbox_counts(store_url: str) -> Counter[str]:

@@ -9,8 +9,10 @@ documented default policy (ARCHITECTURE.md), not imported from the code under te
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -69,6 +71,7 @@ def check(
     _releases(acs, khaos, units, store_url, verdict)
     _returns(units, khaos, verdict)
     _level(acs, khaos, units, verdict)
+    _corrections(khaos, units, store_url, verdict)
     _effects(store_url, verdict)
     return verdict
 
@@ -264,6 +267,111 @@ def _level(
                 "Level = ACS physical units",
                 f"StockID {key[0]} site {key[1]}: Khaos {row['level']}, ACS says {expected[key]}",
             )
+
+
+# A push's GroupRef (its groups, its moves' legs and their reversals, finance's approvals of
+# its holds) names the snapshot: SNAP-<snapshot_at UTC>-F<file>-...
+_SNAP_REF = re.compile(r"^SNAP-(\d{8}T\d{6})-F\d+-")
+_ACS_SIDE = {"goods_in", "damaged", "counted_out"}
+_PUSH_KINDS = {"khaos.import_stock_adjustments", "khaos.import_stock_move"}
+
+
+def _snapshot_of(ref: str) -> datetime | None:
+    found = _SNAP_REF.match(ref)
+    if found is None:
+        return None
+    return datetime.strptime(found.group(1), "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
+
+
+def _corrections(
+    khaos: dict[str, Any], units: dict[str, Any], store_url: str, verdict: Verdict
+) -> None:
+    """Every change the pushes made to a StockID's Level has a physical cause.
+
+    For each StockID the brand changed without an order (goods in, a unit counted out, a
+    count keyed in Khaos; a unit set aside damaged moves sites, not the total), and each
+    pushed snapshot T: what Khaos applied from the pushes of snapshots up to T (its own
+    Level before/after of each line, all sites), plus what the store says T's push planned
+    and never sent (superseded, parked, held: the next push plans it again), minus the
+    brand's changes up to T (ACS's at the snapshot, Khaos's before the push), is the same
+    at every T. It moves when a push applied more or less than the physical change: a
+    retried line resetting Level over invoices booked since (absolute target), two holds of
+    one difference both booked. Level itself is checked at quiescence only, where a later
+    push has corrected such a change; this sees it in the history of what Khaos applied."""
+    events: dict[int, list[tuple[datetime, str, int]]] = defaultdict(list)
+    for e in units.get("stock_events", []):
+        at = datetime.fromisoformat(e["at"])
+        events[int(e["stock_id"])].append((at, e["kind"], int(e["correction"])))
+    if not events:
+        return
+    applied: dict[int, Counter[datetime]] = defaultdict(Counter)
+    first_sent: dict[datetime, datetime] = {}
+    for group in khaos["adjustment_groups"]:
+        moment = _snapshot_of(group["group_ref"])
+        if moment is None:
+            continue
+        created = datetime.fromisoformat(group["created_at"])
+        first_sent[moment] = min(first_sent.get(moment, created), created)
+        for line in group["lines"]:
+            if line["stock_id"] in events:
+                applied[line["stock_id"]][moment] += line["level_after"] - line["level_before"]
+    unsent: dict[int, Counter[datetime]] = defaultdict(Counter)
+    for moment, stock_id, change in _planned_never_sent(store_url):
+        first_sent.setdefault(moment, moment)
+        if stock_id in events:
+            unsent[stock_id][moment] += change
+    moments = sorted(first_sent)
+    for stock_id, happened in events.items():
+        verdict.checked["StockIDs changed without an order"] += 1
+        owed: list[tuple[datetime, int]] = []
+        pushed = 0
+        for moment in moments:
+            pushed += applied[stock_id][moment]
+            physical = sum(
+                c
+                for at, kind, c in happened
+                if (at <= moment if kind in _ACS_SIDE else at <= first_sent[moment])
+            )
+            # A count keyed in Khaos between the snapshot and its push's first send may or
+            # may not have been read by the plan: no verdict at that snapshot.
+            if any(
+                kind not in _ACS_SIDE and moment < at <= first_sent[moment]
+                for at, kind, _ in happened
+            ):
+                continue
+            # What this snapshot planned and never sent, a later plan plans again: it
+            # counts at its own snapshot only.
+            owed.append((moment, pushed + unsent[stock_id][moment] - physical))
+        if len({d for _, d in owed}) > 1:
+            verdict.fail(
+                "push changes = physical changes",
+                f"StockID {stock_id}: pushed minus physical per snapshot "
+                + ", ".join(f"{m:%d %b %H:%M} {d:+d}" for m, d in owed)
+                + " ("
+                + ", ".join(f"{at:%d %b %H:%M} {kind} {c:+d}" for at, kind, c in happened)
+                + ")",
+            )
+
+
+def _planned_never_sent(store_url: str) -> list[tuple[datetime, int, int]]:
+    """(snapshot, StockID, change) of push lines the store holds as not applied."""
+    from acs_khaos_dagster.store import Store
+
+    out = []
+    with Store.open(store_url, migrate=False) as store:
+        effects = store.outbox.find()
+    for effect in effects:
+        if effect.kind not in _PUSH_KINDS or effect.state == "done":
+            continue
+        payload = effect.payload
+        groups = payload.get("legs") or [payload]
+        for group in groups:
+            moment = _snapshot_of(str(group.get("group_ref", "")))
+            if moment is None:
+                continue
+            for line in group.get("lines", []):
+                out.append((moment, int(line["stock_id"]), int(line.get("adjust_by") or 0)))
+    return out
 
 
 def _effects(store_url: str, verdict: Verdict) -> None:

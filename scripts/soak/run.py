@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from soak.daemon import Daemon
+from soak.finance import Finance
 from soak.launcher import Faults, Launcher
 from soak.loop import (
     Figures,
@@ -72,6 +73,7 @@ def soak(args: argparse.Namespace) -> int:
         )
         driver = Driver(launcher, daemon, instance, args)
         figures.wall["set-up"] += time.monotonic() - figures.started
+        finance = Finance(args.seed)  # brand side (soakbrand): works held variances
         sandbox.faults_on(args.fault_rate, STALL_S, LATE_APPLY_S)
         steps = int(args.days * 24 * 60 / args.step_min)
         restarts = {int(steps * (n + 1) / (args.pg_restarts + 1)) for n in range(args.pg_restarts)}
@@ -87,6 +89,10 @@ def soak(args: argparse.Namespace) -> int:
                 made = http("POST", f"{sandbox.khaos}/_sandbox/soak/trade?orders={per_step}")
                 figures.orders += made["orders"]
                 figures.cancelled += made["cancelled"]
+                # brand side (soakbrand): stock changes no order explains
+                for kind, n in http("POST", f"{sandbox.acs}/_sandbox/soak/stock").items():
+                    figures.stock_events[kind] += n
+            finance.visit(now)  # brand side (soakbrand)
             if local.minute < args.step_min and local.hour % 4 == 0:
                 share = args.returns_share
                 got = http("POST", f"{sandbox.acs}/_sandbox/soak/returns?share={share}")
@@ -110,7 +116,7 @@ def soak(args: argparse.Namespace) -> int:
         stats = sandbox.fault_stats()
         sandbox.faults_off()
         settling = time.monotonic()
-        settle(sandbox, driver, store_url)
+        settle(sandbox, driver, store_url, finance)
         figures.wall["quiescence (all of it)"] += time.monotonic() - settling
         figures.ticks.update(daemon.state.get("ticks", {}))
         figures.tick_errors.update(daemon.state.get("tick_errors", {}))
@@ -131,7 +137,7 @@ def soak(args: argparse.Namespace) -> int:
     checking = time.monotonic()
     verdict = check(acs, khaos, units, store_url)
     figures.wall["oracles"] += time.monotonic() - checking
-    report(args, figures, verdict, stats, store_url)
+    report(args, figures, verdict, stats, store_url, finance)
     cluster.stop("fast")
     return 0 if verdict.ok else 1
 
@@ -175,7 +181,7 @@ class Driver:
         self.launcher.figures.wall["waiting for runs"] += time.monotonic() - started
 
 
-def settle(sandbox: SandboxProcess, driver: Driver, store_url: str) -> None:
+def settle(sandbox: SandboxProcess, driver: Driver, store_url: str, finance: Finance) -> None:
     """Faults off, no more trading: ACS finishes its work (hire units back and cleaned) in
     day-long jumps, as over a closed weekend; then its last files are dropped and the
     integration's schedules and sensors run in three-hour steps until the outbox and the
@@ -188,11 +194,18 @@ def settle(sandbox: SandboxProcess, driver: Driver, store_url: str) -> None:
         driver.step(sandbox.advance(24 * 60))
     # Two of ACS's nightly drops: the second one is taken after everything the first one
     # brought (returns posted, invoices issued) has landed, as the next morning's would be.
-    for _drop in range(2):
-        http("POST", f"{sandbox.acs}/_sandbox/daily-files")
+    # Then (brand side, soakbrand) finance decides every hold still open, and the
+    # approved variances are sent.
+    for drop in range(3):
+        if drop < 2:
+            http("POST", f"{sandbox.acs}/_sandbox/daily-files")
+        else:
+            finance.visit(sandbox.now(), everything=True)
         quiet = 0
         for step in range(8 * 7):
-            driver.step(sandbox.advance(180))
+            now = sandbox.advance(180)
+            finance.visit(now)
+            driver.step(now)
             driver.drain()
             counts = outbox_counts(store_url)
             quiet = quiet + 1 if not counts["pending"] + counts["in_flight"] else 0
@@ -207,7 +220,12 @@ def settle(sandbox: SandboxProcess, driver: Driver, store_url: str) -> None:
 
 
 def report(
-    args: argparse.Namespace, figures: Figures, verdict: Any, stats: dict[str, Any], store_url: str
+    args: argparse.Namespace,
+    figures: Figures,
+    verdict: Any,
+    stats: dict[str, Any],
+    store_url: str,
+    finance: Finance,
 ) -> None:
     from sqlalchemy import func, select
 
@@ -262,6 +280,8 @@ def report(
     for name, n in sorted(figures.freezes.items()):
         print(f"  {name}: {n}")
     print(f"PostgreSQL restarts: {figures.pg_restarts}")
+    print(f"brand stock events: {dict(sorted(figures.stock_events.items()))}")
+    print(f"finance on held variances: {dict(sorted(finance.figures.items()))}")
     print(f"attempts by outcome: {dict(sorted(attempts.items()))}")
     print("oracles (checked):", dict(sorted(verdict.checked.items())))
     for oracle, entities in sorted(verdict.broken.items()):

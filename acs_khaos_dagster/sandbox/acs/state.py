@@ -418,6 +418,54 @@ class AcsState:
             self.pending_returns.clear()
             return rows
 
+    # --- warehouse events (goods in, damage found, count corrections) ---------------
+
+    def receive_goods(self, sku: str, count: int, when: datetime, ref: str) -> list[str]:
+        """A supplier delivery: ``count`` new units of ``sku`` put away ready for customers.
+        Their unique SKUs are ``<ref>-<n>``; returns them (a delivery received twice under
+        the same ``ref`` adds nothing)."""
+        added = []
+        with self.lock:
+            for n in range(1, count + 1):
+                unique_sku = f"{ref}-{n}"
+                if unique_sku in self.units:
+                    continue
+                unit = Unit(
+                    sku=sku,
+                    unique_sku=unique_sku,
+                    rfid_epc=_epc_for(unique_sku),
+                    status=READY,
+                    location_code="GOODS-IN",
+                    grade="A",
+                    last_event_at=iso(when),
+                    order_number="",
+                    expected_return_date="",
+                )
+                self.units[unique_sku] = unit
+                self.units_by_sku.setdefault(sku, []).append(unit)
+                added.append(unique_sku)
+        return added
+
+    def free_units(self, sku: str) -> list[str]:
+        """Units of ``sku`` ready for customers and not allocated to an order."""
+        with self.lock:
+            return [
+                u.unique_sku
+                for u in self.units_by_sku.get(sku, [])
+                if _status_key(u.status) == _READY_KEY and not u.order_number
+            ]
+
+    def set_aside(self, unique_sku: str, status: str, when: datetime) -> None:
+        """A unit found damaged (or otherwise unfit) on the shelf moves to ``status``."""
+        with self.lock:
+            self._set_unit(self.units[unique_sku], status, when, location="QUAR")
+
+    def count_out(self, unique_sku: str) -> None:
+        """A cycle count does not find the unit: it leaves ACS's stock."""
+        with self.lock:
+            unit = self.units.pop(unique_sku)
+            self.units_by_sku[unit.sku].remove(unit)
+
     # --- time ----------------------------------------------------------------
 
     def advance(self, now: datetime) -> None:

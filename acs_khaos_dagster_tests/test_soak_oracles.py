@@ -1,0 +1,148 @@
+"""The soak's oracles (``scripts/soak/oracles.py``) on small, hand-made ground truths.
+
+The soak itself runs for minutes; these pin down what two of its oracles call broken:
+a push that changed a StockID's Level by more than the physical change (seen in Khaos's own
+before/after of each line, even when a later push put Level right), and an order Khaos
+edited after release that ACS still holds at its old lines.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+from soak import oracles
+
+MON_05 = "20260302T050000"
+TUE_05 = "20260303T050000"
+
+
+def _line(stock_id: int, before: int, after: int) -> dict[str, Any]:
+    return {"stock_id": stock_id, "level_before": before, "level_after": after}
+
+
+def _group(snapshot: str, suffix: str, created: str, *lines: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "group_ref": f"SNAP-{snapshot}-F1-{suffix}",
+        "created_at": created,
+        "lines": list(lines),
+    }
+
+
+def _goods_in_monday_at_noon(units: int = 5) -> dict[str, Any]:
+    event = {
+        "at": "2026-03-02T12:00:00+00:00",
+        "sku": "TEE",
+        "stock_id": 7,
+        "kind": "goods_in",
+        "correction": units,
+    }
+    return {"stock_events": [event]}
+
+
+@pytest.fixture
+def nothing_unsent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(oracles, "_planned_never_sent", lambda url: [])
+
+
+def test_a_delivery_pushed_once_at_the_next_snapshot_holds(nothing_unsent: None) -> None:
+    khaos = {
+        "adjustment_groups": [
+            _group(MON_05, "S1-B001", "2026-03-02T08:00:00+00:00", _line(7, 10, 10)),
+            # Tuesday's push brings the delivery in; an invoice had taken Level to 9 by then.
+            _group(TUE_05, "S1-B001", "2026-03-03T09:00:00+00:00", _line(7, 9, 14)),
+        ]
+    }
+    verdict = oracles.Verdict()
+    oracles._corrections(khaos, _goods_in_monday_at_noon(), "unused", verdict)
+    assert verdict.ok, dict(verdict.broken)
+
+
+def test_a_retry_resetting_level_over_an_invoice_is_broken_though_the_next_push_fixed_it(
+    nothing_unsent: None,
+) -> None:
+    khaos = {
+        "adjustment_groups": [
+            _group(MON_05, "S1-B001", "2026-03-02T08:00:00+00:00", _line(7, 10, 10)),
+            # Planned against 10 (+5); retried after an invoice took Level to 9, it set 15.
+            _group(TUE_05, "S1-B001", "2026-03-03T11:00:00+00:00", _line(7, 9, 15)),
+            # Wednesday's push takes the extra unit back out: Level is right again.
+            _group("20260304T050000", "S1-B001", "2026-03-04T08:00:00+00:00", _line(7, 15, 14)),
+        ]
+    }
+    verdict = oracles.Verdict()
+    oracles._corrections(khaos, _goods_in_monday_at_noon(), "unused", verdict)
+    [entity] = verdict.broken["push changes = physical changes"]
+    assert entity.startswith("StockID 7:")
+
+
+def test_a_difference_held_twice_and_booked_twice_is_broken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    khaos = {
+        "adjustment_groups": [
+            _group(MON_05, "S1-B001", "2026-03-02T08:00:00+00:00", _line(7, 10, 10)),
+            # Both holds of the same +5 approved: Monday 13:00's and Tuesday's.
+            _group(TUE_05, "S1-A7-B001", "2026-03-03T12:00:00+00:00", _line(7, 10, 15)),
+            _group("20260304T050000", "S1-A7-B001", "2026-03-04T12:00:00+00:00", _line(7, 15, 20)),
+        ]
+    }
+    monkeypatch.setattr(oracles, "_planned_never_sent", lambda url: [])
+    verdict = oracles.Verdict()
+    oracles._corrections(khaos, _goods_in_monday_at_noon(), "unused", verdict)
+    assert not verdict.ok
+
+
+def test_a_replaced_hold_never_sent_counts_as_planned_and_holds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from datetime import UTC, datetime
+
+    khaos = {
+        "adjustment_groups": [
+            _group(MON_05, "S1-B001", "2026-03-02T08:00:00+00:00", _line(7, 10, 10)),
+            _group("20260304T050000", "S1-A7-B001", "2026-03-04T12:00:00+00:00", _line(7, 10, 15)),
+        ]
+    }
+    tuesday = datetime(2026, 3, 3, 5, tzinfo=UTC)
+    monkeypatch.setattr(oracles, "_planned_never_sent", lambda url: [(tuesday, 7, 5)])
+    verdict = oracles.Verdict()
+    oracles._corrections(khaos, _goods_in_monday_at_noon(), "unused", verdict)
+    assert verdict.ok, dict(verdict.broken)
+
+
+def test_an_order_edited_in_khaos_that_acs_holds_at_its_old_lines_is_broken() -> None:
+    khaos = {
+        "orders": [
+            {
+                "order_code": "SO1",
+                "order_id": 1,
+                "invoice_ids": [11],
+                # Customer services raised line 12 to 2 and added line 13 after release.
+                "lines": [
+                    {"order_item_id": 12, "quantity": 2},
+                    {"order_item_id": 13, "quantity": 1},
+                ],
+            }
+        ],
+        "invoices": [{"invoice_id": 11, "stage": 9}],
+    }
+    acs = {
+        "orders": [
+            {
+                "order_number": "SO1",
+                "cancelled": False,
+                "status": "PICKING",
+                "body": {"OrderItems": [{"LineItemId": "12", "ItemQuantity": 1}]},
+            }
+        ]
+    }
+    verdict = oracles.Verdict()
+    oracles._releases(acs, khaos, {}, "unused", verdict)
+    [entity] = verdict.broken["released order at ACS"]
+    assert entity.startswith("SO1: ACS holds {'12': 1}")
