@@ -327,11 +327,19 @@ def _retry_unfinished(
     context: SensorEvaluationContext, stuck: list[str]
 ) -> RunRequest | SkipReason:
     key = hashlib.sha256("\n".join(stuck).encode()).hexdigest()[:24]
+    # Any returns run still on its way (the first for a file, or a retry of it) may yet
+    # record the files: wait for it rather than start a second.
+    live = context.instance.get_runs(
+        filters=RunsFilter(
+            job_name=returns_job.name, statuses=list(RUN_IN_PROGRESS), tags=brand_tags()
+        ),
+        limit=1,
+    )
+    if live:
+        return SkipReason(f"a run is taking in {', '.join(stuck)}")
     runs = context.instance.get_runs(
         filters=RunsFilter(job_name=returns_job.name, tags={UNFINISHED_TAG: key, **brand_tags()})
     )
-    if any(run.status in RUN_IN_PROGRESS for run in runs):
-        return SkipReason(f"a run is taking in {', '.join(stuck)}")
     if len(runs) >= UNFINISHED_RETRIES:
         return SkipReason(
             f"{', '.join(stuck)} still unfinished after {len(runs)} runs: see their failures"

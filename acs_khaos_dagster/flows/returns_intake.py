@@ -130,17 +130,23 @@ def returns_files_news(db: Store, drop: AcsDrop, seen: set[str]) -> FilesNews:
     """Files of the drop not in ``seen`` (fingerprints) nor taken in by the ledger, and
     files the ledger holds unfinished."""
     new: list[str] = []
+    ledger = FileLedger(db.db)
+    recorded = ledger.find(kind=LEDGER_KIND)
+    recorded_names = {f.name for f in recorded}
+    never_recorded: list[str] = []
     entries = {fingerprint(entry): entry for entry in returns_entries(drop)}
     for print_, entry in sorted(entries.items()):
         # An empty cursor (a new sensor, a reset instance) must not re-take files the
         # store already took in: the ledger, by content, decides.
-        if print_ not in seen and not FileLedger(db.db).taken_in(
-            file_sha256(drop.fetch(entry.name)), LEDGER_KIND
-        ):
+        if ledger.taken_in(file_sha256(drop.fetch(entry.name)), LEDGER_KIND):
+            continue
+        if print_ not in seen:
             new.append(print_)
+        elif entry.name not in recorded_names:
+            # Seen, so a run was started for it, but no run ever recorded it: every run
+            # died before the ledger heard of the file (found by the soak).
+            never_recorded.append(entry.name)
     # A run that died while taking files in leaves them unfinished in the ledger, and no
     # new file may ever come to start another: those are retried (a few times).
-    stuck = sorted(
-        f.name for f in FileLedger(db.db).find(kind=LEDGER_KIND) if f.state in UNFINISHED
-    )
-    return FilesNews(sorted(entries), new, stuck)
+    unfinished = [f.name for f in recorded if f.state in UNFINISHED]
+    return FilesNews(sorted(entries), new, sorted({*unfinished, *never_recorded}))
