@@ -40,7 +40,7 @@ class OrderObservation(Base):
 
     order_code: Mapped[str] = mapped_column(String(50), primary_key=True)
     order_id: Mapped[int] = mapped_column(Integer)
-    at_release_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    at_release_since: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     back_order_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -26,8 +26,17 @@ def upgrade() -> None:
             batch.f("ix_order_releases_acknowledged_at"), ["acknowledged_at"], unique=False
         )
 
+    # ``observe`` reads the release-stage clocks still running, not every observation.
+    op.create_index(
+        op.f("ix_order_observations_at_release_since"),
+        "order_observations",
+        ["at_release_since"],
+        unique=False,
+    )
+
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_order_observations_at_release_since"), table_name="order_observations")
     with op.batch_alter_table("order_releases") as batch:
         batch.drop_index(batch.f("ix_order_releases_acknowledged_at"))
         batch.drop_index(batch.f("ix_order_releases_finished_at"))
