@@ -220,6 +220,9 @@ class OrderBook:
         row.payload = payload
         row.released_at = released_at
         row.acknowledged_at = None
+        # A new body at ACS opens the order again (an order finished and then edited or
+        # moved back whole to the release stage): the cycle's open reads must see it.
+        row.finished_at = None
         row.updated_at = self._db.now()
 
     def mark_acknowledged(

@@ -294,3 +294,14 @@ def test_a_shipment_with_a_problem_stays_unposted_until_it_is_decided(store: Sto
         book.record_postings([PostingRecord("SH1", "SO1", 1, "E1", "nothing")], session)
 
     assert book.unposted_events() == []
+
+
+def test_a_finished_order_released_again_with_a_new_body_is_open_again(store: Store) -> None:
+    book = OrderBook(store.db)
+    _release(store, "SO1", units=1)
+    _ship(store, "SO1", 1)
+    assert book.open_releases() == {}
+
+    _release(store, "SO1", units=3)  # edited in Khaos and sent to ACS again
+
+    assert set(book.open_releases()) == {"SO1"}
