@@ -24,7 +24,10 @@ from acs_khaos_dagster.flows.order_release import (
     released_orders,
 )
 from acs_khaos_dagster.flows.order_sla import check_order_sla
+from acs_khaos_dagster.store.orders import OrderBook
+from acs_khaos_dagster.store.tables.orders import OrderRelease, ShipmentPosting
 from acs_khaos_dagster_tests.flow_ports import Ports, ports
+from acs_khaos_dagster_tests.store.test_open_orders import loaded
 
 __all__ = ["ports"]
 
@@ -213,6 +216,21 @@ def test_a_shipment_of_an_unmapped_courier_is_a_problem_and_not_posted(
     assert set(result.frame["state"]) == {"problem"}
     assert result.open_counts["courier_unmapped"] == 12
     assert _despatch_calls(ports) == Counter()
+
+
+def test_a_release_and_sla_cycle_reads_no_order_finished_at_acs(ports: Ports) -> None:
+    _release(ports)
+    ports.sandbox.advance(timedelta(hours=12))
+    _post(ports)  # every unit of the ten orders posted: all finished
+    finished = OrderBook(ports.store.db).releases()
+    assert len(finished) == 10 and all(r.finished_at for r in finished.values())
+
+    with loaded(OrderRelease) as releases, loaded(ShipmentPosting) as postings:
+        result = _release(ports)
+        sla = check_order_sla(ports.store, ports.settings, ports.now())
+
+    assert result.frame.empty and sla.frame.empty
+    assert releases == [] and postings == []
 
 
 # --- the SLA clock --------------------------------------------------------------------------

@@ -7,8 +7,9 @@ at the release stage, records the despatch events and shipment postings of the o
 released the day before (95% shipped whole, 5% half and the rest two days later, 2% in
 back order for a week). Each measured day times the order reads a cycle makes:
 
-- **open-order reads** (what the release and SLA steps can take now): ``open_releases``,
-  the outbox states of their keys, ``open_postings``, ``open_observations``,
+- **open-order reads** (what the release and SLA steps read since the switch):
+  ``open_releases`` with ``releases_of`` the day's orders, the outbox states of their keys,
+  ``unacknowledged_releases``, ``open_postings``, ``open_observations``,
   ``unposted_events`` and ``observe`` of the day's orders;
 - **all-history reads** (same-run reference, what the steps read before): every release,
   the states of every release key, every posting, every observation, every event and
@@ -91,6 +92,7 @@ class _Installation:
         from acs_khaos_dagster.effects import EffectKind
         from acs_khaos_dagster.store.orders import OrderBook
         from acs_khaos_dagster.store.schema import Effect
+        from acs_khaos_dagster.store.tables.orders import OrderRelease
 
         self.day += 1
         self.clock.now = START + timedelta(days=self.day)
@@ -112,6 +114,12 @@ class _Installation:
                 )
                 book.record_release(order, 1, [1], release_revision(order), key, self.clock.now, s)
             s.execute(update(Effect).where(Effect.idempotency_key.in_(keys)).values(state="done"))
+            # Acknowledged in Khaos the same cycle, as the release step does once ACS took it.
+            s.execute(
+                update(OrderRelease)
+                .where(OrderRelease.order_code.in_(codes))
+                .values(acknowledged_at=self.clock.now)
+            )
         self.released[self.day] = codes
         self._ship()
         book.observe(self._seen(), self.clock.now, release_stage_complete=True)
@@ -155,13 +163,23 @@ class _Installation:
         from acs_khaos_dagster.store.orders import OrderBook
 
         book = OrderBook(self.store.db)
-        releases = book.open_releases()
+        # What the release step reads now: the day's waiting orders by key, the open
+        # ones, their states, the releases not yet acknowledged.
+        releases = {**book.open_releases(), **book.releases_of(self.released[self.day])}
         states = self.store.outbox.states(r.outbox_key for r in releases.values())
+        unacknowledged = book.unacknowledged_releases()
         postings = book.open_postings()
         observations = book.open_observations()
         unposted = book.unposted_events()
         book.observe(self._seen(), self.clock.now, release_stage_complete=True)
-        return len(releases) + len(states) + len(postings) + len(observations) + len(unposted)
+        return (
+            len(releases)
+            + len(states)
+            + len(unacknowledged)
+            + len(postings)
+            + len(observations)
+            + len(unposted)
+        )
 
     def all_reads(self) -> int:
         from sqlalchemy import select

@@ -142,7 +142,9 @@ def post_shipments(db: Store, kc: KhaosClient, conf: Settings) -> PostingResult:
     shorts = 0
     book = OrderBook(db.db)
     events = unique_events(book.unposted_events())
-    releases = book.releases()
+    # The events' orders only, finished or not (a late event of an order finished long
+    # ago still finds its Khaos order id).
+    releases = book.releases_of(e.order_number for e in events)
     ids = sorted({releases[e.order_number].order_id for e in events if e.order_number in releases})
     orders = (
         {o.order_code: o for o in kc.export_order_status(ids, include_tracking=False)}

@@ -59,10 +59,13 @@ def request_cancellations(
     Khaos statuses read of the live orders."""
     # Cancelled in Khaos after release: cancel at ACS unless finished there.
     # Orders fully despatched per the store are finished: Khaos is not asked about them.
-    all_postings = postings_by_order(book.postings())
+    # Only open orders are read: a finished one (every unit posted or closed short, or
+    # its cancellation settled) has no open units and no cancellation waiting.
+    all_postings = postings_by_order(book.open_postings())
+    releases = book.open_releases()
     live = {
         code: r
-        for code, r in book.releases().items()
+        for code, r in releases.items()
         if code in accepted
         and r.cancel_state is None
         and open_units(r, all_postings.get(code, [])) > 0
@@ -97,7 +100,7 @@ def request_cancellations(
             book.set_cancel(order.order_code, "requested", key, session)
         cancels[order.order_code] = key
     # A cancellation still waiting in the outbox from an earlier run.
-    for code, r in book.releases().items():
+    for code, r in releases.items():
         if r.cancel_state == "requested" and r.cancel_outbox_key and code not in cancels:
             cancels[code] = r.cancel_outbox_key
     return cancels, statuses
@@ -109,9 +112,10 @@ def settle_cancellations(
     """Record what ACS answered to each cancellation (rows by order code); raises an
     ``order_locked`` exception for each refused as picked. Returns how many were."""
     locked: list[ExceptionSpec] = []
+    releases = book.releases_of(cancels)
     for code, key in cancels.items():
         effect = db.outbox.by_key(key)
-        release = book.releases()[code]
+        release = releases[code]
         if effect is None:
             continue
         if effect.state == "done":

@@ -176,12 +176,16 @@ def release_orders(
     identities = SkuIdentities(db.db).identity()
     sku_for = {sid: e.sku for sid, e in ready.items() if e.state is SkuReadiness.READY}
     sku_for.update(identities)
-    releases = book.releases()
+    waiting = kc.export_order_status(order_ids, include_tracking=False) if order_ids else []
+    # Accepted at ACS (release effect done), read before this run records new bodies: of
+    # the day's waiting orders (finished or not: a back order of a finished order is still
+    # never sent again) and of the orders still open (the cancellations' candidates). A
+    # finished order's release is never read otherwise, however long the history.
+    releases = {**book.open_releases(), **book.releases_of(o.order_code for o in waiting)}
     release_states = effect_states(db, [r.outbox_key for r in releases.values()])
     accepted = {
         code for code, state in zip(releases, release_states, strict=True) if state == "done"
     }
-    waiting = kc.export_order_status(order_ids, include_tracking=False) if order_ids else []
     plan = release_plan(waiting, accepted, stages=stages)
 
     # Back orders of orders ACS already has: acknowledged without being sent again.
@@ -261,7 +265,7 @@ def _record_releases(
 ) -> None:
     """Queue each new body (a new version when edited back to one already recorded) with its
     release row; ask ACS again for those it refused for a SKU."""
-    releases = book.releases()
+    releases = book.releases_of(to_send)
     known = db.outbox.states(key for *_, key in to_send.values())
     # Edited back to a body already recorded (A, B, A): a new version with a new key.
     for code, (order, acs_order, invoice, key) in list(to_send.items()):
@@ -356,7 +360,7 @@ def _mark_acknowledged(
 ) -> int:
     """Releases whose acknowledgement Khaos took are marked; returns how many this run."""
     acknowledged = 0
-    unacknowledged = {code: r for code, r in book.releases().items() if r.acknowledged_at is None}
+    unacknowledged = book.unacknowledged_releases()
     ack_states = effect_states(
         db, [ack_key(code, r.invoice_ids) for code, r in unacknowledged.items()]
     )

@@ -31,11 +31,15 @@ class SlaResult:
 
 
 def sla_states(db: Store) -> list[OrderSlaState]:
-    """Each tracked order's clock inputs, from the store alone."""
+    """Each tracked order's clock inputs, from the store alone: the orders still open at
+    ACS and those with a clock running."""
     book = OrderBook(db.db)
-    releases = book.releases()
-    observations = book.observations()
-    postings = postings_by_order(book.postings())
+    # Open orders only: a finished order has no open units, and its clocks are over (a
+    # back order's clock, stopped only by a sighting without it, would otherwise run on
+    # for an order cancelled whole and never sighted again).
+    releases = book.open_releases()
+    observations = book.open_observations()
+    postings = postings_by_order(book.open_postings())
     held = {
         item.row.entity_ref.removeprefix("order:") for item in db.exceptions.list(type="order_held")
     }

@@ -56,6 +56,8 @@ class PostingRecord:
 
 
 FINISHED_CANCEL_STATES = ("cancelled", "locked")
+# Postings that settle their shipment: queued to Khaos, or nothing to post.
+_DECIDED = ("queued", "nothing")
 _KEYS_PER_QUERY = 500  # well under SQLite's bound-parameter limit
 
 
@@ -218,6 +220,9 @@ class OrderBook:
         row.payload = payload
         row.released_at = released_at
         row.acknowledged_at = None
+        # A new body at ACS opens the order again (an order finished and then edited or
+        # moved back whole to the release stage): the cycle's open reads must see it.
+        row.finished_at = None
         row.updated_at = self._db.now()
 
     def mark_acknowledged(
@@ -326,6 +331,7 @@ class OrderBook:
 
     def record_events(self, events: Iterable[DespatchEvent], session: Session) -> int:
         """Insert events not seen before (by ``event_id``); returns how many were new."""
+        events = list(events)
         now = self._db.now()
         new = 0
         for event in events:
@@ -342,17 +348,38 @@ class OrderBook:
                 .on_conflict_do_nothing(index_elements=["event_id"])
             )
             new += session.execute(stmt).rowcount or 0
+        # A shipment's event sent again under a new id: decided already if its shipment is.
+        self._mark_decided(session, {e.shipment_id for e in events})
         return new
+
+    def _mark_decided(self, session: Session, shipment_ids: Iterable[str]) -> None:
+        """Set ``decided`` on the events of these shipments from their postings."""
+        ids = sorted(set(shipment_ids))
+        for start in range(0, len(ids), _KEYS_PER_QUERY):
+            chunk = ids[start : start + _KEYS_PER_QUERY]
+            decided = select(ShipmentPosting.shipment_id).where(
+                ShipmentPosting.shipment_id.in_(chunk),
+                ShipmentPosting.state.in_(_DECIDED),
+            )
+            mine = DespatchEventRow.shipment_id.in_(chunk)
+            session.execute(
+                update(DespatchEventRow)
+                .where(mine, DespatchEventRow.shipment_id.in_(decided))
+                .values(decided=True)
+            )
+            session.execute(
+                update(DespatchEventRow)
+                .where(mine, DespatchEventRow.shipment_id.not_in(decided))
+                .values(decided=False)
+            )
 
     def unposted_events(self) -> list[DespatchEvent]:
         """Events whose shipment is not yet queued to Khaos (nor known to need nothing)."""
-        decided = select(ShipmentPosting.shipment_id).where(
-            ShipmentPosting.state.in_(("queued", "nothing"))
-        )
-        # The database leaves out what was decided: the events of past days are never loaded.
+        # ``decided`` is kept by ``record_postings`` (indexed): the events of past days
+        # are neither loaded nor scanned.
         query = (
             select(DespatchEventRow)
-            .where(DespatchEventRow.shipment_id.not_in(decided))
+            .where(DespatchEventRow.decided.is_(False))
             .order_by(DespatchEventRow.despatched_at)
         )
         with self._db.transaction() as s:
@@ -449,6 +476,7 @@ class OrderBook:
             stmt.on_conflict_do_update(index_elements=["shipment_id"], set_=replaced),
             list(rows.values()),
         )
+        self._mark_decided(session, rows)
         # An order whose last units were just posted or closed short leaves the open set.
         self.close_finished({r["order_number"] for r in rows.values()}, session=session)
 

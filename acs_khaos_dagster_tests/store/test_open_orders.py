@@ -253,3 +253,55 @@ def test_unacknowledged_releases_are_only_those_not_yet_acknowledged(
 
     assert set(waiting) == {"SO4"}
     assert len(rows) == 1
+
+
+def test_an_event_sent_again_for_a_decided_shipment_is_not_unposted(store: Store) -> None:
+    from acs_khaos_dagster.domain.models import DespatchEvent
+
+    book = OrderBook(store.db)
+
+    def event(event_id: str) -> DespatchEvent:
+        return DespatchEvent(
+            event_id=event_id, order_number="SO1", shipment_id="SH1", despatched_at=store.now()
+        )
+
+    with store.transaction() as session:
+        book.record_events([event("E1")], session)
+        book.record_postings([PostingRecord("SH1", "SO1", 1, "E1", "queued")], session)
+    with store.transaction() as session:
+        book.record_events([event("E1-again")], session)
+
+    assert book.unposted_events() == []
+
+
+def test_a_shipment_with_a_problem_stays_unposted_until_it_is_decided(store: Store) -> None:
+    from acs_khaos_dagster.domain.models import DespatchEvent
+
+    book = OrderBook(store.db)
+    with store.transaction() as session:
+        book.record_events(
+            [
+                DespatchEvent(
+                    event_id="E1", order_number="SO1", shipment_id="SH1", despatched_at=store.now()
+                )
+            ],
+            session,
+        )
+        book.record_postings([PostingRecord("SH1", "SO1", 1, "E1", "problem")], session)
+    assert [e.shipment_id for e in book.unposted_events()] == ["SH1"]
+
+    with store.transaction() as session:
+        book.record_postings([PostingRecord("SH1", "SO1", 1, "E1", "nothing")], session)
+
+    assert book.unposted_events() == []
+
+
+def test_a_finished_order_released_again_with_a_new_body_is_open_again(store: Store) -> None:
+    book = OrderBook(store.db)
+    _release(store, "SO1", units=1)
+    _ship(store, "SO1", 1)
+    assert book.open_releases() == {}
+
+    _release(store, "SO1", units=3)  # edited in Khaos and sent to ACS again
+
+    assert set(book.open_releases()) == {"SO1"}

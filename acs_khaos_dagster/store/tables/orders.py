@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, Text
+from sqlalchemy import Boolean, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from acs_khaos_dagster.store.schema import Base, JsonType, UTCDateTime
@@ -40,7 +40,7 @@ class OrderObservation(Base):
 
     order_code: Mapped[str] = mapped_column(String(50), primary_key=True)
     order_id: Mapped[int] = mapped_column(Integer)
-    at_release_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    at_release_since: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     back_order_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
@@ -56,6 +56,11 @@ class DespatchEventRow(Base):
     despatched_at: Mapped[datetime] = mapped_column(UTCDateTime)
     payload: Mapped[dict[str, Any]] = mapped_column(JsonType)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Its shipment is decided (queued to Khaos, or nothing to post): set by
+    # ``OrderBook.record_postings``, so the day's undecided events are found by index.
+    decided: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), index=True
+    )
 
 
 class ShipmentPosting(Base):
