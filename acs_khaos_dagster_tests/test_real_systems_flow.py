@@ -122,7 +122,8 @@ def test_a_quota_answer_on_a_sku_push_is_retried_later_not_an_authentication_fai
             for e in store.outbox.find(kind="acs.put_product")
             for a in store.outbox.attempts(e.id)
         ]
-    assert states == {"done"} and "transient_error" in attempts
+    # A quota refusal is a rate limit (retried after Retry-After), never a failed attempt.
+    assert states == {"done"} and "rate_limited" in attempts
     assert _open(integration, "effect_failed") == []
 
 

@@ -46,11 +46,15 @@ from acs_khaos_dagster.definitions import defs
 from acs_khaos_dagster.demo import QUIET, _run_sensor
 instance = DagsterInstance.get()
 cursors = {}
+class InProcess:  # the demo's launcher, without a workspace: this brand's defs in process
+    def execute(self, job, partition_key=None, run_config=None, tags=None):
+        return job.execute_in_process(instance=instance, partition_key=partition_key,
+            run_config=run_config, tags=tags, raise_on_error=False)
 for line in sys.stdin:
     word, day = line.split()
     runs = [defs.resolve_job_def("integration_cycle").execute_in_process(
         instance=instance, raise_on_error=False, run_config=QUIET)]
-    runs += _run_sensor(defs, "acs_stock_file_sensor", instance, cursors)
+    runs += _run_sensor(defs, "acs_stock_file_sensor", instance, cursors, InProcess())
     runs.append(defs.resolve_job_def("reconciliation_job").execute_in_process(
         instance=instance, partition_key=day, raise_on_error=False, run_config=QUIET))
     print(json.dumps([[r.run_id, r.job_def.name, r.success] for r in runs]), flush=True)
