@@ -160,7 +160,7 @@ def settle(
             launcher.wait_below(ticker.instance, 0, 600)
             counts = outbox_counts(store_url)
             quiet = quiet + 1 if not counts["pending"] + counts["in_flight"] else 0
-            if quiet >= 2 and step >= 9:
+            if quiet >= 2 and (step >= 9 or drop == 2):  # drop 2: approvals sent (soakbrand)
                 break
         else:
             print("  the outbox did not settle in a simulated week", flush=True)
