@@ -54,6 +54,7 @@ def _status(raw: str) -> str:
 class Verdict:
     broken: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     checked: Counter[str] = field(default_factory=Counter)
+    advisory: list[str] = field(default_factory=list)
 
     def fail(self, oracle: str, entity: str) -> None:
         self.broken[oracle].append(entity)
@@ -71,7 +72,16 @@ def check(
     _releases(acs, khaos, units, store_url, verdict)
     _returns(units, khaos, verdict)
     _level(acs, khaos, units, verdict)
-    _corrections(khaos, units, store_url, verdict)
+    # Advisory until its false alarm is explained: on the unpatched --small --seed 5 run
+    # it flagged StockID 10014 (+1 at the first snapshot, a unit set aside and a count keyed
+    # 25 over in Khaos in the same hour) while Level held. Its findings are counted, not
+    # failed on (RELIABILITY.md, "Can it fail?").
+    advisory = Verdict()
+    _corrections(khaos, units, store_url, advisory)
+    verdict.checked.update(advisory.checked)
+    for entities in advisory.broken.values():
+        verdict.checked["push changes != physical changes (advisory)"] += len(entities)
+        verdict.advisory.extend(entities)
     _effects(store_url, verdict)
     return verdict
 

@@ -209,7 +209,7 @@ def settle(sandbox: SandboxProcess, driver: Driver, store_url: str, finance: Fin
             driver.drain()
             counts = outbox_counts(store_url)
             quiet = quiet + 1 if not counts["pending"] + counts["in_flight"] else 0
-            if quiet >= 2 and step >= 9:
+            if quiet >= 2 and (step >= 9 or drop == 2):  # drop 2: approvals sent (soakbrand)
                 break
         else:
             print("  the outbox did not settle in a simulated week", flush=True)
@@ -288,4 +288,6 @@ def report(
         print(f"BROKEN {oracle}: {len(entities)}")
         for entity in entities[:10]:
             print(f"    {entity}")
+    for entity in verdict.advisory[:10]:  # brand side (soakbrand): not failed on
+        print(f"ADVISORY push changes != physical changes: {entity}")
     print("RESULT: " + ("PASS" if verdict.ok else "FAIL"))
