@@ -96,6 +96,13 @@ def test_every_asset_has_an_owner_team_matching_the_exception_queue() -> None:
     assert by_name["ready_for_sale_skus"].owners == ["team:ecommerce"]
 
 
+def test_every_asset_links_to_the_file_and_line_that_defines_it() -> None:
+    specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
+    assert all("dagster/code_references" in s.metadata for s in specs.values())
+    [reference] = specs["month_end_pack"].metadata["dagster/code_references"].code_references
+    assert reference.file_path.endswith("defs/month_end.py") and reference.line_number > 0
+
+
 def test_every_table_asset_shows_its_columns_from_its_pandera_model() -> None:
     specs = {s.key.to_user_string(): s for s in defs.resolve_all_asset_specs()}
     schema = specs["sellable_stock"].metadata["dagster/column_schema"].schema
