@@ -27,7 +27,12 @@ def _postgres_installed() -> bool:
     return bool(shutil.which("initdb") or glob("/usr/lib/postgresql/*/bin/initdb"))
 
 
-pytestmark = pytest.mark.skipif(not _postgres_installed(), reason="PostgreSQL not installed")
+pytestmark = [
+    pytest.mark.skipif(not _postgres_installed(), reason="PostgreSQL not installed"),
+    # The soak (in the module fixture) runs longer than the suite's 600 s per-test limit:
+    # its own subprocess timeout below is the bound.
+    pytest.mark.timeout(1900),
+]
 
 
 @pytest.fixture(scope="module")
