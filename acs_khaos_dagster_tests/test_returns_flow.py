@@ -585,9 +585,14 @@ def test_a_file_whose_runs_all_died_before_recording_it_is_taken_in_by_another_r
         "store": StoreResource(settings=SettingsResource()),
     }
     instance = integration.instance
+    from dagster import DagsterRunStatus
+    from dagster._core.test_utils import create_run_for_test
+
     with build_sensor_context(instance=instance, resources=resources) as ctx:
         first = acs_returns_file_sensor.evaluate_tick(ctx)
     assert first.run_requests
+    # The run the first tick asked for was launched and killed before recording the file.
+    create_run_for_test(instance, job_name="returns_flow", status=DagsterRunStatus.FAILURE)
 
     with build_sensor_context(instance=instance, resources=resources, cursor=first.cursor) as ctx:
         [again] = acs_returns_file_sensor.evaluate_tick(ctx).run_requests

@@ -318,9 +318,21 @@ def acs_returns_file_sensor(
     if news.new:
         run_key = hashlib.sha256("\n".join(news.new).encode()).hexdigest()[:24]
         return RunRequest(run_key=run_key, tags={"acs_returns_files": str(len(news.new))})
-    if not news.stuck:
+    stuck = list(news.stuck)
+    if news.never_recorded and _a_returns_run_has_ended(context):
+        stuck = sorted({*stuck, *news.never_recorded})
+    if not stuck:
         return SkipReason(f"no {RETURNS_FILE_GLOB} in the ACS drop that is not taken in")
-    return _retry_unfinished(context, news.stuck)
+    return _retry_unfinished(context, stuck)
+
+
+def _a_returns_run_has_ended(context: SensorEvaluationContext) -> bool:
+    """A run for the files seen has come to an end (the daemon creates the run at the tick
+    that asks for it, so none at all means it was never launched here)."""
+    runs = context.instance.get_runs(
+        filters=RunsFilter(job_name=returns_job.name, tags=brand_tags()), limit=1
+    )
+    return bool(runs) and runs[0].status not in RUN_IN_PROGRESS
 
 
 def _retry_unfinished(

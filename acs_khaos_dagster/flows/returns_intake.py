@@ -50,6 +50,9 @@ class FilesNews:
     fingerprints: list[str]
     new: list[str]
     stuck: list[str]
+    # Seen before (a run was asked for) yet never recorded by the ledger: stuck only once a
+    # run for them has ended, which the caller knows (the instance's runs).
+    never_recorded: list[str] = field(default_factory=list)
 
 
 def returns_entries(drop: AcsDrop) -> list[DropEntry]:
@@ -149,4 +152,4 @@ def returns_files_news(db: Store, drop: AcsDrop, seen: set[str]) -> FilesNews:
     # A run that died while taking files in leaves them unfinished in the ledger, and no
     # new file may ever come to start another: those are retried (a few times).
     unfinished = [f.name for f in recorded if f.state in UNFINISHED]
-    return FilesNews(sorted(entries), new, sorted({*unfinished, *never_recorded}))
+    return FilesNews(sorted(entries), new, sorted(unfinished), sorted(never_recorded))
