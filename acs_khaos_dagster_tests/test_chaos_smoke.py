@@ -10,6 +10,7 @@ every oracle from the simulators' ground truth holds.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -29,6 +30,13 @@ def _postgres_installed() -> bool:
 
 pytestmark = [
     pytest.mark.skipif(not _postgres_installed(), reason="PostgreSQL not installed"),
+    # With the daemon process, freezes past the lease and the brand's stock changes, the
+    # bounded soak ran past ten minutes on a shared 2-core machine (issue 19 is open on
+    # it): run it on purpose until it is bounded again.
+    pytest.mark.skipif(
+        os.environ.get("ACS_KHAOS_SOAK_SMOKE") != "1",
+        reason="the bounded soak takes over ten minutes: set ACS_KHAOS_SOAK_SMOKE=1",
+    ),
     # The soak (in the module fixture) runs longer than the suite's 600 s per-test limit:
     # its own subprocess timeout below is the bound.
     pytest.mark.timeout(1900),
