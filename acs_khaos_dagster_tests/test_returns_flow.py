@@ -571,6 +571,16 @@ def test_a_file_a_dead_run_left_unfinished_is_taken_in_by_another_run(
         assert not acs_returns_file_sensor.evaluate_tick(ctx).run_requests
 
 
+def _tick_sensor(instance: DagsterInstance, cursor: str | None = None) -> Any:
+    """One tick of the returns-file sensor with the production resources."""
+    resources = {
+        "settings": SettingsResource(),
+        "store": StoreResource(settings=SettingsResource()),
+    }
+    with build_sensor_context(instance=instance, resources=resources, cursor=cursor) as ctx:
+        return acs_returns_file_sensor.evaluate_tick(ctx)
+
+
 def test_a_file_whose_runs_all_died_before_recording_it_is_taken_in_by_another_run(
     integration: IntegrationHarness,
 ) -> None:
@@ -580,27 +590,20 @@ def test_a_file_whose_runs_all_died_before_recording_it_is_taken_in_by_another_r
         "returns_BRAND01_20260302100000.csv",
         [_unit("RQ4", "SO0050004", 700007, "JKT-0002-BRG-S", "UQ4")],
     )
-    resources = {
-        "settings": SettingsResource(),
-        "store": StoreResource(settings=SettingsResource()),
-    }
     instance = integration.instance
     from dagster import DagsterRunStatus
     from dagster._core.test_utils import create_run_for_test
 
-    with build_sensor_context(instance=instance, resources=resources) as ctx:
-        first = acs_returns_file_sensor.evaluate_tick(ctx)
+    first = _tick_sensor(instance)
     assert first.run_requests
     # The run the first tick asked for was launched and killed before recording the file.
     create_run_for_test(instance, job_name="returns_flow", status=DagsterRunStatus.FAILURE)
 
-    with build_sensor_context(instance=instance, resources=resources, cursor=first.cursor) as ctx:
-        [again] = acs_returns_file_sensor.evaluate_tick(ctx).run_requests
+    [again] = _tick_sensor(instance, first.cursor).run_requests
     assert again.tags.get("acs_returns_unfinished")
 
     _run(integration, *FLOW)
-    with build_sensor_context(instance=instance, resources=resources, cursor=first.cursor) as ctx:
-        assert not acs_returns_file_sensor.evaluate_tick(ctx).run_requests
+    assert not _tick_sensor(instance, first.cursor).run_requests
 
 
 def test_a_seen_file_is_not_retried_while_a_returns_run_is_still_on_its_way(
@@ -613,14 +616,8 @@ def test_a_seen_file_is_not_retried_while_a_returns_run_is_still_on_its_way(
         "returns_BRAND01_20260302100000.csv",
         [_unit("RQ5", "SO0050004", 700007, "JKT-0002-BRG-S", "UQ5")],
     )
-    resources = {
-        "settings": SettingsResource(),
-        "store": StoreResource(settings=SettingsResource()),
-    }
     instance = integration.instance
-    with build_sensor_context(instance=instance, resources=resources) as ctx:
-        first = acs_returns_file_sensor.evaluate_tick(ctx)
+    first = _tick_sensor(instance)
     # The run the first tick asked for has started but not yet recorded the file.
     create_run_for_test(instance, job_name="returns_flow", status=DagsterRunStatus.STARTED)
-    with build_sensor_context(instance=instance, resources=resources, cursor=first.cursor) as ctx:
-        assert not acs_returns_file_sensor.evaluate_tick(ctx).run_requests
+    assert not _tick_sensor(instance, first.cursor).run_requests
