@@ -200,6 +200,30 @@ def test_a_despatch_never_posted_and_an_invoice_never_issued_are_drift_for_finan
     assert set(events.columns) == {"order_number", "shipment_id", "step", "at"}
 
 
+def test_a_shipment_not_invoiced_too_long_still_lets_the_night_refresh_the_exception_queue(
+    integration: IntegrationHarness,
+) -> None:
+    """The order-to-cash check fails on a late shipment, but the night's exception queue
+    (downstream, so it counts that night's ``recon:cash`` findings) is still written:
+    finance sees the late shipment in the queue, and the nightly run does not fail on an
+    item that already has an owner."""
+    integration.run(*PRODUCTS, *RELEASE)
+    integration.sandbox.advance(timedelta(hours=4))
+    integration.run(*DESPATCH)
+    khaos = integration.sandbox.khaos
+    [call, *_] = khaos.truth()["despatch_calls"]
+    khaos.issue_policy.hold_invoice_ids.add(call["invoice_id"])  # never issued
+    integration.sandbox.advance(timedelta(days=3))
+
+    result = _reconcile(integration)
+
+    assert result.success
+    assert not _check(result, "no_shipment_despatched_not_invoiced_too_long").passed
+    queue = _table(result, "integration_exceptions")
+    finance = queue.loc[queue["owner"] == "finance"]
+    assert finance["count"].sum() >= 1
+
+
 def test_an_invoice_never_issued_stays_tracked_and_its_exception_open_whatever_its_age(
     integration: IntegrationHarness,
 ) -> None:

@@ -327,8 +327,8 @@ def returns_reconciliation(
     kinds={"parquet", "pandas"},
     dagster_type=IntegrationExceptionsType,
     partitions_def=RECONCILIATION_DAYS,
-    # After the findings of the night are raised. Not after order_to_cash_reconciliation:
-    # its blocking check would stop this table on the nights it matters most.
+    # After the findings of the night are raised (the order-to-cash check is not blocking
+    # for this reason: it would stop this table on the nights it matters most).
     deps=[
         stock_reconciliation,
         order_status_reconciliation,
