@@ -89,6 +89,12 @@ def main() -> int:
         default=0.06,
         help="share of despatched units ACS receives back, every four simulated hours",
     )
+    parser.add_argument(
+        "--settle-step-min",
+        type=int,
+        default=180,
+        help="simulated minutes per step once trading has stopped (quiescence)",
+    )
     parser.add_argument("--pg-restarts", type=int, default=2)
     parser.add_argument("--max-running", type=int, default=3, help="run workers at once")
     parser.add_argument("--workdir", type=Path, default=None)
@@ -99,6 +105,9 @@ def main() -> int:
         args.step_min, args.kill_share, args.pg_restarts = 60, 0.3, 1
         args.step_wall_s, args.freeze_share, args.daemon_kill_rate = 2.0, 0.5, 0.3
         args.returns_share = 0.25  # enough customer returns for a frozen returns run
+        # Six-hour steps once trading stops: the same drops, pushes, finance batches and
+        # nights, in half the daemon ticks and runs (a bounded soak in CI's time).
+        args.settle_step_min = 360
     return soak(args)
 
 

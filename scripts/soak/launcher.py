@@ -58,6 +58,11 @@ class Faults:
     freeze_share: float = 0.1  # run workers frozen with claims (SIGSTOP), then thawed
     freeze_steps: int = 3  # steps of simulated time frozen: several leases
     dispatcher_kill_share: float = 0.5  # standalone dispatchers SIGKILLed / frozen
+    # Runs whose claims are the ones a second send would show in Khaos's truth (a customer
+    # return twice is two credit notes; a despatch twice is refused, "nothing left to
+    # ship"): frozen at this share before any other fault is rolled, so the pre-send claim
+    # check is tested where the oracles can see it fail.
+    freeze_first: tuple[tuple[str, float], ...] = (("returns_flow", 0.6),)
 
 
 class Launcher:
@@ -122,7 +127,11 @@ class Launcher:
         kill_at = None
         freeze = False
         roll = self.rng.random()
-        if roll < self.faults.kill_share:
+        first = dict(self.faults.freeze_first).get(job, 0.0)
+        if first and self.rng.random() < first:
+            extra[FREEZE_ENV] = "after_claim:1"
+            freeze = True
+        elif roll < self.faults.kill_share:
             if self.rng.random() < 0.5:
                 point = self.rng.choice(CRASH_POINTS)
                 extra["ACS_KHAOS_CRASH_AT"] = f"{point}:{self.rng.randint(1, 4)}"

@@ -116,7 +116,7 @@ def soak(args: argparse.Namespace) -> int:
         stats = sandbox.fault_stats()
         sandbox.faults_off()
         settling = time.monotonic()
-        settle(sandbox, driver, store_url, finance)
+        settle(sandbox, driver, store_url, finance, args.settle_step_min)
         figures.wall["quiescence (all of it)"] += time.monotonic() - settling
         figures.ticks.update(daemon.state.get("ticks", {}))
         figures.tick_errors.update(daemon.state.get("tick_errors", {}))
@@ -181,17 +181,23 @@ class Driver:
         self.launcher.figures.wall["waiting for runs"] += time.monotonic() - started
 
 
-def settle(sandbox: SandboxProcess, driver: Driver, store_url: str, finance: Finance) -> None:
+def settle(
+    sandbox: SandboxProcess, driver: Driver, store_url: str, finance: Finance, step_min: int
+) -> None:
     """Faults off, no more trading: ACS finishes its work (hire units back and cleaned) in
     day-long jumps, as over a closed weekend; then its last files are dropped and the
-    integration's schedules and sensors run in three-hour steps until the outbox and the
-    runs are quiet for two steps and a day has passed (the stock push of the last snapshot,
-    the finance batch and a night's reconciliation all had their turn)."""
+    integration's schedules and sensors run in steps of ``step_min`` (three hours by
+    default) until the outbox and the runs are quiet for two steps and 30 hours have passed
+    (the stock push of the last snapshot, the finance batch and a night's reconciliation
+    all had their turn)."""
     driver.drain()
-    for _ in range(14):
+    for day in range(14):
         if not http("GET", f"{sandbox.acs}/_sandbox/soak/units")["busy"]:
             break
         driver.step(sandbox.advance(24 * 60))
+        print(f"  quiescence: ACS still at work, day {day + 1}", flush=True)
+    at_least = -(-30 * 60 // step_min) - 1  # steps before "quiet" may end a drop's wait
+    week = 7 * 24 * 60 // step_min
     # Two of ACS's nightly drops: the second one is taken after everything the first one
     # brought (returns posted, invoices issued) has landed, as the next morning's would be.
     # Then (brand side, soakbrand) finance decides every hold still open, and the
@@ -202,17 +208,18 @@ def settle(sandbox: SandboxProcess, driver: Driver, store_url: str, finance: Fin
         else:
             finance.visit(sandbox.now(), everything=True)
         quiet = 0
-        for step in range(8 * 7):
-            now = sandbox.advance(180)
+        for step in range(week):
+            now = sandbox.advance(step_min)
             finance.visit(now)
             driver.step(now)
             driver.drain()
             counts = outbox_counts(store_url)
             quiet = quiet + 1 if not counts["pending"] + counts["in_flight"] else 0
-            if quiet >= 2 and (step >= 9 or drop == 2):  # drop 2: approvals sent (soakbrand)
+            if quiet >= 2 and (step >= at_least or drop == 2):  # drop 2: approvals sent
                 break
         else:
             print("  the outbox did not settle in a simulated week", flush=True)
+        print(f"  quiescence, drop {drop + 1}: {now:%a %d %b %H:%M} {dict(counts)}", flush=True)
     # A process still frozen carries on now: what it holds was recovered long ago (or not
     # claimed by anyone else), and it must find that out before it sends.
     driver.launcher.thaw_all()
