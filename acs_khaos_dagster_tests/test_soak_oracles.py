@@ -146,3 +146,38 @@ def test_an_order_edited_in_khaos_that_acs_holds_at_its_old_lines_is_broken() ->
     oracles._releases(acs, khaos, {}, "unused", verdict)
     [entity] = verdict.broken["released order at ACS"]
     assert entity.startswith("SO1: ACS holds {'12': 1}")
+
+
+def _one_order_at_acs(postcode: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    khaos = {
+        "orders": [
+            {
+                "order_code": "SO2",
+                "order_id": 2,
+                "invoice_ids": [21],
+                "lines": [{"order_item_id": 22, "quantity": 1}],
+            }
+        ],
+        "invoices": [{"invoice_id": 21, "stage": 10}],
+    }
+    body = {"Delivery_Postcode": postcode, "OrderItems": [{"LineItemId": 22, "ItemQuantity": 1}]}
+    acs = {
+        "orders": [{"order_number": "SO2", "cancelled": False, "status": "RECEIVED", "body": body}]
+    }
+    return acs, khaos
+
+
+def test_an_address_edited_before_acs_had_the_order_must_reach_acs_at_its_newest_postcode() -> None:
+    acs, khaos = _one_order_at_acs("SW1A 1AA")  # the body before customer services' edit
+    verdict = oracles.Verdict()
+    oracles._releases(acs, khaos, {"edited_orders": {"SO2": "EC2A 2BB"}}, "unused", verdict)
+    [entity] = verdict.broken["edited order at ACS at its newest body"]
+    assert entity == "SO2: ACS holds postcode SW1A1AA, Khaos EC2A 2BB"
+
+
+def test_an_edited_order_at_acs_with_its_newest_postcode_holds_whatever_its_spacing() -> None:
+    acs, khaos = _one_order_at_acs("ec2a2bb")
+    verdict = oracles.Verdict()
+    oracles._releases(acs, khaos, {"edited_orders": {"SO2": "EC2A 2BB"}}, "unused", verdict)
+    assert verdict.ok, dict(verdict.broken)
+    assert verdict.checked["orders edited in Khaos before ACS had them"] == 1

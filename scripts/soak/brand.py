@@ -6,7 +6,8 @@ integration never touch them, and adds what a brand's day brings, all seeded:
 - ``POST /_sandbox/soak/trade`` (Khaos side): new web orders land in Khaos released for
   fulfilment (sale lines, hire lines on hire styles), a share with a fulfilment plan at
   ACS that splits them over two shipments or closes a line short; a few recent orders are
-  cancelled by customer services in Khaos;
+  cancelled by customer services in Khaos, and a few not yet at ACS have their delivery
+  address corrected by customer services (an edit: ACS must end with the newest body);
 - ``POST /_sandbox/soak/returns`` (ACS side): customers send back a share of the sale
   units ACS has despatched; ACS receives and grades them (A/B/C/BER by quota) and they go
   into the next returns file;
@@ -65,6 +66,7 @@ class Brand:
         self.next_order = FIRST_ORDER_ID
         self.recent: list[int] = []
         self.cancelled: list[int] = []
+        self.edited: dict[str, str] = {}  # order code -> the newest postcode keyed in Khaos
         self.return_seq = 500_000
         self.considered: set[str] = set()
         self.graded: list[dict[str, str]] = []
@@ -73,9 +75,9 @@ class Brand:
         self.delivery_seq = 0
         self.miscount_day: Any = None
 
-    def trade(self, orders: int, cancel_share: float) -> dict[str, int]:
+    def trade(self, orders: int, cancel_share: float, edit_share: float) -> dict[str, int]:
         box, rng = self.box, self.rng
-        made = cancelled = 0
+        made = cancelled = edited = 0
         now = box.clock.now()
         with box.khaos._lock, box.acs.state.lock:
             for _ in range(orders):
@@ -95,9 +97,29 @@ class Brand:
                     box.khaos.books.cancel_order(order_id)
                     self.cancelled.append(order_id)
                     cancelled += 1
+            # Customer services correct a delivery address on orders ACS has not taken yet
+            # (some are new this hour, some have a release still being retried): the next
+            # release must send the newest body, superseding any older one still queued.
+            for order_id in self.recent:
+                if rng.random() < edit_share and order_id not in self.cancelled:
+                    edited += self._edit_address(order_id, now)
             self.recent = self.recent[-orders * 2 :]
             self.ordered = self.ordered[-orders * 12 :]
-        return {"orders": made, "cancelled": cancelled}
+        return {"orders": made, "cancelled": cancelled, "edited": edited}
+
+    def _edit_address(self, order_id: int, now: Any) -> int:
+        sim = self.box.khaos.books.orders[order_id]
+        code = sim.header.order_code
+        if code in self.box.acs.state.orders:
+            return 0  # ACS has it: changed there by a person, not by this integration
+        seq = len(self.edited) + 1
+        address = sim.header.delivery_address.model_copy(
+            update={"line1": f"{seq} Corrected Lane", "postcode": f"EC{seq % 9 + 1}A {seq % 10}BB"}
+        )
+        sim.header = sim.header.model_copy(update={"delivery_address": address})
+        sim.updated_at = now
+        self.edited[code] = address.postcode
+        return 1
 
     def _order(self, now: Any) -> SalesOrder:
         rng, manifest = self.rng, self.box.manifest
@@ -274,6 +296,7 @@ class Brand:
             "busy": busy,
             "next_due": next_due,
             "cancelled_orders": list(self.cancelled),
+            "edited_orders": dict(self.edited),
             "stock_events": list(self.stock_events),
         }
 
@@ -283,8 +306,8 @@ def serve(scenario: Path, drop: Path, seed: int, variant: str = "modelled") -> i
     box = Sandbox(scenario, drop, load_settings(), seed=seed, variant=VARIANTS[variant])
     brand = Brand(box, seed)
 
-    def trade(orders: int, cancel_share: float = 0.03) -> dict[str, int]:
-        return brand.trade(orders, cancel_share)
+    def trade(orders: int, cancel_share: float = 0.03, edit_share: float = 0.03) -> dict[str, int]:
+        return brand.trade(orders, cancel_share, edit_share)
 
     def send_back(share: float) -> dict[str, int]:
         return brand.returns(share)

@@ -152,6 +152,7 @@ class Figures:
     tick_errors: Counter[str] = field(default_factory=Counter)
     orders: int = 0
     cancelled: int = 0
+    edited: int = 0
     returns: int = 0
     days: float = 0.0
     first_failure_s: float | None = None

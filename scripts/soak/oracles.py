@@ -164,6 +164,7 @@ def _releases(
 ) -> None:
     """Every released Khaos order is at ACS at its newest lines, or cancelled there."""
     at_acs = {o["order_number"]: o for o in acs["orders"]}
+    edited = units.get("edited_orders", {})
     stages = {i["invoice_id"]: i["stage"] for i in khaos["invoices"]}
     exceptions = None
     for order in khaos["orders"]:
@@ -199,6 +200,19 @@ def _releases(
                 f"{code}: ACS holds {dict(got)}"
                 f"{' cancelled' if there['cancelled'] else ''}, Khaos {dict(want)}",
             )
+        if code in edited:
+            verdict.checked["orders edited in Khaos before ACS had them"] += 1
+            held = _compact(there["body"].get("Delivery_Postcode"))
+            if held != _compact(edited[code]):
+                verdict.fail(
+                    "edited order at ACS at its newest body",
+                    f"{code}: ACS holds postcode {held}, Khaos {edited[code]}",
+                )
+
+
+def _compact(postcode: str | None) -> str:
+    """A postcode as a courier reads it: case and spaces do not matter."""
+    return "".join((postcode or "").split()).upper()
 
 
 def _returns(units: dict[str, Any], khaos: dict[str, Any], verdict: Verdict) -> None:

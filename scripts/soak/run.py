@@ -89,6 +89,7 @@ def soak(args: argparse.Namespace) -> int:
                 made = http("POST", f"{sandbox.khaos}/_sandbox/soak/trade?orders={per_step}")
                 figures.orders += made["orders"]
                 figures.cancelled += made["cancelled"]
+                figures.edited += made["edited"]
                 # brand side (soakbrand): stock changes no order explains
                 for kind, n in http("POST", f"{sandbox.acs}/_sandbox/soak/stock").items():
                     figures.stock_events[kind] += n
@@ -262,6 +263,7 @@ def report(
     )
     print(
         f"brand: {figures.orders} orders, {figures.cancelled} cancelled, "
+        f"{figures.edited} edited before ACS had them, "
         f"{figures.returns} units returned"
     )
     print(f"effects: {sum(kinds.values())}  (all made by the flows)  by kind: {kinds}")
