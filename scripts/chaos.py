@@ -95,6 +95,12 @@ def main() -> int:
         default=180,
         help="simulated minutes per step once trading has stopped (quiescence)",
     )
+    parser.add_argument(
+        "--settle-jump-days",
+        type=int,
+        default=1,
+        help="simulated days per step while ACS finishes its work (hire units back)",
+    )
     parser.add_argument("--pg-restarts", type=int, default=2)
     parser.add_argument("--max-running", type=int, default=3, help="run workers at once")
     parser.add_argument("--workdir", type=Path, default=None)
@@ -107,7 +113,7 @@ def main() -> int:
         args.returns_share = 0.25  # enough customer returns for a frozen returns run
         # Six-hour steps once trading stops: the same drops, pushes, finance batches and
         # nights, in half the daemon ticks and runs (a bounded soak in CI's time).
-        args.settle_step_min = 360
+        args.settle_step_min, args.settle_jump_days = 360, 3
     return soak(args)
 
 

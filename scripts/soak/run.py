@@ -117,7 +117,7 @@ def soak(args: argparse.Namespace) -> int:
         stats = sandbox.fault_stats()
         sandbox.faults_off()
         settling = time.monotonic()
-        settle(sandbox, driver, store_url, finance, args.settle_step_min)
+        settle(sandbox, driver, store_url, finance, args.settle_step_min, args.settle_jump_days)
         figures.wall["quiescence (all of it)"] += time.monotonic() - settling
         figures.ticks.update(daemon.state.get("ticks", {}))
         figures.tick_errors.update(daemon.state.get("tick_errors", {}))
@@ -183,20 +183,25 @@ class Driver:
 
 
 def settle(
-    sandbox: SandboxProcess, driver: Driver, store_url: str, finance: Finance, step_min: int
+    sandbox: SandboxProcess,
+    driver: Driver,
+    store_url: str,
+    finance: Finance,
+    step_min: int,
+    jump_days: int = 1,
 ) -> None:
     """Faults off, no more trading: ACS finishes its work (hire units back and cleaned) in
-    day-long jumps, as over a closed weekend; then its last files are dropped and the
+    jumps of ``jump_days``, as over a closed weekend; then its last files are dropped and the
     integration's schedules and sensors run in steps of ``step_min`` (three hours by
     default) until the outbox and the runs are quiet for two steps and 30 hours have passed
     (the stock push of the last snapshot, the finance batch and a night's reconciliation
     all had their turn)."""
     driver.drain()
-    for day in range(14):
+    for jump in range(-(-14 // jump_days)):
         if not http("GET", f"{sandbox.acs}/_sandbox/soak/units")["busy"]:
             break
-        driver.step(sandbox.advance(24 * 60))
-        print(f"  quiescence: ACS still at work, day {day + 1}", flush=True)
+        driver.step(sandbox.advance(jump_days * 24 * 60))
+        print(f"  quiescence: ACS still at work, day {(jump + 1) * jump_days}", flush=True)
     at_least = -(-30 * 60 // step_min) - 1  # steps before "quiet" may end a drop's wait
     week = 7 * 24 * 60 // step_min
     # Two of ACS's nightly drops: the second one is taken after everything the first one
