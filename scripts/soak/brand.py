@@ -288,7 +288,10 @@ class Brand:
         state = self.box.acs.state
         with state.lock:
             by = Counter((u.sku, u.status) for u in state.units.values())
-            busy = bool(state._due) or bool(state.pending_returns)
+            # Work still scheduled (orders to pick, hire units to come back and be cleaned).
+            # Returns waiting for the next returns file are not: the drop writes them, and
+            # counting them kept quiescence jumping its full fortnight.
+            busy = bool(state._due)
             next_due = state._due[0][0].isoformat() if state._due else None
         return {
             "units": [{"sku": s, "status": st, "count": n} for (s, st), n in sorted(by.items())],
