@@ -60,9 +60,10 @@ class Faults:
     dispatcher_kill_share: float = 0.5  # standalone dispatchers SIGKILLed / frozen
     # Runs whose claims are the ones a second send would show in Khaos's truth (a customer
     # return twice is two credit notes; a despatch twice is refused, "nothing left to
-    # ship"): frozen at this share before any other fault is rolled, so the pre-send claim
-    # check is tested where the oracles can see it fail.
-    freeze_first: tuple[tuple[str, float], ...] = (("returns_flow", 0.6),)
+    # ship"): their first attempt is frozen at this share before any other fault is rolled
+    # (a run retry is not), so the pre-send claim check is tested where the oracles can see
+    # it fail, even in a soak with one returns file.
+    freeze_first: tuple[tuple[str, float], ...] = (("returns_flow", 1.0),)
 
 
 class Launcher:
@@ -127,7 +128,7 @@ class Launcher:
         kill_at = None
         freeze = False
         roll = self.rng.random()
-        first = dict(self.faults.freeze_first).get(job, 0.0)
+        first = dict(self.faults.freeze_first).get(job, 0.0) if RETRY_TAG not in tags else 0.0
         if first and self.rng.random() < first:
             extra[FREEZE_ENV] = "after_claim:1"
             freeze = True
