@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -53,8 +52,10 @@ def overview(
         raise typer.Exit(2)
     shared = _sharing(rows)
     if as_json:
+        from acs_khaos_dagster.flows.overview import overview_record
+
         for row, _ in rows:
-            typer.echo(json.dumps(_as_dict(row), default=str, sort_keys=True))
+            typer.echo(json.dumps(overview_record(row), default=str, sort_keys=True))
     else:
         _print(rows)
     for message in shared:
@@ -65,19 +66,10 @@ def overview(
 
 def _overview_of(file: Path):
     from acs_khaos_dagster.brands import brand_environment
-    from acs_khaos_dagster.clock import SIMULATED_CLOCK_CURSOR, integration_now
-    from acs_khaos_dagster.flows.overview import brand_overview
-    from acs_khaos_dagster.store import Store
+    from acs_khaos_dagster.flows.overview import take_overview
 
-    with brand_environment(file) as settings, Store.from_settings(settings) as store:
-        now = integration_now(settings)
-        simulated = None if settings.clock_url else store.cursors.get(SIMULATED_CLOCK_CURSOR)
-        if simulated is not None:
-            # A store the demo filled lives on its simulated clock (see cli_ops.open_store).
-            now = datetime.fromisoformat(simulated)
-            with Store.from_settings(settings, clock=lambda: now) as as_at:
-                return brand_overview(as_at, settings, now), _where(settings)
-        return brand_overview(store, settings, now), _where(settings)
+    with brand_environment(file) as settings:
+        return take_overview(settings), _where(settings)
 
 
 def _where(settings) -> tuple[str, str]:
@@ -94,25 +86,6 @@ def _sharing(rows) -> list[str]:
             if other != row.brand:
                 problems.append(f"brands {other} and {row.brand} share one {what}")
     return problems
-
-
-def _as_dict(row) -> dict[str, object]:
-    return {
-        "brand": row.brand,
-        "as_at": row.as_at.isoformat(),
-        "open_by_owner": row.open_by_owner,
-        "over_target_by_owner": row.over_target_by_owner,
-        "oldest_due_s": _seconds(row.oldest_due_age),
-        "snapshot_age_s": _seconds(row.snapshot_age),
-        "despatch_posted_age_s": _seconds(row.despatch_posted_age),
-        "drift_day": row.drift_day.isoformat() if row.drift_day else None,
-        "drift_value": row.drift_value,
-        "month_end": row.month_end,
-    }
-
-
-def _seconds(delta) -> float | None:
-    return None if delta is None else round(delta.total_seconds(), 1)
 
 
 def _print(rows) -> None:

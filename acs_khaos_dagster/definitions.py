@@ -35,6 +35,7 @@ from acs_khaos_dagster.defs import (
     month_end,
     orders,
     outbox,
+    overview,
     products,
     reconciliation,
     retention,
@@ -57,6 +58,7 @@ GROUPS = [
     alerts.defs,
     freshness.defs,
     retention.defs,
+    overview.defs,
 ]
 
 
@@ -76,7 +78,10 @@ def _partitioned_asset_keys() -> list:
 # files are ingested per day by `acs_stock_file_sensor`. `make demo` launches this job.
 integration_cycle = define_asset_job(
     "integration_cycle",
-    selection=AssetSelection.all() - AssetSelection.assets(*_partitioned_asset_keys()),
+    selection=AssetSelection.all()
+    - AssetSelection.assets(*_partitioned_asset_keys())
+    # The overview reads what the cycle did; it has its own job and schedule.
+    - AssetSelection.assets(*overview.defs.assets or []),
     description="A full integration cycle: products, orders and despatches, the stock push, "
     "returns.",
 )

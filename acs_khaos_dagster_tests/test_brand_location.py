@@ -200,3 +200,40 @@ def test_the_brands_own_dispatch_run_under_way_holds_the_next_back(
 ) -> None:
     tick = _outbox_tick(acme, dagster_instance, monkeypatch, tmp_path, queued=BRAND)
     assert not tick.run_requests and "on its way" in (tick.skip_message or "")
+
+
+def test_a_run_started_with_the_uis_materialize_button_carries_the_brand_tag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The webserver's own launch (GraphQL ``launchPipelineExecution`` of ``__ASSET_JOB``,
+    as the Materialize button sends it) against the brand's code location in its own
+    process, on an instance whose queue holds the run (nothing executes)."""
+    from dagster import instance_for_test
+    from dagster_graphql.test.utils import define_out_of_process_context, materialize_assets
+
+    monkeypatch.setenv("ACS_KHAOS_BRAND", BRAND)
+    monkeypatch.setenv("ACS_KHAOS_DATA_DIR", str(tmp_path / "data"))
+    workspace = tmp_path / "workspace.yaml"
+    workspace.write_text(
+        "load_from:\n  - python_module:\n      module_name: acs_khaos_dagster.definitions\n"
+        f"      location_name: {BRAND}\n",
+        encoding="utf-8",
+    )
+    queued = {"module": "dagster.core.run_coordinator", "class": "QueuedRunCoordinator"}
+    with (
+        instance_for_test(overrides={"run_coordinator": queued}) as instance,
+        define_out_of_process_context(str(workspace), None, instance) as context,
+    ):
+        result = materialize_assets(context, [AssetKey([BRAND, "brand_overview"])])
+        launched = result.data["launchPipelineExecution"]  # type: ignore[union-attr]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run = instance.get_run_by_id(launched["run"]["runId"])
+    assert run is not None and run.job_name == "__ASSET_JOB"
+    assert run.tags.get(BRAND_TAG) == BRAND
+
+
+def test_the_implicit_asset_job_of_a_brand_carries_the_brand_tag(acme: Definitions) -> None:
+    job = acme.get_repository_def().get_job("__ASSET_JOB")
+    assert job.tags.get(BRAND_TAG) == BRAND
+    subset = job.get_subset(asset_selection={AssetKey([BRAND, "brand_overview"])})
+    assert subset.run_tags.get(BRAND_TAG) == BRAND

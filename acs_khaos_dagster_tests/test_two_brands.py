@@ -4,6 +4,11 @@ Each brand has its own store database, data folder, secrets and simulators, and 
 its own process (as its code server's runs would) on the one shared instance. Brand
 ``acme`` trades through a fault storm (half of Khaos's calls fail or crawl, a third of
 ACS's fail); brand ``bravo`` trades calmly. The oracles come from the simulators' truth.
+
+Bravo's calm baseline: before the two brands start, bravo's twin (same scenario, seed and
+moments, its own store and simulators, code ``bravo_alone``) runs alone on the instance up
+to its despatches; bravo under acme's storm must post the same despatches, at the same
+simulated moments, within a bound of the twin's wall-clock latency.
 """
 
 from __future__ import annotations
@@ -17,13 +22,13 @@ import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
-from dagster import DagsterInstance, RunsFilter
+from dagster import AssetKey, DagsterInstance, RunsFilter
 
 from acs_khaos_dagster.brands import brand_environment_values
 from acs_khaos_dagster.config import load_settings
@@ -33,12 +38,19 @@ from acs_khaos_dagster.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).with_name("acs-khaos")
-STORMY, CALM = "acme", "bravo"
+STORMY, CALM, ALONE = "acme", "bravo", "bravo_alone"
 CYCLES = (timedelta(0), timedelta(hours=6), timedelta(hours=30))
+# Bravo's despatches ship 3 h after release (sandbox.acs.state): the twin needs two cycles.
+TWIN_CYCLES = CYCLES[:2]
+# Bravo's wall-clock despatch latency under acme's storm may be this many times its twin's
+# alone, plus this many seconds: the two brands share two CPU cores with the rest of the
+# machine, so only a brand held back (a pool slot, a queue, a run it waited on) exceeds it.
+LATENCY_FACTOR, LATENCY_SLACK_S = 2.0, 4.0
 
 # One brand's code location in its own process: each "cycle DAY" line runs what the
 # brand's schedules and sensors would (the main job, the stock-file sensor's runs, the
-# day's reconciliation) and answers with the runs' ids and outcomes.
+# day's reconciliation), "despatch DAY" the main job alone (the twin's cycles), "overview
+# DAY" the overview's job, and each answers with the runs' ids and outcomes.
 WORKER = """
 import json, sys
 from dagster import DagsterInstance
@@ -50,13 +62,18 @@ class InProcess:  # the demo's launcher, without a workspace: this brand's defs 
     def execute(self, job, partition_key=None, run_config=None, tags=None):
         return job.execute_in_process(instance=instance, partition_key=partition_key,
             run_config=run_config, tags=tags, raise_on_error=False)
+def run(name, **kwargs):
+    return defs.resolve_job_def(name).execute_in_process(
+        instance=instance, raise_on_error=False, **kwargs)
 for line in sys.stdin:
     word, day = line.split()
-    runs = [defs.resolve_job_def("integration_cycle").execute_in_process(
-        instance=instance, raise_on_error=False, run_config=QUIET)]
-    runs += _run_sensor(defs, "acs_stock_file_sensor", instance, cursors, InProcess())
-    runs.append(defs.resolve_job_def("reconciliation_job").execute_in_process(
-        instance=instance, partition_key=day, raise_on_error=False, run_config=QUIET))
+    if word == "overview":
+        runs = [run("brand_overview_job")]
+    else:
+        runs = [run("integration_cycle", run_config=QUIET)]
+    if word == "cycle":
+        runs += _run_sensor(defs, "acs_stock_file_sensor", instance, cursors, InProcess())
+        runs.append(run("reconciliation_job", partition_key=day, run_config=QUIET))
     print(json.dumps([[r.run_id, r.job_def.name, r.success] for r in runs]), flush=True)
 """
 
@@ -74,7 +91,8 @@ def bravo_scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def databases(postgres_admin_url: str) -> Iterator[dict[str, str]]:
     """The instance's database and each brand's store database, dropped afterwards."""
-    names = {role: f"akd_test_{role}_{uuid.uuid4().hex[:8]}" for role in ("dagster", STORMY, CALM)}
+    roles = ("dagster", STORMY, CALM, ALONE)
+    names = {role: f"akd_test_{role}_{uuid.uuid4().hex[:8]}" for role in roles}
     admin = sa.create_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         for name in names.values():
@@ -147,9 +165,9 @@ def _worker(brand: Brand, instance_env: dict[str, str]) -> subprocess.Popen:
     )
 
 
-def _cycle(worker: subprocess.Popen, day: str) -> list[list]:
+def _cycle(worker: subprocess.Popen, day: str, word: str = "cycle") -> list[list]:
     assert worker.stdin is not None and worker.stdout is not None
-    worker.stdin.write(f"cycle {day}\n")
+    worker.stdin.write(f"{word} {day}\n")
     worker.stdin.flush()
     line = worker.stdout.readline()
     assert line, worker.stderr.read() if worker.stderr else "worker died"
@@ -172,18 +190,64 @@ def _run_logs(instance: DagsterInstance, brand: str) -> str:
     return "\n".join(repr(entry) for run in runs for entry in instance.all_logs(run.run_id))
 
 
+def _feed_the_day(box: Sandbox, wait: timedelta) -> None:
+    """Time passes; ACS receives the day's returns and writes its daily files."""
+    if wait:
+        box.advance(wait)
+    box.acs.receive_customer_returns(box.scenario_dir / box.manifest.files.returns)
+    box.acs.write_daily_files()
+
+
+@pytest.fixture(scope="module")
+def instance_home(databases: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("dagster_home")
+    shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+@pytest.fixture(scope="module")
+def bravo_alone(
+    databases: dict[str, str],
+    instance_home: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    bravo_scenario: Path,
+) -> dict:
+    """Bravo's twin alone on the instance (nothing else running) up to its despatches: its
+    wall-clock despatch latencies and what it posted to its Khaos."""
+    instance_env = _instance_env(databases, instance_home)
+    twin = Brand(ALONE, bravo_scenario, 11, tmp_path_factory.mktemp("alone"), databases[ALONE])
+    saved = dict(os.environ)
+    os.environ.update(instance_env)
+    DagsterInstance.get().get_runs(limit=1)  # the instance's schema, before any worker
+    worker = _worker(twin, instance_env)
+    try:
+        runs = []
+        for wait in TWIN_CYCLES:
+            _feed_the_day(twin.box, wait)
+            runs += _cycle(worker, twin.box.clock.now().date().isoformat(), "despatch")
+        instance = DagsterInstance.get()
+        return {
+            "latency": [_despatch_latency(instance, run_id) for run_id, _, _ in runs],
+            "posted": _posted(twin),
+        }
+    finally:
+        worker.kill()
+        twin.box.stop()
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture(scope="module")
 def two_brands(
     databases: dict[str, str],
+    instance_home: Path,
+    bravo_alone: dict,
     tmp_path_factory: pytest.TempPathFactory,
     tiny_scenario: Path,
     bravo_scenario: Path,
 ) -> Iterator[dict]:
     tmp_path = tmp_path_factory.mktemp("two_brands")
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    instance_env = _instance_env(databases, home)
+    instance_env = _instance_env(databases, instance_home)
     brands = {
         STORMY: Brand(STORMY, tiny_scenario, 7, tmp_path, databases[STORMY]),
         CALM: Brand(CALM, bravo_scenario, 11, tmp_path, databases[CALM]),
@@ -202,11 +266,7 @@ def two_brands(
     try:
         for wait in CYCLES:
             for brand in brands.values():
-                if wait:
-                    brand.box.advance(wait)
-                box = brand.box
-                box.acs.receive_customer_returns(box.scenario_dir / box.manifest.files.returns)
-                box.acs.write_daily_files()
+                _feed_the_day(brand.box, wait)
             day = brands[CALM].box.clock.now().date().isoformat()
             with ThreadPoolExecutor(2) as pool:
                 done = {code: pool.submit(_cycle, w, day) for code, w in workers.items()}
@@ -215,7 +275,17 @@ def two_brands(
             for code, brand in brands.items():
                 shipped, posted = _despatches(brand)
                 unposted[code].append(len(shipped - posted))
+        for code, worker in workers.items():
+            runs[code] += _cycle(worker, day, "overview")
+        instance = DagsterInstance.get()
+        latency = [
+            _despatch_latency(instance, run_id)
+            for run_id, job, _ in runs[CALM]
+            if job == "integration_cycle"
+        ]
         yield {
+            "latency": latency,
+            "alone": bravo_alone,
             "brands": brands,
             "runs": runs,
             "unposted": unposted,
@@ -230,6 +300,48 @@ def two_brands(
             brand.box.stop()
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _despatch_latency(instance: DagsterInstance, run_id: str) -> tuple[float, int] | None:
+    """Wall seconds from the start of reading ACS's despatch feed to the end of posting its
+    shipments to Khaos in run ``run_id`` (whatever the run did, or waited for, between: a
+    pool slot, a slow Khaos), and how many shipments the posting step handled."""
+    from dagster import DagsterEventType
+
+    start = end = None
+    shipments = 0
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        step = event.step_key.rsplit("__", 1)[-1]
+        if step == "acs_shipments" and event.event_type == DagsterEventType.STEP_START:
+            start = entry.timestamp
+        if step == "khaos_shipment_postings":
+            if event.event_type == DagsterEventType.STEP_SUCCESS:
+                end = entry.timestamp
+            if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                shipments = int(event.materialization.metadata["shipments"].value)
+    return None if start is None or end is None else (end - start, shipments)
+
+
+def _posted(brand: Brand) -> dict[str, tuple[float, int]]:
+    """Each despatch posted to the brand's Khaos (by ACS shipment id): the simulated seconds
+    from ACS's despatch to the posting, and how many parcels it posted (their tracking
+    numbers are the simulator's random draws)."""
+    truth = brand.box.truth()
+    shipped = {
+        s["shipment_id"]: datetime.fromisoformat(s["despatched_at"])
+        for o in truth["acs"]["orders"]
+        for s in o.get("shipments", [])
+    }
+    return {
+        call["external_ref"]: (
+            (datetime.fromisoformat(call["at"]) - shipped[call["external_ref"]]).total_seconds(),
+            len(call["packages"]),
+        )
+        for call in truth["khaos"]["despatch_calls"]
+    }
 
 
 def _despatches(brand: Brand) -> tuple[set[str], set[str]]:
@@ -289,6 +401,27 @@ def test_a_fault_storm_in_one_brand_leaves_the_other_posting_each_despatch_in_it
         assert states <= {"done", "superseded"}, states
 
 
+def test_a_fault_storm_in_one_brand_leaves_the_others_despatches_as_they_are_alone(
+    two_brands,
+) -> None:
+    alone = two_brands["alone"]["posted"]
+    assert alone  # the twin had despatches to post
+    assert _posted(two_brands["brands"][CALM]) == alone  # same parcels, same simulated moments
+
+
+def test_a_fault_storm_in_one_brand_leaves_the_others_despatch_latency_within_its_calm_bound(
+    two_brands,
+) -> None:
+    def despatching(latencies: list) -> list[float]:
+        return [seconds for seconds, shipments in filter(None, latencies) if shipments]
+
+    calm = despatching(two_brands["alone"]["latency"])
+    stormy = despatching(two_brands["latency"])
+    assert calm and len(stormy) == len(calm), (calm, stormy)
+    bound = max(calm) * LATENCY_FACTOR + LATENCY_SLACK_S
+    assert max(stormy) <= bound, f"alone {calm} s, beside the storm {stormy} s"
+
+
 def test_one_brands_secrets_never_reach_the_others_logs_store_or_output(two_brands) -> None:
     brands, instance = two_brands["brands"], two_brands["instance"]
     for code, other in ((STORMY, CALM), (CALM, STORMY)):
@@ -303,7 +436,9 @@ def test_each_brand_takes_slots_of_its_own_api_pools(two_brands) -> None:
     assert not keys & {"acs_api", "khaos_api"}
 
 
-def test_the_overview_lists_both_brands_from_their_settings_folder(two_brands) -> None:
+@pytest.fixture(scope="module")
+def overview_rows(two_brands) -> dict[str, dict]:
+    """``acs-khaos overview --json`` over the brands' settings folder, by brand."""
     folder = two_brands["brands"][CALM].file.parent
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACS_KHAOS_")}
     done = subprocess.run(
@@ -314,10 +449,31 @@ def test_the_overview_lists_both_brands_from_their_settings_folder(two_brands) -
         timeout=120,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    rows = {row["brand"]: row for row in map(json.loads, done.stdout.splitlines())}
+    for brand in two_brands["brands"].values():
+        assert not [s for s in brand.secrets() if s in done.stdout + done.stderr]
+    return {row["brand"]: row for row in map(json.loads, done.stdout.splitlines())}
+
+
+def test_the_overview_lists_both_brands_from_their_settings_folder(overview_rows) -> None:
+    rows = overview_rows
     assert set(rows) == {STORMY, CALM}
     assert rows[CALM]["oldest_due_s"] is None
     assert all(row["snapshot_age_s"] is not None for row in rows.values())
     assert rows[CALM]["despatch_posted_age_s"] is not None
-    for brand in two_brands["brands"].values():
-        assert not [s for s in brand.secrets() if s in done.stdout + done.stderr]
+
+
+def test_each_brands_overview_asset_shows_its_own_row_as_the_command_does(
+    two_brands, overview_rows
+) -> None:
+    instance: DagsterInstance = two_brands["instance"]
+    for code in (STORMY, CALM):
+        event = instance.get_latest_materialization_event(AssetKey([code, "brand_overview"]))
+        assert event is not None and event.asset_materialization is not None, code
+        meta = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+        assert f"| {code} " in str(meta["overview"]), code
+        row = overview_rows[code]
+        assert (meta["open_exceptions"], meta["over_target"]) == (
+            row["open_exceptions"],
+            row["over_target"],
+        ), code
+        assert meta["month_end"] == row["month_end"], code

@@ -10,7 +10,11 @@ the one place that turns the integration's definitions into one brand's:
 - every asset, job and run carries the tag ``brand=<code>`` (the UI's filters), sensors
   and schedules the metadata ``brand``;
 - the API pools ``acs_api`` and ``khaos_api`` become ``acs_api:<brand>`` and
-  ``khaos_api:<brand>``, so a slow Khaos in one brand never holds another brand's slot.
+  ``khaos_api:<brand>``, so a slow Khaos in one brand never holds another brand's slot;
+- the runs a person starts from the UI (Materialize, on any asset page or the lineage)
+  carry the brand tag too: they are runs of the implicit asset job ``__ASSET_JOB``, which
+  Dagster builds itself with no tags, so the brand's location tags that job as well (the
+  run queue's per-brand limit and the sensors' run lookups then count them).
 
 Job, sensor and schedule names stay as they are: Dagster keeps them per code location.
 Run lookups by job name are instance-wide, though, so sensors narrow them with
@@ -41,6 +45,7 @@ from dagster import (
     SensorDefinition,
 )
 from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
 from dagster._core.definitions.input import In
 from dagster._core.definitions.output import Out
 from dagster._core.definitions.unresolved_asset_job_definition import (
@@ -105,7 +110,29 @@ def branded(defs: Definitions, brand: str | None) -> Definitions:
     with warnings.catch_warnings():
         # Copying sensors passes their (beta) owners on; nothing here is new to the user.
         warnings.simplefilter("ignore", category=BetaWarning)
-        return _branded(defs, brand)
+        result = _branded(defs, brand)
+    _tag_implicit_asset_job(result, brand)
+    return result
+
+
+def _tag_implicit_asset_job(defs: Definitions, brand: str) -> None:
+    """The UI's Materialize runs ``__ASSET_JOB`` (a subset of it), whose tags become the run's
+    tags (with those the person adds); Dagster offers no setting for that job's tags, so its
+    entry in the location's repository (built once and cached by ``defs``) is wrapped
+    before anything resolves it. ``test_brand_location`` proves the run carries the tag."""
+    repository = defs.get_repository_def()
+    index = repository._repository_data._jobs  # type: ignore[attr-defined]
+    build = index._definitions.get(IMPLICIT_ASSET_JOB_NAME)
+    if build is None:
+        return  # a location without assets has no implicit job
+    if IMPLICIT_ASSET_JOB_NAME in index._definition_cache:
+        raise RuntimeError("the implicit asset job was resolved before the brand could tag it")
+
+    def tagged() -> JobDefinition:
+        job = build() if callable(build) else build
+        return job._copy(tags={**job.tags, BRAND_TAG: brand})
+
+    index._definitions = {**index._definitions, IMPLICIT_ASSET_JOB_NAME: tagged}
 
 
 def _branded(defs: Definitions, brand: str) -> Definitions:
