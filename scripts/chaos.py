@@ -63,6 +63,12 @@ def main() -> int:
     )
     parser.add_argument("--fault-rate", type=float, default=0.25)
     parser.add_argument(
+        "--edit-share",
+        type=float,
+        default=0.03,
+        help="chance an order of the last hours not yet at ACS has its address corrected",
+    )
+    parser.add_argument(
         "--kill-share",
         type=float,
         default=0.3,
@@ -114,6 +120,7 @@ def main() -> int:
         # Six-hour steps once trading stops: the same drops, pushes, finance batches and
         # nights, in half the daemon ticks and runs (a bounded soak in CI's time).
         args.settle_step_min, args.settle_jump_days = 360, 3
+        args.edit_share = 0.15  # a few edits even in half a day of a tiny brand
     return soak(args)
 
 

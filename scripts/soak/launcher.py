@@ -216,7 +216,7 @@ class Launcher:
     def thaw(self, worker: Worker) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(worker.pid, signal.SIGCONT)
-        kind = "standalone dispatcher" if worker.standalone else "run worker"
+        kind = "standalone dispatcher" if worker.standalone else f"run worker ({worker.job})"
         self.figures.freezes[f"SIGSTOP {kind} holding claims, SIGCONT after the lease"] += 1
         worker.freeze = False
         worker.frozen_at_step = None

@@ -86,7 +86,11 @@ def soak(args: argparse.Namespace) -> int:
             now = sandbox.now()
             local = now.astimezone(LONDON)
             if 8 <= local.hour < 22:
-                made = http("POST", f"{sandbox.khaos}/_sandbox/soak/trade?orders={per_step}")
+                made = http(
+                    "POST",
+                    f"{sandbox.khaos}/_sandbox/soak/trade?orders={per_step}"
+                    f"&edit_share={args.edit_share}",
+                )
                 figures.orders += made["orders"]
                 figures.cancelled += made["cancelled"]
                 figures.edited += made["edited"]
