@@ -89,6 +89,7 @@ brand_overview_job = define_asset_job(
 )
 
 brand_overview_schedule = ScheduleDefinition(
+    name="brand_overview_schedule",
     job=brand_overview_job,
     cron_schedule="*/15 * * * *",
     execution_timezone=UK_TIME_ZONE,
