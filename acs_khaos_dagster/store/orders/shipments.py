@@ -14,11 +14,7 @@ from sqlalchemy.orm import Session
 from acs_khaos_dagster.domain.models import DespatchEvent
 from acs_khaos_dagster.store.db import Database
 from acs_khaos_dagster.store.orders.releases import _KEYS_PER_QUERY
-from acs_khaos_dagster.store.tables.orders import (
-    DespatchEventRow,
-    ShipmentInvoice,
-    ShipmentPosting,
-)
+from acs_khaos_dagster.store.tables.orders import DespatchEventRow, ShipmentInvoice, ShipmentPosting
 
 DESPATCH_CURSOR = "acs.despatch_feed"
 
