@@ -18,15 +18,8 @@ and revised), ``fulfilment`` (allocate, pick, pack, despatch), ``hire`` (the hir
 from acs_khaos_dagster.sandbox.acs.state.core import AcsState
 from acs_khaos_dagster.sandbox.acs.state.records import (
     ApiError,
-    Order,
-    PlanLine,
-    Product,
-    Unit,
     decode_cursor,
     encode_cursor,
-    hold_for_weekend,
-    is_despatch_day,
-    iso,
     parse_dt,
     parse_limit,
 )
@@ -34,15 +27,8 @@ from acs_khaos_dagster.sandbox.acs.state.records import (
 __all__ = [
     "AcsState",
     "ApiError",
-    "Order",
-    "PlanLine",
-    "Product",
-    "Unit",
     "decode_cursor",
     "encode_cursor",
-    "hold_for_weekend",
-    "is_despatch_day",
-    "iso",
     "parse_dt",
     "parse_limit",
 ]

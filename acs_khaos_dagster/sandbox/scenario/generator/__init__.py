@@ -75,49 +75,21 @@ and ``returns``, run in order by ``builder`` (``generate_scenario``).
 """
 
 from acs_khaos_dagster.sandbox.scenario.generator.builder import generate_scenario
-from acs_khaos_dagster.sandbox.scenario.generator.helpers import ean13, file_stamp, iso_z
+from acs_khaos_dagster.sandbox.scenario.generator.helpers import ean13
 from acs_khaos_dagster.sandbox.scenario.generator.tables import (
-    ADDRESS_LINE_MAX,
-    ALLOCATION_STATUSES,
-    EX_HIRED,
-    GRADE_SHARES,
-    HIRE_ONLY_PROCESSING,
-    HIRE_UNIT_SHARE_PCT,
-    POSTCODE_MAX,
-    PROCESSING_STATUSES,
-    READY,
-    SHORT_REASONS,
     SIZES,
     START_AT,
-    STATUS_VARIANT_PCT,
-    UNKNOWN_STATUS,
-    WITH_CUSTOMER,
     Progress,
     ScenarioSize,
     ScenarioSpec,
 )
 
 __all__ = [
-    "ADDRESS_LINE_MAX",
-    "ALLOCATION_STATUSES",
-    "EX_HIRED",
-    "GRADE_SHARES",
-    "HIRE_ONLY_PROCESSING",
-    "HIRE_UNIT_SHARE_PCT",
-    "POSTCODE_MAX",
-    "PROCESSING_STATUSES",
-    "READY",
-    "SHORT_REASONS",
     "SIZES",
     "START_AT",
-    "STATUS_VARIANT_PCT",
-    "UNKNOWN_STATUS",
-    "WITH_CUSTOMER",
     "Progress",
     "ScenarioSize",
     "ScenarioSpec",
     "ean13",
-    "file_stamp",
     "generate_scenario",
-    "iso_z",
 ]
