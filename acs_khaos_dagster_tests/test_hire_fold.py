@@ -108,24 +108,12 @@ STATUSES = [
 
 @st.composite
 def histories(draw: st.DrawFn) -> tuple[list, pd.DataFrame, list[int]]:
-    """Snapshots of up to three units over up to seven days (ACS's ``last_event_at`` never
-    going back, or absent), hire events between them, and where the runs split them."""
+    """Snapshots of up to three units over up to seven days, hire events between them, and
+    where the runs split them. As ACS writes them: a unit's ``last_event_at`` never goes
+    back and is at or after every move (event) of the unit before the snapshot; or it is
+    absent and the snapshot time stands for it."""
     days = draw(st.integers(1, 7))
     units = ["H1", "H2", "H3"][: draw(st.integers(1, 3))]
-    with_moves = draw(st.booleans())
-    moved: dict[str, datetime] = {}
-    snaps = []
-    for day in range(days):
-        taken = T0 + day * DAY
-        rows = []
-        for unit in units:
-            if not draw(st.booleans()):
-                continue  # not listed in this snapshot
-            if with_moves and (unit not in moved or draw(st.booleans())):
-                moved[unit] = taken - draw(st.integers(0, 23)) * HOUR
-                moved[unit] = max(moved[unit], moved.get(unit, moved[unit]))
-            rows.append((unit, draw(st.sampled_from(STATUSES)), moved.get(unit)))
-        snaps.append(snapshot(taken, *rows))
     evs = draw(
         st.lists(
             st.tuples(
@@ -136,6 +124,23 @@ def histories(draw: st.DrawFn) -> tuple[list, pd.DataFrame, list[int]]:
             max_size=4,
         )
     )
+    with_moves = draw(st.booleans())
+    moved: dict[str, datetime] = {}
+    snaps = []
+    for day in range(days):
+        taken = T0 + day * DAY
+        rows = []
+        for unit in units:
+            if not draw(st.booleans()):
+                continue  # not listed in this snapshot
+            if with_moves:
+                candidates = [moved.get(unit, taken - DAY)]
+                candidates += [at for u, _, at in evs if u == unit and at <= taken]
+                if unit not in moved or draw(st.booleans()):
+                    candidates.append(taken - draw(st.integers(0, 23)) * HOUR)
+                moved[unit] = max(candidates)
+            rows.append((unit, draw(st.sampled_from(STATUSES)), moved.get(unit)))
+        snaps.append(snapshot(taken, *rows))
     cuts = sorted(draw(st.sets(st.integers(1, days - 1), max_size=days - 1)) if days > 1 else [])
     return snaps, events(*evs), cuts
 

@@ -328,7 +328,8 @@ def lifecycle_from_entries(
     history: dict[str, list[str]] = {}
     for unit, entry in zip(rows["unique_sku"].tolist(), entries, strict=True):
         history.setdefault(unit, []).append(entry)
-    seen = current.index.to_series().map(last_seen)
+    # One unit of time whatever the times came from (a snapshot in µs, the store in ns).
+    seen = current.index.to_series().map(last_seen).astype("datetime64[ns, UTC]")
     out = pd.DataFrame(
         {
             "unique_sku": current.index.astype(str),

@@ -9,18 +9,20 @@ the full recompute over all of them.
 
 Why that is exact: a run of repeated sightings of one stage keeps only its first
 observation (its time and its first status), so the entries stand for every observation
-before them; new observations sort after them (a newer snapshot's observations are at or
-after the older ones': ACS's ``last_event_at`` never goes back, ties on ``at`` are broken
-by the newer ``snapshot_at``), so rebuilding the history from the old entries (without the
-inferred ``back``, re-inferred here) and the new observations collapses and infers exactly
-as the full recompute does. An event folded twice changes nothing (it collapses into the
-entry it opened or joined).
+before them. A later run's observations of a unit sort after the ones folded before, as
+ACS writes its files: ``last_event_at`` (when ACS last moved the unit) never goes back and
+is at or after the unit's moves before the snapshot (a return received, a write-off), and
+without it the snapshot time stands for the observation. Rebuilding a unit's history from
+its old entries (without the inferred ``back``, re-inferred here) and its new observations
+therefore collapses and infers exactly as the full recompute does. An event folded twice
+changes nothing (it collapses into the entry it opened or joined).
 
-The one case the entries cannot reproduce: an event reported after a snapshot later than
-it was already folded (a return received at 06:00 whose file arrives after the 07:00
-snapshot was folded) that falls *inside* a run of repeated sightings. It is placed between
-the entries by its time, as the full recompute places it between the observations; the
-run's later sightings (kept only by their first) do not start a new entry after it.
+What the entries cannot reproduce: an observation that sorts *before* what was folded
+for its unit (an event reported after a later snapshot of the unit was folded, or a
+``last_event_at`` older than one folded before). It is placed among the entries by its
+time, as the full recompute places it among the observations, but a run of sightings it
+falls inside is not split around it (the run's later sightings are kept only by its
+first). The flow folds no snapshot older than the newest folded (``flows.hire``).
 """
 
 from __future__ import annotations
