@@ -421,13 +421,21 @@ class OutboxSettings(BaseModel):
 
 
 class RetentionSettings(BaseModel):
-    """How long the store keeps customers' personal data in what it has sent."""
+    """How long the store keeps customers' personal data in what it has sent, and how long
+    the data folder keeps each ACS stock snapshot's files."""
 
     # After this many days, names, emails, phones, addresses and comments are blanked in
     # the stored bodies of finished order releases and of effects already done (see
     # ``store.retention``). The order numbers, lines and hashes stay, so the audit trail
     # and reconciliation still hold.
     personal_data_days: int = Field(90, ge=1)
+    # A stock snapshot's files (every unit, and what placing and pushing it kept) are
+    # removed once it is this many days older than the newest snapshot, unless something
+    # still needs them (``flows.snapshot_retention``, docs/store-archiving.md): the newest
+    # and the last pushed snapshot, one the hire lifecycle has not folded yet, and the
+    # per-status counts of each day's snapshot until its month's final pack is built. 35
+    # days lets any day of the last month be re-run from its own files.
+    snapshot_days: int = Field(35, ge=1)
 
 
 class Settings(BaseSettings):
