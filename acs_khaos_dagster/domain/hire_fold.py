@@ -119,6 +119,8 @@ def fold_hire_lifecycle(
         entries = entries.sort_values("unique_sku", kind="stable", ignore_index=True)
         entries = entries.astype({"at": _UTC, "snapshot_at": _UTC})
     parts = [s for s in (state.last_seen, seen_now) if not s.empty]
-    last_seen = pd.concat(parts).groupby(level=0).max() if parts else pd.Series(dtype=_UTC)
+    last_seen = (
+        pd.concat(parts).groupby(level=0).max().astype(_UTC) if parts else pd.Series(dtype=_UTC)
+    )
     latest = max((t for t in (state.latest, latest_now) if t is not None), default=None)
     return HireFold(entries[list(ENTRY_COLUMNS)], last_seen, latest)

@@ -251,8 +251,9 @@ def fold_new_snapshots(db: Store, conf: Settings, hire_skus: set[str]) -> HireLi
         ],
         ignore_index=True,
     )
-    before, last_seen = book.load()
-    state = HireFold(before, last_seen, pd.Timestamp(cursor.latest) if cursor.latest else None)
+    latest = pd.Timestamp(cursor.latest) if cursor.latest else None
+    before, last_seen = book.load(latest)
+    state = HireFold(before, last_seen, latest)
     folded = fold_hire_lifecycle(
         state, snapshots, events, hire_skus=known, policy=conf.status_policy
     )
@@ -266,6 +267,10 @@ def fold_new_snapshots(db: Store, conf: Settings, hire_skus: set[str]) -> HireLi
         moves_since=_newest(moves["created_at"], cursor.moves_since),
     )
     with db.transaction() as session:
-        rewritten = book.save(before, folded.entries, folded.last_seen, session)
+        rewritten = book.save(
+            (before, last_seen, latest),
+            (folded.entries, folded.last_seen, folded.latest),
+            session,
+        )
         db.cursors.set(FOLD_CURSOR, advanced.to_json(), session)
     return HireLifecycle(folded.lifecycle(), len(snapshots), len(hire_units), late, rewritten)

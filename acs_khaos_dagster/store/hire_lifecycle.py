@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import String, delete, insert, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from acs_khaos_dagster.store.db import Database
@@ -31,83 +31,126 @@ def _frame(rows: Iterable[Any], fields: tuple[str, ...], times: tuple[str, ...])
     if frame.empty:
         frame = pd.DataFrame({c: pd.Series(dtype=object) for c in fields})
     for column in times:
-        frame[column] = pd.to_datetime(frame[column], utc=True).astype(_UTC)
+        frame[column] = _times(frame[column])
     return frame
 
 
-def _unit_signatures(entries: pd.DataFrame) -> pd.Series:
-    """One number per unit that changes when any of its entries (or their order) does."""
-    if entries.empty:
-        return pd.Series(dtype="uint64")
-    rows = pd.util.hash_pandas_object(entries[list(ENTRY_FIELDS)], index=False).to_numpy()
-    position = entries.groupby("unique_sku", sort=False).cumcount().to_numpy() + 1
-    mixed = pd.Series(rows * position.astype("uint64"), index=entries["unique_sku"].to_numpy())
-    return mixed.groupby(level=0).sum()
+def _times(values: pd.Series) -> pd.Series:
+    """Stored times, parsed in one pass (SQLite gives UTC text, PostgreSQL aware times)."""
+    return pd.to_datetime(values, utc=True, format="mixed").astype(_UTC)
+
+
+def _raw(column: Any) -> Any:
+    """A time column read as the database gives it, parsed by ``_times`` rather than one
+    value at a time: the lifecycle is the whole fleet's history."""
+    return type_coerce(column, String)
+
+
+def _row_hashes(entries: pd.DataFrame) -> pd.DataFrame:
+    """``unique_sku, position, hash`` per entry (position within its unit)."""
+    return pd.DataFrame(
+        {
+            "unique_sku": entries["unique_sku"].to_numpy(),
+            "position": entries.groupby("unique_sku", sort=False).cumcount().to_numpy(),
+            # Nullable integers: an outer merge keeps them exact (floats would round).
+            "hash": pd.array(
+                pd.util.hash_pandas_object(entries[list(ENTRY_FIELDS)], index=False)
+                .to_numpy()
+                .view("int64"),
+                dtype="Int64",
+            ),
+        }
+    )
+
+
+def _stored_last_seen(last_seen: pd.Series, latest: pd.Timestamp | None) -> pd.Series:
+    """What ``hire_lifecycle_units`` holds: NaT for units in the newest snapshot."""
+    if latest is None or last_seen.empty:
+        return last_seen
+    return last_seen.where(last_seen != latest)
 
 
 class HireLifecycleBook:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def load(self, session: Session | None = None) -> tuple[pd.DataFrame, pd.Series]:
-        """(every unit's entries in order, ``ENTRY_FIELDS``; unique SKU → last seen)."""
+    def load(
+        self, latest: pd.Timestamp | None, session: Session | None = None
+    ) -> tuple[pd.DataFrame, pd.Series]:
+        """(every unit's entries in order, ``ENTRY_FIELDS``; unique SKU → last seen), with
+        ``latest`` the newest snapshot folded (the cursor's)."""
+        entry = HireLifecycleEntry
+        columns = [
+            _raw(getattr(entry, f)) if f in ("at", "snapshot_at") else getattr(entry, f)
+            for f in ENTRY_FIELDS
+        ]
         with self._db.transaction(session) as s:
             entries = _frame(
-                s.execute(
-                    select(*(getattr(HireLifecycleEntry, f) for f in ENTRY_FIELDS)).order_by(
-                        HireLifecycleEntry.unique_sku, HireLifecycleEntry.position
-                    )
-                ),
+                s.execute(select(*columns).order_by(entry.unique_sku, entry.position)),
                 ENTRY_FIELDS,
                 ("at", "snapshot_at"),
             )
             seen = _frame(
-                s.execute(select(HireLifecycleUnit.unique_sku, HireLifecycleUnit.last_seen_at)),
+                s.execute(
+                    select(HireLifecycleUnit.unique_sku, _raw(HireLifecycleUnit.last_seen_at))
+                ),
                 ("unique_sku", "last_seen_at"),
                 ("last_seen_at",),
             )
-        return entries, seen.set_index("unique_sku")["last_seen_at"].rename(None)
+        last_seen = seen.set_index("unique_sku")["last_seen_at"].rename(None)
+        if latest is not None:
+            last_seen = last_seen.fillna(latest)
+        return entries, last_seen.astype(_UTC)
 
     def save(
         self,
-        before: pd.DataFrame,
-        entries: pd.DataFrame,
-        last_seen: pd.Series,
+        before: tuple[pd.DataFrame, pd.Series, pd.Timestamp | None],
+        after: tuple[pd.DataFrame, pd.Series, pd.Timestamp | None],
         session: Session,
     ) -> int:
-        """Write the fold: the entries of the units whose entries changed since ``before``
-        (what ``load`` gave), and every unit's last sighting. Returns the units rewritten."""
-        old, new = _unit_signatures(before), _unit_signatures(entries)
-        changed = sorted(
-            set(new.index[~new.eq(old.reindex(new.index))]) | set(old.index.difference(new.index))
+        """Write the fold ``after`` over ``before`` (what ``load`` gave, and the newest
+        snapshot time of each): new entries appended, a unit whose earlier entries changed
+        rewritten, and only the sightings that changed. Returns the units written."""
+        (old, old_seen, old_latest), (new, new_seen, new_latest) = before, after
+        merged = _row_hashes(old).merge(
+            _row_hashes(new), on=["unique_sku", "position"], how="outer", suffixes=("_o", "_n")
         )
-        for start in range(0, len(changed), _CHUNK):
-            chunk = changed[start : start + _CHUNK]
+        differs = merged["hash_o"].notna() & (
+            merged["hash_n"].isna() | (merged["hash_o"] != merged["hash_n"]).fillna(True)
+        )
+        rewrite = set(merged.loc[differs, "unique_sku"])
+        appended = merged.loc[merged["hash_o"].isna(), ["unique_sku", "position"]]
+        appended = appended.loc[~appended["unique_sku"].isin(rewrite)]
+        for chunk in _chunks(sorted(rewrite)):
             session.execute(
                 delete(HireLifecycleEntry).where(HireLifecycleEntry.unique_sku.in_(chunk))
             )
-        rows = entries.loc[entries["unique_sku"].isin(changed), list(ENTRY_FIELDS)].copy()
-        if not rows.empty:
-            rows["position"] = rows.groupby("unique_sku", sort=False).cumcount()
-            records = [
-                {
-                    **r,
-                    "at": r["at"].to_pydatetime(),
-                    "snapshot_at": r["snapshot_at"].to_pydatetime(),
-                }
-                for r in rows.to_dict("records")
-            ]
-            session.execute(insert(HireLifecycleEntry), records)
-        session.execute(delete(HireLifecycleUnit))
-        if not last_seen.empty:
+        positioned = new.assign(position=new.groupby("unique_sku", sort=False).cumcount())
+        rows = pd.concat(
+            [
+                positioned.loc[positioned["unique_sku"].isin(rewrite)],
+                positioned.merge(appended, on=["unique_sku", "position"]),
+            ],
+            ignore_index=True,
+        )
+        _insert(session, HireLifecycleEntry, rows[[*ENTRY_FIELDS, "position"]])
+
+        was = _stored_last_seen(old_seen, old_latest)
+        now = _stored_last_seen(new_seen, new_latest)
+        known = now.index.isin(was.index)
+        prior = was.reindex(now.index)
+        same = known & ((prior == now) | (prior.isna() & now.isna())).to_numpy()
+        changed = now.loc[~same]
+        for chunk in _chunks(sorted(changed.index.astype(str))):
             session.execute(
-                insert(HireLifecycleUnit),
-                [
-                    {"unique_sku": str(unit), "last_seen_at": pd.Timestamp(at).to_pydatetime()}
-                    for unit, at in last_seen.items()
-                ],
+                delete(HireLifecycleUnit).where(HireLifecycleUnit.unique_sku.in_(chunk))
             )
-        return len(changed)
+        _insert(
+            session,
+            HireLifecycleUnit,
+            pd.DataFrame({"unique_sku": changed.index.astype(str), "last_seen_at": changed.array}),
+        )
+        return len(rewrite | set(appended["unique_sku"]))
 
     def returns_since(
         self, after_batch: int, matched_since: datetime | None, session: Session | None = None
@@ -137,3 +180,19 @@ class HireLifecycleBook:
         with self._db.transaction(session) as s:
             rows = s.execute(query.order_by(ReturnStockMove.created_at))
             return _frame(rows, MOVE_FIELDS, ("happened_at", "created_at"))
+
+
+def _chunks(values: list[str]) -> Iterable[list[str]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _insert(session: Session, table: Any, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    for record in records:
+        for key, value in record.items():
+            if isinstance(value, pd.Timestamp):
+                record[key] = value.to_pydatetime()
+    session.execute(insert(table.__table__), records)

@@ -113,3 +113,51 @@ def test_a_snapshot_older_than_the_newest_folded_is_left_out_and_counted_late(
 
     assert result.snapshots_late == 1 and result.snapshots_read == 0
     assert stages(result, "H1") == ["cleaned"]
+
+
+def test_the_stored_fold_reads_back_as_written_run_after_run(store: Store) -> None:
+    from acs_khaos_dagster.domain.hire_fold import HireFold, fold_hire_lifecycle
+    from acs_khaos_dagster.store.hire_lifecycle import HireLifecycleBook
+
+    def snap(at: datetime, *units: tuple[str, str, datetime]) -> tuple[datetime, pd.DataFrame]:
+        rows = [
+            {"unique_sku": u, "sku": HIRE, "status": s, "last_event_at": m} for u, s, m in units
+        ]
+        return at, pd.DataFrame(rows)
+
+    hour = timedelta(hours=1)
+    back = pd.DataFrame([{"unique_sku": "H1", "stage": "back", "at": T0 + 2 * hour}])
+    runs = [
+        ([snap(T0, ("H1", "With Customer", T0 - DAY), ("H2", "Cleaning", T0 - DAY))], back),
+        # H1's back entry (opened by the event, no status) takes the snapshot's status: its
+        # entries are rewritten; H2 is not listed: its last sighting is kept.
+        ([snap(T0 + DAY, ("H1", "Receipted - No Location", T0 + 2 * hour))], None),
+        # H2 listed again and moved on: entries appended.
+        ([snap(T0 + 2 * DAY, ("H2", "With Customer", T0 + 2 * DAY - hour))], None),
+    ]
+    book = HireLifecycleBook(store.db)
+    expected = HireFold.empty()
+    for snapshots, events in runs:
+        entries, last_seen = book.load(expected.latest)
+        pd.testing.assert_frame_equal(entries, expected.entries, check_dtype=False)
+        pd.testing.assert_series_equal(
+            last_seen.sort_index(),
+            expected.last_seen.sort_index(),
+            check_names=False,
+            check_index_type=False,
+        )
+        folded = fold_hire_lifecycle(
+            HireFold(entries, last_seen, expected.latest), snapshots, events
+        )
+        with store.transaction() as session:
+            book.save(
+                (entries, last_seen, expected.latest),
+                (folded.entries, folded.last_seen, folded.latest),
+                session,
+            )
+        expected = folded
+
+    entries, last_seen = book.load(expected.latest)
+    lifecycle = HireFold(entries, last_seen, expected.latest).lifecycle()
+    pd.testing.assert_frame_equal(lifecycle, expected.lifecycle())
+    assert lifecycle.set_index("unique_sku").loc["H1", "status"] == "receipted - no location"

@@ -29,9 +29,11 @@ class HireLifecycleEntry(Base):
 
 
 class HireLifecycleUnit(Base):
-    """When the newest snapshot that listed the unit was taken."""
+    """A hire unit some snapshot listed, and when the newest that listed it was taken:
+    NULL while that is the newest snapshot folded (the ``hire.lifecycle`` cursor's
+    ``latest``), so a run that lists the same units as the last one rewrites no row."""
 
     __tablename__ = "hire_lifecycle_units"
 
     unique_sku: Mapped[str] = mapped_column(String(60), primary_key=True)
-    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -35,7 +35,7 @@ def upgrade() -> None:
     op.create_table(
         "hire_lifecycle_units",
         sa.Column("unique_sku", sa.String(length=60), nullable=False),
-        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("unique_sku", name=op.f("pk_hire_lifecycle_units")),
     )
     with op.batch_alter_table("stock_snapshot", schema=None) as batch_op:
