@@ -34,6 +34,7 @@ from datetime import datetime
 import pandas as pd
 
 from acs_khaos_dagster.domain.hire import (
+    _SOURCE_RANK,
     ENTRY_COLUMNS,
     HireStage,
     _history_rows,
@@ -57,6 +58,8 @@ class HireFold:
     entries: pd.DataFrame
     last_seen: pd.Series
     latest: pd.Timestamp | None
+    # The units whose entries the last fold rebuilt (None: not known, e.g. loaded).
+    rebuilt: frozenset[str] | None = None
 
     @classmethod
     def empty(cls) -> HireFold:
@@ -98,16 +101,20 @@ def fold_hire_lifecycle(
     obs, seen_now, latest_now = _observations(snapshots, events, hire_skus, policy, stage_overrides)
     if obs.empty and latest_now is None:
         return state
+    touched: set[str] = set()
     if obs.empty:
         entries = state.entries
     else:
         prior = _as_observations(state.entries)
         fresh = obs.astype({"at": _UTC, "snapshot_at": _UTC})
-        touched = set(fresh["unique_sku"])
+        touched = _changing_units(state.entries, fresh)
         # Only the units with something new are rebuilt; the others keep their entries.
         rebuilt = _history_rows(
             pd.concat(
-                [prior.loc[prior["unique_sku"].isin(touched)], fresh[list(ENTRY_COLUMNS)]],
+                [
+                    prior.loc[prior["unique_sku"].isin(touched)],
+                    fresh.loc[fresh["unique_sku"].isin(touched), list(ENTRY_COLUMNS)],
+                ],
                 ignore_index=True,
             )
         )
@@ -123,4 +130,30 @@ def fold_hire_lifecycle(
         pd.concat(parts).groupby(level=0).max().astype(_UTC) if parts else pd.Series(dtype=_UTC)
     )
     latest = max((t for t in (state.latest, latest_now) if t is not None), default=None)
-    return HireFold(entries[list(ENTRY_COLUMNS)], last_seen, latest)
+    return HireFold(entries[list(ENTRY_COLUMNS)], last_seen, latest, frozenset(touched))
+
+
+def _changing_units(entries: pd.DataFrame, fresh: pd.DataFrame) -> set[str]:
+    """The units whose entries the new observations may change. An observation changes
+    nothing when it continues its unit's last entry: the same stage, sorting after it, and
+    bringing no status the entry lacks and no other SKU (most units, most days: a snapshot
+    lists every unit, few of which moved)."""
+    last = entries.groupby("unique_sku", sort=False).tail(1).set_index("unique_sku")
+    joined = fresh.join(last, on="unique_sku", rsuffix="_last")
+    rank = fresh["source"].map(_SOURCE_RANK)
+    rank_last = joined["source_last"].map(_SOURCE_RANK)
+    after = (joined["at"] > joined["at_last"]) | (
+        (joined["at"] == joined["at_last"])
+        & (
+            (joined["snapshot_at"] > joined["snapshot_at_last"])
+            | ((joined["snapshot_at"] == joined["snapshot_at_last"]) & (rank >= rank_last))
+        )
+    )
+    continues = (
+        joined["stage_last"].notna()
+        & (joined["stage"] == joined["stage_last"])
+        & after
+        & ((joined["status"] == "") | (joined["status_last"] != ""))
+        & ((joined["sku"] == "") | (joined["sku"] == joined["sku_last"]))
+    )
+    return set(fresh.loc[~continues.fillna(False).astype(bool), "unique_sku"])

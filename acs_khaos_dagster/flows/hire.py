@@ -271,6 +271,7 @@ def fold_new_snapshots(db: Store, conf: Settings, hire_skus: set[str]) -> HireLi
             (before, last_seen, latest),
             (folded.entries, folded.last_seen, folded.latest),
             session,
+            rebuilt=folded.rebuilt,
         )
         db.cursors.set(FOLD_CURSOR, advanced.to_json(), session)
     return HireLifecycle(folded.lifecycle(), len(snapshots), len(hire_units), late, rewritten)

@@ -7,7 +7,7 @@ snapshots and events that arrived since the last one (issue 23: flat cost over t
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -107,11 +107,16 @@ class HireLifecycleBook:
         before: tuple[pd.DataFrame, pd.Series, pd.Timestamp | None],
         after: tuple[pd.DataFrame, pd.Series, pd.Timestamp | None],
         session: Session,
+        rebuilt: Collection[str] | None = None,
     ) -> int:
         """Write the fold ``after`` over ``before`` (what ``load`` gave, and the newest
         snapshot time of each): new entries appended, a unit whose earlier entries changed
-        rewritten, and only the sightings that changed. Returns the units written."""
+        rewritten, and only the sightings that changed. ``rebuilt``: the only units whose
+        entries may differ (the fold's), when known. Returns the units written."""
         (old, old_seen, old_latest), (new, new_seen, new_latest) = before, after
+        if rebuilt is not None:
+            old = old.loc[old["unique_sku"].isin(rebuilt)]
+            new = new.loc[new["unique_sku"].isin(rebuilt)]
         merged = _row_hashes(old).merge(
             _row_hashes(new), on=["unique_sku", "position"], how="outer", suffixes=("_o", "_n")
         )

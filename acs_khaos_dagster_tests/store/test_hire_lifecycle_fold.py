@@ -154,6 +154,7 @@ def test_the_stored_fold_reads_back_as_written_run_after_run(store: Store) -> No
                 (entries, last_seen, expected.latest),
                 (folded.entries, folded.last_seen, folded.latest),
                 session,
+                rebuilt=folded.rebuilt,  # as the flow writes it
             )
         expected = folded
 
