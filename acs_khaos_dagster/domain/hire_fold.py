@@ -105,14 +105,14 @@ def fold_hire_lifecycle(
     if obs.empty:
         entries = state.entries
     else:
-        prior = _as_observations(state.entries)
         fresh = obs.astype({"at": _UTC, "snapshot_at": _UTC})
         touched = _changing_units(state.entries, fresh)
+        prior = _as_observations(state.entries.loc[state.entries["unique_sku"].isin(touched)])
         # Only the units with something new are rebuilt; the others keep their entries.
         rebuilt = _history_rows(
             pd.concat(
                 [
-                    prior.loc[prior["unique_sku"].isin(touched)],
+                    prior,
                     fresh.loc[fresh["unique_sku"].isin(touched), list(ENTRY_COLUMNS)],
                 ],
                 ignore_index=True,

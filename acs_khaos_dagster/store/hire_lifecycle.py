@@ -27,7 +27,7 @@ _UTC = "datetime64[ns, UTC]"
 
 
 def _frame(rows: Iterable[Any], fields: tuple[str, ...], times: tuple[str, ...]) -> pd.DataFrame:
-    frame = pd.DataFrame([tuple(r) for r in rows], columns=list(fields))
+    frame = pd.DataFrame.from_records(list(rows), columns=list(fields))
     if frame.empty:
         frame = pd.DataFrame({c: pd.Series(dtype=object) for c in fields})
     for column in times:
@@ -85,13 +85,15 @@ class HireLifecycleBook:
             for f in ENTRY_FIELDS
         ]
         with self._db.transaction(session) as s:
+            # Core rows (no ORM loading): the whole fleet's history is read each run.
+            conn = s.connection()
             entries = _frame(
-                s.execute(select(*columns).order_by(entry.unique_sku, entry.position)),
+                conn.execute(select(*columns).order_by(entry.unique_sku, entry.position)),
                 ENTRY_FIELDS,
                 ("at", "snapshot_at"),
             )
             seen = _frame(
-                s.execute(
+                conn.execute(
                     select(HireLifecycleUnit.unique_sku, _raw(HireLifecycleUnit.last_seen_at))
                 ),
                 ("unique_sku", "last_seen_at"),
@@ -195,9 +197,12 @@ def _chunks(values: list[str]) -> Iterable[list[str]]:
 def _insert(session: Session, table: Any, frame: pd.DataFrame) -> None:
     if frame.empty:
         return
-    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-    for record in records:
-        for key, value in record.items():
-            if isinstance(value, pd.Timestamp):
-                record[key] = value.to_pydatetime()
-    session.execute(insert(table.__table__), records)
+    columns = {}
+    for name in frame.columns:
+        values = frame[name]
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            columns[name] = [None if pd.isna(v) else v.to_pydatetime() for v in values]
+        else:
+            columns[name] = values.tolist()
+    records = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    session.connection().execute(insert(table.__table__), records)
