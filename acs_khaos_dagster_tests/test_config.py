@@ -143,3 +143,29 @@ def test_the_stock_level_source_and_acs_time_style_are_settings(
     monkeypatch.setenv("ACS_KHAOS_KHAOS__STOCK_LEVEL_SOURCE", "available")
     with pytest.raises(SettingsError, match="stock_level_source"):
         load_settings()
+
+
+def test_snapshot_files_are_kept_35_days_unless_the_setting_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().retention.snapshot_days == 35
+    monkeypatch.setenv("ACS_KHAOS_RETENTION__SNAPSHOT_DAYS", "60")
+    assert load_settings().retention.snapshot_days == 60
+    monkeypatch.setenv("ACS_KHAOS_RETENTION__SNAPSHOT_DAYS", "0")
+    with pytest.raises(SettingsError, match=r"retention\.snapshot_days"):
+        load_settings()
+
+
+def test_every_name_the_settings_module_had_is_still_imported_from_it() -> None:
+    import acs_khaos_dagster.config as config
+
+    names = [
+        "Settings", "load_settings", "get_settings", "SettingsError", "UK_TIME_ZONE",
+        "PROJECT_ROOT", "AcsSettings", "KhaosSettings", "HttpSettings", "OwnerTargets",
+        "ProductSettings", "OrderSettings", "FreshnessSettings", "StockSettings",
+        "ReturnSettings", "OutboxSettings", "RetentionSettings", "TeamChannels",
+        "SmtpSettings", "AlertSettings", "OWNER_TEAMS", "SEVERITIES", "Severity",
+        "FALLBACK_TEAM", "is_loopback_host", "require_https_unless_loopback", "KhaosSites",
+    ]  # fmt: skip
+    assert [n for n in names if not hasattr(config, n)] == []
+    assert (config.PROJECT_ROOT / "pyproject.toml").is_file()

@@ -229,7 +229,8 @@ def return_refund_clock(
     deps=[khaos_write_offs],
     description="Per hire unit: where it is now (out, back, inspected, cleaned, ready, "
     "retired), since when, and its history, from the ACS unit snapshots kept by the stock "
-    "flow and the hire returns ACS reported.",
+    "flow and the hire returns ACS reported; each run folds only the snapshots and returns "
+    "new since the last onto the lifecycle kept in the store.",
 )
 def hire_unit_lifecycle_table(
     context: AssetExecutionContext,
@@ -243,7 +244,10 @@ def hire_unit_lifecycle_table(
     stages = Counter(lifecycle["stage"])
     context.add_output_metadata(
         {
+            # This run's: the lifecycle is folded incrementally (flows.hire).
             "snapshots_read": result.snapshots_read,
+            "snapshots_late": result.snapshots_late,
+            "hire_units_rewritten": result.units_rewritten,
             "hire_units": len(lifecycle),
             **{f"hire_units_{s.value}": int(stages.get(s.value, 0)) for s in HireStage},
             "hire_returns": result.hire_returns,

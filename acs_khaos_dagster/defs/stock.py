@@ -143,6 +143,7 @@ def acs_stock_snapshot(
             "duplicate_rows_removed": int(read.duplicates_removed),
             "conflicting_units": len(read.conflicts),
             "file_truncated": int(read.truncated),
+            **took.pruned.counts(),
             "units_per_status": markdown_table(units_per_status(took.counts), 40),
             "quarantine_reasons": markdown_table(
                 reasons.value_counts().rename_axis("reason").reset_index(name="rows")

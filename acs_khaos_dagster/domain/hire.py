@@ -87,6 +87,10 @@ HISTORY_COLUMNS: tuple[str, ...] = ("unique_sku", "sku", "stage", "at", "status"
 """``hire_unit_history``: one row per stage the unit entered, in time order. ``source`` is
 ``snapshot``, ``event`` or ``inferred`` (a ``back`` implied by leaving ``out``)."""
 
+ENTRY_COLUMNS: tuple[str, ...] = (*HISTORY_COLUMNS, "snapshot_at")
+"""A history entry as the incremental fold keeps it (``domain.hire_fold``): with the
+snapshot time of the observation that opened it, which orders ties on ``at``."""
+
 LIFECYCLE_COLUMNS: tuple[str, ...] = (
     "unique_sku",
     "sku",
@@ -239,14 +243,15 @@ def _observations(
 
 
 def _history_rows(obs: pd.DataFrame) -> pd.DataFrame:
-    """Each stage each unit entered (``HISTORY_COLUMNS``), in time order per unit.
+    """Each stage each unit entered (``ENTRY_COLUMNS``: ``HISTORY_COLUMNS`` and the
+    ``snapshot_at`` of the observation that opened it), in time order per unit.
 
     Consecutive observations of one stage are one entry (its first time, its first status
     seen); leaving ``out`` for anything but ``back`` or ``unknown`` adds an inferred ``back``
     at that moment.
     """
     if obs.empty:
-        return pd.DataFrame({c: pd.Series(dtype=object) for c in HISTORY_COLUMNS})
+        return pd.DataFrame({c: pd.Series(dtype=object) for c in ENTRY_COLUMNS})
     obs = obs.assign(_rank=obs["source"].map(_SOURCE_RANK)).sort_values(
         ["unique_sku", "at", "snapshot_at", "_rank"], kind="stable", ignore_index=True
     )
@@ -255,7 +260,7 @@ def _history_rows(obs: pd.DataFrame) -> pd.DataFrame:
     run = starts.cumsum()
     with_status = obs["status"] != ""
     first_status = obs.loc[with_status].groupby(run[with_status])["status"].first()
-    kept = obs.loc[starts, ["unique_sku", "stage", "at", "source"]].copy()
+    kept = obs.loc[starts, ["unique_sku", "stage", "at", "source", "snapshot_at"]].copy()
     kept["status"] = run[starts].map(first_status).fillna("").to_numpy()
     left_out = (
         (kept["unique_sku"] == kept["unique_sku"].shift())
@@ -270,7 +275,7 @@ def _history_rows(obs: pd.DataFrame) -> pd.DataFrame:
     with_sku = obs["sku"] != ""
     sku_of = obs.loc[with_sku].groupby("unique_sku")["sku"].last()
     rows["sku"] = rows["unique_sku"].map(sku_of).fillna("")
-    return rows[list(HISTORY_COLUMNS)]
+    return rows[list(ENTRY_COLUMNS)]
 
 
 def hire_unit_history(
@@ -283,7 +288,7 @@ def hire_unit_history(
 ) -> pd.DataFrame:
     """Each stage each hire unit entered, in time order (``HISTORY_COLUMNS``)."""
     obs, _, _ = _observations(snapshots, events, hire_skus, policy, stage_overrides)
-    return _history_rows(obs)
+    return _history_rows(obs)[list(HISTORY_COLUMNS)]
 
 
 def hire_unit_lifecycle(
@@ -300,7 +305,14 @@ def hire_unit_lifecycle(
     than the newest snapshot counts: a despatch after the snapshot puts the unit out).
     """
     obs, last_seen, latest = _observations(snapshots, events, hire_skus, policy, stage_overrides)
-    rows = _history_rows(obs)
+    return lifecycle_from_entries(_history_rows(obs), last_seen, latest)
+
+
+def lifecycle_from_entries(
+    rows: pd.DataFrame, last_seen: pd.Series, latest: pd.Timestamp | None
+) -> pd.DataFrame:
+    """``LIFECYCLE_COLUMNS`` from each unit's history entries (in order), the newest
+    snapshot time that listed each unit and the newest snapshot time of all."""
     if rows.empty:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in LIFECYCLE_COLUMNS})
     per_unit = rows.groupby("unique_sku", sort=True)
@@ -316,7 +328,8 @@ def hire_unit_lifecycle(
     history: dict[str, list[str]] = {}
     for unit, entry in zip(rows["unique_sku"].tolist(), entries, strict=True):
         history.setdefault(unit, []).append(entry)
-    seen = current.index.to_series().map(last_seen)
+    # One unit of time whatever the times came from (a snapshot in µs, the store in ns).
+    seen = current.index.to_series().map(last_seen).astype("datetime64[ns, UTC]")
     out = pd.DataFrame(
         {
             "unique_sku": current.index.astype(str),

@@ -18,7 +18,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -35,6 +34,11 @@ from acs_khaos_dagster.domain.stock_guards import (
 )
 from acs_khaos_dagster.domain.stock_status import StockBucket
 from acs_khaos_dagster.flows.common import sync_exceptions, write_parquet_atomically
+from acs_khaos_dagster.flows.snapshot_retention import (
+    SnapshotPruning,
+    prune_snapshots,
+    sku_map_path,  # noqa: F401 (stock_placement's and tests' import)
+)
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.exceptions import ExceptionType
 from acs_khaos_dagster.store.ledger import FileLedger, file_sha256
@@ -130,10 +134,6 @@ def run_snapshot(conf: Settings, db: Store, run_id: str, day: str) -> StockSnaps
     return snapshots.newest_of_day(day)
 
 
-def sku_map_path(conf: Settings, snapshot_id: str) -> Path:
-    return conf.data_dir / "stock" / "sku_map" / f"{snapshot_id}.parquet"
-
-
 # --- the snapshot -------------------------------------------------------------------------
 
 
@@ -149,6 +149,8 @@ class SnapshotTakeIn:
     snapshot_at: datetime | None = None
     totals: SnapshotTotals | None = None
     read: Any = None  # connectors.acs.files' StockUnitsRead
+    # What the snapshot retention removed after this snapshot was taken in.
+    pruned: SnapshotPruning = field(default_factory=SnapshotPruning)
 
 
 def take_in_snapshot(
@@ -166,6 +168,12 @@ def take_in_snapshot(
         if original is None:
             raise SnapshotError(f"{name} was taken in before and failed: {file_row.error}")
         # A re-run of the day, or the same content delivered under another name.
+        if original.counts_pruned_at is not None:
+            raise SnapshotError(
+                f"{name} was taken in as snapshot {original.snapshot_id}, whose files the "
+                f"snapshot retention removed on {original.counts_pruned_at:%Y-%m-%d} "
+                "(retention.snapshot_days; its month's final pack was built)"
+            )
         counts = pd.read_parquet(original.counts_path)
         _point_run_at(conf, run_id, original.snapshot_id)
         return SnapshotTakeIn(
@@ -229,6 +237,7 @@ def take_in_snapshot(
         snapshot_at=snapshot_at,
         totals=totals,
         read=read,
+        pruned=prune_snapshots(db, conf),
     )
 
 

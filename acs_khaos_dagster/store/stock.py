@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from acs_khaos_dagster.domain.stock_guards import SnapshotTotals
@@ -129,6 +129,37 @@ class StockSnapshots:
         row.updated_at = self._db.now()
         session.flush()
         return row
+
+    def prunable(self, before: datetime, session: Session | None = None) -> list[StockSnapshot]:
+        """Snapshots taken before ``before`` whose kept files are not all removed yet."""
+        with self._db.transaction(session) as s:
+            return list(
+                s.scalars(
+                    select(StockSnapshot)
+                    .where(
+                        StockSnapshot.snapshot_at < before,
+                        or_(
+                            StockSnapshot.pruned_at.is_(None),
+                            StockSnapshot.counts_pruned_at.is_(None),
+                        ),
+                    )
+                    .order_by(StockSnapshot.snapshot_at, StockSnapshot.id)
+                )
+            )
+
+    def mark_pruned(self, snapshot_id: str, *, units: bool, counts: bool, session: Session) -> None:
+        """Record that the retention removed the snapshot's unit-level files and/or its
+        per-status counts (a time already recorded is kept)."""
+        row = session.scalars(
+            select(StockSnapshot).where(StockSnapshot.snapshot_id == snapshot_id)
+        ).one()
+        now = self._db.now()
+        if units and row.pruned_at is None:
+            row.pruned_at = now
+        if counts and row.counts_pruned_at is None:
+            row.counts_pruned_at = now
+        row.updated_at = now
+        session.flush()
 
     def all(self) -> list[StockSnapshot]:
         with self._db.transaction() as s:

@@ -95,13 +95,13 @@ def reconcile_stock(
     costs = period_cost_prices(conf, day)
     site_names = {v: k for k, v in conf.khaos.sites.model_dump().items()}
     levels_read_at: datetime | None = None
-    of_day = [s for s in StockSnapshots(db.db).all() if s.partition_day == day]
-    if not of_day:
+    # The day's newest snapshot only (not every snapshot ever taken in).
+    snapshot = StockSnapshots(db.db).newest_of_day(day)
+    if snapshot is None:
         frame = empty(STOCK_RECONCILIATION_COLUMNS)
         snapshot_note = f"no ACS snapshot taken in for {day}"
         findings: list = []
     else:
-        snapshot = max(of_day, key=lambda s: (s.snapshot_at, s.id))
         counts = pd.read_parquet(snapshot.counts_path)
         site = acs_site_units(counts, sku_map, conf.status_policy, conf.khaos.sites)
         managed = set(sku_map["stock_id"].astype(int))

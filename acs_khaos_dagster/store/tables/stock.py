@@ -38,5 +38,9 @@ class StockSnapshot(Base):
     reasons: Mapped[list[str] | None] = mapped_column(JsonType)
     summary: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
     pushed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When the retention removed its unit-level files (``retention.snapshot_days``), and
+    # its per-status counts (kept longer while its month's final pack is not built).
+    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    counts_pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
