@@ -147,3 +147,20 @@ def test_a_second_pass_removes_nothing_more_and_records_when_each_went(
     assert again.units_removed == again.counts_removed == []
     row = StockSnapshots(store.db).get("S1")
     assert row is not None and row.pruned_at is not None and row.counts_pruned_at is not None
+
+
+def test_reconciling_again_a_day_whose_counts_retention_removed_says_so(
+    store: Store, conf: Settings
+) -> None:
+    import pandas as pd
+
+    from acs_khaos_dagster.flows.reconciliation.stock import SnapshotPruned, reconcile_stock
+
+    keep(store, conf, "S1", T0 - 30 * DAY)  # 31 January
+    keep(store, conf, "S2", T0)
+    build_final_pack(conf, "2026-01")
+    prune_snapshots(store, conf)
+    sku_map = pd.DataFrame(columns=["sku", "stock_id", "stock_code", "is_hire", "cost_price"])
+
+    with pytest.raises(SnapshotPruned, match="2026-01-31 ACS snapshot were removed"):
+        reconcile_stock(store, None, conf, sku_map, "2026-01-31", T0)  # type: ignore[arg-type]

@@ -79,6 +79,10 @@ class StockReconciliation:
         }
 
 
+class SnapshotPruned(RuntimeError):
+    """A day whose snapshot counts retention has removed: it cannot be reconciled again."""
+
+
 def reconcile_stock(
     db: Store,
     client: KhaosClient,
@@ -102,6 +106,12 @@ def reconcile_stock(
         snapshot_note = f"no ACS snapshot taken in for {day}"
         findings: list = []
     else:
+        if snapshot.counts_pruned_at is not None:
+            raise SnapshotPruned(
+                f"the counts of the {day} ACS snapshot were removed by snapshot retention on "
+                f"{snapshot.counts_pruned_at:%Y-%m-%d}, after the month's final pack was built: "
+                "this day can no longer be reconciled again (docs/store-archiving.md)"
+            )
         counts = pd.read_parquet(snapshot.counts_path)
         site = acs_site_units(counts, sku_map, conf.status_policy, conf.khaos.sites)
         managed = set(sku_map["stock_id"].astype(int))
