@@ -134,12 +134,10 @@ def test_a_days_record_is_private_to_the_service(conf: Settings) -> None:
     assert [p.name for p in path.parent.iterdir()] == ["2026-06-10.parquet"]  # no partial left
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="period_cost_prices records an empty price list for a day valued before any SKU "
-    "master exists (a first night, a products flow not run yet); the day ended, so the "
-    "stock reconciliation's record_day_costs never replaces it and the day stays at £0",
-)
+# --- a day valued before any prices were known (first night) -----------------------------------
+# An empty price list is missing evidence, not a valuation of £0: it is never a day's record.
+
+
 def test_a_day_valued_before_any_prices_were_known_is_valued_once_they_are(
     conf: Settings,
 ) -> None:
@@ -147,3 +145,54 @@ def test_a_day_valued_before_any_prices_were_known_is_valued_once_they_are(
     khaos_prices(conf, {101: "12.50"})
     record_day_costs(conf, "2026-06-10", {101: Decimal("12.50")}, now=uk(11, 6))
     assert period_cost_prices(conf, "2026-06-10") == {101: Decimal("12.50")}
+
+
+def test_a_day_valued_without_prices_leaves_no_record(conf: Settings) -> None:
+    assert period_cost_prices(conf, "2026-06-10") == {}
+    assert not day_costs_path(conf, "2026-06-10").exists()
+
+
+def test_a_day_valued_without_prices_takes_the_first_prices_known_and_keeps_them(
+    conf: Settings,
+) -> None:
+    assert period_cost_prices(conf, "2026-06-10") == {}
+    khaos_prices(conf, {101: "12.50"})
+    assert period_cost_prices(conf, "2026-06-10") == {101: Decimal("12.5")}
+    khaos_prices(conf, {101: "20.00"})
+    assert period_cost_prices(conf, "2026-06-10") == {101: Decimal("12.5")}
+
+
+def test_recording_an_empty_price_list_records_nothing(conf: Settings) -> None:
+    record_day_costs(conf, "2026-06-10", {}, now=uk(10, 8))
+    assert not day_costs_path(conf, "2026-06-10").exists()
+
+
+def test_an_empty_price_list_never_wipes_a_running_days_prices(conf: Settings) -> None:
+    record_day_costs(conf, "2026-06-10", {101: Decimal("10.00")}, now=uk(10, 8))
+    record_day_costs(conf, "2026-06-10", {}, now=uk(10, 9))
+    assert period_cost_prices(conf, "2026-06-10") == {101: Decimal("10.00")}
+
+
+def test_an_empty_record_already_on_disk_is_replaced_once_prices_exist(conf: Settings) -> None:
+    # What the version before this rule wrote on a first night: a record with no rows.
+    path = day_costs_path(conf, "2026-06-10")
+    path.parent.mkdir(parents=True)
+    pd.DataFrame(
+        {"stock_id": pd.Series([], dtype="int64"), "cost_price": pd.Series([], dtype=object)}
+    ).to_parquet(path)
+    record_day_costs(conf, "2026-06-10", {101: Decimal("12.50")}, now=uk(12, 6))
+    assert period_cost_prices(conf, "2026-06-10") == {101: Decimal("12.50")}
+
+
+def test_an_empty_record_already_on_disk_gives_way_to_todays_prices_when_read(
+    conf: Settings,
+) -> None:
+    path = day_costs_path(conf, "2026-06-10")
+    path.parent.mkdir(parents=True)
+    pd.DataFrame(
+        {"stock_id": pd.Series([], dtype="int64"), "cost_price": pd.Series([], dtype=object)}
+    ).to_parquet(path)
+    khaos_prices(conf, {101: "12.50"})
+    assert period_cost_prices(conf, "2026-06-10") == {101: Decimal("12.5")}
+    khaos_prices(conf, {101: "20.00"})
+    assert period_cost_prices(conf, "2026-06-10") == {101: Decimal("12.5")}

@@ -10,6 +10,12 @@ none; afterwards it never changes, so rebuilding a month gives the same figures.
 
 A day reconciled for the first time after it ended (a backfill) records the costs known
 then: the best evidence available, frozen from that moment.
+
+An empty price list is never a day's record. Before the products flow has written a SKU
+master (a first night) no CostPrice is known at all: that is missing evidence, not a
+valuation of £0, and freezing it would leave the day at £0 for good. So nothing is
+recorded until there are prices (the day is valued with none meanwhile), and an empty
+record left by an older version counts as no record, so the first prices known replace it.
 """
 
 from __future__ import annotations
@@ -64,23 +70,36 @@ def _write(path: Path, costs: Mapping[int, Decimal | float]) -> None:
 def record_day_costs(
     conf: Settings, day: str, costs: Mapping[int, Decimal | float], now: datetime
 ) -> None:
-    """Record ``costs`` as the day's, unless the day has ended and has a record already."""
+    """Record ``costs`` as the day's, unless the day has ended and has a record already.
+    An empty price list is never recorded (see the module's docstring)."""
+    if not costs:
+        return
     path = day_costs_path(conf, day)
     running = now.astimezone(ZoneInfo(conf.time_zone)).date() <= date.fromisoformat(day)
-    if running or not path.exists():
+    if running or not _recorded(path):
         _write(path, costs)
+
+
+def _read(path: Path) -> dict[int, Decimal]:
+    frame = pd.read_parquet(path)
+    return {
+        int(s): Decimal(str(c)) for s, c in zip(frame["stock_id"], frame["cost_price"], strict=True)
+    }
+
+
+def _recorded(path: Path) -> bool:
+    """Whether the day has a record: an empty one is none (see the module's docstring)."""
+    return path.exists() and bool(_read(path))
 
 
 def period_cost_prices(conf: Settings, day: str) -> dict[int, Decimal]:
     """The day's recorded costs; without a record, today's costs, recorded for the day
-    from now on (so every later rebuild uses the same)."""
+    from now on (so every later rebuild uses the same) — unless there are none yet."""
     path = day_costs_path(conf, day)
-    if path.exists():
-        frame = pd.read_parquet(path)
-        return {
-            int(s): Decimal(str(c))
-            for s, c in zip(frame["stock_id"], frame["cost_price"], strict=True)
-        }
+    recorded = _read(path) if path.exists() else {}
+    if recorded:
+        return recorded
     costs = current_cost_prices(conf)
-    _write(path, costs)
+    if costs:
+        _write(path, costs)
     return costs
