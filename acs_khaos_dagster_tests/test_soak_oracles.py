@@ -181,3 +181,40 @@ def test_an_edited_order_at_acs_with_its_newest_postcode_holds_whatever_its_spac
     oracles._releases(acs, khaos, {"edited_orders": {"SO2": "EC2A 2BB"}}, "unused", verdict)
     assert verdict.ok, dict(verdict.broken)
     assert verdict.checked["orders edited in Khaos before ACS had them"] == 1
+
+
+def _one_shipment(posted: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    acs = {
+        "orders": [
+            {
+                "order_number": "SO3",
+                "shipments": [
+                    {"shipment_id": "SO3-1", "lines": [{"line_item_id": 32, "quantity": 1}]}
+                ],
+            }
+        ]
+    }
+    khaos = {
+        "orders": [{"order_code": "SO3", "order_id": 3, "invoice_ids": [31], "lines": []}],
+        "invoices": [],
+        "despatch_calls": [{"external_ref": "SO3-1"}] * posted,
+    }
+    return acs, khaos
+
+
+def test_a_shipment_never_posted_is_lost_unless_an_open_exception_names_it() -> None:
+    acs, khaos = _one_shipment(posted=0)
+    verdict = oracles.Verdict()
+    oracles._despatches(acs, khaos, set(), verdict, owned="recon:cash:SO3-2 other shipment")
+    assert verdict.broken["shipment = one Khaos despatch"] == ["SO3-1: posted 0 times"]
+
+    parked = oracles.Verdict()
+    oracles._despatches(acs, khaos, set(), parked, owned="despatch:SO3-1 failed 6 times")
+    assert parked.ok and parked.checked["shipments parked with an open owned exception"] == 1
+
+
+def test_a_shipment_posted_twice_is_broken_whatever_exception_names_it() -> None:
+    acs, khaos = _one_shipment(posted=2)
+    verdict = oracles.Verdict()
+    oracles._despatches(acs, khaos, set(), verdict, owned="despatch:SO3-1 failed 6 times")
+    assert verdict.broken["shipment = one Khaos despatch"] == ["SO3-1: posted 2 times"]
