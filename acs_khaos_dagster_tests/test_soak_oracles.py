@@ -218,3 +218,17 @@ def test_a_shipment_posted_twice_is_broken_whatever_exception_names_it() -> None
     verdict = oracles.Verdict()
     oracles._despatches(acs, khaos, set(), verdict, owned="despatch:SO3-1 failed 6 times")
     assert verdict.broken["shipment = one Khaos despatch"] == ["SO3-1: posted 2 times"]
+
+
+def test_a_graded_return_missing_in_khaos_is_excused_only_by_an_open_exception_naming_it() -> None:
+    units = {"graded": [{"return_ref": "ACSR1", "grade": "A"}]}
+    khaos: dict[str, Any] = {"customer_returns": []}
+    lost = oracles.Verdict()
+    oracles._returns(units, khaos, lost, owned="return:return_unmatched:ACSR10:U1")
+    assert lost.broken["graded return = one Khaos return"] == [
+        "ACSR1: 1 unit(s) at ACS, 0 in Khaos ([])"
+    ]
+
+    owned = oracles.Verdict()
+    oracles._returns(units, khaos, owned, owned="return:return_unmatched:ACSR1:U1")
+    assert owned.ok, dict(owned.broken)
