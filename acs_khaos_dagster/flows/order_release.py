@@ -10,7 +10,7 @@ through the outbox and the store, and returns one row per order handled.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,6 +43,7 @@ from acs_khaos_dagster.flows.order_cancel import (
     request_cancellations,
     settle_cancellations,
 )
+from acs_khaos_dagster.flows.order_edits import edited_while_sent
 from acs_khaos_dagster.flows.queues import (
     dispatch,
     effect_states,
@@ -65,6 +66,7 @@ RELEASE_ACTIONS = [
     "cancel_queued",
     "cancelled",
     "cancel_locked",
+    "edited_while_sent",
 ]
 RELEASE_COLUMNS = ["order_code", "order_id", "action", "acknowledged", "outbox_key", "detail"]
 # An order about to be sent: the Khaos order, its ACS body, the invoice released, the key.
@@ -228,7 +230,8 @@ def release_orders(
 
     cancels, statuses = request_cancellations(db, book, kc, accepted, stages)
     acs_report = dispatch(db, conf, [EffectKind.ACS_ORDER], acs=ac)
-    _settle_sent(db, to_send, stages.acknowledged, rows, holds)
+    edited = edited_while_sent(db, kc, conf, to_send, sku_for)
+    _settle_sent(db, to_send, stages.acknowledged, rows, holds, edited)
     locked = settle_cancellations(db, book, cancels, rows)
 
     khaos_report = dispatch(db, conf, [EffectKind.KHAOS_MOVE_INVOICES], khaos=kc)
@@ -317,12 +320,21 @@ def _settle_sent(
     acknowledged_stage: int,
     rows: dict[str, dict[str, Any]],
     holds: list[ReleaseDecision],
+    edited: Collection[str] = (),
 ) -> None:
-    """After the ACS dispatch: an accepted order's acknowledgement is queued; one ACS
-    refused for a SKU is held; the rest wait in the outbox."""
+    """After the ACS dispatch: an accepted order's acknowledgement is queued (unless it was
+    edited in Khaos meanwhile: ``flows.order_edits``); one ACS refused for a SKU is held;
+    the rest wait in the outbox."""
     sent_states = db.outbox.states(key for *_, key in to_send.values())
+    for code in edited:
+        order, _, _, key = to_send[code]
+        rows[code] = release_row(
+            order, "edited_while_sent", key, "edited in Khaos while sent: the next run sends it"
+        )
     accepted_now = [
-        (code, entry) for code, entry in to_send.items() if sent_states.get(entry[3]) == "done"
+        (code, entry)
+        for code, entry in to_send.items()
+        if sent_states.get(entry[3]) == "done" and code not in edited
     ]
     for session, batch in transaction_batches(db, accepted_now):
         for code, (order, _, invoice, key) in batch:

@@ -1,0 +1,66 @@
+"""Orders corrected in Khaos while their release was on its way to ACS.
+
+A step of ``flows.order_release.release_orders``, between the ACS dispatch and the
+acknowledgements: the soak found an address corrected after the release read the order
+and before it acknowledged it; ACS shipped to the old address and nobody was told.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from acs_khaos_dagster.config import Settings
+from acs_khaos_dagster.connectors.khaos.client import KhaosClient
+from acs_khaos_dagster.domain.order_release import release_invoice, release_revision, to_acs_order
+from acs_khaos_dagster.store import Store
+
+if TYPE_CHECKING:
+    from acs_khaos_dagster.flows.order_release import Sending
+
+
+def edited_while_sent(
+    db: Store,
+    kc: KhaosClient,
+    conf: Settings,
+    to_send: dict[str, Sending],
+    sku_for: dict[int, str],
+) -> set[str]:
+    """Orders ACS accepted this run whose body in Khaos is no longer the one sent.
+
+    Customer services may correct an order (an address, a phone number) after this run
+    read it and before its acknowledgement moves it on from the release stage; once moved,
+    the release never reads it again and ACS would ship the old body without anyone
+    knowing. So Khaos is read again right before acknowledging: an order whose body
+    changed is left at the release stage, and the next run sends its new revision (ACS
+    takes it until picking starts; after that it refuses, and the failed effect is an
+    owned exception)."""
+    stages = conf.khaos.stages
+    sent_states = db.outbox.states(key for *_, key in to_send.values())
+    accepted = {
+        code: entry for code, entry in to_send.items() if sent_states.get(entry[3]) == "done"
+    }
+    if not accepted:
+        return set()
+    fresh = kc.export_order_status(
+        [order.order_id for order, *_ in accepted.values()], include_tracking=False
+    )
+    edited: set[str] = set()
+    for order in fresh:
+        entry = accepted.get(order.order_code)
+        invoice = release_invoice(order, stages.released)
+        if entry is None or invoice is None:
+            continue  # moved on or cancelled meanwhile: the acknowledgement is as before
+        try:
+            body = to_acs_order(
+                order,
+                sku_for,
+                couriers=conf.couriers,
+                invoice=invoice,
+                released_stage=stages.released,
+            )
+        except (KeyError, ValueError):
+            edited.add(order.order_code)  # edited into something the next run must hold
+            continue
+        if release_revision(body) != release_revision(entry[1]):
+            edited.add(order.order_code)
+    return edited
