@@ -1,7 +1,7 @@
 """The bounded soak CI runs (``scripts/chaos.py --small``): the same oracles as the full one.
 
-Half a simulated day of a tiny brand trading (new orders, cancellations, returns, stock
-changes no order explains; no address corrections while the edit race is open), every
+Half a simulated day of a tiny brand trading (new orders, address corrections, cancellations,
+returns, stock changes no order explains), every
 effect made by Dagster runs that the integration's own sensors and schedules started
 (ticked by a daemon process the soak SIGKILLs and restarts), a quarter of all calls
 faulted, run workers and standalone dispatchers SIGKILLed, killed at crash points and
@@ -86,3 +86,10 @@ def test_the_small_soak_freezes_a_returns_run_holding_customer_returns(soak: str
     """Where the pre-send claim check shows: a customer return sent twice is two returns
     and two credits in Khaos, which the returns oracle counts."""
     assert re.search(r"(?m)^  SIGSTOP run worker \(returns_flow\) holding claims", soak), soak
+
+
+def test_the_small_soak_edits_orders_and_checks_acs_holds_their_newest_address(
+    soak: str,
+) -> None:
+    assert _figure(soak, r"(\d+) edited before ACS had them") >= 1
+    assert "'orders edited in Khaos before ACS had them'" in soak
