@@ -1,13 +1,12 @@
 """The bounded soak CI runs (``scripts/chaos.py --small``): the same oracles as the full one.
 
-Half a simulated day of a tiny brand trading (new orders, address corrections, cancellations,
-returns, stock changes no order explains), every
-effect made by Dagster runs that the integration's own sensors and schedules started
-(ticked by a daemon process the soak SIGKILLs and restarts), a quarter of all calls
-faulted, run workers and standalone dispatchers SIGKILLed, killed at crash points and
-frozen (SIGSTOP) holding claims past their lease (every returns run's first attempt among
-them), the soak's own PostgreSQL restarted once; at quiescence every oracle from the
-simulators' ground truth holds.
+Half a simulated day of a tiny brand trading (new orders, address corrections,
+cancellations, returns, stock changes no order explains), every effect made by Dagster runs
+that the integration's own sensors and schedules started (ticked by a daemon process the
+soak SIGKILLs and restarts), a quarter of all calls faulted, run workers and standalone
+dispatchers SIGKILLed, killed at crash points and frozen (SIGSTOP) holding claims past their
+lease (every returns run's first attempt among them), the soak's own PostgreSQL restarted
+once; at quiescence every oracle from the simulators' ground truth holds.
 """
 
 from __future__ import annotations
