@@ -15,7 +15,6 @@ from acs_khaos_dagster.domain.models import StockItem
 from acs_khaos_dagster.domain.sku_mapping import acs_registry_frame
 from acs_khaos_dagster.effects import EffectKind
 from acs_khaos_dagster.flows.products import (
-    WATERMARK_OVERLAP,
     SkuMasterSync,
     SkuPushResult,
     push_skus,
@@ -25,6 +24,9 @@ from acs_khaos_dagster.store.products import SkuIdentities
 from acs_khaos_dagster_tests.flow_ports import Ports, ports
 
 __all__ = ["ports"]
+
+# A change saved while a sync reads is caught by the next: it re-reads five minutes back.
+OVERLAP = timedelta(minutes=5)
 
 
 def _sync(p: Ports) -> SkuMasterSync:
@@ -68,14 +70,14 @@ def test_a_second_sync_reads_only_items_changed_since_the_watermark_less_the_ove
     for stock_id in books.changed_at:  # the scenario saved every item just before
         books.changed_at[stock_id] = watermark - timedelta(hours=1)
     # Saved while the first sync read (inside the overlap) and well before it.
-    books.changed_at[inside] = watermark - WATERMARK_OVERLAP + timedelta(minutes=1)
-    books.changed_at[before] = watermark - WATERMARK_OVERLAP - timedelta(minutes=1)
+    books.changed_at[inside] = watermark - OVERLAP + timedelta(minutes=1)
+    books.changed_at[before] = watermark - OVERLAP - timedelta(minutes=1)
     ports.sandbox.advance(timedelta(minutes=30))
     ports.sandbox.khaos.update_stock_item(edited, description="Edited after the first sync")
 
     second = _sync(ports)
 
-    assert second.since == watermark - WATERMARK_OVERLAP
+    assert second.since == watermark - OVERLAP
     assert second.fetched == 2
     assert len(second.frame) == len(first.frame)
     row = second.frame.set_index("stock_id").loc[edited]
@@ -132,16 +134,21 @@ def test_a_sku_whose_content_changed_is_pushed_once_and_not_again_when_unchanged
     ports.sandbox.advance(timedelta(minutes=30))
     ports.sandbox.khaos.update_stock_item(stock_id, description="A new description")
 
-    changed = _push(ports, _sync(ports))
+    changed_master = _sync(ports)
+    # The registry as the run read it before pushing: ACS still holds the old description.
+    registry = acs_registry_frame(ports.acs.iter_products())
+    changed = push_skus(ports.store, ports.acs, ports.settings, changed_master.frame, registry)
 
     assert list(changed.frame["acs_sku"]) == [sku]
     assert changed.changed == 1 and changed.frame.iloc[0]["state"] == "done"
     assert _puts(ports)[sku] == before[sku] + 1
 
+    # The same content again, even against a registry that has not caught up: not re-sent.
+    again = push_skus(ports.store, ports.acs, ports.settings, changed_master.frame, registry)
     ports.sandbox.advance(timedelta(minutes=30))
-    unchanged = _push(ports, _sync(ports))
+    fresh = _push(ports, _sync(ports))
 
-    assert unchanged.queued == 0
+    assert again.queued == 0 and fresh.queued == 0
     assert _puts(ports)[sku] == before[sku] + 1
 
 
