@@ -5,8 +5,6 @@ ACS confirms it active with matching attributes; pushes go through the outbox an
 activation is never waited for inside a run.
 """
 
-from datetime import UTC, datetime, timedelta
-
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -26,13 +24,7 @@ from dagster import (
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE, ProductSettings, SettingsError, load_settings
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
-from acs_khaos_dagster.defs.common import (
-    dispatch,
-    dispatch_metadata,
-    markdown_table,
-    sync_exceptions,
-    write_parquet_atomically,
-)
+from acs_khaos_dagster.defs.common import dispatch_metadata, markdown_table, sync_exceptions
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
     KhaosApiResource,
@@ -46,28 +38,20 @@ from acs_khaos_dagster.defs.schemas import (
     SkuMasterType,
     SkuPushType,
 )
-from acs_khaos_dagster.domain.catalogue import SKU_MASTER_COLUMNS, sku_master_frame
 from acs_khaos_dagster.domain.readiness import NOT_READY_COLUMNS, not_ready_for_sale
 from acs_khaos_dagster.domain.sku_mapping import (
-    ExceptionSpec,
     acs_registry_frame,
     classify_skus,
     code_problems_series,
     coverage,
     mapping_exceptions,
-    products_to_push,
     ready_for_sale,
     summary_counts,
 )
-from acs_khaos_dagster.effects import TARGET_OF, EffectKind, versions_of
+from acs_khaos_dagster.flows.products import is_code_ref, push_skus, sync_sku_master
 from acs_khaos_dagster.reports._tables import neutralise_text, write_csv
 from acs_khaos_dagster.store.products import SkuIdentities
 
-# GetStockList needs a "changed since" date; this one predates any Khaos install.
-BEGINNING_OF_TIME = datetime(2000, 1, 1, tzinfo=UTC)
-# Re-read a little before the last watermark: a change saved while we read is not missed.
-WATERMARK_OVERLAP = timedelta(minutes=5)
-WATERMARK_CURSOR = "khaos.stock_list.changed_since"
 MAPPING_EXCEPTION_TYPES = (
     "invalid_sku_code",
     "sku_missing_in_acs",
@@ -77,27 +61,10 @@ MAPPING_EXCEPTION_TYPES = (
 )
 
 
-def _is_code_ref(ref: str) -> bool:
-    """Codes Khaos lists but cannot export have no StockID; they are keyed by code."""
-    return ref.startswith("code:")
-
-
 class SkuMasterConfig(Config):
     """``full_refresh`` re-reads every stock item instead of those changed since the watermark."""
 
     full_refresh: bool = False
-
-
-def _merge_master(previous: pd.DataFrame | None, changed: pd.DataFrame) -> pd.DataFrame:
-    """The full table keyed by StockID: changed rows replace their previous version."""
-    if previous is None or previous.empty:
-        return changed
-    if changed.empty:
-        return previous
-    kept = previous[~previous["stock_id"].isin(changed["stock_id"])]
-    merged = pd.concat([kept, changed], ignore_index=True)[SKU_MASTER_COLUMNS]
-    merged = merged.astype(changed.dtypes.to_dict())
-    return merged.sort_values("stock_id", kind="stable", ignore_index=True)
 
 
 @asset(
@@ -116,51 +83,24 @@ def khaos_sku_master(
     store: StoreResource,
 ) -> pd.DataFrame:
     conf = settings.load()
-    master_path = conf.data_dir / "products" / "sku_master.parquet"
-    previous = (
-        None if config.full_refresh or not master_path.exists() else pd.read_parquet(master_path)
-    )
-    with store.connect() as db:
-        watermark = db.cursors.get(WATERMARK_CURSOR)
-        since = (
-            BEGINNING_OF_TIME
-            if previous is None or not watermark
-            else (datetime.fromisoformat(watermark) - WATERMARK_OVERLAP)
+    with store.connect() as db, khaos.client() as client:
+        result = sync_sku_master(
+            db, client, conf, integration_now(conf), full_refresh=config.full_refresh
         )
-        # Taken before reading, so anything saved while we read is inside the next window.
-        started = integration_now(conf)
-        with khaos.client() as client:
-            codes, refused = client.requestable_codes(client.get_stock_list(since))
-            changed = sku_master_frame(client.export_stock(codes))
-        refused_problems = [
-            ExceptionSpec(
-                type="invalid_sku_code",
-                entity_ref=f"code:{code}",
-                message=f"Khaos stock code cannot be read: {reason}",
-                details={"stock_code": code},
-            )
-            for code, reason in refused.items()
-        ]
-        sync_exceptions(db, refused_problems, ["invalid_sku_code"], owns=_is_code_ref)
-        master = _merge_master(previous, changed)
-        write_parquet_atomically(master, master_path)
-        with db.transaction() as session:
-            db.cursors.set(WATERMARK_CURSOR, started.isoformat(), session)
-    children = master[master["stock_controlled"]]
     context.add_output_metadata(
         {
-            "changed_since": since.isoformat(),
-            "stock_items_fetched": len(changed),
-            "stock_codes_refused": len(refused),
-            "stock_items": len(master),
-            "style_parents": int((~master["stock_controlled"]).sum()),
-            "hire_skus": int(children["is_hire"].sum()),
-            "discontinued": int(children["discontinued"].sum()),
-            "published_on_web": int(children["publish_on_web"].sum()),
-            "sample": markdown_table(master, 10),
+            "changed_since": result.since.isoformat(),
+            "stock_items_fetched": result.fetched,
+            "stock_codes_refused": result.refused,
+            "stock_items": len(result.frame),
+            "style_parents": result.style_parents,
+            "hire_skus": result.hire_skus,
+            "discontinued": result.discontinued,
+            "published_on_web": result.published_on_web,
+            "sample": markdown_table(result.frame, 10),
         }
     )
-    return master
+    return result.frame
 
 
 @asset(
@@ -203,7 +143,7 @@ def sku_mapping(
             db,
             mapping_exceptions(mapping),
             MAPPING_EXCEPTION_TYPES,
-            owns=lambda ref: not _is_code_ref(ref),
+            owns=lambda ref: not is_code_ref(ref),
         )
     counts = summary_counts(mapping)
     problems = mapping[mapping["classification"] != "matched"]
@@ -275,59 +215,18 @@ def acs_sku_push(
     acs: AcsApiResource,
     store: StoreResource,
 ) -> pd.DataFrame:
-    conf = settings.load()
-    kind = EffectKind.ACS_PRODUCT
-    with store.connect() as db:
-        identities = SkuIdentities(db.db)
-        plan = products_to_push(
-            khaos_sku_master,
-            acs_product_registry,
-            identities.identity(),
-            identities.last_pushed_hashes(),
-        )
-        codes = dict(zip(khaos_sku_master["stock_id"], khaos_sku_master["stock_code"], strict=True))
-        # The pushes, the identities they register and their hashes land together or not at all.
-        with db.transaction() as session:
-            for push in plan.pushes:
-                payload = push.product.model_dump(mode="json", exclude={"status"})
-                db.outbox.enqueue(
-                    kind,
-                    TARGET_OF[kind],
-                    push.product.sku,
-                    push.idempotency_key,
-                    payload,
-                    session=session,
-                    supersede_key=versions_of(kind, push.product.sku),
-                )
-            identities.record(
-                plan.identity_updates,
-                codes,
-                {push.stock_id: push.content_hash for push in plan.pushes},
-                session,
-            )
-        with acs.client() as client:
-            report = dispatch(db, conf, [kind], acs=client)
-        rows = [
-            {
-                "stock_id": push.stock_id,
-                "acs_sku": push.product.sku,
-                "reason": push.reason,
-                "content_hash": push.content_hash,
-                "state": db.outbox.by_key(push.idempotency_key).state,
-            }
-            for push in plan.pushes
-        ]
-    pushed = pd.DataFrame(rows, columns=["stock_id", "acs_sku", "reason", "content_hash", "state"])
+    with store.connect() as db, acs.client() as client:
+        result = push_skus(db, client, settings.load(), khaos_sku_master, acs_product_registry)
     context.add_output_metadata(
         {
-            "queued": len(plan.pushes),
-            "new": int((pushed["reason"] == "new").sum()),
-            "changed": int((pushed["reason"] == "changed").sum()),
-            "refused_invalid_code": len(plan.invalid),
-            **dispatch_metadata(report),
+            "queued": result.queued,
+            "new": result.new,
+            "changed": result.changed,
+            "refused_invalid_code": result.refused_invalid_code,
+            **dispatch_metadata(result.report),
         }
     )
-    return pushed
+    return result.frame
 
 
 @asset_check(
