@@ -118,12 +118,6 @@ def test_an_unreadable_stock_code_opens_one_exception_and_a_readable_one_closes_
     assert closed.row.entity_ref == "code:HAT#01"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (pre-existing, left as is by issue 21's refactor): the sync only sees "
-    "codes Khaos changed since the watermark, so the next sync closes the exception of a "
-    "code that is still unreadable but unchanged",
-)
 def test_an_unreadable_stock_code_stays_open_while_khaos_still_holds_it_unchanged(
     ports: Ports,
 ) -> None:

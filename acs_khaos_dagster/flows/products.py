@@ -127,7 +127,14 @@ def sync_sku_master(
     )
     codes, refused = khaos.requestable_codes(khaos.get_stock_list(since))
     changed = sku_master_frame(khaos.export_stock(codes))
-    sync_exceptions(db, refused_code_problems(refused), [INVALID_CODE_TYPE], owns=is_code_ref)
+    unreadable = dict(refused)
+    if since != BEGINNING_OF_TIME and db.exceptions.list(type=INVALID_CODE_TYPE):
+        # An unreadable code Khaos has not changed is outside the window: list every code
+        # once more, so its exception stays open while Khaos still holds it and closes once
+        # the code is gone (renamed or deleted). Only while some are open: a code list.
+        _, still = khaos.requestable_codes(khaos.get_stock_list(BEGINNING_OF_TIME))
+        unreadable = {**still, **refused}
+    sync_exceptions(db, refused_code_problems(unreadable), [INVALID_CODE_TYPE], owns=is_code_ref)
     master = merge_master(previous, changed)
     write_parquet_atomically(master, path)
     with db.transaction() as session:
