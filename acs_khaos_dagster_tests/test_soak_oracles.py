@@ -232,3 +232,50 @@ def test_a_graded_return_missing_in_khaos_is_excused_only_by_an_open_exception_n
     owned = oracles.Verdict()
     oracles._returns(units, khaos, owned, owned="return:return_unmatched:ACSR1:U1")
     assert owned.ok, dict(owned.broken)
+
+
+def _cancelled_while_picked(returned: bool) -> tuple[dict, dict, dict]:
+    """SO4 was cancelled in Khaos while ACS picked it: ACS shipped its one unit of StockID
+    40 and Khaos refused the despatch, so no invoice was ever issued and Khaos Level (5)
+    never moved. ACS holds 4 units on the shelf, or 5 once the customer's unit is back."""
+    acs = {
+        "orders": [
+            {
+                "order_number": "SO4",
+                "shipments": [
+                    {"shipment_id": "SO4-1", "lines": [{"line_item_id": 41, "quantity": 1}]}
+                ],
+            }
+        ]
+    }
+    khaos = {
+        "stock_items": [{"stock_code": "TEE-S", "stock_id": 40, "is_hire": False}],
+        "orders": [
+            {
+                "order_code": "SO4",
+                "lines": [{"order_item_id": 41, "stock_id": 40, "is_hire": False}],
+            }
+        ],
+        "invoices": [],
+        "stock": [{"stock_id": 40, "site_id": 1, "level": 5}],
+    }
+    shelf = 5 if returned else 4
+    graded = [{"return_ref": "ACSR9", "line_item_id": "41", "grade": "A"}] if returned else []
+    units = {
+        "units": [{"sku": "TEE-S", "status": "InWarehouse-ReadyForCustomer", "count": shelf}],
+        "graded": graded,
+    }
+    return acs, khaos, units
+
+
+def test_a_unit_shipped_but_never_invoiced_counts_in_flight_while_it_is_out() -> None:
+    verdict = oracles.Verdict()
+    oracles._level(*_cancelled_while_picked(returned=False), verdict)
+    assert verdict.ok, dict(verdict.broken)
+
+
+def test_a_unit_of_a_never_invoiced_shipment_back_at_acs_is_no_longer_in_flight() -> None:
+    verdict = oracles.Verdict()
+    oracles._level(*_cancelled_while_picked(returned=True), verdict)
+    assert verdict.ok, dict(verdict.broken)
+    assert verdict.checked["Level rows"] == 1
