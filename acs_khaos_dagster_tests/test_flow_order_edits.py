@@ -8,6 +8,7 @@ of the order, so it falls between the release's read and its acknowledgement.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from acs_khaos_dagster.flows.order_release import ReleaseResult, release_orders, released_orders
@@ -72,3 +73,23 @@ def test_the_next_release_sends_the_edited_body_and_acknowledges_it(ports: Ports
     at_acs = next(o for o in ports.acs_truth()["orders"] if o["order_number"] == code)
     assert at_acs["body"]["Delivery_Postcode"] == "EC1A 1BB"
     assert _stage_of(ports, code) == {12}
+
+
+def test_an_edit_acs_refuses_as_picking_started_is_an_order_locked_exception_for_operations(
+    ports: Ports,
+) -> None:
+    code = _first_order(ports)
+    _correct_address_while_acs_takes(ports, code)
+    _release(ports)
+    ports.sandbox.advance(timedelta(hours=2))  # ACS has started picking it
+
+    result = _release(ports)
+
+    row = result.frame.set_index("order_code").loc[code]
+    assert row["action"] == "edit_locked"
+    [locked] = ports.open_exceptions("order_locked")
+    assert locked.row.entity_ref == f"order:{code}" and locked.row.owner == "operations"
+    assert "edited in Khaos after ACS started picking" in locked.row.message
+    assert _stage_of(ports, code) == {12}  # acknowledged: it no longer waits for a send
+    at_acs = next(o for o in ports.acs_truth()["orders"] if o["order_number"] == code)
+    assert at_acs["body"]["Delivery_Postcode"] != "EC1A 1BB"

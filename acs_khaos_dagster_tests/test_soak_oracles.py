@@ -279,3 +279,16 @@ def test_a_unit_of_a_never_invoiced_shipment_back_at_acs_is_no_longer_in_flight(
     oracles._level(*_cancelled_while_picked(returned=True), verdict)
     assert verdict.ok, dict(verdict.broken)
     assert verdict.checked["Level rows"] == 1
+
+
+def test_an_edit_acs_refused_is_excused_only_by_the_orders_order_locked_exception() -> None:
+    acs, khaos = _one_order_at_acs("SW1A 1AA")
+    edited = {"edited_orders": {"SO2": "EC2A 2BB"}}
+    # The refused effect's own exception is keyed by its outbox key, not by the order.
+    parked = oracles.Verdict()
+    oracles._releases(acs, khaos, edited, "unused", parked, "order:SO2:abc acs.put_order ...\n")
+    assert parked.broken["edited order at ACS at its newest body"]
+
+    owned = oracles.Verdict()
+    oracles._releases(acs, khaos, edited, "unused", owned, "order:SO2 order SO2 was edited ...\n")
+    assert owned.ok and owned.checked["edits too late for ACS, with an open owned exception"] == 1

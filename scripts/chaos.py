@@ -52,8 +52,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--size", default="small", help="the generated brand (tiny, small)")
-    parser.add_argument("--days", type=float, default=1.5, help="simulated days of trading")
-    parser.add_argument("--orders-per-day", type=int, default=1500)
+    parser.add_argument("--days", type=float, default=1.0, help="simulated days of trading")
+    parser.add_argument("--orders-per-day", type=int, default=3100)
     parser.add_argument("--step-min", type=int, default=60, help="simulated minutes per step")
     parser.add_argument(
         "--step-wall-s",
@@ -71,7 +71,7 @@ def main() -> int:
     parser.add_argument(
         "--kill-share",
         type=float,
-        default=0.3,
+        default=0.5,
         help="share of run workers killed (SIGKILL or a crash point)",
     )
     parser.add_argument(
@@ -81,7 +81,7 @@ def main() -> int:
         help="share of run workers frozen (SIGSTOP) holding claims, thawed after the lease",
     )
     parser.add_argument(
-        "--daemon-kill-rate", type=float, default=0.2, help="chance a step kills the daemon"
+        "--daemon-kill-rate", type=float, default=0.35, help="chance a step kills the daemon"
     )
     parser.add_argument(
         "--dispatcher-rate",
@@ -98,13 +98,13 @@ def main() -> int:
     parser.add_argument(
         "--settle-step-min",
         type=int,
-        default=180,
+        default=360,
         help="simulated minutes per step once trading has stopped (quiescence)",
     )
     parser.add_argument(
         "--settle-jump-days",
         type=int,
-        default=1,
+        default=2,
         help="simulated days per step while ACS finishes its work (hire units back)",
     )
     parser.add_argument("--pg-restarts", type=int, default=2)

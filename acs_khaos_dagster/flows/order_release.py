@@ -67,6 +67,7 @@ RELEASE_ACTIONS = [
     "cancelled",
     "cancel_locked",
     "edited_while_sent",
+    "edit_locked",
 ]
 RELEASE_COLUMNS = ["order_code", "order_id", "action", "acknowledged", "outbox_key", "detail"]
 # An order about to be sent: the Khaos order, its ACS body, the invoice released, the key.
@@ -348,12 +349,14 @@ def _settle_sent(
             )
             rows[code] = release_row(order, "sent", key)
             rows[code]["ack_key"] = ack
-    for code, (order, acs_order, _, key) in to_send.items():
+    for code, (order, acs_order, invoice, key) in to_send.items():
         if sent_states.get(key) == "done":
             continue
         effect = db.outbox.by_key(key)
         state = effect.state if effect is not None else ""
-        if state in ("parked", "failed") and effect is not None:
+        if state in ("parked", "failed") and effect is not None and _locked_edit(effect, code):
+            rows[code] = _settle_locked_edit(db, order, invoice, key, acknowledged_stage)
+        elif state in ("parked", "failed") and effect is not None:
             hold = hold_from_acs_rejection(code, rejection_details(effect.last_error), acs_order)
             if hold is None:
                 rows[code] = release_row(order, "queued", key, effect.last_error or "")
@@ -365,6 +368,35 @@ def _settle_sent(
             rows[code] = release_row(
                 order, "queued", key, effect.last_error or "" if effect else ""
             )
+
+
+def _locked_edit(effect: Any, code: str) -> bool:
+    """ACS refused a new revision of an order it already holds: picking had started."""
+    return "ORDER_LOCKED" in (effect.last_error or "") and effect.idempotency_key.startswith(
+        f"order:{code}:"
+    )
+
+
+def _settle_locked_edit(
+    db: Store, order: SalesOrder, invoice: Invoice, key: str, acknowledged_stage: int
+) -> dict[str, Any]:
+    """An edit that reached ACS too late: operations get an ``order_locked`` exception
+    naming what changed hands (the parcel goes out as ACS holds it unless someone stops or
+    redirects it), the refused effect is closed, and the order is acknowledged in Khaos so
+    it does not wait at the release stage for a send that can never land."""
+    code = order.order_code
+    db.exceptions.raise_exception(
+        "order_locked",
+        f"order:{code}",
+        f"order {code} was edited in Khaos after ACS started picking it (ORDER_LOCKED): the "
+        "change did not reach ACS; correct the parcel at ACS or with the courier",
+        {"order_code": code, "outbox_key": key},
+    )
+    close_effect_failed(db, key, "ACS refused the edit: order_locked raised")
+    ack = _enqueue_ack(db, code, order.order_id, [invoice.invoice_id], acknowledged_stage)
+    row = release_row(order, "edit_locked", key, "edited after picking started at ACS")
+    row["ack_key"] = ack
+    return row
 
 
 def _mark_acknowledged(
