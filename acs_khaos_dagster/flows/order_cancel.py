@@ -2,11 +2,14 @@
 its cancellation) unless already finished there, and what ACS answered — cancelled, or
 ``ORDER_LOCKED`` (picking started), which is an ``order_locked`` exception for operations.
 
-Steps of ``flows.order_release.release_orders``, before and after the ACS dispatch.
+Steps of ``flows.order_release.release_orders``, before and after the ACS dispatch, and
+the helpers the release steps share: a release row, the acknowledgement (``MoveInvoices``
+to the acknowledged stage) and closing a refused effect.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
@@ -21,7 +24,7 @@ from acs_khaos_dagster.domain.shipments import order_completion
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind, versions_of
 from acs_khaos_dagster.flows.order_progress import open_units, posted_and_closed, postings_by_order
 from acs_khaos_dagster.flows.queues import ExceptionSpec
-from acs_khaos_dagster.store import Store
+from acs_khaos_dagster.store import Store, Transaction
 from acs_khaos_dagster.store.orders import OrderBook
 from acs_khaos_dagster.store.tables.orders import OrderRelease
 
@@ -45,6 +48,25 @@ def release_row(
         "outbox_key": key,
         "detail": detail,
     }
+
+
+def ack_key(order_code: str, invoice_ids: Iterable[int]) -> str:
+    return f"ack:{order_code}:{'-'.join(str(i) for i in sorted(invoice_ids))}"
+
+
+def enqueue_ack(
+    db: Store,
+    order_code: str,
+    order_id: int,
+    invoice_ids: list[int],
+    stage_id: int,
+    session: Transaction | None = None,
+) -> str:
+    key = ack_key(order_code, invoice_ids)
+    kind = EffectKind.KHAOS_MOVE_INVOICES
+    payload = {"order_ids": [order_id], "invoice_ids": sorted(invoice_ids), "stage_id": stage_id}
+    db.outbox.enqueue(kind, TARGET_OF[kind], order_code, key, payload, session=session)
+    return key
 
 
 def request_cancellations(

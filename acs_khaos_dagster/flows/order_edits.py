@@ -7,11 +7,13 @@ and before it acknowledged it; ACS shipped to the old address and nobody was tol
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
+from acs_khaos_dagster.domain.models import Invoice, SalesOrder
 from acs_khaos_dagster.domain.order_release import release_invoice, release_revision, to_acs_order
+from acs_khaos_dagster.flows.order_cancel import close_effect_failed, enqueue_ack, release_row
 from acs_khaos_dagster.store import Store
 
 if TYPE_CHECKING:
@@ -64,3 +66,32 @@ def edited_while_sent(
         if release_revision(body) != release_revision(entry[1]):
             edited.add(order.order_code)
     return edited
+
+
+def locked_edit(effect: Any, code: str) -> bool:
+    """ACS refused a new revision of an order it already holds: picking had started."""
+    return "ORDER_LOCKED" in (effect.last_error or "") and effect.idempotency_key.startswith(
+        f"order:{code}:"
+    )
+
+
+def settle_locked_edit(
+    db: Store, order: SalesOrder, invoice: Invoice, key: str, acknowledged_stage: int
+) -> dict[str, Any]:
+    """An edit that reached ACS too late: operations get an ``order_locked`` exception
+    naming what changed hands (the parcel goes out as ACS holds it unless someone stops or
+    redirects it), the refused effect is closed, and the order is acknowledged in Khaos so
+    it does not wait at the release stage for a send that can never land."""
+    code = order.order_code
+    db.exceptions.raise_exception(
+        "order_locked",
+        f"order:{code}",
+        f"order {code} was edited in Khaos after ACS started picking it (ORDER_LOCKED): the "
+        "change did not reach ACS; correct the parcel at ACS or with the courier",
+        {"order_code": code, "outbox_key": key},
+    )
+    close_effect_failed(db, key, "ACS refused the edit: order_locked raised")
+    ack = enqueue_ack(db, code, order.order_id, [invoice.invoice_id], acknowledged_stage)
+    row = release_row(order, "edit_locked", key, "edited after picking started at ACS")
+    row["ack_key"] = ack
+    return row

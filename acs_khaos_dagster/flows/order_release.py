@@ -10,7 +10,7 @@ through the outbox and the store, and returns one row per order handled.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,19 +38,21 @@ from acs_khaos_dagster.domain.order_release import (
 from acs_khaos_dagster.domain.orders import released_order_lines_frame
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind, versions_of
 from acs_khaos_dagster.flows.order_cancel import (
+    ack_key,
     close_effect_failed,
+    enqueue_ack,
     release_row,
     request_cancellations,
     settle_cancellations,
 )
-from acs_khaos_dagster.flows.order_edits import edited_while_sent
+from acs_khaos_dagster.flows.order_edits import edited_while_sent, locked_edit, settle_locked_edit
 from acs_khaos_dagster.flows.queues import (
     dispatch,
     effect_states,
     sync_exceptions,
     transaction_batches,
 )
-from acs_khaos_dagster.store import DispatchReport, Store, Transaction
+from acs_khaos_dagster.store import DispatchReport, Store
 from acs_khaos_dagster.store.orders import OrderBook
 from acs_khaos_dagster.store.products import SkuIdentities
 
@@ -141,25 +143,6 @@ def is_sku_rejection(last_error: str | None) -> bool:
     return any(d["code"] in SKU_REJECTION_CODES for d in rejection_details(last_error))
 
 
-def ack_key(order_code: str, invoice_ids: Iterable[int]) -> str:
-    return f"ack:{order_code}:{'-'.join(str(i) for i in sorted(invoice_ids))}"
-
-
-def _enqueue_ack(
-    db: Store,
-    order_code: str,
-    order_id: int,
-    invoice_ids: list[int],
-    stage_id: int,
-    session: Transaction | None = None,
-) -> str:
-    key = ack_key(order_code, invoice_ids)
-    kind = EffectKind.KHAOS_MOVE_INVOICES
-    payload = {"order_ids": [order_id], "invoice_ids": sorted(invoice_ids), "stage_id": stage_id}
-    db.outbox.enqueue(kind, TARGET_OF[kind], order_code, key, payload, session=session)
-    return key
-
-
 def release_orders(
     db: Store,
     ac: AcsClient,
@@ -194,7 +177,7 @@ def release_orders(
     # Back orders of orders ACS already has: acknowledged without being sent again.
     for order in plan.back_orders:
         invoice_ids = [i.invoice_id for i in order.invoices if i.stage_id == stages.released]
-        key = _enqueue_ack(db, order.order_code, order.order_id, invoice_ids, stages.acknowledged)
+        key = enqueue_ack(db, order.order_code, order.order_id, invoice_ids, stages.acknowledged)
         rows[order.order_code] = release_row(order, "back_order", key, "already at ACS")
 
     to_send: dict[str, Sending] = {}
@@ -339,7 +322,7 @@ def _settle_sent(
     ]
     for session, batch in transaction_batches(db, accepted_now):
         for code, (order, _, invoice, key) in batch:
-            ack = _enqueue_ack(
+            ack = enqueue_ack(
                 db,
                 code,
                 order.order_id,
@@ -354,8 +337,8 @@ def _settle_sent(
             continue
         effect = db.outbox.by_key(key)
         state = effect.state if effect is not None else ""
-        if state in ("parked", "failed") and effect is not None and _locked_edit(effect, code):
-            rows[code] = _settle_locked_edit(db, order, invoice, key, acknowledged_stage)
+        if state in ("parked", "failed") and effect is not None and locked_edit(effect, code):
+            rows[code] = settle_locked_edit(db, order, invoice, key, acknowledged_stage)
         elif state in ("parked", "failed") and effect is not None:
             hold = hold_from_acs_rejection(code, rejection_details(effect.last_error), acs_order)
             if hold is None:
@@ -368,35 +351,6 @@ def _settle_sent(
             rows[code] = release_row(
                 order, "queued", key, effect.last_error or "" if effect else ""
             )
-
-
-def _locked_edit(effect: Any, code: str) -> bool:
-    """ACS refused a new revision of an order it already holds: picking had started."""
-    return "ORDER_LOCKED" in (effect.last_error or "") and effect.idempotency_key.startswith(
-        f"order:{code}:"
-    )
-
-
-def _settle_locked_edit(
-    db: Store, order: SalesOrder, invoice: Invoice, key: str, acknowledged_stage: int
-) -> dict[str, Any]:
-    """An edit that reached ACS too late: operations get an ``order_locked`` exception
-    naming what changed hands (the parcel goes out as ACS holds it unless someone stops or
-    redirects it), the refused effect is closed, and the order is acknowledged in Khaos so
-    it does not wait at the release stage for a send that can never land."""
-    code = order.order_code
-    db.exceptions.raise_exception(
-        "order_locked",
-        f"order:{code}",
-        f"order {code} was edited in Khaos after ACS started picking it (ORDER_LOCKED): the "
-        "change did not reach ACS; correct the parcel at ACS or with the courier",
-        {"order_code": code, "outbox_key": key},
-    )
-    close_effect_failed(db, key, "ACS refused the edit: order_locked raised")
-    ack = _enqueue_ack(db, code, order.order_id, [invoice.invoice_id], acknowledged_stage)
-    row = release_row(order, "edit_locked", key, "edited after picking started at ACS")
-    row["ack_key"] = ack
-    return row
 
 
 def _mark_acknowledged(
