@@ -268,3 +268,27 @@ def test_a_hire_unit_back_from_the_customer_and_cleaned_is_at_the_cleaned_stage(
     unit = result.lifecycle.set_index("unique_sku").loc["UH1"]
     assert unit["stage"] == "cleaned" and unit["times_out"] == 1
     assert result.snapshots_read == 2 and result.hire_returns == 1
+
+
+def test_a_return_of_an_order_this_integration_released_is_posted_without_listing_khaos(
+    ports: Ports,
+) -> None:
+    """The store knows the Khaos id of every order it released, so posting its returns
+    never lists a brand's whole order book (at scale that read timed out on every
+    returns run of the soak and no return was ever posted)."""
+    from acs_khaos_dagster.sandbox.faults import FaultKind, FaultRule
+    from acs_khaos_dagster_tests.test_flow_orders import _release
+
+    _release(ports)
+    _ship(ports, 50004, [(700007, 1)])
+    _deliver(ports, FILE, [_unit("RM1", "SO0050004", 700007, "JKT-0002-BRG-S", "UM1")])
+    _take_in(ports)
+    ports.sandbox.khaos_faults.add(
+        FaultRule(operation="ExportOrders", kind=FaultKind.ERROR_5XX, count=1000)
+    )
+
+    result = post_customer_returns(ports.store, ports.khaos, ports.settings)
+
+    [credit] = _customer_returns(ports, "RM1")
+    assert credit["associated_ref"] == "RM1-P1"
+    assert (result.units_posted, result.units_matched) == (1, 1)

@@ -25,6 +25,7 @@ from acs_khaos_dagster.effects import TARGET_OF, EffectKind
 from acs_khaos_dagster.flows.queues import dispatch, effect_states, sync_exceptions
 from acs_khaos_dagster.flows.returns_intake import money
 from acs_khaos_dagster.store import DispatchReport, Store
+from acs_khaos_dagster.store.orders import OrderBook
 from acs_khaos_dagster.store.products import SkuIdentities
 from acs_khaos_dagster.store.returns import ReturnsRepository
 
@@ -74,20 +75,30 @@ def stored_matches(units: pd.DataFrame) -> pd.DataFrame:
     return matched[list(MATCHED_COLUMNS)].reset_index(drop=True)
 
 
-def orders_by_code(client: KhaosClient, conf: Settings, codes: set[str]) -> dict[str, SalesOrder]:
+def orders_by_code(
+    client: KhaosClient, conf: Settings, codes: set[str], db: Store | None = None
+) -> dict[str, SalesOrder]:
     """Khaos orders named by code (ACS order number = Khaos ``order_code``), with invoices.
 
-    Khaos cannot be asked by order code: list orders at every live stage to learn their
-    ids, then read those ids' status (invoices with their despatch ExternalRef)."""
+    Khaos cannot be asked by order code. The store knows the Khaos id of every order this
+    integration released; only codes it does not know are looked up by listing the orders
+    at every live stage (a brand's whole book of issued orders: at scale the read that
+    timed out every returns run of the soak, so the returns were never posted). Then
+    those ids' status is read (invoices with their despatch ExternalRef)."""
     if not codes:
         return {}
-    stages = conf.khaos.stages
-    live = {stages.released, stages.acknowledged, stages.issue, stages.awaiting_stock}
-    listed = client.export_orders(sorted(live | set(stages.issued)), None)
-    ids = sorted({o.order_id for o in listed if o.order_code in codes})
+    known = {} if db is None else OrderBook(db.db).releases_of(codes)
+    ids = {r.order_id for r in known.values()}
+    missing = codes - set(known)
+    if missing:
+        stages = conf.khaos.stages
+        live = {stages.released, stages.acknowledged, stages.issue, stages.awaiting_stock}
+        listed = client.export_orders(sorted(live | set(stages.issued)), None)
+        ids |= {o.order_id for o in listed if o.order_code in missing}
     if not ids:
         return {}
-    return {o.order_code: o for o in client.export_order_status(ids, include_tracking=False)}
+    found = client.export_order_status(sorted(ids), include_tracking=False)
+    return {o.order_code: o for o in found if o.order_code in codes}
 
 
 def post_customer_returns(db: Store, client: KhaosClient, conf: Settings) -> ReturnPostingsResult:
@@ -111,7 +122,7 @@ def post_customer_returns(db: Store, client: KhaosClient, conf: Settings) -> Ret
     newly = pd.DataFrame({c: pd.Series(dtype=object) for c in MATCHED_COLUMNS})
     if not unmatched.empty:
         codes = set(unmatched["order_number"].dropna().astype(str))
-        orders = orders_by_code(client, conf, codes)
+        orders = orders_by_code(client, conf, codes, db)
         newly, unmatched_problems = match_returns(
             domain_units(unmatched), orders, identity, matched_before=matched_before
         )
