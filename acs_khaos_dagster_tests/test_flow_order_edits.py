@@ -11,16 +11,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from acs_khaos_dagster.flows.order_release import ReleaseResult, release_orders, released_orders
 from acs_khaos_dagster_tests.flow_ports import Ports, ports
-from acs_khaos_dagster_tests.test_flow_orders import _ready
+from acs_khaos_dagster_tests.test_flow_orders import _release
 
 __all__ = ["ports"]
-
-
-def _release(p: Ports) -> ReleaseResult:
-    released = released_orders(p.settings, p.khaos)
-    return release_orders(p.store, p.acs, p.khaos, p.settings, p.now(), released, _ready(p))
 
 
 def _correct_address_while_acs_takes(p: Ports, code: str) -> None:

@@ -14,32 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from acs_khaos_dagster.domain.order_release import ReadySku, SkuReadiness
-from acs_khaos_dagster.flows.order_release import ReleaseResult, release_orders, released_orders
+from acs_khaos_dagster.flows.order_release import ReleaseResult
 from acs_khaos_dagster_tests.flow_ports import Ports, ports
+from acs_khaos_dagster_tests.test_flow_orders import _release
 
 __all__ = ["ports"]
 
 FIRST = "SO0050001"  # lines JKT-0001-PNK-L (stock 10005) and TOP-0001-BRG-M (10010)
-
-
-def _ready(p: Ports, not_ready: set[str] = frozenset()) -> dict[int, ReadySku]:
-    return {
-        i["stock_id"]: ReadySku(
-            stock_id=i["stock_id"],
-            sku=i["stock_code"],
-            state=SkuReadiness.NOT_READY if i["stock_code"] in not_ready else SkuReadiness.READY,
-            detail="pending at ACS" if i["stock_code"] in not_ready else "",
-        )
-        for i in p.khaos_truth()["stock_items"]
-    }
-
-
-def _release(p: Ports, not_ready: set[str] = frozenset()) -> ReleaseResult:
-    released = released_orders(p.settings, p.khaos)
-    return release_orders(
-        p.store, p.acs, p.khaos, p.settings, p.now(), released, _ready(p, not_ready)
-    )
 
 
 def _while_acs_takes(p: Ports, code: str, change: Callable[[Any, Any], None]) -> None:
