@@ -156,4 +156,4 @@ def _changing_units(entries: pd.DataFrame, fresh: pd.DataFrame) -> set[str]:
         & ((joined["status"] == "") | (joined["status_last"] != ""))
         & ((joined["sku"] == "") | (joined["sku"] == joined["sku_last"]))
     )
-    return set(fresh.loc[~continues.fillna(False).astype(bool), "unique_sku"])
+    return set(fresh.loc[~continues.astype("boolean").fillna(False).astype(bool), "unique_sku"])

@@ -101,7 +101,7 @@ def write_off_rows(
         )
     if not month_returns.empty:
         sale = month_returns.loc[
-            ~month_returns["is_hire"].fillna(False).astype(bool)
+            ~month_returns["is_hire"].astype("boolean").fillna(False).astype(bool)
             & (month_returns["write_off_status"].astype(str) == "written_off")
         ]
         costs = {int(k): float(v) for k, v in cost_prices.items()}

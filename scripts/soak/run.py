@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import resource
@@ -127,6 +128,8 @@ def soak(args: argparse.Namespace) -> int:
         figures.tick_errors.update(daemon.state.get("tick_errors", {}))
         figures.days = (sandbox.now() - start).total_seconds() / 86400
         acs, khaos, units = sandbox.truth()
+        # Kept beside the store so that a failed oracle can be traced after the soak.
+        (work / "truth.json").write_text(json.dumps({"acs": acs, "khaos": khaos, "units": units}))
     finally:
         if daemon is not None:
             daemon.stop()

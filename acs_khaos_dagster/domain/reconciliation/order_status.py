@@ -127,7 +127,7 @@ def order_status_reconciliation(
     t["acs_shipment_ids"] = t["acs_shipment_ids"].map(_id_list)
     received = t[received_col].map(_id_list)
     t["khaos_stage_ids"] = t["khaos_stage_ids"].map(lambda v: tuple(int(s) for s in _id_list(v)))
-    t["khaos_cancelled"] = t["khaos_cancelled"].fillna(False).astype(bool)
+    t["khaos_cancelled"] = t["khaos_cancelled"].astype("boolean").fillna(False).astype(bool)
 
     # Set difference per order, vectorised by exploding the id lists.
     shipped = t[["order_number", "acs_shipment_ids"]].explode("acs_shipment_ids").dropna()

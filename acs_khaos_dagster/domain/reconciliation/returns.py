@@ -108,8 +108,8 @@ def returns_reconciliation(
             u[column] = None
     u["order_date"] = _utc(u["order_date"])
     u["associated_ref"] = u["associated_ref"].fillna("").astype(str)
-    u["is_hire"] = u["is_hire"].fillna(False).astype(bool)
-    u["written_off"] = u["written_off"].fillna(False).astype(bool)
+    u["is_hire"] = u["is_hire"].astype("boolean").fillna(False).astype(bool)
+    u["written_off"] = u["written_off"].astype("boolean").fillna(False).astype(bool)
     u["received_at"] = _utc(u["received_at"])
 
     kr = khaos_returns.copy()

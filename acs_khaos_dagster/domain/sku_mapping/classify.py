@@ -206,7 +206,7 @@ def classify_skus(
     }
     differs["is_hire"] = present & (
         merged["is_hire"].to_numpy(dtype=bool)
-        != merged["acs_is_hire"].fillna(False).to_numpy(dtype=bool)
+        != merged["acs_is_hire"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     )
     mismatched = np.zeros(len(merged), dtype=bool)
     for name in COMPARED_FIELDS:

@@ -124,7 +124,7 @@ def _sale_rows(frame: pd.DataFrame) -> pd.DataFrame:
     # A hire invoice never moves Level and a hire return raises no credit: hire units move
     # between sites through the snapshot itself, so they need no timing correction.
     if "is_hire" in frame.columns:
-        return frame.loc[~frame["is_hire"].fillna(False).astype(bool)]
+        return frame.loc[~frame["is_hire"].astype("boolean").fillna(False).astype(bool)]
     return frame
 
 
