@@ -292,3 +292,17 @@ def test_an_edit_acs_refused_is_excused_only_by_the_orders_order_locked_exceptio
     owned = oracles.Verdict()
     oracles._releases(acs, khaos, edited, "unused", owned, "order:SO2 order SO2 was edited ...\n")
     assert owned.ok and owned.checked["edits too late for ACS, with an open owned exception"] == 1
+
+
+def test_a_broken_level_row_is_printed_with_what_moved_its_stock_id() -> None:
+    acs, khaos, units = _cancelled_while_picked(returned=False)
+    khaos["stock"] = [{"stock_id": 40, "site_id": 1, "level": 7}]  # two more than ACS says
+    verdict = oracles.Verdict()
+    oracles._level(acs, khaos, units, verdict)
+    assert verdict.broken["Level = ACS physical units"] == [
+        "StockID 40 site 1: Khaos 7, ACS says 5"
+    ]
+    trace = "\n".join(verdict.traces)
+    assert "ACS units now by status: {'InWarehouse-ReadyForCustomer': 4}" in trace
+    assert "Khaos Level now by site: {1: 7}" in trace
+    assert "ACS shipped 1 of SO4 (shipment SO4-1)" in trace

@@ -49,8 +49,10 @@ class StockUpdateSchema(pa.DataFrameModel):
     acs_units: Series[int] = pa.Field(ge=0)
     correction: Series[int]
     target: Series[int] = pa.Field(ge=0)
+    # Khaos's Level can be below zero (invoices issued beyond it); a line held for finance
+    # leaves it there, so what was pushed can be too. Only the target never is.
     level: Series[int]
-    pushed_to: Series[int] = pa.Field(ge=0)
+    pushed_to: Series[int]
     held_units: Series[int]
     reason: Series[str]
 

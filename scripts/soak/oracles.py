@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from soak.trace import level_trace
+
 # ACS status (normalised: lower case, no spaces) -> (site for sale units, site for hire units)
 SITES = {
     "selling": 1,
@@ -55,6 +57,7 @@ class Verdict:
     broken: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     checked: Counter[str] = field(default_factory=Counter)
     advisory: list[str] = field(default_factory=list)
+    traces: list[str] = field(default_factory=list)  # printed under the broken oracles
 
     def fail(self, oracle: str, entity: str) -> None:
         self.broken[oracle].append(entity)
@@ -325,6 +328,8 @@ def _level(
                 "Level = ACS physical units",
                 f"StockID {key[0]} site {key[1]}: Khaos {row['level']}, ACS says {expected[key]}",
             )
+            if len(verdict.traces) < 200:
+                verdict.traces.extend(level_trace(key[0], acs, khaos, units))
 
 
 # A push's GroupRef (its groups, its moves' legs and their reversals, finance's approvals of

@@ -309,6 +309,8 @@ def report(
         print(f"BROKEN {oracle}: {len(entities)}")
         for entity in entities[:10]:
             print(f"    {entity}")
+    for line in verdict.traces:
+        print(line)
     for entity in verdict.advisory[:10]:  # brand side (soakbrand): not failed on
         print(f"ADVISORY push changes != physical changes: {entity}")
     print("RESULT: " + ("PASS" if verdict.ok else "FAIL"))
