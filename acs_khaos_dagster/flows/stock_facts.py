@@ -14,6 +14,7 @@ Each function returns the columns ``domain.stock_push.timing_corrections`` takes
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -133,11 +134,29 @@ def return_facts(
     when the import was confirmed (``process_return`` processes at once).
 
     With ``acs_skus`` (``sku, stock_id, is_hire`` by ACS SKU), also the restocked sale units
-    ACS reported whose return is not posted yet (``returns_not_posted_yet``)."""
-    received, _ = _returns_moments(store)
+    ACS reported whose return is not posted yet (``returns_not_posted_yet``).
+
+    A returned unit moves from a file in the drop to the store's returned units, then to a
+    customer return in the outbox, while these facts are read (the stock and returns files
+    arrive together and their runs race). So the drop is read first and the store in one
+    consistent read after it: each unit is found at exactly one of its places. Read one
+    after another, a unit taken in (or posted) in between was found at none, and Khaos's
+    Level went one over once its return was processed (found by the soak)."""
+    waiting = _drop_returns_files(settings, since) if acs_skus is not None else []
+    returns = ReturnsRepository(store.db)
+    ledger = FileLedger(store.db)
+    with store.db.consistent_read() as session:
+        received, _ = returns.restock_moments(session)
+        effects = store.outbox.find(kind=EffectKind.KHAOS_CUSTOMER_RETURN, session=session)
+        units = returns.units(session)
+        untaken = [
+            path
+            for path in waiting
+            if not ledger.taken_in(file_sha256(path), RETURNS_FILE_KIND, session=session)
+        ]
     returned_to_stock = settings.khaos.reasons.returned_to_stock
     rows = []
-    for effect in _since(store.outbox.find(kind=EffectKind.KHAOS_CUSTOMER_RETURN), since):
+    for effect in _since(effects, since):
         ret = CustomerReturn.model_validate(effect.payload)
         if not ret.process_return:
             continue
@@ -157,7 +176,7 @@ def return_facts(
                 }
             )
     if acs_skus is not None:
-        rows.extend(returns_not_posted_yet(store, settings, acs_skus, since))
+        rows.extend(returns_not_posted_yet(settings, acs_skus, since, units, untaken))
     return pd.DataFrame(rows, columns=[*RETURN_COLUMNS, "ref"])
 
 
@@ -169,12 +188,22 @@ def _file_moment(entry: DropEntry) -> datetime:
     return entry.mtime
 
 
-def _taken_in(store: Store, sha256: str, kind: str) -> bool:
-    return FileLedger(store.db).taken_in(sha256, kind)
+def _drop_returns_files(settings: Settings, since: datetime) -> list[Path]:
+    """The drop's returns files written since ``since``, fetched (taken in or not)."""
+    with open_drop(settings) as drop:
+        return [
+            drop.fetch(entry.name)
+            for entry in drop.list(RETURNS_FILE_GLOB)
+            if _file_moment(entry) >= since  # older ones settled long ago: never fetched
+        ]
 
 
 def returns_not_posted_yet(
-    store: Store, settings: Settings, acs_skus: pd.DataFrame, since: datetime
+    settings: Settings,
+    acs_skus: pd.DataFrame,
+    since: datetime,
+    units: pd.DataFrame,
+    untaken: list[Path],
 ) -> list[dict[str, Any]]:
     """Sale units ACS reported back in stock whose customer return is not in the outbox yet:
     no Khaos moment, so ``timing_corrections`` keeps them out of the target until the
@@ -182,11 +211,12 @@ def returns_not_posted_yet(
     before the returns flow posts the return adds the unit as VARIANCE (or holds it for
     finance), and the return then adds it a second time.
 
-    Read from the returns flow's ``returned_units`` (taken in, not covered by a posting)
-    and from ``returns_*.csv`` still waiting in the ACS drop (the stock and returns files
-    arrive together and their runs race). Hire SKUs are left out (hire units move through
-    the snapshot, never a customer return), and so are units whose grade the policy writes
-    off; a unit with an unknown grade is kept out of Level until someone decides.
+    Read from the returns flow's ``units`` (taken in; those covered by a posting are the
+    outbox's) and from the ``untaken`` returns files still waiting in the ACS drop (the
+    stock and returns files arrive together and their runs race). Hire SKUs are left out
+    (hire units move through the snapshot, never a customer return), and so are units whose
+    grade the policy writes off; a unit with an unknown grade is kept out of Level until
+    someone decides.
     """
     by_sku = acs_skus.drop_duplicates("sku").set_index("sku")
     policy = settings.grade_policy
@@ -219,7 +249,6 @@ def returns_not_posted_yet(
             }
         )
 
-    units = ReturnsRepository(store.db).units()
     posted = units["associated_ref"].notna()
     # Posted units are the outbox's (above); a unit is counted from one source only.
     seen.update(zip(units.loc[posted, "return_ref"], units.loc[posted, "unique_sku"], strict=True))
@@ -232,26 +261,20 @@ def returns_not_posted_yet(
             str(row.action_taken),
             row.received_at,
         )
-    with open_drop(settings) as drop:
-        for entry in drop.list(RETURNS_FILE_GLOB):
-            if _file_moment(entry) < since:
-                continue  # settled long ago; never fetched again
-            path = drop.fetch(entry.name)
-            if _taken_in(store, file_sha256(path), RETURNS_FILE_KIND):
-                continue  # its units are in returned_units
-            try:
-                read = read_returns(path, AcsTimeRules.from_settings(settings))
-            except FileLayoutError:
-                continue  # a broken file: the returns flow quarantines it and raises it
-            for r in read.returns.to_pylist():
-                add(
-                    r["return_ref"],
-                    r["unique_sku"],
-                    r["sku"],
-                    r["grade"] or "",
-                    r["action_taken"] or "",
-                    r["received_at"],
-                )
+    for path in untaken:
+        try:
+            read = read_returns(path, AcsTimeRules.from_settings(settings))
+        except FileLayoutError:
+            continue  # a broken file: the returns flow quarantines it and raises it
+        for r in read.returns.to_pylist():
+            add(
+                r["return_ref"],
+                r["unique_sku"],
+                r["sku"],
+                r["grade"] or "",
+                r["action_taken"] or "",
+                r["received_at"],
+            )
     return rows
 
 

@@ -193,6 +193,21 @@ class Database:
         with self.session_factory() as new_session, new_session.begin():
             yield new_session
 
+    @contextmanager
+    def consistent_read(self) -> Iterator[Session]:
+        """A transaction whose every statement sees the store as of its first one.
+
+        PostgreSQL reads each statement afresh under READ COMMITTED: facts read one after
+        another (a file's units, then the effects posting them) could each miss a row that
+        moved from one to the other in between. REPEATABLE READ sees one moment. SQLite's
+        transactions (BEGIN IMMEDIATE, the only writer) see one moment already.
+        """
+        with self.session_factory() as session:
+            if self.dialect == "postgresql":
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+            session.commit()  # nothing written; rows stay readable (expire_on_commit off)
+
     def insert(self, table: Any) -> Any:
         """An INSERT that understands ``on_conflict_do_*`` on both backends."""
         if self.dialect == "postgresql":

@@ -107,9 +107,9 @@ class FileLedger:
         with self._db.transaction() as s:
             return s.get(IngestedFile, file_id)
 
-    def taken_in(self, sha256: str, kind: str) -> bool:
+    def taken_in(self, sha256: str, kind: str, session: Session | None = None) -> bool:
         """Whether a file of this content and kind was already processed (or is a copy)."""
-        with self._db.transaction() as s:
+        with self._db.transaction(session) as s:
             found = s.scalars(
                 select(IngestedFile.id).where(
                     IngestedFile.sha256 == sha256,

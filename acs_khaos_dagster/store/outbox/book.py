@@ -216,13 +216,15 @@ class Outbox:
                 found.update({key: state for key, state in s.execute(query)})
         return found
 
-    def find(self, *, state: str | None = None, kind: str | None = None) -> list[Effect]:
+    def find(
+        self, *, state: str | None = None, kind: str | None = None, session: Session | None = None
+    ) -> list[Effect]:
         query = select(Effect).order_by(Effect.id)
         if state:
             query = query.where(Effect.state == state)
         if kind:
             query = query.where(Effect.kind == kind)
-        with self._db.transaction() as s:
+        with self._db.transaction(session) as s:
             return list(s.scalars(query))
 
     def attempts(self, effect_id: int) -> list[EffectAttempt]:
