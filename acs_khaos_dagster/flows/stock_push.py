@@ -164,7 +164,15 @@ def push_newest_snapshot(
         )
     costs = cost_prices_from(sku_map)
     plan, corrections, push_at = _plan(store, khaos, settings, sku_map, snapshot, placed)
-    _record(store, snapshots, snapshot, plan, push_at, costs, settings)
+    if not _record(store, snapshots, snapshot, plan, push_at, costs, settings, last):
+        return PushResult(
+            "skipped",
+            f"{sid}: another run pushed a snapshot while this one planned; its plan was "
+            "read against Levels that push may still move, so nothing of it is recorded",
+            sid,
+            guard_metrics=guard.metrics,
+            superseded=len(settling.superseded),
+        )
     return PushResult(
         "pushed",
         f"{sid}: {plan.lines} line(s), {len(plan.held)} held",
@@ -241,11 +249,20 @@ def _record(
     push_at: datetime,
     costs: dict[int, Any],
     settings: Settings,
-) -> None:
+    last: StockSnapshot | None,
+) -> bool:
     """Every group, every move, every held variance (a held effect + its exception) and
-    the snapshot's "pushed" marker in ONE transaction: a crash leaves all or nothing."""
+    the snapshot's "pushed" marker in ONE transaction: a crash leaves all or nothing.
+
+    Nothing is recorded (False) if another run recorded a push since this one began
+    (``last`` was the last pushed then): two runs planning at once read Levels the other's
+    changes had not reached, and both sets would land on top of each other."""
     sid = plan.snapshot_id
     with store.transaction() as session:
+        store.db.serialize(session, PUSH_KEY_PREFIX)
+        now_last = snapshots.last_pushed(session)
+        if (now_last.id if now_last else None) != (last.id if last else None):
+            return False
         marked = snapshots.mark(
             sid,
             "pushed",
@@ -255,7 +272,7 @@ def _record(
             only_from="ingested",  # another run pushed it meanwhile: record nothing twice
         )
         if marked is None:
-            return
+            return False
         for group in plan.groups:
             store.outbox.enqueue(
                 ADJUSTMENT,
@@ -276,6 +293,7 @@ def _record(
             )
         for held in plan.held:
             _record_held(store, held, costs, settings, session)
+    return True
 
 
 def _record_held(

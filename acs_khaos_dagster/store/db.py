@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -140,7 +140,6 @@ def alembic_config(connection: Any = None) -> Any:
 def upgrade_to_head(engine: Engine) -> None:
     """Run every pending migration in one transaction (several processes may start at once)."""
     from alembic import command
-    from sqlalchemy import text
     from sqlalchemy.exc import ProgrammingError
 
     try:
@@ -192,6 +191,15 @@ class Database:
             return
         with self.session_factory() as new_session, new_session.begin():
             yield new_session
+
+    def serialize(self, session: Session, name: str) -> None:
+        """Make every transaction that serializes on ``name`` wait for this one to end.
+        PostgreSQL: a transaction-scoped advisory lock on the name's hash. SQLite serialises
+        all writers already (BEGIN IMMEDIATE)."""
+        if self.dialect == "postgresql":
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"), {"name": name}
+            )
 
     @contextmanager
     def consistent_read(self) -> Iterator[Session]:

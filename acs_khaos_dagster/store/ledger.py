@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from acs_khaos_dagster.store.db import Database
@@ -70,12 +70,9 @@ class FileLedger:
         sha = file_sha256(path)
         now = self._db.now()
         with self._db.transaction(session) as s:
-            if self._db.dialect == "postgresql":
-                # Two runs recording the same file at once: the second waits and then sees
-                # the first's row (SQLite serialises writers already).
-                s.execute(
-                    text("SELECT pg_advisory_xact_lock(hashtextextended(:sha, 0))"), {"sha": sha}
-                )
+            # Two runs recording the same file at once: the second waits and then sees the
+            # first's row.
+            self._db.serialize(s, sha)
             existing = list(
                 s.scalars(
                     select(IngestedFile).where(IngestedFile.sha256 == sha).order_by(IngestedFile.id)

@@ -180,12 +180,15 @@ class Outbox:
         )
         unsent = Effect.state.in_((HELD, PENDING, PARKED))
         with self._db.transaction() as s:
-            waiting = dict(s.execute(select(Effect.id, Effect.state).where(mine, may_land)).all())
-            ids = [
-                i
-                for i in s.scalars(select(Effect.id).where(mine, unsent).with_for_update())
-                if i not in waiting
-            ]
+            # One locked pass: read apart, an effect claimed between the two reads was
+            # neither waited for nor superseded, and the plan counted it twice.
+            rows = s.execute(
+                select(Effect.id, Effect.state, may_land.label("may_land"))
+                .where(mine, or_(may_land, unsent))
+                .with_for_update()
+            ).all()
+            waiting = {row.id: row.state for row in rows if row.may_land}
+            ids = [row.id for row in rows if not row.may_land]
             self.supersede(s, ids, reason=reason)
         return Settling(superseded=ids, unsettled=waiting)
 
