@@ -17,6 +17,7 @@ Dagster wiring only; the steps are ``flows.stock_snapshot``, ``flows.stock_place
 """
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -66,7 +67,11 @@ from acs_khaos_dagster.flows.stock_placement import (
     place_non_sellable,
     place_sellable,
 )
-from acs_khaos_dagster.flows.stock_push import PUSH_KINDS, push_newest_snapshot
+from acs_khaos_dagster.flows.stock_push import (
+    PUSH_KINDS,
+    push_newest_snapshot,
+    snapshot_left_unpushed,
+)
 from acs_khaos_dagster.flows.stock_snapshot import (
     PARTITIONS_START,
     SnapshotError,
@@ -363,6 +368,10 @@ def acs_stock_file_sensor(
     return SensorResult(run_requests=requests, cursor=json.dumps(scan.seen, sort_keys=True))
 
 
+# Realtime mode: a snapshot taken in this long ago and still unpushed was left by its run.
+REALTIME_PUSH_GRACE = timedelta(minutes=10)
+
+
 def _batch_cron() -> str:
     try:
         return load_settings().stock.batch_cron
@@ -379,11 +388,17 @@ def _batch_cron() -> str:
     description="Batch mode: push the newest snapshot (settings.stock.batch_cron, UK time).",
 )
 def stock_push_schedule(
-    context: ScheduleEvaluationContext, settings: SettingsResource
+    context: ScheduleEvaluationContext, settings: SettingsResource, store: StoreResource
 ) -> RunRequest | SkipReason:
-    if settings.load().sync_mode != "batch":
+    if settings.load().sync_mode == "batch":
+        return RunRequest(run_key=None)
+    # Realtime: each snapshot is pushed by its own run; this only picks up one that run
+    # left unpushed (an earlier push still landing, another run's push meanwhile).
+    with store.connect() as db:
+        left = snapshot_left_unpushed(db, REALTIME_PUSH_GRACE)
+    if left is None:
         return SkipReason("sync_mode is realtime: each snapshot is pushed on arrival")
-    return RunRequest(run_key=None)
+    return RunRequest(run_key=None, tags={"stock_snapshot": left})
 
 
 defs = Definitions(

@@ -101,6 +101,21 @@ def held_ref(held: HeldVariance) -> str:
     return f"{held.snapshot_id}:{held.stock_id}:S{held.site_id}"
 
 
+def snapshot_left_unpushed(store: Store, settled_for: timedelta) -> str | None:
+    """The newest snapshot, if it was taken in at least ``settled_for`` ago and is still
+    waiting to be pushed (newer than the last pushed): a push that found an earlier one
+    still landing, or lost to another run, left it for the next push."""
+    snapshots = StockSnapshots(store.db)
+    newest, last = snapshots.newest(), snapshots.last_pushed()
+    if newest is None or newest.state != "ingested":
+        return None
+    if not should_push(newest.snapshot_at, last.snapshot_at if last else None):
+        return None
+    if newest.created_at > store.db.now() - settled_for:
+        return None  # its own run (realtime mode) may be pushing it now
+    return newest.snapshot_id
+
+
 def push_newest_snapshot(
     store: Store, khaos: KhaosClient, settings: Settings, sku_map: pd.DataFrame
 ) -> PushResult:
