@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,9 @@ def _bench(only: str, *extra: str) -> str:
 def test_snapshot_benchmark_prints_the_pipeline_next_to_its_baseline() -> None:
     out = _bench("snapshot")
     assert "baseline pyarrow.csv.read_csv" in out
-    assert "ratio" in out
+    assert re.search(
+        r"ratio [\d.]+x \(target ≤1\.5\): (pass|MISS); peak ≤1024 MiB: (pass|MISS)", out
+    )
 
 
 def test_snapshot_benchmark_also_measures_the_file_with_its_rows_shuffled() -> None:
@@ -56,6 +59,7 @@ def test_release_benchmark_prints_dispatched_orders_next_to_the_bare_loop() -> N
     out = _bench("release")
     assert "baseline bare httpx PUT loop" in out
     assert "sent: " in out
+    assert re.search(r"\(target ≥0\.8\): (pass|MISS)", out)
 
 
 @pytest.mark.skipif(
@@ -63,16 +67,20 @@ def test_release_benchmark_prints_dispatched_orders_next_to_the_bare_loop() -> N
     reason="runs the wall-clock sensor loop (~1 min): runs in CI, or set BENCH_SMOKE_DESPATCH=1",
 )
 def test_despatch_benchmark_calls_the_orders_script() -> None:
-    assert "despatch latency" in _bench("despatch")
+    out = _bench("despatch")
+    assert "despatch latency" in out
+    assert re.search(r"\(target ≤10 s, 0 duplicates\): (pass|MISS)", out)
 
 
 def test_cycle_benchmark_runs_a_first_load_and_a_steady_day_through_dagster() -> None:
     out = _bench("cycle")
     assert "first_full_load  ok" in out
     assert "steady_state     ok" in out
+    assert re.search(r"\(target ≤120 s, peak ≤1536 MiB: (pass|MISS)\)", out)
 
 
 def test_days_benchmark_compares_a_late_day_of_order_reads_with_day_ten() -> None:
     out = _bench("days")
     assert "order reads over time" in out
     assert "day 12 / day 10" in out
+    assert re.search(r"\(target ≤1\.2\): (pass|MISS)", out)
