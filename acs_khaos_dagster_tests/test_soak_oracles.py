@@ -234,6 +234,17 @@ def test_a_graded_return_missing_in_khaos_is_excused_only_by_an_open_exception_n
     assert owned.ok, dict(owned.broken)
 
 
+def _invoice(invoice_id: int, stage: int) -> dict[str, Any]:
+    return {
+        "invoice_id": invoice_id,
+        "invoice_code": f"INV{invoice_id}",
+        "external_ref": "",
+        "stage": stage,
+        "issue_date": None,
+        "lines": [{"order_item_id": 41, "quantity": 1}],
+    }
+
+
 def _cancelled_while_picked(returned: bool) -> tuple[dict, dict, dict]:
     """SO4 was cancelled in Khaos while ACS picked it: ACS shipped its one unit of StockID
     40 and Khaos refused the despatch, so no invoice was ever issued and Khaos Level (5)
@@ -253,10 +264,11 @@ def _cancelled_while_picked(returned: bool) -> tuple[dict, dict, dict]:
         "orders": [
             {
                 "order_code": "SO4",
+                "invoice_ids": [40],
                 "lines": [{"order_item_id": 41, "stock_id": 40, "is_hire": False}],
             }
         ],
-        "invoices": [],
+        "invoices": [_invoice(40, stage=1)],  # cancelled with its order
         "stock": [{"stock_id": 40, "site_id": 1, "level": 5}],
     }
     shelf = 5 if returned else 4
@@ -292,6 +304,24 @@ def test_an_edit_acs_refused_is_excused_only_by_the_orders_order_locked_exceptio
     owned = oracles.Verdict()
     oracles._releases(acs, khaos, edited, "unused", owned, "order:SO2 order SO2 was edited ...\n")
     assert owned.ok and owned.checked["edits too late for ACS, with an open owned exception"] == 1
+
+
+def test_a_unit_back_before_finance_issued_its_invoice_is_still_in_flight() -> None:
+    """SO4 was not cancelled: ACS shipped its unit, finance holds its invoice (stage 12),
+    and the customer sent it back; Khaos processed the return (Level 5 -> 6). The invoice
+    will still take the unit out of Level: Khaos 6 against ACS's 5 on the shelf is right
+    (seen in the scale soak: three such rows were wrongly failed)."""
+    acs, khaos, units = _cancelled_while_picked(returned=True)
+    khaos["invoices"] = [_invoice(40, stage=12)]
+    khaos["stock"] = [{"stock_id": 40, "site_id": 1, "level": 6}]
+    verdict = oracles.Verdict()
+    oracles._level(acs, khaos, units, verdict)
+    assert verdict.ok, dict(verdict.broken)
+
+    khaos["stock"] = [{"stock_id": 40, "site_id": 1, "level": 5}]  # one under: broken
+    short = oracles.Verdict()
+    oracles._level(acs, khaos, units, short)
+    assert short.broken["Level = ACS physical units"] == ["StockID 40 site 1: Khaos 5, ACS says 6"]
 
 
 def test_a_broken_level_row_is_printed_with_what_moved_its_stock_id() -> None:

@@ -309,12 +309,23 @@ def _level(
         if inv["issue_date"] is not None:
             for ln in inv["lines"]:
                 issued[ln["order_item_id"]] += ln["quantity"]
-    # A unit of a shipment never invoiced (its order cancelled while ACS picked it) that
-    # came back to ACS is no longer in flight: it is among ACS's physical units again.
+    # A unit of a shipment that will never be invoiced (its order cancelled in Khaos while
+    # ACS picked it) that came back to ACS is no longer in flight: it is among ACS's
+    # physical units again. A unit back before its invoice is issued (finance holds the
+    # invoice) is still in flight: Khaos processed its return and will still take it out
+    # of Level when the invoice is issued.
+    stages = {i["invoice_id"]: i["stage"] for i in khaos["invoices"]}
+    never_invoiced = {
+        ln["order_item_id"]
+        for o in khaos["orders"]
+        if any(stages.get(i) == 1 for i in o["invoice_ids"])
+        for ln in o["lines"]
+    }
     back: Counter[int] = Counter()
     for row in units["graded"]:
-        if str(row.get("line_item_id") or "").isdigit():
-            back[int(row["line_item_id"])] += 1
+        line = str(row.get("line_item_id") or "")
+        if line.isdigit() and int(line) in never_invoiced:
+            back[int(line)] += 1
     for item_id, qty in shipped.items():
         stock_id, hire = line_stock[item_id]
         if not hire:

@@ -73,12 +73,13 @@ def level_trace(
                     )
                 )
     for row in units.get("graded", []):
-        if row["sku"] in codes:
+        if row.get("sku") in codes:
             events.append(
                 (
-                    row["received_at"],
-                    f"ACS graded {row['return_ref']} {row['unique_sku']} {row['grade']} "
-                    f"{row['action_taken']}",
+                    str(row.get("received_at", "")),
+                    f"ACS graded {row['return_ref']} {row.get('unique_sku', '?')} "
+                    f"{row.get('grade', '?')} {row.get('action_taken', '?')} "
+                    f"(order {row.get('order_number', '?')})",
                 )
             )
     for ev in units.get("stock_events", []):
