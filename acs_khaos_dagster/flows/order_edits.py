@@ -7,12 +7,14 @@ and before it acknowledged it; ACS shipped to the old address and nobody was tol
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
 
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.domain.models import Invoice, SalesOrder
 from acs_khaos_dagster.domain.order_release import release_invoice, release_revision, to_acs_order
+from acs_khaos_dagster.effects import EffectKind
 from acs_khaos_dagster.flows.order_cancel import close_effect_failed, enqueue_ack, release_row
 from acs_khaos_dagster.store import Store
 
@@ -95,3 +97,35 @@ def settle_locked_edit(
     row = release_row(order, "edit_locked", key, "edited after picking started at ACS")
     row["ack_key"] = ack
     return row
+
+
+def settle_stranded_locked_edits(db: Store, sending: Collection[str]) -> int:
+    """Edits ACS refused as picked (``ORDER_LOCKED``) whose order is no longer at the
+    release stage (ACS shipped it meanwhile, its despatch moved the order on): no release
+    run reads those orders again, so the refusal is found among the parked sends.
+    Operations get the same ``order_locked`` exception as for an edit refused while the
+    order waited (``settle_locked_edit``); there is nothing left to acknowledge. Orders in
+    ``sending`` are this run's own; each refusal is raised once (its technical
+    ``effect_failed`` closes). Returns how many were raised."""
+    raised = 0
+    for effect in db.outbox.find(kind=EffectKind.ACS_ORDER, state="parked"):
+        code = effect.business_key
+        key = effect.idempotency_key
+        if code in sending or not locked_edit(effect, code):
+            continue
+        if not any(
+            item.row.status == "open"
+            for item in db.exceptions.list(type="effect_failed", entity_ref=key)
+        ):
+            continue  # raised already, or closed by someone
+        db.exceptions.raise_exception(
+            "order_locked",
+            f"order:{code}",
+            f"order {code} was edited in Khaos after ACS started picking it (ORDER_LOCKED) "
+            "and has left the warehouse as ACS held it: the change did not reach ACS; "
+            "correct the parcel with the courier",
+            {"order_code": code, "outbox_key": key},
+        )
+        close_effect_failed(db, key, "ACS refused the edit: order_locked raised")
+        raised += 1
+    return raised

@@ -45,7 +45,12 @@ from acs_khaos_dagster.flows.order_cancel import (
     request_cancellations,
     settle_cancellations,
 )
-from acs_khaos_dagster.flows.order_edits import edited_while_sent, locked_edit, settle_locked_edit
+from acs_khaos_dagster.flows.order_edits import (
+    edited_while_sent,
+    locked_edit,
+    settle_locked_edit,
+    settle_stranded_locked_edits,
+)
 from acs_khaos_dagster.flows.queues import (
     dispatch,
     effect_states,
@@ -217,6 +222,7 @@ def release_orders(
     edited = edited_while_sent(db, kc, conf, to_send, sku_for)
     _settle_sent(db, to_send, stages.acknowledged, rows, holds, edited)
     locked = settle_cancellations(db, book, cancels, rows)
+    locked += settle_stranded_locked_edits(db, to_send)
 
     khaos_report = dispatch(db, conf, [EffectKind.KHAOS_MOVE_INVOICES], khaos=kc)
     acknowledged = _mark_acknowledged(db, book, now, rows)
