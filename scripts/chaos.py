@@ -71,7 +71,7 @@ def main() -> int:
     parser.add_argument(
         "--kill-share",
         type=float,
-        default=0.5,
+        default=0.7,
         help="share of run workers killed (SIGKILL or a crash point)",
     )
     parser.add_argument(
@@ -81,7 +81,7 @@ def main() -> int:
         help="share of run workers frozen (SIGSTOP) holding claims, thawed after the lease",
     )
     parser.add_argument(
-        "--daemon-kill-rate", type=float, default=0.35, help="chance a step kills the daemon"
+        "--daemon-kill-rate", type=float, default=0.5, help="chance a step kills the daemon"
     )
     parser.add_argument(
         "--dispatcher-rate",
