@@ -85,14 +85,12 @@ def settle_locked_edit(
     redirects it), the refused effect is closed, and the order is acknowledged in Khaos so
     it does not wait at the release stage for a send that can never land."""
     code = order.order_code
-    db.exceptions.raise_exception(
-        "order_locked",
-        f"order:{code}",
-        f"order {code} was edited in Khaos after ACS started picking it (ORDER_LOCKED): the "
-        "change did not reach ACS; correct the parcel at ACS or with the courier",
-        {"order_code": code, "outbox_key": key},
+    _raise_order_locked(
+        db,
+        code,
+        key,
+        "the change did not reach ACS; correct the parcel at ACS or with the courier",
     )
-    close_effect_failed(db, key, "ACS refused the edit: order_locked raised")
     ack = enqueue_ack(db, code, order.order_id, [invoice.invoice_id], acknowledged_stage)
     row = release_row(order, "edit_locked", key, "edited after picking started at ACS")
     row["ack_key"] = ack
@@ -118,14 +116,25 @@ def settle_stranded_locked_edits(db: Store, sending: Collection[str]) -> int:
             for item in db.exceptions.list(type="effect_failed", entity_ref=key)
         ):
             continue  # raised already, or closed by someone
-        db.exceptions.raise_exception(
-            "order_locked",
-            f"order:{code}",
-            f"order {code} was edited in Khaos after ACS started picking it (ORDER_LOCKED) "
-            "and has left the warehouse as ACS held it: the change did not reach ACS; "
+        _raise_order_locked(
+            db,
+            code,
+            key,
+            "it has left the warehouse as ACS held it: the change did not reach ACS; "
             "correct the parcel with the courier",
-            {"order_code": code, "outbox_key": key},
         )
-        close_effect_failed(db, key, "ACS refused the edit: order_locked raised")
         raised += 1
     return raised
+
+
+def _raise_order_locked(db: Store, code: str, key: str, what_now: str) -> None:
+    """Operations' ``order_locked`` for an edit ACS refused as picked; the refused send's
+    technical ``effect_failed`` closes."""
+    db.exceptions.raise_exception(
+        "order_locked",
+        f"order:{code}",
+        f"order {code} was edited in Khaos after ACS started picking it (ORDER_LOCKED): "
+        + what_now,
+        {"order_code": code, "outbox_key": key},
+    )
+    close_effect_failed(db, key, "ACS refused the edit: order_locked raised")
