@@ -336,3 +336,50 @@ def test_a_broken_level_row_is_printed_with_what_moved_its_stock_id() -> None:
     assert "ACS units now by status: {'InWarehouse-ReadyForCustomer': 4}" in trace
     assert "Khaos Level now by site: {1: 7}" in trace
     assert "ACS shipped 1 of SO4 (shipment SO4-1)" in trace
+
+
+def _khaos_return(ref: str, *processing: str) -> dict[str, Any]:
+    items = [{"quantity": 1, "processing": p} for p in processing]
+    return {"associated_ref": f"{ref}-P1", "items": items}
+
+
+def _graded(*grades: str) -> dict[str, Any]:
+    return {"graded": [{"return_ref": "ACSR1", "grade": g} for g in grades]}
+
+
+def test_a_disposed_unit_is_one_write_off_of_its_customer_return() -> None:
+    held = oracles.Verdict()
+    khaos = {"customer_returns": [_khaos_return("ACSR1", "write_off", "return_to_stock")]}
+    oracles._write_offs(
+        _graded("BER", "A"), {**khaos, "stock_items": [], "adjustment_groups": []}, held
+    )
+    assert held.ok, dict(held.broken)
+
+    for processing, written_off in ((("return_to_stock",) * 2, 0), (("write_off",) * 2, 2)):
+        broken = oracles.Verdict()
+        khaos = {"customer_returns": [_khaos_return("ACSR1", *processing)]}
+        oracles._write_offs(
+            _graded("BER", "A"), {**khaos, "stock_items": [], "adjustment_groups": []}, broken
+        )
+        assert broken.broken["disposed unit = one write-off"] == [
+            f"ACSR1: 1 disposed at ACS, {written_off} written off in Khaos"
+        ]
+
+
+def test_a_unit_write_off_is_one_unit_at_no_more_than_cost_and_only_once() -> None:
+    def group(value: str) -> dict[str, Any]:
+        line = {"stock_id": 7, "value": value, "adjust_by": -1}
+        return {"group_ref": "WO-U1", "lines": [line]}
+
+    base = {"customer_returns": [], "stock_items": [{"stock_id": 7, "cost_price": "40.00"}]}
+    held = oracles.Verdict()
+    oracles._write_offs({"graded": []}, {**base, "adjustment_groups": [group("28.00")]}, held)
+    assert held.ok, dict(held.broken)
+
+    over = oracles.Verdict()
+    oracles._write_offs({"graded": []}, {**base, "adjustment_groups": [group("41.00")]}, over)
+    assert over.broken["unit write-off at cost"] == ["WO-U1: valued 41.00, cost price 40.00"]
+
+    twice = oracles.Verdict()
+    oracles._write_offs({"graded": []}, {**base, "adjustment_groups": [group("28.00")] * 2}, twice)
+    assert twice.broken["disposed unit = one write-off"] == ["WO-U1: written off 2 times"]

@@ -28,6 +28,14 @@ from acs_khaos_dagster.domain.ex_hire import ex_hired_units_held_under_hire_sku
 from acs_khaos_dagster.domain.models import CustomerReturn, StockAdjustmentGroup
 from acs_khaos_dagster.domain.returns import StockMoveKind
 from acs_khaos_dagster.domain.stock_push import ADJUSTMENT_COLUMNS, DESPATCH_COLUMNS, RETURN_COLUMNS
+from acs_khaos_dagster.domain.stock_push.round_trips import (
+    NEVER_INVOICED,
+    ORDER_COLUMN,
+    RESTOCKS,
+    ROUND_TRIP,
+    invoices_nothing_more,
+    settle_round_trips,
+)
 from acs_khaos_dagster.effects import EffectKind
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.ledger import FileLedger, file_sha256
@@ -75,10 +83,13 @@ def despatch_facts(
     )
     issued_stages = set(settings.khaos.stages.issued)
     seen_issued: dict[str, datetime] = {}
+    closed: set[str] = set()  # orders Khaos will invoice nothing more of (cancelled)
     for start in range(0, len(to_ask), ORDER_BATCH):
         for order in client.export_order_status(
             to_ask[start : start + ORDER_BATCH], include_tracking=False
         ):
+            if invoices_nothing_more((i.stage_id for i in order.invoices), settings.khaos.stages):
+                closed.add(order.order_code)
             for invoice in order.invoices:
                 is_issued = invoice.stage_id in issued_stages and invoice.issue_date is not None
                 if invoice.external_ref and is_issued:
@@ -108,9 +119,45 @@ def despatch_facts(
                     "issued_at": issued.get(event.shipment_id),
                     "is_hire": bool(by_sku.at[line.sku, "is_hire"]),
                     "ref": event.shipment_id,
+                    ORDER_COLUMN: event.order_number,
+                    NEVER_INVOICED: event.shipment_id not in issued
+                    and event.order_number in closed,
                 }
             )
-    return pd.DataFrame(rows, columns=[*DESPATCH_COLUMNS, "is_hire", "ref"])
+    return pd.DataFrame(rows, columns=DESPATCH_FACT_COLUMNS)
+
+
+DESPATCH_FACT_COLUMNS = [*DESPATCH_COLUMNS, "is_hire", "ref", ORDER_COLUMN, NEVER_INVOICED]
+RETURN_FACT_COLUMNS = [*RETURN_COLUMNS, "ref", ORDER_COLUMN, ROUND_TRIP, RESTOCKS]
+
+
+def movement_facts(
+    store: Store,
+    client: KhaosClient,
+    settings: Settings,
+    sku_map: pd.DataFrame,
+    snapshot_at: datetime,
+    since: datetime,
+    *,
+    returns_not_posted: bool = True,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The despatch and return facts (``despatch_facts``, ``return_facts``) with the round
+    trips Khaos never saw settled (``domain/stock_push/round_trips.py``): a unit of a
+    shipment Khaos will never invoice that ACS had back by the snapshot is in flight no
+    more. ``returns_not_posted``: also count the restocked units whose return is not posted
+    yet (the push does; the reconciliation shows them as drift)."""
+    despatches = despatch_facts(store, client, settings, sku_map, snapshot_at)
+    never_invoiced = frozenset(despatches.loc[despatches[NEVER_INVOICED], ORDER_COLUMN])
+    returns = return_facts(
+        store,
+        settings,
+        stock_ids_by_code(sku_map),
+        since,
+        acs_skus=sku_map,
+        never_invoiced=never_invoiced,
+        returns_not_posted=returns_not_posted,
+    )
+    return settle_round_trips(despatches, returns, snapshot_at)
 
 
 def _since(effects: list[Effect], since: datetime) -> list[Effect]:
@@ -128,13 +175,16 @@ def return_facts(
     stock_ids: dict[str, int],
     since: datetime,
     acs_skus: pd.DataFrame | None = None,
+    never_invoiced: frozenset[str] = frozenset(),
+    returns_not_posted: bool = True,
 ) -> pd.DataFrame:
-    """Sale returns posted "return to stock" (``RETURN_COLUMNS`` + ``ref``). The ACS moment is
+    """Sale returns posted "return to stock" (``RETURN_FACT_COLUMNS``). The ACS moment is
     the return's receipt at ACS or, failing that, when it was recorded; the Khaos moment is
     when the import was confirmed (``process_return`` processes at once).
 
     With ``acs_skus`` (``sku, stock_id, is_hire`` by ACS SKU), also the restocked sale units
-    ACS reported whose return is not posted yet (``returns_not_posted_yet``).
+    ACS reported whose return is not posted yet (``returns_not_posted_yet``; only those of
+    ``never_invoiced`` orders unless ``returns_not_posted``).
 
     A returned unit moves from a file in the drop to the store's returned units, then to a
     customer return in the outbox, while these facts are read (the stock and returns files
@@ -173,11 +223,15 @@ def return_facts(
                     "restocked_at": received.get(ret.associated_ref, effect.created_at),
                     "processed_at": processed_at,
                     "ref": ret.associated_ref,
+                    ORDER_COLUMN: None,
+                    ROUND_TRIP: False,
+                    RESTOCKS: True,
                 }
             )
     if acs_skus is not None:
-        rows.extend(returns_not_posted_yet(settings, acs_skus, since, units, untaken))
-    return pd.DataFrame(rows, columns=[*RETURN_COLUMNS, "ref"])
+        found = returns_not_posted_yet(settings, acs_skus, since, units, untaken, never_invoiced)
+        rows.extend(r for r in found if returns_not_posted or r[ROUND_TRIP])
+    return pd.DataFrame(rows, columns=RETURN_FACT_COLUMNS)
 
 
 def _file_moment(entry: DropEntry) -> datetime:
@@ -204,6 +258,7 @@ def returns_not_posted_yet(
     since: datetime,
     units: pd.DataFrame,
     untaken: list[Path],
+    never_invoiced: frozenset[str] = frozenset(),
 ) -> list[dict[str, Any]]:
     """Sale units ACS reported back in stock whose customer return is not in the outbox yet:
     no Khaos moment, so ``timing_corrections`` keeps them out of the target until the
@@ -216,27 +271,32 @@ def returns_not_posted_yet(
     stock and returns files arrive together and their runs race). Hire SKUs are left out
     (hire units move through the snapshot, never a customer return), and so are units whose
     grade the policy writes off; a unit with an unknown grade is kept out of Level until
-    someone decides.
+    someone decides. A unit of a ``never_invoiced`` order is a round trip: kept whatever
+    its grade and age, for ``settle_round_trips`` (``restocks`` says which).
     """
     by_sku = acs_skus.drop_duplicates("sku").set_index("sku")
     policy = settings.grade_policy
     seen: set[tuple[str, str]] = set()
     rows: list[dict[str, Any]] = []
 
-    def add(ref: str, unit: str, sku: str, grade: str, action: str, received: Any) -> None:
+    def add(
+        ref: str, unit: str, sku: str, grade: str, action: str, received: Any, order: str
+    ) -> None:
         if (ref, unit) in seen:
             return
         seen.add((ref, unit))
         if sku not in by_sku.index or bool(by_sku.at[sku, "is_hire"]):
             return
         rule = policy.rule_for(grade or "", action or "")
-        if rule is not None and not policy.restocks(rule):
+        restocks = rule is None or policy.restocks(rule)
+        round_trip = order in never_invoiced
+        if not restocks and not round_trip:
             return
         received_at = pd.Timestamp(received)
         if pd.isna(received_at):
             return
         received_at = received_at.tz_localize(UTC) if received_at.tzinfo is None else received_at
-        if received_at < pd.Timestamp(since):
+        if received_at < pd.Timestamp(since) and not round_trip:
             return
         rows.append(
             {
@@ -246,6 +306,9 @@ def returns_not_posted_yet(
                 "restocked_at": received_at,
                 "processed_at": None,
                 "ref": ref,
+                ORDER_COLUMN: order,
+                ROUND_TRIP: round_trip,
+                RESTOCKS: restocks,
             }
         )
 
@@ -260,6 +323,7 @@ def returns_not_posted_yet(
             str(row.grade),
             str(row.action_taken),
             row.received_at,
+            row.order_number if isinstance(row.order_number, str) else "",
         )
     for path in untaken:
         try:
@@ -274,6 +338,7 @@ def returns_not_posted_yet(
                 r["grade"] or "",
                 r["action_taken"] or "",
                 r["received_at"],
+                r["order_number"] or "",
             )
     return rows
 

@@ -49,11 +49,9 @@ from acs_khaos_dagster.domain.stock_push import (
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind
 from acs_khaos_dagster.flows.stock_facts import (
     adjustment_facts,
-    despatch_facts,
     ex_hired_held_units,
     khaos_levels,
-    return_facts,
-    stock_ids_by_code,
+    movement_facts,
 )
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.exceptions import ExceptionType
@@ -217,11 +215,14 @@ def _plan(
     # Levels and invoice/return states read together, right before applying.
     push_at = integration_now(settings)
     levels = khaos_levels(khaos, sorted(set(sku_map["stock_code"])), managed)
+    despatches, returns = movement_facts(
+        store, khaos, settings, sku_map, snapshot.snapshot_at, since
+    )
     corrections = timing_corrections(
         snapshot_at=snapshot.snapshot_at,
         push_at=push_at,
-        despatches=despatch_facts(store, khaos, settings, sku_map, snapshot.snapshot_at),
-        returns=return_facts(store, settings, stock_ids_by_code(sku_map), since, acs_skus=sku_map),
+        despatches=despatches,
+        returns=returns,
         adjustments=adjustment_facts(store, since),
     )
     plan = plan_push(

@@ -75,6 +75,7 @@ def check(
     _despatches(acs, khaos, _cancelled_and_owned(khaos, store_url), verdict, owned)
     _releases(acs, khaos, units, store_url, verdict, owned)
     _returns(units, khaos, verdict, owned)
+    _write_offs(units, khaos, verdict, owned)
     _level(acs, khaos, units, verdict)
     # Advisory until its false alarm is explained: on the unpatched --small --seed 5 run
     # it flagged StockID 10014 (+1 at the first snapshot, a unit set aside and a count keyed
@@ -275,6 +276,57 @@ def _returns(
                     "credit per grade policy",
                     f"{r['associated_ref']}: credit {r['credit_value']} != goods {goods}",
                 )
+
+
+def _disposed(row: dict[str, str]) -> bool:
+    """ACS let the unit go for good: graded beyond economic repair, or disposed of."""
+    return row.get("grade") == "BER" or row.get("action_taken") == "DISPOSE"
+
+
+def _write_offs(
+    units: dict[str, Any], khaos: dict[str, Any], verdict: Verdict, owned: str = ""
+) -> None:
+    """Every unit ACS disposed of is written off exactly once in Khaos, and nothing else is:
+    a sale unit by its customer return processed as a write-off (the invoice already took
+    it out of Level); a unit still in Level (hire) by its own ``WO-<unit>`` adjustment of
+    one unit, valued at no more than its cost price (and above nothing if it cost anything)."""
+    in_khaos: Counter[str] = Counter()
+    for ret in khaos["customer_returns"]:
+        for it in ret["items"]:
+            if it["processing"] == "write_off":
+                in_khaos[ret["associated_ref"].rsplit("-P", 1)[0]] += it["quantity"]
+    gone = Counter(row["return_ref"] for row in units["graded"] if _disposed(row))
+    for ref in sorted(set(gone) | set(in_khaos)):
+        verdict.checked["returns with a unit disposed at ACS or written off in Khaos"] += 1
+        if not in_khaos[ref] and f":{ref}:" in owned:
+            verdict.checked["disposed units not posted, with an open owned exception"] += 1
+            continue
+        if in_khaos[ref] != gone[ref]:
+            verdict.fail(
+                "disposed unit = one write-off",
+                f"{ref}: {gone[ref]} disposed at ACS, {in_khaos[ref]} written off in Khaos",
+            )
+    cost = {i["stock_id"]: Decimal(str(i.get("cost_price", "0"))) for i in khaos["stock_items"]}
+    seen: Counter[str] = Counter()
+    for group in khaos["adjustment_groups"]:
+        if not group["group_ref"].startswith("WO-"):
+            continue
+        seen[group["group_ref"]] += 1
+        verdict.checked["unit write-offs (WO-)"] += 1
+        lines = group["lines"]
+        value = Decimal(lines[0]["value"]) if len(lines) == 1 else Decimal(0)
+        price = cost.get(lines[0]["stock_id"], Decimal(0)) if lines else Decimal(0)
+        if len(lines) != 1 or lines[0]["adjust_by"] != -1:
+            verdict.fail("unit write-off at cost", f"{group['group_ref']}: not one unit out")
+        elif value > price or (value <= 0 and price > 0):
+            verdict.fail(
+                "unit write-off at cost",
+                f"{group['group_ref']}: valued {value}, cost price "
+                f"{cost.get(lines[0]['stock_id'])}",
+            )
+    for ref, times in seen.items():
+        if times > 1:
+            verdict.fail("disposed unit = one write-off", f"{ref}: written off {times} times")
 
 
 def _level(

@@ -36,13 +36,7 @@ from acs_khaos_dagster.flows.reconciliation.storage import (
     sync_findings,
     table_path,
 )
-from acs_khaos_dagster.flows.stock_facts import (
-    adjustment_facts,
-    despatch_facts,
-    khaos_levels,
-    return_facts,
-    stock_ids_by_code,
-)
+from acs_khaos_dagster.flows.stock_facts import adjustment_facts, khaos_levels, movement_facts
 from acs_khaos_dagster.flows.stock_push import PUSH_KINDS, TIMING_LOOKBACK
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.stock import StockSnapshots
@@ -118,11 +112,14 @@ def reconcile_stock(
         since = snapshot.snapshot_at - TIMING_LOOKBACK
         levels = khaos_levels(client, sorted(set(sku_map["stock_code"])), managed)
         pending, missing, other_facts = push_explanations(db, levels, snapshot.snapshot_at, since)
+        despatches, returns = movement_facts(
+            db, client, conf, sku_map, snapshot.snapshot_at, since, returns_not_posted=False
+        )
         corrections = timing_corrections(
             snapshot_at=snapshot.snapshot_at,
             push_at=now,
-            despatches=despatch_facts(db, client, conf, sku_map, snapshot.snapshot_at),
-            returns=return_facts(db, conf, stock_ids_by_code(sku_map), since),
+            despatches=despatches,
+            returns=returns,
             adjustments=other_facts,
         )
         in_flight = pd.concat(
