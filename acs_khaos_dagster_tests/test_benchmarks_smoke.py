@@ -32,6 +32,12 @@ def test_snapshot_benchmark_prints_the_pipeline_next_to_its_baseline() -> None:
     )
 
 
+def test_snapshot_benchmark_also_measures_the_stock_job_through_dagster() -> None:
+    out = _bench("snapshot")
+    assert "stock_snapshot_job in process" in out
+    assert re.search(r"ratio [\d.]+x \(target ≤2\.5\): (pass|MISS)", out)
+
+
 def test_snapshot_benchmark_also_measures_the_file_with_its_rows_shuffled() -> None:
     out = _bench("snapshot")
     assert "rows in unit order" in out and "rows shuffled" in out

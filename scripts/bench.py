@@ -6,7 +6,8 @@
 
 Benchmarks (``--only`` picks some; default all):
 
-* ``snapshot``  1. stock_units file → push plan + stock reconciliation vs pyarrow read_csv
+* ``snapshot``  1. stock_units file → push plan + stock reconciliation vs pyarrow read_csv;
+  1b. the same file through Dagster's stock job in process (``scripts/bench_ingest.py``)
 * ``release``   2. order release via the outbox (5% 429s) vs a bare loop honouring them
 * ``despatch``  3. despatch latency p50/p95 (``scripts/bench_despatch_latency.py``, owned
   by the orders flow; a marked placeholder row when it is missing)
@@ -40,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_common as common
 import bench_cycle
 import bench_days
+import bench_ingest
 import bench_release
 import bench_snapshot
 
@@ -125,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             r = bench_snapshot.measure(args.size, args.repeat, args.seed, shuffled=shuffled)
             results["snapshot_shuffled" if shuffled else "snapshot"] = r
             say(bench_snapshot.report(r))
+        r = bench_ingest.measure(args.size, args.repeat, args.seed)
+        results["snapshot_through_dagster"] = r
+        say(bench_ingest.report(r))
     if "release" in wanted:
         r = bench_release.measure(args.size, args.seed)
         results["release"] = r
