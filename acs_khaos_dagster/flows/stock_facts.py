@@ -49,6 +49,9 @@ RETURNS_FILE_GLOB = "returns_*.csv"
 RETURNS_FILE_KIND = "returns"
 # The push's own adjustments carry these refs; every other adjustment is another path's.
 PUSH_REF_PREFIX = "SNAP-"
+# What ``timing_corrections`` takes, and what ties a unit to its order (round trips).
+DESPATCH_FACT_COLUMNS = [*DESPATCH_COLUMNS, "is_hire", "ref", ORDER_COLUMN, NEVER_INVOICED]
+RETURN_FACT_COLUMNS = [*RETURN_COLUMNS, "ref", ORDER_COLUMN, ROUND_TRIP, RESTOCKS]
 
 
 def khaos_levels(client: KhaosClient, codes: list[str], managed: set[int]) -> pd.DataFrame:
@@ -125,10 +128,6 @@ def despatch_facts(
                 }
             )
     return pd.DataFrame(rows, columns=DESPATCH_FACT_COLUMNS)
-
-
-DESPATCH_FACT_COLUMNS = [*DESPATCH_COLUMNS, "is_hire", "ref", ORDER_COLUMN, NEVER_INVOICED]
-RETURN_FACT_COLUMNS = [*RETURN_COLUMNS, "ref", ORDER_COLUMN, ROUND_TRIP, RESTOCKS]
 
 
 def movement_facts(
