@@ -8,6 +8,7 @@ No Dagster here: ``defs/stock.py`` wires these in.
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from acs_khaos_dagster.config import Settings
@@ -62,6 +63,37 @@ class SellablePlacement:
         }
 
 
+_PLACE_KEYS = ["stock_id", "stock_code", "site_id"]
+
+
+def _statuses(selling: pd.DataFrame) -> pd.DataFrame:
+    """Per StockID × site, its distinct statuses sorted and joined with ``|``. Each status
+    (a handful) is one bit, so a place's set is the sum of its distinct rows' bits: a
+    Python join per group over ~50k StockIDs took 1.6 s of a brand's ingestion
+    (BENCHMARKS.md §1b)."""
+    names = sorted(set(selling["status"]))
+    if len(names) > 62:  # more statuses than bits: join per place (slow, never seen)
+        joined_per_place = selling.groupby(_PLACE_KEYS)["status"].agg(
+            lambda s: "|".join(sorted(set(s)))
+        )
+        return joined_per_place.rename("statuses").reset_index().drop(columns="stock_code")
+    codes = pd.Categorical(selling["status"], categories=names).codes.astype("int64")
+    masks = (
+        pd.DataFrame(
+            {"stock_id": selling["stock_id"].to_numpy(), "site_id": selling["site_id"].to_numpy()}
+        )
+        .assign(mask=np.left_shift(np.int64(1), codes))
+        .drop_duplicates()
+        .groupby(["stock_id", "site_id"], as_index=False)["mask"]
+        .sum()
+    )
+    joined = {
+        mask: "|".join(n for i, n in enumerate(names) if mask >> i & 1)
+        for mask in masks["mask"].unique()
+    }
+    return masks.assign(statuses=masks.pop("mask").map(joined).astype("object"))
+
+
 def place_sellable(
     db: Store, conf: Settings, counts: pd.DataFrame, sku_map: pd.DataFrame, run_id: str, day: str
 ) -> SellablePlacement:
@@ -80,12 +112,9 @@ def place_sellable(
             sellable_units=selling["units"].where(selling["bucket"] == "sellable", 0),
             allocated_units=selling["units"].where(selling["bucket"] == "allocated", 0),
         )
-        .groupby(["stock_id", "stock_code", "site_id"], as_index=False)
-        .agg(
-            sellable_units=("sellable_units", "sum"),
-            allocated_units=("allocated_units", "sum"),
-            statuses=("status", lambda s: "|".join(sorted(set(s)))),
-        )
+        .groupby(_PLACE_KEYS, as_index=False)
+        .agg(sellable_units=("sellable_units", "sum"), allocated_units=("allocated_units", "sum"))
+        .merge(_statuses(selling), on=["stock_id", "site_id"], how="left")
         .sort_values("stock_id", ignore_index=True)
     )
     snapshot = run_snapshot(conf, db, run_id, day)
