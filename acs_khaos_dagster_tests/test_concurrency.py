@@ -89,7 +89,13 @@ def test_two_dispatchers_and_two_dagster_runs_on_postgres_apply_each_effect_once
         for cmd in commands
     ]
     outputs = [worker.communicate(timeout=240) for worker in workers]
-    assert [w.returncode for w in workers] == [0, 0, 0, 0], outputs
+    # Whole, not a repr cut in the middle: a failed run's error is in the middle of stderr.
+    told = "\n\n".join(
+        f"worker {n} {cmd[-1][:40]!r} exit {w.returncode}\nstdout: {out[-4000:]}\n"
+        f"stderr: {err[-8000:]}"
+        for n, (cmd, w, (out, err)) in enumerate(zip(commands, workers, outputs, strict=True))
+    )
+    assert [w.returncode for w in workers] == [0, 0, 0, 0], told
 
     truth = sandbox.khaos.truth()
     applied = Counter(g["group_ref"] for g in truth["adjustment_groups"])
