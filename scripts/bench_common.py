@@ -12,6 +12,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,3 +139,25 @@ def peak_rss_mib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def best_alternated(
+    repeat: int, baseline: Callable[[], dict[str, float]], measured: Callable[[], dict[str, float]]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Run the baseline and the measured child alternately ``repeat`` times (the machine's
+    noise falls on both alike); the fastest of each."""
+    bases, runs = [], []
+    for _ in range(repeat):
+        bases.append(baseline())
+        runs.append(measured())
+    return min(bases, key=lambda r: r["seconds"]), min(runs, key=lambda r: r["seconds"])
+
+
+def file_figures(size: str, path: Path, repeat: int) -> dict[str, object]:
+    """What a file benchmark's result says of its input."""
+    return {
+        "size": size,
+        "file": path.name,
+        "file_mib": path.stat().st_size / 2**20,
+        "runs": repeat,
+    }

@@ -119,20 +119,16 @@ def measure(size: str, repeat: int = 1, seed: int = common.DEFAULT_SEED) -> dict
     folder = common.scenario_dir(size, seed)
     path = common.stock_file(folder)
     bench_snapshot._inputs(folder)
-    baselines, runs = [], []
-    for _ in range(repeat):
-        baselines.append(_child("baseline", path, folder))
-        runs.append(_child("dagster", path, folder))
-    base = min(baselines, key=lambda r: r["seconds"])
-    run = min(runs, key=lambda r: r["seconds"])
+    base, run = common.best_alternated(
+        repeat,
+        lambda: _child("baseline", path, folder),
+        lambda: _child("dagster", path, folder),
+    )
     return {
-        "size": size,
-        "file": path.name,
-        "file_mib": path.stat().st_size / 2**20,
+        **common.file_figures(size, path, repeat),
         "baseline": base,
         "dagster": run,
         "ratio": run["seconds"] / base["seconds"],
-        "runs": repeat,
     }
 
 

@@ -214,21 +214,16 @@ def measure(
     if shuffled:
         path = shuffled_copy(path, seed)
     _inputs(folder)
-    baselines: list[dict[str, float]] = []
-    pipelines: list[dict[str, float]] = []
-    for _ in range(repeat):
-        baselines.append(_child("baseline", path, folder))
-        pipelines.append(_child("pipeline", path, folder))
-    base = min(baselines, key=lambda r: r["seconds"])
-    pipe = min(pipelines, key=lambda r: r["seconds"])
+    base, pipe = common.best_alternated(
+        repeat,
+        lambda: _child("baseline", path, folder),
+        lambda: _child("pipeline", path, folder),
+    )
     return {
-        "size": size,
-        "file": path.name,
-        "file_mib": path.stat().st_size / 2**20,
+        **common.file_figures(size, path, repeat),
         "baseline": base,
         "pipeline": pipe,
         "ratio": pipe["seconds"] / base["seconds"],
-        "runs": repeat,
         "order": "shuffled" if shuffled else "in unit order",
     }
 
