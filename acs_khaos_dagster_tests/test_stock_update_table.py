@@ -9,9 +9,9 @@ import pandas as pd
 import pandera.errors
 import pytest
 
-from acs_khaos_dagster.defs.stock_tables import StockUpdateSchema
 from acs_khaos_dagster.domain.layout import KhaosSites
 from acs_khaos_dagster.domain.stock_push import VarianceTolerance, plan_push
+from acs_khaos_dagster.flows.tables import StockUpdateSchema
 
 SITES = KhaosSites()
 SCARF = 301

@@ -35,19 +35,19 @@ from acs_khaos_dagster.config import OrderSettings, load_settings
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
 from acs_khaos_dagster.defs.brand import brand_tags
 from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, dispatch_metadata, markdown_table
-from acs_khaos_dagster.defs.orders_tables import (
-    OrderReleaseType,
-    ShipmentPostingsType,
-    ShipmentsType,
-    SlaBreachesType,
-)
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
     KhaosApiResource,
     SettingsResource,
     StoreResource,
 )
-from acs_khaos_dagster.defs.schemas import ReleasedOrderLinesType
+from acs_khaos_dagster.defs.tables import (
+    OrderReleaseType,
+    ReleasedOrderLinesType,
+    ShipmentPostingsType,
+    ShipmentsType,
+    SlaBreachesType,
+)
 from acs_khaos_dagster.domain.shipments import SHIPMENT_COLUMNS
 from acs_khaos_dagster.flows.despatch_postings import (
     post_shipments,

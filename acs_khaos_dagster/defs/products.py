@@ -31,7 +31,7 @@ from acs_khaos_dagster.defs.resources import (
     SettingsResource,
     StoreResource,
 )
-from acs_khaos_dagster.defs.schemas import (
+from acs_khaos_dagster.defs.tables import (
     AcsRegistryType,
     ReadyForSaleType,
     SkuMappingType,

@@ -42,7 +42,7 @@ from acs_khaos_dagster.defs.resources import (
     SettingsResource,
     StoreResource,
 )
-from acs_khaos_dagster.defs.returns_tables import (
+from acs_khaos_dagster.defs.tables import (
     HireLifecycleType,
     RefundClockType,
     ReturnedUnitsType,

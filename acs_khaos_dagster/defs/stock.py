@@ -50,15 +50,13 @@ from acs_khaos_dagster.defs.common import (
     dispatch,
     dispatch_metadata,
     markdown_table,
-    write_parquet_atomically,
 )
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
-from acs_khaos_dagster.defs.schemas import SnapshotStatusCountsType
 from acs_khaos_dagster.defs.stock_checks import snapshot_file_is_whole_and_known
-from acs_khaos_dagster.defs.stock_tables import (
+from acs_khaos_dagster.defs.tables import (
     NonSellableStockType,
     SellableStockType,
-    StockUpdateSchema,
+    SnapshotStatusCountsType,
     StockUpdateType,
 )
 from acs_khaos_dagster.domain.snapshot import units_per_status
@@ -69,6 +67,7 @@ from acs_khaos_dagster.flows.stock_placement import (
 )
 from acs_khaos_dagster.flows.stock_push import (
     PUSH_KINDS,
+    keep_push_table,
     push_newest_snapshot,
     snapshot_left_unpushed,
 )
@@ -258,12 +257,6 @@ def no_non_sellable_counted_as_sellable_check(
 # --- the push ---------------------------------------------------------------------------------
 
 
-def _empty_update() -> pd.DataFrame:
-    return pd.DataFrame(
-        {c: pd.Series(dtype="int64") for c in StockUpdateSchema.to_schema().columns}
-    ).astype({"reason": "object"})
-
-
 @asset(
     group_name="stock",
     kinds={"khaos", "pandas"},
@@ -289,33 +282,13 @@ def khaos_stock_update(
         result = push_newest_snapshot(db, client, conf, sku_map)
         # Also sends what earlier runs left due: approved variances, retries.
         report = dispatch(db, conf, PUSH_KINDS, khaos=client)
-    meta: dict[str, Any] = {
-        "pushed": int(result.outcome == "pushed"),
-        "refused": int(result.outcome == "refused"),
-        "outcome": result.outcome,
-        "detail": result.detail,
-        "snapshot": result.snapshot_id or "",
-        "earlier_effects_superseded": result.superseded,
-        **{f"guard_{k}": round(v, 4) for k, v in result.guard_metrics.items()},
-    }
-    table = _empty_update()
+    table = keep_push_table(conf, result)
+    meta = {**result.figures(), **dispatch_metadata(report)}
     if result.plan is not None:
-        plan, corrections = result.plan, result.corrections
-        table = plan.targets
-        write_parquet_atomically(
-            table, conf.data_dir / "stock" / "pushes" / f"{plan.snapshot_id}.parquet"
-        )
-        meta.update({k: v for k, v in plan.summary().items() if k != "snapshot_id"})
-        meta["corrections"] = 0 if corrections is None else len(corrections)
-        meta["correction_units"] = (
-            0 if corrections is None or corrections.empty else int(corrections["units"].sum())
-        )
         meta["plan"] = markdown_table(table.loc[table["pushed_to"] != table["level"]], 20)
-    context.add_output_metadata({**meta, **dispatch_metadata(report)})
+    context.add_output_metadata(meta)
     return table
 
-
-# --- jobs, sensor, schedule ---------------------------------------------------------------------
 
 # --- jobs, sensor, schedule ---------------------------------------------------------------------
 

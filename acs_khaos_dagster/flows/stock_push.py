@@ -47,12 +47,14 @@ from acs_khaos_dagster.domain.stock_push import (
     timing_corrections,
 )
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind
+from acs_khaos_dagster.flows.common import write_parquet_atomically
 from acs_khaos_dagster.flows.stock_facts import (
     adjustment_facts,
     ex_hired_held_units,
     khaos_levels,
     movement_facts,
 )
+from acs_khaos_dagster.flows.tables.stock import StockUpdateSchema
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.exceptions import ExceptionType
 from acs_khaos_dagster.store.stock import StockSnapshots
@@ -93,6 +95,44 @@ class PushResult:
     corrections: pd.DataFrame | None = None
     guard_metrics: dict[str, float] = field(default_factory=dict)
     superseded: int = 0
+
+    def table(self) -> pd.DataFrame:
+        """Every StockID × site the push considered (``StockUpdateSchema``); empty if none."""
+        if self.plan is not None:
+            return self.plan.targets
+        columns = StockUpdateSchema.to_schema().columns
+        return pd.DataFrame({c: pd.Series(dtype="int64") for c in columns}).astype(
+            {"reason": "object"}
+        )
+
+    def figures(self) -> dict[str, Any]:
+        """The attempt in numbers and words, for the run's metadata."""
+        figures: dict[str, Any] = {
+            "pushed": int(self.outcome == "pushed"),
+            "refused": int(self.outcome == "refused"),
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "snapshot": self.snapshot_id or "",
+            "earlier_effects_superseded": self.superseded,
+            **{f"guard_{k}": round(v, 4) for k, v in self.guard_metrics.items()},
+        }
+        if self.plan is None:
+            return figures
+        figures.update({k: v for k, v in self.plan.summary().items() if k != "snapshot_id"})
+        corrections = self.corrections
+        none = corrections is None or corrections.empty
+        figures["corrections"] = 0 if corrections is None else len(corrections)
+        figures["correction_units"] = 0 if none else int(corrections["units"].sum())
+        return figures
+
+
+def keep_push_table(settings: Settings, result: PushResult) -> pd.DataFrame:
+    """The push's table, kept as Parquet under the snapshot's id when a plan was made."""
+    table = result.table()
+    if result.plan is not None:
+        path = settings.data_dir / "stock" / "pushes" / f"{result.plan.snapshot_id}.parquet"
+        write_parquet_atomically(table, path)
+    return table
 
 
 def held_ref(held: HeldVariance) -> str:

@@ -1,14 +1,9 @@
-"""Pandera models of every table asset, used as their Dagster types.
+"""The products group's tables as pandera models.
 
-A pandera Dagster type fails the step *before* the IO manager stores the value,
-so a table that breaks its schema never reaches a downstream push.
+SKU master, ACS registry, mapping, ready SKUs, SKU push.
 """
 
-import warnings
-
 import pandera.pandas as pa
-from dagster import BetaWarning
-from dagster_pandera import pandera_schema_to_dagster_type
 from pandera.typing import Series
 
 from acs_khaos_dagster.domain.sku_mapping import CLASSIFICATIONS
@@ -108,53 +103,3 @@ class SkuPushSchema(pa.DataFrameModel):
     class Config:
         strict = "filter"
         coerce = True
-
-
-class ReleasedOrderLinesSchema(pa.DataFrameModel):
-    """One row per line of an order whose invoice waits at the release stage."""
-
-    order_id: Series[int]
-    order_code: Series[str]
-    associated_ref: Series[str]
-    site_id: Series[int]
-    invoice_id: Series[int]
-    order_item_id: Series[int] = pa.Field(unique=True)
-    stock_id: Series[int]
-    stock_code: Series[str]
-    quantity: Series[int] = pa.Field(gt=0)
-    unit_net: Series[float] = pa.Field(ge=0)
-    is_hire: Series[bool]
-
-    class Config:
-        strict = "filter"
-        coerce = True
-
-
-class SnapshotStatusCountsSchema(pa.DataFrameModel):
-    """Units of one ACS snapshot per SKU and normalised status, with the status's bucket."""
-
-    sku: Series[str]
-    status: Series[str]
-    bucket: Series[str] = pa.Field(
-        isin=["sellable", "allocated", "non_sellable", "on_hire", "retired", "ignore", "unknown"]
-    )
-    units: Series[int] = pa.Field(ge=1)
-
-    @pa.dataframe_check
-    def unknown_is_never_sellable(cls, df):
-        return ~((df["status"] == "") & (df["bucket"] == "sellable"))
-
-    class Config:
-        strict = "filter"
-        coerce = True
-
-
-# dagster-pandera is marked beta; the pinned versions are tested together.
-warnings.filterwarnings("ignore", category=BetaWarning, module=__name__)
-SkuMasterType = pandera_schema_to_dagster_type(SkuMasterSchema)
-AcsRegistryType = pandera_schema_to_dagster_type(AcsRegistrySchema)
-SkuMappingType = pandera_schema_to_dagster_type(SkuMappingSchema)
-ReadyForSaleType = pandera_schema_to_dagster_type(ReadyForSaleSchema)
-SkuPushType = pandera_schema_to_dagster_type(SkuPushSchema)
-ReleasedOrderLinesType = pandera_schema_to_dagster_type(ReleasedOrderLinesSchema)
-SnapshotStatusCountsType = pandera_schema_to_dagster_type(SnapshotStatusCountsSchema)

@@ -1,15 +1,29 @@
-"""The stock group's tables as pandera models, and the Dagster types the assets declare."""
+"""The stock group's tables as pandera models.
 
-import warnings
+Snapshot counts, sellable and non-sellable stock, the push.
+"""
 
 import pandera.pandas as pa
-from dagster import BetaWarning
-from dagster_pandera import pandera_schema_to_dagster_type
 from pandera.typing import Series
 
-# --- pandera models of the group's tables ---------------------------------------------------
 
-# --- pandera models of the group's tables ---------------------------------------------------
+class SnapshotStatusCountsSchema(pa.DataFrameModel):
+    """Units of one ACS snapshot per SKU and normalised status, with the status's bucket."""
+
+    sku: Series[str]
+    status: Series[str]
+    bucket: Series[str] = pa.Field(
+        isin=["sellable", "allocated", "non_sellable", "on_hire", "retired", "ignore", "unknown"]
+    )
+    units: Series[int] = pa.Field(ge=1)
+
+    @pa.dataframe_check
+    def unknown_is_never_sellable(cls, df):
+        return ~((df["status"] == "") & (df["bucket"] == "sellable"))
+
+    class Config:
+        strict = "filter"
+        coerce = True
 
 
 class SellableStockSchema(pa.DataFrameModel):
@@ -59,9 +73,3 @@ class StockUpdateSchema(pa.DataFrameModel):
     class Config:
         strict = "filter"
         coerce = True
-
-
-warnings.filterwarnings("ignore", category=BetaWarning, module=__name__)
-SellableStockType = pandera_schema_to_dagster_type(SellableStockSchema)
-NonSellableStockType = pandera_schema_to_dagster_type(NonSellableStockSchema)
-StockUpdateType = pandera_schema_to_dagster_type(StockUpdateSchema)

@@ -1,18 +1,35 @@
-"""The orders group's tables as pandera models and Dagster types (``defs/orders.py``)."""
+"""The orders group's tables as pandera models.
 
-import warnings
+Released lines, releases, shipments, postings, SLA breaches.
+"""
 
 import pandas as pd
 import pandera.pandas as pa
-from dagster import BetaWarning
-from dagster_pandera import pandera_schema_to_dagster_type
 from pandera.typing import Series
 
 from acs_khaos_dagster.flows.despatch_postings import POSTING_STATES
 from acs_khaos_dagster.flows.order_release import RELEASE_ACTIONS
 from acs_khaos_dagster.flows.order_sla import SLA_KINDS
 
-# --- pandera models of the group's tables ----------------------------------------------------
+
+class ReleasedOrderLinesSchema(pa.DataFrameModel):
+    """One row per line of an order whose invoice waits at the release stage."""
+
+    order_id: Series[int]
+    order_code: Series[str]
+    associated_ref: Series[str]
+    site_id: Series[int]
+    invoice_id: Series[int]
+    order_item_id: Series[int] = pa.Field(unique=True)
+    stock_id: Series[int]
+    stock_code: Series[str]
+    quantity: Series[int] = pa.Field(gt=0)
+    unit_net: Series[float] = pa.Field(ge=0)
+    is_hire: Series[bool]
+
+    class Config:
+        strict = "filter"
+        coerce = True
 
 
 class OrderReleaseSchema(pa.DataFrameModel):
@@ -79,10 +96,3 @@ class SlaBreachesSchema(pa.DataFrameModel):
     class Config:
         strict = "filter"
         coerce = True
-
-
-warnings.filterwarnings("ignore", category=BetaWarning, module=__name__)
-OrderReleaseType = pandera_schema_to_dagster_type(OrderReleaseSchema)
-ShipmentsType = pandera_schema_to_dagster_type(ShipmentsSchema)
-ShipmentPostingsType = pandera_schema_to_dagster_type(ShipmentPostingsSchema)
-SlaBreachesType = pandera_schema_to_dagster_type(SlaBreachesSchema)

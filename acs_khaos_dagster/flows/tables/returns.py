@@ -1,18 +1,15 @@
-"""The returns group's tables as pandera models and Dagster types (``defs/returns.py``)."""
+"""The returns group's tables as pandera models.
 
-import warnings
+Returned units, postings, stock moves, refund clock, hire lifecycle.
+"""
 
 import pandera.pandas as pa
-from dagster import BetaWarning
-from dagster_pandera import pandera_schema_to_dagster_type
 from pandera.typing import Series
 
 from acs_khaos_dagster.domain.hire import HireStage
 from acs_khaos_dagster.domain.returns import StockMoveKind
 
 CREDIT_MODES = ["auto", "review", "none"]
-
-# --- pandera models of this group's tables ---------------------------------------------
 
 
 class ReturnedUnitsSchema(pa.DataFrameModel):
@@ -91,11 +88,3 @@ class HireLifecycleSchema(pa.DataFrameModel):
     class Config:
         strict = False
         coerce = True
-
-
-warnings.filterwarnings("ignore", category=BetaWarning, module=__name__)
-ReturnedUnitsType = pandera_schema_to_dagster_type(ReturnedUnitsSchema)
-ReturnPostingsType = pandera_schema_to_dagster_type(ReturnPostingsSchema)
-ReturnStockMovesType = pandera_schema_to_dagster_type(ReturnStockMovesSchema)
-RefundClockType = pandera_schema_to_dagster_type(RefundClockSchema)
-HireLifecycleType = pandera_schema_to_dagster_type(HireLifecycleSchema)
