@@ -1,4 +1,7 @@
-"""A folder of brands' settings, for the commands that work across brands.
+"""Brands: the brand code of this installation, and a folder of brands' settings.
+
+``brand_code`` is the code location's brand (``defs/brand.py`` prefixes its keys with it and
+names its API pools after it, ``pool_for``).
 
 Each brand served by one deployment has ``<folder>/<code>.yaml`` (its settings, naming
 ``brand: <code>``) and, optionally, ``<folder>/<code>.env`` (its secrets as ``KEY=VALUE``
@@ -13,14 +16,51 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from acs_khaos_dagster.config import Settings, SettingsError, load_settings
 
 BRANDS_DIR_VARIABLE = "ACS_KHAOS_BRANDS_DIR"
 DEFAULT_BRANDS_DIR = Path("/etc/acs-khaos/brands")
 _CODE = re.compile(r"[a-z][a-z0-9_]{0,29}")
+# The external APIs each brand reaches with its own account: one pool per brand and API.
+API_POOLS = ("acs_api", "khaos_api")
 # Deployment-wide variables a brand's settings never come from.
 _KEPT = {BRANDS_DIR_VARIABLE, "ACS_KHAOS_AUTOMATION", "ACS_KHAOS_LOG_LEVEL"}
+
+
+def is_brand_code(value: str) -> bool:
+    """A brand code: usable as an asset key prefix, a tag value and a pool name."""
+    return bool(_CODE.fullmatch(value))
+
+
+def brand_code() -> str | None:
+    """The brand of this code location, from its settings (``brand``)."""
+    try:
+        return load_settings().brand
+    except SettingsError:
+        # Runs fail on the bad setting, naming it; the location still loads under its own
+        # brand so that it never shows (or runs) another brand's keys.
+        return _brand_named_in_raw_settings()
+
+
+def _brand_named_in_raw_settings() -> str | None:
+    value: Any = os.environ.get("ACS_KHAOS_BRAND")
+    file = os.environ.get("ACS_KHAOS_CONFIG_FILE")
+    if value is None and file:
+        try:
+            data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return None  # the settings error already names the file
+        value = data.get("brand") if isinstance(data, dict) else None
+    return value if isinstance(value, str) and is_brand_code(value) else None
+
+
+def pool_for(pool: str, brand: str | None) -> str:
+    """The concurrency pool of ``pool`` (``acs_api``, ``khaos_api``) for ``brand``."""
+    return f"{pool}:{brand}" if brand and pool in API_POOLS else pool
 
 
 class BrandError(SettingsError):

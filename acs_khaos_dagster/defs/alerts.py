@@ -37,11 +37,11 @@ from acs_khaos_dagster.alerts.exception_alerts import (
 from acs_khaos_dagster.alerts.notifier import (
     SCRUBBER,
     Alert,
-    AlertKind,
     AlertSettings,
     Notifier,
     load_alert_settings,
 )
+from acs_khaos_dagster.alerts.run_failures import error_class, run_failure_alert
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.defs.automation import SENSOR_STATUS
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
@@ -50,12 +50,6 @@ log = logging.getLogger(__name__)
 log.addFilter(SCRUBBER)
 
 INTEGRATION_OWNER = "integration"
-# Dagster wraps the user's exception in these; the class worth naming is inside.
-_DAGSTER_WRAPPERS = {
-    "DagsterExecutionStepExecutionError",
-    "DagsterUserCodeExecutionError",
-    "DagsterExecutionInterruptedError",
-}
 
 
 class NotifierResource(ConfigurableResource):
@@ -78,61 +72,12 @@ class NotifierResource(ConfigurableResource):
 # -- failed runs and blocking checks -----------------------------------------------------
 
 
-def _error_class(error: object | None) -> str | None:
-    """The innermost meaningful exception class of a SerializableErrorInfo chain."""
-    while error is not None:
-        name = getattr(error, "cls_name", None)
-        cause = getattr(error, "cause", None)
-        if name in _DAGSTER_WRAPPERS and cause is not None:
-            error = cause
-            continue
-        return name
-    return None
-
-
-def run_failure_alert(
-    *,
-    job_name: str,
-    run_id: str,
-    failed_steps: list[tuple[str, str | None]],
-    failed_checks: list[tuple[str, str]],
-    run_error_class: str | None = None,
-    dagster_ui_url: str | None = None,
-) -> Alert:
-    """The integration team's alert for a failed run. Names and classes only, no messages."""
-    steps = ", ".join(f"{step} ({cls or 'unknown error'})" for step, cls in failed_steps)
-    lines = [f"Run {run_id} of job {job_name} failed."]
-    if failed_checks:
-        checks = ", ".join(f"{asset}: {check}" for asset, check in failed_checks)
-        lines.append(f"Blocking checks failed (downstream steps did not run): {checks}.")
-    if steps:
-        lines.append(f"Failed steps: {steps}.")
-    elif run_error_class:
-        lines.append(f"The run failed outside any step ({run_error_class}).")
-    lines.append("See the run's logs in Dagster for the details.")
-    facts: list[tuple[str, str]] = [("Job", job_name), ("Run", run_id)]
-    if failed_steps:
-        facts.append(("Failed steps", str(len(failed_steps))))
-    if failed_checks:
-        facts.append(("Failed checks", str(len(failed_checks))))
-    link = f"{dagster_ui_url.rstrip('/')}/runs/{run_id}" if dagster_ui_url else None
-    if failed_checks:
-        title = f"blocking check failed in {job_name}: " + ", ".join(c for _, c in failed_checks)
-        kind = AlertKind.CHECK_FAILED
-    else:
-        title = f"{job_name} run failed"
-        kind = AlertKind.RUN_FAILED
-    return Alert(
-        kind=kind, title=title, text=" ".join(lines), severity="high", link=link, facts=tuple(facts)
-    )
-
-
 def describe_failed_run(context: RunFailureSensorContext, ui_url: str | None) -> Alert:
     run = context.dagster_run
     failed_steps = []
     for event in context.get_step_failure_events():
         data = event.event_specific_data
-        failed_steps.append((event.step_key or "?", _error_class(getattr(data, "error", None))))
+        failed_steps.append((event.step_key or "?", error_class(getattr(data, "error", None))))
     failed_checks = []
     records = context.instance.get_records_for_run(
         run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=1000
@@ -149,7 +94,7 @@ def describe_failed_run(context: RunFailureSensorContext, ui_url: str | None) ->
         run_id=run.run_id,
         failed_steps=failed_steps,
         failed_checks=failed_checks,
-        run_error_class=_error_class(run_error),
+        run_error_class=error_class(run_error),
         dagster_ui_url=ui_url,
     )
 

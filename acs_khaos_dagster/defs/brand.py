@@ -23,14 +23,10 @@ Run lookups by job name are instance-wide, though, so sensors narrow them with
 
 from __future__ import annotations
 
-import os
-import re
 import warnings
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
 from dagster import (
     AssetCheckKey,
     AssetDep,
@@ -54,39 +50,11 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 from dagster._utils.warnings import BetaWarning
 from dagster_shared.record import replace
 
-from acs_khaos_dagster.config import SettingsError, load_settings
+from acs_khaos_dagster.brands import API_POOLS, brand_code, is_brand_code, pool_for
+
+__all__ = ["BRAND_TAG", "brand_code", "brand_key", "brand_tags", "branded", "pool_for"]
 
 BRAND_TAG = "brand"
-# The external APIs each brand reaches with its own account: one pool per brand and API.
-API_POOLS = ("acs_api", "khaos_api")
-_BRAND = re.compile(r"[a-z][a-z0-9_]{0,29}")
-
-
-def brand_code() -> str | None:
-    """The brand of this code location, from its settings (``brand``)."""
-    try:
-        return load_settings().brand
-    except SettingsError:
-        # Runs fail on the bad setting, naming it; the location still loads under its own
-        # brand so that it never shows (or runs) another brand's keys.
-        return _brand_named_in_raw_settings()
-
-
-def _brand_named_in_raw_settings() -> str | None:
-    value: Any = os.environ.get("ACS_KHAOS_BRAND")
-    file = os.environ.get("ACS_KHAOS_CONFIG_FILE")
-    if value is None and file:
-        try:
-            data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            return None  # the settings error already names the file
-        value = data.get("brand") if isinstance(data, dict) else None
-    return value if isinstance(value, str) and _BRAND.fullmatch(value) else None
-
-
-def pool_for(pool: str, brand: str | None) -> str:
-    """The concurrency pool of ``pool`` (``acs_api``, ``khaos_api``) for ``brand``."""
-    return f"{pool}:{brand}" if brand and pool in API_POOLS else pool
 
 
 def brand_key(name: str) -> AssetKey:
@@ -105,7 +73,7 @@ def branded(defs: Definitions, brand: str | None) -> Definitions:
     """``defs`` as brand ``brand``'s code location (unchanged when ``brand`` is None)."""
     if brand is None:
         return defs
-    if not _BRAND.fullmatch(brand):
+    if not is_brand_code(brand):
         raise ValueError("a brand code is lower-case letters, digits and _ (settings: brand)")
     with warnings.catch_warnings():
         # Copying sensors passes their (beta) owners on; nothing here is new to the user.

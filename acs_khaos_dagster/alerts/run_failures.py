@@ -1,0 +1,66 @@
+"""The integration team's alert for a failed run: names and error classes, never messages.
+
+``defs/alerts.py`` (the run-failure sensor) reads the failed steps and blocking checks from
+Dagster's event log and calls ``run_failure_alert``; error messages are left out because
+they can carry customer data.
+"""
+
+from __future__ import annotations
+
+from acs_khaos_dagster.alerts.notifier import Alert, AlertKind
+
+# Dagster wraps the user's exception in these; the class worth naming is inside.
+_DAGSTER_WRAPPERS = {
+    "DagsterExecutionStepExecutionError",
+    "DagsterUserCodeExecutionError",
+    "DagsterExecutionInterruptedError",
+}
+
+
+def error_class(error: object | None) -> str | None:
+    """The innermost meaningful exception class of a SerializableErrorInfo chain."""
+    while error is not None:
+        name = getattr(error, "cls_name", None)
+        cause = getattr(error, "cause", None)
+        if name in _DAGSTER_WRAPPERS and cause is not None:
+            error = cause
+            continue
+        return name
+    return None
+
+
+def run_failure_alert(
+    *,
+    job_name: str,
+    run_id: str,
+    failed_steps: list[tuple[str, str | None]],
+    failed_checks: list[tuple[str, str]],
+    run_error_class: str | None = None,
+    dagster_ui_url: str | None = None,
+) -> Alert:
+    """The integration team's alert for a failed run. Names and classes only, no messages."""
+    steps = ", ".join(f"{step} ({cls or 'unknown error'})" for step, cls in failed_steps)
+    lines = [f"Run {run_id} of job {job_name} failed."]
+    if failed_checks:
+        checks = ", ".join(f"{asset}: {check}" for asset, check in failed_checks)
+        lines.append(f"Blocking checks failed (downstream steps did not run): {checks}.")
+    if steps:
+        lines.append(f"Failed steps: {steps}.")
+    elif run_error_class:
+        lines.append(f"The run failed outside any step ({run_error_class}).")
+    lines.append("See the run's logs in Dagster for the details.")
+    facts: list[tuple[str, str]] = [("Job", job_name), ("Run", run_id)]
+    if failed_steps:
+        facts.append(("Failed steps", str(len(failed_steps))))
+    if failed_checks:
+        facts.append(("Failed checks", str(len(failed_checks))))
+    link = f"{dagster_ui_url.rstrip('/')}/runs/{run_id}" if dagster_ui_url else None
+    if failed_checks:
+        title = f"blocking check failed in {job_name}: " + ", ".join(c for _, c in failed_checks)
+        kind = AlertKind.CHECK_FAILED
+    else:
+        title = f"{job_name} run failed"
+        kind = AlertKind.RUN_FAILED
+    return Alert(
+        kind=kind, title=title, text=" ".join(lines), severity="high", link=link, facts=tuple(facts)
+    )
