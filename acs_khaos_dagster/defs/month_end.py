@@ -6,8 +6,8 @@ reconciliation stored under ``<data_dir>/reconciliation/``; rebuilding a past mo
 the UI gives the same figures for the same stored days.
 """
 
-from collections.abc import Iterable, Iterator
-from datetime import date, time, timedelta
+from collections.abc import Iterator
+from datetime import time
 from decimal import Decimal
 from typing import Any
 
@@ -34,33 +34,21 @@ from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 from acs_khaos_dagster.defs.common import markdown_table
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
 from acs_khaos_dagster.domain import month_end as me
+from acs_khaos_dagster.domain.month_end import FINANCE_CALENDAR, month_closed_on
 from acs_khaos_dagster.domain.sla import WorkingCalendar
 from acs_khaos_dagster.flows.audit_report import build_audit_report
 from acs_khaos_dagster.flows.month_end_pack import build_month_end_pack
-from acs_khaos_dagster.reports.pack_registry import SummaryFigure
+from acs_khaos_dagster.reports.pack_registry import summary_markdown
 
 UK_TIME_ZONE = "Europe/London"
 MONTHS = MonthlyPartitionsDefinition(
     start_date="2026-01", timezone=UK_TIME_ZONE, end_offset=0, fmt="%Y-%m"
 )
-# The default finance calendar: weekdays that are not England-and-Wales bank holidays.
-# The brand sets its own in settings (``finance_calendar``); the schedule reads it at
-# each tick.
-FINANCE_CALENDAR = WorkingCalendar(holiday_country="GB", holiday_subdivision="ENG")
 MONTH_END_AT = time(6, 0)
 
 
 def _plain(value: int | Decimal) -> int | float:
     return value if isinstance(value, int) else float(value)
-
-
-def _summary_markdown(figures: Iterable[SummaryFigure]) -> str:
-    """The pack's summary as finance reads it: money in £ with pence, the sheets' labels."""
-    rows = ["| figure | value |", "| --- | ---: |"]
-    for figure in figures:
-        value = f"£{figure.value:,.2f}" if figure.kind == "money" else f"{figure.value:,}"
-        rows.append(f"| {figure.label} | {value} |")
-    return "\n".join(rows)
 
 
 # --- the month-end pack ----------------------------------------------------------------------
@@ -123,7 +111,7 @@ def month_end_pack(
         "pack": f"PREVIEW as at {as_at} (UK time) — not for posting"
         if config.preview
         else f"FINAL, as at the cut-off {as_at} (UK time)",
-        "summary": MetadataValue.md(_summary_markdown(files.summary)),
+        "summary": MetadataValue.md(summary_markdown(files.summary)),
         "workbook": MetadataValue.url(files.workbook.resolve().as_uri()),
         "html": MetadataValue.url(files.html.resolve().as_uri()),
         "csv_folder": MetadataValue.url(files.workbook.parent.resolve().as_uri()),
@@ -182,21 +170,6 @@ def workflow_audit_report(
 
 
 # --- the schedule ----------------------------------------------------------------------------
-
-
-def first_working_day(year: int, month: int, calendar: WorkingCalendar = FINANCE_CALENDAR) -> date:
-    day = date(year, month, 1)
-    while not calendar.is_working_day(day):
-        day += timedelta(days=1)
-    return day
-
-
-def month_closed_on(day: date, calendar: WorkingCalendar = FINANCE_CALENDAR) -> str | None:
-    """The month (``YYYY-MM``) whose pack is due on ``day``, or ``None`` if none is."""
-    if day != first_working_day(day.year, day.month, calendar):
-        return None
-    previous = day.replace(day=1) - timedelta(days=1)
-    return previous.strftime("%Y-%m")
 
 
 def _finance_calendar() -> WorkingCalendar:

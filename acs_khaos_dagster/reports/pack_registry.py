@@ -10,7 +10,7 @@ else: the workbook, the CSVs, the Read me sheet, the summary and the HTML follow
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -65,3 +65,12 @@ def int_figure(key: str, label: str, values: pd.Series, source: str) -> SummaryF
 
 def money_figure(key: str, label: str, values: pd.Series, source: str) -> SummaryFigure:
     return SummaryFigure(key, label, "money", money_sum(values), source)
+
+
+def summary_markdown(figures: Iterable[SummaryFigure]) -> str:
+    """The pack's summary as finance reads it: money in £ with pence, the sheets' labels."""
+    rows = ["| figure | value |", "| --- | ---: |"]
+    for figure in figures:
+        value = f"£{figure.value:,.2f}" if figure.kind == "money" else f"{figure.value:,}"
+        rows.append(f"| {figure.label} | {value} |")
+    return "\n".join(rows)

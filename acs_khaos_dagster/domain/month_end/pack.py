@@ -6,7 +6,7 @@ from __future__ import annotations
 import calendar
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,6 +18,7 @@ from acs_khaos_dagster.domain.reconciliation import (
     AgeBucket,
     month_end_cutoff,
 )
+from acs_khaos_dagster.domain.sla import WorkingCalendar
 
 UK = ZoneInfo("Europe/London")
 # The daily tables the month-end pack needs for every day of the month, in the names of
@@ -296,3 +297,24 @@ def non_sellable_value(
     )
     out["value_at_cost"] = (out["_pence"] / 100).round(2)
     return out[["site_name", "units", "value_at_cost"]].sort_values("site_name", ignore_index=True)
+
+
+# The default finance calendar: weekdays that are not England-and-Wales bank holidays.
+# The brand sets its own in settings (``finance_calendar``); the schedule reads it at
+# each tick.
+FINANCE_CALENDAR = WorkingCalendar(holiday_country="GB", holiday_subdivision="ENG")
+
+
+def first_working_day(year: int, month: int, calendar: WorkingCalendar = FINANCE_CALENDAR) -> date:
+    day = date(year, month, 1)
+    while not calendar.is_working_day(day):
+        day += timedelta(days=1)
+    return day
+
+
+def month_closed_on(day: date, calendar: WorkingCalendar = FINANCE_CALENDAR) -> str | None:
+    """The month (``YYYY-MM``) whose pack is due on ``day``, or ``None`` if none is."""
+    if day != first_working_day(day.year, day.month, calendar):
+        return None
+    previous = day.replace(day=1) - timedelta(days=1)
+    return previous.strftime("%Y-%m")
