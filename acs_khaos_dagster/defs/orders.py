@@ -31,7 +31,7 @@ from dagster import (
 )
 
 from acs_khaos_dagster.clock import integration_now
-from acs_khaos_dagster.config import OrderSettings, load_settings
+from acs_khaos_dagster.config import OrderSettings, SettingsError, load_settings
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
 from acs_khaos_dagster.defs.brand import brand_tags
 from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, dispatch_metadata, markdown_table
@@ -240,10 +240,11 @@ def order_sla_breaches(
 
 
 def _order_settings() -> OrderSettings:
-    """Intervals are fixed when the code location loads; a bad environment fails later."""
+    """Intervals are fixed when the code location loads; bad settings fail each run later,
+    naming the setting. Any other error is a bug and stops the location loading."""
     try:
         return load_settings().orders
-    except Exception:
+    except SettingsError:
         return OrderSettings()
 
 
