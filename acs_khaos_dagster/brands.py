@@ -71,6 +71,17 @@ def brands_dir(folder: Path | None = None) -> Path:
     return folder or Path(os.environ.get(BRANDS_DIR_VARIABLE) or DEFAULT_BRANDS_DIR)
 
 
+def demo_brands_dir(data_dir: Path) -> Path:
+    """Where ``acs-khaos demo --brands N`` writes its brands' settings (``demo_brands``)."""
+    return data_dir.resolve() / "brands" / "settings"
+
+
+def brands_dir_named() -> bool:
+    """Whether a brands folder is named: the variable is set or the default folder exists
+    (if not, a command over every brand may fall back to the demo's or to one brand)."""
+    return bool(os.environ.get(BRANDS_DIR_VARIABLE)) or DEFAULT_BRANDS_DIR.is_dir()
+
+
 def brand_codes(folder: Path) -> list[str]:
     """The brands of ``folder``: every ``<code>.yaml`` whose name is a brand code."""
     if not folder.is_dir():

@@ -13,6 +13,9 @@ from rich.table import Table
 from acs_khaos_dagster.cli_ops import _age
 
 console = Console()
+notes = Console(
+    stderr=True, soft_wrap=True
+)  # where the brands came from: never in the --json lines
 
 BrandsDirOption = Annotated[
     Path | None,
@@ -34,17 +37,13 @@ def overview(
 ) -> None:
     """Every brand: open exceptions by owner and over target, the oldest due effect, the
     last stock snapshot and despatch posted, unexplained drift, the month end."""
-    from acs_khaos_dagster.brands import BrandError, brand_codes, brand_file
-    from acs_khaos_dagster.brands import brands_dir as folder_of
+    from acs_khaos_dagster.config import SettingsError
 
     try:
-        if config:
-            files = list(config)
-        else:
-            folder = folder_of(brands_dir)
-            files = [brand_file(code, folder) for code in brand_codes(folder)]
-        rows = [_overview_of(file) for file in files]
-    except BrandError as exc:
+        files = _files(brands_dir, config)
+        # None: no brands folder anywhere, so this installation, as one brand.
+        rows = [_overview_of(file) for file in ([None] if files is None else files)]
+    except SettingsError as exc:  # BrandError too
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     if not rows:
@@ -64,10 +63,52 @@ def overview(
         raise typer.Exit(1)
 
 
-def _overview_of(file: Path):
+def _files(brands_dir: Path | None, config: list[Path] | None) -> list[Path] | None:
+    """The brands' settings files: ``--config``, else the brands folder named (option,
+    variable, or the default folder if it exists), else the folder ``acs-khaos demo --brands
+    N`` wrote, if any; None: no brands folder at all (the overview is of this installation).
+    Where no folder was named, says on stderr which it fell back to (stdout stays the
+    overview, ``--json`` parseable)."""
+    from acs_khaos_dagster.brands import (
+        DEFAULT_BRANDS_DIR,
+        brand_codes,
+        brand_file,
+        brands_dir_named,
+        demo_brands_dir,
+    )
+    from acs_khaos_dagster.brands import brands_dir as folder_of
+    from acs_khaos_dagster.config import load_settings
+
+    if config:
+        return list(config)
+    if brands_dir is not None or brands_dir_named():
+        folder = folder_of(brands_dir)
+    else:
+        demo = demo_brands_dir(load_settings().data_dir)
+        if not demo.is_dir():
+            notes.print(
+                f"no brands folder ({DEFAULT_BRANDS_DIR}, --brands-dir or ACS_KHAOS_BRANDS_DIR): "
+                "the overview of this installation's own settings, as one brand"
+            )
+            return None
+        notes.print(
+            f"no brands folder ({DEFAULT_BRANDS_DIR}, --brands-dir or ACS_KHAOS_BRANDS_DIR): "
+            f"the demo's brands in {demo} (acs-khaos demo --brands N)"
+        )
+        folder = demo
+    return [brand_file(code, folder) for code in brand_codes(folder)]
+
+
+def _overview_of(file: Path | None):
+    """One brand's row, read with that brand's settings alone (``file`` None: the
+    process's own settings, as they are)."""
     from acs_khaos_dagster.brands import brand_environment
+    from acs_khaos_dagster.config import load_settings
     from acs_khaos_dagster.flows.overview import take_overview
 
+    if file is None:
+        settings = load_settings()
+        return take_overview(settings), _where(settings)
     with brand_environment(file) as settings:
         return take_overview(settings), _where(settings)
 

@@ -150,3 +150,53 @@ def test_the_demo_makes_each_generated_brand_a_settings_file_of_its_own(tmp_path
     assert set(loaded) == {"brand_a", "brand_b"}
     assert loaded["brand_a"].data_dir != loaded["brand_b"].data_dir
     assert loaded["brand_a"].acs.account_code != loaded["brand_b"].acs.account_code
+
+
+@pytest.fixture
+def no_brands_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No ``--brands-dir``, no ``ACS_KHAOS_BRANDS_DIR``, no ``/etc/acs-khaos/brands``; this
+    installation's data folder is ``tmp_path/data`` (returned)."""
+    import acs_khaos_dagster.brands as brands
+
+    for key in [k for k in os.environ if k.startswith("ACS_KHAOS_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setattr(brands, "DEFAULT_BRANDS_DIR", tmp_path / "etc" / "brands")
+    monkeypatch.setenv("ACS_KHAOS_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def test_a_bare_overview_after_the_brands_demo_shows_the_demos_brands_and_says_so(
+    no_brands_folder: Path,
+) -> None:
+    from acs_khaos_dagster.config import load_settings
+    from acs_khaos_dagster.demo_brands import write_brand_settings
+
+    demo = write_brand_settings(load_settings(data_dir=no_brands_folder), 2)  # as the demo does
+    result = runner.invoke(app, ["overview", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]  # stdout: the rows alone
+    assert [row["brand"] for row in rows] == ["brand_a", "brand_b"]
+    assert f"the demo's brands in {demo}" in " ".join(result.stderr.split())
+
+
+def test_a_bare_overview_with_no_brands_anywhere_shows_this_installation_as_one_brand(
+    no_brands_folder: Path,
+) -> None:
+    result = runner.invoke(app, ["overview"])
+    assert result.exit_code == 0, result.output
+    assert "(default)" in result.stdout and "Brands (1)" in result.stdout
+    assert "this installation's own settings, as one brand" in " ".join(result.stderr.split())
+
+
+def test_a_brands_folder_named_but_missing_is_an_error_not_a_fallback(
+    no_brands_folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acs_khaos_dagster.config import load_settings
+    from acs_khaos_dagster.demo_brands import write_brand_settings
+
+    write_brand_settings(load_settings(data_dir=no_brands_folder), 2)
+    missing = no_brands_folder.parent / "missing"
+    assert runner.invoke(app, ["overview", "--brands-dir", str(missing)]).exit_code == 2
+    monkeypatch.setenv("ACS_KHAOS_BRANDS_DIR", str(missing))
+    result = runner.invoke(app, ["overview"])
+    assert result.exit_code == 2 and "is not a folder" in " ".join(result.output.split())

@@ -8,7 +8,11 @@ ACS's fail); brand ``bravo`` trades calmly. The oracles come from the simulators
 Bravo's calm baseline: before the two brands start, bravo's twin (same scenario, seed and
 moments, its own store and simulators, code ``bravo_alone``) runs alone on the instance up
 to its despatches; bravo under acme's storm must post the same despatches, at the same
-simulated moments, within a bound of the twin's wall-clock latency.
+simulated moments, within a bound of the twin's wall-clock latency, over the trading days
+(the first three cycles). Before the third, Khaos counts one unit too many on sale in each
+brand (a stock adjustment follows); the fourth cycle, nine days on, takes in the scenario's
+customer returns; then each brand builds its month-end pack preview: every kind of outbox
+effect is sent, and every file a brand writes is there to be searched for secrets.
 """
 
 from __future__ import annotations
@@ -32,16 +36,26 @@ from dagster import AssetKey, DagsterInstance, RunsFilter
 
 from acs_khaos_dagster.brands import brand_environment_values
 from acs_khaos_dagster.config import load_settings
+from acs_khaos_dagster.effects import EffectKind
 from acs_khaos_dagster.sandbox.faults import FaultKind, FaultRule
 from acs_khaos_dagster.sandbox.runner import Sandbox
 from acs_khaos_dagster.store import Store
+from acs_khaos_dagster_tests.brand_isolation import (
+    Effect,
+    done_kinds,
+    isolation_problems,
+    secrets_in_files,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).with_name("acs-khaos")
 STORMY, CALM, ALONE = "acme", "bravo", "bravo_alone"
-CYCLES = (timedelta(0), timedelta(hours=6), timedelta(hours=30))
+# Three trading cycles, then one past the scenario's returns (received 3-10 days in).
+CYCLES = (timedelta(0), timedelta(hours=6), timedelta(hours=30), timedelta(days=9))
+TRADING = 3  # the cycles the storm's comparisons with bravo's twin are over
 # Bravo's despatches ship 3 h after release (sandbox.acs.state): the twin needs two cycles.
 TWIN_CYCLES = CYCLES[:2]
+SELLING = 1  # Khaos's on-sale site
 # Bravo's wall-clock despatch latency under acme's storm may be this many times its twin's
 # alone, plus this many seconds: the two brands share two CPU cores with the rest of the
 # machine, so only a brand held back (a pool slot, a queue, a run it waited on) exceeds it.
@@ -50,11 +64,13 @@ LATENCY_FACTOR, LATENCY_SLACK_S = 2.0, 4.0
 # One brand's code location in its own process: each "cycle DAY" line runs what the
 # brand's schedules and sensors would (the main job, the stock-file sensor's runs, the
 # day's reconciliation), "despatch DAY" the main job alone (the twin's cycles), "overview
-# DAY" the overview's job, and each answers with the runs' ids and outcomes.
+# DAY" the overview's job, "month_end MONTH" the month-end pack's preview (as the demo
+# builds it), and each answers with the runs' ids and outcomes.
 WORKER = """
 import json, sys
 from dagster import DagsterInstance
 from acs_khaos_dagster.definitions import defs
+from acs_khaos_dagster.defs.brand import brand_key
 from acs_khaos_dagster.demo import QUIET, _run_sensor
 instance = DagsterInstance.get()
 cursors = {}
@@ -69,6 +85,10 @@ for line in sys.stdin:
     word, day = line.split()
     if word == "overview":
         runs = [run("brand_overview_job")]
+    elif word == "month_end":
+        preview = {**QUIET, "ops": {"month_end_pack": {"config": {"preview": True}}}}
+        runs = [run("month_end_job", partition_key=day, run_config=preview,
+            asset_selection=[brand_key("month_end_pack")])]
     else:
         runs = [run("integration_cycle", run_config=QUIET)]
     if word == "cycle":
@@ -120,7 +140,11 @@ class Brand:
         self.box = Sandbox(scenario, self.data / "acs_drop", settings, seed=seed).start()
         self.file = folder / "brands" / f"{code}.yaml"
         self.file.parent.mkdir(exist_ok=True)
-        self.file.write_text(f"brand: {code}\ndata_dir: {self.data}\n", encoding="utf-8")
+        # A one-unit difference on sale is pushed as a stock adjustment, not held.
+        self.file.write_text(
+            f"brand: {code}\ndata_dir: {self.data}\nstock:\n  variance_tolerance_value: 1000\n",
+            encoding="utf-8",
+        )
         secrets_env = {
             **self.box.settings_env(),
             "ACS_KHAOS_DATABASE_URL": store_url,
@@ -188,6 +212,29 @@ def _store_text(url: str) -> str:
 def _run_logs(instance: DagsterInstance, brand: str) -> str:
     runs = instance.get_runs(filters=RunsFilter(tags={"brand": brand}))
     return "\n".join(repr(entry) for run in runs for entry in instance.all_logs(run.run_id))
+
+
+def _one_more_on_sale(box: Sandbox) -> None:
+    """Khaos counts one unit more on sale than ACS holds, of a live garment: the next push
+    corrects it with a stock adjustment."""
+    truth = box.truth()
+    live = {p["sku"] for p in truth["acs"]["products"] if p["status"] == "active"}
+    garments = {
+        i["stock_id"]
+        for i in truth["khaos"]["stock_items"]
+        if i["stock_controlled"] and not i["is_hire"] and i["stock_code"] in live
+    }
+    row = next(
+        s
+        for s in truth["khaos"]["stock"]
+        if s["site_id"] == SELLING and s["stock_id"] in garments and s["level"] > 0
+    )
+    box.khaos.set_level(row["stock_id"], SELLING, row["level"] + 1)
+
+
+def _effects(brand: Brand) -> list[Effect]:
+    with Store.open(brand.store_url, migrate=False) as store:
+        return [Effect(e.kind, e.state, dict(e.payload)) for e in store.outbox.find()]
 
 
 def _feed_the_day(box: Sandbox, wait: timedelta) -> None:
@@ -264,9 +311,11 @@ def two_brands(
     runs: dict[str, list[list]] = {code: [] for code in brands}
     unposted: dict[str, list[int]] = {code: [] for code in brands}
     try:
-        for wait in CYCLES:
+        for number, wait in enumerate(CYCLES, start=1):
             for brand in brands.values():
                 _feed_the_day(brand.box, wait)
+                if number == 3:
+                    _one_more_on_sale(brand.box)
             day = brands[CALM].box.clock.now().date().isoformat()
             with ThreadPoolExecutor(2) as pool:
                 done = {code: pool.submit(_cycle, w, day) for code, w in workers.items()}
@@ -275,15 +324,21 @@ def two_brands(
             for code, brand in brands.items():
                 shipped, posted = _despatches(brand)
                 unposted[code].append(len(shipped - posted))
+            if number == TRADING:
+                trading_runs, trading_posted = list(runs[CALM]), _posted(brands[CALM])
+        month = brands[CALM].box.clock.now().strftime("%Y-%m")
         for code, worker in workers.items():
+            runs[code] += _cycle(worker, month, "month_end")
             runs[code] += _cycle(worker, day, "overview")
         instance = DagsterInstance.get()
         latency = [
             _despatch_latency(instance, run_id)
-            for run_id, job, _ in runs[CALM]
+            for run_id, job, _ in trading_runs
             if job == "integration_cycle"
         ]
         yield {
+            "folder": tmp_path,
+            "posted": trading_posted,
             "latency": latency,
             "alone": bravo_alone,
             "brands": brands,
@@ -362,26 +417,38 @@ def test_every_run_carries_its_brand_and_every_run_of_the_calm_brand_succeeds(tw
 
 
 def test_each_brands_effects_reach_only_its_own_simulators(two_brands) -> None:
+    """Every effect each brand's outbox completed, of every kind, is in its own systems'
+    records and not in the other's; every write each system took, its own brand sent; no
+    call was refused for its credentials (a call with one brand's key or password to the
+    other brand's systems). The oracle: what the simulators recorded."""
     brands = two_brands["brands"]
-    tracking: dict[str, set[str]] = {}
-    for code, brand in brands.items():
-        truth = brand.box.truth()
-        accounts = {o["body"]["AccountCode"] for o in truth["acs"]["orders"]}
-        assert accounts == {truth["acs"]["account_code"]}, code
-        made = {
+    truths = {code: brand.box.truth() for code, brand in brands.items()}
+    effects = {code: _effects(brand) for code, brand in brands.items()}
+    # Every kind was sent, so every kind is checked both ways. Bravo's world only hires out
+    # (no sale, so no customer return); acme's sells and hires.
+    assert done_kinds(effects[STORMY]) | done_kinds(effects[CALM]) == set(EffectKind)
+    assert done_kinds(effects[CALM]) == set(EffectKind) - {EffectKind.KHAOS_CUSTOMER_RETURN}
+    problems = [
+        problem
+        for code, other in ((STORMY, CALM), (CALM, STORMY))
+        for problem in isolation_problems(
+            code, truths[code], effects[code], truths[other], effects[other]
+        )
+    ]
+    assert problems == []
+
+
+def test_the_brands_parcels_differ_so_the_oracle_can_tell_them_apart(two_brands) -> None:
+    made = {
+        code: {
             parcel["tracking_number"]
-            for order in truth["acs"]["orders"]
+            for order in brand.box.truth()["acs"]["orders"]
             for shipment in order.get("shipments", [])
             for parcel in shipment["parcels"]
         }
-        posted = {
-            package["consignment_ref"]
-            for call in truth["khaos"]["despatch_calls"]
-            for package in call["packages"]
-        }
-        assert posted <= made, code  # Khaos heard only of its own brand's parcels
-        tracking[code] = made
-    assert tracking[CALM] and not tracking[CALM] & tracking[STORMY]  # the oracle can tell
+        for code, brand in two_brands["brands"].items()
+    }
+    assert made[CALM] and not made[CALM] & made[STORMY]
 
 
 def test_a_fault_storm_in_one_brand_leaves_the_other_posting_each_despatch_in_its_cycle(
@@ -406,7 +473,7 @@ def test_a_fault_storm_in_one_brand_leaves_the_others_despatches_as_they_are_alo
 ) -> None:
     alone = two_brands["alone"]["posted"]
     assert alone  # the twin had despatches to post
-    assert _posted(two_brands["brands"][CALM]) == alone  # same parcels, same simulated moments
+    assert two_brands["posted"] == alone  # same parcels, same simulated moments
 
 
 def test_a_fault_storm_in_one_brand_leaves_the_others_despatch_latency_within_its_calm_bound(
@@ -428,6 +495,26 @@ def test_one_brands_secrets_never_reach_the_others_logs_store_or_output(two_bran
         seen = _run_logs(instance, code) + _store_text(brands[code].store_url)
         assert seen and not [s for s in brands[other].secrets() if s in seen], code
         assert not [s for s in brands[code].secrets() if s in seen], code  # nor its own
+
+
+def test_no_brands_secrets_are_in_any_file_of_the_brands_or_the_instance(two_brands) -> None:
+    """Secrets live in the environment alone: not in the brands' data folders (snapshots,
+    month-end packs, overview reports, the drop), nor in the instance's storage (captured
+    step output, the IO manager's files), one brand's or the other's."""
+    brands = two_brands["brands"]
+    home = Path(two_brands["instance_env"]["DAGSTER_HOME"])
+    secrets = [secret for brand in brands.values() for secret in brand.secrets()]
+    settings_folder = brands[CALM].file.parent  # the secrets' .env files, as in /etc
+    found, read = secrets_in_files([two_brands["folder"], home], secrets, skip=[settings_folder])
+    assert found == {}
+    for code, brand in brands.items():  # the search read what it is about
+        assert (brand.data / "overview" / "brand_overview.csv").is_file(), code
+        assert (brand.data / "overview" / "brand_overview.html").is_file(), code
+        assert list(brand.data.rglob("*.parquet")), code
+    # The month-end pack reads Khaos: the storm may fail acme's; bravo's is built.
+    assert list((brands[CALM].data / "month_end").rglob("*.xlsx"))
+    assert list((home / "storage").rglob("compute_logs/*.out")), "no captured step output"
+    assert read > 50
 
 
 def test_each_brand_takes_slots_of_its_own_api_pools(two_brands) -> None:

@@ -112,6 +112,9 @@ class AcsSimulator:
         lag = activation_lag if install.sets_up_skus else None
         self.state = AcsState(manifest, scenario_dir, account_code, lag, seed)
         self.deliveries = FileDeliveries(drop_folder, account_code, faults)
+        # Calls refused for their subscription key (another account's, or none): nothing
+        # else records a call that changed nothing.
+        self.auth_refusals: list[dict[str, Any]] = []
         self.app = self._build_app()
 
     def __repr__(self) -> str:
@@ -178,6 +181,7 @@ class AcsSimulator:
         truth = self.state.truth(self.clock.now())
         truth["faults"] = self.faults.stats()
         truth["deliveries"] = list(self.deliveries.log)
+        truth["auth_refusals"] = [dict(r) for r in self.auth_refusals]
         return truth
 
     def send_back_to_review(self, sku: str) -> dict[str, Any]:
@@ -199,6 +203,13 @@ class AcsSimulator:
 
     def _authenticate(self, request: Request) -> None:
         if request.headers.get(KEY_HEADER) != self._key:
+            self.auth_refusals.append(
+                {
+                    "method": request.method,
+                    "path": request.url.path,
+                    "at": self.clock.now().isoformat(),
+                }
+            )
             raise ApiError(401, "UNAUTHORIZED", "missing or invalid subscription key", KEY_HEADER)
 
     @staticmethod

@@ -110,6 +110,9 @@ class KhaosSimulator:
         self._lock = threading.Lock()
         self.books = KhaosBooks(manifest, clock, issue_policy or IssuePolicy(), seed, install)
         self.late = LateWrites()
+        # Calls refused for their credentials (another account's, or none): nothing else
+        # records a call that changed nothing.
+        self.auth_refusals: list[dict[str, Any]] = []
         self.app = self._build_app()
 
     def __repr__(self) -> str:
@@ -134,7 +137,11 @@ class KhaosSimulator:
 
     def truth(self) -> dict[str, Any]:
         with self._lock:
-            return {**self.books.truth(), "late_writes": self.late.truth()}
+            return {
+                **self.books.truth(),
+                "late_writes": self.late.truth(),
+                "auth_refusals": [dict(r) for r in self.auth_refusals],
+            }
 
     def cancel_order(self, order_id: int) -> None:
         with self._lock:
@@ -224,6 +231,8 @@ class KhaosSimulator:
             if early is not None:
                 return early
         if not self._authenticated(op):
+            with self._lock:
+                self.auth_refusals.append({"operation": name, "at": self.clock.now().isoformat()})
             return _fault("Client.Authentication", "user name or password not accepted")
         if rule is not None and rule.kind == FaultKind.LATE_APPLY and name in WRITE_OPERATIONS:
             with self._lock:

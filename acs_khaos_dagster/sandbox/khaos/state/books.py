@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import datetime
+from typing import Any
 
 from acs_khaos_dagster.domain.models import (
     Invoice,
@@ -65,6 +66,9 @@ class Books:
             self._load_order(order, start)
         self.despatch_calls: list[DespatchCall] = []
         self.adjustment_groups: list[AdjustmentGroupRecord] = []
+        # Each MoveInvoices call as asked (its invoices, the stage) and what it moved: a later
+        # stage leaves no other trace of it.
+        self.invoice_moves: list[dict[str, Any]] = []
         self.returns: list[ReturnRecord] = []
         self._next_group_id = 5001
         self._next_return_id = 7001

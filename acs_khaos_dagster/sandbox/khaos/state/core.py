@@ -123,6 +123,7 @@ class KhaosBooks(ReadOperations, InvoiceStages, StockAdjustments, CustomerReturn
                 }
                 for c in self.despatch_calls
             ],
+            "invoice_moves": [dict(m) for m in self.invoice_moves],
             "adjustment_groups": [
                 {
                     "group_id": g.group_id,

@@ -40,6 +40,14 @@ class InvoiceStages(Books):
             else:
                 self._set_stage(inv, stage)
                 result[invoice_id] = True
+        self.invoice_moves.append(
+            {
+                "invoice_ids": list(invoice_ids),
+                "stage_id": stage,
+                "moved": sorted(i for i, done in result.items() if done is True),
+                "at": self.clock.now().isoformat(),
+            }
+        )
         return result
 
     def cancel_order(self, order_id: int) -> None:
