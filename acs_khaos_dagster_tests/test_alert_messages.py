@@ -261,3 +261,12 @@ def test_whatever_the_text_every_rendering_stays_within_its_channels_limits(
     assert len(header["text"]["text"]) <= 150
     assert all(len(b["text"]["text"]) <= 2900 for b in blocks_of(payload, "section") if "text" in b)
     assert len(payload["text"]) <= 2900
+
+
+def test_a_brands_alert_names_the_brand_first_in_its_title_and_facts() -> None:
+    alert = Alert(kind=AlertKind.OPENED, title="3 orders stuck", text="t", facts=(("Owner", "x"),))
+    branded = alert.for_brand("acme")
+    assert branded.title == "[acme] 3 orders stuck"
+    assert branded.facts == (("Brand", "acme"), ("Owner", "x"))
+    assert branded.for_brand("acme") == branded  # a resend is not named twice
+    assert alert.for_brand(None) == alert

@@ -109,3 +109,5 @@ def test_each_brands_exception_alert_reaches_its_own_route_and_never_the_others(
     for code, other in (("acme", "bravo"), ("bravo", "acme")):
         heard = " ".join(by_route[routes[code]])
         assert refs[code] in heard and refs[other] not in heard, code
+        # A channel shared by brands still tells them apart: each alert names its brand.
+        assert f"[{code}] " in heard and f"[{other}] " not in heard, code

@@ -104,6 +104,9 @@ class AlertSettings(BaseModel):
     # Links in alerts: the Dagster UI (runs) and the runbook pages (one per exception type).
     dagster_ui_url: str | None = None
     runbook_base_url: str | None = None
+    # The installation's brand (the top-level ``brand`` setting, copied in by
+    # ``load_alert_settings``): every alert names it, for channels shared across brands.
+    brand: str | None = None
 
     def team(self, owner: str) -> TeamChannels:
         name = str(owner)

@@ -6,7 +6,7 @@ Pure: no network. Personal data is redacted and text is cut to each channel's li
 from __future__ import annotations
 
 import html
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from enum import StrEnum
@@ -56,6 +56,14 @@ class Alert:
             "facts",
             tuple((label, redact_personal_data(value)) for label, value in self.facts),
         )
+
+    def for_brand(self, brand: str | None) -> Alert:
+        """The alert as a brand's deployment sends it: the brand first in the title and the
+        facts, so a channel shared by several brands tells them apart. Unchanged without one."""
+        if not brand or self.title.startswith(f"[{brand}] "):
+            return self
+        facts = (("Brand", brand), *self.facts)
+        return replace(self, title=f"[{brand}] {self.title}", facts=facts)
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

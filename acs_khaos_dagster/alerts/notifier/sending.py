@@ -180,6 +180,7 @@ class Notifier:
     def send(self, owner: str, channel: Channel | str, alert: Alert) -> DeliveryResult:
         channel = Channel(channel)
         team = self.settings.team(owner)
+        alert = alert.for_brand(self.settings.brand)
         try:
             if channel is Channel.SLACK and team.slack_webhook_url is not None:
                 result = self._post(owner, channel, team.slack_webhook_url, slack_payload(alert))

@@ -19,7 +19,8 @@ def load_alert_settings(config_file: Path | None = None) -> AlertSettings:
     from acs_khaos_dagster.config import SettingsError, load_settings
 
     try:
-        return load_settings(config_file).alerts
+        settings = load_settings(config_file)
     except SettingsError as exc:
         message = str(exc).replace("invalid settings", "invalid alert settings")
         raise AlertSettingsError(message) from None
+    return settings.alerts.model_copy(update={"brand": settings.brand})
