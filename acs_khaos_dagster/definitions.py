@@ -8,6 +8,7 @@ import warnings
 from datetime import timedelta
 
 from dagster import (
+    AssetCheckKey,
     AssetKey,
     AssetsDefinition,
     AssetSelection,
@@ -43,6 +44,7 @@ from acs_khaos_dagster.defs import (
     stock,
 )
 from acs_khaos_dagster.defs.brand import brand_code, branded
+from acs_khaos_dagster.defs.checks import with_check_owners
 from acs_khaos_dagster.defs.pandera_checks import pandera_checks
 from acs_khaos_dagster.defs.resources import default_resources
 
@@ -99,6 +101,12 @@ OWNER_OF_GROUP = {
 }
 # The exception queue's own table belongs to whoever runs the integration.
 OWNER_OF_ASSET = {"integration_exceptions": "team:integration"}
+# A check whose failure another team acts on than its asset's owner (by check name; checks
+# in modules of this package name their owner themselves, ``defs/checks.py``).
+OWNER_OF_CHECK = {
+    # A refund past its deadline is finance's, as the refund_due exception is.
+    "no_refund_breached": "team:finance",
+}
 # What finance opens at the month end sits in its own group.
 FINANCE_OUTPUTS = {"month_end_pack", "workflow_audit_report"}
 
@@ -159,6 +167,25 @@ _schemas = _column_schemas()
 FRESHNESS = _freshness()
 
 
+def _checks_owned(defs: Definitions) -> Definitions:
+    """Every check with an owner team (``defs/checks.py``): the one it names, else the
+    first team owning its asset."""
+    owners = {
+        spec.key: next((o for o in spec.owners if o.startswith("team:")), "team:integration")
+        for asset in defs.assets or []
+        for spec in getattr(asset, "specs", [asset])
+    }
+
+    def owner_of(key: AssetCheckKey) -> str:
+        return OWNER_OF_CHECK.get(key.name) or owners.get(key.asset_key, "team:integration")
+
+    return replace(
+        defs,
+        assets=with_check_owners(defs.assets or [], owner_of),
+        asset_checks=with_check_owners(defs.asset_checks or [], owner_of),
+    )
+
+
 def _definitions() -> Definitions:
     """Every group merged, with owners, groups, schemas and freshness mapped onto the assets.
 
@@ -184,6 +211,7 @@ def _definitions() -> Definitions:
         # Mapping specs is "preview" in 1.13; it only sets owners, groups, schemas, freshness.
         warnings.simplefilter("ignore", category=PreviewWarning)
         catalogued = merged.map_asset_specs(func=lambda spec: _catalogued(spec, _schemas))
+    catalogued = _checks_owned(catalogued)
     # One brand per code location: its keys prefixed, its runs tagged, its own API pools.
     return branded(catalogued, brand_code())
 

@@ -18,7 +18,8 @@ from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.exceptions import DEFAULT_OWNERS
 
 UK = ZoneInfo("Europe/London")
-RECONCILIATIONS = [w.asset for w in WATCHED if w.asset != "acs_stock_snapshot"]
+RECONCILIATIONS = [w.asset for w in WATCHED if w.exception_type == "reconciliation_overdue"]
+NIGHTLY = [w.asset for w in WATCHED if w.days_before == 1]  # the reconciliations and the queue
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def _last_week() -> list[date]:
 
 def _all_made_but(instance: Any, missing: date) -> None:
     _make(instance, "acs_stock_snapshot", [d for d in _last_week() if d != missing])
-    for asset in RECONCILIATIONS:
+    for asset in NIGHTLY:
         _make(instance, asset, [d - timedelta(days=1) for d in _last_week()])
 
 
@@ -101,6 +102,26 @@ def test_unreconciled_days_are_finances_one_per_reconciliation_and_day(
     assert set(opened.values()) == {"finance"}
     expected = {f"{a}:{d - timedelta(days=1)}" for a in RECONCILIATIONS for d in _last_week()}
     assert set(opened) == expected
+
+
+@pytest.mark.usefixtures("midnight_deadlines")
+def test_a_nights_exception_queue_missing_past_its_deadline_is_the_integration_teams(
+    dagster_instance: Any,
+) -> None:
+    night = _today() - timedelta(days=2)
+    _make(dagster_instance, "acs_stock_snapshot", _last_week())
+    for asset in RECONCILIATIONS:
+        _make(dagster_instance, asset, [d - timedelta(days=1) for d in _last_week()])
+    made = [d - timedelta(days=1) for d in _last_week() if d - timedelta(days=1) != night]
+    _make(dagster_instance, "integration_exceptions", made)
+
+    _tick(dagster_instance)
+    assert _open("exception_queue_overdue") == {f"integration_exceptions:{night}": "integration"}
+    assert _open("reconciliation_overdue") == {}
+
+    _make(dagster_instance, "integration_exceptions", [night])
+    _tick(dagster_instance)
+    assert _open("exception_queue_overdue") == {}
 
 
 def test_each_overdue_exception_goes_to_the_team_that_owns_the_late_asset() -> None:

@@ -28,6 +28,9 @@ class OwnerTargets(BaseModel):
 class ProductSettings(BaseModel):
     # Warn when fewer web-published SKUs than this share are ready for sale at ACS.
     coverage_warn_below: float = Field(0.98, ge=0, le=1)
+    # Warn when more than this share of the Khaos SKUs on sale (not discontinued) are not
+    # ready for sale at ACS (``ready_for_sale_skus``'s check; the list is ecommerce's).
+    not_ready_warn_above: float = Field(0.05, ge=0, le=1)
     # When ``product_sync_schedule`` reads Khaos's SKU master, pushes new and changed SKUs
     # to ACS and refreshes which SKUs are ready for sale (UK time). Order release and the
     # stock push read the latter, so without it nothing is released on a fresh install.

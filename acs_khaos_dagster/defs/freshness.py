@@ -4,8 +4,10 @@ The freshness policies (``definitions.py``) make a late snapshot or reconciliati
 the UI; nobody is told. This sensor reads which day partitions exist against the same
 ``freshness.*`` deadlines and raises an exception in the queue for each day whose deadline
 passed without its partition: ``snapshot_overdue`` for operations (the snapshot's owner),
-``reconciliation_overdue`` for finance (the reconciliations'). ``exception_alerts`` sends
-them to the owner's channels like any other; each closes itself once its day is made.
+``reconciliation_overdue`` for finance (the reconciliations'), ``exception_queue_overdue``
+for integration (``integration_exceptions``, the night's queue table, is the integration's).
+``exception_alerts`` sends them to the owner's channels like any other; each closes itself
+once its day is made.
 
 Days are measured on the integration's clock (the sandbox's in the demo), and only the
 deadlines of the last week are looked at: an older day still missing stays open until a
@@ -67,6 +69,14 @@ WATCHED = (
             "returns_reconciliation",
         )
     ),
+    # Made by the same nightly job after the reconciliations, so due by the same time.
+    Watched(
+        "integration_exceptions",
+        "reconciliation_due",
+        1,
+        ExceptionType.EXCEPTION_QUEUE_OVERDUE,
+        RECONCILIATION_DAYS.start.date().isoformat(),
+    ),
 )
 
 
@@ -82,8 +92,9 @@ def deadlines_since(cron: str, now: datetime, since: datetime) -> list[datetime]
 
 @sensor(
     name="freshness_alerts",
-    description="An exception for the owner team when the snapshot or a reconciliation is "
-    "past its freshness deadline (freshness.* settings); it closes once the day is made.",
+    description="An exception for the owner team when the snapshot, a reconciliation or the "
+    "night's exception queue is past its freshness deadline (freshness.* settings); it closes "
+    "once the day is made.",
     minimum_interval_seconds=300,
     default_status=SENSOR_STATUS,
 )

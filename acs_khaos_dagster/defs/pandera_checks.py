@@ -11,7 +11,6 @@ table (rows, failure cases); the model's name is text.
 from __future__ import annotations
 
 import inspect
-import warnings
 from collections.abc import Iterable, Iterator
 
 from dagster import (
@@ -25,9 +24,9 @@ from dagster import (
     MetadataValue,
     PartitionsDefinition,
     TableSchemaMetadataValue,
-    asset_check,
 )
-from dagster._utils.warnings import PreviewWarning
+
+from acs_khaos_dagster.defs.checks import partitioned_check
 
 CHECK_NAME = "pandera_model"
 
@@ -76,13 +75,12 @@ def _check(
             inspect.Parameter(key.path[-1], inspect.Parameter.POSITIONAL_OR_KEYWORD),
         ]
     )
-    with warnings.catch_warnings():
-        # A check's partitions_def is "preview" in 1.13: it ties each result to its day.
-        warnings.simplefilter("ignore", category=PreviewWarning)
-        return asset_check(
-            asset=key,
-            name=CHECK_NAME,
-            description=f"Every row matches the pandera model {model} (columns, types, "
-            "uniqueness, ranges): the one the asset's Dagster type is built from.",
-            partitions_def=partitions_def,
-        )(_validate)
+    # Partitioned like the asset: each result tied to its day. Its owner is its asset's
+    # (definitions.py gives every check one).
+    return partitioned_check(
+        asset=key,
+        name=CHECK_NAME,
+        description=f"Every row matches the pandera model {model} (columns, types, "
+        "uniqueness, ranges): the one the asset's Dagster type is built from.",
+        partitions_def=partitions_def,
+    )(_validate)

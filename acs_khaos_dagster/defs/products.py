@@ -10,6 +10,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    AssetIn,
     AssetKey,
     AssetSelection,
     Config,
@@ -24,6 +25,7 @@ from dagster import (
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE, ProductSettings, SettingsError, load_settings
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
+from acs_khaos_dagster.defs.checks import owned_by
 from acs_khaos_dagster.defs.common import dispatch_metadata, markdown_table, sync_exceptions
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
@@ -38,7 +40,12 @@ from acs_khaos_dagster.defs.tables import (
     SkuMasterType,
     SkuPushType,
 )
-from acs_khaos_dagster.domain.readiness import NOT_READY_COLUMNS, not_ready_for_sale
+from acs_khaos_dagster.domain.readiness import (
+    NOT_READY_COLUMNS,
+    not_ready_for_sale,
+    on_sale,
+    ready_but_not_active,
+)
 from acs_khaos_dagster.domain.sku_mapping import (
     acs_registry_frame,
     classify_skus,
@@ -265,6 +272,58 @@ def web_coverage(sku_mapping: pd.DataFrame, settings: SettingsResource) -> Asset
     )
 
 
+@asset_check(
+    asset=ready_for_sale_skus,
+    name="every_ready_sku_is_active_at_acs",
+    additional_ins={"acs_product_registry": AssetIn("acs_product_registry")},
+    metadata=owned_by("ecommerce"),
+    # Not blocking: order release already holds an order whose SKU ACS refuses, and a block
+    # would stop every order of the cycle for one SKU.
+    description="Every SKU ready for sale is active at ACS, re-derived from ACS's registry "
+    "(not from sku_mapping): the order flow trusts this table, so a SKU in it ACS cannot "
+    "fulfil would have orders released for it. The SKUs are listed.",
+)
+def every_ready_sku_is_active_at_acs(
+    ready_for_sale_skus: pd.DataFrame, acs_product_registry: pd.DataFrame
+) -> AssetCheckResult:
+    bad = ready_but_not_active(ready_for_sale_skus, acs_product_registry)
+    return AssetCheckResult(
+        passed=bad.empty,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"ready_not_active": len(bad), "skus": markdown_table(bad, limit=50)},
+    )
+
+
+@asset_check(
+    asset=ready_for_sale_skus,
+    name="not_ready_share_within_limit",
+    additional_ins={"sku_mapping": AssetIn("sku_mapping")},
+    metadata=owned_by("ecommerce"),
+    description="At most products.not_ready_warn_above of the Khaos SKUs on sale (not "
+    "discontinued) are not ready for sale at ACS; the first 50 with why (all of them in "
+    "ready_for_sale_skus' CSV). A warning: it blocks nothing.",
+)
+def not_ready_share_within_limit(
+    ready_for_sale_skus: pd.DataFrame, sku_mapping: pd.DataFrame, settings: SettingsResource
+) -> AssetCheckResult:
+    limit = settings.load().products.not_ready_warn_above
+    selling = on_sale(sku_mapping)
+    waiting = not_ready_for_sale(selling)
+    share = len(waiting) / len(selling) if len(selling) else 0.0
+    return AssetCheckResult(
+        passed=share <= limit,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "not_ready": len(waiting),
+            "on_sale": len(selling),
+            "not_ready_share": round(share, 4),
+            # A setting, not a measurement: text, so the UI does not plot it.
+            "limit": MetadataValue.text(f"{limit:.0%} (products.not_ready_warn_above)"),
+            "skus": markdown_table(waiting, limit=50),
+        },
+    )
+
+
 product_sync_job = define_asset_job(
     "product_sync_job",
     selection=AssetSelection.groups("products"),
@@ -291,7 +350,12 @@ product_sync_schedule = ScheduleDefinition(
 
 defs = Definitions(
     assets=[khaos_sku_master, acs_product_registry, sku_mapping, ready_for_sale_skus, acs_sku_push],
-    asset_checks=[no_invalid_code_pushed, web_coverage],
+    asset_checks=[
+        no_invalid_code_pushed,
+        web_coverage,
+        every_ready_sku_is_active_at_acs,
+        not_ready_share_within_limit,
+    ],
     jobs=[product_sync_job],
     schedules=[product_sync_schedule],
 )

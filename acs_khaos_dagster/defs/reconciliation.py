@@ -15,7 +15,6 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetSelection,
-    DailyPartitionsDefinition,
     Definitions,
     RunRequest,
     ScheduleEvaluationContext,
@@ -28,6 +27,7 @@ from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 from acs_khaos_dagster.defs.common import markdown_table
+from acs_khaos_dagster.defs.partitions import RECONCILIATION_DAYS
 from acs_khaos_dagster.defs.reconciliation_checks import RECONCILIATION_CHECKS
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
@@ -55,16 +55,14 @@ from acs_khaos_dagster.flows.reconciliation import (
 from acs_khaos_dagster.flows.stock_snapshot import sku_map_frame
 
 GROUP = "reconciliation"
-PARTITIONS_START = "2026-01-01"
-RECONCILIATION_DAYS = DailyPartitionsDefinition(
-    start_date=PARTITIONS_START, timezone=UK_TIME_ZONE, end_offset=1
-)
 SCHEDULE_CRON = "30 2 * * *"
 
 
-def _opened(count: int | None) -> int:
-    """-1 when a newer day was synced already (this run changed no open exception)."""
-    return -1 if count is None else int(count)
+def _opened(**counts: int | None) -> dict[str, int]:
+    """The open exceptions this run synced, per kind. A kind whose exceptions a newer day
+    had synced already (this run changed none) is left out: the UI plots every number, so a
+    stand-in such as -1 would read as a measurement."""
+    return {name: int(count) for name, count in counts.items() if count is not None}
 
 
 @asset(
@@ -100,9 +98,10 @@ def stock_reconciliation(
     context.add_output_metadata(
         {
             **meta,
-            "khaos_duplicates_open": _opened(result.khaos_duplicates_open),
             **result.counts(),
-            "drift_open": _opened(result.drift_open),
+            **_opened(
+                khaos_duplicates_open=result.khaos_duplicates_open, drift_open=result.drift_open
+            ),
             "not_in_step": markdown_table(frame.loc[frame["classification"] != "in_step"]),
         }
     )
@@ -135,7 +134,7 @@ def order_status_reconciliation(
     context.add_output_metadata(
         {
             **result.counts(),
-            "drift_open": _opened(result.drift_open),
+            **_opened(drift_open=result.drift_open),
             "mismatches": markdown_table(frame.loc[frame["mismatch"] != "in_step"]),
         }
     )
@@ -170,8 +169,9 @@ def order_to_cash_reconciliation(
         {
             "as_at": result.as_at.isoformat(),
             **result.counts(),
-            "drift_open": _opened(result.drift_open),
-            "khaos_duplicates_open": _opened(result.khaos_duplicates_open),
+            **_opened(
+                drift_open=result.drift_open, khaos_duplicates_open=result.khaos_duplicates_open
+            ),
             "ageing": markdown_table(order_to_cash_ageing(result.frame)),
             "waiting": markdown_table(result.waiting),
         }
@@ -204,8 +204,9 @@ def returns_reconciliation(
     context.add_output_metadata(
         {
             **result.counts(),
-            "drift_open": _opened(result.drift_open),
-            "khaos_duplicates_open": _opened(result.khaos_duplicates_open),
+            **_opened(
+                drift_open=result.drift_open, khaos_duplicates_open=result.khaos_duplicates_open
+            ),
             "problems": markdown_table(result.problems),
         }
     )

@@ -1,5 +1,6 @@
-"""The reconciliation group's checks: each reads the run's day from the stored table (a
-check on a partitioned asset would load every partition as its input)."""
+"""The reconciliation group's checks, one result per day: each is partitioned like its
+asset and reads its own day's stored table (Parquet, ``flows.reconciliation.storage``), so
+re-running it for a past day from the UI judges that day's data, not the newest."""
 
 import pandas as pd
 from dagster import (
@@ -8,28 +9,33 @@ from dagster import (
     AssetCheckSeverity,
     AssetKey,
     MetadataValue,
-    asset_check,
 )
 
 from acs_khaos_dagster.config import Settings
+from acs_khaos_dagster.defs.checks import owned_by, partitioned_check
 from acs_khaos_dagster.defs.common import markdown_table
+from acs_khaos_dagster.defs.partitions import RECONCILIATION_DAYS
 from acs_khaos_dagster.defs.resources import SettingsResource
 from acs_khaos_dagster.domain.reconciliation import CashStatus, StockClass
 from acs_khaos_dagster.flows.reconciliation import NOT_INVOICED_AFTER_HOURS, read_day
 
-# --- checks (read the run's partition from Parquet: a check on a partitioned asset would
-# load every partition as its input) ---------------------------------------------------------
+# --- checks (each reads its partition's table as the flow kept it, the one the month-end
+# pack reads too) ------------------------------------------------------------------------------
 
 
 def _read_day(
     context: AssetCheckExecutionContext, conf: Settings, table: str
 ) -> pd.DataFrame | None:
-    return read_day(conf, table, context.run.tags.get("dagster/partition", ""))
+    return read_day(conf, table, context.partition_key)
 
 
-def _missing(table: str, severity: AssetCheckSeverity) -> AssetCheckResult:
+def _missing(
+    context: AssetCheckExecutionContext, table: str, severity: AssetCheckSeverity
+) -> AssetCheckResult:
     return AssetCheckResult(
-        passed=False, severity=severity, metadata={"missing": f"no {table} table for the day"}
+        passed=False,
+        severity=severity,
+        metadata={"missing": f"no {table} table for {context.partition_key}"},
     )
 
 
@@ -37,9 +43,11 @@ def _sample(frame: pd.DataFrame, columns: list[str]) -> MetadataValue:
     return markdown_table(frame[[c for c in columns if c in frame.columns]])
 
 
-@asset_check(
+@partitioned_check(
+    partitions_def=RECONCILIATION_DAYS,
     asset=AssetKey("stock_reconciliation"),
     name="unexplained_stock_drift_within_tolerance",
+    metadata=owned_by("finance"),
     description="No StockID × site differs beyond the variance tolerance (units and £) once "
     "timing and unconfirmed pushes are taken out. A warning: it blocks nothing.",
 )
@@ -49,7 +57,7 @@ def unexplained_stock_drift_within_tolerance(
     conf = settings.load()
     frame = _read_day(context, conf, "stock")
     if frame is None:
-        return _missing("stock", AssetCheckSeverity.WARN)
+        return _missing(context, "stock", AssetCheckSeverity.WARN)
     bad = frame.loc[frame["classification"] == str(StockClass.UNEXPLAINED)]
     return AssetCheckResult(
         passed=bad.empty,
@@ -70,9 +78,11 @@ def unexplained_stock_drift_within_tolerance(
     )
 
 
-@asset_check(
+@partitioned_check(
+    partitions_def=RECONCILIATION_DAYS,
     asset=AssetKey("order_to_cash_reconciliation"),
     name="no_shipment_despatched_not_invoiced_too_long",
+    metadata=owned_by("finance"),
     # Not blocking: the exception queue is downstream (it must count the night's
     # ``recon:cash`` findings), and a blocking failure would stop it on the very nights a
     # shipment is late, and fail every nightly run for an item that already has an owner.
@@ -87,7 +97,7 @@ def no_shipment_despatched_not_invoiced_too_long(
     conf = settings.load()
     frame = _read_day(context, conf, "order_to_cash")
     if frame is None:
-        return _missing("order_to_cash", AssetCheckSeverity.ERROR)
+        return _missing(context, "order_to_cash", AssetCheckSeverity.ERROR)
     late = frame.loc[
         (frame["status"] != str(CashStatus.INVOICED))
         & (frame["age_hours"] > NOT_INVOICED_AFTER_HOURS)
@@ -104,9 +114,11 @@ def no_shipment_despatched_not_invoiced_too_long(
     )
 
 
-@asset_check(
+@partitioned_check(
+    partitions_def=RECONCILIATION_DAYS,
     asset=AssetKey("returns_reconciliation"),
     name="no_ber_unit_without_write_off",
+    metadata=owned_by("finance"),
     description="Every returned unit graded BER or disposed is written off in Khaos (a "
     "write-off adjustment for a hire unit, a write-off reason on a sale return).",
 )
@@ -116,7 +128,7 @@ def no_ber_unit_without_write_off(
     conf = settings.load()
     frame = _read_day(context, conf, "returns")
     if frame is None:
-        return _missing("returns", AssetCheckSeverity.ERROR)
+        return _missing(context, "returns", AssetCheckSeverity.ERROR)
     bad = frame.loc[frame["write_off_status"].isin(["missing", "missing_reason"])]
     return AssetCheckResult(
         passed=bad.empty,
@@ -128,9 +140,11 @@ def no_ber_unit_without_write_off(
     )
 
 
-@asset_check(
+@partitioned_check(
+    partitions_def=RECONCILIATION_DAYS,
     asset=AssetKey("integration_exceptions"),
     name="no_exception_older_than_owner_target",
+    metadata=owned_by("integration"),
     description="No open exception is older than its owner team's target age "
     "(settings.owner_targets). A warning: it blocks nothing.",
 )
@@ -140,7 +154,7 @@ def no_exception_older_than_owner_target(
     conf = settings.load()
     frame = _read_day(context, conf, "exceptions")
     if frame is None:
-        return _missing("exceptions", AssetCheckSeverity.WARN)
+        return _missing(context, "exceptions", AssetCheckSeverity.WARN)
     over = frame.loc[frame["over_target"] > 0]
     return AssetCheckResult(
         passed=over.empty,

@@ -27,7 +27,6 @@ from dagster import (
     AssetExecutionContext,
     AssetSelection,
     Config,
-    DailyPartitionsDefinition,
     Definitions,
     Failure,
     MetadataValue,
@@ -37,7 +36,6 @@ from dagster import (
     SensorResult,
     SkipReason,
     asset,
-    asset_check,
     define_asset_job,
     schedule,
     sensor,
@@ -46,11 +44,13 @@ from dagster import (
 from acs_khaos_dagster.config import UK_TIME_ZONE, SettingsError, load_settings
 from acs_khaos_dagster.connectors.acs.drop import open_drop
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
+from acs_khaos_dagster.defs.checks import owned_by, partitioned_check
 from acs_khaos_dagster.defs.common import (
     dispatch,
     dispatch_metadata,
     markdown_table,
 )
+from acs_khaos_dagster.defs.partitions import SNAPSHOT_DAYS
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
 from acs_khaos_dagster.defs.stock_checks import snapshot_file_is_whole_and_known
 from acs_khaos_dagster.defs.tables import (
@@ -72,7 +72,6 @@ from acs_khaos_dagster.flows.stock_push import (
     snapshot_left_unpushed,
 )
 from acs_khaos_dagster.flows.stock_snapshot import (
-    PARTITIONS_START,
     SnapshotError,
     partition_day,
     scan_stock_files,
@@ -81,12 +80,7 @@ from acs_khaos_dagster.flows.stock_snapshot import (
 )
 
 # Re-exported: tests name it here.
-__all__ = ["partition_day"]
-
-# end_offset=1: today's snapshot is a partition while today is still running.
-SNAPSHOT_DAYS = DailyPartitionsDefinition(
-    start_date=PARTITIONS_START, timezone=UK_TIME_ZONE, end_offset=1
-)
+__all__ = ["SNAPSHOT_DAYS", "partition_day"]
 
 
 def _failure(exc: SnapshotError) -> Failure:
@@ -128,8 +122,9 @@ def acs_stock_snapshot(
         raise _failure(exc) from exc
     meta: dict[str, Any] = {"file": took.name}
     if took.read is None:
-        meta |= {"taken_in_before": 1, "same_content_as": took.same_content_as}
-        meta |= {"snapshot_id": took.snapshot_id, "units": took.units}
+        meta |= {"taken_in_before": MetadataValue.bool(True)}
+        meta |= {"same_content_as": took.same_content_as}
+        meta |= {"snapshot_id": MetadataValue.text(took.snapshot_id), "units": took.units}
         context.add_output_metadata(meta)
         return took.counts
     read, totals = took.read, took.totals
@@ -138,7 +133,7 @@ def acs_stock_snapshot(
     context.add_output_metadata(
         {
             **meta,
-            "snapshot_id": took.snapshot_id,
+            "snapshot_id": MetadataValue.text(took.snapshot_id),
             "snapshot_at": took.snapshot_at.isoformat(),
             "units": took.units,
             "sellable_or_allocated_units": totals.sellable,
@@ -222,10 +217,14 @@ def non_sellable_stock(
     return frame
 
 
-@asset_check(
+@partitioned_check(
+    partitions_def=SNAPSHOT_DAYS,
     asset=sellable_stock,
     name="no_non_sellable_counted_as_sellable",
     blocking=True,
+    # A mismatch is the integration's own arithmetic disagreeing with itself (as for
+    # snapshot_refused): the integration team looks.
+    metadata=owned_by("integration"),
     description="sellable_stock re-derived by another path: per StockID, the units the "
     "snapshot's raw per-status counts put in a sellable or allocated status must equal the "
     "units sellable_stock counts. A unit in refurbishment or quarantine on the selling site, "
@@ -234,10 +233,10 @@ def non_sellable_stock(
 def no_non_sellable_counted_as_sellable_check(
     context: AssetCheckExecutionContext, settings: SettingsResource, store: StoreResource
 ) -> AssetCheckResult:
-    # A check on a partitioned asset would load every partition as its input (Dagster
-    # 1.13): read what sellable_stock kept for this run's snapshot instead.
+    # What sellable_stock kept for the partition's snapshot: this run's, or (the check
+    # re-run alone for a day) that day's newest.
     conf = settings.load()
-    day = context.run.tags.get("dagster/partition", "")
+    day = context.partition_key
     with store.connect() as db:
         checked = check_sellable(db, conf, context.run.run_id, day)
     if checked is None:
@@ -246,7 +245,7 @@ def no_non_sellable_counted_as_sellable_check(
     return AssetCheckResult(
         passed=not mismatches,
         metadata={
-            "snapshot_id": checked.snapshot_id,
+            "snapshot_id": MetadataValue.text(checked.snapshot_id),
             "mismatched_stock_ids": len(mismatches),
             "counted_units": checked.counted_units,
             "sample": MetadataValue.md("\n".join(f"- {m}" for m in mismatches[:20]) or "_none_"),

@@ -42,3 +42,33 @@ def not_ready_for_sale(mapping: pd.DataFrame) -> pd.DataFrame:
     )
     out = out.sort_values(["_published", "stock_code"], ascending=[False, True], kind="stable")
     return out[NOT_READY_COLUMNS].reset_index(drop=True)
+
+
+READY_NOT_ACTIVE_COLUMNS = ["stock_id", "stock_code", "acs_sku", "acs_status"]
+
+
+def ready_but_not_active(ready: pd.DataFrame, registry: pd.DataFrame) -> pd.DataFrame:
+    """SKUs in ``ready`` (``ready_for_sale_skus``) that ACS's registry does not hold as
+    active, with ACS's status (``missing`` when ACS has no such SKU).
+
+    Re-derived from the registry alone, not from ``sku_mapping``'s classification: the
+    order flow trusts ``ready_for_sale_skus``, so a SKU in it that ACS cannot fulfil would
+    have orders released for it.
+    """
+    status = registry.drop_duplicates("sku", keep="last").set_index("sku")["status"].astype(str)
+    found = ready["acs_sku"].astype(str).map(status).fillna("missing")
+    bad = ready.loc[found != "active"]
+    return pd.DataFrame(
+        {
+            "stock_id": bad["stock_id"],
+            "stock_code": bad["stock_code"].astype(str),
+            "acs_sku": bad["acs_sku"].astype(str),
+            "acs_status": found.loc[bad.index],
+        },
+        columns=READY_NOT_ACTIVE_COLUMNS,
+    ).reset_index(drop=True)
+
+
+def on_sale(mapping: pd.DataFrame) -> pd.DataFrame:
+    """The Khaos SKUs meant to be on sale: not discontinued (ACS-only rows are not Khaos's)."""
+    return mapping.loc[mapping["stock_id"].notna() & ~mapping["discontinued"].astype(bool)]

@@ -44,6 +44,7 @@ class ExceptionType(StrEnum):
     HIRE_OVERDUE = "hire_overdue"
     SNAPSHOT_OVERDUE = "snapshot_overdue"
     RECONCILIATION_OVERDUE = "reconciliation_overdue"
+    EXCEPTION_QUEUE_OVERDUE = "exception_queue_overdue"
 
 
 class Owner(StrEnum):
@@ -102,6 +103,8 @@ DEFAULT_OWNERS: dict[str, Owner] = {
     # Past its freshness deadline (defs/freshness.py): the owner of the late asset chases it.
     ExceptionType.SNAPSHOT_OVERDUE: Owner.OPERATIONS,
     ExceptionType.RECONCILIATION_OVERDUE: Owner.FINANCE,
+    # The night's exception-queue table (integration_exceptions) is the integration's own.
+    ExceptionType.EXCEPTION_QUEUE_OVERDUE: Owner.INTEGRATION,
 }
 
 DEFAULT_SEVERITIES: dict[str, str] = {
