@@ -35,10 +35,11 @@ def _today() -> date:
     return datetime.now(UK).date()
 
 
-def _make(instance: Any, asset: str, days: list[date]) -> None:
+def _make(instance: Any, asset: str, days: list[date], brand: str | None = None) -> None:
+    key = [brand, asset] if brand else [asset]
     for day in days:
         instance.report_runless_asset_event(
-            AssetMaterialization(asset_key=asset, partition=day.isoformat())
+            AssetMaterialization(asset_key=key, partition=day.isoformat())
         )
 
 
@@ -131,3 +132,22 @@ def test_each_overdue_exception_goes_to_the_team_that_owns_the_late_asset() -> N
     for watched in WATCHED:
         team = f"team:{DEFAULT_OWNERS[watched.exception_type]}"
         assert owners[watched.asset] == [team], watched.asset
+
+
+@pytest.mark.usefixtures("midnight_deadlines")
+def test_in_a_brands_location_only_that_brands_days_count_as_made(
+    dagster_instance: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ACS_KHAOS_BRAND", "acme")
+    week = _last_week()
+    _make(dagster_instance, "acs_stock_snapshot", week, brand="acme")
+    _make(dagster_instance, "acs_stock_snapshot", week, brand="bravo")
+    for asset in NIGHTLY:
+        # acme's nights all made but yesterday's; bravo's (and the unbranded) all made.
+        _make(dagster_instance, asset, [d - timedelta(days=1) for d in week[1:]], brand="acme")
+        _make(dagster_instance, asset, [d - timedelta(days=1) for d in week], brand="bravo")
+        _make(dagster_instance, asset, [d - timedelta(days=1) for d in week])
+    _tick(dagster_instance)
+    assert _open("snapshot_overdue") == {}
+    yesterday = (week[0] - timedelta(days=1)).isoformat()
+    assert set(_open("reconciliation_overdue")) == {f"{a}:{yesterday}" for a in RECONCILIATIONS}

@@ -19,12 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from dagster import AssetKey, Definitions, SensorEvaluationContext, SkipReason, sensor
+from dagster import Definitions, SensorEvaluationContext, SkipReason, sensor
 from dagster._utils.schedules import reverse_cron_string_iterator
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE
 from acs_khaos_dagster.defs.automation import SENSOR_STATUS
+from acs_khaos_dagster.defs.brand import brand_key
 from acs_khaos_dagster.defs.common import sync_exceptions
 from acs_khaos_dagster.defs.reconciliation import RECONCILIATION_DAYS
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
@@ -108,7 +109,8 @@ def freshness_alerts(
     for watched in WATCHED:
         cron = getattr(config.freshness, watched.setting)
         deadlines = deadlines_since(cron, now, now - LOOKBACK)
-        made = context.instance.get_materialized_partitions(AssetKey(watched.asset))
+        # The brand's own key: in a brand's location another brand's days never count.
+        made = context.instance.get_materialized_partitions(brand_key(watched.asset))
         late = overdue(
             watched.asset,
             str(watched.exception_type),
