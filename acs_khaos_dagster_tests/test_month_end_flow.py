@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import re
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -48,7 +49,11 @@ from acs_khaos_dagster.domain.reconciliation import (
     stock_reconciliation,
 )
 from acs_khaos_dagster.report_files import served_path
-from acs_khaos_dagster.reports.pack_registry import HEADLINE_FIGURES
+from acs_khaos_dagster.reports.pack_registry import (
+    HEADLINE_FIGURES,
+    SummaryFigure,
+    metadata_figures,
+)
 
 MONTH = "2026-03"
 SITES = {1: "Main", 4: "Inspection", 6: "Quarantine"}
@@ -422,6 +427,16 @@ def test_rebuilding_a_past_month_after_a_cost_change_gives_the_same_figures(
     figures = [k for k in first if isinstance(first[k], int | float)]
     assert {k: again[k] for k in figures} == {k: first[k] for k in figures}
     assert again["non_sellable_value_gbp"] == 85.50
+
+
+def test_a_money_figure_is_metadata_in_pounds_to_the_penny_and_a_count_an_integer() -> None:
+    figures = [
+        SummaryFigure("stock-value", "Stock value", "money", Decimal("12.345"), "sheet"),
+        SummaryFigure("stock-units", "Stock units", "int", 7, "sheet"),
+        SummaryFigure("in-transit-units", "In transit", "int", 1, "sheet"),
+    ]
+
+    assert metadata_figures(figures) == {"stock_value_gbp": 12.35, "stock_units": 7}
 
 
 def test_a_day_missing_one_table_is_named_with_that_table() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
 
@@ -110,7 +110,7 @@ def metadata_figures(
             continue
         label = key.replace("-", "_")
         if figure.kind == "money":
-            out[f"{label}_gbp"] = float(Decimal(figure.value).quantize(PENNY))
+            out[f"{label}_gbp"] = float(Decimal(figure.value).quantize(PENNY, ROUND_HALF_UP))
         else:
             out[label] = int(figure.value)
     return out
