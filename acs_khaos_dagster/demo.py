@@ -197,7 +197,8 @@ def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> i
         return 1
     pack_folder = settings.data_dir / "month_end" / month / PREVIEW_DIR
     console.print(f"[bold]Month-end pack ({month}, PREVIEW):[/bold] {pack_folder}")
-    console.print(f"[bold]Workflow audit report ({month}):[/bold] {settings.data_dir / 'audit'}")
+    audit_folder = settings.data_dir / "audit" / month
+    console.print(f"[bold]Workflow audit report ({month}):[/bold] {audit_folder}")
     console.print("open them from the assets' pages in `make dev` (links under /files/)")
     return 0
 
@@ -288,9 +289,7 @@ def _print_summary(
     table.add_column("asset")
     table.add_column("figures")
     for asset_key, figures in summaries.items():
-        text = ", ".join(
-            f"{k.replace('_', ' ')} {v}" for k, v in figures.items() if not isinstance(v, str)
-        )
+        text = ", ".join(_figure(k, v) for k, v in figures.items() if not isinstance(v, str))
         table.add_row(asset_key, text or "-")
     console.print(table)
     for asset_key, figures in summaries.items():
@@ -300,3 +299,10 @@ def _print_summary(
     for title, counts in store_counts.items():
         rows = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
         console.print(f"[bold]{title}[/bold]: {rows}")
+
+
+def _figure(key: str, value: Any) -> str:
+    """``stock_value_gbp`` 856086.6 as "stock value £856,086.60"; other figures as they are."""
+    if key.endswith("_gbp") and isinstance(value, int | float):
+        return f"{key.removesuffix('_gbp').replace('_', ' ')} £{value:,.2f}"
+    return f"{key.replace('_', ' ')} {value}"
