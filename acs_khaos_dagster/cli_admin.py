@@ -69,13 +69,22 @@ def webserver(
     host: Annotated[str, typer.Option("-h", "--host")] = "127.0.0.1",
     port: Annotated[int, typer.Option("-p", "--port")] = 3000,
     path_prefix: Annotated[str, typer.Option("--path-prefix")] = "",
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="no proxy in front (make dev): loopback only, UI actions recorded as the "
+            "local user",
+        ),
+    ] = False,
 ) -> None:
     """Dagster's webserver behind the UI guard: UI actions recorded with the signed-in user.
 
     Serves the same app as ``dagster-webserver``; GraphQL must be POST application/json,
     and every mutation is written to the audit log with the user the proxy passes on
-    (X-Forwarded-User) before it runs. See acs_khaos_dagster/webserver.py.
+    (X-Forwarded-User) before it runs. The report folders are served read-only at
+    ``/files/`` (the links on the finance assets). See acs_khaos_dagster/webserver.py.
     """
     from acs_khaos_dagster.webserver import serve
 
-    serve(workspace, uds=uds, host=host, port=port, path_prefix=path_prefix)
+    serve(workspace, uds=uds, host=host, port=port, path_prefix=path_prefix, local=local)

@@ -26,8 +26,8 @@ from rich.table import Table
 
 from acs_khaos_dagster.clock import SIMULATED_CLOCK_CURSOR
 from acs_khaos_dagster.config import Settings
-from acs_khaos_dagster.defs.brand import brand_key
 from acs_khaos_dagster.demo_runs import WorkspaceRuns, workspace_runs
+from acs_khaos_dagster.flows.month_end_pack import PREVIEW_DIR
 from acs_khaos_dagster.sandbox.scenario.manifest import MANIFEST_NAME
 
 # Dagster's console logger at DEBUG drowns the summary; failures still print.
@@ -180,27 +180,26 @@ def run_demo(settings: Settings, *, size: str, seed: int, console: Console) -> i
                                 console.print(f"[red]{event.message}[/red]")
                         return 1
                     summaries.update(_asset_summaries(result))
-            # The finance pack of the month so far (the real one waits for the month's end).
+            # The finance pack of the month so far, as a preview (the final one waits for the
+            # month's end), and the month's workflow audit report so far.
             month = box.clock.now().astimezone(settings.tz).strftime("%Y-%m")
-            with console.status(f"month-end pack preview for {month}"):
+            with console.status(f"month-end pack preview and audit report for {month}"):
                 pack = launcher.execute(
-                    defs.resolve_job_def("month_end_job"),
+                    defs.resolve_job_def("month_end_preview_job"),
                     partition_key=month,
-                    run_config={
-                        **QUIET,
-                        "ops": {"month_end_pack": {"config": {"preview": True}}},
-                    },
-                    asset_selection=[brand_key("month_end_pack")],
+                    run_config=QUIET,
                 )
             summaries.update(_asset_summaries(pack))
             store_counts = _store_counts(box.clock.now())
     _print_summary(summaries, store_counts, console)
-    pack_folder = settings.data_dir / "month_end" / month
-    if pack.success:
-        console.print(f"[bold]Month-end pack ({month}, preview):[/bold] {pack_folder}")
-    else:
-        console.print(f"[red]month-end pack preview failed for {month}[/red]")
+    if not pack.success:
+        console.print(f"[red]month-end pack preview or audit report failed for {month}[/red]")
         return 1
+    pack_folder = settings.data_dir / "month_end" / month / PREVIEW_DIR
+    console.print(f"[bold]Month-end pack ({month}, PREVIEW):[/bold] {pack_folder}")
+    audit_folder = settings.data_dir / "audit" / month
+    console.print(f"[bold]Workflow audit report ({month}):[/bold] {audit_folder}")
+    console.print("open them from the assets' pages in `make dev` (links under /files/)")
     return 0
 
 
@@ -290,9 +289,7 @@ def _print_summary(
     table.add_column("asset")
     table.add_column("figures")
     for asset_key, figures in summaries.items():
-        text = ", ".join(
-            f"{k.replace('_', ' ')} {v}" for k, v in figures.items() if not isinstance(v, str)
-        )
+        text = ", ".join(_figure(k, v) for k, v in figures.items() if not isinstance(v, str))
         table.add_row(asset_key, text or "-")
     console.print(table)
     for asset_key, figures in summaries.items():
@@ -302,3 +299,10 @@ def _print_summary(
     for title, counts in store_counts.items():
         rows = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
         console.print(f"[bold]{title}[/bold]: {rows}")
+
+
+def _figure(key: str, value: Any) -> str:
+    """``stock_value_gbp`` 856086.6 as "stock value £856,086.60"; other figures as they are."""
+    if key.endswith("_gbp") and isinstance(value, int | float):
+        return f"{key.removesuffix('_gbp').replace('_', ' ')} £{value:,.2f}"
+    return f"{key.replace('_', ' ')} {value}"

@@ -17,11 +17,16 @@ that reaches the webserver some other way:
 
 The proxy sets those headers itself, overwriting anything a client sends, and the
 webserver listens on a Unix socket only the proxy's group can reach (deploy/README.md),
-so the header cannot be forged from outside.
+so the header cannot be forged from outside. ``make dev`` runs it with ``--local``: on
+loopback, with no proxy, each action recorded as the local user's.
+
+It also serves the report folders of the data folder read-only at ``/files/``
+(``report_files``): the links the finance assets put in their metadata open from the UI.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -42,6 +47,7 @@ Send = Callable[[Message], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 USER_HEADERS = (b"x-forwarded-user", b"remote-user")
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 ACTION_PREFIX = "dagster_ui:"
 MAX_BODY = 10 * 1024 * 1024
 # Variables that name what a mutation acts on, most specific first.
@@ -149,10 +155,19 @@ def _is_json(content_type: str | None) -> bool:
 class UiGuard:
     """ASGI middleware in front of Dagster's ``/graphql`` (see the module docstring)."""
 
-    def __init__(self, app: AsgiApp, recorder: Recorder, *, require_user: bool = True) -> None:
+    def __init__(
+        self,
+        app: AsgiApp,
+        recorder: Recorder,
+        *,
+        require_user: bool = True,
+        local_user: str | None = None,
+    ) -> None:
         self.app = app
         self.recorder = recorder
         self.require_user = require_user
+        # ``make dev`` on loopback has no proxy: its actions are the local user's.
+        self.local_user = local_user
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].rstrip("/").endswith("/graphql"):
@@ -193,7 +208,7 @@ class UiGuard:
             return None
         actor = next(
             (value.strip() for h in USER_HEADERS if (value := _header(scope, h)) and value.strip()),
-            None,
+            self.local_user,
         )
         if actor is None and self.require_user:
             return 403, "a UI action needs the signed-in user: reach the UI through the proxy"
@@ -267,8 +282,14 @@ def serve(
     port: int = 3000,
     path_prefix: str = "",
     recorder: Recorder | None = None,
+    local: bool = False,
 ) -> None:
-    """Serve Dagster's own app (``dagster-webserver``'s) behind ``UiGuard`` until stopped."""
+    """Serve Dagster's own app (``dagster-webserver``'s) behind ``UiGuard`` until stopped,
+    with the report folders at ``/files/`` (``report_files``).
+
+    ``local`` (``make dev``): no proxy in front, so UI actions are recorded as the local
+    user's; only on a loopback address, never on a socket a proxy serves.
+    """
     import uvicorn
     from dagster import DagsterInstance
     from dagster._core.workspace.context import WorkspaceProcessContext
@@ -276,7 +297,14 @@ def serve(
     from dagster_webserver.app import create_app_from_workspace_process_context
     from dagster_webserver.version import __version__
 
+    from acs_khaos_dagster.config import load_settings
+    from acs_khaos_dagster.report_files import ReportFiles
+
+    if local and (uds is not None or host not in LOOPBACK):
+        raise ValueError("a local webserver (no proxy) listens on loopback only")
+    local_user = f"local:{getpass.getuser()}" if local else None
     guard_recorder = recorder or store_recorder()
+    data_dir = load_settings().data_dir
     with (
         DagsterInstance.get() as instance,
         WorkspaceProcessContext(
@@ -288,7 +316,8 @@ def serve(
         # As dagster-webserver does: statement timeout 15 s, pool recycle 1 h, overflow 20.
         instance.optimize_for_webserver(15000, 3600, 20)
         app = create_app_from_workspace_process_context(context, path_prefix)
-        guarded = UiGuard(app, guard_recorder)
+        files = ReportFiles(app, data_dir, path_prefix=path_prefix)
+        guarded = UiGuard(files, guard_recorder, local_user=local_user)
         if uds is not None:
             if uds.exists():
                 uds.unlink()  # left by a previous run; uvicorn cannot bind over it

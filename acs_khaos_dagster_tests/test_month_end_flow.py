@@ -10,14 +10,16 @@ and one credit pending review.
 from __future__ import annotations
 
 import csv
+import re
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
-from urllib.parse import urlparse
-from urllib.request import url2pathname
+from urllib.parse import unquote
 
 import pandas as pd
 import pytest
 from dagster import (
+    AssetKey,
     DagsterInstance,
     RunRequest,
     SkipReason,
@@ -30,7 +32,9 @@ from openpyxl import load_workbook
 from acs_khaos_dagster.config import OwnerTargets
 from acs_khaos_dagster.defs.common import write_parquet_atomically
 from acs_khaos_dagster.defs.month_end import (
+    PACK_TAG,
     month_end_pack,
+    month_end_pack_preview,
     month_end_schedule,
     workflow_audit_report,
 )
@@ -43,6 +47,12 @@ from acs_khaos_dagster.domain.reconciliation import (
     order_to_cash,
     returns_reconciliation,
     stock_reconciliation,
+)
+from acs_khaos_dagster.report_files import served_path
+from acs_khaos_dagster.reports.pack_registry import (
+    HEADLINE_FIGURES,
+    SummaryFigure,
+    metadata_figures,
 )
 
 MONTH = "2026-03"
@@ -238,8 +248,16 @@ def _summary_sheet(workbook: Path) -> dict[str, float]:
 # --- the pack ------------------------------------------------------------------------------
 
 
-def _file(uri: str) -> Path:
-    return Path(url2pathname(urlparse(uri).path))
+def _file(data_dir: Path, url: str) -> Path:
+    """The file a ``/files/...`` link in the metadata opens (what the webserver serves)."""
+    assert url.startswith("/files/"), url
+    found = served_path(data_dir, unquote(url.removeprefix("/files/")))
+    assert found is not None, url
+    return found
+
+
+def _run_tags(result, instance: DagsterInstance) -> dict[str, str]:
+    return instance.get_run_by_id(result.run_id).tags
 
 
 def test_the_pack_of_a_reconciled_month_is_written_with_its_totals_in_the_metadata(
@@ -251,24 +269,48 @@ def test_the_pack_of_a_reconciled_month_is_written_with_its_totals_in_the_metada
 
     meta = _metadata(result, "month_end_pack")
     folder = data_dir / "month_end" / MONTH
-    # Links the UI renders: finance clicks through to the files.
-    assert meta["workbook"] == (folder / f"month_end_{MONTH}.xlsx").resolve().as_uri()
-    assert _file(meta["html"]).exists() and (folder / "order_to_cash.csv").exists()
+    # Links the UI renders: finance clicks through to the files the webserver serves.
+    assert meta["workbook"] == f"/files/month_end/{MONTH}/month_end_{MONTH}.xlsx"
+    assert _file(data_dir, meta["workbook"]) == folder / f"month_end_{MONTH}.xlsx"
+    assert _file(data_dir, meta["html"]).exists() and (folder / "order_to_cash.csv").exists()
+    assert meta["csv_folder"] == f"/files/month_end/{MONTH}" and meta["folder"] == str(folder)
     assert meta["pack"].startswith("FINAL") and "| figure | value |" in meta["summary"]
     assert "£" in meta["summary"]
-    sheet = _summary_sheet(_file(meta["workbook"]))
-    totals = {k: meta[k] for k in sheet}
-    assert totals == pytest.approx(sheet)
+    sheet = _summary_sheet(_file(data_dir, meta["workbook"]))
+    headline = {k: sheet[k] for k in HEADLINE_FIGURES}
+    shown = {
+        k: meta.get(k.replace("-", "_"), meta.get(k.replace("-", "_") + "_gbp")) for k in sheet
+    }
+    assert {k: v for k, v in shown.items() if k in HEADLINE_FIGURES} == pytest.approx(headline)
     # The dress on the 31st: ACS 7, Level 16 → 9 units, £180 unexplained.
-    assert meta["unexplained-drift-units"] == 9
-    assert meta["unexplained-drift-value"] == pytest.approx(180.0)
-    # SO2-1 is posted nowhere; SO4-1's invoice was issued on 1 April, after the cut-off;
-    # SO3-1 left on 1 April UK time, so it is not in March.
-    assert meta["shipments-not-invoiced"] == 2
-    assert meta["value-despatched-not-posted"] == pytest.approx(80.50)
-    assert meta["credits-review-value"] == pytest.approx(60.0)
+    assert meta["unexplained_drift_units"] == 9
+    assert meta["unexplained_drift_value_gbp"] == 180.0
+    # SO2-1 is posted nowhere (£80.50); SO4-1's invoice was issued on 1 April, after the
+    # cut-off (£99); SO3-1 left on 1 April UK time, so it is not in March.
+    assert meta["shipments_not_invoiced"] == 2
+    assert meta["value_despatched_not_invoiced_gbp"] == 179.50
+    assert meta["credits_review_value_gbp"] == 60.0
     # Inspection holds 2 dresses at £20, quarantine 1 coat at £45.50.
-    assert meta["non-sellable-value"] == pytest.approx(85.50)
+    assert meta["non_sellable_value_gbp"] == 85.50
+    assert _run_tags(result, instance)[PACK_TAG] == "final"
+
+
+def test_the_packs_metadata_labels_are_snake_case_with_money_in_pounds_to_the_penny(
+    data_dir: Path, instance: DagsterInstance
+) -> None:
+    """Issue 22: after the £ table, one label style and no raw floats; only the sign-off
+    figures are repeated as numbers (the table has them all)."""
+    write_month(data_dir)
+
+    meta = _metadata(_materialise([month_end_pack], instance), "month_end_pack")
+
+    assert list(meta)[:2] == ["pack", "summary"]
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", label) for label in meta), list(meta)
+    numbers = {k: v for k, v in meta.items() if isinstance(v, int | float)}
+    money = {k: v for k, v in numbers.items() if isinstance(v, float)}
+    assert money and all(label.endswith("_gbp") for label in money), money
+    assert all(round(v, 2) == v for v in money.values()), money
+    assert len(numbers) <= len(HEADLINE_FIGURES) + 4, sorted(numbers)
 
 
 def test_the_pack_ages_shipments_at_the_month_end_cut_off(
@@ -306,13 +348,13 @@ def test_a_preview_of_an_open_month_is_built_as_at_the_newest_day_and_says_so(
 ) -> None:
     write_month(data_dir, skip={date(2026, 3, d) for d in range(20, 32)})
 
-    preview = {"ops": {"month_end_pack": {"config": {"preview": True}}}}
-    result = _materialise([month_end_pack], instance, run_config=preview)
+    result = _materialise([month_end_pack_preview], instance)
 
-    meta = _metadata(result, "month_end_pack")
-    assert meta["preview"] is True and meta["days_not_reconciled"] == 12
-    assert "PREVIEW" in _file(meta["html"]).read_text(encoding="utf-8")
+    meta = _metadata(result, "month_end_pack_preview")
+    assert meta["days_not_reconciled"] == 12 and "preview" not in meta
+    assert "PREVIEW" in _file(data_dir, meta["html"]).read_text(encoding="utf-8")
     assert meta["pack"].startswith("PREVIEW") and next(iter(meta)) == "pack"
+    assert meta["workbook"] == f"/files/month_end/{MONTH}/preview/month_end_{MONTH}_preview.xlsx"
     # Issue 17 point 9: as at its own moment (the 19th's end), aged then, in its own files.
     assert meta["as_at"] == "2026-03-19T23:59:59+00:00"
     folder = data_dir / "month_end" / MONTH / "preview"
@@ -320,6 +362,37 @@ def test_a_preview_of_an_open_month_is_built_as_at_the_newest_day_and_says_so(
         rows = {r["shipment_id"]: r for r in csv.DictReader(handle)}
     assert rows["SO1-1"]["age_days"] == "17"  # 2 March 10:00 to 19 March 23:59:59
     assert not (data_dir / "month_end" / MONTH / f"month_end_{MONTH}.xlsx").exists()
+
+
+def test_a_preview_is_its_own_asset_so_the_month_never_shows_a_final_pack_and_its_run_says_so(
+    data_dir: Path, instance: DagsterInstance
+) -> None:
+    """Issue 22: a preview must not look final: the month of ``month_end_pack`` stays not
+    materialised, and the run is tagged ``month_end/pack: preview``."""
+    write_month(data_dir, skip={date(2026, 3, d) for d in range(20, 32)})
+
+    result = _materialise([month_end_pack_preview], instance)
+
+    assert _run_tags(result, instance)[PACK_TAG] == "preview"
+    assert instance.get_materialized_partitions(AssetKey("month_end_pack")) == set()
+    assert instance.get_materialized_partitions(AssetKey("month_end_pack_preview")) == {MONTH}
+
+
+def test_a_previews_refund_days_left_are_counted_at_its_own_moment_not_the_months_end(
+    data_dir: Path, instance: DagsterInstance
+) -> None:
+    """Issue 22: R2's credit (received 25 March) awaits review; its refund is due by the end
+    of 8 April UK time (14 days after the day of receipt: 8 April 23:00 UTC). A preview as
+    at the end of the 27th has 11 whole days left, not the 8 left at the month's end."""
+    write_month(data_dir, skip={date(2026, 3, d) for d in range(28, 32)})
+
+    meta = _metadata(_materialise([month_end_pack_preview], instance), "month_end_pack_preview")
+
+    assert meta["as_at"] == "2026-03-27T23:59:59+00:00"
+    with (data_dir / "month_end" / MONTH / "preview" / "returns_preview.csv").open() as handle:
+        rows = {r["part"]: r for r in csv.DictReader(handle)}
+    assert rows["U3"]["credit_status"] == "review"
+    assert rows["U3"]["refund_days_left"] == "11"
 
 
 def test_a_despatch_on_the_31st_invoiced_on_the_1st_is_an_accrual_in_the_months_pack(
@@ -351,9 +424,19 @@ def test_rebuilding_a_past_month_after_a_cost_change_gives_the_same_figures(
 
     again = _metadata(_materialise([month_end_pack], instance), "month_end_pack")
 
-    figures = [k for k in first if isinstance(first[k], int | float) and k != "preview"]
+    figures = [k for k in first if isinstance(first[k], int | float)]
     assert {k: again[k] for k in figures} == {k: first[k] for k in figures}
-    assert again["non-sellable-value"] == pytest.approx(85.50)
+    assert again["non_sellable_value_gbp"] == 85.50
+
+
+def test_a_money_figure_is_metadata_in_pounds_to_the_penny_and_a_count_an_integer() -> None:
+    figures = [
+        SummaryFigure("stock-value", "Stock value", "money", Decimal("12.345"), "sheet"),
+        SummaryFigure("stock-units", "Stock units", "int", 7, "sheet"),
+        SummaryFigure("in-transit-units", "In transit", "int", 1, "sheet"),
+    ]
+
+    assert metadata_figures(figures) == {"stock_value_gbp": 12.35, "stock_units": 7}
 
 
 def test_a_day_missing_one_table_is_named_with_that_table() -> None:
@@ -388,8 +471,10 @@ def test_the_audit_report_is_written_for_the_month(
     result = _materialise([workflow_audit_report], instance)
 
     meta = _metadata(result, "workflow_audit_report")
-    assert Path(meta["html"]) == data_dir / "audit" / MONTH / "audit_report.html"
-    assert Path(meta["html"]).exists()
+    assert meta["html"] == f"/files/audit/{MONTH}/audit_report.html"
+    assert _file(data_dir, meta["html"]) == data_dir / "audit" / MONTH / "audit_report.html"
+    assert _file(data_dir, meta["html"]).exists()
+    assert meta["folder"] == str(data_dir / "audit" / MONTH)
     assert (meta["orders"], meta["shipments"]) == (1, 1)
     assert meta["release_to_despatch_p50_hours"] == 25.0
     assert meta["despatch_to_posting_p95_hours"] == 1.5

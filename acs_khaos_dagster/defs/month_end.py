@@ -1,21 +1,25 @@
-"""Month end and audit (group ``reconciliation``): the finance month-end pack, its schedule
-on the first working day of the month, and the workflow audit report.
+"""Month end and audit (group ``finance``): the finance month-end pack, its preview while
+the month is open, its schedule on the first working day of the month, and the workflow
+audit report.
 
-Both assets are partitioned by month (Europe/London) and only *read* what the daily
-reconciliation stored under ``<data_dir>/reconciliation/``; rebuilding a past month from
-the UI gives the same figures for the same stored days.
+The assets are partitioned by month (Europe/London) and only *read* what the daily
+reconciliation stored under ``<data_dir>/reconciliation/`` (each month's partition
+depends on every day of that month of the daily assets it reads); rebuilding a past month
+from the UI gives the same figures for the same stored days. Their files are linked as
+``/files/...`` URLs, which the webserver serves (``report_files``), with the folder's path
+as text beside them.
 """
 
 from collections.abc import Iterator
 from datetime import time
-from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from dagster import (
+    AssetDep,
     AssetExecutionContext,
     AssetSelection,
-    Config,
     Definitions,
     Failure,
     MetadataValue,
@@ -23,13 +27,14 @@ from dagster import (
     RunRequest,
     ScheduleEvaluationContext,
     SkipReason,
+    TimeWindowPartitionMapping,
     asset,
     define_asset_job,
     schedule,
 )
 
 from acs_khaos_dagster.clock import integration_now
-from acs_khaos_dagster.config import SettingsError, load_settings
+from acs_khaos_dagster.config import Settings, SettingsError, load_settings
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 from acs_khaos_dagster.defs.common import markdown_table
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
@@ -37,62 +42,75 @@ from acs_khaos_dagster.domain import month_end as me
 from acs_khaos_dagster.domain.month_end import FINANCE_CALENDAR, month_closed_on
 from acs_khaos_dagster.domain.sla import WorkingCalendar
 from acs_khaos_dagster.flows.audit_report import build_audit_report
-from acs_khaos_dagster.flows.month_end_pack import build_month_end_pack
-from acs_khaos_dagster.reports.pack_registry import summary_markdown
+from acs_khaos_dagster.flows.month_end_pack import PackResult, build_month_end_pack
+from acs_khaos_dagster.report_files import report_url
+from acs_khaos_dagster.reports.pack_registry import metadata_figures, summary_markdown
 
 UK_TIME_ZONE = "Europe/London"
 MONTHS = MonthlyPartitionsDefinition(
     start_date="2026-01", timezone=UK_TIME_ZONE, end_offset=0, fmt="%Y-%m"
 )
 MONTH_END_AT = time(6, 0)
+GROUP = "finance"
+# A month's partition reads every daily partition inside it (daily -> monthly).
+DAYS_OF_THE_MONTH = TimeWindowPartitionMapping()
+# The run tag (and asset tag) that says which kind of pack a run built.
+PACK_TAG = "month_end/pack"
 
 
-def _plain(value: int | Decimal) -> int | float:
-    return value if isinstance(value, int) else float(value)
+def _days_of_the_month(*names: str) -> list[AssetDep]:
+    return [AssetDep(name, partition_mapping=DAYS_OF_THE_MONTH) for name in names]
 
 
-# --- the month-end pack ----------------------------------------------------------------------
-
-
-class MonthEndConfig(Config):
-    """``preview`` builds the pack while the month is open, as at its own moment (the end of
-    the newest reconciled day, or now), marked PREVIEW on every sheet, file and page and
-    written to its own files; the scheduled month-end run never does."""
-
-    preview: bool = False
-
-
-@asset(
-    group_name="reconciliation",
-    kinds={"excel", "html", "csv"},
-    partitions_def=MONTHS,
-    # Every day of the month's reconciliations (daily -> monthly).
-    deps=[
-        "stock_reconciliation",
-        "order_status_reconciliation",
-        "order_to_cash_reconciliation",
-        "returns_reconciliation",
-        "integration_exceptions",
-    ],
-    description="The finance month-end pack for one month (as at 23:59:59 UK time on its last "
-    "day): an XLSX workbook, the same tables as CSVs and an HTML report, built from the stored "
-    "daily reconciliation, with the cut-off accruals, the differences within tolerance and the "
-    "month's stock adjustments. Refuses to build while a day of the month is not reconciled "
-    "(unless asked for a preview).",
+PACK_DEPS = _days_of_the_month(
+    "stock_reconciliation",
+    "order_status_reconciliation",
+    "order_to_cash_reconciliation",
+    "returns_reconciliation",
+    "integration_exceptions",
 )
-def month_end_pack(
+# What the audit report reads: the days' stock tables and drift (stock), workflow events
+# (order status) and exceptions, and the store's release, despatch and posting times,
+# which the (unpartitioned) order release, ACS shipments and despatch postings write.
+AUDIT_DEPS = [
+    *_days_of_the_month(
+        "stock_reconciliation", "order_status_reconciliation", "integration_exceptions"
+    ),
+    AssetDep("acs_order_release"),
+    AssetDep("acs_shipments"),
+    AssetDep("khaos_shipment_postings"),
+]
+
+
+def _link(conf: Settings, path: Path) -> MetadataValue:
+    """A link the UI opens (the webserver's ``/files/``), or the path as text if unserved."""
+    url = report_url(conf.data_dir, path)
+    return MetadataValue.url(url) if url else MetadataValue.path(str(path))
+
+
+# --- the month-end pack and its preview ------------------------------------------------------
+# A preview is its own asset, not a materialisation of ``month_end_pack`` with a flag: a
+# controller reads a month of ``month_end_pack`` shown as materialised (green) as "the pack
+# for this month is final", and its latest materialisation as the figures to post. A
+# preview built mid-month must change neither, so it lands on ``month_end_pack_preview``
+# (its own files under ``preview/``), and its runs are tagged ``month_end/pack: preview``.
+
+
+def _build_pack(
     context: AssetExecutionContext,
-    config: MonthEndConfig,
     settings: SettingsResource,
     store: StoreResource,
     khaos: KhaosApiResource,
+    *,
+    preview: bool,
 ) -> None:
+    context.instance.add_run_tags(context.run.run_id, {PACK_TAG: "preview" if preview else "final"})
     conf = settings.load()
     month = context.partition_key
     try:
         with store.connect() as db, khaos.client() as client:
             built = build_month_end_pack(
-                conf, db, month, preview=config.preview, now=integration_now(conf), khaos=client
+                conf, db, month, preview=preview, now=integration_now(conf), khaos=client
             )
     except me.MonthIncomplete as exc:
         raise Failure(
@@ -104,39 +122,83 @@ def month_end_pack(
                 "missing_day_count": len(exc.missing),
             },
         ) from None
+    context.add_output_metadata(_pack_metadata(conf, month, built, preview))
+
+
+def _pack_metadata(conf: Settings, month: str, built: PackResult, preview: bool) -> dict:
     files, tables = built.files, built.tables
     as_at = tables.as_at.astimezone(conf.tz).strftime("%d %b %Y %H:%M") if tables.as_at else ""
     metadata: dict[str, Any] = {
-        # First, so a preview cannot be taken for the final pack on the asset's page.
+        # First, so the kind of pack is the first thing read on the asset's page.
         "pack": f"PREVIEW as at {as_at} (UK time) — not for posting"
-        if config.preview
+        if preview
         else f"FINAL, as at the cut-off {as_at} (UK time)",
+        # What finance reads: every figure, in £ with pence.
         "summary": MetadataValue.md(summary_markdown(files.summary)),
-        "workbook": MetadataValue.url(files.workbook.resolve().as_uri()),
-        "html": MetadataValue.url(files.html.resolve().as_uri()),
-        "csv_folder": MetadataValue.url(files.workbook.parent.resolve().as_uri()),
+        "workbook": _link(conf, files.workbook),
+        "html": _link(conf, files.html),
+        "csv_folder": _link(conf, files.workbook.parent),
+        "folder": MetadataValue.path(str(files.workbook.parent)),
         "month": month,
         "as_at": tables.as_at.isoformat() if tables.as_at else "",
-        "csv_files": MetadataValue.json({k: str(v) for k, v in files.csvs.items()}),
+        "days_not_reconciled": built.days_not_reconciled,
     }
-    metadata.update({key: _plain(value) for key, value in files.totals().items()})
-    metadata["preview"] = config.preview
-    metadata["days_not_reconciled"] = built.days_not_reconciled
+    metadata.update(metadata_figures(files.summary))
     metadata["stock_rows"] = len(tables.stock_reconciliation)
     metadata["shipments"] = len(tables.order_to_cash)
     metadata["returned_units"] = len(tables.returns)
-    context.add_output_metadata(metadata)
+    return metadata
+
+
+@asset(
+    group_name=GROUP,
+    kinds={"excel", "html", "csv"},
+    partitions_def=MONTHS,
+    deps=PACK_DEPS,
+    tags={PACK_TAG: "final"},
+    description="The finance month-end pack for one month (as at 23:59:59 UK time on its last "
+    "day): an XLSX workbook, the same tables as CSVs and an HTML report, built from the stored "
+    "daily reconciliation, with the cut-off accruals, the differences within tolerance and the "
+    "month's stock adjustments. Refuses to build while a day of the month is not reconciled "
+    "(month_end_pack_preview builds a preview meanwhile).",
+)
+def month_end_pack(
+    context: AssetExecutionContext,
+    settings: SettingsResource,
+    store: StoreResource,
+    khaos: KhaosApiResource,
+) -> None:
+    _build_pack(context, settings, store, khaos, preview=False)
+
+
+@asset(
+    group_name=GROUP,
+    kinds={"excel", "html", "csv"},
+    partitions_def=MONTHS,
+    deps=PACK_DEPS,
+    tags={PACK_TAG: "preview"},
+    description="PREVIEW of the month-end pack while the month is open — not for posting: "
+    "as at its own moment (the end of the newest reconciled day, or now), marked PREVIEW on "
+    "every sheet, file and page, written to the month's preview/ folder. Never replaces or "
+    "stands for month_end_pack.",
+)
+def month_end_pack_preview(
+    context: AssetExecutionContext,
+    settings: SettingsResource,
+    store: StoreResource,
+    khaos: KhaosApiResource,
+) -> None:
+    _build_pack(context, settings, store, khaos, preview=True)
 
 
 # --- the workflow audit report ---------------------------------------------------------------
 
 
 @asset(
-    group_name="reconciliation",
+    group_name=GROUP,
     kinds={"html", "csv"},
     partitions_def=MONTHS,
-    # Every day of the month's reconciliations (daily -> monthly).
-    deps=["order_status_reconciliation", "integration_exceptions"],
+    deps=AUDIT_DEPS,
     description="The workflow audit for one month: release → despatch → posting → invoice "
     "latencies (p50/p95), exception rates by type and owner, the drift trend and the largest "
     "sources of delay, as an HTML page and CSVs.",
@@ -151,8 +213,9 @@ def workflow_audit_report(
     files = report.files
     metadata: dict[str, Any] = {
         "month": month,
-        "html": MetadataValue.path(str(files.html)),
-        "csv_files": MetadataValue.json({k: str(v) for k, v in files.csvs.items()}),
+        "html": _link(conf, files.html),
+        "csv_folder": _link(conf, files.html.parent),
+        "folder": MetadataValue.path(str(files.html.parent)),
         "orders": report.orders,
         "shipments": report.shipments,
         "exceptions_opened": report.exceptions_opened,
@@ -184,6 +247,11 @@ month_end_job = define_asset_job(
     selection=AssetSelection.assets(month_end_pack, workflow_audit_report),
     description="The month-end pack and the workflow audit report of one month.",
 )
+month_end_preview_job = define_asset_job(
+    "month_end_preview_job",
+    selection=AssetSelection.assets(month_end_pack_preview, workflow_audit_report),
+    description="While a month is open: a PREVIEW of its pack and its audit report so far.",
+)
 
 
 @schedule(
@@ -210,7 +278,7 @@ def month_end_schedule(context: ScheduleEvaluationContext) -> Iterator[RunReques
 
 
 defs = Definitions(
-    assets=[month_end_pack, workflow_audit_report],
-    jobs=[month_end_job],
+    assets=[month_end_pack, month_end_pack_preview, workflow_audit_report],
+    jobs=[month_end_job, month_end_preview_job],
     schedules=[month_end_schedule],
 )

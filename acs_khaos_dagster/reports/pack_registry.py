@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pandas as pd
 
@@ -74,3 +74,43 @@ def summary_markdown(figures: Iterable[SummaryFigure]) -> str:
         value = f"£{figure.value:,.2f}" if figure.kind == "money" else f"{figure.value:,}"
         rows.append(f"| {figure.label} | {value} |")
     return "\n".join(rows)
+
+
+# The figures a pack's materialisation carries as numbers, besides the £ summary table
+# (which has every figure and is what finance reads): the sign-off figures, which the
+# Dagster UI plots month by month and the demo prints.
+HEADLINE_FIGURES = (
+    "stock-units",
+    "stock-value",
+    "non-sellable-value",
+    "unexplained-drift-units",
+    "unexplained-drift-value",
+    "shipments-not-invoiced",
+    "value-despatched-not-invoiced",
+    "accrual-shipments",
+    "accrual-net-value",
+    "credits-review-count",
+    "credits-review-value",
+    "open-exceptions",
+    "open-exceptions-over-target",
+)
+PENNY = Decimal("0.01")
+
+
+def metadata_figures(
+    figures: Iterable[SummaryFigure], keys: Iterable[str] = HEADLINE_FIGURES
+) -> dict[str, int | float]:
+    """``keys``' figures as metadata: snake_case labels, money in £ to the penny and named
+    ``<label>_gbp``, counts as integers; a figure the pack does not have is left out."""
+    by_key = {figure.key: figure for figure in figures}
+    out: dict[str, int | float] = {}
+    for key in keys:
+        figure = by_key.get(key)
+        if figure is None:
+            continue
+        label = key.replace("-", "_")
+        if figure.kind == "money":
+            out[f"{label}_gbp"] = float(Decimal(figure.value).quantize(PENNY, ROUND_HALF_UP))
+        else:
+            out[label] = int(figure.value)
+    return out

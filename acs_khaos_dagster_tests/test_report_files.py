@@ -1,0 +1,210 @@
+"""The report links of the UI: ``/files/`` serves the report folders of the data folder,
+read-only, and nothing else (acs_khaos_dagster/report_files.py).
+
+The requests are ASGI scopes as uvicorn builds them (the path already percent-decoded),
+so a traversal arrives exactly as it would from a browser or curl.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import anyio
+import pytest
+
+from acs_khaos_dagster.report_files import ReportFiles, report_url, served_path
+from acs_khaos_dagster.webserver import UiAction, UiGuard, serve
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Dagster:
+    """Stands in for Dagster's app: answers 200 "dagster" to whatever reaches it."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        self.paths.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"dagster"})
+
+
+def call(app, path: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:  # type: ignore[no-untyped-def]
+    """One request through ``app``: (status, headers, body)."""
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "query_string": b"", "headers": []}
+    anyio.run(app, scope, receive, send)
+    headers = {k.decode(): v.decode() for k, v in sent[0].get("headers", [])}
+    return sent[0]["status"], headers, b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    pack = data / "month_end" / "2026-03"
+    (pack / "preview").mkdir(parents=True)
+    (pack / "month_end_2026-03.html").write_text("<h1>FINAL</h1>", encoding="utf-8")
+    (pack / "month_end_2026-03.xlsx").write_bytes(b"PK\x03\x04 workbook")
+    (pack / "order_to_cash.csv").write_text("shipment_id\nSO1-1\n", encoding="utf-8")
+    (pack / ".summary.csv.tmp").write_text("half written", encoding="utf-8")
+    (data / "audit" / "2026-03").mkdir(parents=True)
+    (data / "audit" / "2026-03" / "audit_report.html").write_text("audit", encoding="utf-8")
+    (data / "products").mkdir()
+    (data / "products" / "not_ready_for_sale.csv").write_text("sku\nX\n", encoding="utf-8")
+    (data / "products" / "sku_master.parquet").write_bytes(b"costs")
+    (data / "integration.sqlite").write_bytes(b"SQLite format 3 every order")
+    (tmp_path / "secret.env").write_text("ACS_KHAOS_KHAOS__API_KEY=s3cret", encoding="utf-8")
+    return data
+
+
+@pytest.fixture
+def app(data_dir: Path) -> ReportFiles:
+    return ReportFiles(Dagster(), data_dir)
+
+
+def test_a_pack_page_is_served_sandboxed_and_the_workbook_as_a_download(app: ReportFiles) -> None:
+    status, headers, body = call(app, "/files/month_end/2026-03/month_end_2026-03.html")
+    assert (status, body) == (200, b"<h1>FINAL</h1>")
+    assert headers["content-type"] == "text/html; charset=utf-8"
+    # The page is on the UI's origin: it may run no script there.
+    assert headers["content-security-policy"].startswith("sandbox")
+    assert headers["x-content-type-options"] == "nosniff"
+
+    status, headers, body = call(app, "/files/month_end/2026-03/month_end_2026-03.xlsx")
+    assert (status, body) == (200, b"PK\x03\x04 workbook")
+    assert headers["content-disposition"].startswith("attachment;")
+
+
+def test_the_audit_report_and_the_not_ready_csv_are_served(app: ReportFiles) -> None:
+    assert call(app, "/files/audit/2026-03/audit_report.html")[0] == 200
+    assert call(app, "/files/products/not_ready_for_sale.csv")[2] == b"sku\nX\n"
+
+
+def test_a_pack_folder_lists_its_reports_but_no_hidden_file(app: ReportFiles) -> None:
+    status, _, body = call(app, "/files/month_end/2026-03/")
+    page = body.decode()
+    assert status == 200
+    assert 'href="/files/month_end/2026-03/order_to_cash.csv"' in page
+    assert "preview/" in page and ".tmp" not in page
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/files/integration.sqlite",
+        "/files/products/sku_master.parquet",
+        "/files/products/",
+        "/files/",
+        "/files/../secret.env",
+        "/files/month_end/../integration.sqlite",
+        "/files/month_end/2026-03/../../integration.sqlite",
+        "/files/month_end/2026-03/../../../secret.env",
+        "/files/month_end/./2026-03/order_to_cash.csv",
+        "/files/month_end//2026-03/order_to_cash.csv",
+        "/files/month_end/2026-03/.summary.csv.tmp",
+        "/files/month_end\\..\\integration.sqlite",
+        "/files/month_end/2026-03/order_to_cash.csv\x00.html",
+        "/files/audit/2026-03/missing.html",
+    ],
+)
+def test_anything_outside_the_report_folders_is_not_found(
+    app: ReportFiles, path: str, data_dir: Path
+) -> None:
+    status, _, body = call(app, path)
+    assert status == 404, path
+    assert b"SQLite" not in body and b"s3cret" not in body and b"costs" not in body
+
+
+def test_a_symlink_out_of_a_report_folder_is_refused(app: ReportFiles, data_dir: Path) -> None:
+    pack = data_dir / "month_end" / "2026-03"
+    (pack / "store.csv").symlink_to(data_dir / "integration.sqlite")
+    (pack / "secrets").symlink_to(data_dir.parent, target_is_directory=True)
+    (data_dir / "audit" / "2026-04").symlink_to(data_dir, target_is_directory=True)
+    # Even a link to a report beside it: no link is followed, whatever it points at.
+    (pack / "copy.csv").symlink_to(pack / "order_to_cash.csv")
+
+    for path in (
+        "/files/month_end/2026-03/store.csv",
+        "/files/month_end/2026-03/secrets/secret.env",
+        "/files/audit/2026-04/integration.sqlite",
+        "/files/audit/2026-04/",
+        "/files/month_end/2026-03/copy.csv",
+    ):
+        assert call(app, path)[0] == 404, path
+    listed = call(app, "/files/month_end/2026-03/")[2].decode()
+    assert "store.csv" not in listed and "secrets" not in listed
+
+
+def test_a_report_folder_that_is_itself_a_symlink_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "report.html").write_text("not ours", encoding="utf-8")
+    (data / "month_end").symlink_to(elsewhere, target_is_directory=True)
+
+    assert call(ReportFiles(Dagster(), data), "/files/month_end/report.html")[0] == 404
+
+
+def test_files_are_read_only_and_everything_else_goes_to_dagster(app: ReportFiles) -> None:
+    status, headers, _ = call(app, "/files/month_end/2026-03/order_to_cash.csv", "POST")
+    assert status == 405 and headers["allow"] == "GET, HEAD"
+    status, headers, body = call(app, "/files/month_end/2026-03/order_to_cash.csv", "HEAD")
+    assert (status, body) == (200, b"") and headers["content-length"] == "18"
+    assert call(app, "/assets/month_end_pack") == (200, {}, b"dagster")
+    assert call(app, "/filesystem")[2] == b"dagster"
+
+
+def test_a_report_gets_a_files_url_and_anything_else_none(data_dir: Path) -> None:
+    pack = data_dir / "month_end" / "2026-03" / "month_end_2026-03.html"
+    assert report_url(data_dir, pack) == "/files/month_end/2026-03/month_end_2026-03.html"
+    assert report_url(data_dir, data_dir / "integration.sqlite") is None
+    assert report_url(data_dir, data_dir.parent / "secret.env") is None
+    assert served_path(data_dir, "month_end/2026-03/month_end_2026-03.html") == pack
+
+
+def test_make_dev_serves_the_ui_through_the_wrapper_beside_the_daemon() -> None:
+    recipe = subprocess.run(
+        ["make", "-n", "dev"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert "acs-khaos webserver --local -w workspace.yaml -h 127.0.0.1" in recipe
+    assert "dagster-daemon run -w workspace.yaml &" in recipe
+    assert "dagster dev" not in recipe
+
+
+def test_a_local_webserver_refuses_any_address_but_loopback(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="loopback"):
+        serve(tmp_path / "workspace.yaml", host="0.0.0.0", local=True)
+    with pytest.raises(ValueError, match="loopback"):
+        serve(tmp_path / "workspace.yaml", uds=tmp_path / "web.sock", local=True)
+
+
+def test_without_a_proxy_a_ui_action_is_recorded_as_the_local_user() -> None:
+    actions: list[UiAction] = []
+    guard = UiGuard(Dagster(), actions.append, local_user="local:alice")
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": b'{"query": "mutation { setNuxSeen }"}'}
+
+    async def send(message: dict) -> None:
+        return None
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/graphql",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+    }
+    anyio.run(guard, scope, receive, send)
+
+    assert [(a.actor, a.fields) for a in actions] == [("local:alice", ("setNuxSeen",))]
