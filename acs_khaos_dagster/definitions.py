@@ -107,8 +107,6 @@ OWNER_OF_CHECK = {
     # A refund past its deadline is finance's, as the refund_due exception is.
     "no_refund_breached": "team:finance",
 }
-# What finance opens at the month end sits in its own group.
-FINANCE_OUTPUTS = {"month_end_pack", "workflow_audit_report"}
 
 
 def _freshness() -> dict[str, FreshnessPolicy]:
@@ -151,7 +149,7 @@ def _column_schemas() -> dict[AssetKey, TableSchemaMetadataValue]:
 
 
 def _catalogued(spec: AssetSpec, schemas: dict[AssetKey, TableSchemaMetadataValue]) -> AssetSpec:
-    group = "finance" if spec.key.to_user_string() in FINANCE_OUTPUTS else spec.group_name
+    group = spec.group_name
     name = spec.key.to_user_string()
     owner = OWNER_OF_ASSET.get(name) or OWNER_OF_GROUP.get(group or "", "team:integration")
     owners = list(spec.owners) or [owner]

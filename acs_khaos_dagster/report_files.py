@@ -43,8 +43,8 @@ AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ROUTE = "/files/"
 # Under the data folder: the month-end packs (finals and previews), the workflow audit
-# reports, and ecommerce's list of SKUs not ready for sale.
-SERVED_DIRS = ("month_end", "audit")
+# reports, the brand's overview (the team's), and ecommerce's list of SKUs not ready for sale.
+SERVED_DIRS = ("month_end", "audit", "overview")
 SERVED_FILES = ("products/not_ready_for_sale.csv",)
 SHOWN_INLINE = {".html", ".htm", ".txt"}
 HEADERS = [

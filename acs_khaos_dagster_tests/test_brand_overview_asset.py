@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -22,6 +21,7 @@ from acs_khaos_dagster.domain.stock_guards import SnapshotTotals
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind
 from acs_khaos_dagster.flows.month_end_pack import PREVIEW_DIR, reconciliation_dir
 from acs_khaos_dagster.store.stock import StockSnapshots
+from acs_khaos_dagster_tests.report_links import served_file
 
 DRIFT = 123.45
 
@@ -123,14 +123,16 @@ def test_the_overview_asset_writes_its_row_as_csv_and_html_in_the_data_folder(
 ) -> None:
     meta = integration.metadata(integration.run("brand_overview"), "brand_overview")
     folder = known_store["settings"].data_dir / "overview"
-    assert Path(meta["csv"]) == folder / "brand_overview.csv"
-    with Path(meta["csv"]).open(encoding="utf-8") as file:
+    data_dir = known_store["settings"].data_dir
+    csv_file, html_file = served_file(data_dir, meta["csv"]), served_file(data_dir, meta["html"])
+    assert csv_file == folder / "brand_overview.csv"  # the link the UI opens
+    with csv_file.open(encoding="utf-8") as file:
         [row] = list(csv.DictReader(file))
     assert (row["open_exceptions"], row["over_target"], row["drift_value"]) == ("3", "1", "123.45")
     assert float(row["snapshot_age_s"]) == 4 * 3600
-    page = Path(meta["html"]).read_text(encoding="utf-8")
+    page = html_file.read_text(encoding="utf-8")
     assert "ecommerce: 1" in page and f"{known_store['month']}: preview only" in page
-    assert Path(meta["html"]).stat().st_mode & 0o077 == 0  # private, like the data folder
+    assert html_file.stat().st_mode & 0o077 == 0  # private, like the data folder
 
 
 def test_an_empty_store_gives_an_overview_with_nothing_to_attend_to(integration) -> None:

@@ -14,7 +14,6 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from urllib.parse import unquote
 
 import pandas as pd
 import pytest
@@ -48,12 +47,12 @@ from acs_khaos_dagster.domain.reconciliation import (
     returns_reconciliation,
     stock_reconciliation,
 )
-from acs_khaos_dagster.report_files import served_path
 from acs_khaos_dagster.reports.pack_registry import (
     HEADLINE_FIGURES,
     SummaryFigure,
     metadata_figures,
 )
+from acs_khaos_dagster_tests.report_links import served_file
 
 MONTH = "2026-03"
 SITES = {1: "Main", 4: "Inspection", 6: "Quarantine"}
@@ -248,14 +247,6 @@ def _summary_sheet(workbook: Path) -> dict[str, float]:
 # --- the pack ------------------------------------------------------------------------------
 
 
-def _file(data_dir: Path, url: str) -> Path:
-    """The file a ``/files/...`` link in the metadata opens (what the webserver serves)."""
-    assert url.startswith("/files/"), url
-    found = served_path(data_dir, unquote(url.removeprefix("/files/")))
-    assert found is not None, url
-    return found
-
-
 def _run_tags(result, instance: DagsterInstance) -> dict[str, str]:
     return instance.get_run_by_id(result.run_id).tags
 
@@ -271,12 +262,12 @@ def test_the_pack_of_a_reconciled_month_is_written_with_its_totals_in_the_metada
     folder = data_dir / "month_end" / MONTH
     # Links the UI renders: finance clicks through to the files the webserver serves.
     assert meta["workbook"] == f"/files/month_end/{MONTH}/month_end_{MONTH}.xlsx"
-    assert _file(data_dir, meta["workbook"]) == folder / f"month_end_{MONTH}.xlsx"
-    assert _file(data_dir, meta["html"]).exists() and (folder / "order_to_cash.csv").exists()
+    assert served_file(data_dir, meta["workbook"]) == folder / f"month_end_{MONTH}.xlsx"
+    assert served_file(data_dir, meta["html"]).exists() and (folder / "order_to_cash.csv").exists()
     assert meta["csv_folder"] == f"/files/month_end/{MONTH}" and meta["folder"] == str(folder)
     assert meta["pack"].startswith("FINAL") and "| figure | value |" in meta["summary"]
     assert "£" in meta["summary"]
-    sheet = _summary_sheet(_file(data_dir, meta["workbook"]))
+    sheet = _summary_sheet(served_file(data_dir, meta["workbook"]))
     headline = {k: sheet[k] for k in HEADLINE_FIGURES}
     shown = {
         k: meta.get(k.replace("-", "_"), meta.get(k.replace("-", "_") + "_gbp")) for k in sheet
@@ -352,7 +343,7 @@ def test_a_preview_of_an_open_month_is_built_as_at_the_newest_day_and_says_so(
 
     meta = _metadata(result, "month_end_pack_preview")
     assert meta["days_not_reconciled"] == 12 and "preview" not in meta
-    assert "PREVIEW" in _file(data_dir, meta["html"]).read_text(encoding="utf-8")
+    assert "PREVIEW" in served_file(data_dir, meta["html"]).read_text(encoding="utf-8")
     assert meta["pack"].startswith("PREVIEW") and next(iter(meta)) == "pack"
     assert meta["workbook"] == f"/files/month_end/{MONTH}/preview/month_end_{MONTH}_preview.xlsx"
     # Issue 17 point 9: as at its own moment (the 19th's end), aged then, in its own files.
@@ -472,8 +463,8 @@ def test_the_audit_report_is_written_for_the_month(
 
     meta = _metadata(result, "workflow_audit_report")
     assert meta["html"] == f"/files/audit/{MONTH}/audit_report.html"
-    assert _file(data_dir, meta["html"]) == data_dir / "audit" / MONTH / "audit_report.html"
-    assert _file(data_dir, meta["html"]).exists()
+    assert served_file(data_dir, meta["html"]) == data_dir / "audit" / MONTH / "audit_report.html"
+    assert served_file(data_dir, meta["html"]).exists()
     assert meta["folder"] == str(data_dir / "audit" / MONTH)
     assert (meta["orders"], meta["shipments"]) == (1, 1)
     assert meta["release_to_despatch_p50_hours"] == 25.0

@@ -11,8 +11,10 @@ from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 
+from acs_khaos_dagster.config import load_settings
 from acs_khaos_dagster.domain.models import Barcode, StockItem
 from acs_khaos_dagster_tests.conftest import IntegrationHarness
+from acs_khaos_dagster_tests.report_links import served_file
 
 PRODUCTS = ("khaos_sku_master", "acs_product_registry", "sku_mapping", "ready_for_sale_skus")
 SYNC = (*PRODUCTS, "acs_sku_push")
@@ -49,7 +51,7 @@ def test_ecommerce_gets_the_skus_not_ready_for_sale_and_why(
     meta = integration.metadata(result, "ready_for_sale_skus")
     # 2 missing, 2 pending, 1 inactive, 1 mismatched barcode (the scenario's registry).
     assert meta["not_ready_for_sale"] == 6
-    with open(meta["not_ready_csv"], newline="") as handle:
+    with served_file(load_settings().data_dir, meta["not_ready_csv"]).open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 6
     mismatch = next(r for r in rows if r["classification"] == "attribute_mismatch")

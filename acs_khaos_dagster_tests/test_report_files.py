@@ -58,6 +58,8 @@ def data_dir(tmp_path: Path) -> Path:
     (pack / ".summary.csv.tmp").write_text("half written", encoding="utf-8")
     (data / "audit" / "2026-03").mkdir(parents=True)
     (data / "audit" / "2026-03" / "audit_report.html").write_text("audit", encoding="utf-8")
+    (data / "overview").mkdir()
+    (data / "overview" / "brand_overview.html").write_text("overview", encoding="utf-8")
     (data / "products").mkdir()
     (data / "products" / "not_ready_for_sale.csv").write_text("sku\nX\n", encoding="utf-8")
     (data / "products" / "sku_master.parquet").write_bytes(b"costs")
@@ -84,8 +86,9 @@ def test_a_pack_page_is_served_sandboxed_and_the_workbook_as_a_download(app: Rep
     assert headers["content-disposition"].startswith("attachment;")
 
 
-def test_the_audit_report_and_the_not_ready_csv_are_served(app: ReportFiles) -> None:
+def test_the_audit_report_the_overview_and_the_not_ready_csv_are_served(app: ReportFiles) -> None:
     assert call(app, "/files/audit/2026-03/audit_report.html")[0] == 200
+    assert call(app, "/files/overview/brand_overview.html")[2] == b"overview"
     assert call(app, "/files/products/not_ready_for_sale.csv")[2] == b"sku\nX\n"
 
 

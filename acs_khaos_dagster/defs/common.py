@@ -4,15 +4,19 @@
 use them without Dagster); they are re-exported here.
 """
 
+from pathlib import Path
+
 import pandas as pd
 from dagster import DagsterRunStatus, MetadataValue
 
+from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.flows.common import (
     dispatch,
     effect_states,
     sync_exceptions,
     write_parquet_atomically,
 )
+from acs_khaos_dagster.report_files import report_url
 from acs_khaos_dagster.store import DispatchReport
 
 __all__ = [
@@ -21,6 +25,7 @@ __all__ = [
     "dispatch_metadata",
     "effect_states",
     "markdown_table",
+    "report_link",
     "sync_exceptions",
     "write_parquet_atomically",
 ]
@@ -42,3 +47,9 @@ def markdown_table(frame: pd.DataFrame, limit: int = 20) -> MetadataValue:
 
 def dispatch_metadata(report: DispatchReport) -> dict[str, int]:
     return {f"effects_{outcome}": count for outcome, count in sorted(report.outcomes.items())}
+
+
+def report_link(conf: Settings, path: Path) -> MetadataValue:
+    """A link the UI opens (the webserver's ``/files/``), or the path as text if unserved."""
+    url = report_url(conf.data_dir, path)
+    return MetadataValue.url(url) if url else MetadataValue.path(str(path))

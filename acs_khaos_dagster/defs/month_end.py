@@ -12,7 +12,6 @@ as text beside them.
 
 from collections.abc import Iterator
 from datetime import time
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -36,14 +35,13 @@ from dagster import (
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import Settings, SettingsError, load_settings
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
-from acs_khaos_dagster.defs.common import markdown_table
+from acs_khaos_dagster.defs.common import markdown_table, report_link
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
 from acs_khaos_dagster.domain import month_end as me
 from acs_khaos_dagster.domain.month_end import FINANCE_CALENDAR, month_closed_on
 from acs_khaos_dagster.domain.sla import WorkingCalendar
 from acs_khaos_dagster.flows.audit_report import build_audit_report
 from acs_khaos_dagster.flows.month_end_pack import PackResult, build_month_end_pack
-from acs_khaos_dagster.report_files import report_url
 from acs_khaos_dagster.reports.pack_registry import metadata_figures, summary_markdown
 
 UK_TIME_ZONE = "Europe/London"
@@ -80,12 +78,6 @@ AUDIT_DEPS = [
     AssetDep("acs_shipments"),
     AssetDep("khaos_shipment_postings"),
 ]
-
-
-def _link(conf: Settings, path: Path) -> MetadataValue:
-    """A link the UI opens (the webserver's ``/files/``), or the path as text if unserved."""
-    url = report_url(conf.data_dir, path)
-    return MetadataValue.url(url) if url else MetadataValue.path(str(path))
 
 
 # --- the month-end pack and its preview ------------------------------------------------------
@@ -135,9 +127,9 @@ def _pack_metadata(conf: Settings, month: str, built: PackResult, preview: bool)
         else f"FINAL, as at the cut-off {as_at} (UK time)",
         # What finance reads: every figure, in £ with pence.
         "summary": MetadataValue.md(summary_markdown(files.summary)),
-        "workbook": _link(conf, files.workbook),
-        "html": _link(conf, files.html),
-        "csv_folder": _link(conf, files.workbook.parent),
+        "workbook": report_link(conf, files.workbook),
+        "html": report_link(conf, files.html),
+        "csv_folder": report_link(conf, files.workbook.parent),
         "folder": MetadataValue.path(str(files.workbook.parent)),
         "month": month,
         "as_at": tables.as_at.isoformat() if tables.as_at else "",
@@ -213,8 +205,8 @@ def workflow_audit_report(
     files = report.files
     metadata: dict[str, Any] = {
         "month": month,
-        "html": _link(conf, files.html),
-        "csv_folder": _link(conf, files.html.parent),
+        "html": report_link(conf, files.html),
+        "csv_folder": report_link(conf, files.html.parent),
         "folder": MetadataValue.path(str(files.html.parent)),
         "orders": report.orders,
         "shipments": report.shipments,

@@ -24,7 +24,7 @@ from dagster import (
 
 from acs_khaos_dagster.config import UK_TIME_ZONE, OwnerTargets
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
-from acs_khaos_dagster.defs.common import markdown_table
+from acs_khaos_dagster.defs.common import markdown_table, report_link
 from acs_khaos_dagster.defs.resources import SettingsResource
 from acs_khaos_dagster.flows.overview import (
     BrandOverview,
@@ -76,8 +76,8 @@ def brand_overview(settings: SettingsResource) -> MaterializeResult:
     return MaterializeResult(
         metadata={
             **overview_metadata(row),
-            "csv": MetadataValue.path(str(files.csv)),
-            "html": MetadataValue.path(str(files.html)),
+            "csv": report_link(conf, files.csv),
+            "html": report_link(conf, files.html),
         }
     )
 

@@ -26,7 +26,12 @@ from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE, ProductSettings, SettingsError, load_settings
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 from acs_khaos_dagster.defs.checks import owned_by
-from acs_khaos_dagster.defs.common import dispatch_metadata, markdown_table, sync_exceptions
+from acs_khaos_dagster.defs.common import (
+    dispatch_metadata,
+    markdown_table,
+    report_link,
+    sync_exceptions,
+)
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
     KhaosApiResource,
@@ -186,11 +191,12 @@ def sku_mapping(
 def ready_for_sale_skus(
     context: AssetExecutionContext, sku_mapping: pd.DataFrame, settings: SettingsResource
 ) -> pd.DataFrame:
+    conf = settings.load()
     ready = ready_for_sale(sku_mapping)
     waiting = not_ready_for_sale(sku_mapping)
     # Ecommerce's worklist: the first 50 here, every one in the CSV beside the SKU master.
     path = write_csv(
-        settings.load().data_dir / "products" / "not_ready_for_sale.csv",
+        conf.data_dir / "products" / "not_ready_for_sale.csv",
         NOT_READY_COLUMNS,
         [[neutralise_text(str(v)) for v in row] for row in waiting.itertuples(index=False)],
     )
@@ -199,7 +205,7 @@ def ready_for_sale_skus(
             "ready_for_sale": len(ready),
             "not_ready_for_sale": len(waiting),
             "not_ready_first_50": markdown_table(waiting, limit=50),
-            "not_ready_csv": MetadataValue.path(str(path)),
+            "not_ready_csv": report_link(conf, path),
         }
     )
     return ready
