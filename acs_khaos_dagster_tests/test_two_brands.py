@@ -86,9 +86,8 @@ for line in sys.stdin:
     if word == "overview":
         runs = [run("brand_overview_job")]
     elif word == "month_end":
-        preview = {**QUIET, "ops": {"month_end_pack": {"config": {"preview": True}}}}
-        runs = [run("month_end_job", partition_key=day, run_config=preview,
-            asset_selection=[brand_key("month_end_pack")])]
+        runs = [run("month_end_preview_job", partition_key=day, run_config=QUIET,
+            asset_selection=[brand_key("month_end_pack_preview")])]
     else:
         runs = [run("integration_cycle", run_config=QUIET)]
     if word == "cycle":
