@@ -1,7 +1,8 @@
 """A brand is a code location: its asset keys, runs and API pools carry the brand code.
 
 One Dagster deployment serves several brands by loading this package once per brand, one
-code location each (``deploy/workspace.brands.yaml``), each with its own settings file
+code location each (``/etc/acs-khaos/workspace.yaml``, installed from the template
+``deploy/workspace.brands.yaml``), each with its own settings file
 naming ``brand:`` and its own store, drop folder, secrets and alert routes. ``branded`` is
 the one place that turns the integration's definitions into one brand's:
 
