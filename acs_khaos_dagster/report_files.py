@@ -35,6 +35,8 @@ from urllib.parse import quote
 
 import anyio
 
+from acs_khaos_dagster.brands import is_brand_code
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -55,25 +57,41 @@ HEADERS = [
 ]
 
 
-def report_url(data_dir: Path, path: Path) -> str | None:
+def report_url(data_dir: Path, path: Path, brand: str | None = None) -> str | None:
     """The ``/files/...`` URL of ``path`` (a report under ``data_dir``), or None when it
-    is not in a served folder (the caller keeps the path as text only)."""
+    is not in a served folder (the caller keeps the path as text only). A brand's link
+    starts with its code: the one webserver of a deployment serves every brand's reports
+    from ``<its data folder>/<code>/`` (each brand's ``data_dir``, deploy/README.md)."""
     try:
         relative = Path(os.path.abspath(path)).relative_to(os.path.abspath(data_dir))
     except ValueError:
         return None
     rel = relative.as_posix()
+    if brand:
+        rel = f"{brand}/{rel}"
     if _served_parts(rel) is None:
         return None
     return ROUTE + quote(rel)
 
 
+# A first segment naming a report folder is never read as a brand code.
+_NOT_BRANDS = {*SERVED_DIRS, *(f.split("/")[0] for f in SERVED_FILES)}
+
+
+def _brand_prefix(parts: tuple[str, ...]) -> int:
+    """1 when ``parts`` starts with a brand's folder (a brand code), else 0."""
+    first = parts[0]
+    return int(len(parts) > 1 and first not in _NOT_BRANDS and is_brand_code(first))
+
+
 def _served_parts(rel: str) -> tuple[str, ...] | None:
-    """The segments of ``rel`` if it names a served file or something in a served folder."""
+    """The segments of ``rel`` if it names a served file or something in a served folder
+    (of this installation, or of a brand under its code)."""
     parts = tuple(rel.split("/"))
     if any(not p or p.startswith(".") or "\\" in p or "\x00" in p for p in parts):
         return None
-    if "/".join(parts) in SERVED_FILES or parts[0] in SERVED_DIRS:
+    inner = parts[_brand_prefix(parts) :]
+    if "/".join(inner) in SERVED_FILES or inner[0] in SERVED_DIRS:
         return parts
     return None
 
@@ -96,7 +114,8 @@ def served_path(data_dir: Path, rel: str) -> Path | None:
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         return None
     # Belt and braces: the resolved path is still inside its served folder.
-    base = root / (parts[0] if parts[0] in SERVED_DIRS else PurePosixPath(*parts))
+    brand, inner = parts[: _brand_prefix(parts)], parts[_brand_prefix(parts) :]
+    base = root.joinpath(*brand) / (inner[0] if inner[0] in SERVED_DIRS else PurePosixPath(*inner))
     if not current.resolve().is_relative_to(base.resolve()):
         return None
     return current

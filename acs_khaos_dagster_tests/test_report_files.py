@@ -211,3 +211,38 @@ def test_without_a_proxy_a_ui_action_is_recorded_as_the_local_user() -> None:
     anyio.run(guard, scope, receive, send)
 
     assert [(a.actor, a.fields) for a in actions] == [("local:alice", ("setNuxSeen",))]
+
+
+# --- several brands: one webserver, each brand's reports under its code -------------------
+
+
+@pytest.fixture
+def brand_data(data_dir: Path) -> Path:
+    """Brand acme's data folder where a brand's ``data_dir`` defaults: ``<data>/acme``."""
+    acme = data_dir / "acme"
+    (acme / "month_end" / "2026-03").mkdir(parents=True)
+    (acme / "month_end" / "2026-03" / "month_end_2026-03.html").write_text("ACME", "utf-8")
+    (acme / "integration.sqlite").write_bytes(b"SQLite format 3 acme's orders")
+    return acme
+
+
+def test_a_brands_report_link_carries_its_code_and_opens_its_own_file(
+    app: ReportFiles, brand_data: Path
+) -> None:
+    page = brand_data / "month_end" / "2026-03" / "month_end_2026-03.html"
+    url = report_url(brand_data, page, "acme")
+    assert url == "/files/acme/month_end/2026-03/month_end_2026-03.html"
+    assert call(app, url)[:3:2] == (200, b"ACME")
+
+
+def test_a_brands_folder_serves_only_its_report_folders(app: ReportFiles, brand_data: Path) -> None:
+    assert call(app, "/files/acme/integration.sqlite")[0] == 404
+    assert call(app, "/files/acme/")[0] == 404  # no listing of a brand's whole folder
+    assert call(app, "/files/acme/../month_end/2026-03/order_to_cash.csv")[0] == 404
+    assert call(app, "/files/Not-A-Brand/month_end/2026-03/month_end_2026-03.html")[0] == 404
+
+
+def test_a_brand_folder_that_is_a_link_is_refused(app: ReportFiles, data_dir: Path) -> None:
+    (data_dir / "bravo").symlink_to(data_dir)  # bravo/month_end would be the installation's
+    assert call(app, "/files/bravo/month_end/2026-03/month_end_2026-03.html")[0] == 404
+    assert served_path(data_dir, "bravo/month_end/2026-03/order_to_cash.csv") is None

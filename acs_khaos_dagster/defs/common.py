@@ -51,5 +51,5 @@ def dispatch_metadata(report: DispatchReport) -> dict[str, int]:
 
 def report_link(conf: Settings, path: Path) -> MetadataValue:
     """A link the UI opens (the webserver's ``/files/``), or the path as text if unserved."""
-    url = report_url(conf.data_dir, path)
+    url = report_url(conf.data_dir, path, conf.brand)
     return MetadataValue.url(url) if url else MetadataValue.path(str(path))
