@@ -71,6 +71,17 @@ def brands_dir(folder: Path | None = None) -> Path:
     return folder or Path(os.environ.get(BRANDS_DIR_VARIABLE) or DEFAULT_BRANDS_DIR)
 
 
+def brand_data_dir(file: Path) -> Path | None:
+    """The ``data_dir`` a brand's settings file names (None: not named, or unreadable),
+    read without the brand's environment (no secret is loaded)."""
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    value = data.get("data_dir") if isinstance(data, dict) else None
+    return Path(value) if isinstance(value, str) and value else None
+
+
 def demo_brands_dir(data_dir: Path) -> Path:
     """Where ``acs-khaos demo --brands N`` writes its brands' settings (``demo_brands``)."""
     return data_dir.resolve() / "brands" / "settings"

@@ -28,14 +28,21 @@ import html
 import mimetypes
 import os
 import stat
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
 import anyio
 
-from acs_khaos_dagster.brands import is_brand_code
+from acs_khaos_dagster.brands import (
+    brand_codes,
+    brand_data_dir,
+    brand_file,
+    brands_dir,
+    brands_dir_named,
+    demo_brands_dir,
+)
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -60,44 +67,48 @@ HEADERS = [
 def report_url(data_dir: Path, path: Path, brand: str | None = None) -> str | None:
     """The ``/files/...`` URL of ``path`` (a report under ``data_dir``), or None when it
     is not in a served folder (the caller keeps the path as text only). A brand's link
-    starts with its code: the one webserver of a deployment serves every brand's reports
-    from ``<its data folder>/<code>/`` (each brand's ``data_dir``, deploy/README.md)."""
+    starts with its code: the one webserver of a deployment finds that brand's data folder
+    in the brand's settings file (``brand_data_dirs``)."""
     try:
         relative = Path(os.path.abspath(path)).relative_to(os.path.abspath(data_dir))
     except ValueError:
         return None
     rel = relative.as_posix()
-    if brand:
-        rel = f"{brand}/{rel}"
     if _served_parts(rel) is None:
         return None
-    return ROUTE + quote(rel)
+    return ROUTE + quote(f"{brand}/{rel}" if brand else rel)
 
 
-# A first segment naming a report folder is never read as a brand code.
-_NOT_BRANDS = {*SERVED_DIRS, *(f.split("/")[0] for f in SERVED_FILES)}
-
-
-def _brand_prefix(parts: tuple[str, ...]) -> int:
-    """1 when ``parts`` starts with a brand's folder (a brand code), else 0."""
-    first = parts[0]
-    return int(len(parts) > 1 and first not in _NOT_BRANDS and is_brand_code(first))
+def brand_data_dirs(data_dir: Path) -> dict[str, Path]:
+    """Each brand's data folder, from the brands folder its settings files are in (the one
+    named, else the demo's under ``data_dir``): only the brands configured there are served,
+    each from its own ``data_dir`` (default ``data/<code>``). No secrets are read."""
+    folder = brands_dir() if brands_dir_named() else demo_brands_dir(data_dir)
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for code in brand_codes(folder):
+        configured = brand_data_dir(brand_file(code, folder))
+        found[code] = configured if configured is not None else Path("data") / code
+    return found
 
 
 def _served_parts(rel: str) -> tuple[str, ...] | None:
-    """The segments of ``rel`` if it names a served file or something in a served folder
-    (of this installation, or of a brand under its code)."""
+    """The segments of ``rel`` if it names a served file or something in a served folder."""
     parts = tuple(rel.split("/"))
     if any(not p or p.startswith(".") or "\\" in p or "\x00" in p for p in parts):
         return None
-    inner = parts[_brand_prefix(parts) :]
-    if "/".join(inner) in SERVED_FILES or inner[0] in SERVED_DIRS:
+    if "/".join(parts) in SERVED_FILES or parts[0] in SERVED_DIRS:
         return parts
     return None
 
 
-def served_path(data_dir: Path, rel: str) -> Path | None:
-    """The file or folder ``/files/<rel>`` names, or None if it must not be served."""
+def served_path(data_dir: Path, rel: str, brands: Mapping[str, Path] | None = None) -> Path | None:
+    """The file or folder ``/files/<rel>`` names, or None if it must not be served:
+    ``<rel>`` in ``data_dir``, or ``<code>/<rel>`` in brand ``code``'s data folder."""
+    first, _, rest = rel.partition("/")
+    if brands and first in brands and first not in SERVED_DIRS:
+        data_dir, rel = brands[first], rest
     parts = _served_parts(rel)
     if parts is None:
         return None
@@ -114,8 +125,7 @@ def served_path(data_dir: Path, rel: str) -> Path | None:
     if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
         return None
     # Belt and braces: the resolved path is still inside its served folder.
-    brand, inner = parts[: _brand_prefix(parts)], parts[_brand_prefix(parts) :]
-    base = root.joinpath(*brand) / (inner[0] if inner[0] in SERVED_DIRS else PurePosixPath(*inner))
+    base = root / (parts[0] if parts[0] in SERVED_DIRS else PurePosixPath(*parts))
     if not current.resolve().is_relative_to(base.resolve()):
         return None
     return current
@@ -169,7 +179,8 @@ class ReportFiles:
             await _answer(send, 405, b"read only", "text/plain", extra=[(b"allow", b"GET, HEAD")])
             return
         rel = path[len(route) :]
-        found = served_path(self.data_dir, rel.rstrip("/"))
+        brands = await anyio.to_thread.run_sync(brand_data_dirs, self.data_dir)
+        found = served_path(self.data_dir, rel.rstrip("/"), brands)
         if found is None:
             await _answer(send, 404, b"not found", "text/plain")
             return

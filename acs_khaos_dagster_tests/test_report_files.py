@@ -213,16 +213,20 @@ def test_without_a_proxy_a_ui_action_is_recorded_as_the_local_user() -> None:
     assert [(a.actor, a.fields) for a in actions] == [("local:alice", ("setNuxSeen",))]
 
 
-# --- several brands: one webserver, each brand's reports under its code -------------------
+# --- several brands: one webserver, each brand's reports from its own data folder ---------
 
 
 @pytest.fixture
 def brand_data(data_dir: Path) -> Path:
-    """Brand acme's data folder where a brand's ``data_dir`` defaults: ``<data>/acme``."""
-    acme = data_dir / "acme"
+    """Brand acme as ``acs-khaos demo --brands N`` lays it out: its settings file in the
+    demo's brands folder naming its data folder ``<data>/brands/acme``."""
+    acme = data_dir / "brands" / "acme"
     (acme / "month_end" / "2026-03").mkdir(parents=True)
     (acme / "month_end" / "2026-03" / "month_end_2026-03.html").write_text("ACME", "utf-8")
     (acme / "integration.sqlite").write_bytes(b"SQLite format 3 acme's orders")
+    settings = data_dir / "brands" / "settings"
+    settings.mkdir()
+    (settings / "acme.yaml").write_text(f"brand: acme\ndata_dir: {acme}\n", encoding="utf-8")
     return acme
 
 
@@ -235,14 +239,55 @@ def test_a_brands_report_link_carries_its_code_and_opens_its_own_file(
     assert call(app, url)[:3:2] == (200, b"ACME")
 
 
+def test_a_brand_is_found_through_the_brands_folder_named_for_the_deployment(
+    app: ReportFiles, brand_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    named = tmp_path / "etc_brands"
+    named.mkdir()
+    (named / "bravo.yaml").write_text(f"brand: bravo\ndata_dir: {brand_data}\n", "utf-8")
+    monkeypatch.setenv("ACS_KHAOS_BRANDS_DIR", str(named))
+    url = "/files/bravo/month_end/2026-03/month_end_2026-03.html"
+    assert call(app, url)[0] == 200
+    # The demo's folder is not read once a deployment's is named.
+    assert call(app, "/files/acme/month_end/2026-03/month_end_2026-03.html")[0] == 404
+
+
 def test_a_brands_folder_serves_only_its_report_folders(app: ReportFiles, brand_data: Path) -> None:
     assert call(app, "/files/acme/integration.sqlite")[0] == 404
     assert call(app, "/files/acme/")[0] == 404  # no listing of a brand's whole folder
     assert call(app, "/files/acme/../month_end/2026-03/order_to_cash.csv")[0] == 404
-    assert call(app, "/files/Not-A-Brand/month_end/2026-03/month_end_2026-03.html")[0] == 404
 
 
-def test_a_brand_folder_that_is_a_link_is_refused(app: ReportFiles, data_dir: Path) -> None:
-    (data_dir / "bravo").symlink_to(data_dir)  # bravo/month_end would be the installation's
+def test_only_a_configured_brand_is_served(app: ReportFiles, brand_data: Path) -> None:
+    # A folder of the data folder that is no configured brand's never stands for one.
+    (brand_data.parent.parent / "acs_drop" / "month_end").mkdir(parents=True)
+    (brand_data.parent.parent / "acs_drop" / "month_end" / "x.csv").write_text("x", "utf-8")
+    assert call(app, "/files/acs_drop/month_end/x.csv")[0] == 404
     assert call(app, "/files/bravo/month_end/2026-03/month_end_2026-03.html")[0] == 404
-    assert served_path(data_dir, "bravo/month_end/2026-03/order_to_cash.csv") is None
+
+
+def test_a_brands_report_folder_that_is_a_link_is_refused(
+    app: ReportFiles, brand_data: Path, data_dir: Path
+) -> None:
+    # The brand's data folder is the operator's setting; what is in it is checked as ours is.
+    (brand_data / "audit").symlink_to(data_dir / "month_end")
+    assert call(app, "/files/acme/audit/2026-03/order_to_cash.csv")[0] == 404
+
+
+@pytest.mark.parametrize("code", ["audit", "month_end", "overview", "products"])
+def test_a_brand_named_like_a_report_folder_is_refused_by_the_settings(
+    code: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acs_khaos_dagster.config import SettingsError, load_settings
+
+    monkeypatch.setenv("ACS_KHAOS_BRAND", code)
+    with pytest.raises(SettingsError, match="brand"):
+        load_settings()
+
+
+def test_every_served_top_folder_is_a_reserved_brand_code() -> None:
+    from acs_khaos_dagster.config.settings import RESERVED_BRAND_CODES
+    from acs_khaos_dagster.report_files import SERVED_DIRS, SERVED_FILES
+
+    served = {*SERVED_DIRS, *(file.split("/")[0] for file in SERVED_FILES)}
+    assert served <= RESERVED_BRAND_CODES

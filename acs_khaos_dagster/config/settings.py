@@ -37,6 +37,10 @@ UK_TIME_ZONE = "Europe/London"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
 
+# The report folders the webserver serves at /files/ (report_files.py).
+RESERVED_BRAND_CODES = frozenset({"month_end", "audit", "overview", "products"})
+
+
 class Settings(BaseSettings):
     """Everything the integration needs to run. See README "Configuration"."""
 
@@ -109,6 +113,15 @@ class Settings(BaseSettings):
                 {**self.grade_policy.model_dump(), "return_reasons": reasons}
             )
         return self
+
+    @field_validator("brand")
+    @classmethod
+    def _a_brand_is_not_named_like_a_report_folder(cls, value: str | None) -> str | None:
+        # The webserver serves a brand's reports at /files/<brand>/...: a brand named like a
+        # report folder (/files/audit/...) would have links that open nothing.
+        if value in RESERVED_BRAND_CODES:
+            raise ValueError(f"a brand may not be named any of {sorted(RESERVED_BRAND_CODES)}")
+        return value
 
     @model_validator(mode="after")
     def _a_brand_has_its_own_data_folder(self) -> Settings:
