@@ -49,11 +49,13 @@ test: lint chromium nginx
 
 ## Start the Dagster UI (and daemon) on the same local instance the demo used.
 # The UI is `acs-khaos webserver --local` (Dagster's app, plus the report links at /files/,
-# on loopback with no proxy), the daemon runs beside it; Ctrl-C stops both.
+# on loopback with no proxy), the daemon runs beside it; Ctrl-C stops both: the daemon, a
+# background job, ignores SIGINT, so the EXIT trap stops it (the INT/TERM trap exits through
+# it whichever sh runs the recipe). test_report_files holds it.
 DEV_PORT ?= 3000
 dev: setup
 	$(BIN)/dagster-daemon run -w workspace.yaml & daemon=$$!; \
-	trap 'kill $$daemon 2>/dev/null; wait $$daemon' EXIT; \
+	trap 'kill $$daemon 2>/dev/null; wait $$daemon' EXIT; trap 'exit 130' INT TERM; \
 	$(BIN)/acs-khaos webserver --local -w workspace.yaml -h 127.0.0.1 -p $(DEV_PORT)
 
 ## Benchmarks at brand scale (50k SKUs, 3M units); figures go to BENCHMARKS.md.

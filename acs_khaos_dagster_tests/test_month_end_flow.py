@@ -14,6 +14,7 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pandas as pd
 import pytest
@@ -543,3 +544,10 @@ def test_the_schedule_builds_the_month_just_closed_on_the_first_working_day(
 )
 def test_the_schedule_skips_every_other_day(day: tuple[int, int, int]) -> None:
     assert isinstance(_tick(_london(*day)), SkipReason)
+
+
+def test_the_month_still_open_is_a_partition_finance_can_preview() -> None:
+    from acs_khaos_dagster.defs.month_end import MONTHS
+
+    this_month = datetime.now(ZoneInfo("Europe/London")).strftime("%Y-%m")
+    assert MONTHS.has_partition_key(this_month)

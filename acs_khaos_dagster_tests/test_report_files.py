@@ -7,7 +7,10 @@ so a traversal arrives exactly as it would from a browser or curl.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import anyio
@@ -182,6 +185,42 @@ def test_make_dev_serves_the_ui_through_the_wrapper_beside_the_daemon() -> None:
     assert "acs-khaos webserver --local -w workspace.yaml -h 127.0.0.1" in recipe
     assert "dagster-daemon run -w workspace.yaml &" in recipe
     assert "dagster dev" not in recipe
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_ctrl_c_on_make_dev_stops_the_daemon_too(tmp_path: Path) -> None:
+    """A second daemon left behind would tick every sensor and schedule twice."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("dagster-daemon", "acs-khaos"):  # stand-ins: note the pid, then wait
+        script = bin_dir / name
+        script.write_text(f"#!/bin/sh\necho $$ > {tmp_path / name}.pid\nexec sleep 60\n")
+        script.chmod(0o755)
+    make = subprocess.Popen(
+        ["make", "-s", "-o", "setup", "dev", f"BIN={bin_dir}"], cwd=ROOT, start_new_session=True
+    )
+    pids = [tmp_path / "dagster-daemon.pid", tmp_path / "acs-khaos.pid"]
+    deadline = time.monotonic() + 20
+    while not all(p.exists() and p.read_text().strip() for p in pids):
+        assert time.monotonic() < deadline and make.poll() is None, "make dev did not start"
+        time.sleep(0.05)
+    daemon, webserver = (int(p.read_text()) for p in pids)
+
+    os.killpg(make.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
+    make.wait(timeout=20)
+
+    deadline = time.monotonic() + 10
+    while (_alive(daemon) or _alive(webserver)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(daemon), "the daemon outlived make dev"
+    assert not _alive(webserver)
 
 
 def test_a_local_webserver_refuses_any_address_but_loopback(tmp_path: Path) -> None:

@@ -33,7 +33,7 @@ from dagster import (
 )
 
 from acs_khaos_dagster.clock import integration_now
-from acs_khaos_dagster.config import Settings, SettingsError, load_settings
+from acs_khaos_dagster.config import UK_TIME_ZONE, Settings, SettingsError, load_settings
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 from acs_khaos_dagster.defs.common import markdown_table, report_link
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
@@ -44,9 +44,10 @@ from acs_khaos_dagster.flows.audit_report import build_audit_report
 from acs_khaos_dagster.flows.month_end_pack import PackResult, build_month_end_pack
 from acs_khaos_dagster.reports.pack_registry import metadata_figures, summary_markdown
 
-UK_TIME_ZONE = "Europe/London"
+# end_offset=1: the month still open is a partition, so finance can preview it; its final
+# pack refuses to build until every day of it is reconciled.
 MONTHS = MonthlyPartitionsDefinition(
-    start_date="2026-01", timezone=UK_TIME_ZONE, end_offset=0, fmt="%Y-%m"
+    start_date="2026-01", timezone=UK_TIME_ZONE, end_offset=1, fmt="%Y-%m"
 )
 MONTH_END_AT = time(6, 0)
 GROUP = "finance"
