@@ -47,15 +47,36 @@ def brand_code() -> str | None:
 
 
 def _brand_named_in_raw_settings() -> str | None:
+    """The brand the raw environment or settings file names, when the settings as a whole
+    are invalid. A brand named but unusable, or a settings file that cannot be read, stops
+    the location loading: under no brand it would show (and run) unprefixed keys and share
+    pools and freshness with every other such location."""
     value: Any = os.environ.get("ACS_KHAOS_BRAND")
     file = os.environ.get("ACS_KHAOS_CONFIG_FILE")
     if value is None and file:
         try:
-            data = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            return None  # the settings error already names the file
-        value = data.get("brand") if isinstance(data, dict) else None
-    return value if isinstance(value, str) and is_brand_code(value) else None
+            text = Path(file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BrandError(
+                f"settings file {file} cannot be read ({type(exc).__name__}): "
+                "the code location does not load without knowing its brand"
+            ) from None
+        value = _brand_line(text)
+    if value is None:
+        return None
+    if isinstance(value, str) and is_brand_code(value):
+        return value
+    raise BrandError("the brand setting is not a brand code (lower-case letters, digits, _)")
+
+
+def _brand_line(text: str) -> Any:
+    """``brand:`` of a settings file, even one whose YAML is broken elsewhere."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        found = re.search(r"^brand:[ \t]*([^\s#]+)", text, re.MULTILINE)
+        return found.group(1).strip("'\"") if found else None
+    return data.get("brand") if isinstance(data, dict) else None
 
 
 def pool_for(pool: str, brand: str | None) -> str:

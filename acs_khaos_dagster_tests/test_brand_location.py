@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from dagster import AssetKey, Definitions, build_sensor_context
 
+from acs_khaos_dagster.brands import BrandError
 from acs_khaos_dagster.config import SettingsError, load_settings
 from acs_khaos_dagster.defs.brand import BRAND_TAG, brand_code, branded, pool_for
 
@@ -135,6 +136,32 @@ def test_a_location_with_broken_settings_still_loads_under_its_brand(
     with pytest.raises(SettingsError):
         load_settings()
     assert brand_code() == "acme"
+
+
+def test_a_location_whose_settings_yaml_is_broken_still_finds_its_brand_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    file = tmp_path / "acme.yaml"
+    file.write_text("brand: acme\nstock: [unclosed\n", encoding="utf-8")
+    monkeypatch.setenv("ACS_KHAOS_CONFIG_FILE", str(file))
+    assert brand_code() == "acme"
+
+
+def test_a_location_whose_settings_file_cannot_be_read_does_not_load_under_no_brand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under no brand it would show unprefixed keys and share pools with other such locations.
+    monkeypatch.setenv("ACS_KHAOS_CONFIG_FILE", str(tmp_path / "missing.yaml"))
+    with pytest.raises(BrandError, match="cannot be read"):
+        brand_code()
+
+
+def test_a_brand_that_is_not_a_brand_code_stops_the_location_loading(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ACS_KHAOS_BRAND", "Acme Ltd")
+    with pytest.raises(BrandError, match="not a brand code"):
+        brand_code()
 
 
 def test_a_brands_run_materialises_its_own_keys_and_is_tagged_with_the_brand(
