@@ -370,6 +370,24 @@ def test_a_preview_is_its_own_asset_so_the_month_never_shows_a_final_pack_and_it
     assert instance.get_materialized_partitions(AssetKey("month_end_pack_preview")) == {MONTH}
 
 
+def test_one_run_builds_one_kind_of_pack_so_its_tag_never_lies(
+    data_dir: Path, instance: DagsterInstance
+) -> None:
+    write_month(data_dir)
+
+    result = _materialise([month_end_pack, month_end_pack_preview], instance, raise_on_error=False)
+
+    assert not result.success
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert len(failures) == 1
+    assert "separate runs" in str(failures[0].step_failure_data.user_failure_data.description)
+    tag = _run_tags(result, instance)[PACK_TAG]
+    built = {"final": "month_end_pack", "preview": "month_end_pack_preview"}[tag]
+    assert instance.get_materialized_partitions(AssetKey(built)) == {MONTH}
+    other = ({"month_end_pack", "month_end_pack_preview"} - {built}).pop()
+    assert instance.get_materialized_partitions(AssetKey(other)) == set()
+
+
 def test_a_previews_refund_days_left_are_counted_at_its_own_moment_not_the_months_end(
     data_dir: Path, instance: DagsterInstance
 ) -> None:

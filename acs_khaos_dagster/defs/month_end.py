@@ -97,7 +97,13 @@ def _build_pack(
     *,
     preview: bool,
 ) -> None:
-    context.instance.add_run_tags(context.run.run_id, {PACK_TAG: "preview" if preview else "final"})
+    kind = "preview" if preview else "final"
+    run = context.instance.get_run_by_id(context.run.run_id)  # as tagged so far, not at start
+    if (run.tags if run else {}).get(PACK_TAG, kind) != kind:
+        # The run's tag says which pack it built: one run builds one kind (not both, as a
+        # "Materialize all" of the finance group would).
+        raise Failure(description="build the final pack and its preview in separate runs")
+    context.instance.add_run_tags(context.run.run_id, {PACK_TAG: kind})
     conf = settings.load()
     month = context.partition_key
     try:
