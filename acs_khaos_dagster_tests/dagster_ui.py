@@ -83,12 +83,12 @@ def dagster_process(args: list[str], env: dict[str, str], log: Path) -> Iterator
 
 @contextmanager
 def webserver(env: dict[str, str], log: Path) -> Iterator[str]:
-    """``dagster-webserver`` on ``workspace.yaml`` (what ``make dev`` serves) on a free
-    loopback port; yields its base URL once its code location has loaded."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    args = [str(BIN / "dagster-webserver"), "-h", "127.0.0.1", "-p", str(port)]
-    with dagster_process([*args, "-w", str(ROOT / "workspace.yaml")], env, log) as process:
+    """What ``make dev`` serves (its recipe: test_report_files.py): ``acs-khaos webserver
+    --local`` on ``workspace.yaml``, on a free loopback port; yields its base URL once its
+    code location has loaded."""
+    url = f"http://127.0.0.1:{(port := free_port())}"
+    args = [str(BIN / "acs-khaos"), "webserver", "--local", "-w", str(ROOT / "workspace.yaml")]
+    with dagster_process([*args, "-h", "127.0.0.1", "-p", str(port)], env, log) as process:
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             assert process.poll() is None, log.read_text()[-3000:]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -18,16 +17,15 @@ import pytest
 from acs_khaos_dagster_tests.chromium import chromium, decode_png
 from acs_khaos_dagster_tests.dagster_ui import (
     BIN,
-    LOCATIONS,
     ROOT,
     _browse,
     dagster_process,
     demo_environment,
-    free_port,
     graphql,
     run_demo,
     screenshot,
     view,
+    webserver,
 )
 
 LOCATION = "acs_khaos_dagster.definitions"  # workspace.yaml's python_module: its name
@@ -40,33 +38,10 @@ def demo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return env
 
 
-@contextmanager
-def dev_webserver(env: dict[str, str], log: Path) -> Iterator[str]:
-    """What ``make dev`` serves (its recipe: test_report_files.py): ``acs-khaos webserver
-    --local`` on ``workspace.yaml``, on a free loopback port; yields its base URL once its
-    code location has loaded."""
-    url = f"http://127.0.0.1:{(port := free_port())}"
-    args = [str(BIN / "acs-khaos"), "webserver", "--local", "-w", str(ROOT / "workspace.yaml")]
-    with dagster_process([*args, "-h", "127.0.0.1", "-p", str(port)], env, log) as process:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()[-3000:]
-            try:
-                states = graphql(url, LOCATIONS)["workspaceOrError"]["locationEntries"]
-                if states and all(s["loadStatus"] == "LOADED" for s in states):
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(1)
-        else:
-            raise AssertionError(f"the webserver did not load in time:\n{log.read_text()[-3000:]}")
-        yield url
-
-
 @pytest.fixture(scope="module")
 def ui(demo_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("webserver") / "webserver.log"
-    with dev_webserver(demo_env, log) as url:
+    with webserver(demo_env, log) as url:
         # What a person's first "Skip" does: the community dialog never covers a page.
         graphql(url, "mutation { setNuxSeen }")
         yield url

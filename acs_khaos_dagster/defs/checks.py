@@ -27,8 +27,11 @@ from dagster import (
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 from dagster_shared.record import replace
 
+from acs_khaos_dagster.store.exceptions import Owner
+
 OWNER_KEY = "owner"
-TEAMS = ("operations", "finance", "ecommerce", "integration")
+# The exception queue's owner teams: a check's failure is one of theirs to act on.
+TEAMS = tuple(str(owner) for owner in Owner)
 
 
 def owned_by(team: str) -> dict[str, str]:
