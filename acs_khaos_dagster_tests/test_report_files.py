@@ -204,7 +204,12 @@ def test_ctrl_c_on_make_dev_stops_the_daemon_too(tmp_path: Path) -> None:
         script.write_text(f"#!/bin/sh\necho $$ > {tmp_path / name}.pid\nexec sleep 60\n")
         script.chmod(0o755)
     make = subprocess.Popen(
-        ["make", "-s", "-o", "setup", "dev", f"BIN={bin_dir}"], cwd=ROOT, start_new_session=True
+        ["make", "-s", "-o", "setup", "dev", f"BIN={bin_dir}"],
+        cwd=ROOT,
+        start_new_session=True,
+        # As from a terminal: a test worker (pytest-xdist) may ignore SIGINT, and a shell
+        # started with it ignored can never take it back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     pids = [tmp_path / "dagster-daemon.pid", tmp_path / "acs-khaos.pid"]
     deadline = time.monotonic() + 20
