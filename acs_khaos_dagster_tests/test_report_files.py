@@ -195,6 +195,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _as_from_a_terminal() -> None:
+    """The child's signals as a terminal's shell would give them: every one at its default,
+    none blocked. A test worker may ignore some (SIGINT under pytest-xdist) and an ignored
+    signal is inherited across exec: a shell started with SIGINT ignored can never take it
+    back, and a stand-in daemon ignoring SIGTERM would outlive the EXIT trap's kill."""
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    for number in signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}:
+        try:
+            signal.signal(number, signal.SIG_DFL)
+        except (OSError, ValueError):
+            continue  # one the C library keeps for itself: nothing a shell inherits
+
+
 def test_ctrl_c_on_make_dev_stops_the_daemon_too(tmp_path: Path) -> None:
     """A second daemon left behind would tick every sensor and schedule twice."""
     bin_dir = tmp_path / "bin"
@@ -207,9 +220,7 @@ def test_ctrl_c_on_make_dev_stops_the_daemon_too(tmp_path: Path) -> None:
         ["make", "-s", "-o", "setup", "dev", f"BIN={bin_dir}"],
         cwd=ROOT,
         start_new_session=True,
-        # As from a terminal: a test worker (pytest-xdist) may ignore SIGINT, and a shell
-        # started with it ignored can never take it back.
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        preexec_fn=_as_from_a_terminal,
     )
     pids = [tmp_path / "dagster-daemon.pid", tmp_path / "acs-khaos.pid"]
     deadline = time.monotonic() + 20
@@ -219,7 +230,12 @@ def test_ctrl_c_on_make_dev_stops_the_daemon_too(tmp_path: Path) -> None:
     daemon, webserver = (int(p.read_text()) for p in pids)
 
     os.killpg(make.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
-    make.wait(timeout=20)
+    try:
+        make.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        state = Path(f"/proc/{make.pid}/status").read_text()
+        os.killpg(make.pid, signal.SIGKILL)
+        pytest.fail(f"make dev outlived Ctrl-C; make's signals: {state[state.find('SigPnd') :]}")
 
     deadline = time.monotonic() + 10
     while (_alive(daemon) or _alive(webserver)) and time.monotonic() < deadline:
