@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from acs_khaos_dagster.store.cursors import Cursors
 from acs_khaos_dagster.store.db import Database
 from acs_khaos_dagster.store.orders import release_finished
+from acs_khaos_dagster.store.orders.releases import mark_finished
 from acs_khaos_dagster.store.schema import Effect
 from acs_khaos_dagster.store.tables.orders import OrderRelease, ShipmentPosting
 
@@ -180,11 +181,7 @@ class PersonalDataRetention:
             if release.finished_at is None:
                 # Finished before the store kept ``finished_at``: the open-order reads
                 # (``OrderBook.open_releases``) leave it out from now on.
-                s.execute(
-                    update(OrderRelease)
-                    .where(OrderRelease.order_code == release.order_code)
-                    .values(finished_at=self._db.now())
-                )
+                mark_finished(s, [release.order_code], self._db.now())
             blanked, changed = blank_personal_data(release.payload)
             if changed:
                 s.execute(

@@ -225,6 +225,19 @@ def test_a_back_order_clock_of_a_finished_order_is_no_longer_an_open_observation
     assert book.open_observations() == {}
 
 
+def test_an_order_finishing_stops_its_clocks_so_the_running_ones_stay_the_open_orders(
+    store: Store, clock: FakeClock
+) -> None:
+    book = OrderBook(store.db)
+    _release(store, "SO1", units=2)
+    book.observe({"SO1": (1, True, True)}, clock.now, release_stage_complete=False)
+
+    _ship(store, "SO1", 2)
+
+    (row,) = book.observations().values()
+    assert (row.at_release_since, row.back_order_since) == (None, None)
+
+
 def test_the_releases_of_named_orders_are_read_by_key_finished_or_not(store: Store) -> None:
     book = OrderBook(store.db)
     for n in range(30):

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from acs_khaos_dagster.domain.models import AcsOrder
 from acs_khaos_dagster.store.db import Database
 from acs_khaos_dagster.store.schema import Effect
-from acs_khaos_dagster.store.tables.orders import OrderRelease, ShipmentPosting
+from acs_khaos_dagster.store.tables.orders import OrderObservation, OrderRelease, ShipmentPosting
 
 FINISHED_CANCEL_STATES = ("cancelled", "locked")
 _KEYS_PER_QUERY = 500  # well under SQLite's bound-parameter limit
@@ -136,11 +136,7 @@ class Releases:
                     if release_finished(r, postings.get(r.order_code, []), done)
                 ]
                 if finished:
-                    s.execute(
-                        update(OrderRelease)
-                        .where(OrderRelease.order_code.in_(finished))
-                        .values(finished_at=self._db.now())
-                    )
+                    mark_finished(s, finished, self._db.now())
                 closed += finished
         return closed
 
@@ -207,3 +203,17 @@ class Releases:
             if state in FINISHED_CANCEL_STATES:
                 s.flush()
                 self.close_finished([order_code], session=s)
+
+
+def mark_finished(session: Session, order_codes: Sequence[str], now: datetime) -> None:
+    """Stamp the orders over at ACS and stop their clocks: a finished order is never
+    sighted again, so a back-order clock would otherwise run on for ever and the running
+    clocks (``open_observations``, partially indexed) would grow with the order book."""
+    session.execute(
+        update(OrderRelease).where(OrderRelease.order_code.in_(order_codes)).values(finished_at=now)
+    )
+    session.execute(
+        update(OrderObservation)
+        .where(OrderObservation.order_code.in_(order_codes))
+        .values(at_release_since=None, back_order_since=None)
+    )
