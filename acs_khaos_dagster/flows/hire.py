@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +54,20 @@ class HireLifecycle:
 
 def hire_write_off_value(conf: Settings, db: Store) -> Callable[[str, Decimal], Decimal]:
     """(unique SKU, CostPrice) → the unit's value at the hire basis after its rentals so far
-    (each ACS despatch of the unit is one rental)."""
-    rentals: Counter[str] = Counter()
-    for (_sku, unit), count in HireBook(db.db).unit_despatches().items():
-        rentals[unit] += count
+    (each ACS despatch of the unit is one rental).
+
+    The rentals are counted from every despatch event kept, so only when a hire unit is
+    written off: most returns runs write none off, and the count grows with the history."""
+
+    @cache
+    def rentals() -> Counter[str]:
+        counted: Counter[str] = Counter()
+        for (_sku, unit), count in HireBook(db.db).unit_despatches().items():
+            counted[unit] += count
+        return counted
 
     def value(unit: str, cost: Decimal) -> Decimal:
-        return conf.hire.unit_value(cost, rentals[unit])
+        return conf.hire.unit_value(cost, rentals()[unit])
 
     return value
 

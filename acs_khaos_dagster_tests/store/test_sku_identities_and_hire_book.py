@@ -10,8 +10,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
+from sqlalchemy import event
+
+from acs_khaos_dagster.domain.hire_valuation import HireValuation
 from acs_khaos_dagster.domain.models import (
     AcsOrder,
     AcsOrderLine,
@@ -20,6 +25,7 @@ from acs_khaos_dagster.domain.models import (
     DespatchEvent,
     ShipmentLine,
 )
+from acs_khaos_dagster.flows.hire import hire_write_off_value
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.hire import HireBook
 from acs_khaos_dagster.store.products import SkuIdentities
@@ -206,3 +212,28 @@ def test_despatches_are_counted_up_to_and_including_the_moment_given(store: Stor
 def test_units_without_unique_skus_are_not_counted(store: Store) -> None:
     despatched(store, "e1", "sh1", T0, {"SOCKS": []})
     assert HireBook(store.db).unit_despatches() == {}
+
+
+def test_a_hire_write_off_value_reads_the_despatch_history_only_when_a_unit_is_valued(
+    store: Store,
+) -> None:
+    # Every despatch ever kept is read to count rentals: a returns run that writes off no
+    # hire unit (most of them) must not pay for it, or its cost grows with the history.
+    despatched(store, "e1", "sh1", T0, {"DRESS": ["U1"]})
+    despatched(store, "e2", "sh2", T0 + timedelta(days=9), {"DRESS": ["U1"]})
+    conf = SimpleNamespace(hire=HireValuation(basis="depreciated"))
+    reads: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "FROM despatch_events" in statement:
+            reads.append(statement)
+
+    event.listen(store.db.engine, "before_cursor_execute", count)
+    try:
+        value = hire_write_off_value(conf, store)  # type: ignore[arg-type]
+        assert reads == []
+        assert value("U1", Decimal("50")) == Decimal("40.00")  # two rentals, 10% each
+        assert value("U2", Decimal("50")) == Decimal("50.00")
+    finally:
+        event.remove(store.db.engine, "before_cursor_execute", count)
+    assert len(reads) == 1
