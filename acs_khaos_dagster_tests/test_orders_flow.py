@@ -13,7 +13,13 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    RunRequest,
+    SkipReason,
+    build_sensor_context,
+)
 
 from acs_khaos_dagster.defs.orders import acs_despatch_sensor
 from acs_khaos_dagster.defs.resources import default_resources
@@ -314,6 +320,35 @@ def test_the_despatch_sensor_starts_a_run_only_when_the_feed_has_new_events(
     integration.sandbox.advance(timedelta(hours=4))
     [later] = tick().run_requests
     assert later.run_key != request.run_key
+
+
+def test_the_despatch_sensor_waits_while_a_despatch_run_has_not_started(
+    integration: IntegrationHarness,
+) -> None:
+    # The queued run reads the feed to its end when it starts; a second run for events
+    # that arrived meanwhile would only cost a run worker's start on the one-run instance.
+    from acs_khaos_dagster.definitions import defs
+
+    instance: DagsterInstance = integration.instance
+    resources = default_resources()
+    _products_and_release(integration)
+    integration.sandbox.advance(timedelta(hours=4))
+
+    def tick():
+        with build_sensor_context(instance=instance, resources=resources) as context:
+            return acs_despatch_sensor(context)
+
+    [request] = tick().run_requests
+    job = defs.resolve_job_def("despatch_posting_job")
+    queued = instance.create_run_for_job(
+        job, tags=request.tags, status=DagsterRunStatus.NOT_STARTED
+    )
+    integration.sandbox.advance(timedelta(hours=4))  # more events arrive meanwhile
+    skipped = tick()
+    assert isinstance(skipped, SkipReason) and queued.run_id in (skipped.skip_message or "")
+
+    instance.report_run_canceled(queued)  # it never ran: the events need another run
+    assert tick().run_requests
 
 
 def test_events_a_dead_run_recorded_but_never_posted_start_another_run(

@@ -280,6 +280,7 @@ order_release_schedule = ScheduleDefinition(
 )
 
 _LIVE = (*RUN_IN_PROGRESS, DagsterRunStatus.SUCCESS)
+_NOT_STARTED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
 
 
 @sensor(
@@ -296,6 +297,15 @@ def acs_despatch_sensor(
     acs: AcsApiResource,
     store: StoreResource,
 ) -> SensorResult | SkipReason:
+    # A run not started yet reads the feed from the stored cursor to its end when it
+    # starts: another run for events that arrived meanwhile would find nothing, and on a
+    # one-run instance its start would delay the next despatch by seconds.
+    waiting = context.instance.get_runs(
+        filters=RunsFilter(job_name=DESPATCH_JOB, statuses=_NOT_STARTED, tags=brand_tags()),
+        limit=1,
+    )
+    if waiting:
+        return SkipReason(f"despatch run {waiting[0].run_id} has not started yet: it takes these")
     with store.connect() as db, acs.client() as client:
         news = unrecorded_despatches(db, client, settings.load().orders.despatch_page_size)
     if not news.anything:
