@@ -20,6 +20,10 @@ first tick; then simulated time moves as in the in-process mode. Each despatch r
 timeline comes from the instance's event log: created (the sensor's tick), enqueued,
 starting (the queue daemon took it and the launcher spawns the run worker), started (the
 run worker has imported the code location), first step, end.
+
+``BENCH_DAEMON_YAML=path`` replaces the repository's ``dagster.yaml`` (to try a setting,
+such as the run queue's ``dequeue_interval_seconds``); ``BENCH_DAEMON_KEEP=dir`` keeps the
+instance, the store and the daemon's log there.
 """
 
 from __future__ import annotations
@@ -176,7 +180,8 @@ def measure_daemon(
 
     home = work / "dagster_home"
     home.mkdir(parents=True)
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")  # what `make setup` copies
+    # What `make setup` copies; BENCH_DAEMON_YAML tries another instance file (what-ifs).
+    shutil.copy(os.environ.get("BENCH_DAEMON_YAML", ROOT / "dagster.yaml"), home / "dagster.yaml")
     server = subprocess.Popen(
         [sys.executable, str(SERVER), str(scenario), str(work / "acs_drop")],
         stdin=subprocess.PIPE,
