@@ -73,7 +73,7 @@ def _sensor_ticks(instance: object) -> list[object]:
     return []
 
 
-def _in_progress(instance: object) -> bool:
+def _in_progress(instance: object) -> set[str]:
     from dagster import DagsterRunStatus, RunsFilter
 
     statuses = [
@@ -82,7 +82,7 @@ def _in_progress(instance: object) -> bool:
         DagsterRunStatus.STARTING,
         DagsterRunStatus.STARTED,
     ]
-    return bool(instance.get_runs(filters=RunsFilter(statuses=statuses), limit=1))  # type: ignore[attr-defined]
+    return {r.run_id for r in instance.get_runs(filters=RunsFilter(statuses=statuses))}  # type: ignore[attr-defined]
 
 
 def _timelines(instance: object) -> list[dict[str, object]]:
@@ -101,6 +101,7 @@ def _timelines(instance: object) -> list[dict[str, object]]:
     for record in instance.get_run_records():  # type: ignore[attr-defined]
         run = record.dagster_run
         row: dict[str, object] = {
+            "id": run.run_id,
             "job": run.job_name,
             "status": run.status.value,
             "created": record.create_timestamp.timestamp(),
@@ -241,6 +242,7 @@ def measure_daemon(
                 time.sleep(0.5)
             seen = http.get(f"{acs}/_sandbox/bench/watched").json()
             wall_s = time.monotonic() - started
+        cut = _in_progress(instance)  # ended (or left queued) by stopping the daemon
         _stop(daemon)
         if os.environ.get("BENCH_DAEMON_KEEP"):  # the instance and the daemon's log
             shutil.copytree(work, os.environ["BENCH_DAEMON_KEEP"], dirs_exist_ok=True)
@@ -248,7 +250,7 @@ def measure_daemon(
         offset = time.time() - time.monotonic()
         appeared = {k: v + offset for k, v in seen["appeared"].items()}
         posted = {k: v + offset for k, v in seen["posted"].items()}
-        runs = _timelines(instance)
+        runs = [r for r in _timelines(instance) if r["id"] not in cut]
         ticks = _sensor_ticks(instance)
         instance.dispose()
     finally:
@@ -256,7 +258,8 @@ def measure_daemon(
             _stop(daemon)
         server.stdin.close()  # type: ignore[union-attr]
         server.wait(timeout=60)
-    return summarise(appeared, posted, seen["despatch_refs"], runs, ticks, first_tick_s, wall_s)
+    result = summarise(appeared, posted, seen["despatch_refs"], runs, ticks, first_tick_s, wall_s)
+    return {**result, "cut_at_stop": len(cut)}
 
 
 def summarise(
@@ -327,7 +330,8 @@ def report_lines(result: dict[str, object]) -> list[str]:
 
     return [
         f"Runs on the instance: {fmt_counts(result['runs_by_job'])}; failed: "
-        f"{result['failed_runs'] or 'none'}. Daemon start to the sensor's first tick "
+        f"{result['failed_runs'] or 'none'}; {result['cut_at_stop']} queued or running when the "
+        "bench stopped the daemon (not counted). Daemon start to the sensor's first tick "
         f"{result['first_tick_s']:.1f} s (not counted).",
         f"Despatch runs, median seconds per stage: {fmt(result['stages_p50'])}; "
         f"launch delay (created->started) {result['launch_s_p50']:.2f} s, run "
