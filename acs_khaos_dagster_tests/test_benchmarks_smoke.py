@@ -75,7 +75,8 @@ def test_despatch_benchmark_calls_the_orders_script() -> None:
 
 @pytest.mark.slow
 def test_despatch_benchmark_runs_through_the_daemon_on_make_devs_instance() -> None:
-    # About 1.5 min on an idle machine: the daemon, its code server and a run worker per run.
+    # 4.5-5.5 min at load 15-18 on 2 cores (idle: not measured yet): the daemon, its code
+    # server and a run worker per run, each importing the code location.
     out = _bench("despatch", "--despatch-daemon", timeout=480)
     assert "through dagster-daemon" in out
     assert re.search(r"\| (\d+)/\1 \|", out), out  # every event posted
