@@ -10,7 +10,8 @@ Benchmarks (``--only`` picks some; default all):
   1b. the same file through Dagster's stock job in process (``scripts/bench_ingest.py``)
 * ``release``   2. order release via the outbox (5% 429s) vs a bare loop honouring them
 * ``despatch``  3. despatch latency p50/p95 (``scripts/bench_despatch_latency.py``, owned
-  by the orders flow; a marked placeholder row when it is missing)
+  by the orders flow; a marked placeholder row when it is missing); with
+  ``--despatch-daemon`` through ``dagster-daemon`` on ``make dev``'s instance
 * ``cycle``     4. the daily cycle through Dagster: first full load and steady state
 * ``growth``    5. figures 1 and 4 at 0.3M, 1M and 3M units (``--size brand`` only; at
   smaller sizes it runs 1 at the given size)
@@ -49,12 +50,14 @@ ALL = ("snapshot", "release", "despatch", "cycle", "growth", "days")
 DESPATCH_SCRIPT = Path(__file__).with_name("bench_despatch_latency.py")
 
 
-def run_despatch(size: str) -> str:
+def run_despatch(size: str, daemon: bool = False) -> str:
     if not DESPATCH_SCRIPT.exists():
         return "despatch latency: PLACEHOLDER — scripts/bench_despatch_latency.py not there yet"
     args = [sys.executable, str(DESPATCH_SCRIPT), "--no-write"]
     if size == "tiny":
         args.append("--tiny")
+    if daemon:
+        args.append("--daemon")
     done = subprocess.run(args, cwd=common.ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return f"despatch latency: FAILED ({done.returncode})\n{done.stderr[-2000:]}"
@@ -101,6 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", action="append", choices=ALL, help="repeatable")
     parser.add_argument("--cycle-size", choices=sorted(common.SIZES))
     parser.add_argument("--no-growth-cycle", action="store_true")
+    parser.add_argument(
+        "--despatch-daemon",
+        action="store_true",
+        help="benchmark 3 through dagster-daemon on make dev's instance",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="snapshot runs (best kept)")
     parser.add_argument("--days", type=int, help="simulated days of benchmark 6 (90; tiny 12)")
     parser.add_argument("--json", type=Path, help="also write every result as JSON here")
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         results["release"] = r
         say(bench_release.report(r))
     if "despatch" in wanted:
-        text = run_despatch(args.size)
+        text = run_despatch(args.size, daemon=args.despatch_daemon)
         results["despatch"] = text
         say(text)
     if "cycle" in wanted:

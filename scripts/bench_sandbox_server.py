@@ -7,7 +7,10 @@ of ``VARIANT``, a ``sandbox.variants`` name), then serves until its stdin closes
 the usual control routes it offers ``POST /_sandbox/bench/daily`` (ACS writes its daily
 files) and ``POST /_sandbox/bench/faults`` (add a ``FaultRule`` from query parameters:
 any ``FaultKind``, on ``system=acs`` or ``khaos``, with ``apply_after_s`` and
-``later_by`` for the late-apply and file faults).
+``later_by`` for the late-apply and file faults). ``POST /_sandbox/bench/watch`` starts
+the despatch benchmark's ``Watcher`` in this process (``GET /_sandbox/bench/watched``: when
+each event entered ACS's feed and reached Khaos, monotonic seconds, and every
+ImportDespatch Khaos recorded), for the daemon mode of ``bench_despatch_latency.py``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+from bench_despatch_latency import Watcher
 
 from acs_khaos_dagster.config import load_settings
 from acs_khaos_dagster.sandbox.faults import FaultKind, FaultRule
@@ -58,6 +63,25 @@ def main() -> int:
         box.khaos_faults.clear()
         return {"ok": True}
 
+    watchers: list[Watcher] = []
+
+    def watch() -> dict:
+        if not watchers:
+            watchers.append(Watcher(box))
+            watchers[0].start()
+        return {"ok": True}
+
+    def watched() -> dict:
+        seen = watchers[0] if watchers else None
+        calls = list(box.khaos.books.despatch_calls)  # every ImportDespatch applied
+        return {
+            "appeared": dict(seen.appeared) if seen else {},
+            "posted": dict(seen.posted) if seen else {},
+            "despatch_refs": [c.external_ref for c in calls],
+        }
+
+    box.acs.app.add_api_route("/_sandbox/bench/watch", watch, methods=["POST"])
+    box.acs.app.add_api_route("/_sandbox/bench/watched", watched, methods=["GET"])
     box.acs.app.add_api_route("/_sandbox/bench/daily", daily, methods=["POST"])
     box.acs.app.add_api_route("/_sandbox/bench/faults", faults, methods=["POST"])
     box.acs.app.add_api_route("/_sandbox/bench/faults/clear", clear, methods=["POST"])
