@@ -68,6 +68,76 @@ def _slowest_steps(instance: object, run_ids: list[str], top: int = 6) -> list[t
     return sorted(stats, key=lambda kv: -kv[1])[:top]
 
 
+class _MemorySampler:
+    """Per-step memory: a thread reads ``VmHWM`` and ``VmRSS`` every ``interval`` s and
+    resets the high-water mark (``/proc/self/clear_refs``), so each sample is the peak
+    since the one before, even across a long call that holds the GIL. A step's peak is
+    the highest sample overlapping its start..end (Dagster's step stats); ``peak_mib``
+    is the process's peak so far (the sampler's resets would hide it from ``VmHWM``).
+    Where ``clear_refs`` cannot be written, samples are plain ``VmRSS``.
+    """
+
+    def __init__(self, interval: float = 0.02) -> None:
+        import threading
+
+        self.interval = interval
+        self.samples: list[tuple[float, float, float]] = []  # (time, peak since last, rss)
+        self.base_peak = common.peak_rss_mib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    @staticmethod
+    def _read() -> tuple[float, float]:
+        hwm = rss = 0.0
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                hwm = int(line.split()[1]) / 1024
+            elif line.startswith("VmRSS:"):
+                rss = int(line.split()[1]) / 1024
+        return hwm, rss
+
+    def _run(self) -> None:
+        resettable = True
+        while not self._stop.wait(self.interval):
+            hwm, rss = self._read()
+            if resettable:
+                try:
+                    Path("/proc/self/clear_refs").write_text("5")
+                except OSError:
+                    resettable = False
+            self.samples.append((time.time(), hwm if resettable else rss, rss))
+
+    def peak_mib(self) -> float:
+        return max([self.base_peak, self._read()[0], *(s[1] for s in self.samples)])
+
+    def steps(self, instance: object, run_ids: list[str]) -> list[dict[str, object]]:
+        """Each step's peak RSS and its RSS at start and end (MiB), in run order."""
+        rows = []
+        for run_id in run_ids:
+            for stat in instance.get_run_step_stats(run_id):  # type: ignore[attr-defined]
+                if not stat.start_time:
+                    continue
+                start, end = stat.start_time, stat.end_time or time.time()
+                inside = [s for s in self.samples if start <= s[0] and s[0] - self.interval <= end]
+                before = [s for s in self.samples if s[0] <= start]
+                after = [s for s in self.samples if s[0] >= end]
+                rows.append(
+                    {
+                        "step": stat.step_key,
+                        "seconds": round(end - start, 2),
+                        "peak_mib": round(max((s[1] for s in inside), default=0.0)),
+                        "rss_start_mib": round(before[-1][2]) if before else None,
+                        "rss_end_mib": round(after[0][2]) if after else None,
+                    }
+                )
+        return rows
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _profiler(label: str) -> object | None:
     """A started pyinstrument profiler when ``BENCH_PROFILE`` names an output file stem."""
     if not os.environ.get("BENCH_PROFILE"):
@@ -116,6 +186,7 @@ def child_cycles(folder: Path) -> dict[str, object]:
         job = defs.resolve_job_def("integration_cycle")
         acs = env["ACS_KHAOS_ACS__BASE_URL"]
         results: dict[str, object] = {}
+        sampler = _MemorySampler()
         with DagsterInstance.ephemeral() as instance, httpx.Client(timeout=3600) as http:
             for label, advance_minutes in (("first_full_load", 0), ("steady_state", 24 * 60)):
                 sim_started = time.perf_counter()
@@ -168,10 +239,12 @@ def child_cycles(folder: Path) -> dict[str, object]:
                     "orchestration_s": max(wall - steps, 0.0),
                     "integration_cpu_s": _self_cpu() - own_cpu,
                     "sandbox_cpu_s": _proc_cpu(server.pid) - sandbox_cpu,
-                    "peak_mib_so_far": common.peak_rss_mib(),
+                    "peak_mib_so_far": sampler.peak_mib(),
                     "sandbox_day_s": simulated_day,
                     "slowest_steps": _slowest_steps(instance, [run.run_id for run in runs]),
+                    "step_memory": sampler.steps(instance, [run.run_id for run in runs]),
                 }
+        sampler.stop()
         return results
     finally:
         server.stdin.close()  # type: ignore[union-attr]
@@ -218,6 +291,13 @@ def report(result: dict[str, object]) -> str:
         lines.append(
             "    slowest steps: "
             + ", ".join(f"{key} {seconds:.1f}s" for key, seconds in r.get("slowest_steps", []))
+        )
+        lines.append(
+            "    peak memory by step (MiB, peak / RSS at start -> end): "
+            + ", ".join(
+                f"{m['step']} {m['peak_mib']} / {m['rss_start_mib']}->{m['rss_end_mib']}"
+                for m in sorted(r.get("step_memory", []), key=lambda m: -m["peak_mib"])[:8]
+            )
         )
         if r["failures"]:
             lines.append(f"    failures: {r['failures']}")

@@ -13,7 +13,11 @@ from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.defs.common import markdown_table, sync_exceptions
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
 from acs_khaos_dagster.defs.returns import SNAPSHOT_FOLDERS
-from acs_khaos_dagster.flows.hire import newest_expected_returns, overdue_from_snapshot
+from acs_khaos_dagster.flows.hire import (
+    newest_expected_returns,
+    overdue_from_snapshot,
+    units_out,
+)
 
 HIRE_OVERDUE = "hire_overdue"
 
@@ -33,7 +37,9 @@ def hire_overdue(
     store: StoreResource,
 ) -> pd.DataFrame:
     conf = settings.load()
-    expected = newest_expected_returns(conf.data_dir / f for f in SNAPSHOT_FOLDERS)
+    expected = newest_expected_returns(
+        (conf.data_dir / f for f in SNAPSHOT_FOLDERS), units=units_out(lifecycle)
+    )
     overdue = overdue_from_snapshot(conf, lifecycle, expected, integration_now(conf))
     with store.connect() as db:
         open_counts = sync_exceptions(db, overdue, [HIRE_OVERDUE])

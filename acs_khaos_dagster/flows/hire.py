@@ -10,7 +10,7 @@ the result through the exception queue.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -72,23 +73,34 @@ def hire_write_off_value(conf: Settings, db: Store) -> Callable[[str, Decimal], 
     return value
 
 
-def newest_expected_returns(folders: Iterable[Path]) -> pd.DataFrame:
+def newest_expected_returns(
+    folders: Iterable[Path], units: Collection[str] | None = None
+) -> pd.DataFrame:
     """``unique_sku, expected_return_date`` from the newest kept unit snapshot that has the
-    column (empty when none has)."""
+    column (empty when none has); with ``units``, only those units' rows are read (a
+    brand's snapshot is millions of units, few of them out on hire)."""
     newest: tuple[datetime, Path] | None = None
     for folder in folders:
         for path in sorted(folder.rglob("*.parquet")) if folder.is_dir() else []:
             if set(_EXPECTED) - set(pq.read_schema(path).names):
                 continue
-            taken = pq.read_table(path, columns=["snapshot_at"])["snapshot_at"]
-            if len(taken) == 0:
+            taken = pc.max(pq.read_table(path, columns=["snapshot_at"])["snapshot_at"]).as_py()
+            if taken is None:
                 continue
-            at = pd.Timestamp(max(v for v in taken.to_pylist() if v is not None))
+            at = pd.Timestamp(taken)
             if newest is None or at > newest[0]:
                 newest = (at, path)
     if newest is None:
         return pd.DataFrame(columns=["unique_sku", "expected_return_date"])
-    return pq.read_table(newest[1], columns=list(_EXPECTED[:2])).to_pandas()
+    wanted = None
+    if units is not None:
+        wanted = pc.field("unique_sku").isin(pa.array(sorted(set(units)), type=pa.string()))
+    return pq.read_table(newest[1], columns=list(_EXPECTED[:2]), filters=wanted).to_pandas()
+
+
+def units_out(lifecycle: pd.DataFrame) -> set[str]:
+    """The hire units with the customer now (lifecycle stage ``out``)."""
+    return set(lifecycle.loc[lifecycle["stage"] == HireStage.OUT.value, "unique_sku"])
 
 
 def overdue_from_snapshot(

@@ -23,6 +23,7 @@ ENTRY_FIELDS = ("unique_sku", "sku", "stage", "at", "status", "source", "snapsho
 RETURN_FIELDS = ("unique_sku", "sku", "received_at", "is_hire", "batch_id", "matched_at")
 MOVE_FIELDS = ("unique_sku", "happened_at", "created_at")
 _CHUNK = 500
+_INSERT_CHUNK = 5_000
 _UTC = "datetime64[ns, UTC]"
 
 
@@ -195,14 +196,19 @@ def _chunks(values: list[str]) -> Iterable[list[str]]:
 
 
 def _insert(session: Session, table: Any, frame: pd.DataFrame) -> None:
-    if frame.empty:
-        return
-    columns = {}
-    for name in frame.columns:
-        values = frame[name]
-        if isinstance(values.dtype, pd.DatetimeTZDtype):
-            columns[name] = [None if pd.isna(v) else v.to_pydatetime() for v in values]
-        else:
-            columns[name] = values.tolist()
-    records = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
-    session.connection().execute(insert(table.__table__), records)
+    """Insert ``frame``'s rows in order, ``_INSERT_CHUNK`` at a time: a first fold writes
+    the whole fleet's history, and its rows as dicts (and SQLAlchemy's copies of them)
+    at once would take several times the frame's memory."""
+    for start in range(0, len(frame), _INSERT_CHUNK):
+        part = frame.iloc[start : start + _INSERT_CHUNK]
+        columns = {}
+        for name in part.columns:
+            values = part[name]
+            if isinstance(values.dtype, pd.DatetimeTZDtype):
+                columns[name] = [None if pd.isna(v) else v.to_pydatetime() for v in values]
+            else:
+                columns[name] = values.tolist()
+        records = [
+            dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)
+        ]
+        session.connection().execute(insert(table.__table__), records)

@@ -115,9 +115,17 @@ def test_a_snapshot_older_than_the_newest_folded_is_left_out_and_counted_late(
     assert stages(result, "H1") == ["cleaned"]
 
 
-def test_the_stored_fold_reads_back_as_written_run_after_run(store: Store) -> None:
+@pytest.mark.parametrize("insert_chunk", [None, 1], ids=["default", "row_by_row"])
+def test_the_stored_fold_reads_back_as_written_run_after_run(
+    store: Store, insert_chunk: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from acs_khaos_dagster.domain.hire_fold import HireFold, fold_hire_lifecycle
+    from acs_khaos_dagster.store import hire_lifecycle
     from acs_khaos_dagster.store.hire_lifecycle import HireLifecycleBook
+
+    if insert_chunk is not None:
+        # Written in chunks (a first fold writes the whole fleet): every row, in order.
+        monkeypatch.setattr(hire_lifecycle, "_INSERT_CHUNK", insert_chunk)
 
     def snap(at: datetime, *units: tuple[str, str, datetime]) -> tuple[datetime, pd.DataFrame]:
         rows = [
@@ -162,3 +170,18 @@ def test_the_stored_fold_reads_back_as_written_run_after_run(store: Store) -> No
     lifecycle = HireFold(entries, last_seen, expected.latest).lifecycle()
     pd.testing.assert_frame_equal(lifecycle, expected.lifecycle())
     assert lifecycle.set_index("unique_sku").loc["H1", "status"] == "receipted - no location"
+
+
+def test_the_expected_return_dates_are_read_for_the_units_asked_only(conf: Settings) -> None:
+    path = keep_snapshot(conf, "S1", T0, ("H1", "With Customer"), ("H2", "With Customer"))
+    frame = pd.read_parquet(path).assign(expected_return_date=[T0 + DAY, T0 + 2 * DAY])
+    frame.to_parquet(path)
+    folders = [conf.data_dir / "stock" / "units"]
+
+    everyone = hire_flow.newest_expected_returns(folders)
+    asked = hire_flow.newest_expected_returns(folders, units={"H2", "H9"})
+    nobody = hire_flow.newest_expected_returns(folders, units=set())
+
+    assert list(everyone["unique_sku"]) == ["H1", "H2"]
+    pd.testing.assert_frame_equal(asked, everyone.iloc[[1]].reset_index(drop=True))
+    assert nobody.empty and list(nobody.dtypes) == list(everyone.dtypes)

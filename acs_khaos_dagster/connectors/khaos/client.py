@@ -16,8 +16,9 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from typing import TypeVar
 
 from acs_khaos_dagster.connectors.errors import PermanentError
 from acs_khaos_dagster.connectors.khaos import wire
@@ -40,6 +41,15 @@ from acs_khaos_dagster.domain.models import (
     StockLevel,
     WriteResult,
 )
+
+_T = TypeVar("_T")
+
+
+def _drained(rows: list[_T]) -> Iterator[_T]:
+    """``rows`` in order, each dropped from the list as it is given."""
+    rows.reverse()
+    while rows:
+        yield rows.pop()
 
 
 class KhaosClient(KhaosTransport):
@@ -108,7 +118,8 @@ class KhaosClient(KhaosTransport):
             orders = [o for site in sites for o in self.export_orders(self.allocating_stages, site)]
             allocated = allocated_units(orders, self.allocating_stages)
         try:
-            return stock_levels(figures, self.stock_level_source, allocated)
+            # Drained as converted: a brand's 300k figures and their levels never both held.
+            return stock_levels(_drained(figures), self.stock_level_source, allocated)
         except LevelNotReported as exc:
             raise PermanentError(
                 str(exc), system=SYSTEM, operation="ExportStockStatus", code="LEVEL_NOT_REPORTED"
