@@ -206,3 +206,17 @@ def test_an_import_concurrency_of_one_keeps_todays_one_at_a_time(store: Store) -
     store.dispatcher({"post": handler}, settings).drain()
     assert store.outbox.status().counts == {("post", "done"): 8}
     assert handler.most == 1
+
+
+def test_an_import_whose_entities_cannot_be_told_goes_alone(store: Store) -> None:
+    class Unknowable(OrderImports):
+        def entities(self, payload: dict) -> frozenset[str]:
+            raise KeyError("order")  # an effect stored before its payload named one
+
+    for i in range(6):
+        enqueue_import(store, f"S{i}", f"O{i}")
+    handler = Unknowable()
+    settings = OutboxSettings(backoff_initial_s=0, concurrency=8, import_concurrency=4)
+    store.dispatcher({"post": handler}, settings).drain()
+    assert store.outbox.status().counts == {("post", "done"): 6}
+    assert handler.most == 1

@@ -208,14 +208,22 @@ class Dispatcher(Claiming, Recording):
             if self._idempotent(claim.kind):
                 lane = Lane(key, exclusive=False)
             else:
-                entities = getattr(handler, "entities", None)
-                lane = Lane(
-                    key,
-                    exclusive=True,
-                    entities=frozenset(entities(claim.payload)) if entities else None,
-                )
+                lane = Lane(key, exclusive=True, entities=self._entities(handler, claim))
             self._lanes[claim.token] = lane
         return lane
+
+    @staticmethod
+    def _entities(handler: EffectHandler, claim: Claim) -> frozenset[str] | None:
+        """What ``claim`` acts on at the target; None (it goes alone) if the handler cannot
+        say, or its payload does not tell (an effect stored by an older version)."""
+        entities = getattr(handler, "entities", None)
+        if entities is None:
+            return None
+        try:
+            return frozenset(entities(claim.payload))
+        except Exception:
+            log.warning("effect %s: its entities are unknown; it goes alone", claim.idempotency_key)
+            return None
 
     def _idempotent(self, kind: str) -> bool:
         return bool(getattr(self.handlers[kind], "idempotent", False))
