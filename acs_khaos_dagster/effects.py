@@ -9,10 +9,16 @@ body again changes nothing), so their read-back may answer "not applied" and let
 the dispatcher resend safely.
 
 Payloads are the domain records as JSON; handlers know no wire field names.
+
+A handler that is not ``idempotent`` names the things each effect acts on at the target
+(``entities``: its order, stock items, invoices or return): the dispatcher keeps up to
+``outbox.import_concurrency`` of them in flight at once, never two sharing any
+(``store/dispatcher/handout.py``). One that names none goes one at a time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from enum import StrEnum
 from typing import Any
 
@@ -52,6 +58,11 @@ _VERSIONED = (EffectKind.ACS_ORDER, EffectKind.ACS_PRODUCT)
 def versions_of(kind: EffectKind, business_key: str) -> str | None:
     """The supersede key of an effect of ``kind`` about ``business_key`` (None: not versioned)."""
     return f"{kind.value}:{business_key}" if kind in _VERSIONED else None
+
+
+def stock_items(lines: Iterable[dict[str, Any]]) -> frozenset[str]:
+    """The stock items adjustment lines act on (any site: a move spans several)."""
+    return frozenset(f"stock:{line['stock_id']}" for line in lines)
 
 
 class AcsProductPush:
@@ -97,6 +108,13 @@ class KhaosInvoiceMove:
     def __init__(self, khaos: KhaosClient) -> None:
         self._khaos = khaos
 
+    def entities(self, payload: dict[str, Any]) -> frozenset[str]:
+        # The orders too: a despatch posting of one of them adds to its invoices.
+        return frozenset(
+            [f"invoice:{i}" for i in payload["invoice_ids"]]
+            + [f"order:{o}" for o in payload["order_ids"]]
+        )
+
     def send(self, payload: dict[str, Any]) -> dict[str, Any]:
         moved = self._khaos.move_invoices(payload["invoice_ids"], payload["stage_id"])
         return {"moved": {str(k): v for k, v in moved.items()}}
@@ -115,6 +133,9 @@ class KhaosDespatchPosting:
 
     def __init__(self, khaos: KhaosClient) -> None:
         self._khaos = khaos
+
+    def entities(self, payload: dict[str, Any]) -> frozenset[str]:
+        return frozenset({f"order:{payload['order_id']}"})
 
     def send(self, payload: dict[str, Any]) -> dict[str, Any]:
         invoice = self._khaos.import_despatch(DespatchPosting.model_validate(payload))
@@ -138,6 +159,9 @@ class KhaosStockAdjustment:
 
     def __init__(self, khaos: KhaosClient) -> None:
         self._khaos = khaos
+
+    def entities(self, payload: dict[str, Any]) -> frozenset[str]:
+        return stock_items(payload["lines"])
 
     def send(self, payload: dict[str, Any]) -> dict[str, Any]:
         result = self._khaos.import_stock_adjustments(StockAdjustmentGroup.model_validate(payload))
@@ -165,6 +189,9 @@ class KhaosStockMove:
 
     def _landed(self, group: StockAdjustmentGroup) -> bool:
         return bool(self._khaos.export_stock_adjustments(group_ref=group.group_ref))
+
+    def entities(self, payload: dict[str, Any]) -> frozenset[str]:
+        return stock_items(line for leg in payload["legs"] for line in leg["lines"])
 
     def send(self, payload: dict[str, Any]) -> dict[str, Any]:
         move = StockMove.model_validate(payload)
@@ -212,6 +239,9 @@ class KhaosCustomerReturnImport:
 
     def __init__(self, khaos: KhaosClient) -> None:
         self._khaos = khaos
+
+    def entities(self, payload: dict[str, Any]) -> frozenset[str]:
+        return frozenset({f"return:{payload['associated_ref']}"})
 
     def send(self, payload: dict[str, Any]) -> dict[str, Any]:
         result = self._khaos.import_customer_return(CustomerReturn.model_validate(payload))

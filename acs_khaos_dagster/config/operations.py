@@ -134,10 +134,15 @@ class OutboxSettings(BaseModel):
     backoff_initial_s: float = Field(2.0, ge=0)
     backoff_max_s: float = Field(600.0, ge=0)
     claim_batch: int = Field(50, ge=1)
-    # Sends one dispatcher keeps in flight at once, for idempotent effects (ACS PUTs); the
-    # others, and effects of one business key, go one after another. Stay within
-    # ``http.max_connections``.
+    # Sends one dispatcher keeps in flight at once (effects of one business key go one
+    # after another). Stay within ``http.max_connections``.
     concurrency: int = Field(8, ge=1)
+    # Of those, Khaos imports (not idempotent: ``ImportDespatch``, ``ImportStockAdjustments``,
+    # ``ImportCustomerReturns``, ``MoveInvoices``), never two about the same order, stock
+    # item, invoice or return at once. 1 sends them one at a time. Khaos' own limits on
+    # concurrent imports are unknown, so the default stays small; raise it only once the
+    # Khaos server has been seen to take it (docs/outbox.md).
+    import_concurrency: int = Field(4, ge=1)
     # After an ambiguous failure (a timeout, a reset, a gateway 5xx) the request may still be
     # applied by the target a while later: the read-back that decides whether to send again
     # waits at least this long, or it could miss the late apply and send twice.

@@ -22,6 +22,7 @@ from acs_khaos_dagster.connectors.errors import AmbiguousError, PermanentError, 
 from acs_khaos_dagster.store.crashpoints import crashpoint
 from acs_khaos_dagster.store.db import Database
 from acs_khaos_dagster.store.dispatcher.claims import Claiming
+from acs_khaos_dagster.store.dispatcher.handout import Lane, hand_out
 from acs_khaos_dagster.store.dispatcher.recording import Recording
 from acs_khaos_dagster.store.dispatcher.records import (
     RECORD_WITHIN_S,
@@ -42,9 +43,10 @@ log = logging.getLogger(__name__)
 class Dispatcher(Claiming, Recording):
     """Sends due effects with the registered handlers. Safe to run several at once.
 
-    One dispatcher keeps up to ``settings.concurrency`` sends of idempotent handlers in
-    flight on worker threads (handlers must be thread-safe; the HTTP clients are pooled);
-    the others go one at a time. The calling thread claims in batches, renews the claims it
+    One dispatcher keeps up to ``settings.concurrency`` sends in flight on worker threads
+    (handlers must be thread-safe; the HTTP clients are pooled); of those, up to
+    ``settings.import_concurrency`` of handlers that are not idempotent, never two acting
+    on the same entity (``handout.py``). The calling thread claims in batches, renews the claims it
     holds and records whatever sends have finished in one transaction; a worker touches the
     database only for the guard right before its send. Effects sharing a target and
     business key (an order's release and its cancellation) are never in flight together
@@ -77,6 +79,7 @@ class Dispatcher(Claiming, Recording):
         self._monotonic = monotonic
         self._owner_gone = owner_gone
         self._db: Database = store.db
+        self._lanes: dict[str, Lane] = {}  # by claim token
 
     # -- running -------------------------------------------------------------------------
 
@@ -171,29 +174,56 @@ class Dispatcher(Claiming, Recording):
         busy: set[tuple[str, str]],
         width: int,
     ) -> None:
-        """Start waiting claims on free workers, keeping each business key's order.
+        """Start waiting claims on free workers (``handout.hand_out``): each business key's
+        order kept, and at most ``settings.import_concurrency`` sends that are not
+        idempotent in flight, never two whose entities (order, stock item...) overlap.
 
-        Effects whose handler is not idempotent go one at a time, as a lone dispatcher
-        always sent them: a read-back cannot see a request still in transit from a
-        dispatcher that was just killed, so a killed dispatcher must leave at most one such
-        send behind.
+        A killed dispatcher may so leave several such sends behind: each has its own claim
+        and is read back on its own once its request can no longer land (``handout``'s
+        docstring says why that is enough).
         """
-        kept: deque[Claim] = deque()
-        single = sum(1 for c in running.values() if not self._idempotent(c.kind))
-        while waiting and len(running) < width:
-            claim = waiting.popleft()
-            key = (claim.target, claim.business_key)
-            idempotent = self._idempotent(claim.kind)
-            if key in busy or (single and not idempotent):
-                kept.append(claim)  # an earlier effect of this key (or kind) is in flight
-                continue
-            single += not idempotent
+        start, kept = hand_out(
+            waiting,
+            [self._lane(c) for c in running.values()],
+            self._lane,
+            width=width,
+            exclusive_width=self.settings.import_concurrency,
+        )
+        for claim in start:
             crashpoint("after_claim")
-            busy.add(key)
+            busy.add((claim.target, claim.business_key))
             running[pool.submit(self.talk, claim)] = claim
-        kept.extend(waiting)
         waiting.clear()
         waiting.extend(kept)
+        if len(self._lanes) > 4 * (len(kept) + len(running)) + 64:
+            live = {c.token for c in (*kept, *running.values())}
+            self._lanes = {t: lane for t, lane in self._lanes.items() if t in live}
+
+    def _lane(self, claim: Claim) -> Lane:
+        """How ``claim`` shares the workers (worked out once per claim)."""
+        lane = self._lanes.get(claim.token)
+        if lane is None:
+            key = (claim.target, claim.business_key)
+            handler = self.handlers[claim.kind]
+            if self._idempotent(claim.kind):
+                lane = Lane(key, exclusive=False)
+            else:
+                lane = Lane(key, exclusive=True, entities=self._entities(handler, claim))
+            self._lanes[claim.token] = lane
+        return lane
+
+    @staticmethod
+    def _entities(handler: EffectHandler, claim: Claim) -> frozenset[str] | None:
+        """What ``claim`` acts on at the target; None (it goes alone) if the handler cannot
+        say, or its payload does not tell (an effect stored by an older version)."""
+        entities = getattr(handler, "entities", None)
+        if entities is None:
+            return None
+        try:
+            return frozenset(entities(claim.payload))
+        except Exception:
+            log.warning("effect %s: its entities are unknown; it goes alone", claim.idempotency_key)
+            return None
 
     def _idempotent(self, kind: str) -> bool:
         return bool(getattr(self.handlers[kind], "idempotent", False))

@@ -37,7 +37,10 @@ class EffectHandler(Protocol):
     """Sends one kind of effect. Raise only the classes of ``connectors/errors.py``.
 
     A handler may declare ``idempotent = True`` when sending the same payload twice leaves
-    the target as sending it once (ACS PUTs); only those are sent several at a time.
+    the target as sending it once (ACS PUTs); those are sent several at a time. Another
+    may define ``entities(payload) -> frozenset[str]`` (what the effect acts on at the
+    target): up to ``outbox.import_concurrency`` go at once, never two sharing any; without
+    it, one at a time.
     """
 
     def send(self, payload: dict[str, Any]) -> dict[str, Any]:
