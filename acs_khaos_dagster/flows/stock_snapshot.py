@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from acs_khaos_dagster.config import UK_TIME_ZONE, Settings
-from acs_khaos_dagster.connectors.acs.drop import AcsDrop, DropEntry
+from acs_khaos_dagster.connectors.acs.drop import AcsDrop, DropEntry, copied_sha256
 from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_stock_units
 from acs_khaos_dagster.connectors.acs.times import AcsTimeRules
 from acs_khaos_dagster.domain.snapshot import status_counts
@@ -162,7 +162,7 @@ def take_in_snapshot(
     name = file or newest_for_day(drop.list(STOCK_FILE_GLOB), day)
     path = drop.fetch(name)
     snapshots = StockSnapshots(db.db)
-    file_row, fresh = db.ledger.record_file(path, kind=FILE_KIND)
+    file_row, fresh = db.ledger.record_file(path, kind=FILE_KIND, sha256=copied_sha256(path))
     original = snapshots.by_file(file_row.duplicate_of or file_row.id)
     if not fresh:
         if original is None:
@@ -311,7 +311,8 @@ def scan_stock_files(drop: AcsDrop, db: Store, seen: dict[str, list[Any]]) -> St
         if previous is not None and previous[:2] == signature:
             current[entry.name] = previous
             continue
-        sha = file_sha256(drop.fetch(entry.name))
+        local = drop.fetch(entry.name)
+        sha = copied_sha256(local) or file_sha256(local)
         current[entry.name] = [*signature, sha]
         if previous is not None and previous[2:] == [sha]:
             continue  # touched, not changed
