@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from acs_khaos_dagster.config import Settings, load_settings
@@ -30,6 +31,7 @@ from acs_khaos_dagster.flows.stock_snapshot import (
     take_in_snapshot,
 )
 from acs_khaos_dagster.store import Store
+from acs_khaos_dagster.store.ledger import file_sha256
 from acs_khaos_dagster.store.stock import StockSnapshots
 
 
@@ -99,10 +101,20 @@ def test_a_stock_file_is_taken_in_with_every_unit_kept_and_a_snapshot_recorded(
     took = _take(store, conf, path)
 
     assert took.read is not None and took.units == _file_units(path)
-    kept = pd.read_parquet(conf.data_dir / "stock" / "units" / f"{took.snapshot_id}.parquet")
+    units_path = conf.data_dir / "stock" / "units" / f"{took.snapshot_id}.parquet"
+    kept = pd.read_parquet(units_path)
     assert len(kept) == took.units
+    # Written with its own encodings: it reads back as the very table the reader gave,
+    # and a unique_sku filter (the hire lifecycle's read) finds exactly its units.
+    assert pq.read_table(units_path).equals(took.read.units)
+    some = sorted(kept["unique_sku"].iloc[::7].head(5))
+    filtered = pd.read_parquet(units_path, filters=[("unique_sku", "in", some)])
+    assert sorted(filtered["unique_sku"]) == some
     [recorded] = StockSnapshots(store.db).all()
     assert recorded.snapshot_id == took.snapshot_id and recorded.file_name == path.name
+    # The ledger's hash (taken while copying out of the drop) is the file's own.
+    [ledger_row] = store.ledger.find(kind="stock_units")
+    assert ledger_row.sha256 == file_sha256(path)
 
 
 def test_the_same_file_taken_in_twice_gives_the_first_snapshot_and_records_no_other(
