@@ -236,3 +236,45 @@ def test_units_not_for_sale_are_placed_by_bucket_and_none_is_sellable(
     assert len(frame) > 0
     assert set(frame["bucket"]) <= {"non_sellable", "on_hire"}
     assert (frame["units"] >= 1).all()
+
+
+def test_the_two_placements_of_one_snapshot_place_its_units_once_and_a_change_places_again(
+    sandbox, store: Store, conf: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acs_khaos_dagster.flows import stock_placement
+
+    path = _stock_file(sandbox)
+    took = _take(store, conf, path)
+    calls: list[int] = []
+    real = stock_placement.acs_site_units
+
+    def counting(counts, *args, **kwargs):
+        calls.append(len(counts))
+        return real(counts, *args, **kwargs)
+
+    monkeypatch.setattr(stock_placement, "acs_site_units", counting)
+    stock_placement._LAST_PLACEMENT.clear()
+    sku_map = _sku_map(sandbox)
+    # As Dagster hands them over: each step loads its own copy of the same counts.
+    placed = place_sellable(store, conf, took.counts.copy(), sku_map.copy(), "run-1", _day(path))
+    others, _ = place_non_sellable(took.counts.copy(), sku_map.copy(), conf)
+    assert len(calls) == 1
+    assert placed.frame["sellable_units"].sum() > 0
+    stock_placement._LAST_PLACEMENT.clear()
+    fresh, _ = place_non_sellable(took.counts, sku_map, conf)  # placed on its own
+    pd.testing.assert_frame_equal(others, fresh)
+
+    # One unit more anywhere, another SKU map or another policy is placed again.
+    changed = took.counts.copy()
+    changed.loc[changed.index[0], "units"] += 1
+    place_non_sellable(changed, sku_map, conf)
+    place_non_sellable(took.counts, sku_map.iloc[1:], conf)
+    other_sites = conf.model_copy(
+        update={
+            "khaos": conf.khaos.model_copy(
+                update={"sites": conf.khaos.sites.model_copy(update={"quarantine": 16})}
+            )
+        }
+    )
+    place_non_sellable(took.counts, sku_map, other_sites)
+    assert len(calls) == 5

@@ -5,6 +5,7 @@ the units not for sale, and the blocking re-derivation of the sellable table.
 No Dagster here: ``defs/stock.py`` wires these in.
 """
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,10 +37,35 @@ _SELLING_BUCKETS = (str(StockBucket.SELLABLE), str(StockBucket.ALLOCATED))
 def site_detail(
     counts: pd.DataFrame, sku_map: pd.DataFrame, conf: Settings
 ) -> tuple[pd.DataFrame, Any]:
+    """The counts placed on Khaos sites (and the placement behind it). ``sellable_stock``
+    and ``non_sellable_stock`` both place the same snapshot: in one process the second
+    takes the first's placement when counts, SKU map, policy and sites are the same
+    (~0.4 s of a brand's ingestion, BENCHMARKS.md §1b). Callers never modify it."""
+    key = _placement_key(counts, sku_map, conf)
+    cached = _LAST_PLACEMENT.get(key)
+    if cached is not None:
+        return cached
     site = acs_site_units(counts, sku_map, conf.status_policy, conf.khaos.sites)
     codes = sku_map.set_index("stock_id")["stock_code"]
     detail = site.detail.assign(stock_code=site.detail["stock_id"].map(codes).fillna(""))
+    _LAST_PLACEMENT.clear()  # one placement kept: the snapshot being placed
+    _LAST_PLACEMENT[key] = (detail, site)
     return detail, site
+
+
+_LAST_PLACEMENT: dict[str, tuple[pd.DataFrame, Any]] = {}
+
+
+def _placement_key(counts: pd.DataFrame, sku_map: pd.DataFrame, conf: Settings) -> str:
+    """A digest of everything the placement depends on: every value of both frames (with
+    their columns and dtypes), the status policy and the sites."""
+    digest = hashlib.sha256()
+    for frame in (counts, sku_map):
+        digest.update(repr((list(frame.columns), [str(t) for t in frame.dtypes])).encode())
+        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    digest.update(conf.status_policy.model_dump_json().encode())
+    digest.update(conf.khaos.sites.model_dump_json().encode())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
