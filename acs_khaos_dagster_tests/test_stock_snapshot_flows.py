@@ -257,18 +257,19 @@ def test_the_two_placements_of_one_snapshot_place_its_units_once_and_a_change_pl
     sku_map = _sku_map(sandbox)
     # As Dagster hands them over: each step loads its own copy of the same counts.
     placed = place_sellable(store, conf, took.counts.copy(), sku_map.copy(), "run-1", _day(path))
-    others, _ = place_non_sellable(took.counts.copy(), sku_map.copy(), conf)
+    others, _ = place_non_sellable(took.counts.copy(), sku_map.copy(), conf, "run-1")
     assert len(calls) == 1
     assert placed.frame["sellable_units"].sum() > 0
     stock_placement._LAST_PLACEMENT.clear()
-    fresh, _ = place_non_sellable(took.counts, sku_map, conf)  # placed on its own
+    fresh, _ = place_non_sellable(took.counts, sku_map, conf, "run-1")  # placed on its own
     pd.testing.assert_frame_equal(others, fresh)
 
-    # One unit more anywhere, another SKU map or another policy is placed again.
+    # Another run, one unit more anywhere, another SKU map or other sites: placed again.
+    place_non_sellable(took.counts, sku_map, conf, "run-2")
     changed = took.counts.copy()
     changed.loc[changed.index[0], "units"] += 1
-    place_non_sellable(changed, sku_map, conf)
-    place_non_sellable(took.counts, sku_map.iloc[1:], conf)
+    place_non_sellable(changed, sku_map, conf, "run-2")
+    place_non_sellable(took.counts, sku_map.iloc[1:], conf, "run-2")
     other_sites = conf.model_copy(
         update={
             "khaos": conf.khaos.model_copy(
@@ -276,5 +277,7 @@ def test_the_two_placements_of_one_snapshot_place_its_units_once_and_a_change_pl
             )
         }
     )
-    place_non_sellable(took.counts, sku_map, other_sites)
-    assert len(calls) == 5
+    place_non_sellable(took.counts, sku_map, other_sites, "run-2")
+    place_non_sellable(took.counts, sku_map, conf)  # no run named: never from the cache
+    place_non_sellable(took.counts, sku_map, conf)
+    assert len(calls) == 8

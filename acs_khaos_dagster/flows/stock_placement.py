@@ -35,21 +35,23 @@ _SELLING_BUCKETS = (str(StockBucket.SELLABLE), str(StockBucket.ALLOCATED))
 
 
 def site_detail(
-    counts: pd.DataFrame, sku_map: pd.DataFrame, conf: Settings
+    counts: pd.DataFrame, sku_map: pd.DataFrame, conf: Settings, run_id: str = ""
 ) -> tuple[pd.DataFrame, Any]:
     """The counts placed on Khaos sites (and the placement behind it). ``sellable_stock``
-    and ``non_sellable_stock`` both place the same snapshot: in one process the second
-    takes the first's placement when counts, SKU map, policy and sites are the same
-    (~0.4 s of a brand's ingestion, BENCHMARKS.md §1b). Callers never modify it."""
-    key = _placement_key(counts, sku_map, conf)
-    cached = _LAST_PLACEMENT.get(key)
+    and ``non_sellable_stock`` of one run both place the same snapshot: in one process
+    the second takes the first's placement when the run, counts, SKU map, policy and
+    sites are the same (~0.4 s of a brand's ingestion, BENCHMARKS.md §1b); another run
+    places again. Callers never modify it."""
+    key = f"{run_id}:{_placement_key(counts, sku_map, conf)}" if run_id else ""
+    cached = _LAST_PLACEMENT.get(key) if key else None
     if cached is not None:
         return cached
     site = acs_site_units(counts, sku_map, conf.status_policy, conf.khaos.sites)
     codes = sku_map.set_index("stock_id")["stock_code"]
     detail = site.detail.assign(stock_code=site.detail["stock_id"].map(codes).fillna(""))
-    _LAST_PLACEMENT.clear()  # one placement kept: the snapshot being placed
-    _LAST_PLACEMENT[key] = (detail, site)
+    if key:
+        _LAST_PLACEMENT.clear()  # one placement kept: the run's snapshot
+        _LAST_PLACEMENT[key] = (detail, site)
     return detail, site
 
 
@@ -125,7 +127,7 @@ def place_sellable(
 ) -> SellablePlacement:
     """Place the run's snapshot; keep every site's units, the sellable table and the SKU map
     for the push; the newest snapshot syncs which SKUs nobody can sell now."""
-    detail, site = site_detail(counts, sku_map, conf)
+    detail, site = site_detail(counts, sku_map, conf, run_id)
     # The counts' own buckets must agree with the policy before anything is placed.
     problems = no_non_sellable_counted_as_sellable(counts, conf.status_policy)
     if problems:
@@ -165,10 +167,11 @@ def place_sellable(
 
 
 def place_non_sellable(
-    counts: pd.DataFrame, sku_map: pd.DataFrame, conf: Settings
+    counts: pd.DataFrame, sku_map: pd.DataFrame, conf: Settings, run_id: str = ""
 ) -> tuple[pd.DataFrame, Any]:
-    """(per StockID × bucket × site the units not for sale, the placement behind it)."""
-    detail, site = site_detail(counts, sku_map, conf)
+    """(per StockID × bucket × site the units not for sale, the placement behind it);
+    ``run_id``: the run's own placement of the same counts is taken when there is one."""
+    detail, site = site_detail(counts, sku_map, conf, run_id)
     others = detail.loc[~detail["bucket"].isin(_SELLING_BUCKETS)]
     frame = (
         others.groupby(["stock_id", "stock_code", "bucket", "site_id"], as_index=False)["units"]
