@@ -23,6 +23,7 @@ from acs_khaos_dagster.connectors.acs.drop import (
     LocalDrop,
     UnknownHostKey,
     UnsafeDropPath,
+    copied_sha256,
     open_drop,
 )
 from acs_khaos_dagster.connectors.errors import PermanentError
@@ -288,3 +289,26 @@ def test_a_file_rewritten_in_the_same_second_with_the_same_size_is_copied_again(
     entry.write_text("sku\nB2\n")
 
     assert (first, drop.fetch(entry.name).read_text()) == ("sku\nA1\n", "sku\nB2\n")
+
+
+def test_the_hash_taken_while_copying_is_the_ledgers_and_never_outlives_a_change(
+    tmp_path: Path,
+) -> None:
+    from acs_khaos_dagster.store.ledger import file_sha256
+
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    entry = folder / "stock_units_BRAND01_20260302070000.csv"
+    # Several copy chunks and a part of one, so every chunk must reach the hash.
+    entry.write_bytes(os.urandom((1 << 20) * 2 + 12345))
+    drop = LocalDrop(folder, tmp_path / "inbox")
+    local = drop.fetch(entry.name)
+
+    assert copied_sha256(local) == file_sha256(local) == file_sha256(entry)
+    # The inbox copy changed afterwards (same size, mtime put back): the hash is not trusted.
+    info = local.stat()
+    with local.open("r+b") as handle:
+        handle.write(b"X")
+    os.utime(local, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert copied_sha256(local) is None
+    assert copied_sha256(tmp_path / "inbox" / "never_copied.csv") is None

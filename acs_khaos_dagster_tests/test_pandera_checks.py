@@ -63,3 +63,35 @@ def test_the_snapshot_check_runs_after_each_day_and_reports_that_day(
     [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == CHECK_NAME]
     assert evaluation.passed and evaluation.partition == day
     assert evaluation.metadata["rows"].value > 0
+
+
+def test_str_columns_are_checked_without_a_python_call_per_value_and_still_fail_a_non_str(
+    monkeypatch,
+) -> None:
+    import pandera.pandas as pa
+    import pytest
+    from pandera.errors import SchemaError
+
+    from acs_khaos_dagster.flows import tables  # installs the check
+
+    schema = pa.DataFrameSchema({"code": pa.Column(str, nullable=True)})  # no coercion
+    good = pd.DataFrame({"code": ["A1", None, "B2"] * 1000})
+    typed = pd.DataFrame({"code": pd.array(["A1", None], dtype="string")})
+
+    def per_value(*_args, **_kwargs):
+        raise AssertionError("walked every value")
+
+    with monkeypatch.context() as patched:
+        # pandera's own check maps isinstance over the column.
+        patched.setattr(pd.Series, "map", per_value)
+        schema.validate(good)
+        schema.validate(typed)
+        tables.SnapshotStatusCountsSchema.validate(
+            pd.DataFrame({"sku": ["S"], "status": ["x"], "bucket": ["sellable"], "units": [1]})
+        )
+    # A value that is not a str fails as pandera has it fail, naming the value.
+    with pytest.raises(SchemaError) as failed:
+        schema.validate(pd.DataFrame({"code": ["A1", 7, "B2"]}))
+    assert 7 in list(failed.value.failure_cases["failure_case"])
+    with pytest.raises(SchemaError):
+        schema.validate(pd.DataFrame({"code": [1, 2]}))

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from acs_khaos_dagster.config import Settings, load_settings
@@ -30,6 +31,7 @@ from acs_khaos_dagster.flows.stock_snapshot import (
     take_in_snapshot,
 )
 from acs_khaos_dagster.store import Store
+from acs_khaos_dagster.store.ledger import file_sha256
 from acs_khaos_dagster.store.stock import StockSnapshots
 
 
@@ -99,10 +101,20 @@ def test_a_stock_file_is_taken_in_with_every_unit_kept_and_a_snapshot_recorded(
     took = _take(store, conf, path)
 
     assert took.read is not None and took.units == _file_units(path)
-    kept = pd.read_parquet(conf.data_dir / "stock" / "units" / f"{took.snapshot_id}.parquet")
+    units_path = conf.data_dir / "stock" / "units" / f"{took.snapshot_id}.parquet"
+    kept = pd.read_parquet(units_path)
     assert len(kept) == took.units
+    # Written with its own encodings: it reads back as the very table the reader gave,
+    # and a unique_sku filter (the hire lifecycle's read) finds exactly its units.
+    assert pq.read_table(units_path).equals(took.read.units)
+    some = sorted(kept["unique_sku"].iloc[::7].head(5))
+    filtered = pd.read_parquet(units_path, filters=[("unique_sku", "in", some)])
+    assert sorted(filtered["unique_sku"]) == some
     [recorded] = StockSnapshots(store.db).all()
     assert recorded.snapshot_id == took.snapshot_id and recorded.file_name == path.name
+    # The ledger's hash (taken while copying out of the drop) is the file's own.
+    [ledger_row] = store.ledger.find(kind="stock_units")
+    assert ledger_row.sha256 == file_sha256(path)
 
 
 def test_the_same_file_taken_in_twice_gives_the_first_snapshot_and_records_no_other(
@@ -224,3 +236,48 @@ def test_units_not_for_sale_are_placed_by_bucket_and_none_is_sellable(
     assert len(frame) > 0
     assert set(frame["bucket"]) <= {"non_sellable", "on_hire"}
     assert (frame["units"] >= 1).all()
+
+
+def test_the_two_placements_of_one_snapshot_place_its_units_once_and_a_change_places_again(
+    sandbox, store: Store, conf: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from acs_khaos_dagster.flows import stock_placement
+
+    path = _stock_file(sandbox)
+    took = _take(store, conf, path)
+    calls: list[int] = []
+    real = stock_placement.acs_site_units
+
+    def counting(counts, *args, **kwargs):
+        calls.append(len(counts))
+        return real(counts, *args, **kwargs)
+
+    monkeypatch.setattr(stock_placement, "acs_site_units", counting)
+    stock_placement._LAST_PLACEMENT.clear()
+    sku_map = _sku_map(sandbox)
+    # As Dagster hands them over: each step loads its own copy of the same counts.
+    placed = place_sellable(store, conf, took.counts.copy(), sku_map.copy(), "run-1", _day(path))
+    others, _ = place_non_sellable(took.counts.copy(), sku_map.copy(), conf, "run-1")
+    assert len(calls) == 1
+    assert placed.frame["sellable_units"].sum() > 0
+    stock_placement._LAST_PLACEMENT.clear()
+    fresh, _ = place_non_sellable(took.counts, sku_map, conf, "run-1")  # placed on its own
+    pd.testing.assert_frame_equal(others, fresh)
+
+    # Another run, one unit more anywhere, another SKU map or other sites: placed again.
+    place_non_sellable(took.counts, sku_map, conf, "run-2")
+    changed = took.counts.copy()
+    changed.loc[changed.index[0], "units"] += 1
+    place_non_sellable(changed, sku_map, conf, "run-2")
+    place_non_sellable(took.counts, sku_map.iloc[1:], conf, "run-2")
+    other_sites = conf.model_copy(
+        update={
+            "khaos": conf.khaos.model_copy(
+                update={"sites": conf.khaos.sites.model_copy(update={"quarantine": 16})}
+            )
+        }
+    )
+    place_non_sellable(took.counts, sku_map, other_sites, "run-2")
+    place_non_sellable(took.counts, sku_map, conf)  # no run named: never from the cache
+    place_non_sellable(took.counts, sku_map, conf)
+    assert len(calls) == 8

@@ -201,7 +201,7 @@ def non_sellable_stock(
 ) -> pd.DataFrame:
     conf = settings.load()
     sku_map = sku_map_frame(khaos_sku_master, sku_mapping)
-    frame, site = place_non_sellable(acs_stock_snapshot, sku_map, conf)
+    frame, site = place_non_sellable(acs_stock_snapshot, sku_map, conf, context.run.run_id)
     per_bucket = frame.groupby(["bucket", "site_id"], as_index=False)["units"].sum()
     context.add_output_metadata(
         {

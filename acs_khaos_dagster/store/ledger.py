@@ -57,17 +57,22 @@ class FileLedger:
         self._db = db
 
     def record_file(
-        self, path: Path | str, kind: str, session: Session | None = None
+        self,
+        path: Path | str,
+        kind: str,
+        session: Session | None = None,
+        sha256: str | None = None,
     ) -> tuple[IngestedFile, bool]:
         """Record ``path``; return its row and whether the caller should process it now.
 
         ``True`` for content never seen before, or seen but never finished (a crash between
         recording and processing). ``False`` for content already processed, failed, or
         delivered earlier under another name (then the returned row is the ``duplicate``).
+        ``sha256``: the file's hash when the caller took it already (while copying it).
         """
         path = Path(path)
         stat = path.stat()
-        sha = file_sha256(path)
+        sha = sha256 or file_sha256(path)
         now = self._db.now()
         with self._db.transaction(session) as s:
             # Two runs recording the same file at once: the second waits and then sees the

@@ -25,7 +25,6 @@ import fnmatch
 import hashlib
 import io
 import os
-import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -148,11 +147,55 @@ def _copy_into(inbox: Path, name: str, source: BinaryIO, size: int, mtime_ns: in
     except FileNotFoundError:
         pass
     private_dir(inbox)
+    digest = hashlib.sha256()
+    buffer = bytearray(_CHUNK)
+    view = memoryview(buffer)
     with private_partial(local) as partial:
         with partial.open("wb") as target:
-            shutil.copyfileobj(source, target, 1 << 20)
+            # One pass: each chunk is hashed (for the file ledger) as it is copied.
+            while read := source.readinto(buffer):  # type: ignore[attr-defined]
+                chunk = view[:read]
+                digest.update(chunk)
+                target.write(chunk)
         os.utime(partial, ns=(mtime_ns, mtime_ns))
+    _remember_sha256(local, digest.hexdigest())
     return local
+
+
+_CHUNK = 1 << 20
+# Inbox copies this process made, with the SHA-256 of what it wrote: path ->
+# (identity of the file written, hex digest). Bounded: oldest dropped first.
+_COPIED_SHA256: dict[str, tuple[tuple[int, int, int, int], str]] = {}
+_COPIED_KEEP = 64
+
+
+def _identity(path: Path) -> tuple[int, int, int, int]:
+    info = path.stat()
+    # Any write, truncation, rename or utime since changes the change time (ctime).
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _remember_sha256(path: Path, sha256: str) -> None:
+    _COPIED_SHA256.pop(str(path), None)
+    _COPIED_SHA256[str(path)] = (_identity(path), sha256)
+    while len(_COPIED_SHA256) > _COPIED_KEEP:
+        del _COPIED_SHA256[next(iter(_COPIED_SHA256))]
+
+
+def copied_sha256(path: Path) -> str | None:
+    """The SHA-256 (hex) of an inbox file taken while this process copied it out of the
+    drop, if the file is still exactly what was written then; else None (hash it)."""
+    known = _COPIED_SHA256.get(str(path))
+    if known is None:
+        return None
+    try:
+        same = _identity(path) == known[0]
+    except FileNotFoundError:
+        same = False
+    if not same:
+        del _COPIED_SHA256[str(path)]
+        return None
+    return known[1]
 
 
 class SftpDrop:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 from acs_khaos_dagster.domain.layout import KhaosSites
@@ -94,23 +95,43 @@ def acs_site_units(
 
     frame = counts[["sku", "status", "units"]].copy()
     frame["sku"] = frame["sku"].astype(str)
-    frame["status"] = frame["status"].astype(str)
     frame["units"] = frame["units"].astype("int64")
     by_sku = sku_map.set_index(sku_map["sku"].astype(str))
-    frame["stock_id"] = frame["sku"].map(by_sku["stock_id"])
-    frame["is_hire"] = frame["sku"].map(by_sku["is_hire"])
+    # One look-up of each row's SKU for both columns (a missing SKU: NaN, as a map gives).
+    at = by_sku.index.get_indexer(frame["sku"])
+    found = at >= 0
+    safe = np.where(found, at, 0)
+    stock_ids = by_sku["stock_id"].to_numpy()
+    hire = by_sku["is_hire"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    if found.all():
+        frame["stock_id"] = stock_ids[at]
+        _hire = hire[at]
+    elif found.any():
+        frame["stock_id"] = np.where(found, stock_ids[safe].astype("float64"), np.nan)
+        _hire = found & hire[safe]
+    else:
+        frame["stock_id"] = np.full(len(frame), np.nan)
+        _hire = found
 
-    # Classify each distinct (status, hire flag) once, then join back: never per row.
-    statuses = frame["status"].unique()
-    rule_rows = []
+    # Classify each distinct status once (its code), never per row: bucket and site per
+    # (status, hire flag) as arrays indexed by the status's code.
+    codes, statuses = pd.factorize(frame["status"].astype(str))
+    buckets, site_ids = [], []
     for status in statuses:
         rule = policy.rule_for(status)
-        for is_hire in (False, True):
-            site = site_id_for(rule, is_hire, sites)
-            rule_rows.append((status, is_hire, str(rule.bucket), -1 if site is None else site))
-    rules = pd.DataFrame(rule_rows, columns=["status", "_hire", "bucket", "site_id"])
-    frame["_hire"] = frame["is_hire"].astype("boolean").fillna(False).astype(bool)
-    frame = frame.merge(rules, on=["status", "_hire"], how="left")
+        buckets.append(str(rule.bucket))
+        site_ids.append([-1 if (x := site_id_for(rule, h, sites)) is None else x for h in (0, 1)])
+    frame["status"] = np.asarray(statuses, dtype=object)[codes]
+    frame["_hire"] = _hire
+    frame["bucket"] = np.asarray(buckets, dtype=object)[codes]
+    site_table = np.asarray(site_ids, dtype="int64").reshape(-1, 2)
+    frame["site_id"] = site_table[codes, _hire.astype("int64")]
+    frame["_status_code"] = codes
+    # (bucket, status) order of the codes: detail is sorted by those strings.
+    rank = np.empty(len(statuses), dtype="int64")
+    rank[sorted(range(len(statuses)), key=lambda i: (buckets[i], statuses[i]))] = np.arange(
+        len(statuses)
+    )
 
     is_unknown = frame["bucket"] == str(StockBucket.UNKNOWN)
     unknown = (
@@ -143,10 +164,19 @@ def acs_site_units(
     )
     placed = placed.loc[on_site]
     placed["site_id"] = placed["site_id"].astype("int64")
+    # bucket follows from status, so grouping on the status's code groups the same rows.
+    detail = placed.groupby(["stock_id", "site_id", "_status_code"], as_index=False, sort=False)[
+        "units"
+    ].sum()
+    detail_codes = detail["_status_code"].to_numpy()
     detail = (
-        placed.groupby(["stock_id", "site_id", "bucket", "status"], as_index=False)["units"]
-        .sum()
-        .sort_values(["stock_id", "site_id", "bucket", "status"], ignore_index=True)
+        detail.assign(
+            bucket=np.asarray(buckets, dtype=object)[detail_codes],
+            status=np.asarray(statuses, dtype=object)[detail_codes],
+            _rank=rank[detail_codes],
+        )
+        .sort_values(["stock_id", "site_id", "_rank"], ignore_index=True)
+        .drop(columns=["_rank", "_status_code"])
     )
     units = (
         detail.groupby(["stock_id", "site_id"], as_index=False)["units"]

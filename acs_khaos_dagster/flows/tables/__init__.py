@@ -4,6 +4,7 @@ Dagster builds each table asset's type (and its column schema in the UI) from th
 (``defs/tables.py``); a flow can validate a frame with the same model without Dagster.
 """
 
+from acs_khaos_dagster.flows.tables._str_check import install as _install_str_check
 from acs_khaos_dagster.flows.tables.orders import (
     OrderReleaseSchema,
     ReleasedOrderLinesSchema,
@@ -38,6 +39,9 @@ from acs_khaos_dagster.flows.tables.stock import (
     SnapshotStatusCountsSchema,
     StockUpdateSchema,
 )
+
+# Every model here checks its str columns in C first (see _str_check).
+_install_str_check()
 
 __all__ = [
     "AcsRegistrySchema",
