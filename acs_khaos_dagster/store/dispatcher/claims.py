@@ -8,8 +8,10 @@ the guard that renews a claim and settles versions right before each send.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -47,8 +49,7 @@ _RENEW_ONE_IF_ALONE = _RENEW_ONE.where(
     ~exists().where(
         _OTHER.c.supersede_key == bindparam("key_"),
         _OTHER.c.id != bindparam("id_"),
-        (_OTHER.c.id > bindparam("id_"))
-        | _OTHER.c.state.in_((PENDING, IN_FLIGHT, HELD, PARKED)),
+        (_OTHER.c.id > bindparam("id_")) | _OTHER.c.state.in_((PENDING, IN_FLIGHT, HELD, PARKED)),
     )
 )
 
@@ -65,6 +66,18 @@ class Claiming:
     late_apply: timedelta
     _owner_gone: Callable[[str | None], bool]
     _db: Database
+    _sqlite_writes: threading.Lock | None
+
+    def _writing(self) -> AbstractContextManager[object]:
+        """Held around each of this dispatcher's write transactions on SQLite.
+
+        SQLite takes one writer at a time. Without this, the workers' guards and the
+        dispatcher's own claims and records collide on ``BEGIN IMMEDIATE``, and the loser
+        sleeps in SQLite's busy handler (1, 2, 5, 10… ms) well past the moment the lock is
+        free; a thread lock wakes the next writer as soon as it is. Other processes still
+        queue on SQLite's own lock. PostgreSQL locks rows, so it needs none.
+        """
+        return self._sqlite_writes if self._sqlite_writes is not None else nullcontext()
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -72,7 +85,7 @@ class Claiming:
         """Back to pending, read back first: effects whose dispatcher died or lease ran out."""
         now = self._db.now()
         recovered = 0
-        with self._db.transaction() as s:
+        with self._writing(), self._db.transaction() as s:
             # Our own claims are alive for as long as we are: only the others can be stale.
             query = (
                 select(
@@ -137,7 +150,7 @@ class Claiming:
 
     def claim(self, limit: int) -> list[Claim]:
         now = self._db.now()
-        with self._db.transaction() as s:
+        with self._writing(), self._db.transaction() as s:
             query = (
                 select(
                     _EFFECTS.c.id,
@@ -201,7 +214,7 @@ class Claiming:
         if not tokens:
             return held
         now = self._db.now()
-        with self._db.transaction() as s:
+        with self._writing(), self._db.transaction() as s:
             for start in range(0, len(tokens), _KEYS_PER_QUERY):
                 batch = tokens[start : start + _KEYS_PER_QUERY]
                 ours = (_EFFECTS.c.claim_token.in_(batch), _EFFECTS.c.state == IN_FLIGHT)
@@ -223,7 +236,7 @@ class Claiming:
         now = self._db.now()
         if self._guard_fast(claim, now):
             return None
-        with self._db.transaction() as s:
+        with self._writing(), self._db.transaction() as s:
             renewed = s.execute(
                 update(_EFFECTS)
                 .where(
@@ -279,7 +292,7 @@ class Claiming:
         else:
             statement = _RENEW_ONE_IF_ALONE
             params["key_"] = claim.supersede_key
-        with self._db.engine.begin() as conn:
+        with self._writing(), self._db.engine.begin() as conn:
             return conn.execute(statement, params).rowcount == 1
 
     def _older_versions(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 import time
 import uuid
 from collections import deque
@@ -77,6 +78,8 @@ class Dispatcher(Claiming, Recording):
         self._monotonic = monotonic
         self._owner_gone = owner_gone
         self._db: Database = store.db
+        # One writer at a time on SQLite, queued here rather than in SQLite's busy handler.
+        self._sqlite_writes = threading.Lock() if self._db.dialect == "sqlite" else None
 
     # -- running -------------------------------------------------------------------------
 
