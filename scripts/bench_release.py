@@ -175,7 +175,7 @@ def _dispatched(server: _Server, orders: list[Any], data_dir: Path) -> dict[str,
     from acs_khaos_dagster.config import load_settings
     from acs_khaos_dagster.connectors.acs.client import AcsClient
     from acs_khaos_dagster.domain.order_release import release_outbox_key
-    from acs_khaos_dagster.effects import TARGET_OF, EffectKind, effect_handlers
+    from acs_khaos_dagster.effects import TARGET_OF, EffectKind, effect_handlers, versions_of
     from acs_khaos_dagster.store import Store
 
     os.environ["ACS_KHAOS_DATA_DIR"] = str(data_dir)
@@ -195,6 +195,9 @@ def _dispatched(server: _Server, orders: list[Any], data_dir: Path) -> dict[str,
                     release_outbox_key(order),
                     order.model_dump(mode="json"),
                     session=session,
+                    # As the release flow enqueues them: each the newest version of its
+                    # order, so the guard settles versions before every send.
+                    supersede_key=versions_of(kind, order.order_number),
                 )
         dispatcher = store.dispatcher(
             effect_handlers(acs=client), settings.outbox, http=settings.http, name="bench"

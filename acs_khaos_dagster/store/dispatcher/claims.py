@@ -8,12 +8,14 @@ the guard that renews a claim and settles versions right before each send.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
 
 from acs_khaos_dagster.store.db import Database
@@ -31,6 +33,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The guard's renewal of one claim, built once (it runs before every send).
+_RENEW_ONE = (
+    update(_EFFECTS)
+    .where(
+        _EFFECTS.c.id == bindparam("id_"),
+        _EFFECTS.c.claim_token == bindparam("token_"),
+        _EFFECTS.c.state == IN_FLIGHT,
+    )
+    .values(renewed_at=bindparam("now_"))
+)
+_OTHER = _EFFECTS.alias("other_version")
+# The same, only if no other version of the effect is there to settle first.
+_RENEW_ONE_IF_ALONE = _RENEW_ONE.where(
+    ~exists().where(
+        _OTHER.c.supersede_key == bindparam("key_"),
+        _OTHER.c.id != bindparam("id_"),
+        (_OTHER.c.id > bindparam("id_")) | _OTHER.c.state.in_((PENDING, IN_FLIGHT, HELD, PARKED)),
+    )
+)
+
 
 class Claiming:
     """Claim, renew, recover and guard: every short transaction before a send."""
@@ -44,6 +66,18 @@ class Claiming:
     late_apply: timedelta
     _owner_gone: Callable[[str | None], bool]
     _db: Database
+    _sqlite_writes: threading.Lock | None
+
+    def _writing(self) -> AbstractContextManager[object]:
+        """Held around each of this dispatcher's write transactions on SQLite.
+
+        SQLite takes one writer at a time. Without this, the workers' guards and the
+        dispatcher's own claims and records collide on ``BEGIN IMMEDIATE``, and the loser
+        sleeps in SQLite's busy handler (1, 2, 5, 10… ms) well past the moment the lock is
+        free; a thread lock wakes the next writer as soon as it is. Other processes still
+        queue on SQLite's own lock. PostgreSQL locks rows, so it needs none.
+        """
+        return self._sqlite_writes if self._sqlite_writes is not None else nullcontext()
 
     # -- claiming ------------------------------------------------------------------------
 
@@ -51,7 +85,7 @@ class Claiming:
         """Back to pending, read back first: effects whose dispatcher died or lease ran out."""
         now = self._db.now()
         recovered = 0
-        with self._db.transaction() as s:
+        with self._writing(), self._db.transaction() as s:
             # Our own claims are alive for as long as we are: only the others can be stale.
             query = (
                 select(
@@ -116,7 +150,7 @@ class Claiming:
 
     def claim(self, limit: int) -> list[Claim]:
         now = self._db.now()
-        with self._db.transaction() as s:
+        with self._writing(), self._db.transaction() as s:
             query = (
                 select(
                     _EFFECTS.c.id,
@@ -180,7 +214,7 @@ class Claiming:
         if not tokens:
             return held
         now = self._db.now()
-        with self._db.transaction() as s:
+        with self._writing(), self._db.transaction() as s:
             for start in range(0, len(tokens), _KEYS_PER_QUERY):
                 batch = tokens[start : start + _KEYS_PER_QUERY]
                 ours = (_EFFECTS.c.claim_token.in_(batch), _EFFECTS.c.state == IN_FLIGHT)
@@ -200,7 +234,9 @@ class Claiming:
         counted). One transaction, so no other dispatcher can act in between.
         """
         now = self._db.now()
-        with self._db.transaction() as s:
+        if self._guard_fast(claim, now):
+            return None
+        with self._writing(), self._db.transaction() as s:
             renewed = s.execute(
                 update(_EFFECTS)
                 .where(
@@ -241,6 +277,23 @@ class Claiming:
                 )
             )
             return "deferred"
+
+    def _guard_fast(self, claim: Claim, now: datetime) -> bool:
+        """The guard's common case in one statement: renew the claim if we still hold it and
+        no other version of the effect could make it wait or be superseded (none newer, none
+        older still pending, in flight, held or parked). True means send now; False, the
+        full guard decides (its first statement renews again, which changes nothing).
+
+        A Core connection rather than a session: this runs once per send, on the workers.
+        """
+        params: dict[str, object] = {"id_": claim.effect_id, "token_": claim.token, "now_": now}
+        if claim.supersede_key is None:
+            statement = _RENEW_ONE
+        else:
+            statement = _RENEW_ONE_IF_ALONE
+            params["key_"] = claim.supersede_key
+        with self._writing(), self._db.engine.begin() as conn:
+            return conn.execute(statement, params).rowcount == 1
 
     def _older_versions(
         self, s: Session, claim: Claim, now: datetime

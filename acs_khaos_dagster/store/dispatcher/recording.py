@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import random
 from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +69,7 @@ class Recording:
     owner: str
     _rng: random.Random
     _db: Database
+    _writing: Callable[[], AbstractContextManager[object]]  # from ``Claiming``
 
     # -- finishing -----------------------------------------------------------------------
 
@@ -79,7 +82,7 @@ class Recording:
         outcomes: Counter[str] = Counter()
         retries: list[tuple[Talked, float]] = []
         parks: list[tuple[Talked, BaseException]] = []
-        with self._db.transaction() as s:
+        with self._writing(), self._db.transaction() as s:
             now = self._db.now()
             ids = [t.claim.effect_id for t in talked]
             current = {

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import threading
 import time
 import uuid
 from collections import deque
@@ -80,6 +81,8 @@ class Dispatcher(Claiming, Recording):
         self._owner_gone = owner_gone
         self._db: Database = store.db
         self._lanes: dict[str, Lane] = {}  # by claim token
+        # One writer at a time on SQLite, queued here rather than in SQLite's busy handler.
+        self._sqlite_writes = threading.Lock() if self._db.dialect == "sqlite" else None
 
     # -- running -------------------------------------------------------------------------
 
