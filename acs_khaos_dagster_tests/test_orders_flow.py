@@ -294,18 +294,21 @@ def test_an_order_cancelled_after_picking_started_is_an_exception_for_operations
 # --- the sensor -----------------------------------------------------------------------------
 
 
+def _despatch_sensor_tick(instance: DagsterInstance):
+    with build_sensor_context(instance=instance, resources=default_resources()) as context:
+        return acs_despatch_sensor(context)
+
+
 def test_the_despatch_sensor_starts_a_run_only_when_the_feed_has_new_events(
     integration: IntegrationHarness,
 ) -> None:
     from acs_khaos_dagster.definitions import defs
 
     instance: DagsterInstance = integration.instance
-    resources = default_resources()
     _products_and_release(integration)
 
     def tick():
-        with build_sensor_context(instance=instance, resources=resources) as context:
-            return acs_despatch_sensor(context)
+        return _despatch_sensor_tick(instance)
 
     assert isinstance(tick(), SkipReason)  # nothing despatched yet
     integration.sandbox.advance(timedelta(hours=4))
@@ -330,13 +333,11 @@ def test_the_despatch_sensor_waits_while_a_despatch_run_has_not_started(
     from acs_khaos_dagster.definitions import defs
 
     instance: DagsterInstance = integration.instance
-    resources = default_resources()
     _products_and_release(integration)
     integration.sandbox.advance(timedelta(hours=4))
 
     def tick():
-        with build_sensor_context(instance=instance, resources=resources) as context:
-            return acs_despatch_sensor(context)
+        return _despatch_sensor_tick(instance)
 
     [request] = tick().run_requests
     job = defs.resolve_job_def("despatch_posting_job")

@@ -345,8 +345,13 @@ def _freeze_at(spec: str) -> None:
 
     def point(at: str) -> None:
         # Only where a second send would do harm: the claim being handed out is of a kind
-        # the target does not take twice harmlessly (the dispatcher's own local says so).
-        if at == name and not sys._getframe(1).f_locals.get("idempotent", True):
+        # the target does not take twice harmlessly (asked of the handing-out dispatcher).
+        caller = sys._getframe(1).f_locals
+        claim, dispatcher = caller.get("claim"), caller.get("self")
+        harmful = (
+            claim is not None and dispatcher is not None and not dispatcher._idempotent(claim.kind)
+        )
+        if at == name and harmful:
             hits["n"] += 1
             if hits["n"] == int(nth or 1):
                 sys.stderr.write(f"soak: frozen at {at} (hit {hits['n']})\n")
