@@ -4,10 +4,12 @@
 use them without Dagster); they are re-exported here.
 """
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
+import dagster as dg
 import pandas as pd
-from dagster import DagsterRunStatus, MetadataValue
 
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.flows.common import (
@@ -16,15 +18,17 @@ from acs_khaos_dagster.flows.common import (
     sync_exceptions,
     write_parquet_atomically,
 )
-from acs_khaos_dagster.report_files import report_url
+from acs_khaos_dagster.flows.figures import FileLink, Markdown, Verdict, file_link, table
 from acs_khaos_dagster.store import DispatchReport
 
 __all__ = [
     "RUN_IN_PROGRESS",
+    "check_result",
     "dispatch",
     "dispatch_metadata",
     "effect_states",
     "markdown_table",
+    "metadata",
     "report_link",
     "sync_exceptions",
     "write_parquet_atomically",
@@ -32,24 +36,43 @@ __all__ = [
 
 # A run that is still to finish: a sensor starting another for the same work would run it twice.
 RUN_IN_PROGRESS = (
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
 )
 
 
-def markdown_table(frame: pd.DataFrame, limit: int = 20) -> MetadataValue:
-    if frame.empty:
-        return MetadataValue.md("_none_")
-    return MetadataValue.md(frame.head(limit).to_markdown(index=False))
+def metadata(figures: Mapping[str, Any]) -> dict[str, Any]:
+    """A flow's figures (``flows/figures.py``) as Dagster metadata."""
+    return {name: _value(value) for name, value in figures.items()}
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, Markdown):
+        return dg.MetadataValue.md(value.text)
+    if isinstance(value, FileLink):
+        return (
+            dg.MetadataValue.url(value.url) if value.url else dg.MetadataValue.path(str(value.path))
+        )
+    return value
+
+
+def check_result(verdict: Verdict) -> dg.AssetCheckResult:
+    severity = dg.AssetCheckSeverity.WARN if verdict.warn else dg.AssetCheckSeverity.ERROR
+    return dg.AssetCheckResult(
+        passed=verdict.passed, severity=severity, metadata=metadata(verdict.figures)
+    )
+
+
+def markdown_table(frame: pd.DataFrame, limit: int = 20) -> dg.MetadataValue:
+    return _value(table(frame, limit))
 
 
 def dispatch_metadata(report: DispatchReport) -> dict[str, int]:
     return {f"effects_{outcome}": count for outcome, count in sorted(report.outcomes.items())}
 
 
-def report_link(conf: Settings, path: Path) -> MetadataValue:
+def report_link(conf: Settings, path: Path) -> dg.MetadataValue:
     """A link the UI opens (the webserver's ``/files/``), or the path as text if unserved."""
-    url = report_url(conf.data_dir, path, conf.brand)
-    return MetadataValue.url(url) if url else MetadataValue.path(str(path))
+    return _value(file_link(conf, path))
