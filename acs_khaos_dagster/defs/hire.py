@@ -24,16 +24,12 @@ from acs_khaos_dagster.flows.hire import raise_overdue_hires
     "unit is back.",
 )
 def hire_overdue(
-    context: dg.AssetExecutionContext,
-    lifecycle: pd.DataFrame,
-    settings: SettingsResource,
-    store: StoreResource,
-) -> pd.DataFrame:
+    lifecycle: pd.DataFrame, settings: SettingsResource, store: StoreResource
+) -> dg.Output[pd.DataFrame]:
     conf = settings.load()
     with store.connect() as db:
         result = raise_overdue_hires(db, conf, lifecycle, integration_now(conf))
-    context.add_output_metadata(metadata(result.figures()))
-    return result.frame
+    return dg.Output(result.frame, metadata=metadata(result.figures()))
 
 
 defs = dg.Definitions(assets=[hire_overdue])

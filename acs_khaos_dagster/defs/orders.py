@@ -28,13 +28,8 @@ from acs_khaos_dagster.defs.resources import (
     SettingsResource,
     StoreResource,
 )
+from acs_khaos_dagster.flows import despatch_postings as despatch
 from acs_khaos_dagster.flows import orders_figures as figures
-from acs_khaos_dagster.flows.despatch_postings import (
-    post_shipments,
-    read_despatch_feed,
-    shipments_frame,
-    unrecorded_despatches,
-)
 from acs_khaos_dagster.flows.order_release import ready_sku_map, release_orders, released_orders
 from acs_khaos_dagster.flows.order_sla import check_order_sla
 
@@ -56,12 +51,11 @@ CURSOR_TAG = "acs_khaos/despatch_cursor"
     "for the sites ACS fulfils.",
 )
 def khaos_released_orders(
-    context: dg.AssetExecutionContext, settings: SettingsResource, khaos: KhaosApiResource
-) -> pd.DataFrame:
+    settings: SettingsResource, khaos: KhaosApiResource
+) -> dg.Output[pd.DataFrame]:
     with khaos.client() as client:
         frame = released_orders(settings.load(), client)
-    context.add_output_metadata(metadata(figures.released_lines_figures(frame)))
-    return frame
+    return dg.Output(frame, metadata=metadata(figures.released_lines_figures(frame)))
 
 
 @dg.asset(
@@ -72,7 +66,6 @@ def khaos_released_orders(
     description="Orders sent to ACS, held for SKUs, cancelled and acknowledged in Khaos this run.",
 )
 def acs_order_release(
-    context: dg.AssetExecutionContext,
     khaos_released_orders: pd.DataFrame,
     sku_mapping: pd.DataFrame,
     ready_for_sale_skus: pd.DataFrame,
@@ -80,15 +73,14 @@ def acs_order_release(
     acs: AcsApiResource,
     khaos: KhaosApiResource,
     store: StoreResource,
-) -> pd.DataFrame:
+) -> dg.Output[pd.DataFrame]:
     conf = settings.load()
     ready = ready_sku_map(sku_mapping, ready_for_sale_skus)
     with store.connect() as db, khaos.client() as kc, acs.client() as ac:
         result = release_orders(
             db, ac, kc, conf, integration_now(conf), khaos_released_orders, ready
         )
-    context.add_output_metadata(metadata(figures.release_figures(result)))
-    return result.frame
+    return dg.Output(result.frame, metadata=metadata(figures.release_figures(result)))
 
 
 # --- despatch back ---------------------------------------------------------------------------
@@ -103,16 +95,12 @@ def acs_order_release(
     "the feed cursor is kept in the store and moves with the events it covers.",
 )
 def acs_shipments(
-    context: dg.AssetExecutionContext,
-    settings: SettingsResource,
-    acs: AcsApiResource,
-    store: StoreResource,
-) -> pd.DataFrame:
+    settings: SettingsResource, acs: AcsApiResource, store: StoreResource
+) -> dg.Output[pd.DataFrame]:
     with store.connect() as db, acs.client() as client:
-        intake = read_despatch_feed(db, client, settings.load())
-    frame = shipments_frame(intake)
-    context.add_output_metadata(metadata(figures.shipments_figures(intake, frame)))
-    return frame
+        intake = despatch.read_despatch_feed(db, client, settings.load())
+    frame = despatch.shipments_frame(intake)
+    return dg.Output(frame, metadata=metadata(figures.shipments_figures(intake, frame)))
 
 
 @dg.asset(
@@ -125,15 +113,11 @@ def acs_shipments(
     "shipment id) through the outbox; problems and short closures are exceptions.",
 )
 def khaos_shipment_postings(
-    context: dg.AssetExecutionContext,
-    settings: SettingsResource,
-    khaos: KhaosApiResource,
-    store: StoreResource,
-) -> pd.DataFrame:
+    settings: SettingsResource, khaos: KhaosApiResource, store: StoreResource
+) -> dg.Output[pd.DataFrame]:
     with store.connect() as db, khaos.client() as kc:
-        result = post_shipments(db, kc, settings.load())
-    context.add_output_metadata(metadata(figures.postings_figures(result)))
-    return result.frame
+        result = despatch.post_shipments(db, kc, settings.load())
+    return dg.Output(result.frame, metadata=metadata(figures.postings_figures(result)))
 
 
 # --- stuck orders ----------------------------------------------------------------------------
@@ -147,14 +131,11 @@ def khaos_shipment_postings(
     description="Orders past the agreed turnaround (warehouse working time), left at the "
     "release stage, or waiting too long in back order; each an exception for operations.",
 )
-def order_sla_breaches(
-    context: dg.AssetExecutionContext, settings: SettingsResource, store: StoreResource
-) -> pd.DataFrame:
+def order_sla_breaches(settings: SettingsResource, store: StoreResource) -> dg.Output[pd.DataFrame]:
     conf = settings.load()
     with store.connect() as db:
         result = check_order_sla(db, conf, integration_now(conf))
-    context.add_output_metadata(metadata(figures.sla_figures(result)))
-    return result.frame
+    return dg.Output(result.frame, metadata=metadata(figures.sla_figures(result)))
 
 
 # --- jobs, sensor, schedule ------------------------------------------------------------------
@@ -177,17 +158,18 @@ def release_cron(interval_s: int) -> str:
     return f"*/{minutes} * * * *"
 
 
+RELEASE_ASSETS = [khaos_released_orders, acs_order_release, order_sla_breaches]
+DESPATCH_ASSETS = [acs_shipments, khaos_shipment_postings]
+
 order_release_job = dg.define_asset_job(
     RELEASE_JOB,
-    selection=dg.AssetSelection.assets(
-        khaos_released_orders, acs_order_release, order_sla_breaches
-    ),
+    selection=dg.AssetSelection.assets(*RELEASE_ASSETS),
     description="Release waiting orders to ACS, cancel, acknowledge, and check the SLA clock.",
 )
 
 despatch_posting_job = dg.define_asset_job(
     DESPATCH_JOB,
-    selection=dg.AssetSelection.assets(acs_shipments, khaos_shipment_postings),
+    selection=dg.AssetSelection.assets(*DESPATCH_ASSETS),
     description="Read the ACS despatch feed from the stored cursor and post each shipment.",
 )
 
@@ -235,7 +217,7 @@ def acs_despatch_sensor(
         run = waiting[0].run_id
         return dg.SkipReason(f"despatch run {run} has not started yet: it takes these")
     with store.connect() as db, acs.client() as client:
-        news = unrecorded_despatches(db, client, settings.load().orders.despatch_page_size)
+        news = despatch.unrecorded_despatches(db, client, settings.load().orders.despatch_page_size)
     if not news.anything:
         start = news.cursor or "(start)"
         return dg.SkipReason(f"no event beyond those recorded (stored cursor {start})")
@@ -254,13 +236,7 @@ def acs_despatch_sensor(
 
 
 defs = dg.Definitions(
-    assets=[
-        khaos_released_orders,
-        acs_order_release,
-        acs_shipments,
-        khaos_shipment_postings,
-        order_sla_breaches,
-    ],
+    assets=[*RELEASE_ASSETS, *DESPATCH_ASSETS],
     jobs=[order_release_job, despatch_posting_job],
     schedules=[order_release_schedule],
     sensors=[acs_despatch_sensor],

@@ -41,19 +41,17 @@ class SkuMasterConfig(dg.Config):
     "the stable StockID, fetched incrementally since the stored watermark.",
 )
 def khaos_sku_master(
-    context: dg.AssetExecutionContext,
     config: SkuMasterConfig,
     settings: SettingsResource,
     khaos: KhaosApiResource,
     store: StoreResource,
-) -> pd.DataFrame:
+) -> dg.Output[pd.DataFrame]:
     conf = settings.load()
     with store.connect() as db, khaos.client() as client:
         result = sync_sku_master(
             db, client, conf, integration_now(conf), full_refresh=config.full_refresh
         )
-    context.add_output_metadata(metadata(result.figures()))
-    return result.frame
+    return dg.Output(result.frame, metadata=metadata(result.figures()))
 
 
 @dg.asset(
@@ -64,11 +62,10 @@ def khaos_sku_master(
     description="The SKU registry as ACS holds it, with each SKU's status (active, pending, "
     "inactive).",
 )
-def acs_product_registry(context: dg.AssetExecutionContext, acs: AcsApiResource) -> pd.DataFrame:
+def acs_product_registry(acs: AcsApiResource) -> dg.Output[pd.DataFrame]:
     with acs.client() as client:
         registry = acs_registry_frame(client.iter_products())
-    context.add_output_metadata(metadata(mapping.registry_figures(registry)))
-    return registry
+    return dg.Output(registry, metadata=metadata(mapping.registry_figures(registry)))
 
 
 @dg.asset(
@@ -79,15 +76,11 @@ def acs_product_registry(context: dg.AssetExecutionContext, acs: AcsApiResource)
     "attribute mismatch, unknown to Khaos, invalid code, renamed, discontinued).",
 )
 def sku_mapping(
-    context: dg.AssetExecutionContext,
-    khaos_sku_master: pd.DataFrame,
-    acs_product_registry: pd.DataFrame,
-    store: StoreResource,
-) -> pd.DataFrame:
+    khaos_sku_master: pd.DataFrame, acs_product_registry: pd.DataFrame, store: StoreResource
+) -> dg.Output[pd.DataFrame]:
     with store.connect() as db:
         result = mapping.map_skus(db, khaos_sku_master, acs_product_registry)
-    context.add_output_metadata(metadata(result.figures()))
-    return result.frame
+    return dg.Output(result.frame, metadata=metadata(result.figures()))
 
 
 @dg.asset(
@@ -97,12 +90,11 @@ def sku_mapping(
     description="SKUs active at ACS with matching attributes: what the order and stock flows use.",
 )
 def ready_for_sale_skus(
-    context: dg.AssetExecutionContext, sku_mapping: pd.DataFrame, settings: SettingsResource
-) -> pd.DataFrame:
+    sku_mapping: pd.DataFrame, settings: SettingsResource
+) -> dg.Output[pd.DataFrame]:
     conf = settings.load()
     result = mapping.ready_for_sale_skus(conf, sku_mapping)
-    context.add_output_metadata(metadata(result.figures(conf)))
-    return result.ready
+    return dg.Output(result.ready, metadata=metadata(result.figures(conf)))
 
 
 @dg.asset(
@@ -115,17 +107,15 @@ def ready_for_sale_skus(
     "an unchanged SKU is never re-sent. Invalid codes are never sent.",
 )
 def acs_sku_push(
-    context: dg.AssetExecutionContext,
     khaos_sku_master: pd.DataFrame,
     acs_product_registry: pd.DataFrame,
     settings: SettingsResource,
     acs: AcsApiResource,
     store: StoreResource,
-) -> pd.DataFrame:
+) -> dg.Output[pd.DataFrame]:
     with store.connect() as db, acs.client() as client:
         result = push_skus(db, client, settings.load(), khaos_sku_master, acs_product_registry)
-    context.add_output_metadata(metadata(result.figures()))
-    return result.frame
+    return dg.Output(result.frame, metadata=metadata(result.figures()))
 
 
 @dg.asset_check(
