@@ -1,7 +1,7 @@
 """Orders group: release to ACS, despatches back to Khaos, holds, cancellations, stuck orders.
 
 Dagster wiring only: the steps are ``flows.order_release`` (with ``flows.order_cancel``),
-``flows.despatch_postings`` and ``flows.order_sla``.
+``flows.despatch_postings`` and ``flows.order_sla``; ``flows.orders_figures`` their metadata.
 
 - ``acs_order_release``: orders waiting at the release stage are validated against the
   SKUs ready for sale, sent to ACS (``PUT orders``) and, once ACS accepted them,
