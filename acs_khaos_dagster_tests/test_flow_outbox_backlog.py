@@ -7,6 +7,7 @@ expected age and count below is the test's own arithmetic on the times it set.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -18,11 +19,13 @@ from acs_khaos_dagster.effects import TARGET_OF, EffectKind
 from acs_khaos_dagster.flows.outbox import (
     backlog_over_limit,
     dispatch_due,
+    dispatch_figures,
     due_effects,
+    due_targets,
     kinds_of,
     record_backlog,
 )
-from acs_khaos_dagster.store import DueEffects, Store
+from acs_khaos_dagster.store import DispatchReport, DueEffects, Store
 from acs_khaos_dagster.store.schema import Effect
 from acs_khaos_dagster_tests.store.conftest import FakeClock
 
@@ -243,4 +246,46 @@ def test_a_late_pass_reports_how_late_it_came_and_raises_the_backlog_first(
     assert done.due_before == 1 and done.still_due == 1
     assert done.oldest_due_age_s == 31 * 60
     assert done.backlog_over_limit
+    assert backlog(store) == {"outbox:khaos": "open"}
+
+
+def test_a_late_pass_warns_with_its_figures_and_says_how_late_against_the_limit(
+    store: Store, settings: Settings, clock: FakeClock
+) -> None:
+    enqueue(store, EffectKind.KHAOS_DESPATCH, "SHP-1")
+    clock.advance(seconds=1860.04)
+    done = dispatch_due(store, settings, "khaos")
+    verdict = done.verdict()
+    assert not verdict.passed and verdict.warn
+    assert verdict.figures == {"oldest_due_age_s": 1860.0}
+    assert isinstance(done.figures()["oldest_due_age_s"], float)  # plotted as a float
+    assert done.figures() == {"due_before": 1, "oldest_due_age_s": 1860.0, "still_due": 1}
+    assert done.lateness(LIMIT_S) == "the oldest due effect waited 1860 s (limit 1800 s)"
+
+
+def test_a_pass_in_time_passes_the_check(store: Store, settings: Settings) -> None:
+    enqueue(store, EffectKind.ACS_ORDER, "SO1")
+    assert dispatch_due(store, settings, "khaos").verdict().passed
+
+
+def test_dispatch_figures_count_effects_per_outcome_in_order_under_a_prefix() -> None:
+    report = DispatchReport(claimed=3, outcomes=Counter({"sent": 2, "failed": 1}))
+    assert list(dispatch_figures(report, prefix="acs_").items()) == [
+        ("acs_effects_failed", 1),
+        ("acs_effects_sent", 2),
+    ]
+    assert dispatch_figures(DispatchReport()) == {}
+
+
+# --- what the sensor starts ------------------------------------------------------------------
+
+
+def test_due_targets_name_only_the_targets_with_due_effects_and_raise_their_backlog(
+    store: Store, settings: Settings, clock: FakeClock
+) -> None:
+    assert due_targets(store, settings) == {}
+    enqueue(store, EffectKind.KHAOS_DESPATCH, "SHP-1")
+    enqueue(store, EffectKind.KHAOS_DESPATCH, "SHP-2")
+    clock.advance(hours=1)
+    assert due_targets(store, settings) == {"khaos": 2}
     assert backlog(store) == {"outbox:khaos": "open"}

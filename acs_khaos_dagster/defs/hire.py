@@ -6,55 +6,30 @@ snapshot's ``expected_return_date``; a unit with the customer past that date ope
 itself once the unit is seen back.
 """
 
+import dagster as dg
 import pandas as pd
-from dagster import AssetExecutionContext, AssetIn, Definitions, asset
 
 from acs_khaos_dagster.clock import integration_now
-from acs_khaos_dagster.defs.common import markdown_table, sync_exceptions
+from acs_khaos_dagster.defs.common import metadata
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
-from acs_khaos_dagster.defs.returns import SNAPSHOT_FOLDERS
-from acs_khaos_dagster.flows.hire import (
-    newest_expected_returns,
-    overdue_from_snapshot,
-    units_out,
-)
-
-HIRE_OVERDUE = "hire_overdue"
+from acs_khaos_dagster.flows.hire import raise_overdue_hires
 
 
-@asset(
+@dg.asset(
     group_name="returns",
     kinds={"pandas"},
-    ins={"lifecycle": AssetIn("hire_unit_lifecycle")},
+    ins={"lifecycle": dg.AssetIn("hire_unit_lifecycle")},
     description="Hire units still with the customer after their expected return date (ACS "
     "unit snapshot): each an owned hire_overdue exception for operations, closed once the "
     "unit is back.",
 )
 def hire_overdue(
-    context: AssetExecutionContext,
-    lifecycle: pd.DataFrame,
-    settings: SettingsResource,
-    store: StoreResource,
-) -> pd.DataFrame:
+    lifecycle: pd.DataFrame, settings: SettingsResource, store: StoreResource
+) -> dg.Output[pd.DataFrame]:
     conf = settings.load()
-    expected = newest_expected_returns(
-        (conf.data_dir / f for f in SNAPSHOT_FOLDERS), units=units_out(lifecycle)
-    )
-    overdue = overdue_from_snapshot(conf, lifecycle, expected, integration_now(conf))
     with store.connect() as db:
-        open_counts = sync_exceptions(db, overdue, [HIRE_OVERDUE])
-    frame = pd.DataFrame(
-        [o.details for o in overdue],
-        columns=["unique_sku", "sku", "expected_return_date", "days_overdue"],
-    )
-    context.add_output_metadata(
-        {
-            "hires_overdue": len(frame),
-            "open_hire_overdue": open_counts.get(HIRE_OVERDUE, 0),
-            "sample": markdown_table(frame),
-        }
-    )
-    return frame
+        result = raise_overdue_hires(db, conf, lifecycle, integration_now(conf))
+    return dg.Output(result.frame, metadata=metadata(result.figures()))
 
 
-defs = Definitions(assets=[hire_overdue])
+defs = dg.Definitions(assets=[hire_overdue])

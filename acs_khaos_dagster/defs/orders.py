@@ -1,7 +1,7 @@
 """Orders group: release to ACS, despatches back to Khaos, holds, cancellations, stuck orders.
 
 Dagster wiring only: the steps are ``flows.order_release`` (with ``flows.order_cancel``),
-``flows.despatch_postings`` and ``flows.order_sla``.
+``flows.despatch_postings`` and ``flows.order_sla``; ``flows.orders_figures`` their metadata.
 
 - ``acs_order_release``: orders waiting at the release stage are validated against the
   SKUs ready for sale, sent to ACS (``PUT orders``) and, once ACS accepted them,
@@ -13,55 +13,25 @@ Dagster wiring only: the steps are ``flows.order_release`` (with ``flows.order_c
 - ``order_sla_breaches``: the stuck-order clock over the store's timestamps.
 """
 
+import dagster as dg
 import pandas as pd
-from dagster import (
-    AssetExecutionContext,
-    AssetSelection,
-    DagsterRunStatus,
-    Definitions,
-    RunRequest,
-    RunsFilter,
-    ScheduleDefinition,
-    SensorEvaluationContext,
-    SensorResult,
-    SkipReason,
-    asset,
-    define_asset_job,
-    sensor,
-)
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import OrderSettings, SettingsError, load_settings
+from acs_khaos_dagster.defs import tables
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
 from acs_khaos_dagster.defs.brand import brand_tags
-from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, dispatch_metadata, markdown_table
+from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, metadata
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
     KhaosApiResource,
     SettingsResource,
     StoreResource,
 )
-from acs_khaos_dagster.defs.tables import (
-    OrderReleaseType,
-    ReleasedOrderLinesType,
-    ShipmentPostingsType,
-    ShipmentsType,
-    SlaBreachesType,
-)
-from acs_khaos_dagster.domain.shipments import SHIPMENT_COLUMNS
-from acs_khaos_dagster.flows.despatch_postings import (
-    post_shipments,
-    read_despatch_feed,
-    shipments_frame,
-    unrecorded_despatches,
-)
-from acs_khaos_dagster.flows.order_release import (
-    RELEASE_ACTIONS,
-    ready_sku_map,
-    release_orders,
-    released_orders,
-)
-from acs_khaos_dagster.flows.order_sla import SLA_KINDS, check_order_sla
+from acs_khaos_dagster.flows import despatch_postings as despatch
+from acs_khaos_dagster.flows import orders_figures as figures
+from acs_khaos_dagster.flows.order_release import ready_sku_map, release_orders, released_orders
+from acs_khaos_dagster.flows.order_sla import check_order_sla
 
 RELEASE_JOB = "order_release_job"
 DESPATCH_JOB = "despatch_posting_job"
@@ -72,39 +42,30 @@ CURSOR_TAG = "acs_khaos/despatch_cursor"
 # --- order release ---------------------------------------------------------------------------
 
 
-@asset(
+@dg.asset(
     group_name="orders",
     kinds={"khaos", "pandas"},
-    dagster_type=ReleasedOrderLinesType,
+    dagster_type=tables.ReleasedOrderLinesType,
     pool="khaos_api",
     description="Lines of orders whose invoice waits at the release stage "
     "for the sites ACS fulfils.",
 )
 def khaos_released_orders(
-    context: AssetExecutionContext, settings: SettingsResource, khaos: KhaosApiResource
-) -> pd.DataFrame:
+    settings: SettingsResource, khaos: KhaosApiResource
+) -> dg.Output[pd.DataFrame]:
     with khaos.client() as client:
         frame = released_orders(settings.load(), client)
-    context.add_output_metadata(
-        {
-            "orders": int(frame["order_id"].nunique()),
-            "lines": len(frame),
-            "units": int(frame["quantity"].sum()),
-            "hire_lines": int(frame["is_hire"].sum()),
-        }
-    )
-    return frame
+    return dg.Output(frame, metadata=metadata(figures.released_lines_figures(frame)))
 
 
-@asset(
+@dg.asset(
     group_name="orders",
     kinds={"acs", "khaos", "pandas"},
-    dagster_type=OrderReleaseType,
+    dagster_type=tables.OrderReleaseType,
     pool="acs_api",
     description="Orders sent to ACS, held for SKUs, cancelled and acknowledged in Khaos this run.",
 )
 def acs_order_release(
-    context: AssetExecutionContext,
     khaos_released_orders: pd.DataFrame,
     sku_mapping: pd.DataFrame,
     ready_for_sale_skus: pd.DataFrame,
@@ -112,128 +73,69 @@ def acs_order_release(
     acs: AcsApiResource,
     khaos: KhaosApiResource,
     store: StoreResource,
-) -> pd.DataFrame:
+) -> dg.Output[pd.DataFrame]:
     conf = settings.load()
     ready = ready_sku_map(sku_mapping, ready_for_sale_skus)
     with store.connect() as db, khaos.client() as kc, acs.client() as ac:
         result = release_orders(
             db, ac, kc, conf, integration_now(conf), khaos_released_orders, ready
         )
-    frame = result.frame
-    counts = frame["action"].value_counts()
-    context.add_output_metadata(
-        {
-            **{f"orders_{a}": int(counts.get(a, 0)) for a in RELEASE_ACTIONS},
-            "orders_acknowledged": result.acknowledged,
-            "open_order_held": result.open_holds,
-            "order_locked": result.order_locked,
-            **{f"acs_{k}": v for k, v in dispatch_metadata(result.acs_report).items()},
-            **{f"khaos_{k}": v for k, v in dispatch_metadata(result.khaos_report).items()},
-            "sample": markdown_table(frame),
-        }
-    )
-    return frame
+    return dg.Output(result.frame, metadata=metadata(figures.release_figures(result)))
 
 
 # --- despatch back ---------------------------------------------------------------------------
 
 
-@asset(
+@dg.asset(
     group_name="orders",
     kinds={"acs", "pandas"},
-    dagster_type=ShipmentsType,
+    dagster_type=tables.ShipmentsType,
     pool="acs_api",
     description="ACS shipments read from the despatch feed this run (one row per shipment); "
     "the feed cursor is kept in the store and moves with the events it covers.",
 )
 def acs_shipments(
-    context: AssetExecutionContext,
-    settings: SettingsResource,
-    acs: AcsApiResource,
-    store: StoreResource,
-) -> pd.DataFrame:
+    settings: SettingsResource, acs: AcsApiResource, store: StoreResource
+) -> dg.Output[pd.DataFrame]:
     with store.connect() as db, acs.client() as client:
-        intake = read_despatch_feed(db, client, settings.load())
-    frame = shipments_frame(intake)
-    received = intake.received
-    context.add_output_metadata(
-        {
-            "events_read": len(received),
-            "events_new": intake.new,
-            "events_repeated": len(received) - intake.new,
-            "shipments": len(frame),
-            "units": int(frame["units"].sum()) if not frame.empty else 0,
-            "cursor": str(intake.cursor or ""),
-            "sample": markdown_table(frame[[c for c in SHIPMENT_COLUMNS if c != "event_id"]]),
-        }
-    )
-    return frame
+        intake = despatch.read_despatch_feed(db, client, settings.load())
+    frame = despatch.shipments_frame(intake)
+    return dg.Output(frame, metadata=metadata(figures.shipments_figures(intake, frame)))
 
 
-@asset(
+@dg.asset(
     group_name="orders",
     kinds={"khaos", "pandas"},
-    dagster_type=ShipmentPostingsType,
+    dagster_type=tables.ShipmentPostingsType,
     pool="khaos_api",
     deps=[acs_shipments],
     description="Each ACS shipment posted to Khaos as one ImportDespatch (keyed by the ACS "
     "shipment id) through the outbox; problems and short closures are exceptions.",
 )
 def khaos_shipment_postings(
-    context: AssetExecutionContext,
-    settings: SettingsResource,
-    khaos: KhaosApiResource,
-    store: StoreResource,
-) -> pd.DataFrame:
+    settings: SettingsResource, khaos: KhaosApiResource, store: StoreResource
+) -> dg.Output[pd.DataFrame]:
     with store.connect() as db, khaos.client() as kc:
-        result = post_shipments(db, kc, settings.load())
-    frame, completion = result.frame, result.completion.values()
-    context.add_output_metadata(
-        {
-            "shipments": len(frame),
-            "queued": int((frame["state"] == "queued").sum()),
-            "posted": int((frame["effect_state"] == "done").sum()),
-            "problems": int((frame["state"] == "problem").sum()),
-            "closed_short_lines": result.closed_short_lines,
-            "orders_shipped": sum(1 for c in completion if c == "shipped"),
-            "orders_partially_shipped": sum(1 for c in completion if c == "partially_shipped"),
-            **{f"open_{t}": n for t, n in result.open_counts.items()},
-            **dispatch_metadata(result.report),
-            "sample": markdown_table(frame),
-        }
-    )
-    return frame
+        result = despatch.post_shipments(db, kc, settings.load())
+    return dg.Output(result.frame, metadata=metadata(figures.postings_figures(result)))
 
 
 # --- stuck orders ----------------------------------------------------------------------------
 
 
-@asset(
+@dg.asset(
     group_name="orders",
     kinds={"pandas"},
-    dagster_type=SlaBreachesType,
+    dagster_type=tables.SlaBreachesType,
     deps=[acs_order_release],
     description="Orders past the agreed turnaround (warehouse working time), left at the "
     "release stage, or waiting too long in back order; each an exception for operations.",
 )
-def order_sla_breaches(
-    context: AssetExecutionContext, settings: SettingsResource, store: StoreResource
-) -> pd.DataFrame:
+def order_sla_breaches(settings: SettingsResource, store: StoreResource) -> dg.Output[pd.DataFrame]:
     conf = settings.load()
     with store.connect() as db:
         result = check_order_sla(db, conf, integration_now(conf))
-    frame = result.frame
-    kinds = frame["kind"].value_counts()
-    context.add_output_metadata(
-        {
-            "orders_tracked": result.orders_tracked,
-            "breaching": len(frame),
-            **{f"breach_{k}": int(kinds.get(k, 0)) for k in SLA_KINDS},
-            "open_order_sla_breach": result.open_breaches,
-            "sample": markdown_table(frame),
-        }
-    )
-    return frame
+    return dg.Output(result.frame, metadata=metadata(figures.sla_figures(result)))
 
 
 # --- jobs, sensor, schedule ------------------------------------------------------------------
@@ -256,21 +158,24 @@ def release_cron(interval_s: int) -> str:
     return f"*/{minutes} * * * *"
 
 
-order_release_job = define_asset_job(
+RELEASE_ASSETS = [khaos_released_orders, acs_order_release, order_sla_breaches]
+DESPATCH_ASSETS = [acs_shipments, khaos_shipment_postings]
+
+order_release_job = dg.define_asset_job(
     RELEASE_JOB,
-    selection=AssetSelection.assets(khaos_released_orders, acs_order_release, order_sla_breaches),
+    selection=dg.AssetSelection.assets(*RELEASE_ASSETS),
     description="Release waiting orders to ACS, cancel, acknowledge, and check the SLA clock.",
 )
 
-despatch_posting_job = define_asset_job(
+despatch_posting_job = dg.define_asset_job(
     DESPATCH_JOB,
-    selection=AssetSelection.assets(acs_shipments, khaos_shipment_postings),
+    selection=dg.AssetSelection.assets(*DESPATCH_ASSETS),
     description="Read the ACS despatch feed from the stored cursor and post each shipment.",
 )
 
 _ORDER_SETTINGS = _order_settings()
 
-order_release_schedule = ScheduleDefinition(
+order_release_schedule = dg.ScheduleDefinition(
     name="order_release_schedule",
     job=order_release_job,
     cron_schedule=release_cron(_ORDER_SETTINGS.release_interval_s),
@@ -279,11 +184,15 @@ order_release_schedule = ScheduleDefinition(
     description="How often outbound orders post to ACS (settings.orders.release_interval_s).",
 )
 
-_LIVE = (*RUN_IN_PROGRESS, DagsterRunStatus.SUCCESS)
-_NOT_STARTED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
+_LIVE = (*RUN_IN_PROGRESS, dg.DagsterRunStatus.SUCCESS)
+_NOT_STARTED = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+]
 
 
-@sensor(
+@dg.sensor(
     job=despatch_posting_job,
     minimum_interval_seconds=_ORDER_SETTINGS.despatch_sensor_interval_s,
     default_status=SENSOR_STATUS,
@@ -292,47 +201,42 @@ _NOT_STARTED = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRu
     "cursor (the run reads and posts them itself).",
 )
 def acs_despatch_sensor(
-    context: SensorEvaluationContext,
+    context: dg.SensorEvaluationContext,
     settings: SettingsResource,
     acs: AcsApiResource,
     store: StoreResource,
-) -> SensorResult | SkipReason:
+) -> dg.SensorResult | dg.SkipReason:
     # A run not started yet reads the feed from the stored cursor to its end when it
     # starts: another run for events that arrived meanwhile would find nothing, and on a
     # one-run instance its start would delay the next despatch by seconds.
     waiting = context.instance.get_runs(
-        filters=RunsFilter(job_name=DESPATCH_JOB, statuses=_NOT_STARTED, tags=brand_tags()),
+        filters=dg.RunsFilter(job_name=DESPATCH_JOB, statuses=_NOT_STARTED, tags=brand_tags()),
         limit=1,
     )
     if waiting:
-        return SkipReason(f"despatch run {waiting[0].run_id} has not started yet: it takes these")
+        run = waiting[0].run_id
+        return dg.SkipReason(f"despatch run {run} has not started yet: it takes these")
     with store.connect() as db, acs.client() as client:
-        news = unrecorded_despatches(db, client, settings.load().orders.despatch_page_size)
+        news = despatch.unrecorded_despatches(db, client, settings.load().orders.despatch_page_size)
     if not news.anything:
-        cursor = news.cursor
-        return SkipReason(f"no event beyond those recorded (stored cursor {cursor or '(start)'})")
+        start = news.cursor or "(start)"
+        return dg.SkipReason(f"no event beyond those recorded (stored cursor {start})")
     tag = news.tag
     runs = context.instance.get_runs(
-        filters=RunsFilter(job_name=DESPATCH_JOB, tags={CURSOR_TAG: tag, **brand_tags()})
+        filters=dg.RunsFilter(job_name=DESPATCH_JOB, tags={CURSOR_TAG: tag, **brand_tags()})
     )
     if any(run.status in _LIVE for run in runs):
-        return SkipReason(f"a run for stored cursor {tag} is already on its way")
+        return dg.SkipReason(f"a run for stored cursor {tag} is already on its way")
     # A failed run leaves the stored cursor where it was: start another under a new key.
     run_key = f"despatch:{tag}" + (f":retry{len(runs)}" if runs else "")
-    return SensorResult(
-        run_requests=[RunRequest(run_key=run_key, tags={CURSOR_TAG: tag})],
+    return dg.SensorResult(
+        run_requests=[dg.RunRequest(run_key=run_key, tags={CURSOR_TAG: tag})],
         cursor=tag,
     )
 
 
-defs = Definitions(
-    assets=[
-        khaos_released_orders,
-        acs_order_release,
-        acs_shipments,
-        khaos_shipment_postings,
-        order_sla_breaches,
-    ],
+defs = dg.Definitions(
+    assets=[*RELEASE_ASSETS, *DESPATCH_ASSETS],
     jobs=[order_release_job, despatch_posting_job],
     schedules=[order_release_schedule],
     sensors=[acs_despatch_sensor],

@@ -10,76 +10,43 @@
 
 from __future__ import annotations
 
-from dagster import (
-    AssetCheckResult,
-    AssetCheckSeverity,
-    AssetCheckSpec,
-    AssetSelection,
-    DagsterRunStatus,
-    Definitions,
-    MaterializeResult,
-    MetadataValue,
-    RunRequest,
-    RunsFilter,
-    SensorEvaluationContext,
-    SkipReason,
-    asset,
-    define_asset_job,
-    sensor,
-)
+import dagster as dg
 
 from acs_khaos_dagster.config import load_settings
 from acs_khaos_dagster.defs.automation import SENSOR_STATUS
 from acs_khaos_dagster.defs.brand import brand_key, brand_tags
-from acs_khaos_dagster.defs.common import dispatch_metadata
+from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, metadata
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
     KhaosApiResource,
     SettingsResource,
     StoreResource,
 )
-from acs_khaos_dagster.flows.outbox import (
-    TARGETS,
-    DispatchPass,
-    dispatch_due,
-    due_effects,
-    record_backlog,
-)
+from acs_khaos_dagster.flows.outbox import DispatchPass, dispatch_due, due_targets
 
 OUTBOX_JOB = "outbox_dispatch_job"
 CHECK = "oldest_due_effect_within_limit"
-_ON_ITS_WAY = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-]
 
 
-def _result(outcome: DispatchPass, limit_s: float) -> MaterializeResult:
-    late = outcome.oldest_due_age_s
-    return MaterializeResult(
-        metadata={
-            "due_before": outcome.due_before,
-            "oldest_due_age_s": MetadataValue.float(round(late, 1)),
-            "still_due": outcome.still_due,
-            **dispatch_metadata(outcome.report),
-        },
+def _result(outcome: DispatchPass, limit_s: float) -> dg.MaterializeResult:
+    verdict = outcome.verdict()
+    return dg.MaterializeResult(
+        metadata=metadata(outcome.figures()),
         check_results=[
-            AssetCheckResult(
+            dg.AssetCheckResult(
                 check_name=CHECK,
-                passed=not outcome.backlog_over_limit,
-                severity=AssetCheckSeverity.WARN,
-                metadata={"oldest_due_age_s": MetadataValue.float(round(late, 1))},
-                description=f"the oldest due effect waited {late:.0f} s (limit {limit_s:.0f} s)",
+                passed=verdict.passed,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata=metadata(verdict.figures),
+                description=outcome.lateness(limit_s),
             )
         ],
     )
 
 
-def _check_spec(name: str) -> list[AssetCheckSpec]:
+def _check_spec(name: str) -> list[dg.AssetCheckSpec]:
     return [
-        AssetCheckSpec(
+        dg.AssetCheckSpec(
             CHECK,
             asset=name,
             description="Due effects are taken within outbox.due_alert_after_s of falling due.",
@@ -87,7 +54,7 @@ def _check_spec(name: str) -> list[AssetCheckSpec]:
     ]
 
 
-@asset(
+@dg.asset(
     group_name="outbox",
     kinds={"acs"},
     pool="acs_api",
@@ -97,14 +64,14 @@ def _check_spec(name: str) -> list[AssetCheckSpec]:
 )
 def acs_outbox(
     settings: SettingsResource, acs: AcsApiResource, store: StoreResource
-) -> MaterializeResult:
+) -> dg.MaterializeResult:
     conf = settings.load()
     with store.connect() as db, acs.client() as client:
         outcome = dispatch_due(db, conf, "acs", acs=client)
     return _result(outcome, conf.outbox.due_alert_after_s)
 
 
-@asset(
+@dg.asset(
     group_name="outbox",
     kinds={"khaos"},
     pool="khaos_api",
@@ -115,22 +82,22 @@ def acs_outbox(
 )
 def khaos_outbox(
     settings: SettingsResource, khaos: KhaosApiResource, store: StoreResource
-) -> MaterializeResult:
+) -> dg.MaterializeResult:
     conf = settings.load()
     with store.connect() as db, khaos.client() as client:
         outcome = dispatch_due(db, conf, "khaos", khaos=client)
     return _result(outcome, conf.outbox.due_alert_after_s)
 
 
-outbox_dispatch_job = define_asset_job(
+outbox_dispatch_job = dg.define_asset_job(
     OUTBOX_JOB,
-    selection=AssetSelection.assets(acs_outbox, khaos_outbox),
+    selection=dg.AssetSelection.assets(acs_outbox, khaos_outbox),
     description="Send the outbox's due effects (retries, read-backs, approved and requeued "
     "effects) without waiting for the flow that made them to run again.",
 )
 
 
-@sensor(
+@dg.sensor(
     job=outbox_dispatch_job,
     minimum_interval_seconds=load_settings().outbox.due_sensor_interval_s,
     default_status=SENSOR_STATUS,
@@ -138,28 +105,24 @@ outbox_dispatch_job = define_asset_job(
     "after an ambiguous failure, an approval), for the targets that have some.",
 )
 def outbox_due_sensor(
-    context: SensorEvaluationContext, settings: SettingsResource, store: StoreResource
-) -> RunRequest | SkipReason:
-    conf = settings.load()
-    due = {}
+    context: dg.SensorEvaluationContext, settings: SettingsResource, store: StoreResource
+) -> dg.RunRequest | dg.SkipReason:
     with store.connect() as db:
-        for target in TARGETS:
-            due[target] = due_effects(db, conf, target)
-            record_backlog(db, conf, target, due[target])
-    targets = [target for target in TARGETS if due[target].total]
-    if not targets:
-        return SkipReason("no effect is due")
+        due = due_targets(db, settings.load())
+    if not due:
+        return dg.SkipReason("no effect is due")
     if context.instance.get_runs(
-        filters=RunsFilter(job_name=OUTBOX_JOB, statuses=_ON_ITS_WAY, tags=brand_tags()), limit=1
+        filters=dg.RunsFilter(job_name=OUTBOX_JOB, statuses=RUN_IN_PROGRESS, tags=brand_tags()),
+        limit=1,
     ):
-        return SkipReason("a dispatch run is already on its way")
-    return RunRequest(
-        asset_selection=[brand_key(f"{target}_outbox") for target in targets],
-        tags={"outbox/due": ",".join(f"{t}={due[t].total}" for t in targets)},
+        return dg.SkipReason("a dispatch run is already on its way")
+    return dg.RunRequest(
+        asset_selection=[brand_key(f"{target}_outbox") for target in due],
+        tags={"outbox/due": ",".join(f"{t}={n}" for t, n in due.items())},
     )
 
 
-defs = Definitions(
+defs = dg.Definitions(
     assets=[acs_outbox, khaos_outbox],
     jobs=[outbox_dispatch_job],
     sensors=[outbox_due_sensor],

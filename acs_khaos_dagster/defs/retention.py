@@ -4,13 +4,7 @@ The rule lives in ``store.retention`` (which bodies, when); this module only dec
 *when* (03:30 UK time, every day) and reports what was done as run metadata.
 """
 
-from dagster import (
-    Definitions,
-    OpExecutionContext,
-    ScheduleDefinition,
-    job,
-    op,
-)
+import dagster as dg
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE
@@ -18,12 +12,12 @@ from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
 
 
-@op(
+@dg.op(
     description="Blank customers' names, emails, phones, addresses and comments in the "
     "store's bodies older than retention.personal_data_days (effects done, orders finished).",
 )
 def purge_personal_data(
-    context: OpExecutionContext, settings: SettingsResource, store: StoreResource
+    context: dg.OpExecutionContext, settings: SettingsResource, store: StoreResource
 ) -> None:
     conf = settings.load()
     with store.connect() as db:
@@ -38,12 +32,12 @@ def purge_personal_data(
     )
 
 
-@job(description="Blank personal data the store no longer needs (see store/retention.py).")
+@dg.job(description="Blank personal data the store no longer needs (see store/retention.py).")
 def personal_data_retention() -> None:
     purge_personal_data()
 
 
-personal_data_retention_schedule = ScheduleDefinition(
+personal_data_retention_schedule = dg.ScheduleDefinition(
     job=personal_data_retention,
     cron_schedule="30 3 * * *",
     execution_timezone=UK_TIME_ZONE,
@@ -52,4 +46,4 @@ personal_data_retention_schedule = ScheduleDefinition(
     description="Every night at 03:30 UK time.",
 )
 
-defs = Definitions(jobs=[personal_data_retention], schedules=[personal_data_retention_schedule])
+defs = dg.Definitions(jobs=[personal_data_retention], schedules=[personal_data_retention_schedule])

@@ -3,8 +3,8 @@ lifecycle, and overdue hires from the newest ACS unit snapshot.
 
 Plain functions over the store and the settings (no Dagster): the returns group's
 ``khaos_write_offs`` takes ``hire_write_off_value``, ``hire_unit_lifecycle`` takes
-``hire_lifecycle``; the ``hire_overdue`` asset takes ``overdue_from_snapshot`` and raises
-the result through the exception queue.
+``hire_lifecycle``; the ``hire_overdue`` asset takes ``raise_overdue_hires``, which raises
+``overdue_from_snapshot``'s result through the exception queue.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from acs_khaos_dagster.connectors.acs.client import AcsClient
 from acs_khaos_dagster.domain.hire import HireStage
 from acs_khaos_dagster.domain.hire_fold import HireFold, fold_hire_lifecycle
 from acs_khaos_dagster.domain.hire_valuation import HireOverdue, overdue_hires
+from acs_khaos_dagster.flows.figures import Figures, table
+from acs_khaos_dagster.flows.queues import sync_exceptions
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.hire import HireBook
 from acs_khaos_dagster.store.hire_lifecycle import HireLifecycleBook
@@ -38,6 +40,8 @@ _EXPECTED = ("unique_sku", "expected_return_date", "snapshot_at")
 # ``*.parquet`` below them with unit columns is read.
 SNAPSHOT_FOLDERS = ("snapshots", "stock/units")
 SNAPSHOT_COLUMNS = ("unique_sku", "sku", "status", "last_event_at", "snapshot_at")
+HIRE_OVERDUE = "hire_overdue"
+OVERDUE_COLUMNS = ["unique_sku", "sku", "expected_return_date", "days_overdue"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,35 @@ def overdue_from_snapshot(
     return overdue_hires(
         dated, now, grace_days=conf.hire.overdue_grace_days, time_zone=conf.time_zone
     )
+
+
+@dataclass(frozen=True)
+class OverdueHires:
+    """The hires overdue now (``OVERDUE_COLUMNS``) and the ``hire_overdue`` exceptions open."""
+
+    frame: pd.DataFrame
+    open_overdue: int
+
+    def figures(self) -> Figures:
+        return {
+            "hires_overdue": len(self.frame),
+            "open_hire_overdue": self.open_overdue,
+            "sample": table(self.frame),
+        }
+
+
+def raise_overdue_hires(
+    db: Store, conf: Settings, lifecycle: pd.DataFrame, now: datetime
+) -> OverdueHires:
+    """Each unit out past its expected return date (newest unit snapshot) keeps a
+    ``hire_overdue`` exception open for operations; a unit seen back closes its own."""
+    expected = newest_expected_returns(
+        (conf.data_dir / f for f in SNAPSHOT_FOLDERS), units=units_out(lifecycle)
+    )
+    overdue = overdue_from_snapshot(conf, lifecycle, expected, now)
+    open_counts = sync_exceptions(db, overdue, [HIRE_OVERDUE])
+    frame = pd.DataFrame([o.details for o in overdue], columns=OVERDUE_COLUMNS)
+    return OverdueHires(frame, open_counts.get(HIRE_OVERDUE, 0))
 
 
 def unit_snapshots(folder: Path, hire_skus: set[str]) -> list[tuple[datetime, pd.DataFrame]]:

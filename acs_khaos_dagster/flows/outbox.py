@@ -17,10 +17,17 @@ from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.connectors.acs.client import AcsClient
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.effects import TARGET_OF, effect_handlers
+from acs_khaos_dagster.flows.figures import Figures, Verdict
 from acs_khaos_dagster.store import DispatchReport, DueEffects, Store
 from acs_khaos_dagster.store.exceptions import ExceptionType
 
 TARGETS = ("acs", "khaos")
+
+
+def dispatch_figures(report: DispatchReport, prefix: str = "") -> dict[str, int]:
+    """Effects per outcome of a dispatch pass (``effects_sent``, ...), in outcome order."""
+    outcomes = sorted(report.outcomes.items())
+    return {f"{prefix}effects_{outcome}": count for outcome, count in outcomes}
 
 
 def kinds_of(target: str) -> list[str]:
@@ -48,6 +55,22 @@ class DispatchPass:
     def oldest_due_age_s(self) -> float:
         return 0.0 if self.oldest_due_age is None else self.oldest_due_age.total_seconds()
 
+    def figures(self) -> Figures:
+        return {
+            "due_before": self.due_before,
+            "oldest_due_age_s": round(self.oldest_due_age_s, 1),
+            "still_due": self.still_due,
+            **dispatch_figures(self.report),
+        }
+
+    def verdict(self) -> Verdict:
+        """Warns when the oldest due effect waited past ``outbox.due_alert_after_s``."""
+        late = {"oldest_due_age_s": round(self.oldest_due_age_s, 1)}
+        return Verdict(not self.backlog_over_limit, late, warn=True)
+
+    def lateness(self, limit_s: float) -> str:
+        return f"the oldest due effect waited {self.oldest_due_age_s:.0f} s (limit {limit_s:.0f} s)"
+
 
 def dispatch_due(
     store: Store,
@@ -74,6 +97,16 @@ def dispatch_due(
         still_due=after.total,
         backlog_over_limit=backlog_over_limit(settings, before),
     )
+
+
+def due_targets(store: Store, settings: Settings) -> dict[str, int]:
+    """The targets with due effects and how many each (what ``outbox_due_sensor`` starts a
+    run for), keeping each target's ``outbox_backlog`` exception up to date on the way."""
+    due = {}
+    for target in TARGETS:
+        due[target] = due_effects(store, settings, target)
+        record_backlog(store, settings, target, due[target])
+    return {target: due[target].total for target in TARGETS if due[target].total}
 
 
 def backlog_over_limit(settings: Settings, due: DueEffects) -> bool:

@@ -26,6 +26,8 @@ from acs_khaos_dagster.domain.catalogue import SKU_MASTER_COLUMNS, sku_master_fr
 from acs_khaos_dagster.domain.sku_mapping import ExceptionSpec, PushPlan, products_to_push
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind, versions_of
 from acs_khaos_dagster.flows.common import dispatch, sync_exceptions, write_parquet_atomically
+from acs_khaos_dagster.flows.figures import Figures, table
+from acs_khaos_dagster.flows.outbox import dispatch_figures
 from acs_khaos_dagster.store import DispatchReport, Store
 from acs_khaos_dagster.store.products import SkuIdentities
 
@@ -78,6 +80,19 @@ class SkuMasterSync:
     @property
     def published_on_web(self) -> int:
         return int(self._children["publish_on_web"].sum())
+
+    def figures(self) -> Figures:
+        return {
+            "changed_since": self.since.isoformat(),
+            "stock_items_fetched": self.fetched,
+            "stock_codes_refused": self.refused,
+            "stock_items": len(self.frame),
+            "style_parents": self.style_parents,
+            "hire_skus": self.hire_skus,
+            "discontinued": self.discontinued,
+            "published_on_web": self.published_on_web,
+            "sample": table(self.frame, 10),
+        }
 
 
 def merge_master(previous: pd.DataFrame | None, changed: pd.DataFrame) -> pd.DataFrame:
@@ -164,6 +179,15 @@ class SkuPushResult:
     @property
     def changed(self) -> int:
         return int((self.frame["reason"] == "changed").sum())
+
+    def figures(self) -> Figures:
+        return {
+            "queued": self.queued,
+            "new": self.new,
+            "changed": self.changed,
+            "refused_invalid_code": self.refused_invalid_code,
+            **dispatch_figures(self.report),
+        }
 
 
 def enqueue_pushes(db: Store, plan: PushPlan, stock_codes: Mapping[int, str]) -> None:
