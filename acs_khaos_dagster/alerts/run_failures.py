@@ -7,7 +7,19 @@ they can carry customer data.
 
 from __future__ import annotations
 
-from acs_khaos_dagster.alerts.notifier import Alert, AlertKind
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import datetime
+
+from acs_khaos_dagster.alerts.exception_alerts import RUN_SUBJECT, AlertSummary, alert_once
+from acs_khaos_dagster.alerts.notifier import SCRUBBER, Alert, AlertKind, Notifier
+from acs_khaos_dagster.store import Store
+
+log = logging.getLogger(__name__)
+log.addFilter(SCRUBBER)
+
+INTEGRATION_OWNER = "integration"
 
 # Dagster wraps the user's exception in these; the class worth naming is inside.
 _DAGSTER_WRAPPERS = {
@@ -64,3 +76,32 @@ def run_failure_alert(
     return Alert(
         kind=kind, title=title, text=" ".join(lines), severity="high", link=link, facts=tuple(facts)
     )
+
+
+def send_run_failure_alert(
+    notifier: Notifier,
+    alert: Alert,
+    run_id: str,
+    connect: Callable[[], AbstractContextManager[Store]],
+    now: Callable[[], datetime],
+) -> AlertSummary:
+    """Record and send the run's alert to the integration team once per channel, so a
+    re-evaluated tick repeats nothing (``connect`` opens the store, ``now`` reads the clock)."""
+    try:
+        with connect() as store:
+            return alert_once(
+                store,
+                notifier,
+                subject=f"{RUN_SUBJECT}{run_id}",
+                owner=INTEGRATION_OWNER,
+                alert=alert,
+                now=now(),
+            )
+    except Exception as exc:
+        # The store (or the clock) may be why the run failed: alert anyway, unrecorded.
+        log.warning(
+            "store unavailable (%s); sending the run-failure alert without recording it",
+            type(exc).__name__,
+        )
+        results = notifier.notify(INTEGRATION_OWNER, alert)
+        return AlertSummary(sent=sum(r.ok for r in results), failed=sum(not r.ok for r in results))
