@@ -37,23 +37,22 @@ from dagster._core.definitions.unresolved_asset_job_definition import (
 from dagster._utils.warnings import BetaWarning
 from dagster_shared.record import replace
 
-from acs_khaos_dagster.brands import API_POOLS, brand_code, is_brand_code, pool_for
+from acs_khaos_dagster.brands import (
+    API_POOLS,
+    BRAND_TAG,
+    brand_code,
+    brand_tags,
+    is_brand_code,
+    pool_for,
+)
 
 __all__ = ["BRAND_TAG", "brand_code", "brand_key", "brand_tags", "branded", "pool_for"]
-
-BRAND_TAG = "brand"
 
 
 def brand_key(name: str) -> dg.AssetKey:
     """The asset key ``name`` of this code location's brand (unprefixed without one)."""
     brand = brand_code()
     return dg.AssetKey([brand, name]) if brand else dg.AssetKey(name)
-
-
-def brand_tags() -> dict[str, str]:
-    """Run tags that narrow an instance-wide run lookup to this code location's brand."""
-    brand = brand_code()
-    return {BRAND_TAG: brand} if brand else {}
 
 
 def branded(defs: dg.Definitions, brand: str | None) -> dg.Definitions:

@@ -24,7 +24,7 @@ from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource,
 from acs_khaos_dagster.domain import month_end as me
 from acs_khaos_dagster.flows.audit_report import build_audit_report
 from acs_khaos_dagster.flows.month_end_due import finance_calendar, month_due
-from acs_khaos_dagster.flows.month_end_pack import build_month_end_pack
+from acs_khaos_dagster.flows.month_end_pack import build_month_end_pack, missing_figures
 
 # end_offset=1: the month still open is a partition, so finance can preview it; its final
 # pack refuses to build until every day of it is reconciled.
@@ -102,14 +102,7 @@ def _pack_asset(name: str, kind: str, description: str) -> dg.AssetsDefinition:
                     conf, db, month, preview=preview, now=integration_now(conf), khaos=client
                 )
         except me.MonthIncomplete as exc:
-            missing = {d.isoformat(): tables for d, tables in sorted(exc.missing.items())}
-            raise dg.Failure(
-                description=str(exc),
-                metadata={
-                    "missing_days": dg.MetadataValue.json(missing),
-                    "missing_day_count": len(missing),
-                },
-            ) from None
+            raise dg.Failure(str(exc), metadata=metadata(missing_figures(exc))) from None
         context.add_output_metadata(metadata(built.figures(conf, month, preview)))
 
     return pack

@@ -138,6 +138,12 @@ class PackResult:
         }
 
 
+def missing_figures(refused: me.MonthIncomplete) -> Figures:
+    """Why a final pack was refused: each day not reconciled with its missing tables."""
+    missing = {d.isoformat(): tables for d, tables in sorted(refused.missing.items())}
+    return {"missing_days": missing, "missing_day_count": len(missing)}
+
+
 def pack_day(month: str, daily: dict[str, dict[date, pd.DataFrame]], preview: bool) -> date:
     """The day the pack's figures are taken from: the month's last, or for a preview the
     newest day every table has (the month's first if none)."""
