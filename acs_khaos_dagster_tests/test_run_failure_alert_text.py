@@ -7,6 +7,7 @@ from types import SimpleNamespace
 from acs_khaos_dagster.alerts.notifier import AlertKind
 from acs_khaos_dagster.alerts.run_failures import (
     error_class,
+    failed_blocking_checks,
     run_failure_alert,
     send_run_failure_alert,
 )
@@ -81,3 +82,17 @@ def test_a_run_failure_alert_goes_out_unrecorded_when_the_store_is_unavailable()
         lambda: datetime(2026, 3, 2, tzinfo=UTC),
     )
     assert sent == ["integration"] and (summary.sent, summary.failed) == (1, 0)
+
+
+def test_only_failed_blocking_checks_are_named_as_having_failed_the_run() -> None:
+    def evaluation(check: str, *, passed: bool, blocking: bool) -> SimpleNamespace:
+        key = SimpleNamespace(to_user_string=lambda: "stock_snapshot")
+        return SimpleNamespace(asset_key=key, check_name=check, passed=passed, blocking=blocking)
+
+    evaluations = [
+        evaluation("counts_add_up", passed=False, blocking=True),
+        evaluation("late_warning", passed=False, blocking=False),
+        evaluation("fresh", passed=True, blocking=True),
+        None,
+    ]
+    assert failed_blocking_checks(evaluations) == [("stock_snapshot", "counts_add_up")]

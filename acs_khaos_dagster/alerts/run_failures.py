@@ -8,9 +8,10 @@ they can carry customer data.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
+from typing import Any
 
 from acs_khaos_dagster.alerts.exception_alerts import RUN_SUBJECT, AlertSummary, alert_once
 from acs_khaos_dagster.alerts.notifier import SCRUBBER, Alert, AlertKind, Notifier
@@ -39,6 +40,16 @@ def error_class(error: object | None) -> str | None:
             continue
         return name
     return None
+
+
+def failed_blocking_checks(evaluations: Iterable[Any]) -> list[tuple[str, str]]:
+    """``(asset, check)`` of each failed *blocking* check among a run's check evaluations
+    (Dagster's, read by attribute): those failed the run; a non-blocking one only warns."""
+    return [
+        (evaluation.asset_key.to_user_string(), evaluation.check_name)
+        for evaluation in evaluations
+        if evaluation is not None and not evaluation.passed and evaluation.blocking
+    ]
 
 
 def run_failure_alert(

@@ -19,6 +19,7 @@ from acs_khaos_dagster.alerts.exception_alerts import deliver_exception_alerts
 from acs_khaos_dagster.alerts.notifier import Alert, AlertSettings, Notifier, load_alert_settings
 from acs_khaos_dagster.alerts.run_failures import (
     error_class,
+    failed_blocking_checks,
     run_failure_alert,
     send_run_failure_alert,
 )
@@ -53,22 +54,17 @@ def describe_failed_run(context: dg.RunFailureSensorContext, ui_url: str | None)
         (event.step_key or "?", error_class(getattr(event.event_specific_data, "error", None)))
         for event in context.get_step_failure_events()
     ]
-    failed_checks = []
     records = context.instance.get_records_for_run(
         run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=1000
     ).records
-    for record in records:
-        event = record.event_log_entry.dagster_event
-        evaluation = event.event_specific_data if event is not None else None
-        if evaluation is None or evaluation.passed or not evaluation.blocking:
-            continue
-        failed_checks.append((evaluation.asset_key.to_user_string(), evaluation.check_name))
+    events = [record.event_log_entry.dagster_event for record in records]
+    evaluations = [event.event_specific_data for event in events if event is not None]
     run_error = getattr(context.failure_event.event_specific_data, "error", None)
     return run_failure_alert(
         job_name=run.job_name,
         run_id=run.run_id,
         failed_steps=failed_steps,
-        failed_checks=failed_checks,
+        failed_checks=failed_blocking_checks(evaluations),
         run_error_class=error_class(run_error),
         dagster_ui_url=ui_url,
     )
