@@ -1,8 +1,8 @@
 """The integration team's alert for a failed run: names and error classes, never messages.
 
-``defs/alerts.py`` (the run-failure sensor) reads the failed steps and blocking checks from
-Dagster's event log and calls ``run_failure_alert``; error messages are left out because
-they can carry customer data.
+``defs/alerts.py`` (the run-failure sensor) reads the failed steps and check evaluations from
+Dagster's event log, calls ``run_failure_alert`` and sends it with ``send_run_failure_alert``;
+error messages are left out because they can carry customer data.
 """
 
 from __future__ import annotations
