@@ -31,6 +31,15 @@ API_POOLS = ("acs_api", "khaos_api")
 _KEPT = {BRANDS_DIR_VARIABLE, "ACS_KHAOS_AUTOMATION", "ACS_KHAOS_LOG_LEVEL"}
 
 
+BRAND_TAG = "brand"
+
+
+def brand_tags() -> dict[str, str]:
+    """Run tags that narrow an instance-wide run lookup to this code location's brand."""
+    brand = brand_code()
+    return {BRAND_TAG: brand} if brand else {}
+
+
 def is_brand_code(value: str) -> bool:
     """A brand code: usable as an asset key prefix, a tag value and a pool name."""
     return bool(_CODE.fullmatch(value))

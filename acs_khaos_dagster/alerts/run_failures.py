@@ -1,13 +1,26 @@
 """The integration team's alert for a failed run: names and error classes, never messages.
 
-``defs/alerts.py`` (the run-failure sensor) reads the failed steps and blocking checks from
-Dagster's event log and calls ``run_failure_alert``; error messages are left out because
-they can carry customer data.
+``defs/alerts.py`` (the run-failure sensor) reads the failed steps and check evaluations from
+Dagster's event log, calls ``run_failure_alert`` and sends it with ``send_run_failure_alert``;
+error messages are left out because they can carry customer data.
 """
 
 from __future__ import annotations
 
-from acs_khaos_dagster.alerts.notifier import Alert, AlertKind
+import logging
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Any
+
+from acs_khaos_dagster.alerts.exception_alerts import RUN_SUBJECT, AlertSummary, alert_once
+from acs_khaos_dagster.alerts.notifier import SCRUBBER, Alert, AlertKind, Notifier
+from acs_khaos_dagster.store import Store
+
+log = logging.getLogger(__name__)
+log.addFilter(SCRUBBER)
+
+INTEGRATION_OWNER = "integration"
 
 # Dagster wraps the user's exception in these; the class worth naming is inside.
 _DAGSTER_WRAPPERS = {
@@ -27,6 +40,16 @@ def error_class(error: object | None) -> str | None:
             continue
         return name
     return None
+
+
+def failed_blocking_checks(evaluations: Iterable[Any]) -> list[tuple[str, str]]:
+    """``(asset, check)`` of each failed *blocking* check among a run's check evaluations
+    (Dagster's, read by attribute): those failed the run; a non-blocking one only warns."""
+    return [
+        (evaluation.asset_key.to_user_string(), evaluation.check_name)
+        for evaluation in evaluations
+        if evaluation is not None and not evaluation.passed and evaluation.blocking
+    ]
 
 
 def run_failure_alert(
@@ -64,3 +87,32 @@ def run_failure_alert(
     return Alert(
         kind=kind, title=title, text=" ".join(lines), severity="high", link=link, facts=tuple(facts)
     )
+
+
+def send_run_failure_alert(
+    notifier: Notifier,
+    alert: Alert,
+    run_id: str,
+    connect: Callable[[], AbstractContextManager[Store]],
+    now: Callable[[], datetime],
+) -> AlertSummary:
+    """Record and send the run's alert to the integration team once per channel, so a
+    re-evaluated tick repeats nothing (``connect`` opens the store, ``now`` reads the clock)."""
+    try:
+        with connect() as store:
+            return alert_once(
+                store,
+                notifier,
+                subject=f"{RUN_SUBJECT}{run_id}",
+                owner=INTEGRATION_OWNER,
+                alert=alert,
+                now=now(),
+            )
+    except Exception as exc:
+        # The store (or the clock) may be why the run failed: alert anyway, unrecorded.
+        log.warning(
+            "store unavailable (%s); sending the run-failure alert without recording it",
+            type(exc).__name__,
+        )
+        results = notifier.notify(INTEGRATION_OWNER, alert)
+        return AlertSummary(sent=sum(r.ok for r in results), failed=sum(not r.ok for r in results))

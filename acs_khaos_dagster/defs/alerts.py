@@ -10,49 +10,25 @@
 Both record what they send in the store, so a re-evaluated tick does not repeat an alert.
 """
 
-from __future__ import annotations
-
-import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 
-from dagster import (
-    ConfigurableResource,
-    DagsterEventType,
-    Definitions,
-    RunFailureSensorContext,
-    SensorEvaluationContext,
-    SkipReason,
-    run_failure_sensor,
-    sensor,
-)
+import dagster as dg
 
-from acs_khaos_dagster.alerts.exception_alerts import (
-    RUN_SUBJECT,
-    AlertSummary,
-    alert_once,
-    deliver_exception_alerts,
+from acs_khaos_dagster.alerts.exception_alerts import deliver_exception_alerts
+from acs_khaos_dagster.alerts.notifier import Alert, AlertSettings, Notifier, load_alert_settings
+from acs_khaos_dagster.alerts.run_failures import (
+    error_class,
+    failed_blocking_checks,
+    run_failure_alert,
+    send_run_failure_alert,
 )
-from acs_khaos_dagster.alerts.notifier import (
-    SCRUBBER,
-    Alert,
-    AlertSettings,
-    Notifier,
-    load_alert_settings,
-)
-from acs_khaos_dagster.alerts.run_failures import error_class, run_failure_alert
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.defs.automation import SENSOR_STATUS
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
 
-log = logging.getLogger(__name__)
-log.addFilter(SCRUBBER)
 
-INTEGRATION_OWNER = "integration"
-
-
-class NotifierResource(ConfigurableResource):
+class NotifierResource(dg.ConfigurableResource):
     """Alert channels per owner team, from ``ACS_KHAOS_ALERTS__...`` (and the YAML file).
 
     Webhook URLs and the SMTP password come from the environment only, never from run
@@ -72,97 +48,71 @@ class NotifierResource(ConfigurableResource):
 # -- failed runs and blocking checks -----------------------------------------------------
 
 
-def describe_failed_run(context: RunFailureSensorContext, ui_url: str | None) -> Alert:
+def describe_failed_run(context: dg.RunFailureSensorContext, ui_url: str | None) -> Alert:
     run = context.dagster_run
-    failed_steps = []
-    for event in context.get_step_failure_events():
-        data = event.event_specific_data
-        failed_steps.append((event.step_key or "?", error_class(getattr(data, "error", None))))
-    failed_checks = []
+    failed_steps = [
+        (event.step_key or "?", error_class(getattr(event.event_specific_data, "error", None)))
+        for event in context.get_step_failure_events()
+    ]
     records = context.instance.get_records_for_run(
-        run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION, limit=1000
+        run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=1000
     ).records
-    for record in records:
-        event = record.event_log_entry.dagster_event
-        evaluation = event.event_specific_data if event is not None else None
-        if evaluation is None or evaluation.passed or not evaluation.blocking:
-            continue
-        failed_checks.append((evaluation.asset_key.to_user_string(), evaluation.check_name))
+    events = [record.event_log_entry.dagster_event for record in records]
+    evaluations = [event.event_specific_data for event in events if event is not None]
     run_error = getattr(context.failure_event.event_specific_data, "error", None)
     return run_failure_alert(
         job_name=run.job_name,
         run_id=run.run_id,
         failed_steps=failed_steps,
-        failed_checks=failed_checks,
+        failed_checks=failed_blocking_checks(evaluations),
         run_error_class=error_class(run_error),
         dagster_ui_url=ui_url,
     )
 
 
-def _now(settings: SettingsResource) -> datetime:
-    return integration_now(settings.load())
-
-
-@run_failure_sensor(
+@dg.run_failure_sensor(
     name="integration_run_failure_alerts",
     description="Tells the integration team about every failed run and failed blocking check.",
     default_status=SENSOR_STATUS,
 )
 def integration_run_failure_alerts(
-    context: RunFailureSensorContext,
+    context: dg.RunFailureSensorContext,
     notifier: NotifierResource,
     store: StoreResource,
     settings: SettingsResource,
 ) -> None:
+    run_id = context.dagster_run.run_id
     with notifier.notifier() as sender:
         alert = describe_failed_run(context, sender.settings.dagster_ui_url)
-        subject = f"{RUN_SUBJECT}{context.dagster_run.run_id}"
-        try:
-            with store.connect() as opened:
-                summary = alert_once(
-                    opened,
-                    sender,
-                    subject=subject,
-                    owner=INTEGRATION_OWNER,
-                    alert=alert,
-                    now=_now(settings),
-                )
-        except Exception as exc:
-            # The store (or the clock) may be why the run failed: alert anyway, unrecorded.
-            log.warning(
-                "store unavailable (%s); sending the run-failure alert without recording it",
-                type(exc).__name__,
-            )
-            results = sender.notify(INTEGRATION_OWNER, alert)
-            summary = AlertSummary(
-                sent=sum(r.ok for r in results), failed=sum(not r.ok for r in results)
-            )
-    context.log.info(f"run-failure alert for {context.dagster_run.run_id}: {summary}")
+        summary = send_run_failure_alert(
+            sender, alert, run_id, store.connect, lambda: integration_now(settings.load())
+        )
+    context.log.info(f"run-failure alert for {run_id}: {summary}")
 
 
 # -- exception open / close --------------------------------------------------------------
 
 
-@sensor(
+@dg.sensor(
     name="exception_alerts",
     description="One alert per exception opening and one per closing, to the owner team.",
     minimum_interval_seconds=60,
     default_status=SENSOR_STATUS,
 )
 def exception_alerts(
-    context: SensorEvaluationContext,
+    context: dg.SensorEvaluationContext,
     notifier: NotifierResource,
     store: StoreResource,
     settings: SettingsResource,
-) -> SkipReason:
+) -> dg.SkipReason:
     with notifier.notifier() as sender, store.connect() as opened:
-        summary = deliver_exception_alerts(opened, sender, _now(settings))
+        summary = deliver_exception_alerts(opened, sender, integration_now(settings.load()))
     context.log.info(f"exception alerts: {summary}")
     # This sensor launches no runs; the reason is what the UI shows for the tick.
-    return SkipReason(f"exception alerts: {summary}")
+    return dg.SkipReason(f"exception alerts: {summary}")
 
 
-defs = Definitions(
+defs = dg.Definitions(
     sensors=[integration_run_failure_alerts, exception_alerts],
     resources={"notifier": NotifierResource()},
 )

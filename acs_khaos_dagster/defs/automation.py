@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from dagster import DefaultScheduleStatus, DefaultSensorStatus
+import dagster as dg
 
 AUTOMATION_ENV = "ACS_KHAOS_AUTOMATION"
 
@@ -22,7 +22,6 @@ def automation_running() -> bool:
     return value == "running"
 
 
-SENSOR_STATUS = DefaultSensorStatus.RUNNING if automation_running() else DefaultSensorStatus.STOPPED
-SCHEDULE_STATUS = (
-    DefaultScheduleStatus.RUNNING if automation_running() else DefaultScheduleStatus.STOPPED
-)
+RUNNING = automation_running()
+SENSOR_STATUS = dg.DefaultSensorStatus.RUNNING if RUNNING else dg.DefaultSensorStatus.STOPPED
+SCHEDULE_STATUS = dg.DefaultScheduleStatus.RUNNING if RUNNING else dg.DefaultScheduleStatus.STOPPED

@@ -28,49 +28,34 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import (
-    AssetCheckKey,
-    AssetDep,
-    AssetKey,
-    AssetsDefinition,
-    AssetSelection,
-    AssetSpec,
-    Definitions,
-    JobDefinition,
-    OpDefinition,
-    ScheduleDefinition,
-    SensorDefinition,
-)
+import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
-from dagster._core.definitions.input import In
-from dagster._core.definitions.output import Out
 from dagster._core.definitions.unresolved_asset_job_definition import (
     UnresolvedAssetJobDefinition,
 )
 from dagster._utils.warnings import BetaWarning
 from dagster_shared.record import replace
 
-from acs_khaos_dagster.brands import API_POOLS, brand_code, is_brand_code, pool_for
+from acs_khaos_dagster.brands import (
+    API_POOLS,
+    BRAND_TAG,
+    brand_code,
+    brand_tags,
+    is_brand_code,
+    pool_for,
+)
 
 __all__ = ["BRAND_TAG", "brand_code", "brand_key", "brand_tags", "branded", "pool_for"]
 
-BRAND_TAG = "brand"
 
-
-def brand_key(name: str) -> AssetKey:
+def brand_key(name: str) -> dg.AssetKey:
     """The asset key ``name`` of this code location's brand (unprefixed without one)."""
     brand = brand_code()
-    return AssetKey([brand, name]) if brand else AssetKey(name)
+    return dg.AssetKey([brand, name]) if brand else dg.AssetKey(name)
 
 
-def brand_tags() -> dict[str, str]:
-    """Run tags that narrow an instance-wide run lookup to this code location's brand."""
-    brand = brand_code()
-    return {BRAND_TAG: brand} if brand else {}
-
-
-def branded(defs: Definitions, brand: str | None) -> Definitions:
+def branded(defs: dg.Definitions, brand: str | None) -> dg.Definitions:
     """``defs`` as brand ``brand``'s code location (unchanged when ``brand`` is None)."""
     if brand is None:
         return defs
@@ -84,7 +69,7 @@ def branded(defs: Definitions, brand: str | None) -> Definitions:
     return result
 
 
-def _tag_implicit_asset_job(defs: Definitions, brand: str) -> None:
+def _tag_implicit_asset_job(defs: dg.Definitions, brand: str) -> None:
     """The UI's Materialize runs ``__ASSET_JOB`` (a subset of it), whose tags become the run's
     tags (with those the person adds); Dagster offers no setting for that job's tags, so its
     entry in the location's repository (built once and cached by ``defs``) is wrapped
@@ -97,27 +82,27 @@ def _tag_implicit_asset_job(defs: Definitions, brand: str) -> None:
     if IMPLICIT_ASSET_JOB_NAME in index._definition_cache:
         raise RuntimeError("the implicit asset job was resolved before the brand could tag it")
 
-    def tagged() -> JobDefinition:
+    def tagged() -> dg.JobDefinition:
         job = build() if callable(build) else build
         return job._copy(tags={**job.tags, BRAND_TAG: brand})
 
     index._definitions = {**index._definitions, IMPLICIT_ASSET_JOB_NAME: tagged}
 
 
-def _branded(defs: Definitions, brand: str) -> Definitions:
+def _branded(defs: dg.Definitions, brand: str) -> dg.Definitions:
     graph = defs.resolve_asset_graph()
     keys = {key: key.with_prefix(brand) for key in graph.get_all_asset_keys()}
     # Jobs named by the definitions, and those only a schedule or sensor names.
     found = {job.name: job for job in defs.jobs or []}
     for schedule in defs.schedules or []:
-        if isinstance(schedule, ScheduleDefinition) and schedule.has_job:
+        if isinstance(schedule, dg.ScheduleDefinition) and schedule.has_job:
             found.setdefault(schedule.job_name, schedule.job)
     for sensor in defs.sensors or []:
         for target in sensor.targets:
             if target.has_job_def:
                 found.setdefault(target.job_name, target.job_def)
     jobs = {name: _job(job, brand, graph, keys) for name, job in found.items()}
-    return Definitions(
+    return dg.Definitions(
         assets=[_asset(asset, brand, keys) for asset in defs.assets or []],
         asset_checks=[_asset(check, brand, keys) for check in defs.asset_checks or []],
         jobs=list(jobs.values()),
@@ -130,17 +115,19 @@ def _branded(defs: Definitions, brand: str) -> Definitions:
     )
 
 
-def _asset(asset: Any, brand: str, keys: Mapping[AssetKey, AssetKey]) -> Any:
+def _asset(asset: Any, brand: str, keys: Mapping[dg.AssetKey, dg.AssetKey]) -> Any:
     tags = {BRAND_TAG: brand}
-    if isinstance(asset, AssetSpec):
+    if isinstance(asset, dg.AssetSpec):
         return asset.replace_attributes(
             key=keys[asset.key],
             deps=[
-                AssetDep(keys.get(d.asset_key, d.asset_key), partition_mapping=d.partition_mapping)
+                dg.AssetDep(
+                    keys.get(d.asset_key, d.asset_key), partition_mapping=d.partition_mapping
+                )
                 for d in asset.deps
             ],
         ).merge_attributes(tags=tags)
-    if not isinstance(asset, AssetsDefinition):
+    if not isinstance(asset, dg.AssetsDefinition):
         raise TypeError(f"cannot brand {type(asset).__name__}: define it as an asset or a spec")
     asset = _pooled(asset.with_attributes(asset_key_replacements=keys), brand)
     if asset.specs:
@@ -148,16 +135,16 @@ def _asset(asset: Any, brand: str, keys: Mapping[AssetKey, AssetKey]) -> Any:
     return asset
 
 
-def _pooled(asset: AssetsDefinition, brand: str) -> AssetsDefinition:
+def _pooled(asset: dg.AssetsDefinition, brand: str) -> dg.AssetsDefinition:
     """The asset with its op in the brand's pool (``acs_api:<brand>``), if it is in one."""
     op = asset.node_def
-    if not isinstance(op, OpDefinition) or op.pool not in API_POOLS:
+    if not isinstance(op, dg.OpDefinition) or op.pool not in API_POOLS:
         return asset
     # As OpDefinition.with_replaced_properties copies an op, with the pool changed.
-    pooled = OpDefinition.dagster_internal_init(
+    pooled = dg.OpDefinition.dagster_internal_init(
         name=op.name,
-        ins={d.name: In.from_definition(d) for d in op.input_defs},
-        outs={d.name: Out.from_definition(d) for d in op.output_defs},
+        ins={d.name: dg.In.from_definition(d) for d in op.input_defs},
+        outs={d.name: dg.Out.from_definition(d) for d in op.output_defs},
         compute_fn=op.compute_fn,
         config_schema=op.config_schema,
         description=op.description,
@@ -174,35 +161,38 @@ def _pooled(asset: AssetsDefinition, brand: str) -> AssetsDefinition:
 
 
 def _job(
-    job: Any, brand: str, graph: AssetGraph, keys: Mapping[AssetKey, AssetKey]
-) -> UnresolvedAssetJobDefinition | JobDefinition:
+    job: Any, brand: str, graph: AssetGraph, keys: Mapping[dg.AssetKey, dg.AssetKey]
+) -> UnresolvedAssetJobDefinition | dg.JobDefinition:
     tags = {**(job.tags or {}), BRAND_TAG: brand}
     if isinstance(job, UnresolvedAssetJobDefinition):
         # The selection as it resolves now, over the brand's keys: the same assets and checks.
         chosen = [keys[key] for key in job.selection.resolve(graph)]
         checks = [
-            AssetCheckKey(keys[check.asset_key], check.name)
+            dg.AssetCheckKey(keys[check.asset_key], check.name)
             for check in job.selection.resolve_checks(graph)
         ]
-        selection = AssetSelection.assets(*chosen).without_checks() | AssetSelection.checks(*checks)
+        assets = dg.AssetSelection.assets(*chosen).without_checks()
+        selection = assets | dg.AssetSelection.checks(*checks)
         run_tags = None if job.run_tags is None else {**job.run_tags, BRAND_TAG: brand}
         return replace(job, selection=selection, tags=tags, run_tags=run_tags)
-    if isinstance(job, JobDefinition):
+    if isinstance(job, dg.JobDefinition):
         if any(node.definition.pools for node in job.graph.node_dict.values()):
             raise ValueError(f"op job {job.name} uses a pool: make it an asset job to brand it")
         return job._copy(tags=tags)
     raise TypeError(f"cannot brand job {job!r}")
 
 
-def _schedule(schedule: Any, brand: str, jobs: Mapping[str, Any]) -> ScheduleDefinition:
-    if not isinstance(schedule, ScheduleDefinition):
+def _schedule(schedule: Any, brand: str, jobs: Mapping[str, Any]) -> dg.ScheduleDefinition:
+    if not isinstance(schedule, dg.ScheduleDefinition):
         raise TypeError(f"cannot brand schedule {schedule!r}")
     job = jobs.get(schedule.job_name) if schedule.has_job else None
     metadata = {**schedule.metadata, BRAND_TAG: brand}
     return schedule.with_attributes(job=job, metadata=metadata)
 
 
-def _sensor(sensor: SensorDefinition, brand: str, jobs: Mapping[str, Any]) -> SensorDefinition:
+def _sensor(
+    sensor: dg.SensorDefinition, brand: str, jobs: Mapping[str, Any]
+) -> dg.SensorDefinition:
     metadata = {**sensor.metadata, BRAND_TAG: brand}
     targets = [target.job_name for target in sensor.targets if target.has_job_def]
     if not targets:

@@ -12,53 +12,37 @@ as text beside them.
 
 from collections.abc import Iterator
 from datetime import time
-from typing import Any
+from functools import partial
 
-import pandas as pd
-from dagster import (
-    AssetDep,
-    AssetExecutionContext,
-    AssetSelection,
-    Definitions,
-    Failure,
-    MetadataValue,
-    MonthlyPartitionsDefinition,
-    RunRequest,
-    ScheduleEvaluationContext,
-    SkipReason,
-    TimeWindowPartitionMapping,
-    asset,
-    define_asset_job,
-    schedule,
-)
+import dagster as dg
 
 from acs_khaos_dagster.clock import integration_now
-from acs_khaos_dagster.config import UK_TIME_ZONE, Settings, SettingsError, load_settings
+from acs_khaos_dagster.config import UK_TIME_ZONE
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
-from acs_khaos_dagster.defs.common import markdown_table, report_link
+from acs_khaos_dagster.defs.common import metadata
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
 from acs_khaos_dagster.domain import month_end as me
-from acs_khaos_dagster.domain.month_end import FINANCE_CALENDAR, month_closed_on
-from acs_khaos_dagster.domain.sla import WorkingCalendar
 from acs_khaos_dagster.flows.audit_report import build_audit_report
-from acs_khaos_dagster.flows.month_end_pack import PackResult, build_month_end_pack
-from acs_khaos_dagster.reports.pack_registry import metadata_figures, summary_markdown
+from acs_khaos_dagster.flows.month_end_due import finance_calendar, month_due
+from acs_khaos_dagster.flows.month_end_pack import build_month_end_pack, missing_figures
 
 # end_offset=1: the month still open is a partition, so finance can preview it; its final
 # pack refuses to build until every day of it is reconciled.
-MONTHS = MonthlyPartitionsDefinition(
+MONTHS = dg.MonthlyPartitionsDefinition(
     start_date="2026-01", timezone=UK_TIME_ZONE, end_offset=1, fmt="%Y-%m"
 )
 MONTH_END_AT = time(6, 0)
 GROUP = "finance"
 # A month's partition reads every daily partition inside it (daily -> monthly).
-DAYS_OF_THE_MONTH = TimeWindowPartitionMapping()
+DAYS_OF_THE_MONTH = dg.TimeWindowPartitionMapping()
 # The run tag (and asset tag) that says which kind of pack a run built.
 PACK_TAG = "month_end/pack"
+# Every asset of the group: one per month.
+month_asset = partial(dg.asset, group_name=GROUP, partitions_def=MONTHS)
 
 
-def _days_of_the_month(*names: str) -> list[AssetDep]:
-    return [AssetDep(name, partition_mapping=DAYS_OF_THE_MONTH) for name in names]
+def _days_of_the_month(*names: str) -> list[dg.AssetDep]:
+    return [dg.AssetDep(name, partition_mapping=DAYS_OF_THE_MONTH) for name in names]
 
 
 PACK_DEPS = _days_of_the_month(
@@ -75,9 +59,9 @@ AUDIT_DEPS = [
     *_days_of_the_month(
         "stock_reconciliation", "order_status_reconciliation", "integration_exceptions"
     ),
-    AssetDep("acs_order_release"),
-    AssetDep("acs_shipments"),
-    AssetDep("khaos_shipment_postings"),
+    dg.AssetDep("acs_order_release"),
+    dg.AssetDep("acs_shipments"),
+    dg.AssetDep("khaos_shipment_postings"),
 ]
 
 
@@ -89,171 +73,94 @@ AUDIT_DEPS = [
 # (its own files under ``preview/``), and its runs are tagged ``month_end/pack: preview``.
 
 
-def _build_pack(
-    context: AssetExecutionContext,
-    settings: SettingsResource,
-    store: StoreResource,
-    khaos: KhaosApiResource,
-    *,
-    preview: bool,
-) -> None:
-    kind = "preview" if preview else "final"
-    run = context.instance.get_run_by_id(context.run.run_id)  # as tagged so far, not at start
-    if (run.tags if run else {}).get(PACK_TAG, kind) != kind:
-        # The run's tag says which pack it built: one run builds one kind (not both, as a
-        # "Materialize all" of the finance group would).
-        raise Failure(description="build the final pack and its preview in separate runs")
-    context.instance.add_run_tags(context.run.run_id, {PACK_TAG: kind})
-    conf = settings.load()
-    month = context.partition_key
-    try:
-        with store.connect() as db, khaos.client() as client:
-            built = build_month_end_pack(
-                conf, db, month, preview=preview, now=integration_now(conf), khaos=client
-            )
-    except me.MonthIncomplete as exc:
-        raise Failure(
-            description=str(exc),
-            metadata={
-                "missing_days": MetadataValue.json(
-                    {d.isoformat(): tables for d, tables in sorted(exc.missing.items())}
-                ),
-                "missing_day_count": len(exc.missing),
-            },
-        ) from None
-    context.add_output_metadata(_pack_metadata(conf, month, built, preview))
+def _pack_asset(name: str, kind: str, description: str) -> dg.AssetsDefinition:
+    """The final pack (``kind`` "final") or its preview: the same build, its own asset."""
+
+    @month_asset(
+        name=name,
+        kinds={"excel", "html", "csv"},
+        deps=PACK_DEPS,
+        tags={PACK_TAG: kind},
+        description=description,
+    )
+    def pack(
+        context: dg.AssetExecutionContext,
+        settings: SettingsResource,
+        store: StoreResource,
+        khaos: KhaosApiResource,
+    ) -> None:
+        run = context.instance.get_run_by_id(context.run.run_id)  # as tagged so far
+        if (run.tags if run else {}).get(PACK_TAG, kind) != kind:
+            # The run's tag says which pack it built: one run builds one kind (not both, as
+            # a "Materialize all" of the finance group would).
+            raise dg.Failure(description="build the final pack and its preview in separate runs")
+        context.instance.add_run_tags(context.run.run_id, {PACK_TAG: kind})
+        conf, month, preview = settings.load(), context.partition_key, kind == "preview"
+        try:
+            with store.connect() as db, khaos.client() as client:
+                built = build_month_end_pack(
+                    conf, db, month, preview=preview, now=integration_now(conf), khaos=client
+                )
+        except me.MonthIncomplete as exc:
+            raise dg.Failure(str(exc), metadata=metadata(missing_figures(exc))) from None
+        context.add_output_metadata(metadata(built.figures(conf, month, preview)))
+
+    return pack
 
 
-def _pack_metadata(conf: Settings, month: str, built: PackResult, preview: bool) -> dict:
-    files, tables = built.files, built.tables
-    as_at = tables.as_at.astimezone(conf.tz).strftime("%d %b %Y %H:%M") if tables.as_at else ""
-    metadata: dict[str, Any] = {
-        # First, so the kind of pack is the first thing read on the asset's page.
-        "pack": f"PREVIEW as at {as_at} (UK time) — not for posting"
-        if preview
-        else f"FINAL, as at the cut-off {as_at} (UK time)",
-        # What finance reads: every figure, in £ with pence.
-        "summary": MetadataValue.md(summary_markdown(files.summary)),
-        "workbook": report_link(conf, files.workbook),
-        "html": report_link(conf, files.html),
-        "csv_folder": report_link(conf, files.workbook.parent),
-        "folder": MetadataValue.path(str(files.workbook.parent)),
-        "month": month,
-        "as_at": tables.as_at.isoformat() if tables.as_at else "",
-        "days_not_reconciled": built.days_not_reconciled,
-    }
-    metadata.update(metadata_figures(files.summary))
-    metadata["stock_rows"] = len(tables.stock_reconciliation)
-    metadata["shipments"] = len(tables.order_to_cash)
-    metadata["returned_units"] = len(tables.returns)
-    return metadata
-
-
-@asset(
-    group_name=GROUP,
-    kinds={"excel", "html", "csv"},
-    partitions_def=MONTHS,
-    deps=PACK_DEPS,
-    tags={PACK_TAG: "final"},
-    description="The finance month-end pack for one month (as at 23:59:59 UK time on its last "
+month_end_pack = _pack_asset(
+    "month_end_pack",
+    "final",
+    "The finance month-end pack for one month (as at 23:59:59 UK time on its last "
     "day): an XLSX workbook, the same tables as CSVs and an HTML report, built from the stored "
     "daily reconciliation, with the cut-off accruals, the differences within tolerance and the "
     "month's stock adjustments. Refuses to build while a day of the month is not reconciled "
     "(month_end_pack_preview builds a preview meanwhile).",
 )
-def month_end_pack(
-    context: AssetExecutionContext,
-    settings: SettingsResource,
-    store: StoreResource,
-    khaos: KhaosApiResource,
-) -> None:
-    _build_pack(context, settings, store, khaos, preview=False)
-
-
-@asset(
-    group_name=GROUP,
-    kinds={"excel", "html", "csv"},
-    partitions_def=MONTHS,
-    deps=PACK_DEPS,
-    tags={PACK_TAG: "preview"},
-    description="PREVIEW of the month-end pack while the month is open — not for posting: "
+month_end_pack_preview = _pack_asset(
+    "month_end_pack_preview",
+    "preview",
+    "PREVIEW of the month-end pack while the month is open — not for posting: "
     "as at its own moment (the end of the newest reconciled day, or now), marked PREVIEW on "
     "every sheet, file and page, written to the month's preview/ folder. Never replaces or "
     "stands for month_end_pack.",
 )
-def month_end_pack_preview(
-    context: AssetExecutionContext,
-    settings: SettingsResource,
-    store: StoreResource,
-    khaos: KhaosApiResource,
-) -> None:
-    _build_pack(context, settings, store, khaos, preview=True)
 
 
 # --- the workflow audit report ---------------------------------------------------------------
 
 
-@asset(
-    group_name=GROUP,
+@month_asset(
     kinds={"html", "csv"},
-    partitions_def=MONTHS,
     deps=AUDIT_DEPS,
     description="The workflow audit for one month: release → despatch → posting → invoice "
     "latencies (p50/p95), exception rates by type and owner, the drift trend and the largest "
     "sources of delay, as an HTML page and CSVs.",
 )
 def workflow_audit_report(
-    context: AssetExecutionContext, settings: SettingsResource, store: StoreResource
+    context: dg.AssetExecutionContext, settings: SettingsResource, store: StoreResource
 ) -> None:
     conf = settings.load()
-    month = context.partition_key
     with store.connect() as db:
-        report = build_audit_report(db, conf, month, integration_now(conf))
-    files = report.files
-    metadata: dict[str, Any] = {
-        "month": month,
-        "html": report_link(conf, files.html),
-        "csv_folder": report_link(conf, files.html.parent),
-        "folder": MetadataValue.path(str(files.html.parent)),
-        "orders": report.orders,
-        "shipments": report.shipments,
-        "exceptions_opened": report.exceptions_opened,
-        "largest_delays": MetadataValue.md(
-            "\n".join(f"- {name}" for name in files.largest_delays) or "_none_"
-        ),
-        "latency": markdown_table(files.latency_summary),
-    }
-    for row in files.latency_summary.itertuples(index=False):
-        for quantile in ("p50_hours", "p95_hours"):
-            value = getattr(row, quantile)
-            if pd.notna(value):
-                metadata[f"{row.step}_{quantile}"] = round(float(value), 2)
-    context.add_output_metadata(metadata)
+        report = build_audit_report(db, conf, context.partition_key, integration_now(conf))
+    context.add_output_metadata(metadata(report.figures(conf, context.partition_key)))
 
 
 # --- the schedule ----------------------------------------------------------------------------
 
-
-def _finance_calendar() -> WorkingCalendar:
-    try:
-        return load_settings().finance_calendar
-    except SettingsError:
-        return FINANCE_CALENDAR  # bad settings fail the run itself, with their message
-
-
-month_end_job = define_asset_job(
+month_end_job = dg.define_asset_job(
     "month_end_job",
-    selection=AssetSelection.assets(month_end_pack, workflow_audit_report),
+    selection=dg.AssetSelection.assets(month_end_pack, workflow_audit_report),
     description="The month-end pack and the workflow audit report of one month.",
 )
-month_end_preview_job = define_asset_job(
+month_end_preview_job = dg.define_asset_job(
     "month_end_preview_job",
-    selection=AssetSelection.assets(month_end_pack_preview, workflow_audit_report),
+    selection=dg.AssetSelection.assets(month_end_pack_preview, workflow_audit_report),
     description="While a month is open: a PREVIEW of its pack and its audit report so far.",
 )
 
 
-@schedule(
+@dg.schedule(
     job=month_end_job,
     cron_schedule=f"{MONTH_END_AT.minute} {MONTH_END_AT.hour} * * *",
     execution_timezone=UK_TIME_ZONE,
@@ -262,21 +169,19 @@ month_end_preview_job = define_asset_job(
     "by default weekdays, England-and-Wales bank holidays excluded) build the month-end pack "
     "and audit report of the month just closed.",
 )
-def month_end_schedule(context: ScheduleEvaluationContext) -> Iterator[RunRequest | SkipReason]:
-    when = context.scheduled_execution_time
-    if when is None:  # only a hand-built context has no tick time
-        yield SkipReason("no scheduled execution time")
-        return
-    calendar = _finance_calendar()
-    local = when.astimezone(calendar.tz)
-    month = month_closed_on(local.date(), calendar)
+def month_end_schedule(
+    context: dg.ScheduleEvaluationContext,
+) -> Iterator[dg.RunRequest | dg.SkipReason]:
+    month, why_not = month_due(context.scheduled_execution_time, finance_calendar())
     if month is None:
-        yield SkipReason(f"{local.date().isoformat()} is not the first working day of its month")
-        return
-    yield RunRequest(run_key=f"month_end:{month}", partition_key=month, tags={"month": month})
+        yield dg.SkipReason(why_not)
+    else:
+        yield dg.RunRequest(
+            run_key=f"month_end:{month}", partition_key=month, tags={"month": month}
+        )
 
 
-defs = Definitions(
+defs = dg.Definitions(
     assets=[month_end_pack, month_end_pack_preview, workflow_audit_report],
     jobs=[month_end_job, month_end_preview_job],
     schedules=[month_end_schedule],

@@ -14,6 +14,7 @@ import pandas as pd
 
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.domain import month_end as me
+from acs_khaos_dagster.flows.figures import Figures, FileLink, Markdown, file_link, table
 from acs_khaos_dagster.flows.month_end_pack import (
     read_month,
     read_optional,
@@ -32,6 +33,30 @@ class AuditReport:
     orders: int
     shipments: int
     exceptions_opened: int
+
+    def figures(self, conf: Settings, month: str) -> Figures:
+        """The report's metadata: its files, counts, and each step's p50/p95 latency in hours
+        (plotted month by month)."""
+        files = self.files
+        figures: Figures = {
+            "month": month,
+            "html": file_link(conf, files.html),
+            "csv_folder": file_link(conf, files.html.parent),
+            "folder": FileLink(files.html.parent, url=None),  # the path, beside the link
+            "orders": self.orders,
+            "shipments": self.shipments,
+            "exceptions_opened": self.exceptions_opened,
+            "largest_delays": Markdown(
+                "\n".join(f"- {name}" for name in files.largest_delays) or "_none_"
+            ),
+            "latency": table(files.latency_summary),
+        }
+        for row in files.latency_summary.itertuples(index=False):
+            for quantile in ("p50_hours", "p95_hours"):
+                value = getattr(row, quantile)
+                if pd.notna(value):
+                    figures[f"{row.step}_{quantile}"] = round(float(value), 2)
+        return figures
 
 
 def build_audit_report(db: Store, conf: Settings, month: str, now: datetime) -> AuditReport:

@@ -33,9 +33,11 @@ from acs_khaos_dagster.domain.month_close import (
     month_tables,
 )
 from acs_khaos_dagster.effects import EffectKind
+from acs_khaos_dagster.flows.figures import Figures, FileLink, Markdown, file_link
 from acs_khaos_dagster.flows.month_end_extras import extra_pack_sheets, hire_stock_ids, without_hire
 from acs_khaos_dagster.flows.period_costs import period_cost_prices
 from acs_khaos_dagster.reports import MonthEndInputs, PackFiles, render_month_end_pack
+from acs_khaos_dagster.reports.pack_registry import metadata_figures, summary_markdown
 from acs_khaos_dagster.store import Store
 
 RECONCILIATION_DIR = "reconciliation"
@@ -110,6 +112,36 @@ class PackResult:
     tables: MonthTables
     files: PackFiles
     days_not_reconciled: int
+
+    def figures(self, conf: Settings, month: str, preview: bool) -> Figures:
+        """The pack's metadata: which kind of pack first (the first thing read on the asset's
+        page), the £ summary finance reads, its files, then the headline figures plotted."""
+        files, tables = self.files, self.tables
+        as_at = tables.as_at.astimezone(conf.tz).strftime("%d %b %Y %H:%M") if tables.as_at else ""
+        return {
+            "pack": f"PREVIEW as at {as_at} (UK time) — not for posting"
+            if preview
+            else f"FINAL, as at the cut-off {as_at} (UK time)",
+            # What finance reads: every figure, in £ with pence.
+            "summary": Markdown(summary_markdown(files.summary)),
+            "workbook": file_link(conf, files.workbook),
+            "html": file_link(conf, files.html),
+            "csv_folder": file_link(conf, files.workbook.parent),
+            "folder": FileLink(files.workbook.parent, url=None),  # the path, beside the link
+            "month": month,
+            "as_at": tables.as_at.isoformat() if tables.as_at else "",
+            "days_not_reconciled": self.days_not_reconciled,
+            **metadata_figures(files.summary),
+            "stock_rows": len(tables.stock_reconciliation),
+            "shipments": len(tables.order_to_cash),
+            "returned_units": len(tables.returns),
+        }
+
+
+def missing_figures(refused: me.MonthIncomplete) -> Figures:
+    """Why a final pack was refused: each day not reconciled with its missing tables."""
+    missing = {d.isoformat(): tables for d, tables in sorted(refused.missing.items())}
+    return {"missing_days": missing, "missing_day_count": len(missing)}
 
 
 def pack_day(month: str, daily: dict[str, dict[date, pd.DataFrame]], preview: bool) -> date:

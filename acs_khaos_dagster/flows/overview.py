@@ -16,8 +16,9 @@ from pathlib import Path
 import pandas as pd
 
 from acs_khaos_dagster.clock import SIMULATED_CLOCK_CURSOR, integration_now
-from acs_khaos_dagster.config import Settings
+from acs_khaos_dagster.config import OwnerTargets, Settings
 from acs_khaos_dagster.effects import EffectKind
+from acs_khaos_dagster.flows.figures import Figures, file_link, table
 from acs_khaos_dagster.flows.month_end_pack import PREVIEW_DIR, reconciliation_dir
 from acs_khaos_dagster.flows.outbox import due_effects
 from acs_khaos_dagster.private_files import private_partial
@@ -190,3 +191,28 @@ def write_overview_report(settings: Settings, rows: list[BrandOverview]) -> Over
     with private_partial(files.html) as partial:
         partial.write_text(page, encoding="utf-8")
     return files
+
+
+OWNERS = tuple(OwnerTargets.model_fields)
+
+
+def overview_figures(settings: Settings, row: BrandOverview, files: OverviewFiles) -> Figures:
+    """The ``brand_overview`` asset's metadata: the brand's row as a table, each figure on
+    its own (plotted across materialisations; none yet: null), then the report files."""
+    figures: Figures = {
+        "overview": table(overview_frame([row])),
+        "open_exceptions": row.open_exceptions,
+        "over_target": row.over_target,
+    }
+    for owner in OWNERS:
+        figures[f"open_{owner}"] = row.open_by_owner.get(owner, 0)
+        figures[f"over_target_{owner}"] = row.over_target_by_owner.get(owner, 0)
+    for name in ("oldest_due_age", "snapshot_age", "despatch_posted_age"):
+        age = getattr(row, name)
+        figures[f"{name}_h"] = None if age is None else round(age.total_seconds() / 3600, 2)
+    drift = row.drift_value
+    figures["unexplained_drift_value"] = None if drift is None else float(drift)
+    figures["month_end"] = row.month_end
+    figures["csv"] = file_link(settings, files.csv)
+    figures["html"] = file_link(settings, files.html)
+    return figures
