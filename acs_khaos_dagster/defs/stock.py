@@ -1,7 +1,8 @@
 """Stock group: ACS unit snapshots to Khaos Level (issue 7; ARCHITECTURE "Stock arithmetic").
 
 Dagster wiring only; the steps are ``flows.stock_snapshot``, ``flows.stock_placement`` and
-``flows.stock_push``.
+``flows.stock_push``, what they show and the checks' rules ``flows.stock_figures``, what
+starts the runs ``flows.stock_triggers``.
 
 * ``acs_stock_file_sensor`` watches the ACS drop for ``stock_units_*.csv`` and starts one
   run per new file for its snapshot day; the store's file ledger decides whether data
