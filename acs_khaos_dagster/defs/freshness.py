@@ -9,89 +9,35 @@ for integration (``integration_exceptions``, the night's queue table, is the int
 ``exception_alerts`` sends them to the owner's channels like any other; each closes itself
 once its day is made.
 
-Days are measured on the integration's clock (the sandbox's in the demo), and only the
-deadlines of the last week are looked at: an older day still missing stays open until a
-person resolves it, never closed for being old.
+Which days are overdue, and the queue's syncing, are ``flows/freshness_alerts.py``'s.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Iterator
+from datetime import datetime
 
-from dagster import Definitions, SensorEvaluationContext, SkipReason, sensor
+import dagster as dg
 from dagster._utils.schedules import reverse_cron_string_iterator
 
-from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE
 from acs_khaos_dagster.defs.automation import SENSOR_STATUS
 from acs_khaos_dagster.defs.brand import brand_key
-from acs_khaos_dagster.defs.common import sync_exceptions
-from acs_khaos_dagster.defs.reconciliation import RECONCILIATION_DAYS
+from acs_khaos_dagster.defs.partitions import RECONCILIATION_DAYS, SNAPSHOT_DAYS
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
-from acs_khaos_dagster.defs.stock import SNAPSHOT_DAYS
-from acs_khaos_dagster.domain.freshness import Overdue, due_days, overdue
-from acs_khaos_dagster.store.exceptions import ExceptionType
+from acs_khaos_dagster.flows import freshness_alerts as flow
 
-LOOKBACK = timedelta(days=7)
-# Enough for a deadline every minute over the lookback; a bound, not a figure to tune.
-MAX_DEADLINES = 20_000
-
-
-@dataclass(frozen=True)
-class Watched:
-    asset: str
-    setting: str  # the field of `freshness` settings holding its deadline cron
-    days_before: int  # the deadline is for the partition of this many days before
-    exception_type: ExceptionType
-    first_day: str
-
-
-WATCHED = (
-    Watched(
-        "acs_stock_snapshot",
-        "snapshot_due",
-        0,
-        ExceptionType.SNAPSHOT_OVERDUE,
-        SNAPSHOT_DAYS.start.date().isoformat(),
-    ),
-    *(
-        Watched(
-            name,
-            "reconciliation_due",
-            1,
-            ExceptionType.RECONCILIATION_OVERDUE,
-            RECONCILIATION_DAYS.start.date().isoformat(),
-        )
-        for name in (
-            "stock_reconciliation",
-            "order_status_reconciliation",
-            "order_to_cash_reconciliation",
-            "returns_reconciliation",
-        )
-    ),
-    # Made by the same nightly job after the reconciliations, so due by the same time.
-    Watched(
-        "integration_exceptions",
-        "reconciliation_due",
-        1,
-        ExceptionType.EXCEPTION_QUEUE_OVERDUE,
-        RECONCILIATION_DAYS.start.date().isoformat(),
-    ),
+WATCHED = flow.watched(
+    SNAPSHOT_DAYS.start.date().isoformat(), RECONCILIATION_DAYS.start.date().isoformat()
 )
 
 
-def deadlines_since(cron: str, now: datetime, since: datetime) -> list[datetime]:
-    """The cron's times (UK local) in ``(since, now]``, newest first."""
-    found = []
-    for deadline in reverse_cron_string_iterator(now.timestamp(), cron, UK_TIME_ZONE):
-        if deadline <= since or len(found) >= MAX_DEADLINES:
-            break
-        found.append(deadline)
-    return found
+def _cron_times(cron: str, now: datetime) -> Iterator[datetime]:
+    """The cron's times (UK local) up to ``now``, newest first: Dagster's own cron reading."""
+    return reverse_cron_string_iterator(now.timestamp(), cron, UK_TIME_ZONE)
 
 
-@sensor(
+@dg.sensor(
     name="freshness_alerts",
     description="An exception for the owner team when the snapshot, a reconciliation or the "
     "night's exception queue is past its freshness deadline (freshness.* settings); it closes "
@@ -100,38 +46,15 @@ def deadlines_since(cron: str, now: datetime, since: datetime) -> list[datetime]
     default_status=SENSOR_STATUS,
 )
 def freshness_alerts(
-    context: SensorEvaluationContext, store: StoreResource, settings: SettingsResource
-) -> SkipReason:
-    config = settings.load()
-    now = integration_now(config)
-    problems: dict[ExceptionType, list[Overdue]] = {}
-    checked: dict[ExceptionType, set[str]] = {}
-    for watched in WATCHED:
-        cron = getattr(config.freshness, watched.setting)
-        deadlines = deadlines_since(cron, now, now - LOOKBACK)
+    context: dg.SensorEvaluationContext, store: StoreResource, settings: SettingsResource
+) -> dg.SkipReason:
+    def made(asset: str) -> set[str]:
         # The brand's own key: in a brand's location another brand's days never count.
-        made = context.instance.get_materialized_partitions(brand_key(watched.asset))
-        late = overdue(
-            watched.asset,
-            str(watched.exception_type),
-            deadlines,
-            watched.days_before,
-            made,
-            watched.first_day,
-        )
-        problems.setdefault(watched.exception_type, []).extend(late)
-        days = due_days(deadlines, watched.days_before)
-        checked.setdefault(watched.exception_type, set()).update(
-            f"{watched.asset}:{day}" for day in days
-        )
+        return context.instance.get_materialized_partitions(brand_key(asset))
+
     with store.connect() as db:
-        open_now = {
-            str(type_): sync_exceptions(
-                db, late, [type_], owns=lambda ref, refs=checked[type_]: ref in refs
-            )[str(type_)]
-            for type_, late in problems.items()
-        }
-    return SkipReason(f"overdue: {open_now}")
+        open_now = flow.sync_overdue(db, settings.load(), WATCHED, made, _cron_times)
+    return dg.SkipReason(f"overdue: {open_now}")
 
 
-defs = Definitions(sensors=[freshness_alerts])
+defs = dg.Definitions(sensors=[freshness_alerts])

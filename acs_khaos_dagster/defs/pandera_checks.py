@@ -13,74 +13,54 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterable, Iterator
 
-from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetChecksDefinition,
-    AssetKey,
-    AssetsDefinition,
-    DagsterType,
-    Definitions,
-    MetadataValue,
-    PartitionsDefinition,
-    TableSchemaMetadataValue,
-)
+import dagster as dg
 
 from acs_khaos_dagster.defs.checks import partitioned_check
 
 CHECK_NAME = "pandera_model"
 
 
-def table_assets(groups: Iterable[Definitions]) -> Iterator[tuple[AssetsDefinition, DagsterType]]:
+def table_assets(
+    groups: Iterable[dg.Definitions],
+) -> Iterator[tuple[dg.AssetsDefinition, dg.DagsterType]]:
     """Each single-output asset whose output type carries a table schema (a pandera type)."""
     for group in groups:
         for asset in group.assets or []:
-            if not isinstance(asset, AssetsDefinition) or len(asset.keys) != 1:
+            if not isinstance(asset, dg.AssetsDefinition) or len(asset.keys) != 1:
                 continue
             dagster_type = asset.op.output_defs[0].dagster_type
-            if isinstance(dagster_type.metadata.get("schema"), TableSchemaMetadataValue):
+            if isinstance(dagster_type.metadata.get("schema"), dg.TableSchemaMetadataValue):
                 yield asset, dagster_type
 
 
-def pandera_checks(groups: Iterable[Definitions]) -> list[AssetChecksDefinition]:
-    return [
-        _check(asset.key, dagster_type, asset.partitions_def)
-        for asset, dagster_type in table_assets(groups)
-    ]
+def pandera_checks(groups: Iterable[dg.Definitions]) -> list[dg.AssetChecksDefinition]:
+    return [_check(asset, dagster_type) for asset, dagster_type in table_assets(groups)]
 
 
-def _check(
-    key: AssetKey, dagster_type: DagsterType, partitions_def: PartitionsDefinition | None
-) -> AssetChecksDefinition:
+def _check(asset: dg.AssetsDefinition, dagster_type: dg.DagsterType) -> dg.AssetChecksDefinition:
     model = dagster_type.display_name
 
-    def _validate(context: AssetCheckExecutionContext, *args: object, **kwargs: object):
+    def _validate(context: dg.AssetCheckExecutionContext, *args: object, **kwargs: object):
         table = (*args, *kwargs.values())[0]  # the stored table (one partition, if any)
         verdict = dagster_type.type_check(context, table)  # the type's own pandera check
         rows = len(table) if hasattr(table, "__len__") else 0  # type: ignore[arg-type]
-        return AssetCheckResult(
+        return dg.AssetCheckResult(
             passed=bool(verdict.success),
             description=verdict.description or f"{rows} rows match {model}",
-            metadata={
-                "model": MetadataValue.text(model),
-                "rows": rows,
-                **(verdict.metadata or {}),
-            },
+            metadata={"model": model, "rows": rows, **(verdict.metadata or {})},
         )
 
     # Dagster loads the checked asset into the parameter named after it.
+    names = ["context", asset.key.path[-1]]
     _validate.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [
-            inspect.Parameter("context", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-            inspect.Parameter(key.path[-1], inspect.Parameter.POSITIONAL_OR_KEYWORD),
-        ]
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names]
     )
     # Partitioned like the asset: each result tied to its day. Its owner is its asset's
     # (definitions.py gives every check one).
     return partitioned_check(
-        asset=key,
+        asset=asset.key,
         name=CHECK_NAME,
         description=f"Every row matches the pandera model {model} (columns, types, "
         "uniqueness, ranges): the one the asset's Dagster type is built from.",
-        partitions_def=partitions_def,
+        partitions_def=asset.partitions_def,
     )(_validate)

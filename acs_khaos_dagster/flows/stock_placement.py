@@ -20,6 +20,7 @@ from acs_khaos_dagster.domain.stock_guards import (
 from acs_khaos_dagster.domain.stock_push import acs_site_units
 from acs_khaos_dagster.domain.stock_status import StockBucket
 from acs_khaos_dagster.flows.common import sync_exceptions, write_parquet_atomically
+from acs_khaos_dagster.flows.figures import Figures, table
 from acs_khaos_dagster.flows.stock_push import sellable_path, selling_sites, site_units_path
 from acs_khaos_dagster.flows.stock_snapshot import (
     SnapshotError,
@@ -89,6 +90,9 @@ class SellablePlacement:
             "unmatched_sku_units": site.unmatched_units,
             "unmatched_sellable_units": int(site.unmatched_selling["units"].sum()),
         }
+
+    def figures(self) -> Figures:
+        return {**self.counts(), "sample": table(self.frame, 10)}
 
 
 _PLACE_KEYS = ["stock_id", "stock_code", "site_id"]
