@@ -26,8 +26,7 @@ from dagster_shared.record import replace
 from acs_khaos_dagster.config import (
     UK_TIME_ZONE,
     FreshnessSettings,
-    SettingsError,
-    load_settings,
+    setting_at_load,
 )
 from acs_khaos_dagster.defs import (
     alerts,
@@ -112,10 +111,7 @@ OWNER_OF_CHECK = {
 def _freshness() -> dict[str, FreshnessPolicy]:
     """Each trading day's snapshot and each night's reconciliation by a deadline (UK time,
     ``freshness.*`` settings, read when the code location loads): the UI flags them late."""
-    try:
-        due = load_settings().freshness
-    except SettingsError:
-        due = FreshnessSettings()  # broken settings fail every run with the field named
+    due = setting_at_load(lambda s: s.freshness, FreshnessSettings())
     day = timedelta(hours=24)
     snapshot = FreshnessPolicy.cron(
         deadline_cron=due.snapshot_due, lower_bound_delta=day, timezone=UK_TIME_ZONE

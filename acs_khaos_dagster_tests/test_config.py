@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from acs_khaos_dagster.config import SettingsError, load_settings
+from acs_khaos_dagster.config import SettingsError, load_settings, setting_at_load
 
 
 def test_defaults_point_at_the_sandbox_in_uk_time() -> None:
@@ -169,3 +169,16 @@ def test_every_name_the_settings_module_had_is_still_imported_from_it() -> None:
     ]  # fmt: skip
     assert [n for n in names if not hasattr(config, n)] == []
     assert (config.PROJECT_ROOT / "pyproject.toml").is_file()
+
+
+def test_a_setting_read_at_load_is_the_configured_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACS_KHAOS_PRODUCTS__SYNC_CRON", "15 6 * * *")
+    assert setting_at_load(lambda s: s.products.sync_cron, "default") == "15 6 * * *"
+
+
+def test_invalid_settings_leave_the_location_loading_on_the_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every run then fails naming the bad field; the schedules still load.
+    monkeypatch.setenv("ACS_KHAOS_HTTP__READ_TIMEOUT_S", "-3")
+    assert setting_at_load(lambda s: s.products.sync_cron, "default") == "default"

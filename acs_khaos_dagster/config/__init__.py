@@ -14,7 +14,7 @@ The model is split by responsibility; every name is imported from here:
 - ``alerts``: owner teams' channels and the mail server;
 - ``settings``: ``Settings`` itself, with its cross-field rules;
 - ``sources``: the YAML settings file, ``SettingsError``;
-- ``loading``: ``load_settings`` and ``get_settings``.
+- ``loading``: ``load_settings``, ``get_settings`` and ``setting_at_load``.
 """
 
 from __future__ import annotations
@@ -29,7 +29,13 @@ from acs_khaos_dagster.config.alerts import (
     TeamChannels,
     _split_addresses,
 )
-from acs_khaos_dagster.config.loading import _SHOWABLE, _problem, get_settings, load_settings
+from acs_khaos_dagster.config.loading import (
+    _SHOWABLE,
+    _problem,
+    get_settings,
+    load_settings,
+    setting_at_load,
+)
 from acs_khaos_dagster.config.operations import (
     _HOST_KEY,
     FreshnessSettings,
@@ -113,4 +119,5 @@ __all__ = [
     "load_settings",
     "log",
     "require_https_unless_loopback",
+    "setting_at_load",
 ]

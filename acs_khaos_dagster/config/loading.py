@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -17,6 +18,7 @@ from acs_khaos_dagster.config.sources import SettingsError
 # A location part that can be shown: a field name of the model (or a list index). Anything
 # else came from the input (an unknown key, a dict key) and may be any text of the file.
 _SHOWABLE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+T = TypeVar("T")
 
 
 def _problem(err: Any) -> str:
@@ -62,3 +64,13 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return load_settings()
+
+
+def setting_at_load(read: Callable[[Settings], T], default: T) -> T:
+    """A setting fixed when the code location loads (a schedule's cron, a sensor's interval,
+    a freshness deadline), or ``default`` when the settings are invalid: the location still
+    loads, and every run then fails with the bad field named."""
+    try:
+        return read(load_settings())
+    except SettingsError:
+        return default

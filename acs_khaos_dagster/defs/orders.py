@@ -17,7 +17,7 @@ import dagster as dg
 import pandas as pd
 
 from acs_khaos_dagster.clock import integration_now
-from acs_khaos_dagster.config import OrderSettings, SettingsError, load_settings
+from acs_khaos_dagster.config import OrderSettings, setting_at_load
 from acs_khaos_dagster.defs import tables
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
 from acs_khaos_dagster.defs.brand import brand_tags
@@ -141,13 +141,8 @@ def order_sla_breaches(settings: SettingsResource, store: StoreResource) -> dg.O
 # --- jobs, sensor, schedule ------------------------------------------------------------------
 
 
-def _order_settings() -> OrderSettings:
-    """Intervals are fixed when the code location loads; bad settings fail each run later,
-    naming the setting. Any other error is a bug and stops the location loading."""
-    try:
-        return load_settings().orders
-    except SettingsError:
-        return OrderSettings()
+# Intervals are fixed when the code location loads; bad settings fail each run later,
+# naming the setting. Any other error is a bug and stops the location loading.
 
 
 def release_cron(interval_s: int) -> str:
@@ -173,7 +168,7 @@ despatch_posting_job = dg.define_asset_job(
     description="Read the ACS despatch feed from the stored cursor and post each shipment.",
 )
 
-_ORDER_SETTINGS = _order_settings()
+_ORDER_SETTINGS = setting_at_load(lambda s: s.orders, OrderSettings())
 
 order_release_schedule = dg.ScheduleDefinition(
     name="order_release_schedule",

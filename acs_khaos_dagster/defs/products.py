@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 
 from acs_khaos_dagster.clock import integration_now
-from acs_khaos_dagster.config import UK_TIME_ZONE, ProductSettings, SettingsError, load_settings
+from acs_khaos_dagster.config import UK_TIME_ZONE, ProductSettings, setting_at_load
 from acs_khaos_dagster.defs import tables
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 from acs_khaos_dagster.defs.checks import owned_by
@@ -176,17 +176,10 @@ product_sync_job = dg.define_asset_job(
 )
 
 
-def _sync_cron() -> str:
-    try:
-        return load_settings().products.sync_cron
-    except SettingsError:
-        return ProductSettings().sync_cron
-
-
 product_sync_schedule = dg.ScheduleDefinition(
     name="product_sync_schedule",
     job=product_sync_job,
-    cron_schedule=_sync_cron(),
+    cron_schedule=setting_at_load(lambda s: s.products.sync_cron, ProductSettings().sync_cron),
     execution_timezone=UK_TIME_ZONE,
     default_status=SCHEDULE_STATUS,
     description="The product sync (settings.products.sync_cron, UK time).",

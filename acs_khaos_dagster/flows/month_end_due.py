@@ -6,16 +6,14 @@ run request or a skip reason.
 
 from datetime import datetime
 
-from acs_khaos_dagster.config import SettingsError, load_settings
+from acs_khaos_dagster.config import setting_at_load
 from acs_khaos_dagster.domain.month_end import FINANCE_CALENDAR, month_closed_on
 from acs_khaos_dagster.domain.sla import WorkingCalendar
 
 
 def finance_calendar() -> WorkingCalendar:
-    try:
-        return load_settings().finance_calendar
-    except SettingsError:
-        return FINANCE_CALENDAR  # bad settings fail the run itself, with their message
+    # Bad settings fail the run itself, with their message.
+    return setting_at_load(lambda s: s.finance_calendar, FINANCE_CALENDAR)
 
 
 def month_due(when: datetime | None, calendar: WorkingCalendar) -> tuple[str | None, str]:

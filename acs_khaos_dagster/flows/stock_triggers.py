@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from acs_khaos_dagster.config import SettingsError, load_settings
+from acs_khaos_dagster.config import StockSettings, setting_at_load
 from acs_khaos_dagster.connectors.acs.drop import AcsDrop
 from acs_khaos_dagster.flows.stock_snapshot import scan_stock_files
 from acs_khaos_dagster.store import Store
@@ -18,10 +18,7 @@ REALTIME_PUSH_GRACE = timedelta(minutes=10)
 
 def batch_cron() -> str:
     """``settings.stock.batch_cron``; its default when the settings cannot be loaded."""
-    try:
-        return load_settings().stock.batch_cron
-    except SettingsError:
-        return "0 8-20 * * 1-6"
+    return setting_at_load(lambda s: s.stock.batch_cron, StockSettings().batch_cron)
 
 
 @dataclass(frozen=True)
