@@ -43,7 +43,8 @@ demo: setup
 
 ## Run the whole test suite (after the linters: style and the layer contracts).
 # Both cores (CI has two): test files are spread over workers, a file's tests stay together.
-PYTEST_ARGS ?= -n auto --dist loadfile
+# The 30 slowest tests are listed at the end, so a run shows where the suite's time goes.
+PYTEST_ARGS ?= -n auto --dist loadfile --durations=30
 test: lint chromium nginx
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
