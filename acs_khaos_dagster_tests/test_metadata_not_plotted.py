@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from dagster import AssetKey, BoolMetadataValue, TextMetadataValue, materialize
 
-from acs_khaos_dagster.defs.reconciliation import _opened
+from acs_khaos_dagster.flows.reconciliation.storage import opened as _opened
 from acs_khaos_dagster.defs.resources import default_resources
 from acs_khaos_dagster.flows.stock_snapshot import partition_day
 from acs_khaos_dagster_tests.conftest import IntegrationHarness
