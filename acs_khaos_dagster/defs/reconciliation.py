@@ -19,9 +19,9 @@ from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE
 from acs_khaos_dagster.defs import tables
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
-from acs_khaos_dagster.defs.common import metadata
+from acs_khaos_dagster.defs.checks import owned_by, partitioned_check
+from acs_khaos_dagster.defs.common import check_result, metadata
 from acs_khaos_dagster.defs.partitions import RECONCILIATION_DAYS
-from acs_khaos_dagster.defs.reconciliation_checks import RECONCILIATION_CHECKS
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
     KhaosApiResource,
@@ -29,6 +29,7 @@ from acs_khaos_dagster.defs.resources import (
     StoreResource,
 )
 from acs_khaos_dagster.flows import reconciliation as flow
+from acs_khaos_dagster.flows.reconciliation import checks as rules
 from acs_khaos_dagster.flows.reconciliation.returns import queue_figures
 from acs_khaos_dagster.flows.stock_snapshot import sku_map_frame
 
@@ -38,6 +39,10 @@ SCHEDULE_CRON = "30 2 * * *"
 # Every asset of the group is one day's; most read other groups' tables from the store and
 # files, not as inputs (their ``deps`` draw that as lineage).
 daily_asset = partial(dg.asset, group_name=GROUP, partitions_def=RECONCILIATION_DAYS)
+# Each check reads its own day's table as the flow kept it (the one the month-end pack
+# reads too), so re-running it for a past day from the UI judges that day's data, not the
+# newest; the rules are ``flows.reconciliation.checks``.
+daily_check = partial(partitioned_check, partitions_def=RECONCILIATION_DAYS)
 
 
 @daily_asset(
@@ -103,10 +108,9 @@ def order_to_cash_reconciliation(
     khaos: KhaosApiResource,
     store: StoreResource,
 ) -> dg.Output[pd.DataFrame]:
-    conf = settings.load()
-    day, now = context.partition_key, integration_now(conf)
+    conf, day = settings.load(), context.partition_key
     with store.connect() as db, acs.client() as ac, khaos.client() as kc:
-        result = flow.reconcile_order_to_cash(db, ac, kc, conf, day, now)
+        result = flow.reconcile_order_to_cash(db, ac, kc, conf, day, integration_now(conf))
     return dg.Output(result.frame, metadata=metadata(result.figures()))
 
 
@@ -125,10 +129,9 @@ def returns_reconciliation(
     khaos: KhaosApiResource,
     store: StoreResource,
 ) -> dg.Output[pd.DataFrame]:
-    conf = settings.load()
-    day, now = context.partition_key, integration_now(conf)
+    conf, day = settings.load(), context.partition_key
     with store.connect() as db, khaos.client() as client:
-        result = flow.reconcile_returns(db, client, conf, day, now)
+        result = flow.reconcile_returns(db, client, conf, day, integration_now(conf))
     return dg.Output(result.frame, metadata=metadata(result.figures()))
 
 
@@ -155,6 +158,66 @@ def integration_exceptions(
     with store.connect() as db:
         frame = flow.exception_queue(db, settings.load(), context.partition_key)
     return dg.Output(frame, metadata=metadata(queue_figures(frame)))
+
+
+# --- checks, one result per day ----------------------------------------------------------------
+
+
+@daily_check(
+    asset=stock_reconciliation,
+    name="unexplained_stock_drift_within_tolerance",
+    metadata=owned_by("finance"),
+    description="No StockID × site differs beyond the variance tolerance (units and £) once "
+    "timing and unconfirmed pushes are taken out. A warning: it blocks nothing.",
+)
+def unexplained_stock_drift_within_tolerance(
+    context: dg.AssetCheckExecutionContext, settings: SettingsResource
+) -> dg.AssetCheckResult:
+    return check_result(rules.stock_drift_on(settings.load(), context.partition_key))
+
+
+@daily_check(
+    asset=order_to_cash_reconciliation,
+    name="no_shipment_despatched_not_invoiced_too_long",
+    metadata=owned_by("finance"),
+    # Not blocking: the exception queue is downstream (it must count the night's
+    # ``recon:cash`` findings), and a blocking failure would stop it on the very nights a
+    # shipment is late, and fail every nightly run for an item that already has an owner.
+    # The month-end pack shows these shipments in its order-to-cash sheet.
+    description=f"No ACS shipment despatched more than {flow.NOT_INVOICED_AFTER_HOURS:g} h ago "
+    "is still not posted or not invoiced in Khaos: each one is open in finance's queue and "
+    "in the month-end pack's order-to-cash sheet.",
+)
+def no_shipment_despatched_not_invoiced_too_long(
+    context: dg.AssetCheckExecutionContext, settings: SettingsResource
+) -> dg.AssetCheckResult:
+    return check_result(rules.late_shipments_on(settings.load(), context.partition_key))
+
+
+@daily_check(
+    asset=returns_reconciliation,
+    name="no_ber_unit_without_write_off",
+    metadata=owned_by("finance"),
+    description="Every returned unit graded BER or disposed is written off in Khaos (a "
+    "write-off adjustment for a hire unit, a write-off reason on a sale return).",
+)
+def no_ber_unit_without_write_off(
+    context: dg.AssetCheckExecutionContext, settings: SettingsResource
+) -> dg.AssetCheckResult:
+    return check_result(rules.ber_write_offs_on(settings.load(), context.partition_key))
+
+
+@daily_check(
+    asset=integration_exceptions,
+    name="no_exception_older_than_owner_target",
+    metadata=owned_by("integration"),
+    description="No open exception is older than its owner team's target age "
+    "(settings.owner_targets). A warning: it blocks nothing.",
+)
+def no_exception_older_than_owner_target(
+    context: dg.AssetCheckExecutionContext, settings: SettingsResource
+) -> dg.AssetCheckResult:
+    return check_result(rules.exception_ages_on(settings.load(), context.partition_key))
 
 
 # --- job and schedule ---------------------------------------------------------------------------
@@ -191,7 +254,12 @@ def reconciliation_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
 
 defs = dg.Definitions(
     assets=RECONCILIATION_ASSETS,
-    asset_checks=RECONCILIATION_CHECKS,
+    asset_checks=[
+        unexplained_stock_drift_within_tolerance,
+        no_shipment_despatched_not_invoiced_too_long,
+        no_ber_unit_without_write_off,
+        no_exception_older_than_owner_target,
+    ],
     jobs=[reconciliation_job],
     schedules=[reconciliation_schedule],
 )

@@ -12,6 +12,7 @@ Dagster wiring only: the steps are ``flows.returns_intake``, ``flows.return_post
 
 import json
 from dataclasses import dataclass
+from functools import partial
 
 import dagster as dg
 import pandas as pd
@@ -29,17 +30,18 @@ from acs_khaos_dagster.defs.resources import (
     StoreResource,
 )
 from acs_khaos_dagster.flows import refund_clock, return_moves, return_postings, returns_intake
-from acs_khaos_dagster.flows.hire import (
-    SNAPSHOT_FOLDERS,  # noqa: F401 (defs.hire's, tests')
-    hire_lifecycle,
-)
+from acs_khaos_dagster.flows.hire import SNAPSHOT_FOLDERS as SNAPSHOT_FOLDERS  # defs.hire's, tests'
+from acs_khaos_dagster.flows.hire import hire_lifecycle
 from acs_khaos_dagster.flows.returns_lifecycle import lifecycle_figures
 
 # --- assets ----------------------------------------------------------------------------
 
+returns_asset = partial(dg.asset, group_name="returns")
+# The assets calling Khaos's API share its pool (dagster.yaml: one step at a time per API).
+khaos_asset = partial(returns_asset, kinds={"khaos", "pandas"}, pool="khaos_api")
 
-@dg.asset(
-    group_name="returns",
+
+@returns_asset(
     kinds={"acs", "csv", "pandas"},
     dagster_type=tables.ReturnedUnitsType,
     description="Every returned unit ACS reported in returns_*.csv, keyed by (return_ref, "
@@ -53,11 +55,8 @@ def acs_returns(settings: SettingsResource, store: StoreResource) -> dg.Output[p
     return dg.Output(result.table, metadata=metadata(result.figures()))
 
 
-@dg.asset(
-    group_name="returns",
-    kinds={"khaos", "pandas"},
+@khaos_asset(
     dagster_type=tables.ReturnPostingsType,
-    pool="khaos_api",
     deps=[acs_returns],
     description="Returned sale units matched to their Khaos order lines and posted as "
     "customer returns (ImportCustomerReturns) through the outbox: one part per return, "
@@ -72,11 +71,8 @@ def khaos_return_postings(
     return dg.Output(result.table, metadata=metadata(result.figures()))
 
 
-@dg.asset(
-    group_name="returns",
-    kinds={"khaos", "pandas"},
+@khaos_asset(
     dagster_type=tables.ReturnStockMovesType,
-    pool="khaos_api",
     deps=[khaos_return_postings],
     description="Write-offs (WRITEOFF, at CostPrice) of BER or disposed units still in "
     "Khaos's Level (hire units) and ex-hire to resale (paired EXHIRE adjustments), through "
@@ -91,11 +87,8 @@ def khaos_write_offs(
     return dg.Output(result.table, metadata=metadata(result.figures()))
 
 
-@dg.asset(
-    group_name="returns",
-    kinds={"khaos", "pandas"},
+@khaos_asset(
     dagster_type=tables.RefundClockType,
-    pool="khaos_api",
     deps=[khaos_return_postings],
     description="The 14-day refund clock of each sale return part, with its credit status "
     "read back from Khaos; a refund_due exception (owner finance) opens before the deadline "
@@ -110,9 +103,8 @@ def return_refund_clock(
     return dg.Output(table, metadata=metadata(refund_clock.clock_figures(table)))
 
 
-@dg.asset(
+@returns_asset(
     name="hire_unit_lifecycle",
-    group_name="returns",
     kinds={"acs", "pandas"},
     dagster_type=tables.HireLifecycleType,
     pool="acs_api",

@@ -1,7 +1,7 @@
 """The reconciliation checks' rules, one verdict per day: each reads its day's stored table
 (Parquet, ``storage``) as the flow kept it, the one the month-end pack reads too, so
 re-running a check for a past day from the UI judges that day's data, not the newest.
-No Dagster here: the checks in ``defs/reconciliation_checks.py`` call the ``*_on`` ones.
+No Dagster here: the checks in ``defs/reconciliation.py`` call the ``*_on`` ones.
 """
 
 from collections.abc import Callable
