@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 from dagster import AssetKey, BoolMetadataValue, TextMetadataValue, materialize
 
-from acs_khaos_dagster.defs.reconciliation import _opened
 from acs_khaos_dagster.defs.resources import default_resources
+from acs_khaos_dagster.flows.reconciliation.storage import opened
 from acs_khaos_dagster.flows.stock_snapshot import partition_day
 from acs_khaos_dagster_tests.conftest import IntegrationHarness
 
@@ -42,8 +42,8 @@ def _numbers(metadata: dict[str, Any]) -> set[str]:
 
 
 def test_open_counts_a_run_did_not_sync_are_left_out_not_minus_one() -> None:
-    assert _opened(drift_open=None, khaos_duplicates_open=3) == {"khaos_duplicates_open": 3}
-    assert _opened(drift_open=0) == {"drift_open": 0}
+    assert opened(drift_open=None, khaos_duplicates_open=3) == {"khaos_duplicates_open": 3}
+    assert opened(drift_open=0) == {"drift_open": 0}
 
 
 def test_a_snapshots_id_is_text_and_its_redelivery_a_yes_no(

@@ -9,68 +9,45 @@ Partitioned by day (Europe/London); ``reconciliation_schedule`` runs yesterday a
 """
 
 from datetime import timedelta
+from functools import partial
 from zoneinfo import ZoneInfo
 
+import dagster as dg
 import pandas as pd
-from dagster import (
-    AssetExecutionContext,
-    AssetSelection,
-    Definitions,
-    RunRequest,
-    ScheduleEvaluationContext,
-    asset,
-    define_asset_job,
-    schedule,
-)
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE
+from acs_khaos_dagster.defs import tables
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
-from acs_khaos_dagster.defs.common import markdown_table
+from acs_khaos_dagster.defs.checks import owned_by, partitioned_check
+from acs_khaos_dagster.defs.common import check_result, metadata
 from acs_khaos_dagster.defs.partitions import RECONCILIATION_DAYS
-from acs_khaos_dagster.defs.reconciliation_checks import RECONCILIATION_CHECKS
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
     KhaosApiResource,
     SettingsResource,
     StoreResource,
 )
-from acs_khaos_dagster.defs.tables import (
-    IntegrationExceptionsType,
-    OrderStatusReconciliationType,
-    OrderToCashType,
-    ReturnsReconciliationType,
-    StockReconciliationType,
-)
-from acs_khaos_dagster.domain.reconciliation import (
-    order_to_cash_ageing,
-)
-from acs_khaos_dagster.flows.reconciliation import (
-    exception_queue,
-    reconcile_order_status,
-    reconcile_order_to_cash,
-    reconcile_returns,
-    reconcile_stock,
-)
+from acs_khaos_dagster.flows import reconciliation as flow
+from acs_khaos_dagster.flows.reconciliation import checks as rules
+from acs_khaos_dagster.flows.reconciliation.returns import queue_figures
 from acs_khaos_dagster.flows.stock_snapshot import sku_map_frame
 
 GROUP = "reconciliation"
 SCHEDULE_CRON = "30 2 * * *"
 
+# Every asset of the group is one day's; most read other groups' tables from the store and
+# files, not as inputs (their ``deps`` draw that as lineage).
+daily_asset = partial(dg.asset, group_name=GROUP, partitions_def=RECONCILIATION_DAYS)
+# Each check reads its own day's table as the flow kept it (the one the month-end pack
+# reads too), so re-running it for a past day from the UI judges that day's data, not the
+# newest; the rules are ``flows.reconciliation.checks``.
+daily_check = partial(partitioned_check, partitions_def=RECONCILIATION_DAYS)
 
-def _opened(**counts: int | None) -> dict[str, int]:
-    """The open exceptions this run synced, per kind. A kind whose exceptions a newer day
-    had synced already (this run changed none) is left out: the UI plots every number, so a
-    stand-in such as -1 would read as a measurement."""
-    return {name: int(count) for name, count in counts.items() if count is not None}
 
-
-@asset(
-    group_name=GROUP,
+@daily_asset(
     kinds={"acs", "khaos", "parquet", "pandas"},
-    dagster_type=StockReconciliationType,
-    partitions_def=RECONCILIATION_DAYS,
-    # Read from the store and files, not as inputs: drawn as lineage.
+    dagster_type=tables.StockReconciliationType,
     deps=["acs_stock_snapshot", "khaos_stock_update"],
     pool="khaos_api",
     description="Per StockID × site: ACS's units (newest snapshot of the day, status policy) "
@@ -78,42 +55,23 @@ def _opened(**counts: int | None) -> dict[str, int]:
     "pushes never confirmed (push_missing), the rest unexplained; valued at CostPrice.",
 )
 def stock_reconciliation(
-    context: AssetExecutionContext,
+    context: dg.AssetExecutionContext,
     khaos_sku_master: pd.DataFrame,
     sku_mapping: pd.DataFrame,
     settings: SettingsResource,
     khaos: KhaosApiResource,
     store: StoreResource,
-) -> pd.DataFrame:
-    conf = settings.load()
+) -> dg.Output[pd.DataFrame]:
+    conf, day = settings.load(), context.partition_key
     sku_map = sku_map_frame(khaos_sku_master, sku_mapping)
     with store.connect() as db, khaos.client() as client:
-        result = reconcile_stock(
-            db, client, conf, sku_map, context.partition_key, integration_now(conf)
-        )
-    frame = result.frame
-    meta: dict = {"snapshot": result.snapshot}
-    if result.levels_read_at is not None:
-        meta["levels_read_at"] = result.levels_read_at.isoformat()
-    context.add_output_metadata(
-        {
-            **meta,
-            **result.counts(),
-            **_opened(
-                khaos_duplicates_open=result.khaos_duplicates_open, drift_open=result.drift_open
-            ),
-            "not_in_step": markdown_table(frame.loc[frame["classification"] != "in_step"]),
-        }
-    )
-    return frame
+        result = flow.reconcile_stock(db, client, conf, sku_map, day, integration_now(conf))
+    return dg.Output(result.frame, metadata=metadata(result.figures()))
 
 
-@asset(
-    group_name=GROUP,
+@daily_asset(
     kinds={"acs", "khaos", "parquet", "pandas"},
-    dagster_type=OrderStatusReconciliationType,
-    partitions_def=RECONCILIATION_DAYS,
-    # Read from the store and files, not as inputs: drawn as lineage.
+    dagster_type=tables.OrderStatusReconciliationType,
     deps=["acs_order_release", "acs_shipments"],
     pool="acs_api",
     description="Every open order the integration released: its status at ACS (GET orders) "
@@ -121,32 +79,21 @@ def stock_reconciliation(
     "no event, cancelled on one side only, held or unknown at ACS.",
 )
 def order_status_reconciliation(
-    context: AssetExecutionContext,
+    context: dg.AssetExecutionContext,
     settings: SettingsResource,
     acs: AcsApiResource,
     khaos: KhaosApiResource,
     store: StoreResource,
-) -> pd.DataFrame:
+) -> dg.Output[pd.DataFrame]:
     conf = settings.load()
     with store.connect() as db, acs.client() as ac, khaos.client() as kc:
-        result = reconcile_order_status(db, ac, kc, conf, context.partition_key)
-    frame = result.frame
-    context.add_output_metadata(
-        {
-            **result.counts(),
-            **_opened(drift_open=result.drift_open),
-            "mismatches": markdown_table(frame.loc[frame["mismatch"] != "in_step"]),
-        }
-    )
-    return result.table
+        result = flow.reconcile_order_status(db, ac, kc, conf, context.partition_key)
+    return dg.Output(result.table, metadata=metadata(result.figures()))
 
 
-@asset(
-    group_name=GROUP,
+@daily_asset(
     kinds={"acs", "khaos", "parquet", "pandas"},
-    dagster_type=OrderToCashType,
-    partitions_def=RECONCILIATION_DAYS,
-    # Read from the store and files, not as inputs: drawn as lineage.
+    dagster_type=tables.OrderToCashType,
     deps=["acs_shipments", "khaos_shipment_postings"],
     pool="khaos_api",
     description="Every ACS shipment (despatch feed, and GET orders for shipments whose event "
@@ -155,36 +102,21 @@ def order_status_reconciliation(
     "invoiced; ageing and the value waiting.",
 )
 def order_to_cash_reconciliation(
-    context: AssetExecutionContext,
+    context: dg.AssetExecutionContext,
     settings: SettingsResource,
     acs: AcsApiResource,
     khaos: KhaosApiResource,
     store: StoreResource,
-) -> pd.DataFrame:
-    conf = settings.load()
-    day, now = context.partition_key, integration_now(conf)
+) -> dg.Output[pd.DataFrame]:
+    conf, day = settings.load(), context.partition_key
     with store.connect() as db, acs.client() as ac, khaos.client() as kc:
-        result = reconcile_order_to_cash(db, ac, kc, conf, day, now)
-    context.add_output_metadata(
-        {
-            "as_at": result.as_at.isoformat(),
-            **result.counts(),
-            **_opened(
-                drift_open=result.drift_open, khaos_duplicates_open=result.khaos_duplicates_open
-            ),
-            "ageing": markdown_table(order_to_cash_ageing(result.frame)),
-            "waiting": markdown_table(result.waiting),
-        }
-    )
-    return result.frame
+        result = flow.reconcile_order_to_cash(db, ac, kc, conf, day, integration_now(conf))
+    return dg.Output(result.frame, metadata=metadata(result.figures()))
 
 
-@asset(
-    group_name=GROUP,
+@daily_asset(
     kinds={"khaos", "parquet", "pandas"},
-    dagster_type=ReturnsReconciliationType,
-    partitions_def=RECONCILIATION_DAYS,
-    # Read from the store and files, not as inputs: drawn as lineage.
+    dagster_type=tables.ReturnsReconciliationType,
     deps=["acs_returns", "khaos_return_postings", "khaos_write_offs"],
     pool="khaos_api",
     description="Each graded returned unit against Khaos: its customer return and credit "
@@ -192,35 +124,23 @@ def order_to_cash_reconciliation(
     "outbox gave up on is missing), the 14-day refund clock and the value of credits pending.",
 )
 def returns_reconciliation(
-    context: AssetExecutionContext,
+    context: dg.AssetExecutionContext,
     settings: SettingsResource,
     khaos: KhaosApiResource,
     store: StoreResource,
-) -> pd.DataFrame:
-    conf = settings.load()
-    day, now = context.partition_key, integration_now(conf)
+) -> dg.Output[pd.DataFrame]:
+    conf, day = settings.load(), context.partition_key
     with store.connect() as db, khaos.client() as client:
-        result = reconcile_returns(db, client, conf, day, now)
-    context.add_output_metadata(
-        {
-            **result.counts(),
-            **_opened(
-                drift_open=result.drift_open, khaos_duplicates_open=result.khaos_duplicates_open
-            ),
-            "problems": markdown_table(result.problems),
-        }
-    )
-    return result.frame
+        result = flow.reconcile_returns(db, client, conf, day, integration_now(conf))
+    return dg.Output(result.frame, metadata=metadata(result.figures()))
 
 
 # --- the exception queue -----------------------------------------------------------------------
 
 
-@asset(
-    group_name=GROUP,
+@daily_asset(
     kinds={"parquet", "pandas"},
-    dagster_type=IntegrationExceptionsType,
-    partitions_def=RECONCILIATION_DAYS,
+    dagster_type=tables.IntegrationExceptionsType,
     # After the findings of the night are raised (the order-to-cash check is not blocking
     # for this reason: it would stop this table on the nights it matters most).
     deps=[
@@ -233,21 +153,71 @@ def returns_reconciliation(
     "the owner's target age and how many are over it.",
 )
 def integration_exceptions(
-    context: AssetExecutionContext, settings: SettingsResource, store: StoreResource
-) -> pd.DataFrame:
-    conf = settings.load()
+    context: dg.AssetExecutionContext, settings: SettingsResource, store: StoreResource
+) -> dg.Output[pd.DataFrame]:
     with store.connect() as db:
-        frame = exception_queue(db, conf, context.partition_key)
-    per_owner = frame.groupby("owner")["count"].sum() if len(frame) else pd.Series(dtype=int)
-    context.add_output_metadata(
-        {
-            "open_exceptions": int(frame["count"].sum()) if len(frame) else 0,
-            "over_target": int(frame["over_target"].sum()) if len(frame) else 0,
-            **{f"open_{owner}": int(n) for owner, n in per_owner.items()},
-            "queue": markdown_table(frame, 40),
-        }
-    )
-    return frame
+        frame = flow.exception_queue(db, settings.load(), context.partition_key)
+    return dg.Output(frame, metadata=metadata(queue_figures(frame)))
+
+
+# --- checks, one result per day ----------------------------------------------------------------
+
+
+@daily_check(
+    asset=stock_reconciliation,
+    name="unexplained_stock_drift_within_tolerance",
+    metadata=owned_by("finance"),
+    description="No StockID × site differs beyond the variance tolerance (units and £) once "
+    "timing and unconfirmed pushes are taken out. A warning: it blocks nothing.",
+)
+def unexplained_stock_drift_within_tolerance(
+    context: dg.AssetCheckExecutionContext, settings: SettingsResource
+) -> dg.AssetCheckResult:
+    return check_result(rules.stock_drift_on(settings.load(), context.partition_key))
+
+
+@daily_check(
+    asset=order_to_cash_reconciliation,
+    name="no_shipment_despatched_not_invoiced_too_long",
+    metadata=owned_by("finance"),
+    # Not blocking: the exception queue is downstream (it must count the night's
+    # ``recon:cash`` findings), and a blocking failure would stop it on the very nights a
+    # shipment is late, and fail every nightly run for an item that already has an owner.
+    # The month-end pack shows these shipments in its order-to-cash sheet.
+    description=f"No ACS shipment despatched more than {flow.NOT_INVOICED_AFTER_HOURS:g} h ago "
+    "is still not posted or not invoiced in Khaos: each one is open in finance's queue and "
+    "in the month-end pack's order-to-cash sheet.",
+)
+def no_shipment_despatched_not_invoiced_too_long(
+    context: dg.AssetCheckExecutionContext, settings: SettingsResource
+) -> dg.AssetCheckResult:
+    return check_result(rules.late_shipments_on(settings.load(), context.partition_key))
+
+
+@daily_check(
+    asset=returns_reconciliation,
+    name="no_ber_unit_without_write_off",
+    metadata=owned_by("finance"),
+    description="Every returned unit graded BER or disposed is written off in Khaos (a "
+    "write-off adjustment for a hire unit, a write-off reason on a sale return).",
+)
+def no_ber_unit_without_write_off(
+    context: dg.AssetCheckExecutionContext, settings: SettingsResource
+) -> dg.AssetCheckResult:
+    return check_result(rules.ber_write_offs_on(settings.load(), context.partition_key))
+
+
+@daily_check(
+    asset=integration_exceptions,
+    name="no_exception_older_than_owner_target",
+    metadata=owned_by("integration"),
+    description="No open exception is older than its owner team's target age "
+    "(settings.owner_targets). A warning: it blocks nothing.",
+)
+def no_exception_older_than_owner_target(
+    context: dg.AssetCheckExecutionContext, settings: SettingsResource
+) -> dg.AssetCheckResult:
+    return check_result(rules.exception_ages_on(settings.load(), context.partition_key))
 
 
 # --- job and schedule ---------------------------------------------------------------------------
@@ -260,15 +230,15 @@ RECONCILIATION_ASSETS = [
     integration_exceptions,
 ]
 
-reconciliation_job = define_asset_job(
+reconciliation_job = dg.define_asset_job(
     "reconciliation_job",
-    selection=AssetSelection.assets(*RECONCILIATION_ASSETS),
+    selection=dg.AssetSelection.assets(*RECONCILIATION_ASSETS),
     description="The nightly reconciliation of one day (Europe/London): stock, order status, "
     "order to cash, returns and the exception queue.",
 )
 
 
-@schedule(
+@dg.schedule(
     name="reconciliation_schedule",
     job=reconciliation_job,
     cron_schedule=SCHEDULE_CRON,
@@ -276,15 +246,20 @@ reconciliation_job = define_asset_job(
     default_status=SCHEDULE_STATUS,
     description="Every night at 02:30 UK time: reconcile the day just ended.",
 )
-def reconciliation_schedule(context: ScheduleEvaluationContext) -> RunRequest:
+def reconciliation_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     tick = context.scheduled_execution_time.astimezone(ZoneInfo(UK_TIME_ZONE))
     day = (tick.date() - timedelta(days=1)).isoformat()
-    return RunRequest(run_key=day, partition_key=day)
+    return dg.RunRequest(run_key=day, partition_key=day)
 
 
-defs = Definitions(
+defs = dg.Definitions(
     assets=RECONCILIATION_ASSETS,
-    asset_checks=RECONCILIATION_CHECKS,
+    asset_checks=[
+        unexplained_stock_drift_within_tolerance,
+        no_shipment_despatched_not_invoiced_too_long,
+        no_ber_unit_without_write_off,
+        no_exception_older_than_owner_target,
+    ],
     jobs=[reconciliation_job],
     schedules=[reconciliation_schedule],
 )

@@ -13,6 +13,7 @@ from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.connectors.errors import NotFoundError
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.domain.returns import refund_deadline, refund_due
+from acs_khaos_dagster.flows.figures import Figures, Verdict, table
 from acs_khaos_dagster.flows.queues import sync_exceptions
 from acs_khaos_dagster.flows.return_postings import REFUND_REF_PREFIX
 from acs_khaos_dagster.flows.returns_intake import money
@@ -98,3 +99,23 @@ def run_refund_clock(db: Store, client: KhaosClient, conf: Settings, now: dateti
             }
         )
     return pd.DataFrame(rows, columns=CLOCK_COLUMNS)
+
+
+def clock_figures(clock: pd.DataFrame) -> Figures:
+    """The refund clock (``run_refund_clock``'s table) in numbers, and the parts due."""
+    return {
+        "sale_return_parts": len(clock),
+        "credits_raised": int((clock["credit_status"] == "raised").sum()),
+        "credits_pending_review": int((clock["credit_status"] == "review").sum()),
+        "refunds_due": int(clock["due"].sum()),
+        "refunds_breached": int(clock["breached"].sum()),
+        "due": table(clock[clock["due"]]),
+    }
+
+
+def no_refund_breached(clock: pd.DataFrame) -> Verdict:
+    """A warning: no sale return part is past its refund deadline without a credit."""
+    breached = clock[clock["breached"]]
+    return Verdict(
+        breached.empty, {"breached": len(breached), "sample": table(breached)}, warn=True
+    )

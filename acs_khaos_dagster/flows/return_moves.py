@@ -23,9 +23,15 @@ from acs_khaos_dagster.domain.returns import (
     repair_costs,
 )
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind
+from acs_khaos_dagster.flows.figures import Figures, Verdict, table
 from acs_khaos_dagster.flows.hire import hire_write_off_value
 from acs_khaos_dagster.flows.queues import dispatch, effect_states, sync_exceptions
-from acs_khaos_dagster.flows.return_postings import domain_units, owned_by_returns, stored_matches
+from acs_khaos_dagster.flows.return_postings import (
+    dispatch_figures,
+    domain_units,
+    owned_by_returns,
+    stored_matches,
+)
 from acs_khaos_dagster.flows.returns_intake import money
 from acs_khaos_dagster.store import DispatchReport, Store
 from acs_khaos_dagster.store.products import SkuIdentities
@@ -55,6 +61,26 @@ class ReturnMovesResult:
     def ex_hire_out(self) -> pd.DataFrame:
         table = self.table
         return table[(table["kind"] == StockMoveKind.EX_HIRE.value) & (table["adjust_by"] < 0)]
+
+    def figures(self) -> Figures:
+        """This pass's moves, write-offs and ex-hire in units and value, the mapping gaps
+        open, ACS repair costs (for finance, never stock value), the dispatch's outcomes."""
+        write_offs, ex_hire_out = self.write_offs, self.ex_hire_out
+        gaps = sum(self.open_counts.get(t, 0) for t in MOVE_PROBLEM_TYPES)
+        return {
+            "moves_queued": self.moves_queued,
+            "units_written_off": len(write_offs) + self.sale_written_off,
+            "units_written_off_by_adjustment": len(write_offs),
+            "sale_units_written_off": self.sale_written_off,
+            "write_off_value": round(float(write_offs["value"].sum()), 2),
+            "ex_hired_to_resale": len(ex_hire_out),
+            "ex_hire_value": round(float(ex_hire_out["value"].sum()), 2),
+            "mapping_gaps": int(gaps),
+            "repair_cost_total": repair_cost_total(self.repair_costs),
+            "repair_costs_by_month": table(self.repair_costs),
+            **dispatch_figures(self.report),
+            "moves": table(self.table[["group_ref", "kind", "value", "state"]]),
+        }
 
 
 def stock_items(client: KhaosClient, codes: set[str]) -> dict[int, StockItem]:
@@ -134,3 +160,9 @@ def moves_breaking_one_mover(db: Store, moves: pd.DataFrame) -> pd.DataFrame:
     adjusted = moves[moves["unique_sku"].isin(sale_units)]
     doubled = moves[moves.duplicated(["unique_sku", "kind", "adjust_by"], keep=False)]
     return pd.concat([adjusted, doubled]).drop_duplicates("group_ref")
+
+
+def one_mover_per_event(db: Store, moves: pd.DataFrame) -> Verdict:
+    """The blocking check's rule: no move breaks "one mover per event"."""
+    bad = moves_breaking_one_mover(db, moves)
+    return Verdict(bad.empty, {"bad_moves": len(bad), "sample": table(bad)})

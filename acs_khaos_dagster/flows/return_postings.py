@@ -22,6 +22,7 @@ from acs_khaos_dagster.domain.returns import (
     plan_return_postings,
 )
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind
+from acs_khaos_dagster.flows.figures import Figures, table
 from acs_khaos_dagster.flows.queues import dispatch, effect_states, sync_exceptions
 from acs_khaos_dagster.flows.returns_intake import money
 from acs_khaos_dagster.store import DispatchReport, Store
@@ -46,6 +47,28 @@ class ReturnPostingsResult:
     units_matched: int
     open_counts: dict[str, int]
     report: DispatchReport
+
+    def figures(self) -> Figures:
+        """This pass's parts and units, every part's credits, the dispatch's outcomes."""
+        parts = self.table
+        return {
+            "parts_queued": self.parts_queued,
+            "units_posted": self.units_posted,
+            "units_matched": self.units_matched,
+            "units_unmatched": int(self.open_counts.get("return_unmatched", 0)),
+            "units_unknown_grade": int(self.open_counts.get("unknown_grade", 0)),
+            "return_parts": len(parts),
+            **credit_figures(parts),
+            **dispatch_figures(self.report),
+            "parts": table(
+                parts[["associated_ref", "credit_mode", "units", "credit_value", "state"]]
+            ),
+        }
+
+
+def dispatch_figures(report: DispatchReport) -> dict[str, int]:
+    """The outbox dispatch's outcomes (as ``defs.common.dispatch_metadata``, without Dagster)."""
+    return {f"effects_{outcome}": count for outcome, count in sorted(report.outcomes.items())}
 
 
 def owned_by_returns(ref: str) -> bool:

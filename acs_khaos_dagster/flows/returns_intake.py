@@ -3,14 +3,17 @@ file ledger, by content), its units stored with their corrections, its bad rows
 quarantined with their reasons, and the file closed — all in one transaction.
 
 ``returns_files_news`` is what the returns sensor asks before it starts a run: which files
-in the drop the ledger has not taken in, and which a dead run left unfinished.
+in the drop the ledger has not taken in, and which a dead run left unfinished;
+``files_sensor_answer`` decides from it (and the instance's runs) what the sensor does.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -18,12 +21,16 @@ from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.connectors.acs.drop import AcsDrop, DropEntry
 from acs_khaos_dagster.connectors.acs.files import FileLayoutError, read_returns
 from acs_khaos_dagster.connectors.acs.times import AcsTimeRules
+from acs_khaos_dagster.domain.returns import GRADES
+from acs_khaos_dagster.flows.figures import Figures, table
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.ledger import UNFINISHED, FileLedger, file_sha256
 from acs_khaos_dagster.store.returns import ReturnsRepository
 
 RETURNS_FILE_GLOB = "returns_*.csv"
 LEDGER_KIND = "returns"
+UNFINISHED_TAG = "acs_returns_unfinished"
+UNFINISHED_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,26 @@ class IntakeResult:
     corrections_not_applied: int = 0
     rows_quarantined: int = 0
     problems: list[str] = field(default_factory=list)
+
+    def figures(self) -> Figures:
+        """This pass's files and units, and every stored unit by grade, for the run's metadata."""
+        units = self.table
+        grades = Counter(units["grade"])
+        return {
+            "files_processed": self.files_processed,
+            "files_skipped": self.files_skipped,
+            "files_failed": self.files_failed,
+            "units_new": self.units_new,
+            "units_corrected": self.units_corrected,
+            "corrections_not_applied": self.corrections_not_applied,
+            "rows_quarantined": self.rows_quarantined,
+            "returned_units": len(units),
+            **{f"units_grade_{g}": int(grades.get(g, 0)) for g in GRADES},
+            "units_grade_unknown": int(sum(n for g, n in grades.items() if g not in GRADES)),
+            "unexpected_returns": int(units["order_number"].isna().sum()),
+            "repair_cost_total": round(float(units["repair_cost"].sum()), 2),
+            "file_problems": table(pd.DataFrame({"problem": self.problems})),
+        }
 
 
 @dataclass(frozen=True)
@@ -153,3 +180,52 @@ def returns_files_news(db: Store, drop: AcsDrop, seen: set[str]) -> FilesNews:
     # new file may ever come to start another: those are retried (a few times).
     unfinished = [f.name for f in recorded if f.state in UNFINISHED]
     return FilesNews(sorted(entries), new, sorted(unfinished), sorted(never_recorded))
+
+
+class ReturnsRuns(Protocol):
+    """The returns job's runs on the Dagster instance, as the sensor's decision asks."""
+
+    def one_has_ended(self) -> bool:
+        """A run for the files seen has come to an end (the daemon creates the run at the
+        tick that asks for it, so none at all means it was never launched here)."""
+        ...
+
+    def one_in_progress(self) -> bool: ...
+
+    def tagged(self, key: str) -> int:
+        """How many runs retried the unfinished files of ``key`` so far."""
+        ...
+
+
+@dataclass(frozen=True)
+class SensorAnswer:
+    """A run to ask for (``run_key`` and its ``tags``), or why none (``skip``)."""
+
+    run_key: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    skip: str = ""
+
+
+def files_key(names: list[str]) -> str:
+    return hashlib.sha256("\n".join(names).encode()).hexdigest()[:24]
+
+
+def files_sensor_answer(news: FilesNews, runs: ReturnsRuns) -> SensorAnswer:
+    """A run for new files; else a retry of files left unfinished, a few times at most."""
+    if news.new:
+        return SensorAnswer(files_key(news.new), {"acs_returns_files": str(len(news.new))})
+    stuck = list(news.stuck)
+    if news.never_recorded and runs.one_has_ended():
+        stuck = sorted({*stuck, *news.never_recorded})
+    if not stuck:
+        return SensorAnswer(skip=f"no {RETURNS_FILE_GLOB} in the ACS drop that is not taken in")
+    names = ", ".join(stuck)
+    # Any returns run still on its way (the first for a file, or a retry of it) may yet
+    # record the files: wait for it rather than start a second.
+    if runs.one_in_progress():
+        return SensorAnswer(skip=f"a run is taking in {names}")
+    key = files_key(stuck)
+    tried = runs.tagged(key)
+    if tried >= UNFINISHED_RETRIES:
+        return SensorAnswer(skip=f"{names} still unfinished after {tried} runs: see their failures")
+    return SensorAnswer(f"unfinished:{key}:{tried}", {UNFINISHED_TAG: key})

@@ -19,10 +19,12 @@ from acs_khaos_dagster.domain.reconciliation import (
     OrderMismatch,
     drift_findings,
     order_to_cash,
+    order_to_cash_ageing,
 )
 from acs_khaos_dagster.effects import EffectKind
 from acs_khaos_dagster.flows.common import write_parquet_atomically
 from acs_khaos_dagster.flows.duplicates import invoice_frame, raise_duplicates
+from acs_khaos_dagster.flows.figures import Figures, table
 from acs_khaos_dagster.flows.period_costs import period_cost_prices
 from acs_khaos_dagster.flows.reconciliation.sources import (
     acs_orders,
@@ -35,6 +37,7 @@ from acs_khaos_dagster.flows.reconciliation.storage import (
     as_at,
     day_window,
     id_text,
+    opened,
     sync_findings,
     table_path,
 )
@@ -64,6 +67,14 @@ class OrderStatusReconciliation:
         return {
             "open_orders": len(self.frame),
             **{f"{m}_orders": int(counts.get(str(m), 0)) for m in OrderMismatch},
+        }
+
+    def figures(self) -> Figures:
+        frame = self.frame
+        return {
+            **self.counts(),
+            **opened(drift_open=self.drift_open),
+            "mismatches": table(frame.loc[frame["mismatch"] != "in_step"]),
         }
 
     @property
@@ -148,6 +159,15 @@ class OrderToCash:
             "not_invoiced_over_limit": int(
                 (self.waiting["age_hours"] > NOT_INVOICED_AFTER_HOURS).sum()
             ),
+        }
+
+    def figures(self) -> Figures:
+        return {
+            "as_at": self.as_at.isoformat(),
+            **self.counts(),
+            **opened(drift_open=self.drift_open, khaos_duplicates_open=self.khaos_duplicates_open),
+            "ageing": table(order_to_cash_ageing(self.frame)),
+            "waiting": table(self.waiting),
         }
 
 

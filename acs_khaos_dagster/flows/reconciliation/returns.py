@@ -23,8 +23,15 @@ from acs_khaos_dagster.domain.reconciliation import (
 from acs_khaos_dagster.domain.returns import StockMoveKind, apply_grade_policy
 from acs_khaos_dagster.flows.common import effect_states, write_parquet_atomically
 from acs_khaos_dagster.flows.duplicates import raise_duplicates, return_frame
+from acs_khaos_dagster.flows.figures import Figures, table
 from acs_khaos_dagster.flows.reconciliation.stock import UNSENT
-from acs_khaos_dagster.flows.reconciliation.storage import as_at, empty, sync_findings, table_path
+from acs_khaos_dagster.flows.reconciliation.storage import (
+    as_at,
+    empty,
+    opened,
+    sync_findings,
+    table_path,
+)
 from acs_khaos_dagster.flows.return_postings import stored_matches
 from acs_khaos_dagster.store import Store
 from acs_khaos_dagster.store.orders import OrderBook
@@ -67,6 +74,13 @@ class ReturnsReconciliation:
                 frame["write_off_status"].isin(["missing", "missing_reason"]).sum()
             ),
             "write_offs_pending": int((frame["write_off_status"] == "pending").sum()),
+        }
+
+    def figures(self) -> Figures:
+        return {
+            **self.counts(),
+            **opened(drift_open=self.drift_open, khaos_duplicates_open=self.khaos_duplicates_open),
+            "problems": table(self.problems),
         }
 
 
@@ -187,3 +201,15 @@ def exception_queue(db: Store, conf: Settings, day: str) -> pd.DataFrame:
     )
     write_parquet_atomically(frame, table_path(conf, "exceptions", day))
     return frame
+
+
+def queue_figures(queue: pd.DataFrame) -> Figures:
+    """The exception queue (``exception_queue``'s table) in numbers, per owner team."""
+    some = len(queue) > 0
+    per_owner = queue.groupby("owner")["count"].sum() if some else pd.Series(dtype=int)
+    return {
+        "open_exceptions": int(queue["count"].sum()) if some else 0,
+        "over_target": int(queue["over_target"].sum()) if some else 0,
+        **{f"open_{owner}": int(n) for owner, n in per_owner.items()},
+        "queue": table(queue, 40),
+    }

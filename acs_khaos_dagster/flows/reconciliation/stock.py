@@ -29,9 +29,11 @@ from acs_khaos_dagster.domain.stock_push import (
 from acs_khaos_dagster.effects import EffectKind
 from acs_khaos_dagster.flows.common import effect_states, write_parquet_atomically
 from acs_khaos_dagster.flows.duplicates import adjustment_duplicates, raise_duplicates
+from acs_khaos_dagster.flows.figures import Figures, table
 from acs_khaos_dagster.flows.period_costs import period_cost_prices, record_day_costs
 from acs_khaos_dagster.flows.reconciliation.storage import (
     empty,
+    opened,
     record_drift_day,
     sync_findings,
     table_path,
@@ -70,6 +72,16 @@ class StockReconciliation:
             "unexplained_value_gross": round(
                 float(unexplained["unexplained_value"].abs().fillna(0).sum()), 2
             ),
+        }
+
+    def figures(self) -> Figures:
+        frame, read_at = self.frame, self.levels_read_at
+        return {
+            "snapshot": self.snapshot,
+            **({} if read_at is None else {"levels_read_at": read_at.isoformat()}),
+            **self.counts(),
+            **opened(khaos_duplicates_open=self.khaos_duplicates_open, drift_open=self.drift_open),
+            "not_in_step": table(frame.loc[frame["classification"] != "in_step"]),
         }
 
 

@@ -109,6 +109,13 @@ def sync_findings(
     return counts.get(DRIFT, 0)
 
 
+def opened(**counts: int | None) -> dict[str, int]:
+    """The open exceptions this run synced, per kind. A kind whose exceptions a newer day
+    had synced already (this run changed none) is left out: the UI plots every number, so a
+    stand-in such as -1 would read as a measurement."""
+    return {name: int(count) for name, count in counts.items() if count is not None}
+
+
 def id_text(frame: pd.DataFrame) -> pd.DataFrame:
     """Id tuples as comma-separated text (Parquet-friendly; the domain reads both)."""
     out = frame.copy()
