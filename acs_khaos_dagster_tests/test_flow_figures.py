@@ -52,3 +52,8 @@ def test_a_failed_warning_verdict_is_a_warning_not_an_error():
 
 def test_a_verdict_is_an_error_unless_it_says_it_only_warns():
     assert check_result(Verdict(passed=False)).severity == AssetCheckSeverity.ERROR
+
+
+def test_a_verdict_says_why_beside_its_result():
+    result = check_result(Verdict(passed=False, warn=True, description="the file was cut short"))
+    assert result.description == "the file was cut short"

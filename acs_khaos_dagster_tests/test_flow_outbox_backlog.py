@@ -16,10 +16,10 @@ import pytest
 
 from acs_khaos_dagster.config import Settings, load_settings
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind
+from acs_khaos_dagster.flows.figures import dispatch_figures
 from acs_khaos_dagster.flows.outbox import (
     backlog_over_limit,
     dispatch_due,
-    dispatch_figures,
     due_effects,
     due_targets,
     kinds_of,

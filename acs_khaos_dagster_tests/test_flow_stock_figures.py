@@ -61,10 +61,10 @@ def test_the_sellable_check_passes_with_no_mismatch_and_shows_none() -> None:
 
 
 def test_a_whole_snapshot_passes_and_says_so() -> None:
-    verdict, description = snapshot_quality(WHOLE, "stock_units_1.csv", STOCK)
+    verdict = snapshot_quality(WHOLE, "stock_units_1.csv", STOCK)
 
     assert verdict.passed
-    assert description == "whole, nothing unusual"
+    assert verdict.description == "whole, nothing unusual"
     assert verdict.figures == {
         "file": "stock_units_1.csv",
         "units": 1000,
@@ -75,33 +75,33 @@ def test_a_whole_snapshot_passes_and_says_so() -> None:
 
 
 def test_a_cut_file_warns() -> None:
-    verdict, description = snapshot_quality({**WHOLE, "file_truncated": 1.0}, "f", STOCK)
+    verdict = snapshot_quality({**WHOLE, "file_truncated": 1.0}, "f", STOCK)
 
     assert not verdict.passed
     assert verdict.warn
-    assert description == "the file was cut short (refused: stock_file_truncated)"
+    assert verdict.description == "the file was cut short (refused: stock_file_truncated)"
 
 
 def test_quarantine_above_its_share_warns() -> None:
     figures = {**WHOLE, "units": 980.0, "rows_quarantined": 20.0}
 
-    verdict, description = snapshot_quality(figures, "f", STOCK)
+    verdict = snapshot_quality(figures, "f", STOCK)
 
     assert not verdict.passed
-    assert description == "20.0 of 1000 rows quarantined"
+    assert verdict.description == "20.0 of 1000 rows quarantined"
 
 
 def test_quarantine_at_its_share_passes() -> None:
     figures = {**WHOLE, "units": 990.0, "rows_quarantined": 10.0}
 
-    assert snapshot_quality(figures, "f", STOCK)[0].passed
+    assert snapshot_quality(figures, "f", STOCK).passed
 
 
 def test_unknown_statuses_above_their_share_warn() -> None:
-    verdict, description = snapshot_quality({**WHOLE, "unknown_status_units": 51.0}, "f", STOCK)
+    verdict = snapshot_quality({**WHOLE, "unknown_status_units": 51.0}, "f", STOCK)
 
     assert not verdict.passed
-    assert description == "51 of 1000 units in unknown statuses"
+    assert verdict.description == "51 of 1000 units in unknown statuses"
 
 
 # --- the steps' figures -----------------------------------------------------------------------

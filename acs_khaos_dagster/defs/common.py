@@ -18,8 +18,14 @@ from acs_khaos_dagster.flows.common import (
     sync_exceptions,
     write_parquet_atomically,
 )
-from acs_khaos_dagster.flows.figures import FileLink, Markdown, Verdict, file_link, table
-from acs_khaos_dagster.store import DispatchReport
+from acs_khaos_dagster.flows.figures import (
+    FileLink,
+    Markdown,
+    Verdict,
+    dispatch_figures,
+    file_link,
+    table,
+)
 
 __all__ = [
     "RUN_IN_PROGRESS",
@@ -61,7 +67,10 @@ def _value(value: Any) -> Any:
 def check_result(verdict: Verdict) -> dg.AssetCheckResult:
     severity = dg.AssetCheckSeverity.WARN if verdict.warn else dg.AssetCheckSeverity.ERROR
     return dg.AssetCheckResult(
-        passed=verdict.passed, severity=severity, metadata=metadata(verdict.figures)
+        passed=verdict.passed,
+        severity=severity,
+        metadata=metadata(verdict.figures),
+        description=verdict.description,
     )
 
 
@@ -69,8 +78,7 @@ def markdown_table(frame: pd.DataFrame, limit: int = 20) -> dg.MetadataValue:
     return _value(table(frame, limit))
 
 
-def dispatch_metadata(report: DispatchReport) -> dict[str, int]:
-    return {f"effects_{outcome}": count for outcome, count in sorted(report.outcomes.items())}
+dispatch_metadata = dispatch_figures
 
 
 def report_link(conf: Settings, path: Path) -> dg.MetadataValue:

@@ -107,8 +107,7 @@ def snapshot_file_is_whole_and_known(
     shown = materialization.metadata
     values = {k: float(v.value) for k, v in shown.items() if isinstance(v.value, int | float)}
     file = str(getattr(shown.get("file"), "value", ""))
-    verdict, description = figures.snapshot_quality(values, file, settings.load().stock)
-    return check_result(verdict)._replace(description=description)
+    return check_result(figures.snapshot_quality(values, file, settings.load().stock))
 
 
 # --- sellable and non-sellable ------------------------------------------------------------

@@ -15,6 +15,7 @@ import pandas as pd
 
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.report_files import report_url
+from acs_khaos_dagster.store import DispatchReport
 
 Figures = dict[str, Any]
 
@@ -39,6 +40,8 @@ class Verdict:
     passed: bool
     figures: Figures = field(default_factory=dict)
     warn: bool = False
+    # Shown beside this result (the check's own description is fixed when defined).
+    description: str | None = None
 
 
 def table(frame: pd.DataFrame, limit: int = 20) -> Markdown:
@@ -46,6 +49,12 @@ def table(frame: pd.DataFrame, limit: int = 20) -> Markdown:
     if frame.empty:
         return Markdown("_none_")
     return Markdown(frame.head(limit).to_markdown(index=False))
+
+
+def dispatch_figures(report: DispatchReport, prefix: str = "") -> dict[str, int]:
+    """Effects per outcome of a dispatch pass (``effects_sent``, ...), in outcome order."""
+    outcomes = sorted(report.outcomes.items())
+    return {f"{prefix}effects_{outcome}": count for outcome, count in outcomes}
 
 
 def file_link(conf: Settings, path: Path) -> FileLink:

@@ -14,10 +14,9 @@ import pandas as pd
 
 from acs_khaos_dagster.domain.shipments import SHIPMENT_COLUMNS
 from acs_khaos_dagster.flows.despatch_postings import DespatchIntake, PostingResult
-from acs_khaos_dagster.flows.figures import Figures, table
+from acs_khaos_dagster.flows.figures import Figures, dispatch_figures, table
 from acs_khaos_dagster.flows.order_release import RELEASE_ACTIONS, ReleaseResult
 from acs_khaos_dagster.flows.order_sla import SLA_KINDS, SlaResult
-from acs_khaos_dagster.flows.outbox import dispatch_figures
 
 
 def released_lines_figures(lines: pd.DataFrame) -> Figures:

@@ -17,17 +17,11 @@ from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.connectors.acs.client import AcsClient
 from acs_khaos_dagster.connectors.khaos.client import KhaosClient
 from acs_khaos_dagster.effects import TARGET_OF, effect_handlers
-from acs_khaos_dagster.flows.figures import Figures, Verdict
+from acs_khaos_dagster.flows.figures import Figures, Verdict, dispatch_figures
 from acs_khaos_dagster.store import DispatchReport, DueEffects, Store
 from acs_khaos_dagster.store.exceptions import ExceptionType
 
 TARGETS = ("acs", "khaos")
-
-
-def dispatch_figures(report: DispatchReport, prefix: str = "") -> dict[str, int]:
-    """Effects per outcome of a dispatch pass (``effects_sent``, ...), in outcome order."""
-    outcomes = sorted(report.outcomes.items())
-    return {f"{prefix}effects_{outcome}": count for outcome, count in outcomes}
 
 
 def kinds_of(target: str) -> list[str]:

@@ -26,8 +26,7 @@ from acs_khaos_dagster.domain.catalogue import SKU_MASTER_COLUMNS, sku_master_fr
 from acs_khaos_dagster.domain.sku_mapping import ExceptionSpec, PushPlan, products_to_push
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind, versions_of
 from acs_khaos_dagster.flows.common import dispatch, sync_exceptions, write_parquet_atomically
-from acs_khaos_dagster.flows.figures import Figures, table
-from acs_khaos_dagster.flows.outbox import dispatch_figures
+from acs_khaos_dagster.flows.figures import Figures, dispatch_figures, table
 from acs_khaos_dagster.store import DispatchReport, Store
 from acs_khaos_dagster.store.products import SkuIdentities
 

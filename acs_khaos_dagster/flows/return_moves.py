@@ -23,11 +23,10 @@ from acs_khaos_dagster.domain.returns import (
     repair_costs,
 )
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind
-from acs_khaos_dagster.flows.figures import Figures, Verdict, table
+from acs_khaos_dagster.flows.figures import Figures, Verdict, dispatch_figures, table
 from acs_khaos_dagster.flows.hire import hire_write_off_value
 from acs_khaos_dagster.flows.queues import dispatch, effect_states, sync_exceptions
 from acs_khaos_dagster.flows.return_postings import (
-    dispatch_figures,
     domain_units,
     owned_by_returns,
     stored_matches,

@@ -22,7 +22,7 @@ from acs_khaos_dagster.domain.returns import (
     plan_return_postings,
 )
 from acs_khaos_dagster.effects import TARGET_OF, EffectKind
-from acs_khaos_dagster.flows.figures import Figures, table
+from acs_khaos_dagster.flows.figures import Figures, dispatch_figures, table
 from acs_khaos_dagster.flows.queues import dispatch, effect_states, sync_exceptions
 from acs_khaos_dagster.flows.returns_intake import money
 from acs_khaos_dagster.store import DispatchReport, Store
@@ -64,11 +64,6 @@ class ReturnPostingsResult:
                 parts[["associated_ref", "credit_mode", "units", "credit_value", "state"]]
             ),
         }
-
-
-def dispatch_figures(report: DispatchReport) -> dict[str, int]:
-    """The outbox dispatch's outcomes (as ``defs.common.dispatch_metadata``, without Dagster)."""
-    return {f"effects_{outcome}": count for outcome, count in sorted(report.outcomes.items())}
 
 
 def owned_by_returns(ref: str) -> bool:

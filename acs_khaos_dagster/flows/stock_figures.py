@@ -100,10 +100,8 @@ def snapshot_quality_findings(
     return findings
 
 
-def snapshot_quality(
-    figures: dict[str, float], file: str, stock: StockSettings
-) -> tuple[Verdict, str]:
-    """A warning (and what it says) when the snapshot was cut, much quarantined or unknown."""
+def snapshot_quality(figures: dict[str, float], file: str, stock: StockSettings) -> Verdict:
+    """A warning, saying why, when the snapshot was cut, much quarantined or unknown."""
     findings = snapshot_quality_findings(
         figures, stock.max_quarantine_share, stock.max_unknown_share
     )
@@ -114,4 +112,5 @@ def snapshot_quality(
         "unknown_status_units": int(figures.get("unknown_status_units", 0)),
         "file_truncated": bool(figures.get("file_truncated", 0)),
     }
-    return Verdict(not findings, shown, warn=True), "; ".join(findings) or "whole, nothing unusual"
+    description = "; ".join(findings) or "whole, nothing unusual"
+    return Verdict(not findings, shown, warn=True, description=description)
