@@ -13,10 +13,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from acs_khaos_dagster.config import load_settings
-from acs_khaos_dagster.defs.common import write_parquet_atomically
 from acs_khaos_dagster.domain import month_end as me
 from acs_khaos_dagster.domain.hire_valuation import HireValuation, hire_fleet, overdue_hires
 from acs_khaos_dagster.domain.models import DespatchEvent, ShipmentLine
+from acs_khaos_dagster.flows.common import write_parquet_atomically
 from acs_khaos_dagster.flows.month_end_extras import without_hire
 from acs_khaos_dagster.store.orders import OrderBook
 from acs_khaos_dagster_tests.conftest import IntegrationHarness

@@ -30,7 +30,6 @@ from dagster import (
 from openpyxl import load_workbook
 
 from acs_khaos_dagster.config import OwnerTargets
-from acs_khaos_dagster.defs.common import write_parquet_atomically
 from acs_khaos_dagster.defs.month_end import (
     PACK_TAG,
     month_end_pack,
@@ -48,6 +47,7 @@ from acs_khaos_dagster.domain.reconciliation import (
     returns_reconciliation,
     stock_reconciliation,
 )
+from acs_khaos_dagster.flows.common import write_parquet_atomically
 from acs_khaos_dagster.reports.pack_registry import (
     HEADLINE_FIGURES,
     SummaryFigure,

@@ -1,7 +1,7 @@
 """Benchmark 2: order release throughput against the sandbox, 429s honoured.
 
 What is measured: ``AcsOrderPush`` effects sent by the outbox dispatcher — the release
-path of ``defs/orders.py`` (``defs/common.dispatch``) — draining a SQLite outbox with
+path of ``defs/orders.py`` (``flows/queues.dispatch``) — draining a SQLite outbox with
 ``outbox.concurrency`` = ``CONCURRENCY`` sends in flight. The sandbox injects
 ``FaultRule(operation="put_order", kind=RATE_LIMIT, rate=0.05, retry_after=1)``; the client
 does not retry writes, so a 429 becomes a rate-limited ``TransientError`` and the outbox

@@ -1,44 +1,19 @@
-"""Small pieces every Dagster module of the integration uses.
+"""What every Dagster module of the integration shares: a flow's figures as Dagster metadata,
+a check rule's verdict as a check result, and the run states a sensor must wait for.
 
-``sync_exceptions``, ``effect_states`` and ``dispatch`` live in ``flows/queues.py`` (flows
-use them without Dagster); they are re-exported here.
+``dispatch`` (send due outbox effects inside a run) lives in ``flows/queues.py``, where flows
+use it without Dagster; it is re-exported here for the assets that dispatch.
 """
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
-from acs_khaos_dagster.config import Settings
-from acs_khaos_dagster.flows.common import (
-    dispatch,
-    effect_states,
-    sync_exceptions,
-    write_parquet_atomically,
-)
-from acs_khaos_dagster.flows.figures import (
-    FileLink,
-    Markdown,
-    Verdict,
-    dispatch_figures,
-    file_link,
-    table,
-)
+from acs_khaos_dagster.flows.common import dispatch
+from acs_khaos_dagster.flows.figures import FileLink, Markdown, Verdict
 
-__all__ = [
-    "RUN_IN_PROGRESS",
-    "check_result",
-    "dispatch",
-    "dispatch_metadata",
-    "effect_states",
-    "markdown_table",
-    "metadata",
-    "report_link",
-    "sync_exceptions",
-    "write_parquet_atomically",
-]
+__all__ = ["RUN_IN_PROGRESS", "check_result", "dispatch", "metadata"]
 
 # A run that is still to finish: a sensor starting another for the same work would run it twice.
 RUN_IN_PROGRESS = (
@@ -58,9 +33,9 @@ def _value(value: Any) -> Any:
     if isinstance(value, Markdown):
         return dg.MetadataValue.md(value.text)
     if isinstance(value, FileLink):
-        return (
-            dg.MetadataValue.url(value.url) if value.url else dg.MetadataValue.path(str(value.path))
-        )
+        if value.url:
+            return dg.MetadataValue.url(value.url)
+        return dg.MetadataValue.path(str(value.path))
     return value
 
 
@@ -72,15 +47,3 @@ def check_result(verdict: Verdict) -> dg.AssetCheckResult:
         metadata=metadata(verdict.figures),
         description=verdict.description,
     )
-
-
-def markdown_table(frame: pd.DataFrame, limit: int = 20) -> dg.MetadataValue:
-    return _value(table(frame, limit))
-
-
-dispatch_metadata = dispatch_figures
-
-
-def report_link(conf: Settings, path: Path) -> dg.MetadataValue:
-    """A link the UI opens (the webserver's ``/files/``), or the path as text if unserved."""
-    return _value(file_link(conf, path))

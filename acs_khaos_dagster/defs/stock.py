@@ -26,7 +26,7 @@ from acs_khaos_dagster.defs import tables
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
 from acs_khaos_dagster.defs.brand import brand_key
 from acs_khaos_dagster.defs.checks import owned_by, partitioned_check
-from acs_khaos_dagster.defs.common import check_result, dispatch, dispatch_metadata, metadata
+from acs_khaos_dagster.defs.common import check_result, dispatch, metadata
 from acs_khaos_dagster.defs.partitions import SNAPSHOT_DAYS
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
 from acs_khaos_dagster.flows import stock_figures as figures
@@ -34,6 +34,7 @@ from acs_khaos_dagster.flows import stock_placement as placement
 from acs_khaos_dagster.flows import stock_push as push
 from acs_khaos_dagster.flows import stock_snapshot as snapshot
 from acs_khaos_dagster.flows import stock_triggers as triggers
+from acs_khaos_dagster.flows.figures import dispatch_figures
 from acs_khaos_dagster.flows.stock_snapshot import SnapshotError, partition_day
 
 # Re-exported: tests name it here.
@@ -217,8 +218,8 @@ def khaos_stock_update(
         # Also sends what earlier runs left due: approved variances, retries.
         report = dispatch(db, conf, push.PUSH_KINDS, khaos=client)
     table = push.keep_push_table(conf, result)
-    shown = metadata(figures.push_figures(result, table))
-    context.add_output_metadata({**shown, **dispatch_metadata(report)})
+    shown = {**figures.push_figures(result, table), **dispatch_figures(report)}
+    context.add_output_metadata(metadata(shown))
     return table
 
 

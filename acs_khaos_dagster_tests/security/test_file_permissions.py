@@ -62,7 +62,7 @@ def test_an_existing_world_readable_sqlite_store_is_narrowed_when_opened(
 
 
 def test_parquet_files_under_the_data_folder_are_private(tmp_path: Path, loose_umask: None) -> None:
-    from acs_khaos_dagster.defs.common import write_parquet_atomically
+    from acs_khaos_dagster.flows.common import write_parquet_atomically
 
     path = tmp_path / "data" / "stock" / "units" / "snap.parquet"
     write_parquet_atomically(pd.DataFrame({"unique_sku": ["U1"]}), path)
