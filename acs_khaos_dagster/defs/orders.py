@@ -18,7 +18,6 @@ import pandas as pd
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import OrderSettings, setting_at_load
-from acs_khaos_dagster.defs import tables
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
 from acs_khaos_dagster.defs.brand import brand_tags
 from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, metadata
@@ -28,8 +27,10 @@ from acs_khaos_dagster.defs.resources import (
     SettingsResource,
     StoreResource,
 )
+from acs_khaos_dagster.defs.tables import table_type
 from acs_khaos_dagster.flows import despatch_postings as despatch
 from acs_khaos_dagster.flows import orders_figures as figures
+from acs_khaos_dagster.flows import tables
 from acs_khaos_dagster.flows.order_release import ready_sku_map, release_orders, released_orders
 from acs_khaos_dagster.flows.order_sla import check_order_sla
 
@@ -45,7 +46,7 @@ CURSOR_TAG = "acs_khaos/despatch_cursor"
 @dg.asset(
     group_name="orders",
     kinds={"khaos", "pandas"},
-    dagster_type=tables.ReleasedOrderLinesType,
+    dagster_type=table_type(tables.ReleasedOrderLinesSchema),
     pool="khaos_api",
     description="Lines of orders whose invoice waits at the release stage "
     "for the sites ACS fulfils.",
@@ -61,7 +62,7 @@ def khaos_released_orders(
 @dg.asset(
     group_name="orders",
     kinds={"acs", "khaos", "pandas"},
-    dagster_type=tables.OrderReleaseType,
+    dagster_type=table_type(tables.OrderReleaseSchema),
     pool="acs_api",
     description="Orders sent to ACS, held for SKUs, cancelled and acknowledged in Khaos this run.",
 )
@@ -89,7 +90,7 @@ def acs_order_release(
 @dg.asset(
     group_name="orders",
     kinds={"acs", "pandas"},
-    dagster_type=tables.ShipmentsType,
+    dagster_type=table_type(tables.ShipmentsSchema),
     pool="acs_api",
     description="ACS shipments read from the despatch feed this run (one row per shipment); "
     "the feed cursor is kept in the store and moves with the events it covers.",
@@ -106,7 +107,7 @@ def acs_shipments(
 @dg.asset(
     group_name="orders",
     kinds={"khaos", "pandas"},
-    dagster_type=tables.ShipmentPostingsType,
+    dagster_type=table_type(tables.ShipmentPostingsSchema),
     pool="khaos_api",
     deps=[acs_shipments],
     description="Each ACS shipment posted to Khaos as one ImportDespatch (keyed by the ACS "
@@ -126,7 +127,7 @@ def khaos_shipment_postings(
 @dg.asset(
     group_name="orders",
     kinds={"pandas"},
-    dagster_type=tables.SlaBreachesType,
+    dagster_type=table_type(tables.SlaBreachesSchema),
     deps=[acs_order_release],
     description="Orders past the agreed turnaround (warehouse working time), left at the "
     "release stage, or waiting too long in back order; each an exception for operations.",

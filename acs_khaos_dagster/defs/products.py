@@ -10,7 +10,6 @@ import pandas as pd
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE, ProductSettings, setting_at_load
-from acs_khaos_dagster.defs import tables
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 from acs_khaos_dagster.defs.checks import owned_by
 from acs_khaos_dagster.defs.common import check_result, metadata
@@ -20,9 +19,11 @@ from acs_khaos_dagster.defs.resources import (
     SettingsResource,
     StoreResource,
 )
+from acs_khaos_dagster.defs.tables import table_type
 from acs_khaos_dagster.domain.sku_mapping import acs_registry_frame
 from acs_khaos_dagster.flows import products_checks as rules
 from acs_khaos_dagster.flows import products_mapping as mapping
+from acs_khaos_dagster.flows import tables
 from acs_khaos_dagster.flows.products import push_skus, sync_sku_master
 
 
@@ -35,7 +36,7 @@ class SkuMasterConfig(dg.Config):
 @dg.asset(
     group_name="products",
     kinds={"khaos", "pandas"},
-    dagster_type=tables.SkuMasterType,
+    dagster_type=table_type(tables.SkuMasterSchema),
     pool="khaos_api",
     description="Khaos stock items (style parents and their colour/size children) keyed by "
     "the stable StockID, fetched incrementally since the stored watermark.",
@@ -57,7 +58,7 @@ def khaos_sku_master(
 @dg.asset(
     group_name="products",
     kinds={"acs", "pandas"},
-    dagster_type=tables.AcsRegistryType,
+    dagster_type=table_type(tables.AcsRegistrySchema),
     pool="acs_api",
     description="The SKU registry as ACS holds it, with each SKU's status (active, pending, "
     "inactive).",
@@ -71,7 +72,7 @@ def acs_product_registry(acs: AcsApiResource) -> dg.Output[pd.DataFrame]:
 @dg.asset(
     group_name="products",
     kinds={"pandas"},
-    dagster_type=tables.SkuMappingType,
+    dagster_type=table_type(tables.SkuMappingSchema),
     description="One row per SKU with its classification (matched, missing, pending, inactive, "
     "attribute mismatch, unknown to Khaos, invalid code, renamed, discontinued).",
 )
@@ -86,7 +87,7 @@ def sku_mapping(
 @dg.asset(
     group_name="products",
     kinds={"pandas"},
-    dagster_type=tables.ReadyForSaleType,
+    dagster_type=table_type(tables.ReadyForSaleSchema),
     description="SKUs active at ACS with matching attributes: what the order and stock flows use.",
 )
 def ready_for_sale_skus(
@@ -100,7 +101,7 @@ def ready_for_sale_skus(
 @dg.asset(
     group_name="products",
     kinds={"acs", "pandas"},
-    dagster_type=tables.SkuPushType,
+    dagster_type=table_type(tables.SkuPushSchema),
     pool="acs_api",
     deps=["sku_mapping"],
     description="New or changed SKUs sent to ACS through the outbox, keyed by their content so "

@@ -17,7 +17,6 @@ import pandas as pd
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE
-from acs_khaos_dagster.defs import tables
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
 from acs_khaos_dagster.defs.checks import owned_by, partitioned_check
 from acs_khaos_dagster.defs.common import check_result, metadata
@@ -28,7 +27,9 @@ from acs_khaos_dagster.defs.resources import (
     SettingsResource,
     StoreResource,
 )
+from acs_khaos_dagster.defs.tables import table_type
 from acs_khaos_dagster.flows import reconciliation as flow
+from acs_khaos_dagster.flows import tables
 from acs_khaos_dagster.flows.reconciliation import checks as rules
 from acs_khaos_dagster.flows.reconciliation.returns import queue_figures
 from acs_khaos_dagster.flows.stock_snapshot import sku_map_frame
@@ -47,7 +48,7 @@ daily_check = partial(partitioned_check, partitions_def=RECONCILIATION_DAYS)
 
 @daily_asset(
     kinds={"acs", "khaos", "parquet", "pandas"},
-    dagster_type=tables.StockReconciliationType,
+    dagster_type=table_type(tables.StockReconciliationSchema),
     deps=["acs_stock_snapshot", "khaos_stock_update"],
     pool="khaos_api",
     description="Per StockID × site: ACS's units (newest snapshot of the day, status policy) "
@@ -71,7 +72,7 @@ def stock_reconciliation(
 
 @daily_asset(
     kinds={"acs", "khaos", "parquet", "pandas"},
-    dagster_type=tables.OrderStatusReconciliationType,
+    dagster_type=table_type(tables.OrderStatusReconciliationSchema),
     deps=["acs_order_release", "acs_shipments"],
     pool="acs_api",
     description="Every open order the integration released: its status at ACS (GET orders) "
@@ -93,7 +94,7 @@ def order_status_reconciliation(
 
 @daily_asset(
     kinds={"acs", "khaos", "parquet", "pandas"},
-    dagster_type=tables.OrderToCashType,
+    dagster_type=table_type(tables.OrderToCashSchema),
     deps=["acs_shipments", "khaos_shipment_postings"],
     pool="khaos_api",
     description="Every ACS shipment (despatch feed, and GET orders for shipments whose event "
@@ -116,7 +117,7 @@ def order_to_cash_reconciliation(
 
 @daily_asset(
     kinds={"khaos", "parquet", "pandas"},
-    dagster_type=tables.ReturnsReconciliationType,
+    dagster_type=table_type(tables.ReturnsReconciliationSchema),
     deps=["acs_returns", "khaos_return_postings", "khaos_write_offs"],
     pool="khaos_api",
     description="Each graded returned unit against Khaos: its customer return and credit "
@@ -140,7 +141,7 @@ def returns_reconciliation(
 
 @daily_asset(
     kinds={"parquet", "pandas"},
-    dagster_type=tables.IntegrationExceptionsType,
+    dagster_type=table_type(tables.IntegrationExceptionsSchema),
     # After the findings of the night are raised (the order-to-cash check is not blocking
     # for this reason: it would stop this table on the nights it matters most).
     deps=[

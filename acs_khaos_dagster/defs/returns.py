@@ -19,7 +19,6 @@ import pandas as pd
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.connectors.acs.drop import open_drop
-from acs_khaos_dagster.defs import tables
 from acs_khaos_dagster.defs.automation import SENSOR_STATUS
 from acs_khaos_dagster.defs.brand import brand_tags
 from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, check_result, metadata
@@ -29,7 +28,14 @@ from acs_khaos_dagster.defs.resources import (
     SettingsResource,
     StoreResource,
 )
-from acs_khaos_dagster.flows import refund_clock, return_moves, return_postings, returns_intake
+from acs_khaos_dagster.defs.tables import table_type
+from acs_khaos_dagster.flows import (
+    refund_clock,
+    return_moves,
+    return_postings,
+    returns_intake,
+    tables,
+)
 from acs_khaos_dagster.flows.hire import SNAPSHOT_FOLDERS as SNAPSHOT_FOLDERS  # defs.hire's, tests'
 from acs_khaos_dagster.flows.hire import hire_lifecycle
 from acs_khaos_dagster.flows.returns_lifecycle import lifecycle_figures
@@ -43,7 +49,7 @@ khaos_asset = partial(returns_asset, kinds={"khaos", "pandas"}, pool="khaos_api"
 
 @returns_asset(
     kinds={"acs", "csv", "pandas"},
-    dagster_type=tables.ReturnedUnitsType,
+    dagster_type=table_type(tables.ReturnedUnitsSchema),
     description="Every returned unit ACS reported in returns_*.csv, keyed by (return_ref, "
     "unique_sku), with grade, action, reason, defects and repair cost. Each file is taken "
     "once (ledger); bad rows are quarantined in the store with their reasons.",
@@ -56,7 +62,7 @@ def acs_returns(settings: SettingsResource, store: StoreResource) -> dg.Output[p
 
 
 @khaos_asset(
-    dagster_type=tables.ReturnPostingsType,
+    dagster_type=table_type(tables.ReturnPostingsSchema),
     deps=[acs_returns],
     description="Returned sale units matched to their Khaos order lines and posted as "
     "customer returns (ImportCustomerReturns) through the outbox: one part per return, "
@@ -72,7 +78,7 @@ def khaos_return_postings(
 
 
 @khaos_asset(
-    dagster_type=tables.ReturnStockMovesType,
+    dagster_type=table_type(tables.ReturnStockMovesSchema),
     deps=[khaos_return_postings],
     description="Write-offs (WRITEOFF, at CostPrice) of BER or disposed units still in "
     "Khaos's Level (hire units) and ex-hire to resale (paired EXHIRE adjustments), through "
@@ -88,7 +94,7 @@ def khaos_write_offs(
 
 
 @khaos_asset(
-    dagster_type=tables.RefundClockType,
+    dagster_type=table_type(tables.RefundClockSchema),
     deps=[khaos_return_postings],
     description="The 14-day refund clock of each sale return part, with its credit status "
     "read back from Khaos; a refund_due exception (owner finance) opens before the deadline "
@@ -106,7 +112,7 @@ def return_refund_clock(
 @returns_asset(
     name="hire_unit_lifecycle",
     kinds={"acs", "pandas"},
-    dagster_type=tables.HireLifecycleType,
+    dagster_type=table_type(tables.HireLifecycleSchema),
     pool="acs_api",
     deps=[khaos_write_offs],
     description="Per hire unit: where it is now (out, back, inspected, cleaned, ready, "

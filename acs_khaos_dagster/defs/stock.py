@@ -22,18 +22,19 @@ import pandas as pd
 
 from acs_khaos_dagster.config import UK_TIME_ZONE
 from acs_khaos_dagster.connectors.acs.drop import open_drop
-from acs_khaos_dagster.defs import tables
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
 from acs_khaos_dagster.defs.brand import brand_key
 from acs_khaos_dagster.defs.checks import owned_by, partitioned_check
 from acs_khaos_dagster.defs.common import check_result, dispatch, metadata
 from acs_khaos_dagster.defs.partitions import SNAPSHOT_DAYS
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
+from acs_khaos_dagster.defs.tables import table_type
 from acs_khaos_dagster.flows import stock_figures as figures
 from acs_khaos_dagster.flows import stock_placement as placement
 from acs_khaos_dagster.flows import stock_push as push
 from acs_khaos_dagster.flows import stock_snapshot as snapshot
 from acs_khaos_dagster.flows import stock_triggers as triggers
+from acs_khaos_dagster.flows import tables
 from acs_khaos_dagster.flows.figures import dispatch_figures
 from acs_khaos_dagster.flows.stock_snapshot import SnapshotError, partition_day
 
@@ -58,7 +59,7 @@ class SnapshotConfig(dg.Config):
 @dg.asset(
     group_name="stock",
     kinds={"acs", "csv", "parquet", "pandas"},
-    dagster_type=tables.SnapshotStatusCountsType,
+    dagster_type=table_type(tables.SnapshotStatusCountsSchema),
     partitions_def=SNAPSHOT_DAYS,
     description="Units of one ACS stock snapshot per SKU and normalised status, with each "
     "status's bucket. Units kept in Parquet; bad rows quarantined in the store with reasons; "
@@ -117,7 +118,7 @@ def snapshot_file_is_whole_and_known(
 @dg.asset(
     group_name="stock",
     kinds={"pandas"},
-    dagster_type=tables.SellableStockType,
+    dagster_type=table_type(tables.SellableStockSchema),
     partitions_def=SNAPSHOT_DAYS,
     description="Per StockID: units ready for a customer and units allocated, picked or "
     "packed for an order at the snapshot (together the selling site's Level; no buffer). "
@@ -145,7 +146,7 @@ def sellable_stock(
 @dg.asset(
     group_name="stock",
     kinds={"pandas"},
-    dagster_type=tables.NonSellableStockType,
+    dagster_type=table_type(tables.NonSellableStockSchema),
     partitions_def=SNAPSHOT_DAYS,
     description="Per StockID × bucket × Khaos site: units in inspection, cleaning, "
     "refurbishment, quarantine or on hire at the snapshot.",
@@ -195,7 +196,7 @@ def no_non_sellable_counted_as_sellable_check(
 @dg.asset(
     group_name="stock",
     kinds={"khaos", "pandas"},
-    dagster_type=tables.StockUpdateType,
+    dagster_type=table_type(tables.StockUpdateSchema),
     pool="khaos_api",
     deps=["sellable_stock", "non_sellable_stock", "khaos_shipment_postings"],
     description="The newest snapshot pushed to Khaos through the outbox: the units "

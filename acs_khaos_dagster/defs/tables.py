@@ -6,37 +6,16 @@ its column schema in the UI.
 """
 
 import warnings
+from functools import cache
 
-from dagster import BetaWarning
+import dagster as dg
 from dagster_pandera import pandera_schema_to_dagster_type
 
-from acs_khaos_dagster.flows import tables
-
 # dagster-pandera is marked beta; the pinned versions are tested together.
-warnings.filterwarnings("ignore", category=BetaWarning, module=__name__)
-AcsRegistryType = pandera_schema_to_dagster_type(tables.AcsRegistrySchema)
-HireLifecycleType = pandera_schema_to_dagster_type(tables.HireLifecycleSchema)
-IntegrationExceptionsType = pandera_schema_to_dagster_type(tables.IntegrationExceptionsSchema)
-NonSellableStockType = pandera_schema_to_dagster_type(tables.NonSellableStockSchema)
-OrderReleaseType = pandera_schema_to_dagster_type(tables.OrderReleaseSchema)
-OrderStatusReconciliationType = pandera_schema_to_dagster_type(
-    tables.OrderStatusReconciliationSchema
-)
-OrderToCashType = pandera_schema_to_dagster_type(tables.OrderToCashSchema)
-ReadyForSaleType = pandera_schema_to_dagster_type(tables.ReadyForSaleSchema)
-RefundClockType = pandera_schema_to_dagster_type(tables.RefundClockSchema)
-ReleasedOrderLinesType = pandera_schema_to_dagster_type(tables.ReleasedOrderLinesSchema)
-ReturnPostingsType = pandera_schema_to_dagster_type(tables.ReturnPostingsSchema)
-ReturnStockMovesType = pandera_schema_to_dagster_type(tables.ReturnStockMovesSchema)
-ReturnedUnitsType = pandera_schema_to_dagster_type(tables.ReturnedUnitsSchema)
-ReturnsReconciliationType = pandera_schema_to_dagster_type(tables.ReturnsReconciliationSchema)
-SellableStockType = pandera_schema_to_dagster_type(tables.SellableStockSchema)
-ShipmentPostingsType = pandera_schema_to_dagster_type(tables.ShipmentPostingsSchema)
-ShipmentsType = pandera_schema_to_dagster_type(tables.ShipmentsSchema)
-SkuMappingType = pandera_schema_to_dagster_type(tables.SkuMappingSchema)
-SkuMasterType = pandera_schema_to_dagster_type(tables.SkuMasterSchema)
-SkuPushType = pandera_schema_to_dagster_type(tables.SkuPushSchema)
-SlaBreachesType = pandera_schema_to_dagster_type(tables.SlaBreachesSchema)
-SnapshotStatusCountsType = pandera_schema_to_dagster_type(tables.SnapshotStatusCountsSchema)
-StockReconciliationType = pandera_schema_to_dagster_type(tables.StockReconciliationSchema)
-StockUpdateType = pandera_schema_to_dagster_type(tables.StockUpdateSchema)
+warnings.filterwarnings("ignore", category=dg.BetaWarning, module=__name__)
+
+
+@cache
+def table_type(schema: type) -> dg.DagsterType:
+    """The Dagster type of a table asset, from its pandera model in ``flows/tables``."""
+    return pandera_schema_to_dagster_type(schema)
