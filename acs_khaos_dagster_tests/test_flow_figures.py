@@ -8,7 +8,7 @@ from dagster import AssetCheckSeverity, MetadataValue
 
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.defs.common import check_result, metadata
-from acs_khaos_dagster.flows.figures import Markdown, Verdict, file_link, setting, table
+from acs_khaos_dagster.flows.figures import Markdown, Verdict, bullets, file_link, setting, table
 
 
 def test_an_empty_table_says_none_rather_than_showing_an_empty_grid():
@@ -57,3 +57,8 @@ def test_a_verdict_is_an_error_unless_it_says_it_only_warns():
 def test_a_verdict_says_why_beside_its_result():
     result = check_result(Verdict(passed=False, warn=True, description="the file was cut short"))
     assert result.description == "the file was cut short"
+
+
+def test_a_list_shows_its_first_items_and_says_none_when_empty():
+    assert bullets(["a", "b", "c"], limit=2) == Markdown("- a\n- b")
+    assert bullets([]) == Markdown("_none_")

@@ -255,7 +255,7 @@ def test_a_late_pass_warns_with_its_figures_and_says_how_late_against_the_limit(
     enqueue(store, EffectKind.KHAOS_DESPATCH, "SHP-1")
     clock.advance(seconds=1860.04)
     done = dispatch_due(store, settings, "khaos")
-    verdict = done.verdict()
+    verdict = done.verdict(LIMIT_S)
     assert not verdict.passed and verdict.warn
     assert verdict.figures == {"oldest_due_age_s": 1860.0}
     assert isinstance(done.figures()["oldest_due_age_s"], float)  # plotted as a float
@@ -265,7 +265,7 @@ def test_a_late_pass_warns_with_its_figures_and_says_how_late_against_the_limit(
 
 def test_a_pass_in_time_passes_the_check(store: Store, settings: Settings) -> None:
     enqueue(store, EffectKind.ACS_ORDER, "SO1")
-    assert dispatch_due(store, settings, "khaos").verdict().passed
+    assert dispatch_due(store, settings, "khaos").verdict(LIMIT_S).passed
 
 
 def test_dispatch_figures_count_effects_per_outcome_in_order_under_a_prefix() -> None:

@@ -5,6 +5,7 @@ the figures each step hands ``defs/stock.py``. Expected values are written by ha
 
 from __future__ import annotations
 
+from collections import Counter
 from types import SimpleNamespace
 
 import pandas as pd
@@ -21,6 +22,7 @@ from acs_khaos_dagster.flows.stock_figures import (
 from acs_khaos_dagster.flows.stock_placement import SellableCheck, SellablePlacement
 from acs_khaos_dagster.flows.stock_push import PushResult
 from acs_khaos_dagster.flows.stock_snapshot import SnapshotTakeIn
+from acs_khaos_dagster.store import DispatchReport
 
 STOCK = StockSettings(max_quarantine_share=0.01, max_unknown_share=0.05)
 WHOLE = {"units": 1000.0, "rows_quarantined": 0.0, "unknown_status_units": 0.0}
@@ -156,7 +158,8 @@ def test_the_sellable_placement_shows_its_counts_and_a_sample() -> None:
 def test_a_push_without_a_plan_shows_no_plan_table() -> None:
     result = PushResult("nothing", "no snapshot taken in")
 
-    figures = push_figures(result, result.table())
+    figures = push_figures(result, result.table(), DispatchReport(outcomes=Counter(sent=2)))
 
     assert "plan" not in figures
     assert figures["outcome"] == "nothing"
+    assert figures["effects_sent"] == 2

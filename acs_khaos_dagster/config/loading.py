@@ -67,9 +67,10 @@ def get_settings() -> Settings:
 
 
 def setting_at_load(read: Callable[[Settings], T], default: T) -> T:
-    """A setting fixed when the code location loads (a schedule's cron, a sensor's interval,
-    a freshness deadline), or ``default`` when the settings are invalid: the location still
-    loads, and every run then fails with the bad field named."""
+    """A setting read outside a run: when the code location loads (a schedule's cron, a
+    sensor's interval, a freshness deadline) or on a schedule's tick. ``default`` when the
+    settings are invalid: the location still loads and ticks, and every run then fails
+    with the bad field named."""
     try:
         return read(load_settings())
     except SettingsError:

@@ -39,9 +39,11 @@ def _value(value: Any) -> Any:
     return value
 
 
-def check_result(verdict: Verdict) -> dg.AssetCheckResult:
+def check_result(verdict: Verdict, check_name: str | None = None) -> dg.AssetCheckResult:
+    """``check_name`` names the check when an asset reports its own check's result."""
     severity = dg.AssetCheckSeverity.WARN if verdict.warn else dg.AssetCheckSeverity.ERROR
     return dg.AssetCheckResult(
+        check_name=check_name,
         passed=verdict.passed,
         severity=severity,
         metadata=metadata(verdict.figures),

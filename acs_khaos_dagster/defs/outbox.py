@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import dagster as dg
 
-from acs_khaos_dagster.config import load_settings
+from acs_khaos_dagster.config import OutboxSettings, setting_at_load
 from acs_khaos_dagster.defs.automation import SENSOR_STATUS
 from acs_khaos_dagster.defs.brand import brand_key, brand_tags
-from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, metadata
+from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, check_result, metadata
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
     KhaosApiResource,
@@ -29,18 +29,9 @@ CHECK = "oldest_due_effect_within_limit"
 
 
 def _result(outcome: DispatchPass, limit_s: float) -> dg.MaterializeResult:
-    verdict = outcome.verdict()
     return dg.MaterializeResult(
         metadata=metadata(outcome.figures()),
-        check_results=[
-            dg.AssetCheckResult(
-                check_name=CHECK,
-                passed=verdict.passed,
-                severity=dg.AssetCheckSeverity.WARN,
-                metadata=metadata(verdict.figures),
-                description=outcome.lateness(limit_s),
-            )
-        ],
+        check_results=[check_result(outcome.verdict(limit_s), check_name=CHECK)],
     )
 
 
@@ -99,7 +90,9 @@ outbox_dispatch_job = dg.define_asset_job(
 
 @dg.sensor(
     job=outbox_dispatch_job,
-    minimum_interval_seconds=load_settings().outbox.due_sensor_interval_s,
+    minimum_interval_seconds=setting_at_load(
+        lambda s: s.outbox.due_sensor_interval_s, OutboxSettings().due_sensor_interval_s
+    ),
     default_status=SENSOR_STATUS,
     description="Starts a dispatch run whenever outbox effects are due (a retry, a read-back "
     "after an ambiguous failure, an approval), for the targets that have some.",

@@ -35,7 +35,7 @@ from acs_khaos_dagster.flows import stock_push as push
 from acs_khaos_dagster.flows import stock_snapshot as snapshot
 from acs_khaos_dagster.flows import stock_triggers as triggers
 from acs_khaos_dagster.flows import tables
-from acs_khaos_dagster.flows.figures import dispatch_figures
+from acs_khaos_dagster.flows.figures import bullets
 from acs_khaos_dagster.flows.stock_snapshot import SnapshotError, partition_day
 
 # Re-exported: tests name it here.
@@ -43,8 +43,8 @@ __all__ = ["SNAPSHOT_DAYS", "partition_day"]
 
 
 def _failure(exc: SnapshotError) -> dg.Failure:
-    sample = {"sample": dg.MetadataValue.md("\n".join(f"- {p}" for p in exc.details[:20]))}
-    return dg.Failure(str(exc), metadata=sample if exc.details else None)
+    sample = metadata({"sample": bullets(exc.details)}) if exc.details else None
+    return dg.Failure(str(exc), metadata=sample)
 
 
 # --- the snapshot -------------------------------------------------------------------------
@@ -219,8 +219,7 @@ def khaos_stock_update(
         # Also sends what earlier runs left due: approved variances, retries.
         report = dispatch(db, conf, push.PUSH_KINDS, khaos=client)
     table = push.keep_push_table(conf, result)
-    shown = {**figures.push_figures(result, table), **dispatch_figures(report)}
-    context.add_output_metadata(metadata(shown))
+    context.add_output_metadata(metadata(figures.push_figures(result, table, report)))
     return table
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from acs_khaos_dagster.config import Settings
 from acs_khaos_dagster.domain import month_end as me
-from acs_khaos_dagster.flows.figures import Figures, FileLink, Markdown, file_link, table
+from acs_khaos_dagster.flows.figures import Figures, FileLink, bullets, file_link, table
 from acs_khaos_dagster.flows.month_end_pack import (
     read_month,
     read_optional,
@@ -46,9 +46,7 @@ class AuditReport:
             "orders": self.orders,
             "shipments": self.shipments,
             "exceptions_opened": self.exceptions_opened,
-            "largest_delays": Markdown(
-                "\n".join(f"- {name}" for name in files.largest_delays) or "_none_"
-            ),
+            "largest_delays": bullets(files.largest_delays, limit=None),
             "latency": table(files.latency_summary),
         }
         for row in files.latency_summary.itertuples(index=False):

@@ -7,7 +7,9 @@ returns a ``Verdict``. ``defs/common.py`` turns both into Dagster's metadata and
 results, so the flow and its tests never see Dagster.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,11 @@ def table(frame: pd.DataFrame, limit: int = 20) -> Markdown:
     if frame.empty:
         return Markdown("_none_")
     return Markdown(frame.head(limit).to_markdown(index=False))
+
+
+def bullets(items: Iterable[object], limit: int | None = 20) -> Markdown:
+    """The first ``limit`` items (all with None) as a Markdown list, ``_none_`` if none."""
+    return Markdown("\n".join(f"- {item}" for item in islice(items, limit)) or "_none_")
 
 
 def dispatch_figures(report: DispatchReport, prefix: str = "") -> dict[str, int]:

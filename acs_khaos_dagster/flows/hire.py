@@ -31,6 +31,7 @@ from acs_khaos_dagster.domain.hire_valuation import HireOverdue, overdue_hires
 from acs_khaos_dagster.flows.figures import Figures, table
 from acs_khaos_dagster.flows.queues import sync_exceptions
 from acs_khaos_dagster.store import Store
+from acs_khaos_dagster.store.exceptions import ExceptionType
 from acs_khaos_dagster.store.hire import HireBook
 from acs_khaos_dagster.store.hire_lifecycle import HireLifecycleBook
 
@@ -40,7 +41,7 @@ _EXPECTED = ("unique_sku", "expected_return_date", "snapshot_at")
 # ``*.parquet`` below them with unit columns is read.
 SNAPSHOT_FOLDERS = ("snapshots", "stock/units")
 SNAPSHOT_COLUMNS = ("unique_sku", "sku", "status", "last_event_at", "snapshot_at")
-HIRE_OVERDUE = "hire_overdue"
+HIRE_OVERDUE = ExceptionType.HIRE_OVERDUE
 OVERDUE_COLUMNS = ["unique_sku", "sku", "expected_return_date", "days_overdue"]
 
 

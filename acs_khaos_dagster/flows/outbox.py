@@ -57,10 +57,11 @@ class DispatchPass:
             **dispatch_figures(self.report),
         }
 
-    def verdict(self) -> Verdict:
+    def verdict(self, limit_s: float) -> Verdict:
         """Warns when the oldest due effect waited past ``outbox.due_alert_after_s``."""
         late = {"oldest_due_age_s": round(self.oldest_due_age_s, 1)}
-        return Verdict(not self.backlog_over_limit, late, warn=True)
+        lateness = self.lateness(limit_s)
+        return Verdict(not self.backlog_over_limit, late, warn=True, description=lateness)
 
     def lateness(self, limit_s: float) -> str:
         return f"the oldest due effect waited {self.oldest_due_age_s:.0f} s (limit {limit_s:.0f} s)"

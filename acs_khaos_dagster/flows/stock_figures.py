@@ -10,10 +10,11 @@ import pandas as pd
 
 from acs_khaos_dagster.config import StockSettings
 from acs_khaos_dagster.domain.snapshot import units_per_status
-from acs_khaos_dagster.flows.figures import Figures, Markdown, Verdict, table
+from acs_khaos_dagster.flows.figures import Figures, Verdict, bullets, dispatch_figures, table
 from acs_khaos_dagster.flows.stock_placement import SellableCheck
 from acs_khaos_dagster.flows.stock_push import PushResult
 from acs_khaos_dagster.flows.stock_snapshot import SnapshotTakeIn
+from acs_khaos_dagster.store import DispatchReport
 
 
 def snapshot_figures(took: SnapshotTakeIn) -> Figures:
@@ -69,14 +70,15 @@ def sellable_verdict(checked: SellableCheck | None, day: str) -> Verdict:
             "snapshot_id": checked.snapshot_id,
             "mismatched_stock_ids": len(mismatches),
             "counted_units": checked.counted_units,
-            "sample": Markdown("\n".join(f"- {m}" for m in mismatches[:20]) or "_none_"),
+            "sample": bullets(mismatches),
         },
     )
 
 
-def push_figures(result: PushResult, pushed: pd.DataFrame) -> Figures:
-    """The push attempt, and the lines whose Level changes when a plan was made."""
-    figures = result.figures()
+def push_figures(result: PushResult, pushed: pd.DataFrame, report: DispatchReport) -> Figures:
+    """The push attempt, the run's dispatch, and the lines whose Level changes when a plan
+    was made."""
+    figures = {**result.figures(), **dispatch_figures(report)}
     if result.plan is not None:
         figures["plan"] = table(pushed.loc[pushed["pushed_to"] != pushed["level"]], 20)
     return figures
