@@ -20,6 +20,7 @@ from acs_khaos_dagster.flows.despatch_postings import (
 )
 from acs_khaos_dagster.flows.order_release import (
     ReleaseResult,
+    release_cron,
     release_orders,
     released_orders,
 )
@@ -256,3 +257,13 @@ def test_a_breach_closes_once_the_order_is_despatched(ports: Ports) -> None:
 
     assert result.frame.empty and result.open_breaches == 0
     assert ports.open_exceptions("order_sla_breach") == []
+
+
+def test_orders_release_every_whole_minute_of_the_interval_at_least_every_minute() -> None:
+    assert release_cron(300) == "*/5 * * * *"
+    assert release_cron(30) == "*/1 * * * *"
+
+
+def test_an_interval_of_an_hour_or_more_releases_hourly() -> None:
+    assert release_cron(3600) == "0 * * * *"
+    assert release_cron(7200) == "0 * * * *"

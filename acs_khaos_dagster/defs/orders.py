@@ -31,7 +31,12 @@ from acs_khaos_dagster.defs.tables import table_type
 from acs_khaos_dagster.flows import despatch_postings as despatch
 from acs_khaos_dagster.flows import orders_figures as figures
 from acs_khaos_dagster.flows import tables
-from acs_khaos_dagster.flows.order_release import ready_sku_map, release_orders, released_orders
+from acs_khaos_dagster.flows.order_release import (
+    ready_sku_map,
+    release_cron,
+    release_orders,
+    released_orders,
+)
 from acs_khaos_dagster.flows.order_sla import check_order_sla
 
 RELEASE_JOB = "order_release_job"
@@ -142,18 +147,6 @@ def order_sla_breaches(settings: SettingsResource, store: StoreResource) -> dg.O
 # --- jobs, sensor, schedule ------------------------------------------------------------------
 
 
-# Intervals are fixed when the code location loads; bad settings fail each run later,
-# naming the setting. Any other error is a bug and stops the location loading.
-
-
-def release_cron(interval_s: int) -> str:
-    """A cron for ``release_interval_s`` (whole minutes, at least one; hourly past 59)."""
-    minutes = max(1, interval_s // 60)
-    if minutes >= 60:
-        return "0 * * * *"
-    return f"*/{minutes} * * * *"
-
-
 RELEASE_ASSETS = [khaos_released_orders, acs_order_release, order_sla_breaches]
 DESPATCH_ASSETS = [acs_shipments, khaos_shipment_postings]
 
@@ -169,6 +162,8 @@ despatch_posting_job = dg.define_asset_job(
     description="Read the ACS despatch feed from the stored cursor and post each shipment.",
 )
 
+# Intervals are fixed when the code location loads; bad settings fail each run later,
+# naming the setting. Any other error is a bug and stops the location loading.
 _ORDER_SETTINGS = setting_at_load(lambda s: s.orders, OrderSettings())
 
 order_release_schedule = dg.ScheduleDefinition(

@@ -381,3 +381,11 @@ def _mark_acknowledged(
     ):
         row["acknowledged"] = state == "done"
     return acknowledged
+
+
+def release_cron(interval_s: int) -> str:
+    """A cron for ``orders.release_interval_s`` (whole minutes, at least one; hourly past 59)."""
+    minutes = max(1, interval_s // 60)
+    if minutes >= 60:
+        return "0 * * * *"
+    return f"*/{minutes} * * * *"
