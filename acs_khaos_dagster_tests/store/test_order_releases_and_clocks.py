@@ -8,6 +8,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import event
+
 from acs_khaos_dagster.domain.models import AcsOrder, AcsOrderLine, Address, Contact
 from acs_khaos_dagster.effects import EffectKind
 from acs_khaos_dagster.store import Store
@@ -201,3 +203,23 @@ def test_an_observation_is_timed_by_the_stores_clock(store: Store, clock: FakeCl
     clock.advance(minutes=11)
     observe(store, {"SO1": (1, True, False)}, T0)
     assert OrderBook(store.db).observations()["SO1"].updated_at == clock.now
+
+
+def test_two_cycles_seeing_a_new_order_at_once_both_succeed_and_keep_the_first_clock(
+    pg_url: str, clock: FakeClock
+) -> None:
+    # Found by CI: two Dagster runs released at once on PostgreSQL, both inserted the new
+    # order's observation and the later one failed the whole release step on the key.
+    with Store.open(pg_url, clock=clock) as first, Store.open(pg_url, clock=clock) as other:
+        raced = []
+
+        def other_cycle_sees_it_first(session: Any, *_: Any) -> None:
+            if not raced:  # once: between this cycle's read and its insert
+                raced.append(True)
+                observe(other, {"SO1": (1, True, False)}, T0)
+
+        event.listen(first.db.session_factory, "before_flush", other_cycle_sees_it_first)
+        observe(first, {"SO1": (1, True, False)}, T0 + timedelta(minutes=5))
+
+        row = OrderBook(first.db).observations()["SO1"]
+        assert raced and row.at_release_since == T0

@@ -8,10 +8,15 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 
 from acs_khaos_dagster.store.db import Database
 from acs_khaos_dagster.store.orders.releases import _KEYS_PER_QUERY
 from acs_khaos_dagster.store.tables.orders import OrderObservation, OrderRelease
+
+# A pass loses to a concurrent first sighting at most once per order it inserts; three
+# passes cover two cycles racing on the same new orders without hiding a real key bug.
+_OBSERVE_ATTEMPTS = 3
 
 
 class OrderClocks:
@@ -58,7 +63,25 @@ class OrderClocks:
         The first sighting of a wait starts its clock; a wait no longer seen stops it.
         With ``release_stage_complete`` every order at the release stage is in ``seen``,
         so a tracked order missing from it has left that stage.
+
+        Two cycles at once (two runs on PostgreSQL) may both see an order for the first time:
+        the later insert fails on the order's key and rolls back, and its second pass finds
+        the other's row and only updates it, keeping the clock the first sighting started.
         """
+        for attempt in range(_OBSERVE_ATTEMPTS):
+            try:
+                return self._observe(seen, at, release_stage_complete=release_stage_complete)
+            except IntegrityError:
+                if attempt == _OBSERVE_ATTEMPTS - 1:
+                    raise
+
+    def _observe(
+        self,
+        seen: Mapping[str, tuple[int, bool, bool]],
+        at: datetime,
+        *,
+        release_stage_complete: bool,
+    ) -> None:
         now = self._db.now()
         with self._db.transaction() as s:
             # Only the orders seen now and the clocks still running: an order whose waits
