@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from acs_khaos_dagster.domain.order_release import ReadySku, SkuReadiness
 from acs_khaos_dagster.flows.despatch_postings import (
+    FeedNews,
     post_shipments,
     read_despatch_feed,
     unrecorded_despatches,
@@ -267,3 +268,25 @@ def test_orders_release_every_whole_minute_of_the_interval_at_least_every_minute
 def test_an_interval_of_an_hour_or_more_releases_hourly() -> None:
     assert release_cron(3600) == "0 * * * *"
     assert release_cron(7200) == "0 * * * *"
+
+
+def test_a_feed_with_nothing_beyond_the_store_says_why_no_despatch_run_is_needed() -> None:
+    caught_up = FeedNews("c-7", unseen=[], has_more=False, stranded=[])
+    assert caught_up.nothing_new() == "no event beyond those recorded (stored cursor c-7)"
+    assert FeedNews(None, [], False, []).nothing_new() == (
+        "no event beyond those recorded (stored cursor (start))"
+    )
+
+
+def test_stranded_events_alone_are_work_for_a_despatch_run() -> None:
+    assert FeedNews("c-7", unseen=[], has_more=False, stranded=["E1"]).nothing_new() is None
+
+
+def test_a_despatch_run_after_a_failed_one_for_the_same_work_gets_a_key_of_its_own() -> None:
+    news = FeedNews("c-7", unseen=["E1"], has_more=False, stranded=[])
+    keys = [news.run_key(earlier) for earlier in (0, 1, 2)]
+    assert keys == [
+        f"despatch:{news.tag}",
+        f"despatch:{news.tag}:retry1",
+        f"despatch:{news.tag}:retry2",
+    ]

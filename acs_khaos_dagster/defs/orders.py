@@ -209,19 +209,16 @@ def acs_despatch_sensor(
         return dg.SkipReason(f"despatch run {run} has not started yet: it takes these")
     with store.connect() as db, acs.client() as client:
         news = despatch.unrecorded_despatches(db, client, settings.load().orders.despatch_page_size)
-    if not news.anything:
-        start = news.cursor or "(start)"
-        return dg.SkipReason(f"no event beyond those recorded (stored cursor {start})")
+    if why_not := news.nothing_new():
+        return dg.SkipReason(why_not)
     tag = news.tag
     runs = context.instance.get_runs(
         filters=dg.RunsFilter(job_name=DESPATCH_JOB, tags={CURSOR_TAG: tag, **brand_tags()})
     )
     if any(run.status in _LIVE for run in runs):
         return dg.SkipReason(f"a run for stored cursor {tag} is already on its way")
-    # A failed run leaves the stored cursor where it was: start another under a new key.
-    run_key = f"despatch:{tag}" + (f":retry{len(runs)}" if runs else "")
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=run_key, tags={CURSOR_TAG: tag})],
+        run_requests=[dg.RunRequest(run_key=news.run_key(len(runs)), tags={CURSOR_TAG: tag})],
         cursor=tag,
     )
 

@@ -1,7 +1,8 @@
 """Personal data retention: a daily job blanks customers' data the store no longer needs.
 
-The rule lives in ``store.retention`` (which bodies, when); this module only decides
-*when* (03:30 UK time, every day) and reports what was done as run metadata.
+The rule lives in ``store.retention`` (which bodies, when) and the step in
+``flows.personal_data``; this module only decides *when* (03:30 UK time, every day) and
+attaches what was done as run metadata.
 """
 
 import dagster as dg
@@ -9,7 +10,9 @@ import dagster as dg
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
+from acs_khaos_dagster.defs.common import metadata
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
+from acs_khaos_dagster.flows import personal_data
 
 
 @dg.op(
@@ -21,15 +24,8 @@ def purge_personal_data(
 ) -> None:
     conf = settings.load()
     with store.connect() as db:
-        report = db.purge_personal_data(conf.retention.personal_data_days, integration_now(conf))
-    context.add_output_metadata(
-        {
-            "cutoff": report.cutoff.isoformat(),
-            "effects_purged": report.effects_purged,
-            "releases_purged": report.releases_purged,
-            "releases_kept_unfinished": report.releases_kept_unfinished,
-        }
-    )
+        done = personal_data.purge_personal_data(db, conf, integration_now(conf))
+    context.add_output_metadata(metadata(done))
 
 
 @dg.job(description="Blank personal data the store no longer needs (see store/retention.py).")

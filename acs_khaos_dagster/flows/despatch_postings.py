@@ -95,6 +95,18 @@ class FeedNews:
         text = "\n".join([self.cursor or "", *sorted([*self.unseen, *self.stranded])])
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def nothing_new(self) -> str | None:
+        """Why no run is needed, or None when the feed has work for one."""
+        if self.anything:
+            return None
+        return f"no event beyond those recorded (stored cursor {self.cursor or '(start)'})"
+
+    def run_key(self, earlier_runs: int) -> str:
+        """The run's key for this work; a failed run leaves the stored cursor where it was,
+        so the next run for the same work needs a key of its own."""
+        retry = f":retry{earlier_runs}" if earlier_runs else ""
+        return f"despatch:{self.tag}{retry}"
+
 
 def ingest_despatches(db: Store, acs_client: Any, page_size: int) -> tuple[list[Any], int]:
     """Read the feed from the stored cursor to the end; events and cursor land together."""

@@ -137,7 +137,7 @@ class Store:
         """Blank customers' personal data older than ``days`` in stored bodies.
 
         See ``store.retention``: effects already done, order releases finished at ACS.
-        Called daily by the ``personal_data_retention`` job (``defs/retention.py``).
+        Called daily by the ``personal_data_retention`` job (``flows/personal_data.py``).
         """
         return PersonalDataRetention(self.db, self.cursors).purge(days, now)
 
