@@ -43,7 +43,11 @@ def test_no_pandera_model_is_declared_in_the_dagster_wiring() -> None:
 
 def test_the_dagster_wiring_does_not_grow_back() -> None:
     # defs/ only declares: each asset loads its inputs, calls one flow and attaches the
-    # flow's figures; rules, figures and check logic live in flows/. A ratchet at today's
-    # size (2,4xx lines, from 3,609): issue 21 asks for under 2,000.
-    lines = sum(_lines(p) for p in (PACKAGE / "defs").rglob("*.py"))
-    assert lines <= 2500, f"defs/ holds {lines} lines: move rules and figures into flows/"
+    # flow's figures; rules, figures and check logic live in flows/ (issue 21: under
+    # 2,000 lines). Non-blank lines, as scripts/line_ratio.py counts them, are held under
+    # 2,000; all lines, blank ones included (2,402 today, from 3,609), under 2,500.
+    modules = list((PACKAGE / "defs").rglob("*.py"))
+    lines = [line for p in modules for line in p.read_text(encoding="utf-8").splitlines()]
+    written = [line for line in lines if line.strip()]
+    assert len(written) < 2000, f"defs/ holds {len(written)} non-blank lines: move logic to flows/"
+    assert len(lines) <= 2500, f"defs/ holds {len(lines)} lines: move rules and figures to flows/"
