@@ -1,6 +1,6 @@
 """Brands: the brand code of this installation, and a folder of brands' settings.
 
-``brand_code`` is the code location's brand (``defs/brand.py`` prefixes its keys with it and
+``brand_code`` is the code location's brand (``dagster_kit/brand.py`` prefixes its keys with it and
 names its API pools after it, ``pool_for``).
 
 Each brand served by one deployment has ``<folder>/<code>.yaml`` (its settings, naming

@@ -28,6 +28,9 @@ from acs_khaos_dagster.config import (
     FreshnessSettings,
     setting_at_load,
 )
+from acs_khaos_dagster.dagster_kit.brand import brand_code, branded
+from acs_khaos_dagster.dagster_kit.checks import with_check_owners
+from acs_khaos_dagster.dagster_kit.pandera_checks import pandera_checks
 from acs_khaos_dagster.defs import (
     alerts,
     freshness,
@@ -42,9 +45,6 @@ from acs_khaos_dagster.defs import (
     returns,
     stock,
 )
-from acs_khaos_dagster.defs.brand import brand_code, branded
-from acs_khaos_dagster.defs.checks import with_check_owners
-from acs_khaos_dagster.defs.pandera_checks import pandera_checks
 from acs_khaos_dagster.defs.resources import default_resources
 
 GROUPS = [
@@ -101,7 +101,7 @@ OWNER_OF_GROUP = {
 # The exception queue's own table belongs to whoever runs the integration.
 OWNER_OF_ASSET = {"integration_exceptions": "team:integration"}
 # A check whose failure another team acts on than its asset's owner (by check name; checks
-# in modules of this package name their owner themselves, ``defs/checks.py``).
+# in modules of this package name their owner themselves, ``dagster_kit/checks.py``).
 OWNER_OF_CHECK = {
     # A refund past its deadline is finance's, as the refund_due exception is.
     "no_refund_breached": "team:finance",
@@ -162,7 +162,7 @@ FRESHNESS = _freshness()
 
 
 def _checks_owned(defs: Definitions) -> Definitions:
-    """Every check with an owner team (``defs/checks.py``): the one it names, else the
+    """Every check with an owner team (``dagster_kit/checks.py``): the one it names, else the
     first team owning its asset."""
     owners = {
         spec.key: next((o for o in spec.owners if o.startswith("team:")), "team:integration")

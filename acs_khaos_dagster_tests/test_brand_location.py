@@ -13,7 +13,7 @@ from dagster import AssetKey, Definitions, build_sensor_context
 
 from acs_khaos_dagster.brands import BrandError
 from acs_khaos_dagster.config import SettingsError, load_settings
-from acs_khaos_dagster.defs.brand import BRAND_TAG, brand_code, branded, pool_for
+from acs_khaos_dagster.dagster_kit.brand import BRAND_TAG, brand_code, branded, pool_for
 
 BRAND = "acme"
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from dagster import AssetCheckSpec
 
-from acs_khaos_dagster.defs.brand import branded
-from acs_khaos_dagster.defs.checks import OWNER_KEY
+from acs_khaos_dagster.dagster_kit.brand import branded
+from acs_khaos_dagster.dagster_kit.checks import OWNER_KEY
 from acs_khaos_dagster.store.exceptions import Owner
 
 TEAMS = {f"team:{owner}" for owner in Owner}

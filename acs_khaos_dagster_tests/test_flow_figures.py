@@ -7,7 +7,7 @@ import pandas as pd
 from dagster import AssetCheckSeverity, MetadataValue
 
 from acs_khaos_dagster.config import Settings
-from acs_khaos_dagster.defs.common import check_result, metadata
+from acs_khaos_dagster.dagster_kit.results import check_result, metadata
 from acs_khaos_dagster.flows.figures import Markdown, Verdict, bullets, file_link, setting, table
 
 

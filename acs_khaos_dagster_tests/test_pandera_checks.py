@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 from dagster import AssetKey, build_asset_check_context, materialize
 
-from acs_khaos_dagster.defs.pandera_checks import CHECK_NAME
+from acs_khaos_dagster.dagster_kit.pandera_checks import CHECK_NAME
 from acs_khaos_dagster.defs.resources import default_resources
 from acs_khaos_dagster.defs.stock import partition_day
 from acs_khaos_dagster_tests.conftest import IntegrationHarness

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from acs_khaos_dagster.defs.checks import OWNER_KEY
+from acs_khaos_dagster.dagster_kit.checks import OWNER_KEY
 from acs_khaos_dagster.defs.products import (
     every_ready_sku_is_active_at_acs,
     not_ready_share_within_limit,

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -69,9 +70,9 @@ class _Runs:
         self.asked.append("in_progress")
         return self.in_progress
 
-    def tagged(self, key: str) -> int:
+    def tagged(self, tags: Mapping[str, str]) -> int:
         self.asked.append("tagged")
-        return self.retries.get(key, 0)
+        return self.retries.get(tags.get(UNFINISHED_TAG, ""), 0)
 
 
 def _news(new=(), stuck=(), never_recorded=()) -> FilesNews:

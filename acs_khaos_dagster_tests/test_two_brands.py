@@ -70,7 +70,7 @@ WORKER = """
 import json, sys
 from dagster import DagsterInstance
 from acs_khaos_dagster.definitions import defs
-from acs_khaos_dagster.defs.brand import brand_key
+from acs_khaos_dagster.dagster_kit.brand import brand_key
 from acs_khaos_dagster.demo import QUIET, _run_sensor
 instance = DagsterInstance.get()
 cursors = {}

@@ -21,8 +21,8 @@ import dagster as dg
 from dagster._utils.schedules import reverse_cron_string_iterator
 
 from acs_khaos_dagster.config import UK_TIME_ZONE
+from acs_khaos_dagster.dagster_kit.brand import brand_key
 from acs_khaos_dagster.defs.automation import SENSOR_STATUS
-from acs_khaos_dagster.defs.brand import brand_key
 from acs_khaos_dagster.defs.partitions import RECONCILIATION_DAYS, SNAPSHOT_DAYS
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
 from acs_khaos_dagster.flows import freshness_alerts as flow

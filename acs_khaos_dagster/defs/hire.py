@@ -10,7 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from acs_khaos_dagster.clock import integration_now
-from acs_khaos_dagster.defs.common import metadata
+from acs_khaos_dagster.dagster_kit.results import metadata
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
 from acs_khaos_dagster.flows.hire import raise_overdue_hires
 

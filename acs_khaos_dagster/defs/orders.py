@@ -18,16 +18,16 @@ import pandas as pd
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import OrderSettings, setting_at_load
+from acs_khaos_dagster.dagster_kit.results import metadata
+from acs_khaos_dagster.dagster_kit.runs import NOT_STARTED, RUN_IN_PROGRESS, JobRuns
+from acs_khaos_dagster.dagster_kit.tables import table_type
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
-from acs_khaos_dagster.defs.brand import brand_tags
-from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, metadata
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
     KhaosApiResource,
     SettingsResource,
     StoreResource,
 )
-from acs_khaos_dagster.defs.tables import table_type
 from acs_khaos_dagster.flows import despatch_postings as despatch
 from acs_khaos_dagster.flows import orders_figures as figures
 from acs_khaos_dagster.flows import tables
@@ -176,11 +176,6 @@ order_release_schedule = dg.ScheduleDefinition(
 )
 
 _LIVE = (*RUN_IN_PROGRESS, dg.DagsterRunStatus.SUCCESS)
-_NOT_STARTED = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-]
 
 
 @dg.sensor(
@@ -200,11 +195,8 @@ def acs_despatch_sensor(
     # A run not started yet reads the feed from the stored cursor to its end when it
     # starts: another run for events that arrived meanwhile would find nothing, and on a
     # one-run instance its start would delay the next despatch by seconds.
-    waiting = context.instance.get_runs(
-        filters=dg.RunsFilter(job_name=DESPATCH_JOB, statuses=_NOT_STARTED, tags=brand_tags()),
-        limit=1,
-    )
-    if waiting:
+    despatch_runs = JobRuns(context.instance, DESPATCH_JOB)
+    if waiting := despatch_runs.find(NOT_STARTED, limit=1):
         run = waiting[0].run_id
         return dg.SkipReason(f"despatch run {run} has not started yet: it takes these")
     with store.connect() as db, acs.client() as client:
@@ -212,9 +204,7 @@ def acs_despatch_sensor(
     if why_not := news.nothing_new():
         return dg.SkipReason(why_not)
     tag = news.tag
-    runs = context.instance.get_runs(
-        filters=dg.RunsFilter(job_name=DESPATCH_JOB, tags={CURSOR_TAG: tag, **brand_tags()})
-    )
+    runs = despatch_runs.find(tags={CURSOR_TAG: tag})
     if any(run.status in _LIVE for run in runs):
         return dg.SkipReason(f"a run for stored cursor {tag} is already on its way")
     return dg.SensorResult(

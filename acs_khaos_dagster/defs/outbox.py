@@ -13,9 +13,10 @@ from __future__ import annotations
 import dagster as dg
 
 from acs_khaos_dagster.config import OutboxSettings, setting_at_load
+from acs_khaos_dagster.dagster_kit.brand import brand_key
+from acs_khaos_dagster.dagster_kit.results import check_result, metadata
+from acs_khaos_dagster.dagster_kit.runs import JobRuns
 from acs_khaos_dagster.defs.automation import SENSOR_STATUS
-from acs_khaos_dagster.defs.brand import brand_key, brand_tags
-from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, check_result, metadata
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
     KhaosApiResource,
@@ -104,10 +105,7 @@ def outbox_due_sensor(
         due = due_targets(db, settings.load())
     if not due:
         return dg.SkipReason("no effect is due")
-    if context.instance.get_runs(
-        filters=dg.RunsFilter(job_name=OUTBOX_JOB, statuses=RUN_IN_PROGRESS, tags=brand_tags()),
-        limit=1,
-    ):
+    if JobRuns(context.instance, OUTBOX_JOB).one_in_progress():
         return dg.SkipReason("a dispatch run is already on its way")
     return dg.RunRequest(
         asset_selection=[brand_key(f"{target}_outbox") for target in due],

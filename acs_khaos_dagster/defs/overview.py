@@ -13,8 +13,8 @@ figures (plotted across materialisations); the report files
 import dagster as dg
 
 from acs_khaos_dagster.config import UK_TIME_ZONE
+from acs_khaos_dagster.dagster_kit.results import metadata
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
-from acs_khaos_dagster.defs.common import metadata
 from acs_khaos_dagster.defs.resources import SettingsResource
 from acs_khaos_dagster.flows import overview as flow
 

@@ -10,16 +10,16 @@ import pandas as pd
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE, ProductSettings, setting_at_load
+from acs_khaos_dagster.dagster_kit.checks import owned_by
+from acs_khaos_dagster.dagster_kit.results import check_result, metadata
+from acs_khaos_dagster.dagster_kit.tables import table_type
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
-from acs_khaos_dagster.defs.checks import owned_by
-from acs_khaos_dagster.defs.common import check_result, metadata
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
     KhaosApiResource,
     SettingsResource,
     StoreResource,
 )
-from acs_khaos_dagster.defs.tables import table_type
 from acs_khaos_dagster.domain.sku_mapping import acs_registry_frame
 from acs_khaos_dagster.flows import products_checks as rules
 from acs_khaos_dagster.flows import products_mapping as mapping

@@ -17,9 +17,10 @@ import pandas as pd
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE
+from acs_khaos_dagster.dagster_kit.checks import owned_by, partitioned_check
+from acs_khaos_dagster.dagster_kit.results import check_result, metadata
+from acs_khaos_dagster.dagster_kit.tables import table_type
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
-from acs_khaos_dagster.defs.checks import owned_by, partitioned_check
-from acs_khaos_dagster.defs.common import check_result, metadata
 from acs_khaos_dagster.defs.partitions import RECONCILIATION_DAYS
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
@@ -27,7 +28,6 @@ from acs_khaos_dagster.defs.resources import (
     SettingsResource,
     StoreResource,
 )
-from acs_khaos_dagster.defs.tables import table_type
 from acs_khaos_dagster.flows import reconciliation as flow
 from acs_khaos_dagster.flows import tables
 from acs_khaos_dagster.flows.reconciliation import checks as rules

@@ -9,8 +9,8 @@ import dagster as dg
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.config import UK_TIME_ZONE
+from acs_khaos_dagster.dagster_kit.results import metadata
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS
-from acs_khaos_dagster.defs.common import metadata
 from acs_khaos_dagster.defs.resources import SettingsResource, StoreResource
 from acs_khaos_dagster.flows import personal_data
 

@@ -11,7 +11,6 @@ Dagster wiring only: the steps are ``flows.returns_intake``, ``flows.return_post
 """
 
 import json
-from dataclasses import dataclass
 from functools import partial
 
 import dagster as dg
@@ -19,16 +18,16 @@ import pandas as pd
 
 from acs_khaos_dagster.clock import integration_now
 from acs_khaos_dagster.connectors.acs.drop import open_drop
+from acs_khaos_dagster.dagster_kit.results import check_result, metadata
+from acs_khaos_dagster.dagster_kit.runs import JobRuns
+from acs_khaos_dagster.dagster_kit.tables import table_type
 from acs_khaos_dagster.defs.automation import SENSOR_STATUS
-from acs_khaos_dagster.defs.brand import brand_tags
-from acs_khaos_dagster.defs.common import RUN_IN_PROGRESS, check_result, metadata
 from acs_khaos_dagster.defs.resources import (
     AcsApiResource,
     KhaosApiResource,
     SettingsResource,
     StoreResource,
 )
-from acs_khaos_dagster.defs.tables import table_type
 from acs_khaos_dagster.flows import (
     refund_clock,
     return_moves,
@@ -162,28 +161,6 @@ returns_job = dg.define_asset_job(
 )
 
 
-@dataclass(frozen=True)
-class _InstanceRuns:
-    """The returns job's runs of this brand on the instance (``returns_intake.ReturnsRuns``)."""
-
-    instance: dg.DagsterInstance
-
-    def _runs(self, limit: int | None = None, **filters) -> list[dg.DagsterRun]:
-        tags = {**filters.pop("tags", {}), **brand_tags()}
-        found = dg.RunsFilter(job_name=returns_job.name, tags=tags, **filters)
-        return list(self.instance.get_runs(filters=found, limit=limit))
-
-    def one_has_ended(self) -> bool:
-        runs = self._runs(limit=1)
-        return bool(runs) and runs[0].status not in RUN_IN_PROGRESS
-
-    def one_in_progress(self) -> bool:
-        return bool(self._runs(limit=1, statuses=list(RUN_IN_PROGRESS)))
-
-    def tagged(self, key: str) -> int:
-        return len(self._runs(tags={returns_intake.UNFINISHED_TAG: key}))
-
-
 @dg.sensor(
     job=returns_job,
     default_status=SENSOR_STATUS,
@@ -199,7 +176,7 @@ def acs_returns_file_sensor(
         news = returns_intake.returns_files_news(db, drop, seen)
     # Remember only files still there, so the cursor stays small.
     context.update_cursor(json.dumps(news.fingerprints))
-    answer = returns_intake.files_sensor_answer(news, _InstanceRuns(context.instance))
+    answer = returns_intake.files_sensor_answer(news, JobRuns(context.instance, returns_job.name))
     if answer.run_key is None:
         return dg.SkipReason(answer.skip)
     return dg.RunRequest(run_key=answer.run_key, tags=answer.tags)

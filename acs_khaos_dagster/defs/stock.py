@@ -22,19 +22,20 @@ import pandas as pd
 
 from acs_khaos_dagster.config import UK_TIME_ZONE
 from acs_khaos_dagster.connectors.acs.drop import open_drop
+from acs_khaos_dagster.dagster_kit.brand import brand_key
+from acs_khaos_dagster.dagster_kit.checks import owned_by, partitioned_check
+from acs_khaos_dagster.dagster_kit.results import check_result, metadata
+from acs_khaos_dagster.dagster_kit.tables import table_type
 from acs_khaos_dagster.defs.automation import SCHEDULE_STATUS, SENSOR_STATUS
-from acs_khaos_dagster.defs.brand import brand_key
-from acs_khaos_dagster.defs.checks import owned_by, partitioned_check
-from acs_khaos_dagster.defs.common import check_result, dispatch, metadata
 from acs_khaos_dagster.defs.partitions import SNAPSHOT_DAYS
 from acs_khaos_dagster.defs.resources import KhaosApiResource, SettingsResource, StoreResource
-from acs_khaos_dagster.defs.tables import table_type
 from acs_khaos_dagster.flows import stock_figures as figures
 from acs_khaos_dagster.flows import stock_placement as placement
 from acs_khaos_dagster.flows import stock_push as push
 from acs_khaos_dagster.flows import stock_snapshot as snapshot
 from acs_khaos_dagster.flows import stock_triggers as triggers
 from acs_khaos_dagster.flows import tables
+from acs_khaos_dagster.flows.common import dispatch
 from acs_khaos_dagster.flows.figures import bullets
 from acs_khaos_dagster.flows.stock_snapshot import SnapshotError, partition_day
 

@@ -3,7 +3,7 @@
 A flow's result hands ``defs/`` a mapping of figures: a number is plotted across
 materialisations, a string is shown as text (settings, ids: never plotted), a
 ``Markdown`` is a table, a ``FileLink`` a report the UI opens. An asset check's rule
-returns a ``Verdict``. ``defs/common.py`` turns both into Dagster's metadata and check
+returns a ``Verdict``. ``dagster_kit/results.py`` turns both into Dagster's metadata and check
 results, so the flow and its tests never see Dagster.
 """
 

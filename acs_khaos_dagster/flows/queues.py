@@ -2,7 +2,7 @@
 read effects' states, send the due effects of some kinds inside the run, and record
 thousands of rows a batch per transaction.
 
-Moved from ``defs/common.py`` (which re-exports them) so that flows need no Dagster.
+Moved from ``dagster_kit/results.py`` (which re-exports them) so that flows need no Dagster.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
@@ -192,8 +193,8 @@ class ReturnsRuns(Protocol):
 
     def one_in_progress(self) -> bool: ...
 
-    def tagged(self, key: str) -> int:
-        """How many runs retried the unfinished files of ``key`` so far."""
+    def tagged(self, tags: Mapping[str, str]) -> int:
+        """How many runs carry ``tags`` (those that retried some unfinished files so far)."""
         ...
 
 
@@ -225,7 +226,7 @@ def files_sensor_answer(news: FilesNews, runs: ReturnsRuns) -> SensorAnswer:
     if runs.one_in_progress():
         return SensorAnswer(skip=f"a run is taking in {names}")
     key = files_key(stuck)
-    tried = runs.tagged(key)
+    tried = runs.tagged({UNFINISHED_TAG: key})
     if tried >= UNFINISHED_RETRIES:
         return SensorAnswer(skip=f"{names} still unfinished after {tried} runs: see their failures")
     return SensorAnswer(f"unfinished:{key}:{tried}", {UNFINISHED_TAG: key})

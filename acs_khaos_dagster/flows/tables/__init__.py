@@ -1,7 +1,7 @@
 """The tables the flows produce, as pandera models: one module per group.
 
 Dagster builds each table asset's type (and its column schema in the UI) from these
-(``defs/tables.py``); a flow can validate a frame with the same model without Dagster.
+(``dagster_kit/tables.py``); a flow can validate a frame with the same model without Dagster.
 """
 
 from acs_khaos_dagster.flows.tables._str_check import install as _install_str_check

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 
 import dagster as dg
 
-from acs_khaos_dagster.defs.checks import partitioned_check
+from acs_khaos_dagster.dagster_kit.checks import partitioned_check
 
 CHECK_NAME = "pandera_model"
 
