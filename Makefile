@@ -67,8 +67,9 @@ bench: setup
 chaos: setup
 	$(BIN)/python scripts/chaos.py
 
-# The layers (.importlinter): defs -> flows -> store : connectors -> domain; the domain does
-# no I/O and reads no settings; flows never import Dagster; defs import no SQL or HTTP.
+# The layers (.importlinter): defs -> dagster_kit -> flows -> store : connectors -> domain; the
+# domain does no I/O and reads no settings; flows never import Dagster; defs and dagster_kit
+# import no SQL or HTTP.
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

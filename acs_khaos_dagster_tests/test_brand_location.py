@@ -1,6 +1,6 @@
 """A brand is a code location: its keys, checks, jobs, pools and runs carry the brand code.
 
-``defs.brand.branded`` turns the integration's definitions into one brand's; these tests
+``dagster_kit.brand.branded`` turns the integration's definitions into one brand's; these tests
 compare a brand's location with the unbranded one, definition by definition.
 """
 

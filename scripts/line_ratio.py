@@ -3,7 +3,7 @@
     .venv/bin/python scripts/line_ratio.py
 
 Prints non-blank lines of Python under the tests against non-blank lines of the package
-(the store's migrations left out), the lines of ``defs/`` (the Dagster wiring) and the
+(the store's migrations left out), the lines of ``defs/`` (the Dagster wiring) and ``dagster_kit/`` and the
 largest modules. Counts lines only; whether each test would fail if its feature broke is
 for review. ``test_code_layout.py`` holds the size limits in CI.
 """
@@ -32,11 +32,11 @@ def main() -> None:
     code = non_blank_lines(CODE, leave_out=MIGRATIONS)
     tests = non_blank_lines(TESTS)
     print(f"tests {tests} / code {code} (non-blank lines, no migrations) = {tests / code:.2f}")
-    defs = sorted((CODE / "defs").glob("*.py"))
-    total = sum(len(p.read_text(encoding="utf-8").splitlines()) for p in defs)
-    print(
-        f"defs/: {total} lines in {len(defs)} modules ({non_blank_lines(CODE / 'defs')} non-blank)"
-    )
+    for folder in ("defs", "dagster_kit"):
+        modules = sorted((CODE / folder).glob("*.py"))
+        total = sum(len(p.read_text(encoding="utf-8").splitlines()) for p in modules)
+        written = non_blank_lines(CODE / folder)
+        print(f"{folder}/: {total} lines in {len(modules)} modules ({written} non-blank)")
     sizes = sorted(
         (len(p.read_text(encoding="utf-8").splitlines()), p.relative_to(ROOT))
         for p in CODE.rglob("*.py")

@@ -36,7 +36,7 @@ from acs_khaos_dagster.domain.reconciliation.stock import (
 
 @dataclass(frozen=True)
 class Finding:
-    """One problem for the exception queue (``defs.common.sync_exceptions`` takes these).
+    """One problem for the exception queue (``flows.common.sync_exceptions`` takes these).
 
     ``entity_ref`` is stable — it names the thing, never the day or the run — so the
     same problem seen every night is one exception: one alert when it opens, one when it
