@@ -4,8 +4,8 @@
 
 Prints non-blank lines of Python under the tests against non-blank lines of the package
 (the store's migrations left out), the lines of ``defs/`` (the Dagster wiring) and of
-``dagster_kit/``, and the largest modules. Counts lines only; whether each test would fail if its feature broke is
-for review. ``test_code_layout.py`` holds the size limits in CI.
+``dagster_kit/``, and the largest modules. Counts lines only; whether each test would
+fail if its feature broke is for review. ``test_code_layout.py`` holds the size limits in CI.
 """
 
 from __future__ import annotations
