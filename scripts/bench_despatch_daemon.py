@@ -22,8 +22,9 @@ starting (the queue daemon took it and the launcher spawns the run worker), star
 run worker has imported the code location), first step, end.
 
 ``BENCH_DAEMON_YAML=path`` replaces the repository's ``dagster.yaml`` (to try a setting,
-such as the run queue's ``dequeue_interval_seconds``); ``BENCH_DAEMON_KEEP=dir`` keeps the
-instance, the store and the daemon's log there.
+such as the run queue's ``dequeue_interval_seconds``); ``BENCH_DAEMON_SENSOR_INTERVAL_S=n``
+sets the despatch sensor's interval instead of the default; ``BENCH_DAEMON_KEEP=dir`` keeps
+the instance, the store and the daemon's log there.
 """
 
 from __future__ import annotations
@@ -198,6 +199,8 @@ def measure_daemon(
         env["DAGSTER_HOME"] = str(home)
         env["ACS_KHAOS_DATA_DIR"] = str(work / "data")
         env["ACS_KHAOS_AUTOMATION"] = "running"
+        if interval := os.environ.get("BENCH_DAEMON_SENSOR_INTERVAL_S"):  # a what-if
+            env["ACS_KHAOS_ORDERS__DESPATCH_SENSOR_INTERVAL_S"] = interval
         # A developer's make dev caches bytecode: each run worker imports the code location
         # from .pyc, not from source (this sandbox's shell may say otherwise).
         env.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -297,7 +300,11 @@ def summarise(
         by_job[str(row["job"])] = by_job.get(str(row["job"]), 0) + 1
     return {
         "mode": "daemon",
-        "interval_s": OrderSettings().despatch_sensor_interval_s,
+        "interval_s": int(
+            os.environ.get(
+                "BENCH_DAEMON_SENSOR_INTERVAL_S", OrderSettings().despatch_sensor_interval_s
+            )
+        ),
         "events": len(appeared),
         "posted": len(delays),
         "duplicates_in_khaos": len(refs) - len(set(refs)),

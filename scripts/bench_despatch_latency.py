@@ -293,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.daemon
         else "runs in process (the daemon's run launch is measured by --daemon)"
     )
+    from acs_khaos_dagster.config import OrderSettings
+
+    default = OrderSettings().despatch_sensor_interval_s
+    interval_source = "default" if result["interval_s"] == default else f"default {default}"
     text = "\n".join(
         [
             section,
@@ -301,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
             f"- machine: {platform.node()} · {platform.machine()} · "
             f"{os.cpu_count()} CPUs · Python {platform.python_version()}",
             f"- command: `.venv/bin/python {command}` (scenario {size}, seed 7)",
-            f"- sensor interval: {result['interval_s']} s (default); {how}",
+            f"- sensor interval: {result['interval_s']} s ({interval_source}); {how}",
             "",
             "| measure | events | p50 (s) | p95 (s) | max (s) |",
             "| --- | --- | --- | --- | --- |",
