@@ -3,8 +3,18 @@ the UI, its result tied to the partition it validated."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
-from dagster import AssetKey, build_asset_check_context, materialize
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    AssetSelection,
+    Definitions,
+    build_asset_check_context,
+    define_asset_job,
+    materialize,
+)
 
 from acs_khaos_dagster.dagster_kit.pandera_checks import CHECK_NAME
 from acs_khaos_dagster.defs.resources import default_resources
@@ -63,6 +73,86 @@ def test_the_snapshot_check_runs_after_each_day_and_reports_that_day(
     [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == CHECK_NAME]
     assert evaluation.passed and evaluation.partition == day
     assert evaluation.metadata["rows"].value > 0
+
+
+def _stock_day(integration: IntegrationHarness) -> tuple[str, str]:
+    integration.run("khaos_sku_master", "acs_product_registry", "sku_mapping")
+    path = next(p for p in integration.sandbox.acs.write_daily_files() if "stock_units" in p.name)
+    return path.name, partition_day(
+        path.name, pd.Timestamp(path.stat().st_mtime, unit="s", tz="UTC")
+    )
+
+
+def _snapshot_run(integration: IntegrationHarness, day: str, file: str = "", check_only=False):
+    from acs_khaos_dagster.definitions import defs
+
+    key = AssetKey("acs_stock_snapshot")
+    if check_only:  # the check alone, as a person runs it from the UI
+        job = define_asset_job(
+            "check_alone",
+            selection=AssetSelection.checks(AssetCheckKey(key, CHECK_NAME)),
+        )
+        alone = Definitions(
+            assets=[defs.get_assets_def(key)],
+            asset_checks=[_checks()["acs_stock_snapshot"]],
+            jobs=[job],
+            resources=default_resources(),
+        )
+        # As the UI starts it: the day as the run's partition tag.
+        return alone.resolve_job_def("check_alone").execute_in_process(
+            instance=integration.instance, tags={"dagster/partition": day}
+        )
+    return materialize(
+        [*defs.assets, *defs.asset_checks],
+        selection=AssetSelection.assets(key),
+        partition_key=day,
+        resources=default_resources(),
+        instance=integration.instance,
+        run_config={"ops": {"acs_stock_snapshot": {"config": {"file": file}}}},
+    )
+
+
+def test_in_the_run_that_stored_the_table_the_check_reports_the_type_check_not_a_second_validation(
+    integration: IntegrationHarness, monkeypatch
+) -> None:
+    import pandera.pandas as pa
+
+    file, day = _stock_day(integration)
+    validations = []
+    validate = pa.DataFrameSchema.validate
+
+    def counted(schema, *args, **kwargs):
+        validations.append(schema.name)
+        return validate(schema, *args, **kwargs)
+
+    monkeypatch.setattr(pa.DataFrameSchema, "validate", counted)
+    result = _snapshot_run(integration, day, file)
+
+    [evaluation] = [e for e in result.get_asset_check_evaluations() if e.check_name == CHECK_NAME]
+    assert evaluation.passed
+    assert evaluation.metadata["validated_by"].value == "output type check"
+    assert validations.count("SnapshotStatusCountsSchema") == 1
+
+
+def test_run_on_its_own_the_check_validates_the_stored_table_and_fails_a_broken_one(
+    integration: IntegrationHarness,
+) -> None:
+    import pickle
+
+    file, day = _stock_day(integration)
+    _snapshot_run(integration, day, file)
+    alone = _snapshot_run(integration, day, check_only=True)
+    [evaluation] = alone.get_asset_check_evaluations()
+    assert evaluation.passed and "validated_by" not in evaluation.metadata
+
+    # The stored table, changed behind Dagster's back: only a real validation sees it.
+    stored = Path(integration.instance.storage_directory()) / "acs_stock_snapshot" / day
+    broken = pd.DataFrame({"sku": ["S"], "status": ["x"], "bucket": ["nowhere"], "units": [-1]})
+    stored.write_bytes(pickle.dumps(broken))
+    [evaluation] = _snapshot_run(
+        integration, day, None, check_only=True
+    ).get_asset_check_evaluations()
+    assert evaluation.passed is False and evaluation.partition == day
 
 
 def test_str_columns_are_checked_without_a_python_call_per_value_and_still_fail_a_non_str(
