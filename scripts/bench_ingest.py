@@ -109,7 +109,23 @@ def _run_stock_job(path: Path, work: Path, *catalogue_assets: object) -> dict[st
         "units": int(units.value),
         "checks": checks,
         "peak_mib": common.peak_rss_mib(),
+        "steps": _step_seconds(instance, result.run_id),
     }
+
+
+def _step_seconds(instance: object, run_id: str) -> dict[str, float]:
+    """Each step's wall time, from its start and end events in the run's event log."""
+    started: dict[str, float] = {}
+    took: dict[str, float] = {}
+    for entry in instance.all_logs(run_id):  # type: ignore[attr-defined]
+        event = entry.dagster_event
+        if event is None or event.step_key is None:
+            continue
+        if event.event_type_value == "STEP_START":
+            started[event.step_key] = entry.timestamp
+        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE"):
+            took[event.step_key] = round(entry.timestamp - started[event.step_key], 3)
+    return took
 
 
 def _child(mode: str, path: Path, folder: Path) -> dict[str, float]:
@@ -151,6 +167,8 @@ def report(result: dict[str, object]) -> str:
             f"peak {run['peak_mib']:6.0f} MiB ({run['checks']:.0f} checks)",
             f"  ratio {ratio:.2f}x (target ≤{TARGET_RATIO}): {verdict}; "
             f"peak ≤{TARGET_PEAK_MIB} MiB: {memory}",
+            "  steps (best run): "
+            + ", ".join(f"{step} {sec:.2f}s" for step, sec in run.get("steps", {}).items()),
         ]
     )
 
