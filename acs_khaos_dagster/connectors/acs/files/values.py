@@ -224,8 +224,7 @@ def _single_value(column: pa.ChunkedArray, name: str, problems: list[str], pick:
         # One value in every row (a snapshot's time): what counting would find, in one pass.
         bounds = pc.min_max(column).as_py()
         if bounds["min"] == bounds["max"]:
-            value = bounds["min"]
-            return None if value in (None, "") else value
+            return bounds["min"]
     counts = pc.value_counts(column.combine_chunks()).to_pylist()
     values = [c["values"] for c in counts if c["values"] not in (None, "")]
     if not values:
