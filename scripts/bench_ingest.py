@@ -93,19 +93,21 @@ def _run_stock_job(path: Path, work: Path, *catalogue_assets: object) -> dict[st
     # (the pandera models' included, which load each stored table and validate it again).
     job = defs.resolve_job_def("stock_snapshot_job")
     day = partition_day(path.name, datetime.fromtimestamp(path.stat().st_mtime, UTC))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = job.execute_in_process(
         instance=instance,
         partition_key=day,
         run_config={**QUIET, "ops": {"acs_stock_snapshot": {"config": {"file": path.name}}}},
     )
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu
     if not result.success:
         raise SystemExit("the stock job failed")
     checks = len(result.get_asset_check_evaluations())
     units = result.asset_materializations_for_node("acs_stock_snapshot")[0].metadata["units"]
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "units": int(units.value),
         "checks": checks,
         "peak_mib": common.peak_rss_mib(),
@@ -122,16 +124,18 @@ def measure(size: str, repeat: int = 1, seed: int = common.DEFAULT_SEED) -> dict
     folder = common.scenario_dir(size, seed)
     path = common.stock_file(folder)
     bench_snapshot._inputs(folder)
+    runs: dict[str, list[dict[str, float]]] = {"baseline": [], "dagster": []}
     base, run = common.best_alternated(
         repeat,
-        lambda: _child("baseline", path, folder),
-        lambda: _child("dagster", path, folder),
+        lambda: bench_snapshot._kept(runs["baseline"], _child("baseline", path, folder)),
+        lambda: bench_snapshot._kept(runs["dagster"], _child("dagster", path, folder)),
     )
     return {
         **common.file_figures(size, path, repeat),
         "baseline": base,
         "dagster": run,
         "ratio": run["seconds"] / base["seconds"],
+        **bench_snapshot.cpu_figures(runs["baseline"], runs["dagster"]),
     }
 
 
@@ -151,6 +155,7 @@ def report(result: dict[str, object]) -> str:
             f"peak {run['peak_mib']:6.0f} MiB ({run['checks']:.0f} checks)",
             f"  ratio {ratio:.2f}x (target ≤{TARGET_RATIO}): {verdict}; "
             f"peak ≤{TARGET_PEAK_MIB} MiB: {memory}",
+            bench_snapshot.cpu_line(result),
         ]
     )
 
