@@ -141,7 +141,7 @@ def price_series(cost_prices: Mapping[int, Any]) -> pd.Series:
     """``pd.Series(dict(cost_prices))``, built without hashing 50k keys again when every
     StockID is an ``int`` (what ``cost_prices_from`` gives)."""
     keys, values = list(cost_prices.keys()), list(cost_prices.values())
-    if not keys or not all(type(k) is int for k in keys):
+    if not keys or set(map(type, keys)) != {int}:
         return pd.Series(dict(cost_prices))
     return pd.Series(
         np.fromiter(values, dtype=object, count=len(values)),
