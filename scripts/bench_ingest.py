@@ -145,7 +145,7 @@ def report(result: dict[str, object]) -> str:
     ratio = float(result["ratio"])  # type: ignore[arg-type]
     verdict = "pass" if ratio <= TARGET_RATIO else "MISS"
     memory = "pass" if run["peak_mib"] <= TARGET_PEAK_MIB else "MISS"
-    return "\n".join(
+    text = "\n".join(
         [
             f"stock ingestion through Dagster [{result['size']}] {result['file']} "
             f"({result['file_mib']:.0f} MiB), {run['units']:,} units, best of {result['runs']}",
@@ -155,9 +155,9 @@ def report(result: dict[str, object]) -> str:
             f"peak {run['peak_mib']:6.0f} MiB ({run['checks']:.0f} checks)",
             f"  ratio {ratio:.2f}x (target ≤{TARGET_RATIO}): {verdict}; "
             f"peak ≤{TARGET_PEAK_MIB} MiB: {memory}",
-            bench_snapshot.cpu_line(result),
         ]
     )
+    return text + "\n" + bench_snapshot.cpu_line(result)
 
 
 def main(argv: list[str] | None = None) -> int:
