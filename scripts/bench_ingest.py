@@ -93,19 +93,21 @@ def _run_stock_job(path: Path, work: Path, *catalogue_assets: object) -> dict[st
     # (the pandera models' included, which load each stored table and validate it again).
     job = defs.resolve_job_def("stock_snapshot_job")
     day = partition_day(path.name, datetime.fromtimestamp(path.stat().st_mtime, UTC))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = job.execute_in_process(
         instance=instance,
         partition_key=day,
         run_config={**QUIET, "ops": {"acs_stock_snapshot": {"config": {"file": path.name}}}},
     )
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu
     if not result.success:
         raise SystemExit("the stock job failed")
     checks = len(result.get_asset_check_evaluations())
     units = result.asset_materializations_for_node("acs_stock_snapshot")[0].metadata["units"]
     return {
         "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "units": int(units.value),
         "checks": checks,
         "peak_mib": common.peak_rss_mib(),
@@ -138,16 +140,18 @@ def measure(size: str, repeat: int = 1, seed: int = common.DEFAULT_SEED) -> dict
     folder = common.scenario_dir(size, seed)
     path = common.stock_file(folder)
     bench_snapshot._inputs(folder)
+    runs: dict[str, list[dict[str, float]]] = {"baseline": [], "dagster": []}
     base, run = common.best_alternated(
         repeat,
-        lambda: _child("baseline", path, folder),
-        lambda: _child("dagster", path, folder),
+        lambda: bench_snapshot._kept(runs["baseline"], _child("baseline", path, folder)),
+        lambda: bench_snapshot._kept(runs["dagster"], _child("dagster", path, folder)),
     )
     return {
         **common.file_figures(size, path, repeat),
         "baseline": base,
         "dagster": run,
         "ratio": run["seconds"] / base["seconds"],
+        **bench_snapshot.cpu_figures(runs["baseline"], runs["dagster"]),
     }
 
 
@@ -157,7 +161,7 @@ def report(result: dict[str, object]) -> str:
     ratio = float(result["ratio"])  # type: ignore[arg-type]
     verdict = "pass" if ratio <= TARGET_RATIO else "MISS"
     memory = "pass" if run["peak_mib"] <= TARGET_PEAK_MIB else "MISS"
-    return "\n".join(
+    text = "\n".join(
         [
             f"stock ingestion through Dagster [{result['size']}] {result['file']} "
             f"({result['file_mib']:.0f} MiB), {run['units']:,} units, best of {result['runs']}",
@@ -171,6 +175,7 @@ def report(result: dict[str, object]) -> str:
             + ", ".join(f"{step} {sec:.2f}s" for step, sec in run.get("steps", {}).items()),
         ]
     )
+    return text + "\n" + bench_snapshot.cpu_line(result)
 
 
 def main(argv: list[str] | None = None) -> int:

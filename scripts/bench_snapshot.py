@@ -82,10 +82,15 @@ def _peak_mib() -> float:
 def child_baseline(path: Path) -> dict[str, float]:
     import pyarrow.csv as pacsv
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     table = pacsv.read_csv(path)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "rows": table.num_rows, "peak_mib": _peak_mib()}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu,
+        "rows": table.num_rows,
+        "peak_mib": _peak_mib(),
+    }
 
 
 def child_pipeline(path: Path, folder: Path) -> dict[str, float]:
@@ -112,7 +117,7 @@ def child_pipeline(path: Path, folder: Path) -> dict[str, float]:
     sites = KhaosSites()
     stages: dict[str, float] = {}
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     mark = started
 
     def lap(name: str) -> None:
@@ -155,6 +160,7 @@ def child_pipeline(path: Path, folder: Path) -> dict[str, float]:
     seconds = time.perf_counter() - started
     return {
         "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu,
         "peak_mib": _peak_mib(),
         "rows_read": read.rows_read,
         "units": read.units.num_rows,
@@ -214,18 +220,41 @@ def measure(
     if shuffled:
         path = shuffled_copy(path, seed)
     _inputs(folder)
+    runs: dict[str, list[dict[str, float]]] = {"baseline": [], "pipeline": []}
     base, pipe = common.best_alternated(
         repeat,
-        lambda: _child("baseline", path, folder),
-        lambda: _child("pipeline", path, folder),
+        lambda: _kept(runs["baseline"], _child("baseline", path, folder)),
+        lambda: _kept(runs["pipeline"], _child("pipeline", path, folder)),
     )
     return {
         **common.file_figures(size, path, repeat),
         "baseline": base,
         "pipeline": pipe,
         "ratio": pipe["seconds"] / base["seconds"],
+        **cpu_figures(runs["baseline"], runs["pipeline"]),
         "order": "shuffled" if shuffled else "in unit order",
     }
+
+
+def _kept(into: list[dict[str, float]], result: dict[str, float]) -> dict[str, float]:
+    into.append(result)
+    return result
+
+
+def cpu_figures(bases: list[dict[str, float]], runs: list[dict[str, float]]) -> dict[str, float]:
+    """The least CPU time (``time.process_time``: every thread, user and system) of each
+    side and their ratio: on a shared machine, where another process takes a core from the
+    multi-threaded parse, the CPU each side needs is steadier than its wall time."""
+    base = min(r["cpu_seconds"] for r in bases)
+    run = min(r["cpu_seconds"] for r in runs)
+    return {"baseline_cpu": base, "run_cpu": run, "cpu_ratio": run / base}
+
+
+def cpu_line(result: dict[str, object]) -> str:
+    return (
+        f"  cpu (least of the runs): baseline {result['baseline_cpu']:.2f} s, "
+        f"measured {result['run_cpu']:.2f} s, ratio {result['cpu_ratio']:.2f}x"
+    )
 
 
 def report(result: dict[str, object]) -> str:
@@ -243,6 +272,7 @@ def report(result: dict[str, object]) -> str:
         f"  pipeline                     {pipe['seconds']:7.2f} s peak {pipe['peak_mib']:6.0f} MiB",
         f"  ratio {ratio:.2f}x (target ≤{TARGET_RATIO}): {verdict}; "
         f"peak ≤{TARGET_PEAK_MIB} MiB: {memory}",
+        cpu_line(result),
         "  stages: "
         + ", ".join(f"{k[6:]} {v:.2f}s" for k, v in pipe.items() if k.startswith("stage_")),
         f"  plan: {pipe['plan_lines']} lines in {pipe['plan_groups']} groups, "

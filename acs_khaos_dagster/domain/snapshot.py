@@ -32,24 +32,42 @@ def status_counts(units: pa.Table, policy: StatusPolicy = DEFAULT_STATUS_POLICY)
         units_seen = per_code[seen]
     else:  # many distinct spellings: a sparse count
         seen, units_seen = np.unique(codes, return_counts=True)
-    # Sorted by (sku, status) on ranks of the small dictionaries, not on the strings.
+    # Sorted by (sku, status) on ranks of the small dictionaries, not on the strings: one
+    # integer key per pair (the status's rank is below ``width``), often already in order.
     sku_codes, status_codes = seen // width, seen % width
-    order = np.lexsort((_ranks(status.dictionary)[status_codes], _ranks(sku.dictionary)[sku_codes]))
+    key = _ranks(sku.dictionary)[sku_codes] * width + _ranks(status.dictionary)[status_codes]
+    if len(key) > 1 and not (key[1:] > key[:-1]).all():
+        order = np.argsort(key, kind="stable")
+        sku_codes, status_codes, units_seen = (
+            sku_codes[order],
+            status_codes[order],
+            units_seen[order],
+        )
+    # Each status's bucket once, by its code.
+    used = np.unique(status_codes)
+    names = status.dictionary.take(pa.array(used)).to_pylist()
+    bucket_of = np.empty(len(status.dictionary), dtype=object)
+    bucket_of[used] = [str(policy.bucket_for(value)) for value in names]
     frame = pd.DataFrame(
         {
-            "sku": sku.dictionary.take(pa.array(sku_codes[order])).to_pandas(),
-            "status": status.dictionary.take(pa.array(status_codes[order])).to_pandas(),
-            "units": units_seen[order],
+            "sku": sku.dictionary.take(pa.array(sku_codes)).to_pandas(),
+            "status": status.dictionary.take(pa.array(status_codes)).to_pandas(),
+            "units": units_seen,
         }
     )
-    buckets = {value: str(policy.bucket_for(value)) for value in frame["status"].unique()}
-    frame["bucket"] = frame["status"].map(buckets)
+    # (No rows: ``map`` as before, which types the empty column float64.)
+    frame["bucket"] = bucket_of[status_codes] if len(frame) else frame["status"].map({})
     frame["units"] = frame["units"].astype("int64")
     return frame[["sku", "status", "bucket", "units"]]
 
 
 def _ranks(values: pa.Array) -> np.ndarray:
     """Each value's position in sorted order (values are distinct)."""
+    if values.null_count == 0 and (
+        len(values) < 2
+        or pc.all(pc.less(values.slice(0, len(values) - 1), values.slice(1))).as_py()
+    ):
+        return np.arange(len(values), dtype=np.int64)  # already sorted (byte order = str order)
     ranks = np.empty(len(values), dtype=np.int64)
     ranks[np.argsort(values.to_numpy(zero_copy_only=False), kind="stable")] = np.arange(len(values))
     return ranks

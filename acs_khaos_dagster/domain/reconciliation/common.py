@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from acs_khaos_dagster.domain.stock_push import price_floats
+from acs_khaos_dagster.domain.stock_push import price_floats, price_series
 
 UK_TIME_ZONE = "Europe/London"
 ISSUED_STAGES: tuple[int, ...] = (70, 71, 72, 73)
@@ -45,7 +45,7 @@ def _cost_scaled(
     """CostPrice per row in ten-thousandths of a pound (float; NaN where unknown)."""
     if cost_prices is None:
         return pd.Series(np.nan, index=stock_ids.index, dtype=float)
-    series = cost_prices if isinstance(cost_prices, pd.Series) else pd.Series(dict(cost_prices))
+    series = cost_prices if isinstance(cost_prices, pd.Series) else price_series(cost_prices)
     series = price_floats(series.astype(object))
     series.index = series.index.astype("int64")
     return (stock_ids.map(series) * _COST_SCALE).round()

@@ -52,6 +52,7 @@ from acs_khaos_dagster.domain.stock_push.plan import (
     cost_prices_from,
     plan_push,
     price_floats,
+    price_series,
     should_push,
 )
 from acs_khaos_dagster.domain.stock_push.site_units import (
@@ -100,6 +101,7 @@ __all__ = [
     "move_ref",
     "plan_push",
     "price_floats",
+    "price_series",
     "should_push",
     "timing_corrections",
 ]

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -95,7 +96,7 @@ def should_push(snapshot_at: datetime, last_pushed_snapshot_at: datetime | None)
 
 
 def _cost_table(cost_prices: Mapping[int, Decimal] | pd.Series) -> pd.DataFrame:
-    series = cost_prices if isinstance(cost_prices, pd.Series) else pd.Series(dict(cost_prices))
+    series = cost_prices if isinstance(cost_prices, pd.Series) else price_series(cost_prices)
     # Through float is exact here: four decimal places of any real price survive x 10,000.
     scaled = (price_floats(series) * _COST_SCALE).round()
     scaled = scaled.dropna()
@@ -112,6 +113,12 @@ def price_floats(values: pd.Series) -> pd.Series:
     """
     if values.dtype != object:
         return pd.to_numeric(values, errors="coerce").astype(float)
+    try:
+        # numpy calls ``float()`` on each object in C (None gives NaN, as below); only a
+        # value ``float()`` refuses sends the column the per-value way.
+        return pd.Series(values.to_numpy().astype(float), index=values.index, dtype=float)
+    except (TypeError, ValueError):
+        pass
 
     def number(value: object) -> float:
         try:
@@ -125,8 +132,21 @@ def price_floats(values: pd.Series) -> pd.Series:
 def cost_prices_from(sku_map: pd.DataFrame) -> dict[int, Decimal]:
     """``stock_id → CostPrice`` from a ``sku_map`` with a ``cost_price`` column."""
     frame = sku_map.dropna(subset=["stock_id", "cost_price"]).drop_duplicates("stock_id")
-    pairs = zip(frame["stock_id"], frame["cost_price"], strict=True)
-    return {int(s): Decimal(str(c)) for s, c in pairs}
+    pairs = zip(frame["stock_id"].tolist(), frame["cost_price"].tolist(), strict=True)
+    # A Decimal is already what ``Decimal(str(c))`` makes of it (same digits and exponent).
+    return {int(s): c if type(c) is Decimal else Decimal(str(c)) for s, c in pairs}
+
+
+def price_series(cost_prices: Mapping[int, Any]) -> pd.Series:
+    """``pd.Series(dict(cost_prices))``, built without hashing 50k keys again when every
+    StockID is an ``int`` (what ``cost_prices_from`` gives)."""
+    keys, values = list(cost_prices.keys()), list(cost_prices.values())
+    if not keys or set(map(type, keys)) != {int}:
+        return pd.Series(dict(cost_prices))
+    return pd.Series(
+        np.fromiter(values, dtype=object, count=len(values)),
+        index=pd.Index(np.array(keys, dtype=np.int64)),
+    )
 
 
 def _hold_priority(sites: KhaosSites) -> tuple[dict[int, int], dict[int, int]]:

@@ -93,95 +93,105 @@ def acs_site_units(
         dupes = sorted(sku_map.loc[sku_map["sku"].duplicated(), "sku"].astype(str).unique())
         raise ValueError(f"sku_map lists these SKUs more than once: {dupes[:10]}")
 
-    frame = counts[["sku", "status", "units"]].copy()
-    frame["sku"] = frame["sku"].astype(str)
-    frame["units"] = frame["units"].astype("int64")
+    # Row arrays, not a frame: only the few rows of the side reports become frames; the
+    # ~150k placed rows are grouped on integer keys (StockID, site, status code) in numpy.
+    sku = counts["sku"].astype(str).to_numpy(dtype=object)
+    units_in = counts["units"].astype("int64").to_numpy()
     by_sku = sku_map.set_index(sku_map["sku"].astype(str))
     # One look-up of each row's SKU for both columns (a missing SKU: NaN, as a map gives).
-    at = by_sku.index.get_indexer(frame["sku"])
+    at = by_sku.index.get_indexer(sku)
     found = at >= 0
     safe = np.where(found, at, 0)
     stock_ids = by_sku["stock_id"].to_numpy()
     hire = by_sku["is_hire"].astype("boolean").fillna(False).to_numpy(dtype=bool)
     if found.all():
-        frame["stock_id"] = stock_ids[at]
+        stock_col = stock_ids[at]
         _hire = hire[at]
     elif found.any():
-        frame["stock_id"] = np.where(found, stock_ids[safe].astype("float64"), np.nan)
+        stock_col = np.where(found, stock_ids[safe].astype("float64"), np.nan)
         _hire = found & hire[safe]
     else:
-        frame["stock_id"] = np.full(len(frame), np.nan)
+        stock_col = np.full(len(sku), np.nan)
         _hire = found
+    matched = pd.notna(stock_col)
 
     # Classify each distinct status once (its code), never per row: bucket and site per
     # (status, hire flag) as arrays indexed by the status's code.
-    codes, statuses = pd.factorize(frame["status"].astype(str))
+    codes, statuses = pd.factorize(counts["status"].astype(str))
     buckets, site_ids = [], []
     for status in statuses:
         rule = policy.rule_for(status)
         buckets.append(str(rule.bucket))
         site_ids.append([-1 if (x := site_id_for(rule, h, sites)) is None else x for h in (0, 1)])
-    frame["status"] = np.asarray(statuses, dtype=object)[codes]
-    frame["_hire"] = _hire
-    frame["bucket"] = np.asarray(buckets, dtype=object)[codes]
+    status_names = np.asarray(statuses, dtype=object)
+    bucket_names = np.asarray(buckets, dtype=object)
     site_table = np.asarray(site_ids, dtype="int64").reshape(-1, 2)
-    frame["site_id"] = site_table[codes, _hire.astype("int64")]
-    frame["_status_code"] = codes
+    site_id = site_table[codes, _hire.astype("int64")]
     # (bucket, status) order of the codes: detail is sorted by those strings.
     rank = np.empty(len(statuses), dtype="int64")
     rank[sorted(range(len(statuses)), key=lambda i: (buckets[i], statuses[i]))] = np.arange(
         len(statuses)
     )
+    code_unknown = bucket_names == str(StockBucket.UNKNOWN)
+    code_selling = np.isin(bucket_names, [str(StockBucket.SELLABLE), str(StockBucket.ALLOCATED)])
+    is_unknown = code_unknown[codes] if len(codes) else np.zeros(0, dtype=bool)
+    selling_bucket = code_selling[codes] if len(codes) else np.zeros(0, dtype=bool)
 
-    is_unknown = frame["bucket"] == str(StockBucket.UNKNOWN)
+    def rows(mask: np.ndarray, *columns: str) -> pd.DataFrame:
+        """The rows under ``mask`` as a frame (the side reports: few rows)."""
+        picked = codes[mask]
+        values = {
+            "sku": sku[mask],
+            "bucket": bucket_names[picked],
+            "status": status_names[picked],
+            "units": units_in[mask],
+        }
+        return pd.DataFrame({c: values[c] for c in columns})
+
     unknown = (
-        frame.loc[is_unknown]
+        rows(is_unknown, "status", "units")
         .groupby("status", as_index=False)["units"]
         .sum()
         .sort_values(["units", "status"], ascending=[False, True], ignore_index=True)
     )
-    matched = frame["stock_id"].notna()
     unmatched = (
-        frame.loc[~matched].groupby("sku", as_index=False)["units"].sum().sort_values("sku")
+        rows(~matched, "sku", "units")
+        .groupby("sku", as_index=False)["units"]
+        .sum()
+        .sort_values("sku")
     ).reset_index(drop=True)
-    selling_bucket = frame["bucket"].isin([str(StockBucket.SELLABLE), str(StockBucket.ALLOCATED)])
     unmatched_selling = (
-        frame.loc[~matched & selling_bucket]
+        rows(~matched & selling_bucket, "sku", "units")
         .groupby("sku", as_index=False)["units"]
         .sum()
         .sort_values("sku")
         .reset_index(drop=True)
     )
-
-    placed = frame.loc[matched & ~is_unknown].copy()
-    placed["stock_id"] = placed["stock_id"].astype("int64")
-    on_site = placed["site_id"] >= 0
+    placed = matched & ~is_unknown
     off_site = (
-        placed.loc[~on_site]
+        rows(placed & (site_id < 0), "bucket", "status", "units")
         .groupby(["bucket", "status"], as_index=False)["units"]
         .sum()
         .reset_index(drop=True)
     )
-    placed = placed.loc[on_site]
-    placed["site_id"] = placed["site_id"].astype("int64")
+    placed &= site_id >= 0
     # bucket follows from status, so grouping on the status's code groups the same rows.
-    detail = placed.groupby(["stock_id", "site_id", "_status_code"], as_index=False, sort=False)[
-        "units"
-    ].sum()
-    detail_codes = detail["_status_code"].to_numpy()
-    detail = (
-        detail.assign(
-            bucket=np.asarray(buckets, dtype=object)[detail_codes],
-            status=np.asarray(statuses, dtype=object)[detail_codes],
-            _rank=rank[detail_codes],
-        )
-        .sort_values(["stock_id", "site_id", "_rank"], ignore_index=True)
-        .drop(columns=["_rank", "_status_code"])
+    detail = _sum_sorted(
+        stock_col[placed].astype("int64"),
+        site_id[placed],
+        codes[placed].astype("int64"),
+        rank,
+        units_in[placed],
     )
-    units = (
-        detail.groupby(["stock_id", "site_id"], as_index=False)["units"]
-        .sum()
-        .sort_values(["stock_id", "site_id"], ignore_index=True)
+    detail_codes = detail.pop("_status_code").to_numpy()
+    detail["bucket"] = bucket_names[detail_codes]
+    detail["status"] = status_names[detail_codes]
+    # Detail is sorted by StockID and site: each place's rows are consecutive.
+    place_stock, place_site = detail["stock_id"].to_numpy(), detail["site_id"].to_numpy()
+    starts = _run_starts(place_stock, place_site)
+    totals = np.add.reduceat(detail["units"].to_numpy(), starts) if len(starts) else starts
+    units = pd.DataFrame(
+        {"stock_id": place_stock[starts], "site_id": place_site[starts], "units": totals}
     )
     units = units.loc[units["units"] > 0].reset_index(drop=True)
     return SiteUnits(
@@ -191,4 +201,38 @@ def acs_site_units(
         unmatched=unmatched[["sku", "units"]],
         off_site=off_site[["bucket", "status", "units"]],
         unmatched_selling=unmatched_selling[["sku", "units"]],
+    )
+
+
+def _run_starts(*keys: np.ndarray) -> np.ndarray:
+    """Where each run of equal key tuples starts in rows sorted by those keys."""
+    if len(keys[0]) == 0:
+        return np.zeros(0, dtype=np.int64)
+    change = np.zeros(len(keys[0]), dtype=bool)
+    change[0] = True
+    for key in keys:
+        change[1:] |= key[1:] != key[:-1]
+    return np.flatnonzero(change)
+
+
+def _sum_sorted(
+    stock_id: np.ndarray,
+    site_id: np.ndarray,
+    code: np.ndarray,
+    rank: np.ndarray,
+    units: np.ndarray,
+) -> pd.DataFrame:
+    """Units summed per (StockID, site, status code), sorted by StockID, site and the
+    code's rank: what a pandas group-by and sort on those columns gives, on integers."""
+    order = np.lexsort((rank[code], site_id, stock_id)) if len(code) else code
+    stock_id, site_id, code, units = stock_id[order], site_id[order], code[order], units[order]
+    starts = _run_starts(stock_id, site_id, code)
+    totals = np.add.reduceat(units, starts) if len(starts) else units[:0]
+    return pd.DataFrame(
+        {
+            "stock_id": stock_id[starts],
+            "site_id": site_id[starts],
+            "_status_code": code[starts],
+            "units": totals.astype("int64"),
+        }
     )

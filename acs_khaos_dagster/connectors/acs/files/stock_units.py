@@ -9,7 +9,7 @@ latest rows that disagree on the status make the unit ``CONFLICT_STATUS``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -129,7 +129,30 @@ def _classify(
     return status, bucket
 
 
-def _strictly_increasing(values: pa.Array) -> bool:
+def _future_lines(good: pa.Table) -> list[int]:
+    """Line numbers of rows whose ``last_event_at`` runs ahead of their ``snapshot_at``.
+
+    Two reductions answer for nearly every file (no event after the earliest snapshot
+    time plus the tolerance); only then is each row compared.
+    """
+    latest = pc.max(good["last_event_at"]).cast(pa.int64()).as_py()
+    snapshots = pc.min_max(good["snapshot_at"].cast(pa.int64())).as_py()
+    tolerance = _FUTURE_TOLERANCE // timedelta(microseconds=1)
+    # (Only while Arrow's own addition below cannot overflow: then both ways agree.)
+    if (
+        latest is not None
+        and snapshots["min"] is not None
+        and snapshots["max"] + tolerance < 2**63
+        and latest <= snapshots["min"] + tolerance
+    ):
+        return []
+    ahead = pc.greater(
+        good["last_event_at"], pc.add(good["snapshot_at"], pa.scalar(_FUTURE_TOLERANCE))
+    )
+    return pc.filter(good["line_number"], ahead).to_pylist()
+
+
+def _strictly_increasing(values: pa.Array | pa.ChunkedArray) -> bool:
     if len(values) < 2:
         return True
     ordered = pc.less(values.slice(0, len(values) - 1), values.slice(1))
@@ -138,9 +161,9 @@ def _strictly_increasing(values: pa.Array) -> bool:
 
 def _resolve_duplicates(table: pa.Table) -> tuple[pa.Table, int, list[StatusConflict]]:
     """Keep each unit's latest row; mark units whose latest rows disagree as conflicting."""
-    unique_skus = table["unique_sku"].combine_chunks()
-    if _strictly_increasing(unique_skus):
+    if _strictly_increasing(table["unique_sku"]):  # compared chunk by chunk, never copied
         return table, 0, []  # a file in unit order shows it lists no unit twice in one pass
+    unique_skus = table["unique_sku"].combine_chunks()
     # Dictionary codes counted with numpy: cheaper than a hash group-by over every unit.
     encoded = pc.dictionary_encode(unique_skus)
     per_code = np.bincount(encoded.indices.to_numpy(zero_copy_only=False))
@@ -281,10 +304,7 @@ def _stock_file_read(
     good = good.drop_columns(["status"]).append_column("status_raw", status_raw)
     good = good.append_column("status", status).append_column("bucket", bucket)
     good = good.select(STOCK_UNITS_SCHEMA.names)
-    ahead = pc.greater(
-        good["last_event_at"], pc.add(good["snapshot_at"], pa.scalar(_FUTURE_TOLERANCE))
-    )
-    future_lines = pc.filter(good["line_number"], ahead).to_pylist()
+    future_lines = _future_lines(good)
     good, removed, conflicts = _resolve_duplicates(good)
     good = good.cast(STOCK_UNITS_SCHEMA)
 
