@@ -71,15 +71,14 @@ def acs_stock_snapshot(
     config: SnapshotConfig,
     settings: SettingsResource,
     store: StoreResource,
-) -> pd.DataFrame:
+) -> dg.Output[pd.DataFrame]:
     conf, day, run_id = settings.load(), context.partition_key, context.run.run_id
     try:
         with open_drop(conf) as drop, store.connect() as db:
             took = snapshot.take_in_snapshot(db, drop, conf, day, config.file, run_id)
     except SnapshotError as exc:
         raise _failure(exc) from exc
-    context.add_output_metadata(metadata(figures.snapshot_figures(took)))
-    return took.counts
+    return dg.Output(took.counts, metadata=metadata(figures.snapshot_figures(took)))
 
 
 # The snapshot's quality, as a check operations can see and rerun in the UI. Not blocking:
@@ -132,7 +131,7 @@ def sellable_stock(
     sku_mapping: pd.DataFrame,
     settings: SettingsResource,
     store: StoreResource,
-) -> pd.DataFrame:
+) -> dg.Output[pd.DataFrame]:
     conf, day, run_id = settings.load(), context.partition_key, context.run.run_id
     sku_map = snapshot.sku_map_frame(khaos_sku_master, sku_mapping)
     try:
@@ -140,8 +139,7 @@ def sellable_stock(
             placed = placement.place_sellable(db, conf, acs_stock_snapshot, sku_map, run_id, day)
     except SnapshotError as exc:
         raise _failure(exc) from exc
-    context.add_output_metadata(metadata(placed.figures()))
-    return placed.frame
+    return dg.Output(placed.frame, metadata=metadata(placed.figures()))
 
 
 @dg.asset(
@@ -158,13 +156,12 @@ def non_sellable_stock(
     khaos_sku_master: pd.DataFrame,
     sku_mapping: pd.DataFrame,
     settings: SettingsResource,
-) -> pd.DataFrame:
+) -> dg.Output[pd.DataFrame]:
     sku_map = snapshot.sku_map_frame(khaos_sku_master, sku_mapping)
     frame, site = placement.place_non_sellable(
         acs_stock_snapshot, sku_map, settings.load(), context.run.run_id
     )
-    context.add_output_metadata(metadata(figures.non_sellable_figures(frame, site)))
-    return frame
+    return dg.Output(frame, metadata=metadata(figures.non_sellable_figures(frame, site)))
 
 
 @partitioned_check(
@@ -206,13 +203,12 @@ def no_non_sellable_counted_as_sellable_check(
     "variances above tolerance held for finance.",
 )
 def khaos_stock_update(
-    context: dg.AssetExecutionContext,
     khaos_sku_master: pd.DataFrame,
     sku_mapping: pd.DataFrame,
     settings: SettingsResource,
     khaos: KhaosApiResource,
     store: StoreResource,
-) -> pd.DataFrame:
+) -> dg.Output[pd.DataFrame]:
     conf = settings.load()
     sku_map = snapshot.sku_map_frame(khaos_sku_master, sku_mapping)
     with store.connect() as db, khaos.client() as client:
@@ -220,8 +216,7 @@ def khaos_stock_update(
         # Also sends what earlier runs left due: approved variances, retries.
         report = dispatch(db, conf, push.PUSH_KINDS, khaos=client)
     table = push.keep_push_table(conf, result)
-    context.add_output_metadata(metadata(figures.push_figures(result, table, report)))
-    return table
+    return dg.Output(table, metadata=metadata(figures.push_figures(result, table, report)))
 
 
 # --- jobs, sensor, schedule ---------------------------------------------------------------------
