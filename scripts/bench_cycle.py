@@ -1,9 +1,13 @@
 """Benchmark 4: the daily cycle through Dagster — first full load, then a steady-state day.
 
 The sandbox runs in a process of its own (``bench_sandbox_server.py``) so its CPU is
-read apart from /proc; the integration runs ``integration_cycle`` in process
-(``execute_in_process``, temporary Dagster instance, fresh SQLite store) with the
-``ACS_KHAOS_*`` environment pointing at the sandbox.
+read apart from /proc. A cycle is three runs, as production starts them:
+``integration_cycle``, ``stock_snapshot_job`` for the day's file (the file sensor's) and
+``stock_push_job`` (the batch schedule's). Each run is a process of its own, as the
+daemon's run launcher starts each run in a run worker: it imports the code location and
+executes the job on a shared temporary Dagster instance and a fresh SQLite store, with the
+``ACS_KHAOS_*`` environment pointing at the sandbox. (Until 2026-12-07 all six runs went in
+one process, so the steady day's peak counted what the first load's runs had left behind.)
 
 * cycle 1, first full load: ACS writes its daily files at the scenario's start; every
   product, every released order and the full snapshot go through.
@@ -11,11 +15,11 @@ read apart from /proc; the integration runs ``integration_cycle`` in process
   returns; Khaos's finance batch runs), ACS writes the day's files, one cycle runs:
   only changed SKUs are pushed, the day's despatches and returns are posted.
 
-Per cycle: wall time, the run's step time (sum of step durations from Dagster's
-events) and the rest of the run (Dagster orchestration), the integration process's CPU,
-the sandbox's CPU, the integration process's peak RSS so far and the slowest steps.
-With ``BENCH_PROFILE=/tmp/cycle`` each cycle is profiled with pyinstrument into
-``/tmp/cycle.<cycle>.txt``.
+Per cycle: wall time, the runs' step time (sum of step durations from Dagster's events)
+and the rest (each run process's start and import, and Dagster's orchestration), the run
+processes' CPU, the sandbox's CPU, the largest peak RSS of the three run processes (and
+each one's) and the slowest steps. With ``BENCH_PROFILE=/tmp/cycle`` each run is profiled
+with pyinstrument into ``/tmp/cycle.<job>.<run>.txt``.
 
     .venv/bin/python scripts/bench_cycle.py --size small
 """
@@ -160,6 +164,60 @@ def _partition_day(http: object, acs: str) -> str:
     return now.astimezone(ZoneInfo("Europe/London")).date().isoformat()
 
 
+# The daily cycle as production runs it: the main job, then the snapshot ingestion for its
+# day (what the file sensor starts), then the stock push (what the batch schedule starts).
+CYCLE_JOBS = ("integration_cycle", "stock_snapshot_job", "stock_push_job")
+
+
+def child_run(job_name: str, home: Path, partition: str | None) -> dict[str, object]:
+    """One run in a process of its own, as the daemon's run launcher starts each run: the
+    code location imported, the job executed on the shared instance; what it cost."""
+    sampler = _MemorySampler()
+    from dagster import DagsterInstance
+
+    from acs_khaos_dagster.definitions import defs
+
+    with DagsterInstance.local_temp(str(home)) as instance:
+        profiler = _profiler(job_name)
+        result = defs.resolve_job_def(job_name).execute_in_process(
+            instance=instance, raise_on_error=False, run_config=QUIET, partition_key=partition
+        )
+        if profiler is not None:
+            profiler.stop()
+            name = f".{job_name}.{result.run_id[:8]}.txt"
+            Path(os.environ["BENCH_PROFILE"]).with_suffix(name).write_text(
+                profiler.output_text(unicode=False, color=False)
+            )
+        failures = [
+            str(
+                e.event_specific_data.error.message
+                if getattr(e.event_specific_data, "error", None)
+                else e.message
+            )[:500]
+            for e in result.all_events
+            if e.is_failure
+        ][:3]
+        done = {
+            "job": job_name,
+            "success": result.success,
+            "failures": failures,
+            "steps_s": _step_seconds(instance, result.run_id),
+            # The whole process: importing the code location is part of every run.
+            "cpu_s": _self_cpu(),
+            "peak_mib": sampler.peak_mib(),
+            "slowest_steps": _slowest_steps(instance, [result.run_id]),
+            "step_memory": sampler.steps(instance, [result.run_id]),
+        }
+    sampler.stop()
+    return done
+
+
+def _run_in_own_process(job_name: str, home: Path, partition: str | None) -> dict[str, object]:
+    args = [str(Path(__file__)), "--run-job", job_name, "--home", str(home)]
+    out, wall, _ = common.run_child([*args, *(["--partition", partition] if partition else [])])
+    return {**json.loads(out.strip().splitlines()[-1]), "wall_s": wall}
+
+
 def child_cycles(folder: Path) -> dict[str, object]:
     import httpx
 
@@ -180,16 +238,12 @@ def child_cycles(folder: Path) -> dict[str, object]:
     )
     try:
         env = json.loads(server.stdout.readline())  # type: ignore[union-attr]
-        os.environ.update(env)
-        from dagster import DagsterInstance
-
-        from acs_khaos_dagster.definitions import defs
-
-        job = defs.resolve_job_def("integration_cycle")
+        os.environ.update(env)  # the run processes inherit it
         acs = env["ACS_KHAOS_ACS__BASE_URL"]
+        home = work / "dagster_home"
+        home.mkdir()
         results: dict[str, object] = {}
-        sampler = _MemorySampler()
-        with DagsterInstance.ephemeral() as instance, httpx.Client(timeout=3600) as http:
+        with httpx.Client(timeout=3600) as http:
             for label, advance_minutes in (("first_full_load", 0), ("steady_state", 24 * 60)):
                 sim_started = time.perf_counter()
                 if advance_minutes:
@@ -197,56 +251,34 @@ def child_cycles(folder: Path) -> dict[str, object]:
                 files = http.post(f"{acs}/_sandbox/bench/daily").json()["files"]
                 simulated_day = time.perf_counter() - sim_started
                 sandbox_cpu = _proc_cpu(server.pid)
-                own_cpu = _self_cpu()
                 started = time.perf_counter()
-                # The daily cycle as production runs it: the main job, then the snapshot
-                # ingestion for its day (what the file sensor starts), then the stock push
-                # (what the batch schedule starts).
                 day = _partition_day(http, acs)
-                profiler = _profiler(label)
                 runs = [
-                    job.execute_in_process(
-                        instance=instance, raise_on_error=False, run_config=QUIET
-                    ),
-                    defs.resolve_job_def("stock_snapshot_job").execute_in_process(
-                        instance=instance, raise_on_error=False, run_config=QUIET, partition_key=day
-                    ),
-                    defs.resolve_job_def("stock_push_job").execute_in_process(
-                        instance=instance, raise_on_error=False, run_config=QUIET
-                    ),
+                    _run_in_own_process(job, home, day if job == "stock_snapshot_job" else None)
+                    for job in CYCLE_JOBS
                 ]
                 wall = time.perf_counter() - started
-                if profiler is not None:
-                    profiler.stop()
-                    Path(os.environ["BENCH_PROFILE"]).with_suffix(f".{label}.txt").write_text(
-                        profiler.output_text(unicode=False, color=False)
-                    )
-                steps = sum(_step_seconds(instance, run.run_id) for run in runs)
-                failures = [
-                    str(
-                        e.event_specific_data.error.message
-                        if getattr(e.event_specific_data, "error", None)
-                        else e.message
-                    )[:500]
-                    for run in runs
-                    for e in run.all_events
-                    if e.is_failure
-                ][:3]
+                steps = sum(float(run["steps_s"]) for run in runs)  # type: ignore[arg-type]
+                slowest = [step for run in runs for step in run["slowest_steps"]]  # type: ignore[union-attr]
                 results[label] = {
-                    "success": all(run.success for run in runs),
-                    "failures": failures,
+                    "success": all(run["success"] for run in runs),
+                    "failures": [f for run in runs for f in run["failures"]][:3],  # type: ignore[union-attr]
                     "files": files,
                     "wall_s": wall,
                     "steps_s": steps,
+                    # Each run's process start and import of the code location included.
                     "orchestration_s": max(wall - steps, 0.0),
-                    "integration_cpu_s": _self_cpu() - own_cpu,
+                    "integration_cpu_s": sum(float(run["cpu_s"]) for run in runs),  # type: ignore[arg-type]
                     "sandbox_cpu_s": _proc_cpu(server.pid) - sandbox_cpu,
-                    "peak_mib_so_far": sampler.peak_mib(),
+                    # The largest of the runs' own peaks: each run is a process of its own.
+                    "peak_mib_so_far": max(float(run["peak_mib"]) for run in runs),  # type: ignore[arg-type]
+                    "run_peaks_mib": {
+                        str(run["job"]): round(float(run["peak_mib"])) for run in runs
+                    },  # type: ignore[arg-type]
                     "sandbox_day_s": simulated_day,
-                    "slowest_steps": _slowest_steps(instance, [run.run_id for run in runs]),
-                    "step_memory": sampler.steps(instance, [run.run_id for run in runs]),
+                    "slowest_steps": sorted(slowest, key=lambda kv: -kv[1])[:6],
+                    "step_memory": [m for run in runs for m in run["step_memory"]],  # type: ignore[union-attr]
                 }
-        sampler.stop()
         return results
     finally:
         server.stdin.close()  # type: ignore[union-attr]
@@ -298,6 +330,13 @@ def report(result: dict[str, object]) -> str:
             f"steps {r['steps_s']:.1f} s, orchestration {r['orchestration_s']:.1f} s; "
             f"CPU integration {r['integration_cpu_s']:.1f} s, sandbox {r['sandbox_cpu_s']:.1f} s; "
             f"peak {r['peak_mib_so_far']:.0f} MiB"
+            + (
+                " (per run: "
+                + ", ".join(f"{job} {mib}" for job, mib in r["run_peaks_mib"].items())
+                + ")"
+                if r.get("run_peaks_mib")
+                else ""
+            )
         )
         lines.append(
             "    slowest steps: "
@@ -327,7 +366,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--run-job", help=argparse.SUPPRESS)
+    parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--partition", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.run_job:
+        print(json.dumps(child_run(args.run_job, args.home, args.partition), default=str))
+        return 0
     if args.child:
         print(json.dumps(child_cycles(args.folder), default=str))
         return 0
