@@ -66,28 +66,36 @@ def _install_sqlite_events(engine: Engine, busy_timeout_ms: int) -> None:
         try:
             # First try without waiting, so a wait can be reported before it happens.
             cur.execute("PRAGMA busy_timeout=0")
-            try:
-                cur.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-            started = time.monotonic()
-            log.info(
-                "SQLite store %s: another writer holds the lock; waiting up to %.0f s",
-                database,
-                busy_timeout_ms / 1000,
-            )
-            cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
-            cur.execute("BEGIN IMMEDIATE")
-            log.info(
-                "SQLite store %s: got the write lock after %.2f s",
-                database,
-                time.monotonic() - started,
-            )
+            begin_immediate(cur, database, busy_timeout_ms)
         finally:
             cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
             cur.close()
+
+
+def begin_immediate(cur: Any, database: str, busy_timeout_ms: int) -> bool:
+    """``BEGIN IMMEDIATE`` on a SQLite connection whose busy timeout is 0: at once if no
+    other writer holds the lock; otherwise say so in the log, then wait up to
+    ``busy_timeout_ms`` (the connection's busy timeout is left at that). Whether it waited."""
+    try:
+        cur.execute("BEGIN IMMEDIATE")
+        return False
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise
+    started = time.monotonic()
+    log.info(
+        "SQLite store %s: another writer holds the lock; waiting up to %.0f s",
+        database,
+        busy_timeout_ms / 1000,
+    )
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+    cur.execute("BEGIN IMMEDIATE")
+    log.info(
+        "SQLite store %s: got the write lock after %.2f s",
+        database,
+        time.monotonic() - started,
+    )
+    return True
 
 
 def _private_sqlite_file(database: Path) -> None:

@@ -27,9 +27,11 @@ and full jitter; permanent (rejected) → parked at once with an owned exception
 (or anything unexpected) → retry no sooner than ``read_back_after_s``, reading the target
 back before any resend, because Khaos does not de-duplicate.
 
-The package's modules: ``running`` (``Dispatcher``: the loop and the talk), ``claims``
-(claim, renew, recover, guard), ``recording`` (finish: attempts, audit, states, parking)
-and ``records`` (what they pass between them, the backoff).
+The package's modules: ``running`` (``Dispatcher``: the loop and the talk), ``workers``
+(the worker threads and their queues), ``claims`` (claim, renew, recover, guard),
+``sqlite_guard`` (the guard's common case on SQLite, several workers' in one commit),
+``recording`` (finish: attempts, audit, states, parking) and ``records`` (what they pass
+between them, the backoff).
 """
 
 from __future__ import annotations

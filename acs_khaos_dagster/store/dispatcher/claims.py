@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import bindparam, exists, insert, select, update
+from sqlalchemy import bindparam, exists, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from acs_khaos_dagster.store.db import Database
@@ -26,6 +26,7 @@ from acs_khaos_dagster.store.dispatcher.records import (
     DEFER_S,
     Claim,
 )
+from acs_khaos_dagster.store.dispatcher.sqlite_guard import SqliteStatement, SqliteWrites
 from acs_khaos_dagster.store.outbox import HELD, IN_FLIGHT, PARKED, PENDING, EffectHandler
 
 if TYPE_CHECKING:
@@ -44,12 +45,16 @@ _RENEW_ONE = (
     .values(renewed_at=bindparam("now_"))
 )
 _OTHER = _EFFECTS.alias("other_version")
-# The same, only if no other version of the effect is there to settle first.
+# The same, only if no other version of the effect is there to settle first. (The states
+# as ORs rather than IN: a fixed statement, which ``sqlite_guard`` compiles once.)
 _RENEW_ONE_IF_ALONE = _RENEW_ONE.where(
     ~exists().where(
         _OTHER.c.supersede_key == bindparam("key_"),
         _OTHER.c.id != bindparam("id_"),
-        (_OTHER.c.id > bindparam("id_")) | _OTHER.c.state.in_((PENDING, IN_FLIGHT, HELD, PARKED)),
+        or_(
+            _OTHER.c.id > bindparam("id_"),
+            *(_OTHER.c.state == state for state in (PENDING, IN_FLIGHT, HELD, PARKED)),
+        ),
     )
 )
 
@@ -67,6 +72,21 @@ class Claiming:
     _owner_gone: Callable[[str | None], bool]
     _db: Database
     _sqlite_writes: threading.Lock | None
+    # On SQLite (``_sqlite_guard_of``): where the guard's common case runs, and its two
+    # statements (without, with a supersede key) compiled for it. None elsewhere.
+    _sqlite_guard: tuple[SqliteWrites, dict[bool, SqliteStatement]] | None
+
+    def _sqlite_guard_of(self) -> tuple[SqliteWrites, dict[bool, SqliteStatement]] | None:
+        """On SQLite the guard's common case runs on the raw connection, the guards queued
+        meanwhile in one commit (``sqlite_guard``); PostgreSQL locks rows, not the file."""
+        if self._db.dialect != "sqlite":
+            return None
+        engine = self._db.engine
+        statements = {
+            False: SqliteStatement(_RENEW_ONE, engine),
+            True: SqliteStatement(_RENEW_ONE_IF_ALONE, engine),
+        }
+        return SqliteWrites(engine, self._writing), statements
 
     def _writing(self) -> AbstractContextManager[object]:
         """Held around each of this dispatcher's write transactions on SQLite.
@@ -284,14 +304,17 @@ class Claiming:
         older still pending, in flight, held or parked). True means send now; False, the
         full guard decides (its first statement renews again, which changes nothing).
 
-        A Core connection rather than a session: this runs once per send, on the workers.
+        A Core connection rather than a session: this runs once per send, on the workers
+        (on SQLite, the raw connection, with the other workers' guards: ``sqlite_guard``).
         """
         params: dict[str, object] = {"id_": claim.effect_id, "token_": claim.token, "now_": now}
-        if claim.supersede_key is None:
-            statement = _RENEW_ONE
-        else:
-            statement = _RENEW_ONE_IF_ALONE
+        versioned = claim.supersede_key is not None
+        if versioned:
             params["key_"] = claim.supersede_key
+        if self._sqlite_guard is not None:
+            writes, statements = self._sqlite_guard
+            return writes.run(statements[versioned], params) == 1
+        statement = _RENEW_ONE_IF_ALONE if versioned else _RENEW_ONE
         with self._writing(), self._db.engine.begin() as conn:
             return conn.execute(statement, params).rowcount == 1
 

@@ -14,7 +14,7 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, nullcontext
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -33,12 +33,20 @@ from acs_khaos_dagster.store.dispatcher.records import (
     _this_host,
     owner_is_dead,
 )
+from acs_khaos_dagster.store.dispatcher.workers import Workers
 from acs_khaos_dagster.store.outbox import EffectHandler
 
 if TYPE_CHECKING:
     from acs_khaos_dagster.store import Store
 
 log = logging.getLogger(__name__)
+
+# Claims handed to the workers at once, per worker: one sending and one queued behind it,
+# so a worker that finishes starts its next send without waiting for this thread (busy
+# recording or claiming) to hand one out. Still at most ``concurrency`` sends in flight
+# (one per worker), never two of one business key, and at most ``import_concurrency``
+# non-idempotent ones handed out, queued or sending.
+HANDED_PER_WORKER = 2
 
 
 class Dispatcher(Claiming, Recording):
@@ -83,6 +91,7 @@ class Dispatcher(Claiming, Recording):
         self._lanes: dict[str, Lane] = {}  # by claim token
         # One writer at a time on SQLite, queued here rather than in SQLite's busy handler.
         self._sqlite_writes = threading.Lock() if self._db.dialect == "sqlite" else None
+        self._sqlite_guard = self._sqlite_guard_of()
 
     # -- running -------------------------------------------------------------------------
 
@@ -99,92 +108,105 @@ class Dispatcher(Claiming, Recording):
         return self._run(self.settings.claim_batch, max_claims=max_rounds if until_idle else 1)
 
     def _run(self, limit: int, *, max_claims: int) -> DispatchReport:
+        with self._guard_connection():
+            workers = Workers(self.talk, self.settings.concurrency)
+            try:
+                return self._loop(limit, max_claims, workers)
+            finally:
+                # After a crash (or Ctrl-C) nothing more is recorded: sends still in flight,
+                # or ended but unrecorded, stay claimed and are read back by whoever
+                # recovers them. No send starts after this returns, and none is left
+                # running behind the caller.
+                workers.stop()
+
+    def _guard_connection(self) -> AbstractContextManager[object]:
+        """On SQLite, the workers' guards share one connection while the dispatcher runs."""
+        if self._sqlite_guard is None:
+            return nullcontext()
+        return self._sqlite_guard[0].held()
+
+    def _loop(self, limit: int, max_claims: int, workers: Workers) -> DispatchReport:
         report = DispatchReport()
         width = self.settings.concurrency
         heartbeat = self.settings.heartbeat_s
         waiting: deque[Claim] = deque()  # claimed, not yet handed to a worker
-        running: dict[Future[Talked], Claim] = {}
-        busy: set[tuple[str, str]] = set()  # target and business key of what is in flight
+        running: dict[str, Claim] = {}  # handed to the workers, by claim token
         unrecorded: list[Talked] = []  # talks ended, outcome not yet in the store
         oldest = 0.0  # when the oldest unrecorded talk ended (monotonic)
         next_renewal = self._monotonic() + heartbeat
+        # Stale claims of other dispatchers are looked for before the first claim, then
+        # again once a heartbeat (a lease is many heartbeats long), not before every claim.
+        next_recovery: float | None = None
         claims_made = 0
         # Whether claiming again could find something: after an empty claim, only a
         # recorded outcome (an effect retried at once) can change that.
         worth_claiming = True
-        pool = ThreadPoolExecutor(max_workers=width, thread_name_prefix="outbox")
-        try:
-            while True:
-                if worth_claiming and claims_made < max_claims and len(waiting) < width:
+        while True:
+            if worth_claiming and claims_made < max_claims and len(waiting) < width:
+                if next_recovery is None or self._monotonic() >= next_recovery:
                     recovered = self.recover()
                     if recovered:
                         report.outcomes["recovered"] += recovered
-                    claims = self.claim(limit)
-                    claims_made += 1
-                    report.claimed += len(claims)
-                    waiting.extend(claims)
-                    worth_claiming = bool(claims)
-                if self._monotonic() >= next_renewal:
-                    lost = self.renew([*waiting, *running.values()])
-                    if lost:
-                        log.warning("%d claims were taken over by another dispatcher", len(lost))
-                        report.outcomes["claim_lost"] += sum(c.token in lost for c in waiting)
-                        kept = [c for c in waiting if c.token not in lost]
-                        waiting.clear()
-                        waiting.extend(kept)
-                    next_renewal = self._monotonic() + heartbeat
-                self._hand_out(pool, waiting, running, busy, width)
-                if running:
-                    timeout = max(0.0, next_renewal - self._monotonic())
-                    if unrecorded:
-                        timeout = min(
-                            timeout, max(0.0, oldest + RECORD_WITHIN_S - self._monotonic())
-                        )
-                    finished, _ = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
-                    if finished and not unrecorded:
-                        oldest = self._monotonic()
-                    for future in finished:
-                        unrecorded.append(future.result())
-                        claim = running.pop(future)
-                        busy.discard((claim.target, claim.business_key))
-                # Outcomes are recorded in batches (one transaction per batch rather than
-                # per effect); a batch waits at most RECORD_WITHIN_S, and never while the
-                # workers are idle.
-                if unrecorded and (
-                    not running
-                    or len(unrecorded) >= limit
-                    or self._monotonic() - oldest >= RECORD_WITHIN_S
-                ):
-                    report.outcomes.update(self.finish(unrecorded))
-                    unrecorded = []
-                    worth_claiming = True
-                if not running and not waiting:
-                    if worth_claiming and claims_made < max_claims:
-                        continue
-                    break
-        finally:
-            # After a crash (or Ctrl-C) nothing more is recorded: sends still in flight, or
-            # ended but unrecorded, stay claimed and are read back by whoever recovers them.
-            # No send starts after this returns, and none is left running behind the caller.
-            pool.shutdown(wait=True, cancel_futures=True)
+                    next_recovery = self._monotonic() + heartbeat
+                claims = self.claim(limit)
+                claims_made += 1
+                report.claimed += len(claims)
+                waiting.extend(claims)
+                worth_claiming = bool(claims)
+            if self._monotonic() >= next_renewal:
+                lost = self.renew([*waiting, *running.values()])
+                if lost:
+                    log.warning("%d claims were taken over by another dispatcher", len(lost))
+                    report.outcomes["claim_lost"] += sum(c.token in lost for c in waiting)
+                    kept = [c for c in waiting if c.token not in lost]
+                    waiting.clear()
+                    waiting.extend(kept)
+                next_renewal = self._monotonic() + heartbeat
+            self._hand_out(workers, waiting, running, width * HANDED_PER_WORKER)
+            if running:
+                timeout = max(0.0, next_renewal - self._monotonic())
+                if unrecorded:
+                    timeout = min(timeout, max(0.0, oldest + RECORD_WITHIN_S - self._monotonic()))
+                finished = workers.collect(timeout)
+                if finished and not unrecorded:
+                    oldest = self._monotonic()
+                for claim, talked in finished:
+                    unrecorded.append(talked)
+                    del running[claim.token]
+            # Outcomes are recorded in batches (one transaction per batch rather than
+            # per effect); a batch waits at most RECORD_WITHIN_S, and never while the
+            # workers are idle.
+            if unrecorded and (
+                not running
+                or len(unrecorded) >= limit
+                or self._monotonic() - oldest >= RECORD_WITHIN_S
+            ):
+                report.outcomes.update(self.finish(unrecorded))
+                unrecorded = []
+                worth_claiming = True
+            if not running and not waiting:
+                if worth_claiming and claims_made < max_claims:
+                    continue
+                break
         return report
 
     def _hand_out(
         self,
-        pool: ThreadPoolExecutor,
+        workers: Workers,
         waiting: deque[Claim],
-        running: dict[Future[Talked], Claim],
-        busy: set[tuple[str, str]],
+        running: dict[str, Claim],
         width: int,
     ) -> None:
-        """Start waiting claims on free workers (``handout.hand_out``): each business key's
-        order kept, and at most ``settings.import_concurrency`` sends that are not
-        idempotent in flight, never two whose entities (order, stock item...) overlap.
+        """Hand waiting claims to the workers, up to ``width`` handed out (``handout.hand_out``):
+        each business key's order kept, and at most ``settings.import_concurrency`` that are
+        not idempotent handed out, never two whose entities (order, stock item...) overlap.
 
         A killed dispatcher may so leave several such sends behind: each has its own claim
         and is read back on its own once its request can no longer land (``handout``'s
         docstring says why that is enough).
         """
+        if not waiting or len(running) >= width:
+            return
         start, kept = hand_out(
             waiting,
             [self._lane(c) for c in running.values()],
@@ -194,8 +216,8 @@ class Dispatcher(Claiming, Recording):
         )
         for claim in start:
             crashpoint("after_claim")
-            busy.add((claim.target, claim.business_key))
-            running[pool.submit(self.talk, claim)] = claim
+            running[claim.token] = claim
+            workers.start(claim)
         waiting.clear()
         waiting.extend(kept)
         if len(self._lanes) > 4 * (len(kept) + len(running)) + 64:
