@@ -132,8 +132,9 @@ class SqliteWrites:
         """Every queued write in one transaction (under ``writing``), committed."""
         with self._queue_lock:
             batch, self._queued = self._queued, []
-        cur = raw.cursor()
+        cur = None
         try:
+            cur = raw.cursor()
             if begin_immediate(cur, self._database, SQLITE_BUSY_TIMEOUT_MS):
                 cur.execute("PRAGMA busy_timeout=0")  # it waited: back to trying first
             try:
@@ -149,6 +150,7 @@ class SqliteWrites:
                 request.error = exc
             raise
         finally:
-            cur.close()
+            if cur is not None:
+                cur.close()
             for request in batch:
                 request.done = True
